@@ -1,0 +1,79 @@
+"""The ``usage-exporter`` command: a click group whose subcommands live one per module.
+
+A subcommand module ``exporter/cli/<name>.py`` defines ``command`` (a click.Command). Bodies parse
+options, make one library call and print its summary; library errors become one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from exporter import __version__
+from exporter.errors import UsageExporterError
+
+# command name -> module under exporter.cli (imported only when the command is used)
+COMMANDS = {
+    "demo": "demo",
+    "generate-site": "generate_site",
+    "extract": "extract",
+    "grants": "grants",
+    "reconstruct": "reconstruct",
+    "backfill": "backfill",
+    "run": "run",
+    "serve": "serve",
+    "plot": "plot",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs (keeps --help fast)."""
+
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._module_exists(name)]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not self._module_exists(name):
+            return None
+        return importlib.import_module(f"exporter.cli.{COMMANDS[name]}").command
+
+    @staticmethod
+    def _module_exists(name: str) -> bool:
+        return importlib.util.find_spec(f"exporter.cli.{COMMANDS[name]}") is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="usage-exporter")
+def cli() -> None:
+    """Rebuild an OpenStack (Nova + Blazar) cloud's usage history and export it to Prometheus.
+
+    \b
+    Typical flow:
+      usage-exporter demo                         # everything on a synthetic demo site
+      usage-exporter extract --site chi_uc        # DB -> dated parquet snapshot
+      usage-exporter reconstruct SNAPSHOT --site chi_uc --out OUT
+      usage-exporter backfill OUT --out BLOCKS --blocks
+      usage-exporter serve                        # live /metrics
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: library errors become one line on stderr and a non-zero exit."""
+    try:
+        cli.main(args=argv, prog_name="usage-exporter", standalone_mode=False)
+    except UsageExporterError as err:
+        click.secho(f"error: {err}", fg="red", err=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)

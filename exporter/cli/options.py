@@ -1,0 +1,54 @@
+"""Shared click parameter types and options (validation lives here, not in command bodies)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import click
+
+from exporter.config import DEFAULT_CONFIG_PATH, parse_datetime
+from exporter.errors import ConfigError
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30s``, ``15m``, ``1h``, ``1d``, ``1w`` -> timedelta."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{text!r} is not a duration like 15m, 1h or 1d")
+    return dt.timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
+
+
+class Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.timedelta):
+            return value
+        try:
+            return parse_duration(value)
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+class DateTime(click.ParamType):
+    """A naive-UTC datetime from ``2016-01-01`` or ``2016-01-01T06:00``."""
+
+    name = "DATE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, dt.datetime):
+            return value
+        try:
+            return parse_datetime(value, "date")
+        except ConfigError as err:
+            self.fail(str(err), param, ctx)
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), default=str(DEFAULT_CONFIG_PATH),
+    envvar="USAGE_EXPORTER_CONFIG", show_default=True, show_envvar=True, help="Sites configuration file.",
+)

@@ -1,0 +1,139 @@
+"""Opening site databases: one logical schema name per OpenStack database, any SQLAlchemy URL.
+
+Logical schemas are ``nova``, ``nova_api``, ``blazar``, ... — queries always say
+``<schema>.<table>``. ``databases`` maps a logical schema to its physical name
+(e.g. ``{"nova": "test_nova"}``), so several sites or test runs can share one server.
+
+- MySQL/MariaDB: one database per schema on the server named by the URL; physical names are
+  applied with SQLAlchemy's ``schema_translate_map``.
+- SQLite: the URL names a main file; each schema is the sibling file ``<physical>.sqlite``,
+  ATTACHed under its logical name (read-only unless ``writable``).
+
+This is the only module besides ``extract``/``sitegen`` that knows about engines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from exporter.errors import DatabaseError
+
+KNOWN_SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "zun", "openstack_audit", "chameleon_usage")
+
+
+def masked(url: str | URL) -> str:
+    """The URL as text with any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL: show nothing that could be secret
+        return "<unparsable database URL>"
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_schema_file(url: str | URL, physical: str) -> Path:
+    """Where a schema lives for a SQLite URL: beside the main file, as ``<physical>.sqlite``."""
+    main = make_url(url).database
+    if not main or main == ":memory:":
+        raise DatabaseError("SQLite URLs must name a file, e.g. sqlite:///demo/site.sqlite", kind="connection_error")
+    return Path(main).resolve().parent / f"{physical}.sqlite"
+
+
+def open_engine(
+    url: str | URL,
+    databases: Mapping[str, str] | None = None,
+    *,
+    writable: bool = False,
+    connect_timeout: float = 10,
+    read_timeout: float | None = None,
+) -> Engine:
+    """An engine on which ``<logical schema>.<table>`` resolves to the right database.
+
+    Read-only engines (the default) start every transaction READ ONLY on MySQL and open SQLite
+    files with ``mode=ro``, so a bug here cannot write to a production database.
+    """
+    url = make_url(url)
+    mapping = {schema: (databases or {}).get(schema, schema) for schema in KNOWN_SCHEMAS}
+    mapping.update(databases or {})
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, mapping, writable=writable)
+    if backend in ("mysql", "mariadb"):
+        connect_args: dict[str, object] = {"connect_timeout": int(connect_timeout)}
+        if read_timeout is not None:
+            connect_args["read_timeout"] = int(read_timeout)
+        engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        if not writable:
+            @sa.event.listens_for(engine, "begin")
+            def _read_only(conn):  # every transaction, including the implicit ones
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        translate = {logical: physical for logical, physical in mapping.items() if logical != physical}
+        return engine.execution_options(schema_translate_map=translate) if translate else engine
+    raise DatabaseError(f"unsupported database URL {masked(url)} (use mysql+pymysql:// or sqlite:///)",
+                        kind="connection_error")
+
+
+def _sqlite_engine(url: URL, mapping: Mapping[str, str], *, writable: bool) -> Engine:
+    main = url.database
+    if not main or main == ":memory:":
+        raise DatabaseError("SQLite URLs must name a file, e.g. sqlite:///demo/site.sqlite", kind="connection_error")
+    main_path = Path(main).resolve()
+    if writable:
+        main_path.parent.mkdir(parents=True, exist_ok=True)
+    elif not main_path.exists():
+        raise DatabaseError(f"SQLite database {main_path} does not exist", kind="connection_error")
+    mode = "rwc" if writable else "ro"
+    engine = sa.create_engine(
+        f"sqlite:///file:{main_path}?mode={mode}&uri=true",
+        poolclass=sa.pool.NullPool,
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _attach(dbapi_conn, _record):
+        for logical, physical in mapping.items():
+            path = main_path.parent / f"{physical}.sqlite"
+            if writable or path.exists():
+                dbapi_conn.execute(f"ATTACH DATABASE 'file:{path}?mode={mode}' AS \"{logical}\"")
+
+    return engine
+
+
+def classify(exc: BaseException, *, what: str) -> DatabaseError:
+    """Turn a driver/SQLAlchemy error into a :class:`DatabaseError` with a kind and no secrets."""
+    code = None
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        code = args[0]
+    text = str(orig).lower()
+    if code in (1045, 1698) or "access denied for user" in text:
+        return DatabaseError(f"{what}: access denied (check the user and password)", kind="auth_error")
+    if code in (1142, 1143, 1044) or "command denied" in text:
+        return DatabaseError(f"{what}: permission denied (missing GRANT SELECT?)", kind="permission_denied")
+    if code in (1146, 1049) or "no such table" in text or "doesn't exist" in text or "unknown database" in text:
+        return DatabaseError(f"{what}: does not exist", kind="missing")
+    if code in (3024, 1969, 1317) or "timed out" in text or "timeout" in text or "interrupted" in text:
+        return DatabaseError(f"{what}: query timed out", kind="timeout")
+    if code in (2002, 2003, 2005, 2006, 2013) or isinstance(exc, (sa.exc.OperationalError, OSError)):
+        return DatabaseError(f"{what}: cannot connect ({_first_line(orig)})", kind="connection_error")
+    return DatabaseError(f"{what}: {_first_line(orig)}", kind="query_error")
+
+
+def _first_line(exc: BaseException) -> str:
+    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _scrub(line)[:300]
+
+
+def _scrub(text: str) -> str:
+    """Remove anything that looks like a password from a driver message."""
+    for key, value in os.environ.items():
+        if value and len(value) >= 4 and "PASSWORD" in key.upper() and value in text:
+            text = text.replace(value, "***")
+    return text

@@ -1,0 +1,37 @@
+"""Shared fixtures. Service-backed fixtures skip locally and fail under CI=true when missing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests import support
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    support.require(support.mariadb_available(), "MariaDB at 127.0.0.1:3306")
+    return support.MARIADB_URL
+
+
+@pytest.fixture
+def db_prefix(mariadb_url):
+    """A unique database-name prefix on the MariaDB server, dropped after the test."""
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    yield prefix
+    support.drop_databases(prefix, mariadb_url)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = support.binary("promtool")
+    support.require(path is not None, "promtool (apt package prometheus)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    path = support.binary("prometheus")
+    support.require(path is not None, "prometheus (apt package prometheus)")
+    return path
