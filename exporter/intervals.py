@@ -1,0 +1,215 @@
+"""Generic interval algebra over (lazy) frames: union, clipping to parents, overlap.
+
+No domain knowledge: every column name is a parameter. Conventions:
+- Intervals are half-open ``[start, end)``; ``start`` must not be null.
+- ``end = null`` means "still open"; functions that need a bound close it at ``open_end``
+  (when a function accepts ``open_end=None``, open intervals stay open and results keep null).
+- Empty intervals (``end <= start``) cover no time.
+- Functions return LazyFrames and never collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import polars as pl
+
+MICROSECONDS_PER_HOUR = 3_600_000_000
+# Stand-in for "open" while sorting/merging when no open_end is given; mapped back to null.
+_FAR_FUTURE = datetime(9999, 12, 31)
+
+
+def duration_hours(start: str | pl.Expr, end: str | pl.Expr) -> pl.Expr:
+    """Hours between two datetime expressions as Float64 (negative if end < start)."""
+    start_expr = pl.col(start) if isinstance(start, str) else start
+    end_expr = pl.col(end) if isinstance(end, str) else end
+    micros = (end_expr - start_expr).dt.total_microseconds()
+    return micros.cast(pl.Float64) / MICROSECONDS_PER_HOUR
+
+
+def closed_end(end: str, open_end: datetime | None) -> pl.Expr:
+    """``end`` with nulls replaced by ``open_end`` (or a far-future stand-in if None)."""
+    bound = _FAR_FUTURE if open_end is None else open_end
+    return pl.col(end).fill_null(pl.lit(bound, dtype=pl.Datetime("us")))
+
+
+def union_intervals(
+    frame: pl.LazyFrame,
+    *,
+    by: Sequence[str],
+    start: str = "start",
+    end: str = "end",
+    open_end: datetime | None = None,
+) -> pl.LazyFrame:
+    """Merge overlapping or touching intervals per key.
+
+    Input: ``by`` + ``start`` + ``end`` (other columns are ignored).
+    Output: ``by`` + ``start`` + ``end``, sorted by ``by`` + ``start``; per key the intervals are
+    disjoint and non-touching. Null ends are closed at ``open_end``; if ``open_end`` is None they
+    stay open and a merged interval containing an open one has a null end.
+    """
+    by = list(by)
+    merged = (
+        frame.select(*by, pl.col(start), closed_end(end, open_end).alias(end))
+        .filter(pl.col(start).is_not_null() & (pl.col(end) > pl.col(start)))
+        .sort([*by, start, end], nulls_last=True)
+        .with_columns(_reach=pl.col(end).cum_max().shift(1).over(by))
+        .with_columns(
+            _run=(pl.col("_reach").is_null() | (pl.col(start) > pl.col("_reach"))).cum_sum()
+        )
+        .group_by([*by, "_run"])
+        .agg(pl.col(start).min(), pl.col(end).max())
+        .sort([*by, start], nulls_last=True)
+        .select(*by, start, end)
+    )
+    if open_end is None:
+        merged = merged.with_columns(
+            pl.when(pl.col(end) == _FAR_FUTURE).then(None).otherwise(pl.col(end)).alias(end)
+        )
+    return merged
+
+
+def duplicate_overlap(
+    frame: pl.LazyFrame,
+    *,
+    by: Sequence[str],
+    start: str = "start",
+    end: str = "end",
+    open_end: datetime,
+    hours: str = "overlap_hours",
+) -> pl.LazyFrame:
+    """Each row with the hours it overlaps time already covered by its key's earlier rows.
+
+    Rows are ordered per key by (start, end) (ties keep input order). Output: every input column
+    plus ``hours`` (>= 0). Per key, Σ ``hours`` = Σ row hours − hours of the union, so the
+    overlap can be recorded (e.g. as duplicate hours) instead of being dropped silently.
+    """
+    by = list(by)
+    return (
+        frame.with_columns(_end=closed_end(end, open_end))
+        .sort([*by, start, "_end"], maintain_order=True, nulls_last=True)
+        .with_columns(_reach=pl.col("_end").cum_max().shift(1).over(by))
+        .with_columns(
+            pl.when(pl.col("_reach").is_null())
+            .then(0.0)
+            .otherwise(
+                pl.max_horizontal(
+                    duration_hours(pl.col(start), pl.min_horizontal("_end", "_reach")), 0.0
+                )
+            )
+            .alias(hours)
+        )
+        .drop("_end", "_reach")
+    )
+
+
+def clip_to_parent(
+    children: pl.LazyFrame,
+    parents: pl.LazyFrame,
+    *,
+    by: Sequence[str],
+    start: str = "start",
+    end: str = "end",
+    open_end: datetime,
+    original_start: str = "original_start",
+    original_end: str = "original_end",
+    trimmed: str = "trimmed",
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """Cut every child into its pieces inside and outside the union of its key's parents.
+
+    Inputs: ``children`` with ``by`` + ``start`` + ``end`` (+ any columns); ``parents`` with
+    ``by`` + ``start`` + ``end``. Null ends (both sides) are closed at ``open_end``.
+    Returns ``(inside, outside)``, both with every child column plus ``original_start``/
+    ``original_end`` (the child's raw window; kept if already set, so repeated clipping keeps
+    the rawest window) and ``trimmed`` (Boolean: the piece differs from the child's window).
+    A child spanning several parent eras yields several inside pieces; a child with no parent
+    (or a null key) is one outside piece. Per child: inside hours + outside hours = its hours
+    (closed at ``open_end``). A piece ending at ``open_end`` of an open child keeps a null end.
+    """
+    by = list(by)
+    columns = children.collect_schema().names()
+    base = _with_original_window(children, columns, start, end, original_start, original_end)
+    base = base.with_row_index("_child").with_columns(
+        _cs=pl.col(start), _ce=closed_end(end, open_end)
+    )
+    eras = union_intervals(parents, by=by, start=start, end=end, open_end=open_end).rename(
+        {start: "_ps", end: "_pe"}
+    )
+    pieces = (
+        base.join(eras, on=by, how="inner")
+        .with_columns(
+            _s=pl.max_horizontal("_cs", "_ps"), _e=pl.min_horizontal("_ce", "_pe")
+        )
+        .filter(pl.col("_s") < pl.col("_e"))
+        .select("_child", "_s", "_e")
+    )
+    gaps = _gaps_between_pieces(base.select("_child", "_cs", "_ce"), pieces)
+    out_columns = [*columns, *(c for c in (original_start, original_end) if c not in columns)]
+    return (
+        _pieces_as_children(base, pieces, out_columns, start, end, open_end, trimmed),
+        _pieces_as_children(base, gaps, out_columns, start, end, open_end, trimmed),
+    )
+
+
+def _with_original_window(
+    frame: pl.LazyFrame,
+    columns: list[str],
+    start: str,
+    end: str,
+    original_start: str,
+    original_end: str,
+) -> pl.LazyFrame:
+    """Set original_start/original_end from start/end unless a raw window is already recorded."""
+    if original_start not in columns:
+        return frame.with_columns(
+            pl.col(start).alias(original_start), pl.col(end).alias(original_end)
+        )
+    recorded = pl.col(original_start).is_not_null()
+    return frame.with_columns(
+        pl.when(recorded).then(pl.col(original_start)).otherwise(pl.col(start)).alias(original_start),
+        pl.when(recorded).then(pl.col(original_end)).otherwise(pl.col(end)).alias(original_end),
+    )
+
+
+def _gaps_between_pieces(children: pl.LazyFrame, pieces: pl.LazyFrame) -> pl.LazyFrame:
+    """Pieces of each child (``_child``, ``_cs``, ``_ce``) not covered by its sorted pieces."""
+    ordered = pieces.join(children, on="_child").sort("_child", "_s")
+    before = ordered.with_columns(
+        _gs=pl.col("_e").shift(1).over("_child").fill_null(pl.col("_cs")), _ge=pl.col("_s")
+    )
+    after = ordered.group_by("_child").agg(_gs=pl.col("_e").max(), _ge=pl.col("_ce").first())
+    untouched = children.join(pieces.select("_child").unique(), on="_child", how="anti").select(
+        "_child", _gs=pl.col("_cs"), _ge=pl.col("_ce")
+    )
+    trailing = pl.concat([before.select("_child", "_gs", "_ge"), after], how="vertical")
+    # An untouched child stays whole, even if empty or unbounded, so no child is lost.
+    return (
+        pl.concat([trailing.filter(pl.col("_gs") < pl.col("_ge")), untouched], how="vertical")
+        .rename({"_gs": "_s", "_ge": "_e"})
+    )
+
+
+def _pieces_as_children(
+    base: pl.LazyFrame,
+    pieces: pl.LazyFrame,
+    columns: list[str],
+    start: str,
+    end: str,
+    open_end: datetime,
+    trimmed: str,
+) -> pl.LazyFrame:
+    """Child rows re-windowed to their pieces (``_child``, ``_s``, ``_e``), sorted by child."""
+    still_open = pl.col(end).is_null() & (pl.col("_e") == open_end)
+    return (
+        pieces.join(base, on="_child", how="inner")
+        .sort("_child", "_s", nulls_last=True)
+        .with_columns(
+            ((pl.col("_s") != pl.col("_cs")) | (pl.col("_e") != pl.col("_ce")))
+            .fill_null(False)
+            .alias(trimmed),
+            pl.col("_s").alias(start),
+            pl.when(still_open).then(None).otherwise(pl.col("_e")).alias(end),
+        )
+        .select(*columns, trimmed)
+    )
