@@ -1,0 +1,304 @@
+"""Timeline directory -> OpenMetrics files (one per block window) -> promtool TSDB blocks.
+
+promtool re-parses its whole input once per block window (docs/backfill.md, reference §1.1), so
+the timeline is split into epoch-aligned windows whose length is a promtool block duration and
+each window gets its own file and its own promtool run with a matching ``--max-block-duration``:
+one file yields one block, and total time grows linearly with history. Runs go in parallel.
+
+The newest ``holdback`` of history is never written: samples at or after
+``cutoff = min(now, end of timeline) - holdback`` are left to the live exporter, so no backfilled
+range can already have been scraped. ``backfill.json`` records the cut-off, files and blocks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+
+from exporter.errors import TimelineError, ToolMissing
+from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
+from exporter.openmetrics import check_timeline, timeline_samples, write_samples
+from exporter.progress import SILENT, Progress
+
+# promtool's block durations: ExponentialBlockRanges(2h, 10, 3) (reference §1.1)
+BLOCK_HOURS = (2, 6, 18, 54, 162, 486, 1458, 4374, 13122, 39366)
+DEFAULT_BLOCK_HOURS = 1458  # ~61 days: ~60 files for 10 years, each parsed twice by promtool
+MIMIR_BLOCK_HOURS = 6  # Mimir rejects blocks longer than 24h or crossing a day; 6h never does
+DEFAULT_HOLDBACK = dt.timedelta(hours=3)
+MANIFEST = "backfill.json"
+OPENMETRICS_DIR = "openmetrics"
+BLOCKS_DIR = "blocks"
+_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+@dataclass(frozen=True)
+class WindowFile:
+    """One OpenMetrics file: the samples of one block window."""
+
+    path: str  # relative to the output directory
+    window_start: dt.datetime
+    window_end: dt.datetime
+    samples: int
+    bytes: int
+    sha256: str
+    blocks: tuple[str, ...] = ()  # ULIDs promtool created from this file
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    out_dir: Path
+    timeline_path: Path
+    job: str
+    instance: str
+    step_seconds: int
+    block_hours: int
+    holdback: dt.timedelta
+    cutoff: dt.datetime  # first time NOT backfilled; the live exporter owns [cutoff, ...)
+    first_sample: dt.datetime
+    last_sample: dt.datetime
+    origins: dict[str, dt.datetime]  # site -> counters' origin (first grid time)
+    series: int
+    samples: int
+    negative_samples: int  # gauge samples < 0 (data anomalies kept by reconstruct)
+    files: tuple[WindowFile, ...]
+    commands: tuple[tuple[str, ...], ...]  # the promtool commands, one per file
+    blocks_created: bool = False
+    promtool: str | None = None
+    write_seconds: float = 0.0  # writing the OpenMetrics files
+    promtool_seconds: float = 0.0  # wall time of the whole write + promtool stage (runs overlap)
+    blocks_requested: bool = False
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        return tuple(ulid for f in self.files for ulid in f.blocks)
+
+    @property
+    def blocks_dir(self) -> Path:
+        return self.out_dir / BLOCKS_DIR
+
+
+def block_hours_for(*, mimir: bool = False, requested: int | None = None) -> int:
+    """The block (= file window) length in hours: a promtool block duration."""
+    hours = requested or (MIMIR_BLOCK_HOURS if mimir else DEFAULT_BLOCK_HOURS)
+    if hours not in BLOCK_HOURS:
+        raise TimelineError(f"block duration {hours}h is not one promtool can make "
+                            f"({', '.join(f'{h}h' for h in BLOCK_HOURS)})")
+    if mimir and hours > 24:
+        raise TimelineError(f"Mimir accepts blocks of at most 24h; {hours}h was asked")
+    return hours
+
+
+def read_timeline(timeline_dir: Path) -> pl.DataFrame:
+    """``<timeline_dir>/timeline.parquet`` (or the file itself), or a TimelineError."""
+    path = Path(timeline_dir)
+    path = path / "timeline.parquet" if path.is_dir() else path
+    if not path.exists():
+        raise TimelineError(f"no timeline at {path} (write one with `usage-exporter reconstruct`)")
+    try:
+        return pl.read_parquet(path)
+    except Exception as err:  # polars raises several unrelated types for a bad file
+        raise TimelineError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None
+
+
+def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = False, promtool: str | None = None,
+             holdback: dt.timedelta = DEFAULT_HOLDBACK, job: str = DEFAULT_JOB, instance: str = DEFAULT_INSTANCE,
+             mimir: bool = False, block_hours: int | None = None, origin: dt.datetime | None = None,
+             now: dt.datetime | None = None, workers: int | None = None,
+             progress: Progress | None = None) -> BackfillResult:
+    """Write one OpenMetrics file per block window (and with ``blocks``, TSDB blocks) under ``out_dir``.
+
+    Files: ``openmetrics/<window start>_<hours>h.om``, ``blocks/<ULID>/`` and ``backfill.json``.
+    Without ``blocks``, or when promtool is missing, the promtool commands are in the result
+    (``commands``); a missing promtool with ``blocks=True`` leaves ``blocks_created`` False (the
+    caller reports it: see :func:`require_blocks`). ``now`` defaults to the current UTC time.
+    """
+    progress = progress or SILENT
+    timeline_path = Path(timeline_dir)
+    hours = block_hours_for(mimir=mimir, requested=block_hours)
+    checked = check_timeline(read_timeline(timeline_path))
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    cutoff = min(now, max(checked.ends.values())) - holdback
+    samples = timeline_samples(checked, job=job, instance=instance, origin=origin)
+    kept = samples.filter(pl.col("t") < _epoch(cutoff))
+    if kept.height == 0:
+        raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
+                            f"{cutoff:%Y-%m-%d %H:%M} (holdback {_hours(holdback)})")
+    out = Path(out_dir)
+    _remove_previous_outputs(out, blocks=blocks)
+    tool = _find_promtool(promtool) if blocks else None
+    files, write_seconds, promtool_seconds = _write_and_convert(
+        kept, out, hours=hours, tool=tool, workers=workers, progress=progress)
+    result = BackfillResult(
+        out_dir=out, timeline_path=timeline_path, job=job, instance=instance,
+        step_seconds=checked.step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
+        first_sample=_datetime(kept["t"].min()), last_sample=_datetime(kept["t"].max()),
+        origins=checked.starts, series=checked.series, samples=kept.height,
+        negative_samples=checked.frame.filter(pl.col("value") < 0).height,
+        files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
+                                    for f in files),
+        blocks_created=tool is not None, blocks_requested=blocks, promtool=tool, write_seconds=write_seconds,
+        promtool_seconds=promtool_seconds if tool else 0.0,
+    )
+    _write_manifest(result)
+    return result
+
+
+def require_blocks(result: BackfillResult) -> None:
+    """Raise ToolMissing when blocks were asked for but promtool was not found."""
+    if result.blocks_requested and not result.blocks_created:
+        raise ToolMissing(f"promtool not found; the OpenMetrics files are in {result.out_dir / OPENMETRICS_DIR}: "
+                          "run the promtool commands printed above (package `prometheus` on Debian)")
+
+
+def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str | None = None) -> tuple[str, ...]:
+    """The exact promtool invocation turning one window file into one block."""
+    return (promtool or "promtool", "tsdb", "create-blocks-from", "openmetrics",
+            f"--max-block-duration={hours}h", str(om_file), str(blocks_dir))
+
+
+def _write_and_convert(samples: pl.DataFrame, out: Path, *, hours: int, tool: str | None, workers: int | None,
+                       progress: Progress) -> tuple[tuple[WindowFile, ...], float, float]:
+    """Write each window's file; with ``tool``, convert each file as soon as it is written."""
+    window_seconds = hours * 3600
+    windows = samples.with_columns(window=pl.col("t") // window_seconds).partition_by(
+        "window", maintain_order=True, include_key=False, as_dict=True)
+    (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
+    written: list[WindowFile] = []
+    futures = {}
+    write_seconds = 0.0
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
+            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""),
+                           total=len(windows) * (2 if tool else 1)) as bar:
+        for (window,), part in sorted(windows.items()):
+            t0 = time.perf_counter()
+            start = _datetime(window * window_seconds)
+            bar.item(f"{start:%Y-%m-%d}")
+            info = _write_window(part, out, start, hours)
+            write_seconds += time.perf_counter() - t0
+            written.append(info)
+            bar.advance()
+            if tool:
+                futures[info.path] = pool.submit(_run_promtool, tool, out, info, hours)
+        for future in concurrent.futures.as_completed(futures.values()):
+            future.result()
+            bar.advance()
+    promtool_seconds = time.perf_counter() - started
+    files = tuple(WindowFile(**{**asdict(f), "blocks": futures[f.path].result()}) if tool else f for f in written)
+    return files, write_seconds, promtool_seconds
+
+
+def _write_window(part: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
+    """Write one window file atomically (temp file + rename) and describe it."""
+    buffer = io.BytesIO()
+    write_samples(part, buffer)
+    data = buffer.getvalue()
+    relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
+    path = out / relative
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
+                      samples=part.height, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:
+    """Run promtool into a private staging dir, then move its block(s) into ``blocks/``."""
+    staging = out / BLOCKS_DIR / f".staging-{Path(info.path).stem}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    command = promtool_command(out / info.path, staging, hours, tool)
+    done = subprocess.run([*command[:-1], "--quiet", command[-1]], capture_output=True, text=True)
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
+    ulids = sorted(p.name for p in staging.iterdir() if _ULID.match(p.name))
+    for ulid in ulids:
+        os.replace(staging / ulid, out / BLOCKS_DIR / ulid)
+    shutil.rmtree(staging)
+    return tuple(ulids)
+
+
+def _find_promtool(promtool: str | None) -> str | None:
+    if promtool:
+        path = shutil.which(promtool)
+        return path if path and os.access(path, os.X_OK) else None
+    return shutil.which("promtool")
+
+
+def _remove_previous_outputs(out: Path, *, blocks: bool) -> None:
+    """Remove the files (and, when making blocks, the blocks) a previous run recorded in backfill.json."""
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        return
+    try:
+        previous = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        raise TimelineError(f"{manifest} exists but is not a backfill manifest; use an empty --out") from None
+    for entry in previous.get("files", []):
+        (out / entry["path"]).unlink(missing_ok=True)
+        if blocks:
+            for ulid in entry.get("blocks", []):
+                if _ULID.match(ulid):
+                    shutil.rmtree(out / BLOCKS_DIR / ulid, ignore_errors=True)
+    manifest.unlink()
+
+
+def _write_manifest(result: BackfillResult) -> None:
+    """``backfill.json``: where history ends (cut-off) and what was written, for the live exporter."""
+    document = {
+        "format": 1,
+        "job": result.job,
+        "instance": result.instance,
+        "step_seconds": result.step_seconds,
+        "block_hours": result.block_hours,
+        "holdback_seconds": int(result.holdback.total_seconds()),
+        "cutoff": _iso(result.cutoff),
+        "first_sample": _iso(result.first_sample),
+        "last_sample": _iso(result.last_sample),
+        "origins": {site: _iso(t) for site, t in sorted(result.origins.items())},
+        "series": result.series,
+        "samples": result.samples,
+        "negative_samples": result.negative_samples,
+        "blocks": len(result.blocks) if result.blocks_created else None,
+        "files": [{"path": f.path, "window_start": _iso(f.window_start), "window_end": _iso(f.window_end),
+                   "samples": f.samples, "bytes": f.bytes, "sha256": f.sha256, "blocks": list(f.blocks)}
+                  for f in result.files],
+    }
+    path = result.out_dir / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _epoch(moment: dt.datetime) -> int:
+    return int((moment - dt.datetime(1970, 1, 1)).total_seconds())
+
+
+def _datetime(seconds: int) -> dt.datetime:
+    return dt.datetime(1970, 1, 1) + dt.timedelta(seconds=int(seconds))
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hours(delta: dt.timedelta) -> str:
+    return f"{delta.total_seconds() / 3600:g}h"
+
+
+def shell_line(command: tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(part) for part in command)

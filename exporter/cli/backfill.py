@@ -1,0 +1,61 @@
+"""``usage-exporter backfill``: timeline -> OpenMetrics files -> promtool blocks, then next steps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from exporter.backfill import DEFAULT_HOLDBACK, backfill, require_blocks
+from exporter.backfill_report import next_steps, promtool_commands, summary
+from exporter.cli.options import Duration, config_option
+from exporter.config import load_config
+from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
+from exporter.progress import for_cli
+
+
+@click.command("backfill")
+@click.argument("timeline_dir", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory: openmetrics/, blocks/ and backfill.json.")
+@click.option("--blocks", is_flag=True, help="Also create TSDB blocks with promtool (in parallel).")
+@click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
+@click.option("--holdback", type=Duration(), default=None,
+              help="Newest history left to the live exporter [default: 3h, or the site's live_holdback_hours].")
+@click.option("--site", help="Take holdback, job, instance and the counter origin (history_start) from this "
+                             "site in the config.")
+@config_option
+@click.option("--job", default=None, help=f"job label written on every sample [default: {DEFAULT_JOB}].")
+@click.option("--instance", default=None, help=f"instance label written on every sample [default: {DEFAULT_INSTANCE}].")
+@click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts (default: 1458h).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config_path, job, instance, mimir, quiet):
+    """Turn a reconstructed timeline (TIMELINE_DIR/timeline.parquet) into Prometheus history.
+
+    Writes one OpenMetrics file per block window, and with --blocks runs promtool on each (in
+    parallel) to make TSDB blocks. Samples newer than (end of timeline or now) minus --holdback are
+    never written: the live exporter owns them. Without --blocks, or without promtool, it prints
+    the exact promtool commands. It always prints the next steps (retention, installing blocks,
+    Thanos/Mimir upload).
+
+    \b
+    Example:
+      usage-exporter backfill out/chi_uc --out backfill/chi_uc --blocks
+    """
+    origin = None
+    if site:
+        config = load_config(config_path)
+        site_config = config.site(site)
+        holdback = holdback or dt.timedelta(hours=site_config.live_holdback_hours)
+        job, instance, origin = job or config.job, instance or config.instance, site_config.history_start
+    result = backfill(timeline_dir, out_dir, blocks=blocks, promtool=promtool_path,
+                      holdback=holdback or DEFAULT_HOLDBACK, job=job or DEFAULT_JOB,
+                      instance=instance or DEFAULT_INSTANCE, mimir=mimir, origin=origin,
+                      progress=for_cli(quiet=quiet, stages=1))
+    click.echo(summary(result))
+    if not result.blocks_created:
+        click.echo("\npromtool commands (one block per file):")
+        click.echo(promtool_commands(result))
+    click.echo("\n" + next_steps(result))
+    require_blocks(result)

@@ -1,0 +1,244 @@
+"""Timeline -> OpenMetrics text for ``promtool tsdb create-blocks-from openmetrics``.
+
+Pure functions, vectorised with polars (one ``concat_str`` over all samples, one ``write_csv`` per
+metric family; no Python loop per sample). The series contract is ``exporter.metrics`` and
+``docs/metrics.md``:
+
+- gauge ``<family.gauge>`` at grid time t = the timeline value at t (the mean over [t, t + step));
+- counter ``<family.counter>_total`` at grid time t_k = sum_{j<k} value_j * step_seconds, i.e. the
+  exact integral of the gauge from the timeline's first grid time (the site's history start), in
+  resource-seconds. Negative leaves (data anomalies the reconstruction keeps) are integrated as
+  they are, so the live exporter's ``counters_until`` continues the same number.
+
+Every sample carries the labels ``instance, job, node_type, pool, site, state`` (sorted, escaped),
+with ``job``/``instance`` fixed (docs/metrics.md "job and instance"). Timestamps are integer
+seconds, strictly increasing per series; the output ends with ``# EOF\\n`` and nothing after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import polars as pl
+
+from exporter.errors import TimelineError
+from exporter.metrics import FAMILIES, FAMILY_BY_RESOURCE, Family
+from exporter.schema import POOLS, STATES, TIME, TIMELINE_KEYS, TIMELINE_SCHEMA
+
+SERIES_KEYS = TIMELINE_KEYS  # site, node_type, pool, state, resource
+EOF = b"# EOF\n"
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class CheckedTimeline:
+    """A timeline that passed :func:`check_timeline`: sorted by series then time."""
+
+    frame: pl.DataFrame  # TIMELINE_SCHEMA columns, sorted by SERIES_KEYS + timestamp
+    step_seconds: int
+    starts: dict[str, dt.datetime]  # site -> first grid time (the counters' origin)
+    ends: dict[str, dt.datetime]  # site -> last grid time + step (end of the covered range)
+
+    @property
+    def series(self) -> int:
+        return self.frame.select(pl.struct(SERIES_KEYS).n_unique()).item()
+
+
+def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> CheckedTimeline:
+    """Validate a timeline (TIMELINE_SCHEMA) and infer its step; TimelineError says what is wrong.
+
+    Requires: exactly the TIMELINE_SCHEMA columns, no nulls, finite values, known
+    resource/pool/state, whole-second timestamps at or after 1970, and per site a regular grid on
+    which every series has exactly one row per grid time. ``step_seconds`` is needed only when a
+    site has a single grid time.
+    """
+    frame = _conformed(frame)
+    _check_values(frame)
+    frame = frame.sort([*SERIES_KEYS, "timestamp"])
+    grid = (frame.lazy().select("site", "timestamp").unique()
+            .sort("site", "timestamp")
+            .with_columns(gap=pl.col("timestamp").diff().dt.total_microseconds().over("site"))
+            .group_by("site").agg(start=pl.col("timestamp").min(), last=pl.col("timestamp").max(),
+                                  points=pl.len(), gap_min=pl.col("gap").min(), gap_max=pl.col("gap").max())
+            .sort("site").collect())
+    irregular = grid.filter(pl.col("gap_min") != pl.col("gap_max"))
+    if irregular.height:
+        row = irregular.row(0, named=True)
+        raise TimelineError(f"timeline grid is irregular for site {row['site']!r}: spacing varies between "
+                            f"{row['gap_min'] / _US:g}s and {row['gap_max'] / _US:g}s")
+    steps = set(grid["gap_min"].drop_nulls().to_list())
+    if len(steps) > 1:
+        raise TimelineError(f"timeline sites use different steps ({', '.join(f'{s / _US:g}s' for s in sorted(steps))})")
+    step_us = steps.pop() if steps else (step_seconds * _US if step_seconds else None)
+    if step_us is None:
+        raise TimelineError("timeline has a single timestamp per site: cannot infer its step (pass step_seconds)")
+    if step_us % _US or (step_seconds and step_us != step_seconds * _US):
+        raise TimelineError(f"timeline step {step_us / _US:g}s is not the expected whole number of seconds"
+                            + (f" ({step_seconds}s)" if step_seconds else ""))
+    _check_dense(frame, grid)
+    step = dt.timedelta(microseconds=step_us)
+    return CheckedTimeline(frame=frame, step_seconds=step_us // _US,
+                           starts=dict(zip(grid["site"], grid["start"])),
+                           ends={site: last + step for site, last in zip(grid["site"], grid["last"])})
+
+
+def _conformed(frame: pl.DataFrame) -> pl.DataFrame:
+    if not isinstance(frame, pl.DataFrame):
+        raise TimelineError(f"timeline must be a polars DataFrame, got {type(frame).__name__}")
+    names = set(frame.columns)
+    missing = [name for name in TIMELINE_SCHEMA if name not in names]
+    extra = sorted(names - set(TIMELINE_SCHEMA))
+    if missing:
+        raise TimelineError(f"timeline is missing column(s): {', '.join(missing)}")
+    if extra:
+        raise TimelineError(f"timeline has unexpected column(s): {', '.join(extra)}")
+    if frame.height == 0:
+        raise TimelineError("timeline is empty (no rows)")
+    for name, dtype in TIMELINE_SCHEMA.items():
+        actual = frame.schema[name]
+        ok = (isinstance(actual, pl.Datetime) and actual.time_zone is None if dtype == TIME
+              else actual.is_numeric() if dtype == pl.Float64() else actual == dtype)
+        if not ok:
+            raise TimelineError(f"timeline column {name!r} has type {actual}, expected {dtype}")
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
+
+
+def _check_values(frame: pl.DataFrame) -> None:
+    nulls = frame.null_count().row(0, named=True)
+    with_nulls = {name: count for name, count in nulls.items() if count}
+    if with_nulls:
+        listed = ", ".join(f"{name} ({count})" for name, count in with_nulls.items())
+        raise TimelineError(f"timeline has null values in column(s): {listed}")
+    vocabularies = {"resource": tuple(FAMILY_BY_RESOURCE), "pool": POOLS, "state": STATES}
+    for column, allowed in vocabularies.items():
+        unknown = frame.filter(~pl.col(column).is_in(allowed))[column].unique().sort().to_list()
+        if unknown:
+            raise TimelineError(f"timeline column {column!r} has unknown value(s) {unknown[:5]} "
+                                f"(allowed: {', '.join(allowed)})")
+    problems = frame.select(
+        nonfinite=(~pl.col("value").is_finite()).sum(),
+        subsecond=(pl.col("timestamp").dt.epoch("us") % _US != 0).sum(),
+        before_epoch=(pl.col("timestamp").dt.epoch("us") < 0).sum(),
+    ).row(0, named=True)
+    if problems["nonfinite"]:
+        raise TimelineError(f"timeline has {problems['nonfinite']} NaN or infinite value(s)")
+    if problems["subsecond"]:
+        raise TimelineError(f"timeline has {problems['subsecond']} timestamp(s) that are not whole seconds")
+    if problems["before_epoch"]:
+        raise TimelineError(f"timeline has {problems['before_epoch']} timestamp(s) before 1970 "
+                            "(promtool silently drops them)")
+    duplicates = frame.select(pl.struct(["timestamp", *SERIES_KEYS]).is_duplicated().sum()).item()
+    if duplicates:
+        raise TimelineError(f"timeline has {duplicates} rows sharing a (site, timestamp, node_type, pool, "
+                            "state, resource) key; each key must appear once")
+
+
+def _check_dense(frame: pl.DataFrame, grid: pl.DataFrame) -> None:
+    counts = (frame.group_by(SERIES_KEYS).len()
+              .join(grid.select("site", "points"), on="site")
+              .filter(pl.col("len") != pl.col("points")).sort(SERIES_KEYS))
+    if counts.height:
+        row = counts.row(0, named=True)
+        key = ", ".join(f"{name}={row[name]}" for name in SERIES_KEYS)
+        raise TimelineError(f"timeline grid is irregular: {counts.height} series lack grid times, e.g. "
+                            f"({key}) has {row['len']} of the site's {row['points']} timestamps")
+
+
+def timeline_samples(checked: CheckedTimeline, *, job: str, instance: str,
+                     origin: dt.datetime | None = None) -> pl.DataFrame:
+    """One row per OpenMetrics sample line, in output order.
+
+    Output columns: ``family`` (index into exporter.metrics.FAMILIES * 2: even = gauge, odd =
+    counter), ``t`` (Int64 epoch seconds), ``line`` (the sample line without newline). Rows are
+    sorted by family, series labels, then t. ``origin`` (if given) must equal each site's first
+    grid time: counters integrate from there.
+    """
+    if origin is not None:
+        late = {site: start for site, start in checked.starts.items() if start != origin}
+        if late:
+            site, start = sorted(late.items())[0]
+            raise TimelineError(f"timeline for site {site!r} starts at {start:%Y-%m-%d %H:%M}, but counters must "
+                                f"integrate from {origin:%Y-%m-%d %H:%M}; reconstruct from that time")
+    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+    labels = _label_sets(checked.frame, job=job, instance=instance)
+    step = checked.step_seconds
+    base = (checked.frame.lazy()
+            .join(labels.lazy(), on=list(SERIES_KEYS), how="left", maintain_order="left")
+            .select(
+                family=pl.col("resource").replace_strict(family_index, return_dtype=pl.Int32),
+                labels=pl.col("labels"),
+                t=pl.col("timestamp").dt.epoch("s"),
+                gauge=pl.col("value"),
+                counter=(pl.col("value") * step).cum_sum().shift(1, fill_value=0.0).over(SERIES_KEYS),
+            ))
+    gauge_names = pl.col("family").replace_strict({2 * i: f.gauge for i, f in enumerate(FAMILIES)},
+                                                  return_dtype=pl.String)
+    counter_names = pl.col("family").replace_strict({2 * i: f.counter_sample for i, f in enumerate(FAMILIES)},
+                                                    return_dtype=pl.String)
+    gauges = base.select(pl.col("family"), pl.col("labels"), pl.col("t"),
+                         line=_line(gauge_names, pl.col("gauge")))
+    counters = base.select((pl.col("family") + 1).alias("family"), pl.col("labels"), pl.col("t"),
+                           line=_line(counter_names, pl.col("counter")))
+    return (pl.concat([gauges, counters]).sort("family", "labels", "t")
+            .select("family", "t", "line").collect())
+
+
+def _line(name: pl.Expr, value: pl.Expr) -> pl.Expr:
+    # + 0.0 turns -0.0 into 0.0, so equal values always print the same bytes
+    return pl.concat_str([name, pl.col("labels"), pl.lit(" "), (value + 0.0).cast(pl.String),
+                          pl.lit(" "), pl.col("t").cast(pl.String)])
+
+
+def _label_sets(frame: pl.DataFrame, *, job: str, instance: str) -> pl.DataFrame:
+    """Per series: ``{instance="…",job="…",node_type="…",pool="…",site="…",state="…"}``."""
+    fixed = f'{{instance="{escape_label(instance)}",job="{escape_label(job)}",'
+    keys = frame.select(SERIES_KEYS).unique()
+    parts = [pl.lit(fixed)]
+    for i, name in enumerate(("node_type", "pool", "site", "state")):
+        parts += [pl.lit(("," if i else "") + f'{name}="'), _escaped(pl.col(name)), pl.lit('"')]
+    return keys.with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
+
+
+def escape_label(value: str) -> str:
+    """OpenMetrics label-value escaping: backslash, double quote, newline."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escaped(expr: pl.Expr) -> pl.Expr:
+    return (expr.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+            .str.replace_all("\n", "\\n", literal=True))
+
+
+def family_header(index: int) -> bytes:
+    """``# HELP``/``# TYPE``/``# UNIT`` lines for family ``index`` (even = gauge, odd = counter)."""
+    family: Family = FAMILIES[index // 2]
+    if index % 2 == 0:
+        name, kind, unit = family.gauge, "gauge", family.gauge_unit
+        help_text = f"{family.help}; mean over the step starting at the sample time"
+    else:
+        name, kind, unit = family.counter, "counter", family.counter_unit
+        help_text = f"{family.help}; integral since the site's history start, in resource-seconds"
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    if unit:
+        lines.append(f"# UNIT {name} {unit}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_samples(samples: pl.DataFrame, out: BinaryIO) -> None:
+    """Write ``samples`` (from :func:`timeline_samples`, any row subset) as one OpenMetrics document."""
+    for (index,), part in samples.partition_by("family", maintain_order=True, as_dict=True).items():
+        out.write(family_header(index))
+        part.select("line").write_csv(out, include_header=False, quote_style="never", line_terminator="\n")
+    out.write(EOF)
+
+
+def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,
+                       origin: dt.datetime | None = None, step_seconds: int | None = None) -> bytes:
+    """The whole timeline as one OpenMetrics document (bytes). See the module docstring."""
+    checked = check_timeline(timeline, step_seconds=step_seconds)
+    buffer = io.BytesIO()
+    write_samples(timeline_samples(checked, job=job, instance=instance, origin=origin), buffer)
+    return buffer.getvalue()
