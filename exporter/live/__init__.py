@@ -1,0 +1,115 @@
+"""Live exporter: the present usage of every site, as the same series as the backfilled history.
+
+Layout (one concept per module):
+- ``state``: immutable per-site state (last good usage + health) and counter holding;
+- ``collector``: the prometheus-client Collector rendering that state (no DB on the scrape path);
+- ``refresh``: one background thread per site computing usage on an interval, with backoff;
+- ``tables`` / ``source``: incremental reads of the live databases and the reconstruct engine
+  applied to them (the same code as ``reconstruct``);
+- ``server``: the HTTP endpoint (landing page, /metrics, TLS, basic auth).
+
+:class:`LiveExporter` wires them; :func:`serve` runs it until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry
+
+from exporter.config import Config
+from exporter.errors import ConfigError
+from exporter.live.collector import UsageCollector
+from exporter.live.refresh import Compute, SiteRefresher, utc_now
+from exporter.live.server import BasicAuth, MetricsServer, exporter_app
+from exporter.live.state import SiteState, Usage
+
+__all__ = ["BasicAuth", "LiveExporter", "SiteState", "Usage", "UsageCollector", "serve", "serve_config",
+           "site_computations"]
+
+log = logging.getLogger("exporter.live")
+
+
+class LiveExporter:
+    """Refreshers for some sites + a private registry + the HTTP server.
+
+    ``computations`` maps a site name to (compute function, refresh interval in seconds).
+    """
+
+    def __init__(self, computations: Mapping[str, tuple[Compute, float]], *, listen: str = ":9188",
+                 tls_cert: str | None = None, tls_key: str | None = None, auth: BasicAuth | None = None,
+                 clock=utc_now, first_backoff: float = 1.0) -> None:
+        if not computations:
+            raise ConfigError("no sites to serve")
+        self.refreshers = {site: SiteRefresher(site, compute, interval=interval, clock=clock,
+                                               first_backoff=first_backoff)
+                           for site, (compute, interval) in sorted(computations.items())}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(UsageCollector(self.states))
+        app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth)
+        self.server = MetricsServer(app, listen, tls_cert=tls_cert, tls_key=tls_key)
+
+    def states(self) -> list[SiteState]:
+        return [refresher.state for refresher in self.refreshers.values()]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> "LiveExporter":
+        for refresher in self.refreshers.values():
+            refresher.start()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        for refresher in self.refreshers.values():
+            refresher.stop(timeout=5)
+
+    def __enter__(self) -> "LiveExporter":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def site_computations(config: Config, sites: list[str] | None = None,
+                      *, full_reload_interval: float = 3600.0) -> dict[str, tuple[Compute, float]]:
+    """The real computation (live DB -> reconstruct engine) for each selected site."""
+    from exporter.live.source import LiveSite
+
+    names = sites or sorted(config.sites)
+    return {name: (LiveSite(config.site(name), full_reload_interval=full_reload_interval),
+                   config.site(name).refresh_interval)
+            for name in names}
+
+
+def serve(exporter: LiveExporter, *, ready: Callable[[LiveExporter], None] | None = None) -> None:
+    """Start ``exporter``, block until SIGTERM or SIGINT, then stop it cleanly."""
+    done = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        exporter.start()
+        if ready is not None:
+            ready(exporter)
+        while not done.wait(1.0):
+            pass
+        log.info("shutting down")
+    finally:
+        exporter.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def serve_config(config: Config, *, sites: list[str] | None = None, listen: str = ":9188",
+                 tls_cert: str | None = None, tls_key: str | None = None, auth: BasicAuth | None = None,
+                 full_reload_interval: float = 3600.0,
+                 ready: Callable[[LiveExporter], None] | None = None) -> None:
+    """Serve the live usage of ``sites`` (default: all configured) until SIGTERM/SIGINT."""
+    exporter = LiveExporter(site_computations(config, sites, full_reload_interval=full_reload_interval),
+                            listen=listen, tls_cert=tls_cert, tls_key=tls_key, auth=auth)
+    serve(exporter, ready=ready)
