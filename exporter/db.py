@@ -70,6 +70,12 @@ def open_engine(
         if read_timeout is not None:
             connect_args["read_timeout"] = int(read_timeout)
         engine = sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+        @sa.event.listens_for(engine, "connect")
+        def _utc_session(dbapi_conn, _record):  # TIMESTAMP columns are converted to the session zone
+            with dbapi_conn.cursor() as cursor:
+                cursor.execute("SET time_zone = '+00:00'")
+
         if not writable:
             @sa.event.listens_for(engine, "begin")
             def _read_only(conn):  # every transaction, including the implicit ones
@@ -113,17 +119,39 @@ def classify(exc: BaseException, *, what: str) -> DatabaseError:
     if args and isinstance(args[0], int):
         code = args[0]
     text = str(orig).lower()
-    if code in (1045, 1698) or "access denied for user" in text:
-        return DatabaseError(f"{what}: access denied (check the user and password)", kind="auth_error")
-    if code in (1142, 1143, 1044) or "command denied" in text:
-        return DatabaseError(f"{what}: permission denied (missing GRANT SELECT?)", kind="permission_denied")
-    if code in (1146, 1049) or "no such table" in text or "doesn't exist" in text or "unknown database" in text:
-        return DatabaseError(f"{what}: does not exist", kind="missing")
-    if code in (3024, 1969, 1317) or "timed out" in text or "timeout" in text or "interrupted" in text:
-        return DatabaseError(f"{what}: query timed out", kind="timeout")
-    if code in (2002, 2003, 2005, 2006, 2013) or isinstance(exc, (sa.exc.OperationalError, OSError)):
-        return DatabaseError(f"{what}: cannot connect ({_first_line(orig)})", kind="connection_error")
-    return DatabaseError(f"{what}: {_first_line(orig)}", kind="query_error")
+    kind = _KIND_BY_CODE.get(code) if code is not None else None
+    if kind is None:
+        kind = next((k for k, needles in _KIND_BY_TEXT if any(n in text for n in needles)), None)
+    if kind is None and isinstance(exc, (sa.exc.OperationalError, OSError)):
+        kind = "connection_error"
+    if code == 2013 and "timed out" in text:  # read_timeout expired while waiting for a query
+        kind = "timeout"
+    messages = {
+        "auth_error": "access denied (check the user and password)",
+        "permission_denied": "permission denied (missing GRANT SELECT?)",
+        "missing": "does not exist",
+        "timeout": "query timed out",
+        "connection_error": f"cannot connect ({_first_line(orig)})",
+    }
+    kind = kind or "query_error"
+    return DatabaseError(f"{what}: {messages.get(kind, _first_line(orig))}", kind=kind)
+
+
+# Driver error codes first (a 1044 message also says "access denied for user"), then message text.
+_KIND_BY_CODE = {
+    1045: "auth_error", 1698: "auth_error",
+    1142: "permission_denied", 1143: "permission_denied", 1044: "permission_denied",
+    1146: "missing", 1049: "missing",
+    3024: "timeout", 1969: "timeout", 1317: "timeout",
+    2002: "connection_error", 2003: "connection_error", 2005: "connection_error", 2006: "connection_error",
+    2013: "connection_error",
+}
+_KIND_BY_TEXT = (
+    ("auth_error", ("access denied for user",)),
+    ("permission_denied", ("command denied",)),
+    ("missing", ("no such table", "doesn't exist", "unknown database")),
+    ("timeout", ("timed out", "timeout", "interrupted")),
+)
 
 
 def _first_line(exc: BaseException) -> str:

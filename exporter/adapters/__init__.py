@@ -6,6 +6,6 @@ by adding it to ``ADAPTER_MODULES``; extract and grants pick it up from there.
 
 from __future__ import annotations
 
-from exporter.adapters import blazar_hosts, blazar_leases, legacy_usage, nova_hosts, nova_instances
+from exporter.adapters import blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances
 
-ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, legacy_usage)
+ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, legacy_usage, extras)
