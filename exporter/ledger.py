@@ -1,0 +1,84 @@
+"""Sweepline ledger: spans -> signed deltas -> step function.
+
+No domain knowledge: keys, value columns and time columns are parameters. Spans are half-open
+``[start, end)``: a span adds its values at ``start`` and removes them at ``end``, so the level
+at time t counts exactly the spans with ``start <= t < end``. A null end is closed at
+``open_end``. Functions return LazyFrames and never collect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import polars as pl
+
+from exporter.intervals import closed_end
+
+
+def deltas_from_spans(
+    spans: pl.LazyFrame,
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    start: str = "start",
+    end: str = "end",
+    open_end: datetime,
+    time: str = "time",
+) -> pl.LazyFrame:
+    """Signed changes of the level per key.
+
+    Input: ``keys`` + ``start`` + ``end`` + ``values`` (null values count as 0).
+    Output: ``keys`` + ``time`` + ``values`` — +value at start, −value at end (null end closed
+    at ``open_end``), summed per (keys, time), sorted by keys + time. Empty spans
+    (end <= start) cancel out and leave no delta.
+    """
+    keys, values = list(keys), list(values)
+    bounded = spans.with_columns(
+        closed_end(end, open_end).alias("_end"),
+        *(pl.col(v).cast(pl.Float64).fill_null(0.0) for v in values),
+    ).filter(pl.col("_end") > pl.col(start))
+    opening = bounded.select(*keys, pl.col(start).alias(time), *values)
+    closing = bounded.select(*keys, pl.col("_end").alias(time), *(-pl.col(v) for v in values))
+    return (
+        pl.concat([opening, closing], how="vertical")
+        .group_by([*keys, time])
+        .agg(pl.col(v).sum() for v in values)
+        .sort([*keys, time])
+    )
+
+
+def step_function(
+    deltas: pl.LazyFrame,
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    time: str = "time",
+) -> pl.LazyFrame:
+    """Level per key from each change time on: cumulative sum of deltas.
+
+    Input: ``keys`` + ``time`` + ``values`` (deltas). Output: the same columns, sorted by keys +
+    time, each value being the level holding on ``[time, next change time)``; before a key's
+    first change its level is 0.
+    """
+    keys, values = list(keys), list(values)
+    return (
+        deltas.group_by([*keys, time])
+        .agg(pl.col(v).sum() for v in values)
+        .sort([*keys, time])
+        .with_columns(pl.col(v).cum_sum().over(keys) for v in values)
+    )
+
+
+def deltas_from_steps(
+    steps: pl.LazyFrame,
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    time: str = "time",
+) -> pl.LazyFrame:
+    """Inverse of :func:`step_function`: the change of the level at each time, per key."""
+    keys, values = list(keys), list(values)
+    return steps.sort([*keys, time]).with_columns(
+        (pl.col(v) - pl.col(v).shift(1).over(keys).fill_null(0.0)) for v in values
+    )
