@@ -155,7 +155,9 @@ _KIND_BY_TEXT = (
 
 
 def _first_line(exc: BaseException) -> str:
-    line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    args = getattr(exc, "args", ())
+    text = str(args[1]) if len(args) == 2 and isinstance(args[0], int) else str(exc)  # PyMySQL (code, msg)
+    line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return _scrub(line)[:300]
 
 

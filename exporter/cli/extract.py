@@ -50,18 +50,19 @@ def status_table(result: ExtractResult) -> str:
     lines = [f"{'table':<{width}}  {'status':<17} {'rows':>10}  note"]
     for name, entry in tables.items():
         rows = "" if entry["rows"] is None else f"{entry['rows']:,}"
-        note = _note(entry)
+        note = _note(name, entry)
         lines.append(f"{name:<{width}}  {entry['status']:<17} {rows:>10}  {note}".rstrip())
     copied = sum(1 for entry in tables.values() if entry["file"])
     lines.append(f"snapshot: {result.snapshot_dir}  ({copied} of {len(tables)} tables copied)")
     return "\n".join(lines)
 
 
-def _note(entry: dict) -> str:
+def _note(name: str, entry: dict) -> str:
     if entry["status"] == "missing" and entry["optional"]:
         return "optional, absent"
     if entry["error"]:
-        return entry["error"]
+        error = entry["error"].removeprefix(f"{name}: ")
+        return error if entry["optional"] else f"REQUIRED: {error}"
     if entry["invalid_values"]:
         return "invalid values stored as null: " + ", ".join(f"{k}={v}" for k, v in entry["invalid_values"].items())
     return ""
