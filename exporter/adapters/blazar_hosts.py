@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import polars as pl
+
+from exporter.adapters import common
+from exporter.adapters.nova_hosts import host_windows_checked
+from exporter.schema import UNKNOWN_NODE_TYPE
 from exporter.sources import TIMESTAMPS, SourceTable
 
 READS = (
@@ -22,3 +29,79 @@ READS = (
                 ("id", "resource_type", "capability_name", *TIMESTAMPS), optional=True,
                 description="capability names (Chameleon 2020-2024)"),
 )
+
+NODE_TYPE_CAPABILITY = "node_type"
+# The capability holding a host's GPU count (Chameleon's flattened reference-API key first).
+GPU_COUNT_CAPABILITIES = ("gpu.gpu_count", "gpu_count")
+
+
+def blazar_host_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """One row per computehosts row: [created_at, deleted_at), as ``nova_host_windows``."""
+    if "blazar.computehosts" not in tables:
+        return host_windows_checked([])
+    rows = common.typed(tables["blazar.computehosts"], {
+        "id": common.ID, "hypervisor_hostname": common.TEXT, "hypervisor_type": common.TEXT,
+        "created_at": common.WHEN, "deleted_at": common.WHEN,
+        "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "local_gb": common.NUMBER,
+    })
+    return host_windows_checked([rows.select(
+        pl.lit("blazar.computehosts").alias("source_table"), pl.col("id").alias("source_id"),
+        "hypervisor_hostname", "hypervisor_type",
+        pl.col("created_at").alias("start"), pl.col("deleted_at").alias("end"),
+        "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"),
+    )])
+
+
+def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """computehost_id, name, value, created_at: one row per capability row, in any of the 3 schemas.
+
+    The name is the row's own ``capability_name`` (oldest schema), else the name behind
+    ``capability_id`` (extra_capabilities, Chameleon 2020-2024), else behind ``property_id``
+    (resource_properties). Rows whose name cannot be resolved get a null name.
+    """
+    caps = common.typed(tables["blazar.computehost_extra_capabilities"], {
+        "computehost_id": common.ID, "capability_name": common.TEXT, "capability_id": common.ID,
+        "property_id": common.ID, "capability_value": common.TEXT, "created_at": common.WHEN,
+        "updated_at": common.WHEN,
+    })
+    caps = caps.join(_name_table(tables, "blazar.extra_capabilities", "capability_name", "by_capability_id"),
+                     left_on="capability_id", right_on="name_id", how="left")
+    caps = caps.join(_name_table(tables, "blazar.resource_properties", "property_name", "by_property_id"),
+                     left_on="property_id", right_on="name_id", how="left")
+    return caps.select(
+        "computehost_id",
+        pl.coalesce("capability_name", "by_capability_id", "by_property_id").alias("name"),
+        pl.col("capability_value").str.strip_chars().alias("value"),
+        pl.coalesce("updated_at", "created_at").alias("created_at"),
+    )
+
+
+def _name_table(tables: Mapping[str, pl.LazyFrame], table: str, name_column: str, alias: str) -> pl.LazyFrame:
+    frame = tables.get(table, pl.LazyFrame())
+    names = common.typed(frame, {"id": common.ID, name_column: common.TEXT})
+    return names.select(pl.col("id").alias("name_id"), pl.col(name_column).alias(alias)).unique("name_id")
+
+
+def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> pl.LazyFrame:
+    """hypervisor_hostname, node_type, gpus: one row per hostname seen in Blazar.
+
+    Per hostname the newest non-empty value wins (newest computehosts row, then newest capability
+    row). No node_type capability -> "unknown"; no GPU count -> 0.
+    """
+    hosts = host_windows.select(
+        pl.col("source_id").alias("computehost_id"), "hypervisor_hostname", pl.col("start").alias("host_created"))
+    found = (
+        capabilities.filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
+        .join(hosts, on="computehost_id", how="inner")
+        .sort(["host_created", "created_at"], nulls_last=False)
+        .group_by("hypervisor_hostname")
+        .agg(
+            pl.col("value").filter(pl.col("name") == NODE_TYPE_CAPABILITY).last().alias("node_type"),
+            pl.col("value").filter(pl.col("name").is_in(GPU_COUNT_CAPABILITIES)).last().alias("gpu_text"),
+        )
+    )
+    return found.select(
+        "hypervisor_hostname",
+        pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE),
+        pl.col("gpu_text").cast(pl.Float64, strict=False).fill_null(0.0).alias("gpus"),
+    )

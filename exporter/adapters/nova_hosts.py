@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import polars as pl
+
+from exporter.adapters import common
 from exporter.sources import TIMESTAMPS, SourceTable
 
 _COMPUTE_NODE_COLUMNS = (
@@ -21,3 +26,56 @@ READS = (
                  "last_seen_up", *TIMESTAMPS),
                 optional=True, description="nova-compute services (context only)"),
 )
+
+HOST_EVIDENCE_COLUMNS = {
+    "source_table": common.TEXT, "source_id": common.ID, "hypervisor_hostname": common.TEXT,
+    "hypervisor_type": common.TEXT, "start": common.WHEN, "end": common.WHEN,
+    "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "disk_gb": common.NUMBER,
+}
+
+
+def host_evidence_rules() -> list[tuple[str, pl.Expr]]:
+    """Why a host row cannot evidence a host: checked in order, the first match is the reason."""
+    return [
+        ("null_start", pl.col("start").is_null()),
+        ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
+        ("invalid_time_range", pl.col("end") < pl.col("start")),
+        ("never_effective", pl.col("end") == pl.col("start")),
+    ]
+
+
+def nova_host_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """One row per compute_nodes (and shadow_compute_nodes) row: [created_at, deleted_at).
+
+    Output: HOST_EVIDENCE_COLUMNS + rejection_reason (null when the row is usable).
+    """
+    parts = []
+    for name in ("nova.compute_nodes", "nova.shadow_compute_nodes"):
+        if name not in tables:
+            continue
+        rows = common.typed(tables[name], {
+            "id": common.ID, "hypervisor_hostname": common.TEXT, "hypervisor_type": common.TEXT,
+            "created_at": common.WHEN, "deleted_at": common.WHEN,
+            "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "local_gb": common.NUMBER,
+        })
+        parts.append(rows.select(
+            pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"),
+            "hypervisor_hostname", "hypervisor_type",
+            pl.col("created_at").alias("start"), pl.col("deleted_at").alias("end"),
+            "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"),
+        ))
+    return host_windows_checked(parts)
+
+
+def host_windows_checked(parts: list[pl.LazyFrame]) -> pl.LazyFrame:
+    """Concatenated host evidence with ``rejection_reason`` from ``host_evidence_rules``."""
+    if not parts:
+        return common.typed(pl.LazyFrame(), HOST_EVIDENCE_COLUMNS).with_columns(
+            pl.lit(None, dtype=pl.String).alias("rejection_reason"))
+    return pl.concat(parts, how="vertical_relaxed").with_columns(
+        common.first_rule_failed(host_evidence_rules()))
+
+
+def host_reject_detail() -> pl.Expr:
+    """The rejected host row's hostname and raw window, as JSON text."""
+    return common.detail_json("hypervisor_hostname", "start", "end")

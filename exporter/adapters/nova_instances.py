@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import polars as pl
+
+from exporter.adapters import common
+from exporter.adapters.request_specs import reservation_links
+from exporter.schema import BOOKING_ONDEMAND, BOOKING_RESERVATION
 from exporter.sources import TIMESTAMPS, SourceTable
 
 _INSTANCE_COLUMNS = (
@@ -27,3 +34,127 @@ READS = (
     SourceTable("nova", "shadow_instance_actions", _ACTION_COLUMNS, optional=True),
     SourceTable("nova", "shadow_instance_actions_events", _EVENT_COLUMNS, optional=True),
 )
+
+TERMINATE_EVENT = "compute_terminate_instance"
+SUCCESS = "Success"
+
+
+def instance_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """One row per instance (live and shadow) with its occupied window, booking, or why not.
+
+    Window = [created_at, first of (terminated_at, deleted_at, first successful
+    compute_terminate_instance event)); so a late deleted_at cannot stretch it.
+    Output: source_table, source_id, entity_id (uuid), hypervisor_hostname (node), project_id,
+    reservation_id, booking, start, end, vcpus, memory_mb, disk_gb, rejection_reason, plus the
+    raw times (created_at, launched_at, terminated_at, deleted_at, terminate_event).
+    """
+    instances = _instance_rows(tables)
+    ended = instances.join(_terminate_times(tables), on="entity_id", how="left")
+    links = _links(tables)
+    booked = ended.join(links, on="entity_id", how="left").with_columns(
+        pl.when(pl.col("reservation_id").is_not_null()).then(pl.lit(BOOKING_RESERVATION))
+        .otherwise(pl.lit(BOOKING_ONDEMAND)).alias("booking"),
+        pl.col("created_at").alias("start"),
+        pl.min_horizontal("terminated_at", "deleted_at", "terminate_event").alias("end"),
+    )
+    return booked.with_columns(common.first_rule_failed(instance_rules()))
+
+
+def instance_rules() -> list[tuple[str, pl.Expr]]:
+    """Why an instance row carries no occupied window (first match wins)."""
+    return [
+        ("never_launched", pl.col("launched_at").is_null()),
+        ("null_start", pl.col("start").is_null()),
+        ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
+        ("invalid_time_range", pl.col("end") < pl.col("start")),
+        ("never_effective", pl.col("end") == pl.col("start")),
+    ]
+
+
+def instance_reject_detail() -> pl.Expr:
+    """The raw times and node of a rejected instance, as JSON text."""
+    return common.detail_json("entity_id", "hypervisor_hostname", "created_at", "launched_at",
+                              "terminated_at", "deleted_at", "terminate_event")
+
+
+def _instance_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    parts = []
+    for name in ("nova.instances", "nova.shadow_instances"):
+        if name not in tables:
+            continue
+        rows = common.typed(tables[name], {
+            "id": common.ID, "uuid": common.ID, "project_id": common.TEXT, "node": common.TEXT,
+            "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "root_gb": common.NUMBER,
+            "ephemeral_gb": common.NUMBER, "created_at": common.WHEN, "launched_at": common.WHEN,
+            "terminated_at": common.WHEN, "deleted_at": common.WHEN})
+        parts.append(rows.select(
+            pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"),
+            pl.col("uuid").alias("entity_id"), pl.col("node").alias("hypervisor_hostname"), "project_id",
+            "vcpus", "memory_mb",
+            (pl.col("root_gb").fill_null(0) + pl.col("ephemeral_gb").fill_null(0)).alias("disk_gb"),
+            "created_at", "launched_at", "terminated_at", "deleted_at"))
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _links(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    if "nova_api.request_specs" not in tables:
+        return pl.LazyFrame(schema={"entity_id": pl.String, "reservation_id": pl.String})
+    return reservation_links(tables["nova_api.request_specs"]).rename({"instance_uuid": "entity_id"})
+
+
+def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """source_table, source_id, action_id, entity_id (instance uuid), action, at, failed.
+
+    ``at`` is when the action took effect: its first successful event's finish_time, else the
+    action's start_time (old rows have no events). ``failed``: Nova marked the action
+    ``message='Error'`` or one of its events has result Error.
+    """
+    parts = []
+    for name in ("nova.instance_actions", "nova.shadow_instance_actions"):
+        if name not in tables:
+            continue
+        rows = common.typed(tables[name], {
+            "id": common.ID, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
+            "created_at": common.WHEN, "message": common.TEXT})
+        parts.append(rows.select(
+            pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
+            pl.col("instance_uuid").alias("entity_id"), "action",
+            pl.coalesce("start_time", "created_at").alias("requested_at"),
+            (pl.col("message").fill_null("") == "Error").alias("marked_error")))
+    outcomes = _event_rows(tables).group_by("action_id").agg(
+        pl.col("finish_time").filter(pl.col("result") == SUCCESS).min().alias("succeeded_at"),
+        (pl.col("result") == "Error").any().alias("event_error"))
+    return pl.concat(parts, how="vertical_relaxed").join(outcomes, on="action_id", how="left").select(
+        "source_table", "source_id", "action_id", "entity_id", "action",
+        pl.coalesce("succeeded_at", "requested_at").alias("at"),
+        (pl.col("marked_error") | pl.col("event_error").fill_null(False)).alias("failed"))
+
+
+def _event_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    parts = [
+        common.typed(tables[name], {
+            "action_id": common.ID, "event": common.TEXT, "result": common.TEXT,
+            "start_time": common.WHEN, "finish_time": common.WHEN})
+        for name in ("nova.instance_actions_events", "nova.shadow_instance_actions_events") if name in tables
+    ]
+    return pl.concat(parts, how="vertical_relaxed")
+
+
+def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """entity_id, terminate_event: when the first successful terminate event finished."""
+    events = _event_rows(tables).filter((pl.col("event") == TERMINATE_EVENT) & (pl.col("result") == SUCCESS))
+    actions = _action_owners(tables)
+    return (
+        events.join(actions, on="action_id", how="inner")
+        .group_by("entity_id")
+        .agg(pl.coalesce("finish_time", "start_time").min().alias("terminate_event"))
+    )
+
+
+def _action_owners(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    parts = [
+        common.typed(tables[name], {"id": common.ID, "instance_uuid": common.ID}).select(
+            pl.col("id").alias("action_id"), pl.col("instance_uuid").alias("entity_id"))
+        for name in ("nova.instance_actions", "nova.shadow_instance_actions") if name in tables
+    ]
+    return pl.concat(parts, how="vertical_relaxed")

@@ -1,0 +1,91 @@
+"""Small expressions every adapter shares: typed column reads, hours, and rejection frames.
+
+Snapshot tables arrive with whatever dtypes the extractor (or an upstream dump) chose: ids as
+ints or strings, datetimes as ``Datetime`` of any unit or as text (SQLite). ``typed`` turns the
+columns an adapter uses into one set of dtypes, adding absent optional columns as null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import polars as pl
+
+from exporter.schema import REJECT_SCHEMA, TIME, conform
+
+ID = "id"  # kind marker for ``typed``: text identifier
+TEXT = "text"
+NUMBER = "number"
+WHEN = "time"
+
+MICROSECONDS_PER_HOUR = 3_600_000_000
+
+
+def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str]) -> pl.LazyFrame:
+    """``frame`` reduced to ``columns`` ({name: kind}), cast to one dtype per kind; absent -> null."""
+    lazy = frame.lazy()
+    schema = lazy.collect_schema()
+    # with_columns (not select) so absent columns broadcast to the frame's height, even 0 rows.
+    typed_columns = [_typed_column(name, kind, schema.get(name)) for name, kind in columns.items()]
+    return lazy.with_columns(typed_columns).select(list(columns))
+
+
+def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
+    if dtype is None or dtype == pl.Null:
+        target = {ID: pl.String(), TEXT: pl.String(), NUMBER: pl.Float64(), WHEN: TIME}[kind]
+        return pl.lit(None, dtype=target).alias(name)
+    column = pl.col(name)
+    if kind == WHEN:
+        if dtype == pl.String:
+            return column.str.strip_chars().str.to_datetime(time_unit="us", strict=False).alias(name)
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            column = column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return column.cast(TIME).alias(name)
+    if kind == NUMBER:
+        return column.cast(pl.Float64, strict=False).alias(name)
+    text = column.cast(pl.String)
+    if kind == ID and dtype.is_float():
+        text = column.cast(pl.Int64, strict=False).cast(pl.String)
+    return text.alias(name)
+
+
+def hours_between(start: str | pl.Expr, end: str | pl.Expr, *, snapshot_time: dt.datetime) -> pl.Expr:
+    """Hours in [start, end) with a null end read as ``snapshot_time``; negative or unknown -> 0."""
+    start = pl.col(start) if isinstance(start, str) else start
+    end = pl.col(end) if isinstance(end, str) else end
+    micros = (end.fill_null(pl.lit(snapshot_time, dtype=TIME)) - start).dt.total_microseconds()
+    return (micros.cast(pl.Float64) / MICROSECONDS_PER_HOUR).clip(lower_bound=0.0).fill_null(0.0)
+
+
+def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:
+    """The name of the first rule whose condition is true (a reason), else null."""
+    expr = pl.lit(None, dtype=pl.String)
+    for reason, condition in reversed(rules):
+        expr = pl.when(condition.fill_null(False)).then(pl.lit(reason)).otherwise(expr)
+    return expr.alias("rejection_reason")
+
+
+def detail_json(*columns: str) -> pl.Expr:
+    """The named columns of a row as a JSON object (text), for ``rejection_detail``."""
+    return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode().alias("rejection_detail")
+
+
+def split_rejected(
+    windows: pl.LazyFrame, *, site: str, level: str | None, snapshot_time: dt.datetime, detail: pl.Expr
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(rows whose ``rejection_reason`` is null, the others in REJECT_SCHEMA).
+
+    ``windows`` carries source_table, source_id, start, end and rejection_reason (and level
+    when ``level`` is None); ``detail`` is
+    evaluated on the rejected rows (which join failed, the original values).
+    """
+    kept = windows.filter(pl.col("rejection_reason").is_null()).drop("rejection_reason")
+    rejected = windows.filter(pl.col("rejection_reason").is_not_null()).with_columns(
+        pl.lit(site).alias("site"),
+        pl.lit(level).alias("level") if level is not None else pl.col("level"),
+        detail,
+        hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"),
+    )
+    return kept, conform(rejected, REJECT_SCHEMA)
+

@@ -1,0 +1,88 @@
+"""What a span holds of its host: node_type, GPUs, inventory and the per-level resource rule.
+
+Host identity is the hypervisor_hostname. Inventory as of t comes from the nova compute_nodes
+row covering t when it reports non-zero vcpus, else from the covering Blazar computehosts row
+(ironic rows report 0 since Stein), else 0. node_type and GPUs come from Blazar capabilities
+(``blazar_hosts.host_attributes``); a host Blazar never knew is ``node_type="unknown"``, 0 GPUs.
+
+Resource rule: on ironic hosts a span holds the whole host (nodes = 1, host inventory, host
+GPUs). On KVM hosts an instance (or a reservation slot) holds its own vcpus/memory/disk and
+nodes = vcpus / host vcpus (0 when the host's vcpus are unknown) and no GPUs.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from exporter.schema import UNKNOWN_NODE_TYPE
+
+INVENTORY = ("vcpus", "memory_mb", "disk_gb")
+IRONIC = "ironic"
+
+
+def host_kinds(host_windows: pl.LazyFrame) -> pl.LazyFrame:
+    """hypervisor_hostname, is_kvm: a host is KVM when its newest known hypervisor_type is not ironic."""
+    known = host_windows.filter(pl.col("hypervisor_type").is_not_null() & pl.col("hypervisor_hostname").is_not_null())
+    return (
+        known.sort("start", nulls_last=False)
+        .group_by("hypervisor_hostname")
+        .agg(pl.col("hypervisor_type").last())
+        .select("hypervisor_hostname", (pl.col("hypervisor_type").str.to_lowercase() != IRONIC).alias("is_kvm"))
+    )
+
+
+def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.LazyFrame:
+    """``spans`` + host_vcpus, host_memory_mb, host_disk_gb as of each span's start.
+
+    ``host_windows``: usable host evidence rows (source_table, hypervisor_hostname, start, end,
+    vcpus, memory_mb, disk_gb). Only rows with vcpus > 0 are candidates; a candidate covers t
+    when start <= t < end (null end = still there).
+    """
+    result = spans.with_row_index("_span").sort("start")
+    for prefix, source in (("_nova", "nova."), ("_blazar", "blazar.")):
+        candidates = (
+            host_windows.filter(pl.col("source_table").str.starts_with(source) & (pl.col("vcpus") > 0))
+            .select("hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
+                    pl.col("end").alias(f"{prefix}_to"), *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
+            .sort(f"{prefix}_from")
+        )
+        result = result.join_asof(candidates, left_on="start", right_on=f"{prefix}_from",
+                                  by="hypervisor_hostname", strategy="backward", check_sortedness=False)
+    covering = {p: pl.col(f"{p}_to").is_null() | (pl.col(f"{p}_to") > pl.col("start")) for p in ("_nova", "_blazar")}
+    covering = {p: cond & pl.col(f"{p}_from").is_not_null() for p, cond in covering.items()}
+    chosen = [
+        pl.when(covering["_nova"]).then(pl.col(f"_nova_{c}"))
+        .when(covering["_blazar"]).then(pl.col(f"_blazar_{c}"))
+        .otherwise(0.0).alias(f"host_{c}")
+        for c in INVENTORY
+    ]
+    helper = [c for p in ("_nova", "_blazar") for c in (f"{p}_from", f"{p}_to", *(f"{p}_{i}" for i in INVENTORY))]
+    return result.with_columns(chosen).drop(helper).sort("_span").drop("_span")
+
+
+def with_host_resources(spans: pl.LazyFrame, *, attributes: pl.LazyFrame, kinds: pl.LazyFrame,
+                        host_windows: pl.LazyFrame, whole_host: bool) -> pl.LazyFrame:
+    """``spans`` + node_type, nodes, vcpus, memory_mb, disk_gb, gpus by the resource rule.
+
+    ``whole_host=True`` (total, reservable) always takes the whole host. Otherwise KVM spans keep
+    their own ``own_vcpus``/``own_memory_mb``/``own_disk_gb`` columns (null = whole host).
+    """
+    enriched = (
+        inventory_at_start(spans, host_windows)
+        .join(attributes, on="hypervisor_hostname", how="left")
+        .join(kinds, on="hypervisor_hostname", how="left")
+        .with_columns(pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE), pl.col("gpus").fill_null(0.0),
+                      pl.col("is_kvm").fill_null(False))
+    )
+    if whole_host:
+        slice_ = pl.lit(False)
+    else:
+        slice_ = pl.col("is_kvm") & pl.col("own_vcpus").is_not_null()
+    host_vcpus = pl.col("host_vcpus")
+    return enriched.with_columns(
+        pl.when(slice_).then(
+            pl.when(host_vcpus > 0).then(pl.col("own_vcpus") / host_vcpus).otherwise(0.0)
+        ).otherwise(1.0).alias("nodes"),
+        *(pl.when(slice_).then(pl.col(f"own_{c}")).otherwise(pl.col(f"host_{c}")).alias(c) for c in INVENTORY),
+        pl.when(slice_).then(0.0).otherwise(pl.col("gpus")).alias("gpus"),
+    )

@@ -1,0 +1,42 @@
+"""Request specs: which Blazar reservation (if any) an instance was booked against.
+
+``nova_api.request_specs.spec`` is the JSON of a RequestSpec. A bare-metal instance names its
+reservation in the scheduler hint ``reservation`` (a list of strings); a KVM instance of a
+virtual/flavor:instance reservation boots a private flavor named ``reservation:<id>``.
+The table itself is declared in ``nova_instances.READS``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from exporter.adapters import common
+
+HINT_PATH = "$['nova_object.data'].scheduler_hints.reservation[0]"
+FLAVOR_NAME_PATH = "$['nova_object.data'].flavor['nova_object.data'].name"
+FLAVOR_PREFIX = "reservation:"
+
+
+def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """instance_uuid, reservation_id: one row per instance whose spec names a reservation.
+
+    The scheduler hint wins over the flavor name; unparseable JSON names none (on-demand).
+    """
+    specs = common.typed(request_specs, {"instance_uuid": common.ID, "spec": common.TEXT})
+    flavor_name = pl.col("spec").str.json_path_match(FLAVOR_NAME_PATH)
+    from_flavor = (
+        pl.when(flavor_name.str.starts_with(FLAVOR_PREFIX))
+        .then(flavor_name.str.slice(len(FLAVOR_PREFIX)))
+        .otherwise(None)
+    )
+    hint = pl.col("spec").str.json_path_match(HINT_PATH)
+    linked = specs.select(
+        "instance_uuid",
+        pl.coalesce(_non_empty(hint), _non_empty(from_flavor)).alias("reservation_id"),
+    )
+    return linked.filter(pl.col("reservation_id").is_not_null()).unique("instance_uuid", keep="first")
+
+
+def _non_empty(expr: pl.Expr) -> pl.Expr:
+    text = expr.str.strip_chars()
+    return pl.when(text == "").then(None).otherwise(text)

@@ -1,0 +1,136 @@
+"""Accounting of every input row and span-hour, and the two invariants checked on every run.
+
+1. Rows: per (level, source table), input rows = rows used (>= 1 span) + rows rejected, and no
+   row is both.
+2. Hours: per (level, source table), input span-hours = counted + clipped + rejected hours; and
+   the timeline's Σ value × step per level equals the counted span-hours inside the window.
+
+Hours of a window [start, end) read a null end as the snapshot time and count 0 when negative.
+A violation raises :class:`InvariantViolation` naming every failing entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+
+from exporter.adapters.common import hours_between
+from exporter.errors import InvariantViolation
+
+# Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
+TOLERANCE = 1e-7
+KEYS = ["level", "source_table"]
+
+
+def input_totals(windows: pl.DataFrame, *, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """level, source_table, rows_in, hours_in of an adapter's raw windows (kept and rejected)."""
+    return windows.group_by(KEYS).agg(
+        pl.len().alias("rows_in"), hours_between("start", "end", snapshot_time=snapshot_time).sum().alias("hours_in"))
+
+
+def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """level, source_table, reason, year, hours: per source row, hours in ``before`` not in ``after``.
+
+    Both frames carry level, source_table, source_id, start, end; ``after`` holds the pieces
+    that survive a trimming stage (rows with no piece left must be accounted as rejected by
+    the caller, so they are excluded here).
+    """
+    key = ["level", "source_table", "source_id"]
+    hours = hours_between("start", "end", snapshot_time=snapshot_time)
+    was = before.group_by(key).agg(hours.sum().alias("was"), pl.col("start").min().dt.year().alias("year"))
+    now = after.group_by(key).agg(hours.sum().alias("now"))
+    trimmed = was.join(now, on=key, how="inner").with_columns((pl.col("was") - pl.col("now")).alias("hours"))
+    return (
+        trimmed.filter(pl.col("hours") > 0)
+        .group_by(["level", "source_table", "year"]).agg(pl.col("hours").sum())
+        .with_columns(pl.lit(reason).alias("reason"))
+        .select("level", "source_table", "reason", "year", "hours")
+    )
+
+
+def source_accounting(inputs: pl.DataFrame, spans: pl.DataFrame, rejected: pl.DataFrame, clipped: pl.DataFrame,
+                      *, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """Per (level, source_table): rows in/used/rejected/both and hours in/counted/clipped/rejected."""
+    used = spans.group_by(KEYS).agg(
+        pl.col("source_id").n_unique().alias("rows_used"),
+        hours_between("start", "end", snapshot_time=snapshot_time).sum().alias("hours_counted"))
+    dropped = rejected.group_by(KEYS).agg(
+        pl.col("source_id").n_unique().alias("rows_rejected"), pl.col("hours").sum().alias("hours_rejected"))
+    both = (spans.select(*KEYS, "source_id").unique()
+            .join(rejected.select(*KEYS, "source_id").unique(), on=[*KEYS, "source_id"], how="inner")
+            .group_by(KEYS).agg(pl.len().alias("rows_both")))
+    cut = clipped.group_by(KEYS).agg(pl.col("hours").sum().alias("hours_clipped"))
+    table = inputs.group_by(KEYS).agg(pl.col("rows_in").sum(), pl.col("hours_in").sum())
+    for part in (used, dropped, both, cut):
+        table = table.join(part, on=KEYS, how="full", coalesce=True)
+    return table.fill_null(0).sort(KEYS)
+
+
+def check_sources(sources: list[dict]) -> None:
+    """Raise InvariantViolation unless rows and hours balance for every (level, source_table)."""
+    failures = []
+    for entry in sources:
+        name = f"{entry['level']}/{entry['source_table']}"
+        rows = entry["rows_used"] + entry["rows_rejected"]
+        if entry["rows_in"] != rows or entry["rows_both"]:
+            failures.append(f"{name}: {entry['rows_in']} rows in != {entry['rows_used']} used + "
+                            f"{entry['rows_rejected']} rejected ({entry['rows_both']} both)")
+        out = entry["hours_counted"] + entry["hours_clipped"] + entry["hours_rejected"]
+        if not _close(entry["hours_in"], out):
+            failures.append(f"{name}: {entry['hours_in']:.6f} span-hours in != {entry['hours_counted']:.6f} counted + "
+                            f"{entry['hours_clipped']:.6f} clipped + {entry['hours_rejected']:.6f} rejected")
+    if failures:
+        raise InvariantViolation("accounting does not balance: " + "; ".join(failures), details=failures)
+
+
+def check_timeline(levels: list[dict]) -> None:
+    """Raise InvariantViolation unless timeline hours equal span-hours in the window per level/resource."""
+    failures = [
+        f"{e['level']}/{e['resource']}: timeline {e['timeline_hours']:.6f} != spans {e['span_hours']:.6f}"
+        for e in levels if not _close(e["span_hours"], e["timeline_hours"])
+    ]
+    if failures:
+        raise InvariantViolation("timeline does not conserve span-hours: " + "; ".join(failures), details=failures)
+
+
+def check_invariants(audit: dict) -> None:
+    """Both invariants on an audit dict (``sources`` and, when present, ``timeline.levels``)."""
+    check_sources(audit["sources"])
+    if "timeline" in audit:
+        check_timeline(audit["timeline"]["levels"])
+
+
+def _close(expected: float, actual: float) -> bool:
+    return abs(expected - actual) <= TOLERANCE * max(1.0, abs(expected), abs(actual))
+
+
+def audit_json(audit: dict) -> str:
+    """Deterministic JSON text (sorted keys, fixed indentation)."""
+    return json.dumps(audit, sort_keys=True, indent=2, default=str) + "\n"
+
+
+def summary_text(audit: dict) -> str:
+    """A short human summary: rows and hours per source, rejections per reason, checks."""
+    lines = [f"site {audit['site']}: snapshot {audit['snapshot_time']}"]
+    lines.append(f"{'level/source':<48} {'rows in':>9} {'used':>9} {'rejected':>9} "
+                 f"{'hours in':>14} {'counted':>14} {'clipped':>12} {'rejected':>12}")
+    for e in audit["sources"]:
+        lines.append(f"{e['level'] + '/' + e['source_table']:<48} {e['rows_in']:>9} {e['rows_used']:>9} "
+                     f"{e['rows_rejected']:>9} {e['hours_in']:>14.1f} {e['hours_counted']:>14.1f} "
+                     f"{e['hours_clipped']:>12.1f} {e['hours_rejected']:>12.1f}")
+    reasons: dict[str, int] = {}
+    for e in audit["rejected"]:
+        reasons[e["reason"]] = reasons.get(e["reason"], 0) + e["rows"]
+    if reasons:
+        lines.append("rejected rows by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+    lines.append(f"total node-hours evidenced only by Blazar: {audit['blazar_only_total_hours']:.1f}")
+    if "timeline" in audit:
+        tl = audit["timeline"]
+        lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "
+                     f"{tl['negative_leaves']} negative leaf values")
+    for warning in audit["warnings"]:
+        lines.append(f"warning: {warning}")
+    lines.append("invariants: rows and hours balance for every source; timeline conserves span-hours")
+    return "\n".join(lines)

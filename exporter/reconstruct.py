@@ -1,0 +1,220 @@
+"""Reconstruction: snapshot tables -> canonical spans (+ rejects) -> timeline, with an audit.
+
+Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip into parent]):
+
+1. hosts        nova compute_nodes ∪ blazar computehosts per hostname  -> total
+2. reservable   blazar computehosts per hostname, clipped into total    -> reservable
+3. committed    allocation ⋈ reservation ⋈ lease ⋈ host, into reservable -> committed / maintenance
+4. occupied     instances; reserved ones clipped into their reservation's committed window on
+                the same host (else orphan), on-demand ones into total   -> occupied
+5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
+6. timeline     time-weighted leaves on the grid (exporter.timeline), then both invariants.
+
+Rules are in the adapters (exporter.adapters.*) and in docs/semantics.md; this module only
+wires them, collects at the named checkpoints and keeps the books (exporter.spanbooks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from exporter import audit as auditing
+from exporter.adapters.common import hours_between
+from exporter.adapters import blazar_hosts, blazar_leases, host_resources, instance_actions, nova_hosts, nova_instances
+from exporter.schema import (
+    BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED, LEVEL_MAINTENANCE,
+    LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, LEVELS, POOL_ONDEMAND, POOL_RESERVABLE,
+    SPAN_SCHEMA, conform,
+)
+from exporter.sources import declared_tables
+from exporter.spanbooks import SpanBooks
+
+# Without these nothing can be reconstructed; every other table degrades with a warning.
+ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")
+HOST_KEY = ["hypervisor_hostname"]
+
+
+@dataclass(frozen=True)
+class SpanSet:
+    """Canonical spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA) and their accounting."""
+
+    spans: pl.DataFrame
+    rejected: pl.DataFrame
+    audit: dict
+
+
+def spans_from_tables(
+    tables: Mapping[str, pl.LazyFrame | pl.DataFrame],
+    *,
+    site: str,
+    snapshot_time: dt.datetime,
+    maintenance_projects: Sequence[str] = ("maintenance",),
+) -> SpanSet:
+    """Every span the tables evidence, every row they reject, and the balanced books.
+
+    ``tables``: ``{"schema.table": frame}`` (snapshot files or live DB reads). Absent tables
+    are treated as empty, with a warning in the audit (no Blazar -> everything on-demand).
+    Raises InvariantViolation when rows or hours do not balance.
+    """
+    frames, warnings = _complete_tables(tables)
+    books = SpanBooks(site=site, snapshot_time=snapshot_time)
+    hosts = _host_evidence(frames)
+    total = _total_spans(books, hosts)
+    reservable = _reservable_spans(books, hosts, total)
+    committed = _committed_spans(books, frames, reservable, maintenance_projects)
+    instances = nova_instances.instance_windows(frames).collect()
+    occupied = _occupied_spans(books, instances, committed, total)
+    stopped = _stopped_spans(books, frames, instances, occupied)
+    context = _host_context(frames, hosts)
+    spans = pl.concat(
+        [_canonical(level, site=site, context=context) for level in (total, reservable, committed, occupied, stopped)],
+        how="vertical",
+    ).sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
+        "source_table", "source_id", "level", "start", nulls_last=True)
+    audit = span_audit(books, spans, rejected, tables=frames, warnings=warnings)
+    auditing.check_sources(audit["sources"])
+    return SpanSet(spans=spans, rejected=rejected, audit=audit)
+
+
+def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
+    """Every declared table as a LazyFrame (absent -> empty) and a warning per absent non-optional one."""
+    frames, warnings = {}, []
+    for source in declared_tables():
+        frame = tables.get(source.name)
+        if frame is None and not source.optional:
+            effect = "no Blazar data: every host and instance counts as on-demand" if source.schema == "blazar" \
+                else "its rows are treated as absent"
+            warnings.append(f"table {source.name} is missing; {effect}")
+        frames[source.name] = pl.LazyFrame() if frame is None else frame.lazy()
+    return frames, warnings
+
+
+def _host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Checkpoint: every host row of nova and Blazar, with its rejection reason (if any)."""
+    parts = [nova_hosts.nova_host_windows(frames), blazar_hosts.blazar_host_windows(frames)]
+    return pl.concat(parts, how="vertical_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level")).collect()
+
+
+def _total_spans(books: SpanBooks, hosts: pl.DataFrame) -> pl.DataFrame:
+    settled = books.settled(hosts, detail=nova_hosts.host_reject_detail())
+    return books.merged(books.cut_at_snapshot(settled), by=HOST_KEY)
+
+
+def _reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame) -> pl.DataFrame:
+    windows = hosts.filter(pl.col("source_table") == "blazar.computehosts").with_columns(
+        pl.lit(LEVEL_RESERVABLE).alias("level"))
+    settled = books.settled(windows, detail=nova_hosts.host_reject_detail())
+    merged = books.merged(books.cut_at_snapshot(settled), by=HOST_KEY)
+    return books.clipped_into(merged, total, by=HOST_KEY)
+
+
+def _committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reservable: pl.DataFrame,
+                     maintenance_projects: Sequence[str]) -> pl.DataFrame:
+    windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
+    slots = blazar_leases.reservation_slices(frames)
+    windows = windows.join(slots, on="reservation_id", how="left").collect()
+    settled = books.settled(windows, detail=blazar_leases.allocation_reject_detail())
+    return books.clipped_into(books.cut_at_snapshot(settled), reservable, by=HOST_KEY)
+
+
+def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame,
+                    total: pl.DataFrame) -> pl.DataFrame:
+    settled = books.cut_at_snapshot(
+        books.settled(instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")),
+                      detail=nova_instances.instance_reject_detail()))
+    reserved = settled.filter(pl.col("booking") == BOOKING_RESERVATION)
+    windows = committed.filter(pl.col("level") == LEVEL_COMMITTED).select(
+        "reservation_id", "hypervisor_hostname", "start", "end")
+    inside = books.clipped_into(reserved, windows, by=["reservation_id", *HOST_KEY], reason="orphan")
+    ondemand = books.clipped_into(settled.filter(pl.col("booking") != BOOKING_RESERVATION), total, by=HOST_KEY)
+    return pl.concat([inside, ondemand], how="vertical_relaxed")
+
+
+def _stopped_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame,
+                   occupied: pl.DataFrame) -> pl.DataFrame:
+    windows = instance_actions.stop_windows(frames, instances.lazy()).with_columns(
+        pl.lit(LEVEL_STOPPED).alias("level")).collect()
+    settled = books.settled(windows, detail=instance_actions.stop_reject_detail())
+    merged = books.merged(books.cut_at_snapshot(settled), by=["entity_id"])
+    parents = occupied.select("entity_id", "start", "end")
+    return books.clipped_into(merged, parents, by=["entity_id"])
+
+
+def _host_context(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame) -> dict[str, pl.LazyFrame]:
+    """What the resource rule needs about every host: usable rows, capabilities, ironic/KVM."""
+    usable = hosts.filter(pl.col("rejection_reason").is_null()).lazy()
+    blazar_rows = usable.filter(pl.col("source_table") == "blazar.computehosts")
+    capabilities = blazar_hosts.named_capabilities(frames)
+    return {
+        "host_windows": usable,
+        "attributes": blazar_hosts.host_attributes(blazar_rows, capabilities),
+        "kinds": host_resources.host_kinds(usable),
+    }
+
+
+def _canonical(spans: pl.DataFrame, *, site: str, context: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Spans of one stage in SPAN_SCHEMA: resources, node_type, pool and hierarchy_status."""
+    level = spans.get_column("level")
+    whole_host = bool(level.is_in([LEVEL_TOTAL, LEVEL_RESERVABLE]).all())
+    own = _own_resources(spans)
+    enriched = host_resources.with_host_resources(own.lazy(), whole_host=whole_host, **context).collect()
+    if "booking" not in enriched.columns:
+        enriched = enriched.with_columns(pl.lit(None, dtype=pl.String).alias("booking"))
+    changed = (pl.col("start") != pl.col("original_start")) | pl.col("end").ne_missing(pl.col("original_end"))
+    return conform(enriched.with_columns(
+        pl.lit(site).alias("site"),
+        pl.when(pl.col("level") == LEVEL_TOTAL).then(None)
+        .when(pl.col("level").is_in([LEVEL_RESERVABLE, LEVEL_COMMITTED, LEVEL_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
+        .when(pl.col("booking") == BOOKING_RESERVATION).then(pl.lit(POOL_RESERVABLE))
+        .otherwise(pl.lit(POOL_ONDEMAND)).alias("pool"),
+        pl.when(pl.col("level") == LEVEL_TOTAL).then(pl.lit(HIERARCHY_ROOT))
+        .when(changed).then(pl.lit(HIERARCHY_CLIPPED)).otherwise(pl.lit(HIERARCHY_DIRECT)).alias("hierarchy_status"),
+    ), SPAN_SCHEMA)
+
+
+def _own_resources(spans: pl.DataFrame) -> pl.DataFrame:
+    """``spans`` + own_vcpus/own_memory_mb/own_disk_gb: an instance's or a reservation slot's size."""
+    columns = spans.columns
+    if "slot_vcpus" in columns:
+        sizes = {f"own_{c}": pl.col(f"slot_{c}") for c in host_resources.INVENTORY}
+    elif "vcpus" in columns and "booking" in columns:
+        sizes = {f"own_{c}": pl.col(c) for c in host_resources.INVENTORY}
+    else:
+        sizes = {f"own_{c}": pl.lit(None, dtype=pl.Float64) for c in host_resources.INVENTORY}
+    sized = spans.with_columns(**sizes)
+    return sized.drop([c for c in ("node_type", "gpus", "nodes", *host_resources.INVENTORY) if c in columns])
+
+
+def span_audit(books: SpanBooks, spans: pl.DataFrame, rejected: pl.DataFrame, *,
+               tables: Mapping[str, pl.LazyFrame], warnings: list[str]) -> dict:
+    """The audit dict: per-source accounting, rejections and clips by reason and year, warnings."""
+    snapshot = books.snapshot_time
+    sources = auditing.source_accounting(books.all_inputs(), spans, rejected, books.all_clipped(),
+                                         snapshot_time=snapshot)
+    hours = hours_between("start", "end", snapshot_time=snapshot)
+    by_reason = (rejected.with_columns(pl.col("start").dt.year().alias("year"))
+                 .group_by("level", "source_table", "rejection_reason", "year")
+                 .agg(pl.len().alias("rows"), pl.col("hours").sum())
+                 .rename({"rejection_reason": "reason"}).sort("level", "source_table", "reason", "year", nulls_last=True))
+    clipped = (books.all_clipped().group_by("level", "source_table", "reason", "year").agg(pl.col("hours").sum())
+               .sort("level", "source_table", "reason", "year", nulls_last=True))
+    counted = (spans.group_by("level", "source_table", pl.col("start").dt.year().alias("year"))
+               .agg(hours.sum().alias("hours")).sort("level", "source_table", "year"))
+    blazar_only = spans.filter((pl.col("level") == LEVEL_TOTAL) & (pl.col("source_table") == "blazar.computehosts"))
+    return {
+        "site": spans["site"][0] if spans.height else books.site,
+        "snapshot_time": snapshot.isoformat(),
+        "levels": list(LEVELS),
+        "sources": sources.to_dicts(),
+        "rejected": by_reason.to_dicts(),
+        "clipped": clipped.to_dicts(),
+        "counted": counted.to_dicts(),
+        "blazar_only_total_hours": float(blazar_only.select(hours.sum()).item() or 0.0),
+        "table_rows": {name: int(frame.select(pl.len()).collect().item()) for name, frame in sorted(tables.items())},
+        "warnings": warnings,
+    }

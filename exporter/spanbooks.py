@@ -1,0 +1,106 @@
+"""The trimming stages every span level goes through, each recording what it removes.
+
+A level's raw windows (one per source row) are *settled* (rule failures become rejected rows),
+*cut at the snapshot* (nothing is known after it), optionally *merged* per identity (overlap
+becomes duplicate_entity hours) and *clipped into a parent level*. Every stage returns the
+surviving pieces and records the rest in :class:`SpanBooks`: a row with nothing left is a
+rejected row (with its reason), a trimmed row keeps its span and the trim is clipped hours
+(with its reason). ``exporter.audit`` checks that these books balance.
+
+All frames here are collected (eager): the orchestrator decides when to collect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from exporter import audit, intervals
+from exporter.adapters.common import MICROSECONDS_PER_HOUR, split_rejected
+from exporter.schema import REJECT_SCHEMA, TIME, conform
+
+
+@dataclass
+class SpanBooks:
+    """What went in, what was rejected and what was clipped, per level and source table."""
+
+    site: str
+    snapshot_time: dt.datetime
+    inputs: list[pl.DataFrame] = field(default_factory=list)
+    rejected: list[pl.DataFrame] = field(default_factory=list)
+    clipped: list[pl.DataFrame] = field(default_factory=list)
+
+    def settled(self, windows: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
+        """Rows of ``windows`` (with level, rejection_reason) that pass their rules; the rest rejected."""
+        self.inputs.append(audit.input_totals(windows, snapshot_time=self.snapshot_time))
+        kept = self._split(windows, detail=detail)
+        return kept.with_columns(pl.col("start").alias("original_start"), pl.col("end").alias("original_end"))
+
+    def cut_at_snapshot(self, spans: pl.DataFrame) -> pl.DataFrame:
+        """Spans cut at the snapshot time; spans starting at or after it are rejected (after_snapshot)."""
+        snapshot = pl.lit(self.snapshot_time, dtype=TIME)
+        late = spans.with_columns(
+            pl.when(pl.col("start") >= snapshot).then(pl.lit("after_snapshot")).alias("rejection_reason"))
+        kept = self._split(late, detail=pl.lit('{"snapshot_time": "%s"}' % self.snapshot_time))
+        cut = kept.with_columns(pl.when(pl.col("end") > snapshot).then(snapshot).otherwise(pl.col("end")).alias("end"))
+        self._record_trim(kept, cut, reason="after_snapshot")
+        return cut
+
+    def merged(self, spans: pl.DataFrame, *, by: Sequence[str]) -> pl.DataFrame:
+        """Spans trimmed so no time is covered twice per ``by``: the earlier row keeps it.
+
+        Fully covered rows are rejected as duplicate_entity; the trimmed part of the others is
+        clipped hours with reason duplicate_entity.
+        """
+        overlap = intervals.duplicate_overlap(
+            spans.lazy(), by=by, open_end=self.snapshot_time, hours="_overlap").collect()
+        shift = pl.duration(microseconds=(pl.col("_overlap") * MICROSECONDS_PER_HOUR).round().cast(pl.Int64))
+        trimmed = overlap.with_columns((pl.col("start") + shift).alias("_start"))
+        covered = pl.col("_start") >= pl.col("end").fill_null(pl.lit(self.snapshot_time, dtype=TIME))
+        flagged = trimmed.with_columns(
+            pl.when(covered & (pl.col("_overlap") > 0)).then(pl.lit("duplicate_entity")).alias("rejection_reason"))
+        kept = self._split(flagged.drop("_start", "_overlap"), detail=pl.lit('{"overlaps": "earlier row"}'))
+        result = flagged.filter(pl.col("rejection_reason").is_null()).drop("rejection_reason").with_columns(
+            pl.col("_start").alias("start")).drop("_start", "_overlap")
+        self._record_trim(kept, result, reason="duplicate_entity")
+        return result
+
+    def clipped_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str],
+                     reason: str = "outside_parent") -> pl.DataFrame:
+        """Pieces of ``spans`` inside the union of their key's ``parents``.
+
+        A span with no piece inside is rejected with ``reason``; the outside part of the
+        others is clipped hours with reason outside_parent.
+        """
+        inside, _ = intervals.clip_to_parent(spans.lazy(), parents.lazy(), by=by, open_end=self.snapshot_time)
+        inside = inside.collect().drop("trimmed")
+        keys = ["level", "source_table", "source_id"]
+        orphaned = spans.join(inside.select(keys).unique(), on=keys, how="anti").with_columns(
+            pl.lit(reason).alias("rejection_reason"))
+        self._split(orphaned, detail=pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode())
+        self._record_trim(spans, inside, reason="outside_parent")
+        return inside
+
+    def _split(self, frame: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
+        kept, rejected = split_rejected(frame.lazy(), site=self.site, level=None, snapshot_time=self.snapshot_time,
+                                        detail=detail.alias("rejection_detail"))
+        self.rejected.append(rejected.collect())
+        return kept.collect()
+
+    def _record_trim(self, before: pl.DataFrame, after: pl.DataFrame, *, reason: str) -> None:
+        self.clipped.append(audit.trimmed_hours(before, after, reason=reason, snapshot_time=self.snapshot_time))
+
+    def all_rejected(self) -> pl.DataFrame:
+        """Every rejected row so far, in REJECT_SCHEMA."""
+        return pl.concat([conform(r, REJECT_SCHEMA) for r in self.rejected], how="vertical")
+
+    def all_clipped(self) -> pl.DataFrame:
+        """level, source_table, reason, year, hours of every trim so far."""
+        return pl.concat(self.clipped, how="vertical")
+
+    def all_inputs(self) -> pl.DataFrame:
+        return pl.concat(self.inputs, how="vertical")
+
