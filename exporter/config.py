@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from exporter.db import KNOWN_SCHEMAS
 from exporter.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
@@ -89,6 +90,9 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: dict[str, str] 
         raise ConfigError(f"config file {path}:{where} is not valid YAML") from None
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping")
+    unknown = set(document) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     defaults = _mapping(document.get("defaults", {}), "defaults")
     sites_raw = _mapping(document.get("sites", {}), "sites")
     sites = {name: _site(str(name), _mapping(body, f"sites.{name}"), defaults, environ)
@@ -102,6 +106,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: dict[str, str] 
     )
 
 
+_TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
               "refresh_interval", "query_timeout", "live_holdback_hours"}
 
@@ -110,7 +115,15 @@ def _site(name: str, body: dict, defaults: dict, environ) -> SiteConfig:
     merged = {**defaults, **body}
     unknown = set(merged) - _SITE_KEYS
     if unknown:
-        raise ConfigError(f"sites.{name}: unknown key(s) {', '.join(sorted(unknown))}")
+        raise ConfigError(f"sites.{name}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    for key in ("db_urls", "databases"):
+        strange = set(map(str, _mapping(merged.get(key), f"sites.{name}.{key}"))) - set(KNOWN_SCHEMAS)
+        if strange:
+            raise ConfigError(f"sites.{name}.{key}: unknown schema(s) {', '.join(sorted(strange))} "
+                              f"(known: {', '.join(KNOWN_SCHEMAS)})")
+    if not merged.get("db_url") and not merged.get("db_urls"):
+        raise ConfigError(f"sites.{name}: needs db_url (or db_urls per schema)")
+    projects = merged.get("maintenance_projects", ["maintenance"])
     try:
         return SiteConfig(
             name=name,
@@ -120,7 +133,7 @@ def _site(name: str, body: dict, defaults: dict, environ) -> SiteConfig:
                      for k, v in _mapping(merged.get("db_urls", {}), f"sites.{name}.db_urls").items()},
             databases={str(k): str(v)
                        for k, v in _mapping(merged.get("databases", {}), f"sites.{name}.databases").items()},
-            maintenance_projects=tuple(str(p) for p in merged.get("maintenance_projects", ["maintenance"])),
+            maintenance_projects=(str(projects),) if isinstance(projects, str) else tuple(map(str, projects)),
             history_start=_datetime(merged.get("history_start", "2016-01-01"), f"sites.{name}.history_start"),
             refresh_interval=_positive(merged.get("refresh_interval", 60), f"sites.{name}.refresh_interval"),
             query_timeout=_positive(merged.get("query_timeout", 30), f"sites.{name}.query_timeout"),

@@ -122,7 +122,8 @@ def classify(exc: BaseException, *, what: str) -> DatabaseError:
     kind = _KIND_BY_CODE.get(code) if code is not None else None
     if kind is None:
         kind = next((k for k, needles in _KIND_BY_TEXT if any(n in text for n in needles)), None)
-    if kind is None and isinstance(exc, (sa.exc.OperationalError, OSError)):
+    client_side = code is None or 2000 <= code < 3000  # server errors (1xxx, 3xxx+) are about the query
+    if kind is None and client_side and isinstance(exc, (sa.exc.OperationalError, OSError)):
         kind = "connection_error"
     if code == 2013 and "timed out" in text:  # read_timeout expired while waiting for a query
         kind = "timeout"
