@@ -30,7 +30,7 @@ import polars as pl
 
 from exporter.errors import TimelineError, ToolMissing
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
-from exporter.openmetrics import check_timeline, timeline_samples, write_samples
+from exporter.openmetrics import check_timeline, sample_lines, sample_values, series_labels, write_samples
 from exporter.progress import SILENT, Progress
 
 # promtool's block durations: ExponentialBlockRanges(2h, 10, 3) (reference §1.1)
@@ -131,8 +131,8 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     checked = check_timeline(read_timeline(timeline_path))
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     cutoff = min(now, max(checked.ends.values())) - holdback
-    samples = timeline_samples(checked, job=job, instance=instance, origin=origin)
-    kept = samples.filter(pl.col("t") < _epoch(cutoff))
+    series = series_labels(checked, job=job, instance=instance)
+    kept = sample_values(checked, series, origin=origin).filter(pl.col("t") < _epoch(cutoff))
     if kept.height == 0:
         raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {_hours(holdback)})")
@@ -140,12 +140,12 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     _remove_previous_outputs(out, blocks=blocks)
     tool = _find_promtool(promtool) if blocks else None
     files, write_seconds, promtool_seconds = _write_and_convert(
-        kept, out, hours=hours, tool=tool, workers=workers, progress=progress)
+        kept, series, out, hours=hours, tool=tool, workers=workers, progress=progress)
     result = BackfillResult(
         out_dir=out, timeline_path=timeline_path, job=job, instance=instance,
         step_seconds=checked.step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
         first_sample=_datetime(kept["t"].min()), last_sample=_datetime(kept["t"].max()),
-        origins=checked.starts, series=checked.series, samples=kept.height,
+        origins=checked.starts, series=series.height, samples=kept.height,
         negative_samples=checked.frame.filter(pl.col("value") < 0).height,
         files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
                                     for f in files),
@@ -169,7 +169,7 @@ def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str 
             f"--max-block-duration={hours}h", str(om_file), str(blocks_dir))
 
 
-def _write_and_convert(samples: pl.DataFrame, out: Path, *, hours: int, tool: str | None, workers: int | None,
+def _write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None, workers: int | None,
                        progress: Progress) -> tuple[tuple[WindowFile, ...], float, float]:
     """Write each window's file; with ``tool``, convert each file as soon as it is written."""
     window_seconds = hours * 3600
@@ -187,7 +187,7 @@ def _write_and_convert(samples: pl.DataFrame, out: Path, *, hours: int, tool: st
             t0 = time.perf_counter()
             start = _datetime(window * window_seconds)
             bar.item(f"{start:%Y-%m-%d}")
-            info = _write_window(part, out, start, hours)
+            info = _write_window(sample_lines(part, series), out, start, hours)
             write_seconds += time.perf_counter() - t0
             written.append(info)
             bar.advance()
@@ -201,10 +201,10 @@ def _write_and_convert(samples: pl.DataFrame, out: Path, *, hours: int, tool: st
     return files, write_seconds, promtool_seconds
 
 
-def _write_window(part: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
+def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
     """Write one window file atomically (temp file + rename) and describe it."""
     buffer = io.BytesIO()
-    write_samples(part, buffer)
+    write_samples(lines, buffer)
     data = buffer.getvalue()
     relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     path = out / relative
@@ -212,7 +212,7 @@ def _write_window(part: pl.DataFrame, out: Path, start: dt.datetime, hours: int)
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
-                      samples=part.height, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+                      samples=lines.height, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:

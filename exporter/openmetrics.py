@@ -35,16 +35,12 @@ _US = 1_000_000
 
 @dataclass(frozen=True)
 class CheckedTimeline:
-    """A timeline that passed :func:`check_timeline`: sorted by series then time."""
+    """A timeline that passed :func:`check_timeline`."""
 
-    frame: pl.DataFrame  # TIMELINE_SCHEMA columns, sorted by SERIES_KEYS + timestamp
+    frame: pl.DataFrame  # TIMELINE_SCHEMA columns, in input order
     step_seconds: int
     starts: dict[str, dt.datetime]  # site -> first grid time (the counters' origin)
     ends: dict[str, dt.datetime]  # site -> last grid time + step (end of the covered range)
-
-    @property
-    def series(self) -> int:
-        return self.frame.select(pl.struct(SERIES_KEYS).n_unique()).item()
 
 
 def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> CheckedTimeline:
@@ -57,7 +53,6 @@ def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> C
     """
     frame = _conformed(frame)
     _check_values(frame)
-    frame = frame.sort([*SERIES_KEYS, "timestamp"])
     grid = (frame.lazy().select("site", "timestamp").unique()
             .sort("site", "timestamp")
             .with_columns(gap=pl.col("timestamp").diff().dt.total_microseconds().over("site"))
@@ -147,59 +142,62 @@ def _check_dense(frame: pl.DataFrame, grid: pl.DataFrame) -> None:
                             f"({key}) has {row['len']} of the site's {row['points']} timestamps")
 
 
-def timeline_samples(checked: CheckedTimeline, *, job: str, instance: str,
-                     origin: dt.datetime | None = None) -> pl.DataFrame:
-    """One row per OpenMetrics sample line, in output order.
-
-    Output columns: ``family`` (index into exporter.metrics.FAMILIES * 2: even = gauge, odd =
-    counter), ``t`` (Int64 epoch seconds), ``line`` (the sample line without newline). Rows are
-    sorted by family, series labels, then t. ``origin`` (if given) must equal each site's first
-    grid time: counters integrate from there.
-    """
-    if origin is not None:
-        late = {site: start for site, start in checked.starts.items() if start != origin}
-        if late:
-            site, start = sorted(late.items())[0]
-            raise TimelineError(f"timeline for site {site!r} starts at {start:%Y-%m-%d %H:%M}, but counters must "
-                                f"integrate from {origin:%Y-%m-%d %H:%M}; reconstruct from that time")
-    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
-    labels = _label_sets(checked.frame, job=job, instance=instance)
-    step = checked.step_seconds
-    base = (checked.frame.lazy()
-            .join(labels.lazy(), on=list(SERIES_KEYS), how="left", maintain_order="left")
-            .select(
-                family=pl.col("resource").replace_strict(family_index, return_dtype=pl.Int32),
-                labels=pl.col("labels"),
-                t=pl.col("timestamp").dt.epoch("s"),
-                gauge=pl.col("value"),
-                counter=(pl.col("value") * step).cum_sum().shift(1, fill_value=0.0).over(SERIES_KEYS),
-            ))
-    gauge_names = pl.col("family").replace_strict({2 * i: f.gauge for i, f in enumerate(FAMILIES)},
-                                                  return_dtype=pl.String)
-    counter_names = pl.col("family").replace_strict({2 * i: f.counter_sample for i, f in enumerate(FAMILIES)},
-                                                    return_dtype=pl.String)
-    gauges = base.select(pl.col("family"), pl.col("labels"), pl.col("t"),
-                         line=_line(gauge_names, pl.col("gauge")))
-    counters = base.select((pl.col("family") + 1).alias("family"), pl.col("labels"), pl.col("t"),
-                           line=_line(counter_names, pl.col("counter")))
-    return (pl.concat([gauges, counters]).sort("family", "labels", "t")
-            .select("family", "t", "line").collect())
-
-
-def _line(name: pl.Expr, value: pl.Expr) -> pl.Expr:
-    # + 0.0 turns -0.0 into 0.0, so equal values always print the same bytes
-    return pl.concat_str([name, pl.col("labels"), pl.lit(" "), (value + 0.0).cast(pl.String),
-                          pl.lit(" "), pl.col("t").cast(pl.String)])
-
-
-def _label_sets(frame: pl.DataFrame, *, job: str, instance: str) -> pl.DataFrame:
-    """Per series: ``{instance="…",job="…",node_type="…",pool="…",site="…",state="…"}``."""
+def series_labels(checked: CheckedTimeline, *, job: str, instance: str) -> pl.DataFrame:
+    """One row per series: SERIES_KEYS, ``labels`` (``{instance="…",…,state="…"}``, sorted and
+    escaped) and ``rank`` (UInt32, the series' position in label order, which is output order)."""
     fixed = f'{{instance="{escape_label(instance)}",job="{escape_label(job)}",'
-    keys = frame.select(SERIES_KEYS).unique()
     parts = [pl.lit(fixed)]
     for i, name in enumerate(("node_type", "pool", "site", "state")):
         parts += [pl.lit(("," if i else "") + f'{name}="'), _escaped(pl.col(name)), pl.lit('"')]
-    return keys.with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
+    return (checked.frame.select(SERIES_KEYS).unique()
+            .with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
+            .sort("labels", "resource")
+            .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
+
+
+def sample_values(checked: CheckedTimeline, series: pl.DataFrame, *,
+                  origin: dt.datetime | None = None) -> pl.DataFrame:
+    """Every sample as numbers, in output order (compact: no strings).
+
+    Output columns: ``family`` (UInt8: 2 * index into exporter.metrics.FAMILIES, + 1 for the
+    counter), ``rank`` (from :func:`series_labels`), ``t`` (Int64 epoch seconds), ``value``.
+    Sorted by family, rank, t. ``origin`` (if given) must equal each site's first grid time:
+    counters integrate from there.
+    """
+    _check_origin(checked, origin)
+    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+    gauges = (checked.frame.lazy()
+              .join(series.lazy().select(*SERIES_KEYS, "rank"), on=list(SERIES_KEYS))
+              .select(family=pl.col("resource").replace_strict(family_index, return_dtype=pl.UInt8),
+                      rank=pl.col("rank"), t=pl.col("timestamp").dt.epoch("s"), value=pl.col("value"))
+              .sort("family", "rank", "t")
+              .collect())
+    counters = gauges.select(
+        family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
+        value=(pl.col("value") * checked.step_seconds).cum_sum().shift(1, fill_value=0.0).over("rank"))
+    return pl.concat([gauges, counters]).sort("family", maintain_order=True)  # each part is in (rank, t) order
+
+
+def _check_origin(checked: CheckedTimeline, origin: dt.datetime | None) -> None:
+    late = {site: start for site, start in checked.starts.items() if origin is not None and start != origin}
+    if late:
+        site, start = sorted(late.items())[0]
+        raise TimelineError(f"timeline for site {site!r} starts at {start:%Y-%m-%d %H:%M}, but counters must "
+                            f"integrate from {origin:%Y-%m-%d %H:%M}; reconstruct from that time")
+
+
+def sample_lines(values: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
+    """``values`` (any row subset of :func:`sample_values`) as text: columns ``family``, ``line``."""
+    names = {2 * i: f.gauge for i, f in enumerate(FAMILIES)} | {2 * i + 1: f.counter_sample
+                                                                for i, f in enumerate(FAMILIES)}
+    labels = series.sort("rank")["labels"]
+    return values.select(
+        pl.col("family"),
+        line=pl.concat_str([
+            pl.col("family").replace_strict(names, return_dtype=pl.String),
+            pl.lit(labels).gather(pl.col("rank")),
+            pl.lit(" "), (pl.col("value") + 0.0).cast(pl.String),  # + 0.0 turns -0.0 into 0.0
+            pl.lit(" "), pl.col("t").cast(pl.String)]))
 
 
 def escape_label(value: str) -> str:
@@ -227,9 +225,9 @@ def family_header(index: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_samples(samples: pl.DataFrame, out: BinaryIO) -> None:
-    """Write ``samples`` (from :func:`timeline_samples`, any row subset) as one OpenMetrics document."""
-    for (index,), part in samples.partition_by("family", maintain_order=True, as_dict=True).items():
+def write_samples(lines: pl.DataFrame, out: BinaryIO) -> None:
+    """Write ``lines`` (from :func:`sample_lines`) as one OpenMetrics document."""
+    for (index,), part in lines.partition_by("family", maintain_order=True, as_dict=True).items():
         out.write(family_header(index))
         part.select("line").write_csv(out, include_header=False, quote_style="never", line_terminator="\n")
     out.write(EOF)
@@ -239,6 +237,7 @@ def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,
                        origin: dt.datetime | None = None, step_seconds: int | None = None) -> bytes:
     """The whole timeline as one OpenMetrics document (bytes). See the module docstring."""
     checked = check_timeline(timeline, step_seconds=step_seconds)
+    series = series_labels(checked, job=job, instance=instance)
     buffer = io.BytesIO()
-    write_samples(timeline_samples(checked, job=job, instance=instance, origin=origin), buffer)
+    write_samples(sample_lines(sample_values(checked, series, origin=origin), series), buffer)
     return buffer.getvalue()
