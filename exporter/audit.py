@@ -18,6 +18,8 @@ import polars as pl
 
 from exporter.adapters.common import hours_between
 from exporter.errors import InvariantViolation
+from exporter.schema import TIME, TIMELINE_RESOURCES
+from exporter.states import SERIES, series_name, series_weights
 
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
 TOLERANCE = 1e-7
@@ -125,7 +127,7 @@ def summary_text(audit: dict) -> str:
         reasons[e["reason"]] = reasons.get(e["reason"], 0) + e["rows"]
     if reasons:
         lines.append("rejected rows by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
-    lines.append(f"total node-hours evidenced only by Blazar: {audit['blazar_only_total_hours']:.1f}")
+    lines.append(f"total host-hours evidenced only by Blazar: {audit['blazar_only_total_hours']:.1f}")
     if "timeline" in audit:
         tl = audit["timeline"]
         lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "
@@ -134,3 +136,39 @@ def summary_text(audit: dict) -> str:
         lines.append(f"warning: {warning}")
     lines.append("invariants: rows and hours balance for every source; timeline conserves span-hours")
     return "\n".join(lines)
+
+
+def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: dt.datetime, end: dt.datetime,
+                        step: dt.timedelta, snapshot_time: dt.datetime) -> dict:
+    """Per level-series and resource: span-hours inside [start, end) vs Σ leaf value × step recombined.
+
+    Leaves are recombined into level-series with the inverse of the leaf table
+    (exporter.states.series_weights), so each level is checked on its own.
+    """
+    window = spans.with_columns(
+        hours_between(pl.max_horizontal("start", pl.lit(start, dtype=TIME)),
+                      pl.min_horizontal(pl.col("end").fill_null(pl.lit(snapshot_time, dtype=TIME)),
+                                        pl.lit(end, dtype=TIME)),
+                      snapshot_time=snapshot_time).alias("_hours"))
+    step_hours = step.total_seconds() / 3600.0
+    leaf_hours = {
+        (row["pool"], row["state"], row["resource"]): row["value"] * step_hours
+        for row in timeline.group_by("pool", "state", "resource").agg(pl.col("value").sum()).to_dicts()
+    }
+    weights = series_weights()
+    levels = []
+    for level, booking in SERIES:
+        chosen = window.filter(pl.col("level") == level)
+        if booking is not None:
+            chosen = chosen.filter(pl.col("booking") == booking)
+        for resource, (column, factor) in TIMELINE_RESOURCES.items():
+            span_hours = float(chosen.select((pl.col(column).fill_null(0.0) * pl.col("_hours")).sum()).item() or 0.0)
+            timeline_hours = sum(float(w) * leaf_hours.get((pool, state, resource), 0.0)
+                                 for (pool, state), w in weights[(level, booking)].items())
+            levels.append({"level": series_name(level, booking), "resource": resource,
+                           "span_hours": span_hours * factor, "timeline_hours": timeline_hours})
+    return {
+        "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
+        "rows": timeline.height, "levels": levels,
+        "negative_leaves": int(timeline.filter(pl.col("value") < -1e-9).height),
+    }

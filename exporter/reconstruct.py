@@ -19,10 +19,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
 from exporter import audit as auditing
+from exporter import reconstruct_io
+from exporter.progress import SILENT, Progress
+from exporter.timeline import timeline_from_spans
 from exporter.adapters.common import hours_between
 from exporter.adapters import blazar_hosts, blazar_leases, host_resources, instance_actions, nova_hosts, nova_instances
 from exporter.schema import (
@@ -30,12 +34,38 @@ from exporter.schema import (
     LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, LEVELS, POOL_ONDEMAND, POOL_RESERVABLE,
     SPAN_SCHEMA, conform,
 )
+from exporter.errors import ConfigError
 from exporter.sources import declared_tables
 from exporter.spanbooks import SpanBooks
 
-# Without these nothing can be reconstructed; every other table degrades with a warning.
-ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")
 HOST_KEY = ["hypervisor_hostname"]
+
+
+STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """What to reconstruct: site name, timeline window [start, end) and step, maintenance projects.
+
+    ``end=None``: the snapshot time floored to the step. ``snapshot_time=None``: from the
+    snapshot's manifest, else the latest timestamp in its data.
+    """
+
+    site: str
+    start: dt.datetime = dt.datetime(2016, 1, 1)
+    end: dt.datetime | None = None
+    step: dt.timedelta = dt.timedelta(hours=1)
+    maintenance_projects: tuple[str, ...] = ("maintenance",)
+    snapshot_time: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    spans: pl.DataFrame
+    rejected: pl.DataFrame
+    timeline: pl.DataFrame
+    audit: dict
 
 
 @dataclass(frozen=True)
@@ -218,3 +248,53 @@ def span_audit(books: SpanBooks, spans: pl.DataFrame, rejected: pl.DataFrame, *,
         "table_rows": {name: int(frame.select(pl.len()).collect().item()) for name, frame in sorted(tables.items())},
         "warnings": warnings,
     }
+
+
+def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
+                         progress: Progress | None = None) -> Reconstruction:
+    """Spans, rejects, timeline and audit of one snapshot directory; both invariants checked.
+
+    Raises SnapshotError (unreadable snapshot), ConfigError (empty window) or
+    InvariantViolation (rows or hours do not balance).
+    """
+    progress = progress or SILENT
+    with progress.stage("load snapshot"):
+        loaded = reconstruct_io.load_snapshot(Path(snapshot_dir), snapshot_time=options.snapshot_time)
+    with progress.stage("spans"):
+        span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
+                                     maintenance_projects=options.maintenance_projects)
+    end = options.end or floor_to_step(loaded.snapshot_time, options.start, options.step)
+    if end <= options.start:
+        raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
+    with progress.stage("timeline"):
+        timeline = timeline_from_spans(span_set.spans, start=options.start, end=end, step=options.step,
+                                       open_end=loaded.snapshot_time)
+    with progress.stage("audit"):
+        audit = dict(span_set.audit, snapshot_time_source=loaded.snapshot_time_source)
+        audit["timeline"] = auditing.timeline_accounting(
+            span_set.spans, timeline, start=options.start, end=end, step=options.step,
+            snapshot_time=loaded.snapshot_time)
+        auditing.check_invariants(audit)
+    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit)
+
+
+def reconstruct_to_directory(snapshot_dir: Path, options: ReconstructOptions, out_dir: Path,
+                             progress: Progress | None = None) -> str:
+    """``reconstruct_snapshot`` then ``write_reconstruction``; returns the summary text."""
+    rec = reconstruct_snapshot(snapshot_dir, options, progress=progress)
+    progress = progress or SILENT
+    with progress.stage("write outputs"):
+        summary = write_reconstruction(rec, out_dir)
+    return f"{summary}\nwritten: {out_dir}"
+
+
+def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    """The last grid point (origin + k × step) at or before ``when``."""
+    return origin + step * ((when - origin) // step)
+
+
+def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
+    """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
+    reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.timeline,
+                                 audit=rec.audit)
+    return auditing.summary_text(rec.audit)

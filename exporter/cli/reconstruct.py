@@ -1,0 +1,70 @@
+"""``usage-exporter reconstruct``: one snapshot -> spans, rejects, timeline and audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from exporter.cli.options import DateTime, Duration, config_option
+from exporter.config import load_config
+from exporter.errors import ConfigError, SnapshotError
+from exporter.progress import for_cli
+from exporter.reconstruct import STAGES, ReconstructOptions, reconstruct_to_directory
+
+DEFAULT_START = "2016-01-01"
+
+
+@click.command("reconstruct")
+@click.argument("snapshot_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--site", "site_name", required=True, metavar="NAME",
+              help="Site name (labels the output; with a config also its history_start and maintenance projects).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory for spans/rejected/timeline parquet and audit.json.")
+@click.option("--from", "start", type=DateTime(), default=None,
+              help=f"Timeline start [default: the site's history_start from the config, else {DEFAULT_START}].")
+@click.option("--to", "end", type=DateTime(), default=None,
+              help="Timeline end (exclusive) [default: snapshot time floored to the step].")
+@click.option("--step", type=Duration(), default="1h", show_default=True, help="Timeline grid step.")
+@click.option("--snapshot-time", type=DateTime(), default=None,
+              help="Override the snapshot time (default: manifest, else the latest timestamp in the data).")
+@config_option
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, config_path, quiet) -> None:
+    """Rebuild the site's history from SNAPSHOT_DIR into OUT_DIR, checking both invariants.
+
+    Without SNAPSHOT_DIR the newest snapshot under <data_dir>/<site>/ from the config is used.
+    Exit code 3 when rows or hours do not balance (the numbers must not be used).
+
+    \b
+    Examples:
+      usage-exporter reconstruct data/demo/20261121T230000Z --site demo --out out/demo
+      usage-exporter reconstruct --site chi_uc --config etc/sites.yaml --out out/chi_uc --step 1d
+    """
+    options, snapshot_dir = _resolve(snapshot_dir, site_name, config_path, start=start, end=end, step=step,
+                                     snapshot_time=snapshot_time)
+    click.echo(reconstruct_to_directory(snapshot_dir, options, out_dir,
+                                        progress=for_cli(quiet=quiet, stages=len(STAGES))))
+
+
+def _resolve(snapshot_dir, site_name, config_path, **window) -> tuple[ReconstructOptions, Path]:
+    """Options from the command line, filled from the site's config entry when there is one."""
+    config = load_config(config_path) if config_path and Path(config_path).exists() else None
+    site = config.sites.get(site_name) if config else None
+    if snapshot_dir is None:
+        if config is None:
+            raise ConfigError("give SNAPSHOT_DIR, or --site with a config file to use its newest snapshot")
+        snapshot_dir = newest_snapshot(config.data_dir / site_name)
+    start = window["start"] or (site.history_start if site else ReconstructOptions.start)
+    projects = site.maintenance_projects if site else ReconstructOptions.maintenance_projects
+    return ReconstructOptions(site=site_name, start=start, end=window["end"], step=window["step"],
+                              maintenance_projects=projects, snapshot_time=window["snapshot_time"]), snapshot_dir
+
+
+def newest_snapshot(site_dir: Path) -> Path:
+    """The last (by name = by time) snapshot directory under ``site_dir``."""
+    candidates = sorted(p for p in site_dir.glob("*") if p.is_dir() and
+                        ((p / "manifest.json").exists() or any(p.glob("*.parquet"))))
+    if not candidates:
+        raise SnapshotError(f"no snapshot under {site_dir} (run usage-exporter extract first)")
+    return candidates[-1]
