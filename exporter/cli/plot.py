@@ -1,0 +1,34 @@
+"""``usage-exporter plot``: PNG previews of the dashboards' views from reconstructed timelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from exporter.schema import TIMELINE_RESOURCES
+
+
+@click.command("plot")
+@click.argument("timeline_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the PNG files (created if missing).")
+@click.option("--site", "sites", multiple=True, help="Only this site (repeatable). Default: every site found.")
+@click.option("--resource", type=click.Choice(list(TIMELINE_RESOURCES)), default="nodes", show_default=True,
+              help="Which resource to draw.")
+@click.option("--dpi", type=click.IntRange(50, 600), default=100, show_default=True, help="Image resolution.")
+def command(timeline_dirs, out_dir, sites, resource, dpi):
+    """Draw site usage (stacked states), utilization (% of the reservable pool, 30-day mean) and,
+    for several sites, a cross-site view, from one or more TIMELINE_DIRs (reconstruct outputs).
+
+    Needs the optional extra: pip install 'openstack-usage-exporter[plot]'.
+
+    \b
+    Example:
+      usage-exporter plot out/chi_uc out/chi_tacc --out docs/images
+    """
+    from exporter.plot import render_plots
+
+    result = render_plots(timeline_dirs, out_dir, sites=sites, resource=resource, dpi=dpi)
+    for path in result.paths:
+        click.echo(f"wrote {path}")
