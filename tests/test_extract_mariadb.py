@@ -215,3 +215,20 @@ def test_read_only_engine_refuses_writes(site_db):
         conn.exec_driver_sql(f"DELETE FROM `{site_db}blazar`.`leases`")
     engine.dispose()
     assert _source_counts(site_db)["blazar.leases"] == HOSTS
+
+
+def test_generated_site_snapshot_is_complete_and_matches_the_generator(db_prefix, tmp_path):
+    sitegen = pytest.importorskip("exporter.sitegen")
+    generated = sitegen.generate_site(support.MARIADB_URL, hosts=5, years=0.5, seed=11,
+                                      databases=prefixed_databases(db_prefix), truth_dir=tmp_path / "truth")
+    site = SiteConfig(name="gen", display_name="gen", db_url=support.MARIADB_URL,
+                      databases=prefixed_databases(db_prefix))
+    result = extract_snapshot(site, tmp_path / "data", snapshot_id="s")
+    assert result.failed_required == [] and result.manifest["complete"]
+    tables = result.manifest["tables"]
+    declared = {source.name for source in declared_tables()}
+    written = {name: rows for name, rows in generated.row_counts.items() if name in declared}
+    assert {name: tables[name]["rows"] for name in written} == written
+    assert {name for name, entry in tables.items() if entry["status"] == "ok"} == set(written)
+    frames = snapshot_tables(result.snapshot_dir, verify=True)
+    assert {name: frame.collect().height for name, frame in frames.items()} == written
