@@ -1,0 +1,186 @@
+"""What really happened on a simulated site: plain records shared by simulate, render and truth.
+
+Times are integer seconds since the Unix epoch (naive UTC); ``None`` as an end means "still
+open at the snapshot". Simulation fills these records; rendering and truth only read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from dataclasses import dataclass, field
+
+EPOCH = dt.datetime(1970, 1, 1)
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+def ts(moment: dt.datetime) -> int:
+    """Seconds since the epoch for a naive-UTC datetime."""
+    return int((moment - EPOCH).total_seconds())
+
+
+def to_dt(seconds: int | None) -> dt.datetime | None:
+    return None if seconds is None else EPOCH + dt.timedelta(seconds=seconds)
+
+
+# Release dates that change how rows look (naive UTC seconds).
+ROCKY = ts(dt.datetime(2018, 8, 30))  # instance_actions_events.host populated since
+STEIN = ts(dt.datetime(2019, 4, 10))  # ironic compute_nodes report 0 vcpus/memory/disk
+NOVA_PURGE_BEFORE = ts(dt.datetime(2018, 1, 1))  # soft-deleted compute_nodes purged before
+BLAZAR_SOFT_DELETE_SINCE = ts(dt.datetime(2022, 6, 1))  # computehosts deleted before: gone
+BLAZAR_UUID_IDS_SINCE = ts(dt.datetime(2022, 5, 1))  # new computehost ids are UUIDs
+LEGACY_UNTIL = dt.date(2023, 1, 1)  # legacy usage cache rows stop here
+
+
+class Rng(random.Random):
+    """``random.Random`` plus the id makers the generator needs (never time-based)."""
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self.getrandbits(128), version=4))
+
+    def hex32(self) -> str:
+        return uuid.UUID(int=self.getrandbits(128), version=4).hex
+
+    def between(self, low: float, high: float) -> int:
+        return int(self.uniform(low, high))
+
+
+@dataclass(frozen=True)
+class NodeType:
+    name: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    gpus: int = 0
+    gpu_model: str = ""
+    weight: float = 1.0
+
+
+@dataclass(eq=False)
+class BlazarHostRow:
+    """One ``blazar.computehosts`` row (primary enrolment or a duplicate)."""
+
+    id: str
+    start: int
+    end: int | None
+    duplicate: bool = False
+    vcpus: int = 0
+    memory_mb: int = 0
+    disk_gb: int = 0
+
+
+@dataclass(eq=False)
+class Incarnation:
+    """One enrolment of a host: a ``nova.compute_nodes`` row and its Blazar rows."""
+
+    nova_id: int
+    nova_uuid: str
+    start: int
+    end: int | None
+    blazar: list[BlazarHostRow] = field(default_factory=list)
+
+    @property
+    def primary(self) -> BlazarHostRow | None:
+        return next((row for row in self.blazar if not row.duplicate), None)
+
+
+@dataclass(eq=False)
+class Host:
+    hostname: str  # ironic: node uuid; KVM: FQDN
+    node_type: NodeType
+    service_host: str
+    uid: str
+    reservable: bool
+    incarnations: list[Incarnation] = field(default_factory=list)
+    vcpus: int = 0  # KVM: physical threads (bare metal: node_type.vcpus)
+    memory_mb: int = 0
+    disk_gb: int = 0
+
+
+@dataclass(eq=False)
+class Lease:
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    created: int
+    start: int
+    end: int
+    deleted: int | None
+    maintenance: bool
+    reservation_id: str
+    resource_type: str = "physical:host"
+    resource_id: str = ""
+    slot: tuple[int, int, int] | None = None  # KVM instance reservation: vcpus, memory_mb, disk_gb
+    amount: int = 0
+    degraded: bool = False
+    allocations: list["Allocation"] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class Allocation:
+    id: str
+    lease: Lease
+    host: Host
+    row: BlazarHostRow
+    created: int
+    deleted: int | None
+    replaces: "Allocation | None" = None
+
+    def window(self) -> tuple[int, int | None] | None:
+        """Effective [start, end) (end None = open); None if never effective."""
+        start = max(self.lease.start, self.created)
+        ends = [t for t in (self.lease.deleted, self.deleted) if t is not None]
+        end = min([self.lease.end, *ends])
+        return (start, end) if end > start else None
+
+
+@dataclass(eq=False)
+class Action:
+    """One ``instance_actions`` row and its single event."""
+
+    action: str
+    event: str
+    start: int  # action start_time (request)
+    finish: int | None  # event finish_time
+    result: str | None  # Success | Error | None
+    user_id: str
+    project_id: str
+
+
+@dataclass(eq=False)
+class Instance:
+    uuid: str
+    project_id: str
+    user_id: str
+    host: Host | None
+    node_recorded: bool  # False: node/host NULL in the row (never scheduled)
+    created: int
+    launched: int | None  # None = never launched
+    end: int | None  # true end (host released); None = still running at snapshot
+    reservation_id: str | None
+    flavor_name: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    stops: list[tuple[int, int | None]] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    killed_by_blazar: bool = False
+    overrun: int = 0  # seconds the instance outlived its allocation window (Blazar kill delay)
+    late_delete_days: int = 0  # >0: terminated_at NULL, deleted_at this many days late
+    failed_build: bool = False
+
+
+@dataclass
+class World:
+    """Everything that happened, plus the quirk rows the simulation decided on."""
+
+    kind: str
+    start: int
+    end: int
+    hosts: list[Host]
+    leases: list[Lease]
+    instances: list[Instance]
+    services: list[str]
+    counts: dict[str, int] = field(default_factory=dict)  # quirk name -> occurrences simulated

@@ -1,0 +1,92 @@
+"""generate_site's steps: simulate -> render -> write tables -> write truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from exporter.errors import ConfigError
+from exporter.sitegen import GeneratedSite, Progress, default_truth_dir, simulate, write_json
+from exporter.sitegen.effects import quirk_effects
+from exporter.sitegen.model import to_dt
+from exporter.sitegen.quirks import resolve_quirks
+from exporter.sitegen.render import (
+    Rendered,
+    RenderedTable,
+    render_blazar_hosts,
+    render_compute_nodes,
+    render_services,
+)
+from exporter.sitegen.render_activity import add_broken_rows, render_instances, render_leases
+from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
+from exporter.sitegen.truth import legacy_usage_cache, node_hours, truth_spans
+from exporter.sitegen.writer import insert_tables, open_site_engine, recreate_tables
+
+FLAVOR_IDS = {"baremetal": 1, "m1.tiny": 2, "m1.small": 3, "m1.medium": 4, "m1.large": 5, "m1.xlarge": 6,
+              "g1.t4": 7}
+
+
+def db_prefix(databases: dict[str, str]) -> str | None:
+    """The prefix in front of the physical ``nova`` database name, if any."""
+    physical = databases.get("nova", "nova")
+    return physical[: -len("nova")] if physical.endswith("nova") and physical != "nova" else None
+
+
+def render_world(world, quirks: frozenset[str], capability_schema: str) -> tuple[Rendered, dict[str, int]]:
+    """All tables except the legacy cache, plus counts of render-time quirks."""
+    counts = dict(world.counts)
+    rendered: Rendered = {}
+    rendered.update(render_services(world))
+    rendered.update(render_compute_nodes(world, quirks))
+    rendered.update(render_blazar_hosts(world, quirks, capability_schema))
+    rendered.update(render_leases(world))
+    rendered.update(render_instances(world, FLAVOR_IDS))
+    add_broken_rows(rendered, world, quirks, counts)
+    return rendered, counts
+
+
+def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.datetime, kind: str,
+                 databases: dict[str, str], truth_dir, quirks, progress: Progress | None,
+                 capability_schema: str, site: str) -> GeneratedSite:
+    if capability_schema not in CAPABILITY_SCHEMAS:
+        raise ConfigError(f"capability_schema must be one of {', '.join(CAPABILITY_SCHEMAS)}")
+    enabled = resolve_quirks(quirks)
+    metadata = build_metadata(capability_schema)
+    steps = ["simulate", "render", "truth", *sorted(metadata.tables), "truth.json"]
+    done = [0]
+
+    def step(label: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(label, done[0], len(steps))
+
+    world = simulate(hosts=hosts, years=years, seed=seed, start=start, kind=kind, quirks=enabled)
+    step("simulate")
+    rendered, counts = render_world(world, enabled, capability_schema)
+    step("render")
+    snapshot = to_dt(world.end)
+    spans = truth_spans(world, site=site)
+    cache = legacy_usage_cache(spans, snapshot=snapshot)
+    rendered["chameleon_usage.node_usage_report_cache"] = RenderedTable(tuple(cache.columns), cache.rows())
+    step("truth")
+    engine = open_site_engine(url, databases, metadata)
+    try:
+        recreate_tables(engine, metadata)
+        row_counts = insert_tables(engine, metadata, rendered, on_table=step)
+    finally:
+        engine.dispose()
+    out = Path(truth_dir) if truth_dir is not None else default_truth_dir(url, db_prefix(databases))
+    out.mkdir(parents=True, exist_ok=True)
+    spans.write_parquet(out / "truth_spans.parquet", statistics=False)
+    hours = node_hours(spans, snapshot=snapshot)
+    write_json(out / "truth.json", {
+        "params": {"hosts": hosts, "years": years, "seed": seed, "start": start, "end": snapshot, "kind": kind,
+                   "site": site, "capability_schema": capability_schema, "quirks": sorted(enabled)},
+        "row_counts": row_counts,
+        "node_hours": dict(zip(hours["level"], hours["node_hours"])),
+        "quirks": quirk_effects(world, enabled, counts, spans),
+        "capabilities": {"node_type": "node_type", "gpu_count": "gpu.gpu_count", "has_gpu": "gpu.gpu"},
+    })
+    step("truth.json")
+    return GeneratedSite(url=url, databases=dict(databases), truth_dir=out, start=start, end=snapshot, kind=kind,
+                         row_counts=row_counts, quirks=enabled)

@@ -1,0 +1,154 @@
+"""The simulated truth: what really happened, as canonical spans (SPAN_SCHEMA, source 'truth').
+
+Levels: total (host existed), reservable (enrolled in Blazar), committed / maintenance
+(allocation effective window), occupied (instance held the host: created -> true end),
+stopped (sub-spans of occupied). Spans are cut at the snapshot: a span still open then has
+``end = null``; nothing that starts after the snapshot is included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from exporter.schema import (
+    BOOKING_ONDEMAND,
+    BOOKING_RESERVATION,
+    POOL_ONDEMAND,
+    POOL_RESERVABLE,
+    SPAN_SCHEMA,
+    TIME,
+    conform,
+)
+from exporter.sitegen.model import LEGACY_UNTIL, Host, Instance, World
+
+SOURCE = "truth"
+
+
+class _Spans:
+    """Column lists being filled; one ``add`` per span."""
+
+    def __init__(self, site: str, snapshot: int) -> None:
+        self.site, self.snapshot = site, snapshot
+        self.cols: dict[str, list] = {name: [] for name in (
+            "level", "source_id", "entity_id", "hypervisor_hostname", "node_type", "pool", "booking",
+            "project_id", "lease_id", "reservation_id", "start", "end", "nodes", "vcpus", "memory_mb",
+            "disk_gb", "gpus")}
+
+    def add(self, level: str, host: Host, start: int, end: int | None, *, source_id: str, entity_id: str,
+            resources: tuple[float, float, float, float, float], pool: str | None = None,
+            booking: str | None = None, project_id: str | None = None, lease_id: str | None = None,
+            reservation_id: str | None = None) -> None:
+        if start >= self.snapshot or (end is not None and end <= start):
+            return
+        if end is not None and end >= self.snapshot:
+            end = None
+        values = (level, source_id, entity_id, host.hostname, host.node_type.name, pool, booking, project_id,
+                  lease_id, reservation_id, start, end, *resources)
+        for name, value in zip(self.cols, values):
+            self.cols[name].append(value)
+
+    def frame(self) -> pl.DataFrame:
+        frame = pl.DataFrame(self.cols, schema_overrides={"start": pl.Int64, "end": pl.Int64})
+        return conform(frame.with_columns(
+            pl.lit(self.site).alias("site"), pl.lit(SOURCE).alias("source_table"),
+            pl.from_epoch("start", time_unit="s").cast(TIME), pl.from_epoch("end", time_unit="s").cast(TIME),
+        ), SPAN_SCHEMA)
+
+
+def whole_host(host: Host) -> tuple[float, float, float, float, float]:
+    return 1.0, float(host.vcpus), float(host.memory_mb), float(host.disk_gb), float(host.node_type.gpus)
+
+
+def instance_share(world: World, inst: Instance) -> tuple[float, float, float, float, float]:
+    """Bare metal: the whole host; KVM: the instance's own flavor, nodes = vcpus / host vcpus."""
+    if world.kind == "baremetal":
+        return whole_host(inst.host)
+    return inst.vcpus / inst.host.vcpus, float(inst.vcpus), float(inst.memory_mb), float(inst.disk_gb), 0.0
+
+
+def truth_spans(world: World, *, site: str) -> pl.DataFrame:
+    """Every true span of ``world`` in SPAN_SCHEMA, ordered by level then start."""
+    spans = _Spans(site, world.end)
+    for host in world.hosts:
+        for inc in host.incarnations:
+            spans.add("total", host, inc.start, inc.end, source_id=str(inc.nova_id), entity_id=host.hostname,
+                      resources=whole_host(host))
+            row = inc.primary
+            if row is not None:
+                spans.add("reservable", host, row.start, row.end, source_id=row.id, entity_id=host.hostname,
+                          resources=whole_host(host), pool=POOL_RESERVABLE)
+    for lease in world.leases:
+        level = "maintenance" if lease.maintenance else "committed"
+        for alloc in lease.allocations:
+            window = alloc.window()
+            if window is None:
+                continue
+            if lease.slot is None:
+                resources = whole_host(alloc.host)
+            else:
+                vcpus, memory, disk = lease.slot
+                resources = (vcpus / alloc.host.vcpus, float(vcpus), float(memory), float(disk), 0.0)
+            spans.add(level, alloc.host, window[0], window[1], source_id=alloc.id, entity_id=alloc.id,
+                      resources=resources, pool=POOL_RESERVABLE, project_id=lease.project_id,
+                      lease_id=lease.id, reservation_id=lease.reservation_id)
+    for inst in world.instances:
+        if inst.launched is None:
+            continue
+        booking = BOOKING_RESERVATION if inst.reservation_id else BOOKING_ONDEMAND
+        pool = POOL_RESERVABLE if inst.reservation_id else POOL_ONDEMAND
+        share = instance_share(world, inst)
+        common = dict(source_id=inst.uuid, entity_id=inst.uuid, resources=share, pool=pool, booking=booking,
+                      project_id=inst.project_id, reservation_id=inst.reservation_id)
+        spans.add("occupied", inst.host, inst.created, inst.end, **common)
+        for stop, restart in inst.stops:
+            spans.add("stopped", inst.host, stop, restart if restart is not None else inst.end, **common)
+    return spans.frame().sort("level", "start", "entity_id", nulls_last=True)
+
+
+def node_hours(spans: pl.DataFrame | pl.LazyFrame, *, snapshot: dt.datetime) -> pl.DataFrame:
+    """Node-hours per level (open spans run to ``snapshot``): columns level, node_hours."""
+    return (
+        spans.lazy()
+        .with_columns(pl.col("end").fill_null(pl.lit(snapshot).cast(TIME)))
+        .group_by("level")
+        .agg(((pl.col("end") - pl.col("start")).dt.total_seconds() / 3600 * pl.col("nodes")).sum().alias("node_hours"))
+        .sort("level")
+        .collect()
+    )
+
+
+def legacy_usage_cache(spans: pl.DataFrame, *, snapshot: dt.datetime) -> pl.DataFrame:
+    """Daily node-hours per node_type as the legacy Chameleon report cached them (until 2023).
+
+    reserved = committed, maint = maintenance, used = occupied by reserved instances,
+    idle = reserved - used (floored at 0), total = total.
+    """
+    stop = min(snapshot, dt.datetime.combine(LEGACY_UNTIL, dt.time()))
+    levels = {"total": "total_hours", "committed": "reserved_hours", "maintenance": "maint_hours",
+              "occupied": "used_hours"}
+    daily = (
+        spans.lazy()
+        .filter(pl.col("level").is_in(list(levels)) &
+                ((pl.col("level") != "occupied") | (pl.col("booking") == BOOKING_RESERVATION)))
+        .with_columns(pl.col("end").fill_null(pl.lit(snapshot).cast(TIME)).clip(upper_bound=pl.lit(stop).cast(TIME)))
+        .filter(pl.col("end") > pl.col("start"))
+        .with_columns(pl.datetime_ranges(pl.col("start").dt.truncate("1d"),
+                                         (pl.col("end") - pl.duration(microseconds=1)).dt.truncate("1d"),
+                                         "1d").alias("day"))
+        .explode("day")
+        .with_columns(((pl.min_horizontal("end", pl.col("day") + pl.duration(days=1))
+                        - pl.max_horizontal("start", "day")).dt.total_seconds() * pl.col("nodes") * 1e6)
+                      .round().cast(pl.Int64).alias("node_us"))  # integers: sums independent of order
+        .group_by(pl.col("day").dt.date().alias("date"), "node_type", "level")
+        .agg((pl.col("node_us").sum() / 3.6e9).alias("h"))
+        .collect()
+        .pivot(on="level", index=["date", "node_type"], values="h")
+    )
+    for level, column in levels.items():
+        daily = daily.with_columns((pl.col(level) if level in daily.columns else pl.lit(0.0))
+                                   .fill_null(0.0).cast(pl.Float64).alias(column))
+    return (daily.with_columns((pl.col("reserved_hours") - pl.col("used_hours")).clip(lower_bound=0.0).alias("idle_hours"))
+            .select("date", "node_type", "maint_hours", "reserved_hours", "used_hours", "idle_hours", "total_hours")
+            .sort("date", "node_type"))

@@ -1,0 +1,156 @@
+"""Synthetic site generator: determinism, both backends, truth consistency, CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from exporter.cli.generate_site import command as generate_command
+from exporter.db import open_engine
+from exporter.schema import SPAN_SCHEMA
+from exporter.sitegen import generate_site
+from exporter.sitegen.schema import build_metadata
+
+SMALL = dict(hosts=12, years=1, seed=7)
+SCHEMAS = ("nova", "nova_api", "blazar", "chameleon_usage")
+
+
+def sqlite_dump(directory) -> dict[str, list[tuple]]:
+    """Every table of every schema file, rows sorted, keyed by schema.table."""
+    out = {}
+    for schema in SCHEMAS:
+        conn = sqlite3.connect(directory / f"{schema}.sqlite")
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            out[f"{schema}.{table}"] = sorted(conn.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+        conn.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def small_site(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("site")
+    site = generate_site(f"sqlite:///{directory}/main.sqlite", **SMALL)
+    return directory, site
+
+
+def test_same_seed_gives_identical_tables_and_truth(small_site, tmp_path):
+    directory, site = small_site
+    again = generate_site(f"sqlite:///{tmp_path}/main.sqlite", **SMALL)
+    assert sqlite_dump(directory) == sqlite_dump(tmp_path)
+    assert again.row_counts == site.row_counts
+    first = pl.read_parquet(site.truth_dir / "truth_spans.parquet")
+    second = pl.read_parquet(again.truth_dir / "truth_spans.parquet")
+    assert first.equals(second)
+
+
+def test_other_seed_gives_another_site(small_site, tmp_path):
+    directory, _ = small_site
+    generate_site(f"sqlite:///{tmp_path}/main.sqlite", **{**SMALL, "seed": 8})
+    assert sqlite_dump(directory)["blazar.leases"] != sqlite_dump(tmp_path)["blazar.leases"]
+
+
+def test_site_fields_and_default_truth_dir(small_site):
+    directory, site = small_site
+    assert site.start == dt.datetime(2016, 1, 1) and site.end == dt.datetime(2017, 1, 1)
+    assert site.truth_dir == directory / "truth"
+    assert (site.truth_dir / "truth_spans.parquet").exists()
+    # every rendered table is counted, and the adapters' tables are among them
+    for name in ("nova.compute_nodes", "nova.instances", "nova.instance_actions_events", "nova_api.request_specs",
+                 "blazar.leases", "blazar.computehost_allocations", "blazar.computehost_extra_capabilities",
+                 "blazar.resource_properties", "chameleon_usage.node_usage_report_cache"):
+        assert site.row_counts[name] > 0, name
+
+
+def test_no_row_is_dated_after_the_snapshot(small_site):
+    directory, site = small_site
+    engine = open_engine(f"sqlite:///{directory}/main.sqlite")
+    future_ok = {("blazar.leases", "start_date"), ("blazar.leases", "end_date")}
+    with engine.connect() as conn:
+        for name in site.row_counts:
+            schema, table = name.split(".")
+            columns = sa.inspect(conn).get_columns(table, schema=schema)
+            for col in columns:
+                if isinstance(col["type"], sa.DateTime) and (name, col["name"]) not in future_ok:
+                    latest = conn.execute(sa.text(f'SELECT max("{col["name"]}") FROM {schema}."{table}"')).scalar()
+                    assert latest is None or str(latest) <= str(site.end), (name, col["name"], latest)
+
+
+def test_truth_spans_schema_and_node_hours(small_site):
+    _, site = small_site
+    spans = pl.read_parquet(site.truth_dir / "truth_spans.parquet")
+    assert spans.schema == pl.Schema(SPAN_SCHEMA)
+    assert spans["source_table"].unique().to_list() == ["truth"]
+    assert spans["node_type"].null_count() == 0 and spans["hypervisor_hostname"].null_count() == 0
+    hours = (spans.with_columns(pl.col("end").fill_null(site.end))
+             .group_by("level").agg(((pl.col("end") - pl.col("start")).dt.total_seconds() / 3600
+                                     * pl.col("nodes")).sum().alias("h")))
+    by_level = dict(zip(hours["level"], hours["h"]))
+    assert set(by_level) == {"total", "reservable", "committed", "maintenance", "occupied", "stopped"}
+    truth = json.loads((site.truth_dir / "truth.json").read_text())
+    for level, value in by_level.items():
+        assert truth["node_hours"][level] == pytest.approx(value)
+    # nothing can exceed the hosts' existence: total <= hosts x period
+    assert by_level["total"] <= SMALL["hosts"] * (site.end - site.start).total_seconds() / 3600
+    assert by_level["reservable"] <= by_level["total"]
+    assert by_level["committed"] + by_level["maintenance"] <= by_level["reservable"]
+    assert by_level["stopped"] < by_level["occupied"]
+
+
+def _overlaps(frame: pl.DataFrame, end: dt.datetime) -> int:
+    """Pairs of consecutive spans per host that overlap."""
+    ordered = frame.with_columns(pl.col("end").fill_null(end)).sort("hypervisor_hostname", "start")
+    return ordered.filter(
+        (pl.col("hypervisor_hostname") == pl.col("hypervisor_hostname").shift(-1))
+        & (pl.col("end") > pl.col("start").shift(-1))
+    ).height
+
+
+def test_truth_is_physically_consistent(small_site):
+    _, site = small_site
+    spans = pl.read_parquet(site.truth_dir / "truth_spans.parquet")
+    for level in ("total", "reservable", "occupied"):
+        assert _overlaps(spans.filter(level=level), site.end) == 0, level
+    booked = spans.filter(pl.col("level").is_in(["committed", "maintenance"]))
+    assert _overlaps(booked, site.end) == 0
+    # every booking lies inside a reservable span of its host
+    reservable = spans.filter(level="reservable").select("hypervisor_hostname", rs="start",
+                                                         re=pl.col("end").fill_null(site.end))
+    inside = (booked.with_columns(pl.col("end").fill_null(site.end)).join(reservable, on="hypervisor_hostname")
+              .filter((pl.col("start") >= pl.col("rs")) & (pl.col("end") <= pl.col("re"))))
+    assert inside["source_id"].n_unique() == booked.height
+
+
+def test_cli_writes_site_and_prints_summary(tmp_path):
+    result = CliRunner().invoke(generate_command, ["--db-url", f"sqlite:///{tmp_path}/main.sqlite", "--hosts", "4",
+                                                   "--years", "0.2", "--seed", "1", "--no-quirk", "broken_rows"])
+    assert result.exit_code == 0, result.output
+    assert "nova.instances" in result.output and str(tmp_path / "truth") in result.output
+    truth = json.loads((tmp_path / "truth" / "truth.json").read_text())
+    assert truth["quirks"]["broken_rows"]["enabled"] is False
+    assert truth["params"]["hosts"] == 4
+
+
+@pytest.mark.mariadb
+def test_mariadb_gets_the_same_tables(mariadb_url, db_prefix, small_site, tmp_path):
+    directory, site = small_site
+    databases = {schema: f"{db_prefix}{schema}" for schema in SCHEMAS}
+    remote = generate_site(mariadb_url, databases=databases, truth_dir=tmp_path / "truth", **SMALL)
+    assert remote.row_counts == site.row_counts
+    metadata = build_metadata()
+    for name in ("blazar.leases", "nova.instances", "blazar.computehost_extra_capabilities", "nova.compute_nodes"):
+        assert _rows(open_engine(mariadb_url, databases), metadata.tables[name]) == _rows(
+            open_engine(f"sqlite:///{directory}/main.sqlite"), metadata.tables[name]), name
+
+
+def _rows(engine, table) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = sorted(map(tuple, conn.execute(sa.select(table)).fetchall()), key=repr)
+    engine.dispose()
+    return rows
