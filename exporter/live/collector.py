@@ -16,7 +16,7 @@ from exporter.metrics import FAMILIES, LABELS, PREFIX
 
 SELF_HELP = {
     "up": "1 if the last refresh of the site's databases succeeded, else 0 (last good values are still served).",
-    "last_refresh": "Unix time of the last successful refresh: the moment the served usage values describe.",
+    "last_refresh": "Unix time of the last successful refresh: the moment (its `now`) the served usage values describe.",
     "duration": "Seconds the last refresh attempt took.",
     "errors": "Failed refreshes by kind of failure.",
     "held": "Counter series currently held at their published value because a recomputation was lower.",

@@ -29,6 +29,11 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def unix_seconds(moment: dt.datetime) -> float:
+    """Unix time of a naive-UTC datetime."""
+    return (moment - dt.datetime(1970, 1, 1)).total_seconds()
+
+
 def backoff_delay(failures: int, *, interval: float, first: float = 1.0) -> float:
     """Seconds to wait after ``failures`` consecutive failures: 1, 2, 4, ... capped at ``interval``."""
     return min(interval, first * 2 ** max(0, failures - 1))
@@ -104,7 +109,7 @@ class SiteRefresher:
 
     def _publish_success(self, usage, duration: float) -> None:
         old = self._state
-        self._swap(SiteState(site=self.site, usage=usage, up=True, last_success=time.time(),
+        self._swap(SiteState(site=self.site, usage=usage, up=True, last_success=unix_seconds(usage.at),
                              duration=duration, errors=old.errors))
         if self._failures:
             log.info("site %s: refresh recovered after %d failed attempt(s); values are current again",

@@ -57,7 +57,7 @@ class SiteState:
     site: str
     usage: RenderedUsage | None = None  # last good values (None until the first success)
     up: bool = False
-    last_success: float | None = None  # unix time of the last successful refresh
+    last_success: float | None = None  # unix time the last good values describe (their `now`)
     duration: float | None = None  # seconds the last refresh attempt took
     errors: tuple[tuple[str, int], ...] = field(default_factory=lambda: tuple((k, 0) for k in ERROR_KINDS))
 
