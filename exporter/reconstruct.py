@@ -5,7 +5,8 @@ Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip in
 1. hosts        nova compute_nodes ∪ blazar computehosts per hostname  -> total
 2. reservable   blazar computehosts per hostname, clipped into total    -> reservable
 3. committed    allocation ⋈ reservation ⋈ lease ⋈ host, into reservable -> committed / maintenance
-4. occupied     instances; reserved ones clipped into their reservation's committed window on
+4. occupied     instances; reserved ones clipped into their reservation's committed (or
+                maintenance) window on
                 the same host (else orphan), on-demand ones into total   -> occupied
 5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
 6. timeline     time-weighted leaves on the grid (exporter.timeline), then both invariants.
@@ -158,8 +159,7 @@ def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.Dat
         books.settled(instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")),
                       detail=nova_instances.instance_reject_detail()))
     reserved = settled.filter(pl.col("booking") == BOOKING_RESERVATION)
-    windows = committed.filter(pl.col("level") == LEVEL_COMMITTED).select(
-        "reservation_id", "hypervisor_hostname", "start", "end")
+    windows = committed.select("reservation_id", "hypervisor_hostname", "start", "end")
     inside = books.clipped_into(reserved, windows, by=["reservation_id", *HOST_KEY], reason="orphan")
     ondemand = books.clipped_into(settled.filter(pl.col("booking") != BOOKING_RESERVATION), total, by=HOST_KEY)
     return pl.concat([inside, ondemand], how="vertical_relaxed")

@@ -71,9 +71,9 @@ def grid_means_from_deltas(
     """Like :func:`time_weighted_grid`, but from signed deltas (``keys`` + ``time`` + ``values``)."""
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
-    key_index = deltas.select(keys).unique().sort(keys).with_row_index("_key")
-    cells = pl.LazyFrame({"_cell": pl.int_range(0, n, dtype=pl.Int64, eager=True)}).with_columns(
-        (pl.lit(start, dtype=pl.Datetime("us")) + pl.col("_cell") * step).alias(time)
+    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key")
+    cells = pl.LazyFrame({"__cell": pl.int_range(0, n, dtype=pl.Int64, eager=True)}).with_columns(
+        (pl.lit(start, dtype=pl.Datetime("us")) + pl.col("__cell") * step).alias(time)
     )
     weights = _cell_weights(
         deltas.join(key_index, on=keys, how="inner", nulls_equal=True),
@@ -83,15 +83,15 @@ def grid_means_from_deltas(
         n=n,
         time=time,
     )
-    dense = key_index.join(cells, how="cross").sort("_key", "_cell")
-    dense = dense.join(weights, on=["_key", "_cell"], how="left", maintain_order="left")
+    dense = key_index.join(cells, how="cross").sort("__key", "__cell")
+    dense = dense.join(weights, on=["__key", "__cell"], how="left", maintain_order="left")
     return dense.select(
         *keys,
         time,
         *(
             (
-                pl.col(f"_full_{v}").fill_null(0.0).cum_sum().shift(1).over("_key").fill_null(0.0)
-                + pl.col(f"_part_{v}").fill_null(0.0)
+                pl.col(f"__full_{v}").fill_null(0.0).cum_sum().shift(1).over("__key").fill_null(0.0)
+                + pl.col(f"__part_{v}").fill_null(0.0)
             ).alias(v)
             for v in values
         ),
@@ -107,18 +107,18 @@ def _cell_weights(
     n: int,
     time: str,
 ) -> pl.LazyFrame:
-    """Per (``_key``, ``_cell``): Σ delta (``_full_<v>``) and Σ delta × fraction of cell after it."""
+    """Per (``__key``, ``__cell``): Σ delta (``__full_<v>``) and Σ delta × fraction of cell after it."""
     step_us = step // timedelta(microseconds=1)
     offset = (pl.col(time) - pl.lit(start, dtype=pl.Datetime("us"))).dt.total_microseconds()
     cell = pl.max_horizontal(offset // step_us, 0)
-    remaining = pl.min_horizontal((pl.col("_cell") + 1) * step_us - offset, step_us)
+    remaining = pl.min_horizontal((pl.col("__cell") + 1) * step_us - offset, step_us)
     return (
         deltas.filter(offset < n * step_us)
-        .with_columns(_cell=cell)
-        .with_columns(_frac=remaining.cast(pl.Float64) / step_us)
-        .group_by("_key", "_cell")
+        .with_columns(__cell=cell)
+        .with_columns(__frac=remaining.cast(pl.Float64) / step_us)
+        .group_by("__key", "__cell")
         .agg(
-            *(pl.col(v).sum().alias(f"_full_{v}") for v in values),
-            *((pl.col(v) * pl.col("_frac")).sum().alias(f"_part_{v}") for v in values),
+            *(pl.col(v).sum().alias(f"__full_{v}") for v in values),
+            *((pl.col(v) * pl.col("__frac")).sum().alias(f"__part_{v}") for v in values),
         )
     )

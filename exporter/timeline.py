@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.errors import TimelineError
+from exporter.errors import InvariantViolation, TimelineError
 from exporter.intervals import MICROSECONDS_PER_HOUR, closed_end
 from exporter.ledger import deltas_from_spans
-from exporter.resample import grid_means_from_deltas
+from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.states import LEAVES, SERIES, leaf_weights, series_name, series_weights
 
@@ -238,4 +238,131 @@ def counters_until(spans: SpanInput, *, origin: datetime, at: datetime) -> pl.Da
     wide = _wide_by_series(_series_totals(series, seconds), _GROUP)
     return _long_leaves(wide, _GROUP).select(
         "site", "node_type", "pool", "state", "resource", "value"
+    )
+
+
+def _series_as_levels(frame: pl.DataFrame, value: str) -> pl.DataFrame:
+    """``site, node_type, series, resource, <value>`` -> ``level`` + ``booking`` instead of series."""
+    level_of = {series_name(*s): s for s in SERIES}
+    return (
+        frame.with_columns(
+            pl.col("series").replace_strict({k: v[0] for k, v in level_of.items()}).alias("level"),
+            pl.col("series")
+            .replace_strict({k: v[1] for k, v in level_of.items()}, return_dtype=pl.String)
+            .alias("booking"),
+        )
+        .select(*_GROUP, "level", "booking", "resource", value)
+        .sort(*_GROUP, "level", "booking", "resource", nulls_last=True)
+    )
+
+
+def hours_by_level(
+    spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime
+) -> pl.DataFrame:
+    """Counted span-hours in the window [start, end), per level-series, in base units.
+
+    Output: ``site, node_type, level, booking, resource, hours`` (Σ resource × hours of each
+    span clipped to the window; null end closed at ``open_end``), for every (site, node_type) in
+    the spans × every level-series × resource.
+    """
+    seconds = _overlap_seconds(start, end, open_end=open_end)
+    totals = _series_totals(series_spans(spans), seconds / 3600.0)
+    long = totals.unpivot(
+        index=[*_GROUP, "series"], on=list(RESOURCES), variable_name="resource", value_name="hours"
+    )
+    return _series_as_levels(long, "hours")
+
+
+def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.DataFrame:
+    """The timeline's integral (Σ value × step, in hours) per level-series, from its leaves.
+
+    Level-series are recovered from the leaves by the inverse of the leaf table, so this checks
+    what the timeline says about each level independently of how it was built. Output columns
+    as :func:`hours_by_level`.
+    """
+    inverse = pl.DataFrame(
+        [
+            {"series": series_name(*s), "pool": pool, "state": state, "weight": float(w)}
+            for s, weights in series_weights().items()
+            for (pool, state), w in weights.items()
+        ]
+    )
+    step_hours = step / timedelta(hours=1)
+    series_hours = (
+        timeline.group_by(*_GROUP, "pool", "state", "resource")
+        .agg(pl.col("value").sum())
+        .join(inverse, on=["pool", "state"])
+        .group_by(*_GROUP, "series", "resource")
+        .agg((pl.col("value") * pl.col("weight")).sum().mul(step_hours).alias("hours"))
+    )
+    return _series_as_levels(series_hours, "hours")
+
+
+def hours_conservation(
+    spans: SpanInput,
+    timeline: pl.DataFrame,
+    *,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    open_end: datetime,
+) -> pl.DataFrame:
+    """Span-hours vs timeline integral per level-series over the grid's window.
+
+    The window is [start, grid_end) (the last cell may reach past ``end``). Output:
+    ``site, node_type, level, booking, resource, span_hours, timeline_hours, difference``.
+    """
+    window_end = grid_end(start=start, end=end, step=step)
+    keys = [*_GROUP, "level", "booking", "resource"]
+    counted = hours_by_level(spans, start=start, end=window_end, open_end=open_end)
+    integral = timeline_hours_by_level(timeline, step=step)
+    return (
+        counted.rename({"hours": "span_hours"})
+        .join(integral.rename({"hours": "timeline_hours"}), on=keys, how="full",
+              coalesce=True, nulls_equal=True)
+        .with_columns(pl.col("span_hours", "timeline_hours").fill_null(0.0))
+        .with_columns(difference=pl.col("timeline_hours") - pl.col("span_hours"))
+        .sort(keys, nulls_last=True)
+    )
+
+
+def check_hours_conserved(
+    conservation: pl.DataFrame, *, rel_tol: float = 1e-9, abs_tol: float = 1e-6
+) -> None:
+    """Raise InvariantViolation if any timeline integral differs from its span-hours.
+
+    ``conservation`` is :func:`hours_conservation`'s output; ``details`` lists the bad rows.
+    """
+    scale = pl.max_horizontal(pl.col("span_hours").abs(), pl.col("timeline_hours").abs())
+    bad = conservation.filter(pl.col("difference").abs() > abs_tol + rel_tol * scale)
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise InvariantViolation(
+            f"hours not conserved for {bad.height} level/resource series, e.g. "
+            f"{first['site']}/{first['node_type']}/{first['level']}/{first['booking']}/"
+            f"{first['resource']}: spans {first['span_hours']:.6g} h vs timeline "
+            f"{first['timeline_hours']:.6g} h",
+            details=bad.to_dicts(),
+        )
+
+
+def negative_leaves(timeline: pl.DataFrame, *, tolerance: float = 1e-9) -> pl.DataFrame:
+    """Timeline rows whose leaf is negative (a data anomaly), ignoring float round-off.
+
+    A value counts as negative below −tolerance × max(1, peak), peak being the largest |value|
+    of the same (site, node_type, resource). Output: the offending timeline rows.
+    """
+    group = [*_GROUP, "resource"]
+    negative = timeline.filter(pl.col("value") < 0)
+    if negative.height == 0:
+        return negative
+    peaks = (
+        timeline.join(negative.select(group).unique(), on=group, how="semi", nulls_equal=True)
+        .group_by(group)
+        .agg(pl.col("value").abs().max().alias("_peak"))
+    )
+    return (
+        negative.join(peaks, on=group, how="left", nulls_equal=True)
+        .filter(pl.col("value") < -tolerance * pl.max_horizontal(pl.col("_peak"), 1.0))
+        .drop("_peak")
     )

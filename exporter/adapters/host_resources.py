@@ -1,8 +1,9 @@
 """What a span holds of its host: node_type, GPUs, inventory and the per-level resource rule.
 
-Host identity is the hypervisor_hostname. Inventory as of t comes from the nova compute_nodes
-row covering t when it reports non-zero vcpus, else from the covering Blazar computehosts row
-(ironic rows report 0 since Stein), else 0. node_type and GPUs come from Blazar capabilities
+Host identity is the hypervisor_hostname. A span's inventory comes from the nova compute_nodes
+row covering its start when it reports non-zero vcpus, else from the covering Blazar
+computehosts row (ironic rows report 0 since Stein), else from the nearest later then earlier
+non-zero row of the same host, else 0. node_type and GPUs come from Blazar capabilities
 (``blazar_hosts.host_attributes``); a host Blazar never knew is ``node_type="unknown"``, 0 GPUs.
 
 Resource rule: on ironic hosts a span holds the whole host (nodes = 1, host inventory, host
@@ -32,32 +33,41 @@ def host_kinds(host_windows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.LazyFrame:
-    """``spans`` + host_vcpus, host_memory_mb, host_disk_gb as of each span's start.
+    """``spans`` + host_vcpus, host_memory_mb, host_disk_gb: the host's inventory for each span.
 
     ``host_windows``: usable host evidence rows (source_table, hypervisor_hostname, start, end,
-    vcpus, memory_mb, disk_gb). Only rows with vcpus > 0 are candidates; a candidate covers t
-    when start <= t < end (null end = still there).
+    vcpus, memory_mb, disk_gb); only rows with vcpus > 0 are candidates. Preference: the nova
+    row covering the span's start, the Blazar row covering it, then the first nova / Blazar
+    row starting later (a zero-inventory ironic host enrolled in Blazar a little after Nova),
+    then the last earlier nova / Blazar row; none -> 0.
     """
     result = spans.with_row_index("_span").sort("start")
-    for prefix, source in (("_nova", "nova."), ("_blazar", "blazar.")):
-        candidates = (
-            host_windows.filter(pl.col("source_table").str.starts_with(source) & (pl.col("vcpus") > 0))
-            .select("hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
-                    pl.col("end").alias(f"{prefix}_to"), *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
-            .sort(f"{prefix}_from")
-        )
-        result = result.join_asof(candidates, left_on="start", right_on=f"{prefix}_from",
-                                  by="hypervisor_hostname", strategy="backward", check_sortedness=False)
-    covering = {p: pl.col(f"{p}_to").is_null() | (pl.col(f"{p}_to") > pl.col("start")) for p in ("_nova", "_blazar")}
-    covering = {p: cond & pl.col(f"{p}_from").is_not_null() for p, cond in covering.items()}
-    chosen = [
-        pl.when(covering["_nova"]).then(pl.col(f"_nova_{c}"))
-        .when(covering["_blazar"]).then(pl.col(f"_blazar_{c}"))
-        .otherwise(0.0).alias(f"host_{c}")
-        for c in INVENTORY
-    ]
-    helper = [c for p in ("_nova", "_blazar") for c in (f"{p}_from", f"{p}_to", *(f"{p}_{i}" for i in INVENTORY))]
-    return result.with_columns(chosen).drop(helper).sort("_span").drop("_span")
+    choices, helpers = [], []
+    for source in ("nova", "blazar"):
+        for strategy in ("backward", "forward"):
+            prefix = f"_{source}_{strategy}"
+            candidates = (
+                host_windows.filter(pl.col("source_table").str.starts_with(source + ".") & (pl.col("vcpus") > 0))
+                .select("hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
+                        pl.col("end").alias(f"{prefix}_to"), *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
+                .sort(f"{prefix}_from")
+            )
+            result = result.join_asof(candidates, left_on="start", right_on=f"{prefix}_from",
+                                      by="hypervisor_hostname", strategy=strategy, check_sortedness=False)
+            helpers += [f"{prefix}_from", f"{prefix}_to", *(f"{prefix}_{c}" for c in INVENTORY)]
+    covering = {
+        source: pl.col(f"_{source}_backward_from").is_not_null()
+        & (pl.col(f"_{source}_backward_to").is_null() | (pl.col(f"_{source}_backward_to") > pl.col("start")))
+        for source in ("nova", "blazar")
+    }
+    for column in INVENTORY:
+        choices.append(
+            pl.when(covering["nova"]).then(pl.col(f"_nova_backward_{column}"))
+            .when(covering["blazar"]).then(pl.col(f"_blazar_backward_{column}"))
+            .otherwise(pl.coalesce(f"_nova_forward_{column}", f"_blazar_forward_{column}",
+                                   f"_nova_backward_{column}", f"_blazar_backward_{column}", pl.lit(0.0)))
+            .alias(f"host_{column}"))
+    return result.with_columns(choices).drop(helpers).sort("_span").drop("_span")
 
 
 def with_host_resources(spans: pl.LazyFrame, *, attributes: pl.LazyFrame, kinds: pl.LazyFrame,

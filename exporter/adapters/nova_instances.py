@@ -105,8 +105,8 @@ def _links(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """source_table, source_id, action_id, entity_id (instance uuid), action, at, failed.
 
-    ``at`` is when the action took effect: its first successful event's finish_time, else the
-    action's start_time (old rows have no events). ``failed``: Nova marked the action
+    ``at`` is the action's request time (start_time, else created_at): the user asked for the
+    change then, and the host stays held either way. ``failed``: Nova marked the action
     ``message='Error'`` or one of its events has result Error.
     """
     parts = []
@@ -119,14 +119,12 @@ def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         parts.append(rows.select(
             pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
             pl.col("instance_uuid").alias("entity_id"), "action",
-            pl.coalesce("start_time", "created_at").alias("requested_at"),
+            pl.coalesce("start_time", "created_at").alias("at"),
             (pl.col("message").fill_null("") == "Error").alias("marked_error")))
     outcomes = _event_rows(tables).group_by("action_id").agg(
-        pl.col("finish_time").filter(pl.col("result") == SUCCESS).min().alias("succeeded_at"),
         (pl.col("result") == "Error").any().alias("event_error"))
     return pl.concat(parts, how="vertical_relaxed").join(outcomes, on="action_id", how="left").select(
-        "source_table", "source_id", "action_id", "entity_id", "action",
-        pl.coalesce("succeeded_at", "requested_at").alias("at"),
+        "source_table", "source_id", "action_id", "entity_id", "action", "at",
         (pl.col("marked_error") | pl.col("event_error").fill_null(False)).alias("failed"))
 
 
