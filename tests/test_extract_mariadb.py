@@ -232,3 +232,24 @@ def test_generated_site_snapshot_is_complete_and_matches_the_generator(db_prefix
     assert {name for name, entry in tables.items() if entry["status"] == "ok"} == set(written)
     frames = snapshot_tables(result.snapshot_dir, verify=True)
     assert {name: frame.collect().height for name, frame in frames.items()} == written
+
+
+def test_query_slower_than_query_timeout_is_status_timeout(db_prefix, tmp_path):
+    root = sa.create_engine(support.MARIADB_URL)
+    with root.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE `{db_prefix}blazar`")
+        for statement in DDL["blazar"]:
+            conn.exec_driver_sql(statement.replace("CREATE TABLE ", f"CREATE TABLE `{db_prefix}blazar`.", 1))
+    site = SiteConfig(name="slow", display_name="slow", db_url=support.MARIADB_URL, query_timeout=1,
+                      databases=prefixed_databases(db_prefix))
+    sources = [s for s in declared_tables() if s.name in ("blazar.leases", "blazar.computehosts")]
+    with root.connect() as locker:  # a WRITE lock makes every other session's SELECT wait
+        locker.exec_driver_sql(f"LOCK TABLES `{db_prefix}blazar`.`leases` WRITE")
+        try:
+            result = extract_snapshot(site, tmp_path, snapshot_id="s", sources=sources)
+        finally:
+            locker.exec_driver_sql("UNLOCK TABLES")
+    root.dispose()
+    tables = result.manifest["tables"]
+    assert tables["blazar.leases"]["status"] == "timeout"
+    assert tables["blazar.computehosts"]["status"] == "ok"
