@@ -90,6 +90,9 @@ def site_db():
                 conn.exec_driver_sql(statement.replace("CREATE TABLE ", f"CREATE TABLE `{prefix}{schema}`.", 1))
         for statement in _rows(prefix):
             conn.exec_driver_sql(statement)
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")  # old servers let zero dates in
+        conn.exec_driver_sql(f"INSERT INTO `{prefix}blazar`.computehost_allocations VALUES "
+                             "('a1', '1', 'r1', '2020-01-01 00:00:00', '0000-00-00 00:00:00', NULL)")
     yield prefix
     support.drop_databases(prefix)
     root.dispose()
@@ -167,6 +170,8 @@ def test_snapshot_complete_counts_equal_source_and_hashes_stable(site_db, tmp_pa
     types = {c["name"]: (c["source_type"], c["dtype"]) for c in tables["blazar.computehosts"]["columns"]}
     assert types["reservable"] == ("TINYINT(1)", "Int64")
     assert types["created_at"] == ("DATETIME", "Datetime(us)")
+    allocations = tables["blazar.computehost_allocations"]
+    assert (allocations["rows"], allocations["invalid_values"]) == (1, {"deleted_at": 1})
 
 
 def test_forbidden_table_is_permission_denied_others_ok(site_db, readonly_user, tmp_path, capsys):
