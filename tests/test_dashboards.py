@@ -254,27 +254,32 @@ def test_stacked_series_add_up_to_their_total_line(demo, path):
 
 
 @pytest.mark.prometheus
-def test_site_usage_total_equals_the_capacity_that_went_in(demo):
+def test_site_usage_total_is_the_generated_capacity_in_history_and_live(demo):
     dashboard = load(ROOT / "grafana/dashboards/site-usage.json")
     [total] = [t for p, t in panel_targets(dashboard) if p["title"] == "Capacity by state" and t["refId"] == "total"]
-    window = windows(demo)["history"]
-    values = default_values(dashboard, interval_s=3600, range_s=0)
-    [points] = as_series(query_values(demo.prometheus, substitute(total["expr"], values), **window)).values()
+    expr = substitute(total["expr"], default_values(dashboard, interval_s=3600, range_s=0))
+    [points] = as_series(query_values(demo.prometheus, expr, **windows(demo)["history"])).values()
     for t, v in points.items():
-        assert v == pytest.approx(demo.total_nodes_at(t))
+        hour = t // 3600 * 3600  # last_over_time picks the hourly sample: the mean over that hour
+        assert v == pytest.approx(demo.truth_total_nodes(hour, 3600), rel=1e-9), t
+    [now] = as_series(query_values(demo.prometheus, expr, time=demo.live_end)).values()
+    assert next(iter(now.values())) == pytest.approx(demo.truth_total_nodes(demo.live_end, 1))
 
 
 @pytest.mark.prometheus
-def test_node_hours_table_equals_the_integral_of_the_backfilled_gauges(demo):
+def test_node_hours_table_equals_the_integral_of_the_backfilled_timeline(demo):
     dashboard = load(ROOT / "grafana/dashboards/node-hours.json")
     [(_, target)] = [(p, t) for p, t in panel_targets(dashboard) if p["id"] == 1]
-    start, end = demo.history_start, demo.history_end
+    start, end = demo.history_start + 24 * 3600, demo.history_end
     values = default_values(dashboard, interval_s=3600, range_s=int(end - start))
     result = as_series(query_values(demo.prometheus, substitute(target["expr"], values), time=end))
-    got = {dict(key)["state"]: 0.0 for key in result}
+    got: dict[str, float] = {}
     for key, points in result.items():
-        got[dict(key)["state"]] += next(iter(points.values()))
-    assert got == pytest.approx(demo.node_hours_by_state(start, end), rel=1e-9)
+        state = dict(key)["state"]
+        got[state] = got.get(state, 0.0) + next(iter(points.values()))
+    expected = demo.timeline_hours_by_state(start, end)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    assert sum(expected.values()) > 0
 
 
 @pytest.mark.prometheus
