@@ -127,3 +127,21 @@ def test_every_declared_table_is_extractable_by_name():
     names = [source.name for source in declared_tables()]
     assert len(names) == len(set(names))
     assert all(source.columns for source in declared_tables())
+
+
+def test_cli_site_from_config_writes_under_data_dir(sqlite_site, tmp_path):
+    from click.testing import CliRunner
+
+    from exporter.cli import cli
+
+    config = tmp_path / "sites.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'snapshots'}\nsites:\n  lab:\n    db_url: {sqlite_site.db_url}\n")
+    result = CliRunner().invoke(cli, ["extract", "--site", "lab", "--config", str(config), "--snapshot-id", "x",
+                                      "--quiet"])
+    snapshot = tmp_path / "snapshots" / "lab" / "x"
+    assert (snapshot / "manifest.json").exists()
+    lines = result.stdout.splitlines()
+    assert lines[-1].startswith(f"snapshot: {snapshot}")
+    assert any(line.split()[:2] == ["nova.compute_nodes", "ok"] for line in lines)
+    # the fixture lacks most required tables: reported, and a non-zero exit
+    assert result.exit_code == 1 and "required table(s) not copied" in result.stderr
