@@ -30,7 +30,8 @@ import polars as pl
 
 from exporter.errors import TimelineError, ToolMissing
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
-from exporter.openmetrics import check_timeline, sample_lines, sample_values, series_labels, write_samples
+from exporter.openmetrics import (check_timeline, sample_lines, sample_prefixes, sample_values, series_labels,
+                                  write_samples)
 from exporter.progress import SILENT, Progress
 
 # promtool's block durations: ExponentialBlockRanges(2h, 10, 3) (reference §1.1)
@@ -169,47 +170,46 @@ def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str 
             f"--max-block-duration={hours}h", str(om_file), str(blocks_dir))
 
 
-def _write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None, workers: int | None,
-                       progress: Progress) -> tuple[tuple[WindowFile, ...], float, float]:
-    """Write each window's file; with ``tool``, convert each file as soon as it is written."""
+def _write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None,
+                       workers: int | None, progress: Progress) -> tuple[tuple[WindowFile, ...], float, float]:
+    """Write the window files in parallel; with ``tool``, convert each one as soon as it is written.
+
+    Returns the files (in window order), the wall time until every file was written, and the
+    wall time of the whole stage.
+    """
     window_seconds = hours * 3600
-    windows = samples.with_columns(window=pl.col("t") // window_seconds).partition_by(
-        "window", maintain_order=True, include_key=False, as_dict=True)
+    windows = sorted(samples.with_columns(window=pl.col("t") // window_seconds).partition_by(
+        "window", maintain_order=True, include_key=False, as_dict=True).items())
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
-    written: list[WindowFile] = []
-    futures = {}
-    write_seconds = 0.0
+    prefixes = sample_prefixes(series)
     started = time.perf_counter()
+    written_at = started
+
+    def write_and_convert(window: int, part: pl.DataFrame) -> WindowFile:
+        nonlocal written_at
+        info = _write_window(sample_lines(part, prefixes), out, _datetime(window * window_seconds), hours)
+        written_at = max(written_at, time.perf_counter())
+        return WindowFile(**{**asdict(info), "blocks": _run_promtool(tool, out, info, hours)}) if tool else info
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
-            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""),
-                           total=len(windows) * (2 if tool else 1)) as bar:
-        for (window,), part in sorted(windows.items()):
-            t0 = time.perf_counter()
-            start = _datetime(window * window_seconds)
-            bar.item(f"{start:%Y-%m-%d}")
-            info = _write_window(sample_lines(part, series), out, start, hours)
-            write_seconds += time.perf_counter() - t0
-            written.append(info)
+            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
+        futures = [pool.submit(write_and_convert, window, part) for (window,), part in windows]
+        for future in concurrent.futures.as_completed(futures):
+            bar.item(future.result().path)
             bar.advance()
-            if tool:
-                futures[info.path] = pool.submit(_run_promtool, tool, out, info, hours)
-        for future in concurrent.futures.as_completed(futures.values()):
-            future.result()
-            bar.advance()
-    promtool_seconds = time.perf_counter() - started
-    files = tuple(WindowFile(**{**asdict(f), "blocks": futures[f.path].result()}) if tool else f for f in written)
-    return files, write_seconds, promtool_seconds
+    return tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started
 
 
 def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
     """Write one window file atomically (temp file + rename) and describe it."""
     buffer = io.BytesIO()
     write_samples(lines, buffer)
-    data = buffer.getvalue()
+    data = buffer.getbuffer()
     relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     path = out / relative
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
     os.replace(tmp, path)
     return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
                       samples=lines.height, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())

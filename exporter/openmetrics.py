@@ -125,21 +125,22 @@ def _check_values(frame: pl.DataFrame) -> None:
     if problems["before_epoch"]:
         raise TimelineError(f"timeline has {problems['before_epoch']} timestamp(s) before 1970 "
                             "(promtool silently drops them)")
-    duplicates = frame.select(pl.struct(["timestamp", *SERIES_KEYS]).is_duplicated().sum()).item()
-    if duplicates:
-        raise TimelineError(f"timeline has {duplicates} rows sharing a (site, timestamp, node_type, pool, "
-                            "state, resource) key; each key must appear once")
 
 
 def _check_dense(frame: pl.DataFrame, grid: pl.DataFrame) -> None:
-    counts = (frame.group_by(SERIES_KEYS).len()
-              .join(grid.select("site", "points"), on="site")
-              .filter(pl.col("len") != pl.col("points")).sort(SERIES_KEYS))
-    if counts.height:
-        row = counts.row(0, named=True)
+    """Each series has exactly one row per grid time of its site (no duplicates, no holes)."""
+    counts = (frame.group_by(SERIES_KEYS).agg(rows=pl.len(), times=pl.col("timestamp").n_unique())
+              .join(grid.select("site", "points"), on="site"))
+    duplicates = counts.select((pl.col("rows") - pl.col("times")).sum()).item()
+    if duplicates:
+        raise TimelineError(f"timeline has {duplicates} rows sharing a (site, timestamp, node_type, pool, "
+                            "state, resource) key; each key must appear once")
+    holes = counts.filter(pl.col("times") != pl.col("points")).sort(SERIES_KEYS)
+    if holes.height:
+        row = holes.row(0, named=True)
         key = ", ".join(f"{name}={row[name]}" for name in SERIES_KEYS)
-        raise TimelineError(f"timeline grid is irregular: {counts.height} series lack grid times, e.g. "
-                            f"({key}) has {row['len']} of the site's {row['points']} timestamps")
+        raise TimelineError(f"timeline grid is irregular: {holes.height} series lack grid times, e.g. "
+                            f"({key}) has {row['times']} of the site's {row['points']} timestamps")
 
 
 def series_labels(checked: CheckedTimeline, *, job: str, instance: str) -> pl.DataFrame:
@@ -186,13 +187,13 @@ def _check_origin(checked: CheckedTimeline, origin: dt.datetime | None) -> None:
                             f"integrate from {origin:%Y-%m-%d %H:%M}; reconstruct from that time")
 
 
-def sample_lines(values: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
-    """``values`` (any row subset of :func:`sample_values`) ready for :func:`write_samples`.
+def sample_lines(values: pl.DataFrame, prefixes: pl.Series) -> pl.DataFrame:
+    """``values`` (any row subset of :func:`sample_values`) ready for :func:`write_samples`;
+    ``prefixes`` from :func:`sample_prefixes`.
 
     Output columns: ``family``, ``prefix`` (Enum: metric name + label set, so each row costs an
     integer, not a copy of the string), ``value`` (Float64, -0.0 normalised), ``t``.
     """
-    prefixes = sample_prefixes(series)
     code = pl.col("rank").cast(pl.Int64) * 2 + pl.col("family").cast(pl.Int64) % 2
     return pl.DataFrame({
         "family": values["family"],
@@ -260,5 +261,5 @@ def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,
     checked = check_timeline(timeline, step_seconds=step_seconds)
     series = series_labels(checked, job=job, instance=instance)
     buffer = io.BytesIO()
-    write_samples(sample_lines(sample_values(checked, series, origin=origin), series), buffer)
+    write_samples(sample_lines(sample_values(checked, series, origin=origin), sample_prefixes(series)), buffer)
     return buffer.getvalue()
