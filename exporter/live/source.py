@@ -23,8 +23,15 @@ from exporter.live.tables import TableCache
 from exporter.sources import SourceTable, declared_tables
 
 
+# reconstruct cuts every span known to continue past the snapshot at the snapshot time (nothing is
+# known after it), so at the snapshot instant itself those spans are already over ([start, end)).
+# The gauges therefore read the levels just before ``now`` (their left limit); counters integrate
+# [history_start, now), which the cut does not change.
+JUST_BEFORE = dt.timedelta(microseconds=1)
+
+
 def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, now: dt.datetime) -> Usage:
-    """Gauges at ``now`` and counters from ``site.history_start`` to ``now`` (USAGE_SCHEMA frames)."""
+    """Gauges at ``now`` (left limit) and counters over [history_start, now) (USAGE_SCHEMA frames)."""
     from exporter.reconstruct import spans_from_tables
     from exporter.timeline import counters_until, levels_at
 
@@ -33,7 +40,7 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     spans = _collected(span_set.spans)
     return Usage(
         at=now,
-        gauges=_usage_frame(levels_at(spans, now)),
+        gauges=_usage_frame(levels_at(spans, now - JUST_BEFORE)),
         counters=_usage_frame(counters_until(spans, origin=site.history_start, at=now)),
     )
 
