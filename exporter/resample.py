@@ -71,7 +71,7 @@ def grid_means_from_deltas(
     """Like :func:`time_weighted_grid`, but from signed deltas (``keys`` + ``time`` + ``values``)."""
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
-    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key")
+    key_index = deltas.select(keys).unique().sort(keys, nulls_last=True).with_row_index("__key")
     cells = pl.LazyFrame({"__cell": pl.int_range(0, n, dtype=pl.Int64, eager=True)}).with_columns(
         (pl.lit(start, dtype=pl.Datetime("us")) + pl.col("__cell") * step).alias(time)
     )
@@ -83,8 +83,13 @@ def grid_means_from_deltas(
         n=n,
         time=time,
     )
-    dense = key_index.join(cells, how="cross").sort("__key", "__cell")
-    dense = dense.join(weights, on=["__key", "__cell"], how="left", maintain_order="left")
+    # Dense rows in (key, cell) order; "__pos" lets both sides join as sorted (a merge join).
+    dense = (
+        key_index.join(cells, how="cross", maintain_order="left_right")
+        .with_columns(__pos=pl.col("__key").cast(pl.Int64) * n + pl.col("__cell"))
+        .set_sorted("__pos")
+        .join(weights, on="__pos", how="left", maintain_order="left")
+    )
     return dense.select(
         *keys,
         time,
@@ -107,7 +112,7 @@ def _cell_weights(
     n: int,
     time: str,
 ) -> pl.LazyFrame:
-    """Per (``__key``, ``__cell``): Σ delta (``__full_<v>``) and Σ delta × fraction of cell after it."""
+    """Per ``__pos`` (= key × n + cell): Σ delta (``__full_<v>``) and Σ delta × fraction of cell after it."""
     step_us = step // timedelta(microseconds=1)
     offset = (pl.col(time) - pl.lit(start, dtype=pl.Datetime("us"))).dt.total_microseconds()
     cell = pl.max_horizontal(offset // step_us, 0)
@@ -116,9 +121,10 @@ def _cell_weights(
         deltas.filter(offset < n * step_us)
         .with_columns(__cell=cell)
         .with_columns(__frac=remaining.cast(pl.Float64) / step_us)
-        .group_by("__key", "__cell")
+        .group_by(__pos=pl.col("__key").cast(pl.Int64) * n + pl.col("__cell"))
         .agg(
             *(pl.col(v).sum().alias(f"__full_{v}") for v in values),
             *((pl.col(v) * pl.col("__frac")).sum().alias(f"__part_{v}") for v in values),
         )
+        .sort("__pos")
     )

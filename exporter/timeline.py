@@ -99,13 +99,24 @@ def _series_grid(
     """Cell means per (site, node_type, series, timestamp), complete, sorted in that order."""
     series = series_spans(spans)
     keys = [*_GROUP, "series"]
-    deltas = deltas_from_spans(
-        series, keys=keys, values=RESOURCES, open_end=open_end, time="timestamp"
-    ).select(*keys, "timestamp", *RESOURCES)
-    anchored = pl.concat([deltas, _anchor_rows(series, at=start, time="timestamp")])
-    return grid_means_from_deltas(
-        anchored, keys=keys, values=RESOURCES, start=start, end=end, step=step, time="timestamp"
+    anchors = _anchor_rows(series, at=start, time="timestamp")
+    # Integer key codes keep the sweep's group-bys and joins cheap.
+    key_table = (
+        anchors.select(keys).unique().sort(keys, nulls_last=True).with_row_index("key_id")
     ).collect(engine=_ENGINE)
+    coded = series.join(key_table.lazy(), on=keys, nulls_equal=True).drop(keys)
+    deltas = deltas_from_spans(
+        coded, keys=["key_id"], values=RESOURCES, open_end=open_end, time="timestamp"
+    ).select("key_id", "timestamp", *RESOURCES)
+    zeros = anchors.join(key_table.lazy(), on=keys, nulls_equal=True).select(
+        "key_id", "timestamp", *RESOURCES
+    )
+    grid = grid_means_from_deltas(
+        pl.concat([deltas, zeros]),
+        keys=["key_id"], values=RESOURCES, start=start, end=end, step=step, time="timestamp",
+    ).collect(engine=_ENGINE)
+    labels = key_table.select(pl.all().exclude("key_id").gather(grid["key_id"]))
+    return pl.concat([labels, grid.drop("key_id")], how="horizontal")
 
 
 def level_grid(
@@ -157,18 +168,18 @@ def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
 
 def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     """Leaves in long format: each wide row becomes one row per (pool, state, resource)."""
-    m = len(_LEAF_ROWS)
-    rows = pl.int_range(0, wide.height * m, dtype=pl.Int64)
-    labels = {
-        name: pl.Series(name, [leaf[i] for leaf in _LEAF_ROWS])
+    m, rows = len(_LEAF_ROWS), wide.height
+    position = pl.int_range(0, rows * m, dtype=pl.Int64, eager=True)
+    row, leaf = position // m, position % m
+    leaves = wide.select(_leaf_value(*leaf_row).alias(str(j)) for j, leaf_row in enumerate(_LEAF_ROWS))
+    stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
+    columns = [wide[c].gather(row) for c in index]
+    columns += [
+        pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(leaf)
         for i, name in enumerate(("pool", "state", "resource"))
-    }
-    values = wide.select(
-        pl.concat_list([_leaf_value(*leaf) for leaf in _LEAF_ROWS]).alias("value")
-    ).explode("value")
-    keys = wide.select(pl.col(c).gather(rows // m) for c in index)
-    leaf_labels = pl.select(pl.lit(s).gather(rows % m).alias(n) for n, s in labels.items())
-    return pl.concat([keys, leaf_labels, values], how="horizontal")
+    ]
+    columns.append(stacked.gather(leaf * rows + row).alias("value"))
+    return pl.DataFrame(columns)
 
 
 def timeline_from_spans(

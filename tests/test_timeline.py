@@ -1,0 +1,170 @@
+"""Spans -> exported leaves, instantaneous levels, counters and the hours invariant.
+
+Leaf rule (exporter.states, docs/semantics.md): reservable pool: available = reservable −
+committed − maintenance, maintenance, idle = committed − occupied[reservation], active =
+occupied[reservation] − stopped[reservation], stopped; ondemand pool: available = total −
+reservable − occupied[ondemand], active, stopped. Leaves sum to total.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+import pytest
+
+from exporter.errors import InvariantViolation, TimelineError
+from exporter.schema import SPAN_SCHEMA, TIMELINE_SCHEMA, conform
+from exporter.timeline import (
+    check_hours_conserved,
+    counters_until,
+    hours_conservation,
+    level_grid,
+    levels_at,
+    negative_leaves,
+    timeline_from_spans,
+)
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2020, 1, 1)
+END = T0 + 4 * HOUR
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def span(level, start, end, *, booking=None, node_type="gpu", nodes=1.0, memory_mb=0.0):
+    return dict(site="s", level=level, booking=booking, node_type=node_type, start=start,
+                end=end, nodes=nodes, vcpus=0.0, memory_mb=memory_mb, disk_gb=0.0, gpus=0.0)
+
+
+def frame(*rows) -> pl.DataFrame:
+    return conform(pl.DataFrame(list(rows)), SPAN_SCHEMA)
+
+
+# one host: exists all along, reservable from 01:00, leased 01:30-03:00, instance 02:00-03:00
+HOST = frame(
+    span("total", at(0), None),
+    span("reservable", at(1), None),
+    span("committed", at(1.5), at(3)),
+    span("occupied", at(2), at(3), booking="reservation"),
+)
+
+
+def nodes(timeline: pl.DataFrame, hour: float) -> dict[str, float]:
+    rows = timeline.filter(pl.col("resource") == "nodes", pl.col("timestamp") == at(hour))
+    return {f"{p}/{s}": v for p, s, v in rows.select("pool", "state", "value").rows() if v}
+
+
+def test_leaves_follow_the_leaf_table_hour_by_hour():
+    tl = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    assert nodes(tl, 0) == {"ondemand/available": 1.0}
+    assert nodes(tl, 1) == {"reservable/available": 0.5, "reservable/idle": 0.5}
+    assert nodes(tl, 2) == {"reservable/active": 1.0}
+    assert nodes(tl, 3) == {"reservable/available": 1.0}
+
+
+def test_timeline_has_exact_schema_sorted_and_one_row_per_key():
+    tl = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    assert dict(tl.schema) == TIMELINE_SCHEMA
+    keys = ["site", "timestamp", "node_type", "pool", "state", "resource"]
+    assert tl.height == 4 * 8 * 5  # grid points × leaves × resources
+    assert tl.select(keys).is_unique().all()
+    assert tl.equals(tl.sort(keys))
+
+
+def test_memory_is_reported_in_bytes():
+    spans = frame(span("total", at(0), None, memory_mb=2.0))
+    tl = timeline_from_spans(spans, start=T0, end=at(1), step=HOUR, open_end=END)
+    got = tl.filter(resource="memory_bytes", pool="ondemand", state="available")["value"]
+    assert got.to_list() == [2.0 * 1024 * 1024]
+
+
+def test_node_type_that_appears_only_outside_the_window_still_gets_zero_rows():
+    spans = frame(span("total", at(0), None), span("total", at(10), at(11), node_type="cpu"))
+    tl = timeline_from_spans(spans, start=T0, end=at(1), step=HOUR, open_end=END)
+    assert tl.filter(node_type="cpu")["value"].to_list() == [0.0] * 40
+
+
+def test_null_node_type_is_unknown():
+    spans = frame(span("total", at(0), None, node_type=None))
+    tl = timeline_from_spans(spans, start=T0, end=at(1), step=HOUR, open_end=END)
+    assert tl["node_type"].unique().to_list() == ["unknown"]
+
+
+def test_span_of_unknown_level_is_a_timeline_error():
+    with pytest.raises(TimelineError, match="unknown level"):
+        timeline_from_spans(frame(span("bogus", at(0), None)), start=T0, end=END, step=HOUR,
+                            open_end=END)
+
+
+def test_occupied_span_without_booking_is_a_timeline_error():
+    with pytest.raises(TimelineError, match="occupied/None"):
+        timeline_from_spans(frame(span("occupied", at(0), None)), start=T0, end=END, step=HOUR,
+                            open_end=END)
+
+
+def test_level_grid_reports_each_level_series():
+    grid = level_grid(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    committed = grid.filter(level="committed", resource="nodes").sort("timestamp")["value"]
+    assert committed.to_list() == [0.0, 0.5, 1.0, 0.0]
+
+
+def test_levels_at_counts_spans_with_start_at_or_before_and_end_after_the_instant():
+    assert nodes(levels_at(HOST, at(2)), 2) == {"reservable/active": 1.0}
+    # at 03:00 the lease and instance have ended (half-open)
+    assert nodes(levels_at(HOST, at(3)), 3) == {"reservable/available": 1.0}
+
+
+def test_levels_at_has_the_timelines_key_set():
+    instant = levels_at(HOST, at(2))
+    tl = timeline_from_spans(HOST, start=at(2), end=at(3), step=HOUR, open_end=END)
+    assert dict(instant.schema) == TIMELINE_SCHEMA
+    assert instant.drop("value").equals(tl.drop("value"))
+
+
+def test_counters_until_integrates_leaves_in_resource_seconds():
+    got = counters_until(HOST, origin=T0, at=END)
+    seconds = {f"{p}/{s}": v for p, s, r, v in got.select("pool", "state", "resource", "value").rows()
+               if r == "nodes" and v}
+    assert seconds == {"ondemand/available": 3600.0, "reservable/available": 5400.0,
+                       "reservable/idle": 1800.0, "reservable/active": 3600.0}
+
+
+def test_counters_until_grid_point_equals_cumulative_timeline():
+    tl = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    keys = ["site", "node_type", "pool", "state", "resource"]
+    for k in range(5):
+        expected = (
+            tl.filter(pl.col("timestamp") < at(k)).group_by(keys).agg(pl.col("value").sum() * 3600)
+        )
+        got = counters_until(HOST, origin=T0, at=at(k)).join(expected, on=keys, how="left")
+        assert (got["value"] - got["value_right"].fill_null(0.0)).abs().max() < 1e-9
+
+
+def test_hours_are_conserved_and_a_tampered_timeline_is_caught():
+    tl = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    conservation = hours_conservation(HOST, tl, start=T0, end=END, step=HOUR, open_end=END)
+    check_hours_conserved(conservation)
+    total = conservation.filter(level="total", resource="nodes")
+    assert total.select("span_hours", "timeline_hours").row(0) == (4.0, 4.0)
+    tampered = tl.with_columns(
+        pl.when((pl.col("state") == "idle") & (pl.col("resource") == "nodes"))
+        .then(pl.col("value") + 1).otherwise(pl.col("value"))
+    )
+    bad = hours_conservation(HOST, tampered, start=T0, end=END, step=HOUR, open_end=END)
+    with pytest.raises(InvariantViolation, match="not conserved"):
+        check_hours_conserved(bad)
+
+
+def test_negative_leaf_is_kept_and_reported():
+    # an instance on a reservation with no lease: idle = committed − occupied = −1
+    spans = frame(span("total", at(0), None), span("reservable", at(0), None),
+                  span("occupied", at(0), at(1), booking="reservation"))
+    tl = timeline_from_spans(spans, start=T0, end=at(2), step=HOUR, open_end=END)
+    negative = negative_leaves(tl)
+    assert negative.select("timestamp", "state", "resource", "value").rows() == [
+        (at(0), "idle", "nodes", -1.0)
+    ]
+    assert tl.filter(state="idle", resource="nodes")["value"].to_list() == [-1.0, 0.0]
