@@ -132,8 +132,12 @@ def _host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
 
 
 def _total_spans(books: SpanBooks, hosts: pl.DataFrame) -> pl.DataFrame:
-    settled = books.settled(hosts, detail=nova_hosts.host_reject_detail())
-    return books.merged(books.cut_at_snapshot(settled), by=HOST_KEY)
+    """Nova rows are the primary evidence; Blazar rows count only where no nova row covers the host."""
+    settled = books.cut_at_snapshot(books.settled(hosts, detail=nova_hosts.host_reject_detail()))
+    from_nova = pl.col("source_table").str.starts_with("nova.")
+    nova = books.merged(settled.filter(from_nova), by=HOST_KEY)
+    blazar = books.clipped_into(settled.filter(~from_nova), nova, by=HOST_KEY, reason="duplicate_entity", outside=True)
+    return pl.concat([nova, books.merged(blazar, by=HOST_KEY)], how="vertical_relaxed")
 
 
 def _reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame) -> pl.DataFrame:

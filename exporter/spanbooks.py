@@ -50,39 +50,41 @@ class SpanBooks:
         return cut
 
     def merged(self, spans: pl.DataFrame, *, by: Sequence[str]) -> pl.DataFrame:
-        """Spans trimmed so no time is covered twice per ``by``: the earlier row keeps it.
+        """Spans trimmed so no time is covered twice per ``by``: the earlier piece keeps it.
 
-        Fully covered rows are rejected as duplicate_entity; the trimmed part of the others is
-        clipped hours with reason duplicate_entity.
+        A row left with nothing is rejected as duplicate_entity; the trimmed part of the
+        others is clipped hours with reason duplicate_entity.
         """
         overlap = intervals.duplicate_overlap(
             spans.lazy(), by=by, open_end=self.snapshot_time, hours="_overlap").collect()
         shift = pl.duration(microseconds=(pl.col("_overlap") * MICROSECONDS_PER_HOUR).round().cast(pl.Int64))
-        trimmed = overlap.with_columns((pl.col("start") + shift).alias("_start"))
-        covered = pl.col("_start") >= pl.col("end").fill_null(pl.lit(self.snapshot_time, dtype=TIME))
-        flagged = trimmed.with_columns(
-            pl.when(covered & (pl.col("_overlap") > 0)).then(pl.lit("duplicate_entity")).alias("rejection_reason"))
-        kept = self._split(flagged.drop("_start", "_overlap"), detail=pl.lit('{"overlaps": "earlier row"}'))
-        result = flagged.filter(pl.col("rejection_reason").is_null()).drop("rejection_reason").with_columns(
-            pl.col("_start").alias("start")).drop("_start", "_overlap")
-        self._record_trim(kept, result, reason="duplicate_entity")
-        return result
+        closed = pl.col("end").fill_null(pl.lit(self.snapshot_time, dtype=TIME))
+        trimmed = overlap.with_columns((pl.col("start") + shift).alias("start")).filter(pl.col("start") < closed)
+        return self._kept(spans, trimmed.drop("_overlap"), rejected="duplicate_entity", clipped="duplicate_entity",
+                          detail=pl.lit('{"overlaps": "an earlier row of the same identity"}'))
 
     def clipped_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str],
-                     reason: str = "outside_parent") -> pl.DataFrame:
-        """Pieces of ``spans`` inside the union of their key's ``parents``.
+                     reason: str = "outside_parent", outside: bool = False) -> pl.DataFrame:
+        """Pieces of ``spans`` inside the union of their key's ``parents`` (``outside=True``: not in it).
 
-        A span with no piece inside is rejected with ``reason``; the outside part of the
-        others is clipped hours with reason outside_parent.
+        A row with no piece kept is rejected with ``reason``; the removed part of the others
+        is clipped hours (reason outside_parent, or duplicate_entity when keeping the outside).
         """
-        inside, _ = intervals.clip_to_parent(spans.lazy(), parents.lazy(), by=by, open_end=self.snapshot_time)
-        inside = inside.collect().drop("trimmed")
+        inside, beyond = intervals.clip_to_parent(spans.lazy(), parents.lazy(), by=by, open_end=self.snapshot_time)
+        kept = (beyond if outside else inside).collect().drop("trimmed")
+        detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
+        return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
+                          detail=detail)
+
+    def _kept(self, before: pl.DataFrame, after: pl.DataFrame, *, rejected: str, clipped: str,
+              detail: pl.Expr) -> pl.DataFrame:
+        """``after``; rows of ``before`` with no piece in it are rejected, the rest's loss is clipped."""
         keys = ["level", "source_table", "source_id"]
-        orphaned = spans.join(inside.select(keys).unique(), on=keys, how="anti").with_columns(
-            pl.lit(reason).alias("rejection_reason"))
-        self._split(orphaned, detail=pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode())
-        self._record_trim(spans, inside, reason="outside_parent")
-        return inside
+        lost = before.join(after.select(keys).unique(), on=keys, how="anti").with_columns(
+            pl.lit(rejected).alias("rejection_reason"))
+        self._split(lost, detail=detail)
+        self._record_trim(before, after, reason=clipped)
+        return after
 
     def _split(self, frame: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
         kept, rejected = split_rejected(frame.lazy(), site=self.site, level=None, snapshot_time=self.snapshot_time,

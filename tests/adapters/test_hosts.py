@@ -1,0 +1,125 @@
+"""Host levels: total from nova ∪ Blazar per hostname, reservable from Blazar, inventory, node_type."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from exporter.adapters import blazar_hosts
+from exporter.reconstruct import spans_from_tables
+from tests.adapters.tables import SNAPSHOT, capabilities, compute_nodes, computehosts, t, tables
+
+
+def run(**named):
+    return spans_from_tables(tables(**named), site="s", snapshot_time=SNAPSHOT)
+
+
+def level(result, name):
+    return result.spans.filter(pl.col("level") == name).sort("start")
+
+
+def hours(frame):
+    end = pl.col("end").fill_null(pl.lit(SNAPSHOT))
+    return frame.select(((end - pl.col("start")).dt.total_seconds() / 3600).sum()).item()
+
+
+def test_re_enrolled_host_is_one_identity_and_the_gap_is_not_total():
+    result = run(compute_nodes=compute_nodes(
+        {"id": 1, "hypervisor_hostname": "h1", "created_at": t("01-01 00:00"), "deleted_at": t("02-01 00:00")},
+        {"id": 9, "hypervisor_hostname": "h1", "created_at": t("03-01 00:00"), "deleted_at": t("04-01 00:00")}))
+    total = level(result, "total")
+    assert total["hypervisor_hostname"].to_list() == ["h1", "h1"]
+    assert hours(total) == (31 + 31) * 24  # January + March, not February
+
+
+def test_ironic_zero_inventory_is_taken_from_the_blazar_row():
+    result = run(
+        compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "vcpus": 0, "memory_mb": 0, "local_gb": 0,
+                                     "created_at": t("01-01 00:00")}),
+        computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "vcpus": 64, "memory_mb": 1024,
+                                   "local_gb": 10, "created_at": t("01-01 06:00")}))
+    total = level(result, "total").row(0, named=True)
+    assert (total["nodes"], total["vcpus"], total["memory_mb"], total["disk_gb"]) == (1.0, 64.0, 1024.0, 10.0)
+
+
+def test_non_zero_nova_inventory_wins_over_blazar():
+    result = run(
+        compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "vcpus": 48, "created_at": t("01-01 00:00")}),
+        computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "vcpus": 64, "created_at": t("01-01 00:00")}))
+    assert level(result, "reservable")["vcpus"].to_list() == [48.0]
+
+
+def test_hard_deleted_nova_history_survives_where_blazar_covers_it_and_is_reported():
+    result = run(
+        compute_nodes=compute_nodes({"id": 5, "hypervisor_hostname": "h1", "created_at": t("06-01 00:00")}),
+        computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}))
+    total = level(result, "total")
+    assert hours(total) == hours(pl.DataFrame({"start": [t("01-01 00:00")], "end": [None]},
+                                              schema={"start": pl.Datetime("us"), "end": pl.Datetime("us")}))
+    blazar_only = total.filter(pl.col("source_table") == "blazar.computehosts")
+    assert blazar_only["end"].to_list() == [t("06-01 00:00")]
+    assert result.audit["blazar_only_total_hours"] == hours(blazar_only)
+
+
+def test_duplicate_blazar_rows_are_merged_and_the_overlap_recorded():
+    result = run(
+        compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}),
+        computehosts=computehosts(
+            {"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00"), "deleted_at": t("01-11 00:00")},
+            {"id": "8", "hypervisor_hostname": "h1", "created_at": t("01-06 00:00"), "deleted_at": t("01-21 00:00")}))
+    reservable = level(result, "reservable")
+    assert hours(reservable) == 20 * 24  # Jan 1 .. Jan 21, counted once
+    clipped = [c for c in result.audit["clipped"] if c["level"] == "reservable" and c["reason"] == "duplicate_entity"]
+    assert sum(c["hours"] for c in clipped) == 5 * 24  # Jan 6 .. Jan 11 was evidenced twice
+
+
+def test_rows_without_start_or_with_end_before_start_are_rejected():
+    result = run(compute_nodes=compute_nodes(
+        {"id": 1, "hypervisor_hostname": "h1", "created_at": None},
+        {"id": 2, "hypervisor_hostname": "h2", "created_at": t("02-01 00:00"), "deleted_at": t("01-01 00:00")},
+        {"id": 3, "hypervisor_hostname": None, "created_at": t("01-01 00:00")}))
+    reasons = dict(result.rejected.select("source_id", "rejection_reason").iter_rows())
+    assert reasons == {"1": "null_start", "2": "invalid_time_range", "3": "missing_host"}
+    assert level(result, "total").height == 0
+
+
+@pytest.mark.parametrize("schema", ["capability_name", "capability_id", "property_id"])
+def test_node_type_and_gpus_come_from_capabilities_in_every_schema(schema):
+    names = {"node_type": "n1", "gpu.gpu_count": "n2", "uid": "n3"}
+    rows = [("node_type", "gpu_v100"), ("gpu.gpu_count", "4"), ("uid", "x")]
+    if schema == "capability_name":
+        caps = capabilities(*({"computehost_id": "7", "capability_name": n, "capability_value": v} for n, v in rows))
+        extra = {}
+    else:
+        caps = capabilities(*({"computehost_id": "7", schema: names[n], "capability_value": v} for n, v in rows))
+        name_table = "extra_capabilities" if schema == "capability_id" else "resource_properties"
+        name_column = "capability_name" if schema == "capability_id" else "property_name"
+        extra = {name_table: pl.DataFrame({"id": list(names.values()), name_column: list(names)})}
+    result = run(compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}),
+                 computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}),
+                 computehost_extra_capabilities=caps, **extra)
+    total = level(result, "total").row(0, named=True)
+    assert (total["node_type"], total["gpus"]) == ("gpu_v100", 4.0)
+
+
+def test_a_host_blazar_never_knew_has_unknown_node_type_and_no_gpus():
+    result = run(compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}))
+    total = level(result, "total").row(0, named=True)
+    assert (total["node_type"], total["gpus"], total["pool"]) == ("unknown", 0.0, None)
+
+
+def test_newest_capability_value_wins_and_empty_values_are_ignored():
+    caps = capabilities(
+        {"computehost_id": "7", "capability_name": "node_type", "capability_value": "old", "created_at": t("01-01 00:00")},
+        {"computehost_id": "7", "capability_name": "node_type", "capability_value": "new", "created_at": t("02-01 00:00")},
+        {"computehost_id": "7", "capability_name": "node_type", "capability_value": "", "created_at": t("03-01 00:00")})
+    hosts = computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")})
+    frames = {"blazar.computehost_extra_capabilities": caps.lazy()}
+    windows = blazar_hosts.blazar_host_windows({"blazar.computehosts": hosts.lazy()})
+    attributes = blazar_hosts.host_attributes(windows, blazar_hosts.named_capabilities(frames)).collect()
+    assert attributes.row(0, named=True)["node_type"] == "new"
+
+
+def test_reservable_outside_total_cannot_happen_because_blazar_rows_evidence_total():
+    result = run(computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}))
+    assert hours(level(result, "reservable")) == hours(level(result, "total"))
