@@ -1,0 +1,44 @@
+"""``usage-exporter run``: extract -> reconstruct -> backfill for one site, as one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from exporter.backfill import require_blocks
+from exporter.backfill_report import next_steps, promtool_commands, summary
+from exporter.cli.options import config_option
+from exporter.config import load_config
+from exporter.progress import for_cli
+from exporter.run import STAGES, run_site
+
+
+@click.command("run")
+@click.option("--site", "site_name", required=True, metavar="NAME", help="Site from the config file.")
+@config_option
+@click.option("--snapshot", "snapshot_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Use this snapshot instead of extracting a new one.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory [default: <data_dir>/<site>/out/<snapshot>].")
+@click.option("--blocks/--no-blocks", default=True, show_default=True, help="Create TSDB blocks with promtool.")
+@click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
+@click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, quiet):
+    """Extract the site's databases (or use --snapshot), reconstruct its history from the site's
+    history_start, and backfill it (OpenMetrics files + promtool blocks), printing the next steps.
+
+    \b
+    Example:
+      usage-exporter run --site chi_uc --config etc/sites.yaml
+    """
+    result = run_site(load_config(config_path), site_name, snapshot_dir=snapshot_dir, out_dir=out_dir,
+                      blocks=blocks, promtool=promtool_path, mimir=mimir,
+                      progress=for_cli(quiet=quiet, stages=STAGES))
+    click.echo(f"snapshot: {result.snapshot_dir}\n{result.reconstruct_summary}\n")
+    click.echo(summary(result.backfill))
+    if not result.backfill.blocks_created:
+        click.echo("\npromtool commands (one block per file):\n" + promtool_commands(result.backfill))
+    click.echo("\n" + next_steps(result.backfill))
+    require_blocks(result.backfill)

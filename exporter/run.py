@@ -1,0 +1,61 @@
+"""``run``: extract (or a given snapshot) -> reconstruct -> backfill for one configured site."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from exporter.backfill import BackfillResult, backfill
+from exporter.config import Config
+from exporter.errors import SnapshotError
+from exporter.progress import SILENT, Progress
+
+RECONSTRUCT_STAGES = 5  # exporter.reconstruct.STAGES
+STAGES = 1 + RECONSTRUCT_STAGES + 1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    snapshot_dir: Path
+    timeline_dir: Path
+    reconstruct_summary: str
+    backfill: BackfillResult
+
+
+def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None, out_dir: Path | None = None,
+             blocks: bool = True, promtool: str | None = None, mimir: bool = False,
+             step: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None,
+             progress: Progress | None = None) -> RunResult:
+    """Snapshot ``site_name`` (unless ``snapshot_dir`` is given), reconstruct it from its
+    history_start, and backfill the timeline with the site's holdback and the config's job/instance.
+
+    Outputs: ``<out_dir>/timeline/`` (reconstruct) and ``<out_dir>/backfill/`` (openmetrics/,
+    blocks/, backfill.json); ``out_dir`` defaults to ``<data_dir>/<site>/out/<snapshot name>``.
+    Raises SnapshotError when the extract misses required tables, and whatever the stages raise.
+    """
+    from exporter.extract import extract_snapshot
+    from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+
+    progress = progress or SILENT
+    site = config.site(site_name)
+    if snapshot_dir is None:
+        extracted = extract_snapshot(site, config.data_dir, progress=progress)
+        if extracted.failed_required:
+            raise SnapshotError(f"extract did not copy required table(s) {', '.join(extracted.failed_required)}; "
+                                f"see {extracted.snapshot_dir / 'manifest.json'}")
+        snapshot_dir = extracted.snapshot_dir
+    else:
+        with progress.stage("snapshot (given)"):
+            snapshot_dir = Path(snapshot_dir)
+    out = Path(out_dir) if out_dir else config.data_dir / site.name / "out" / Path(snapshot_dir).name
+    options = ReconstructOptions(site=site.name, start=site.history_start, step=step,
+                                 maintenance_projects=site.maintenance_projects)
+    reconstruction = reconstruct_snapshot(snapshot_dir, options, progress=progress)
+    with progress.stage("write outputs"):
+        summary = write_reconstruction(reconstruction, out / "timeline")
+    result = backfill(out / "timeline", out / "backfill", blocks=blocks, promtool=promtool,
+                      holdback=dt.timedelta(hours=site.live_holdback_hours), job=config.job,
+                      instance=config.instance, mimir=mimir, origin=site.history_start, now=now, progress=progress)
+    return RunResult(snapshot_dir=Path(snapshot_dir), timeline_dir=out / "timeline", reconstruct_summary=summary,
+                     backfill=result)
