@@ -1,0 +1,156 @@
+"""Occupied and stopped: instance windows, booking, clipping into the reservation, stop periods."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from exporter.reconstruct import spans_from_tables
+from tests.adapters.tables import (
+    SNAPSHOT, actions, allocations, compute_nodes, computehosts, events, instances, leases, request_specs,
+    reservations, spec, t, tables,
+)
+
+BASE = dict(
+    compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")},
+                                {"id": 2, "hypervisor_hostname": "kvm1", "hypervisor_type": "QEMU", "vcpus": 64,
+                                 "created_at": t("01-01 00:00")}),
+    computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}),
+    leases=leases({"id": "L1", "start_date": t("03-01 00:00"), "end_date": t("03-05 00:00")}),
+    reservations=reservations({"id": "R1", "lease_id": "L1"}),
+    computehost_allocations=allocations({"id": "A1", "compute_host_id": "7", "reservation_id": "R1",
+                                         "created_at": t("02-20 00:00")}),
+)
+
+
+def instance(**fields):
+    row = {"id": 1, "uuid": "i1", "node": "h1", "created_at": t("03-01 01:00"), "launched_at": t("03-01 01:20"),
+           "terminated_at": t("03-02 00:00"), "deleted_at": t("03-02 00:00")}
+    return {**row, **fields}
+
+
+def run(instance_rows, *, specs=(), action_rows=(), event_rows=()):
+    named = dict(BASE, instances=instances(*instance_rows), request_specs=request_specs(*specs),
+                 instance_actions=actions(*action_rows), instance_actions_events=events(*event_rows))
+    return spans_from_tables(tables(**named), site="s", snapshot_time=SNAPSHOT)
+
+
+def spans(result, level):
+    rows = result.spans.filter(pl.col("level") == level).sort("start")
+    return [(r["entity_id"], r["booking"], r["start"], r["end"]) for r in rows.iter_rows(named=True)]
+
+
+def reasons(result, level="occupied"):
+    return dict(result.rejected.filter(pl.col("level") == level).select("source_id", "rejection_reason").iter_rows())
+
+
+def test_instance_created_after_lease_start_occupies_from_its_creation():
+    result = run([instance()], specs=[{"instance_uuid": "i1", "spec": spec(hint="R1")}])
+    assert spans(result, "occupied") == [("i1", "reservation", t("03-01 01:00"), t("03-02 00:00"))]
+    assert result.spans.filter(pl.col("level") == "occupied")["pool"].to_list() == ["reservable"]
+
+
+def test_flavor_named_reservation_id_books_against_that_reservation():
+    result = run([instance()], specs=[{"instance_uuid": "i1", "spec": spec(flavor="reservation:R1")}])
+    assert spans(result, "occupied")[0][1] == "reservation"
+    assert result.spans.filter(pl.col("level") == "occupied")["reservation_id"].to_list() == ["R1"]
+
+
+def test_instance_without_request_spec_hint_is_on_demand():
+    result = run([instance()], specs=[{"instance_uuid": "i1", "spec": spec()}])
+    occupied = result.spans.filter(pl.col("level") == "occupied")
+    assert (occupied["booking"].to_list(), occupied["pool"].to_list()) == (["ondemand"], ["ondemand"])
+
+
+def test_never_launched_build_is_rejected_not_counted():
+    result = run([instance(launched_at=None)])
+    assert reasons(result) == {"1": "never_launched"}
+    assert spans(result, "occupied") == []
+
+
+def test_instance_without_node_or_start_is_rejected():
+    result = run([instance(id=1, node=None), instance(id=2, uuid="i2", created_at=None)])
+    assert reasons(result) == {"1": "missing_host", "2": "null_start"}
+
+
+def test_instance_killed_minutes_after_lease_end_is_clipped_to_the_committed_window():
+    killed = instance(created_at=t("03-04 00:00"), terminated_at=t("03-05 00:10"), deleted_at=t("03-05 00:10"))
+    result = run([killed], specs=[{"instance_uuid": "i1", "spec": spec(hint="R1")}])
+    assert spans(result, "occupied") == [("i1", "reservation", t("03-04 00:00"), t("03-05 00:00"))]
+    clipped = [c for c in result.audit["clipped"] if c["level"] == "occupied"]
+    assert [(c["reason"], round(c["hours"] * 60)) for c in clipped] == [("outside_parent", 10)]
+
+
+def test_reserved_instance_with_no_committed_overlap_on_its_host_is_an_orphan():
+    elsewhere = instance(created_at=t("04-01 00:00"), terminated_at=t("04-02 00:00"), deleted_at=t("04-02 00:00"))
+    result = run([elsewhere], specs=[{"instance_uuid": "i1", "spec": spec(hint="R1")}])
+    assert reasons(result) == {"1": "orphan"}
+    assert result.rejected.filter(pl.col("rejection_reason") == "orphan")["hours"].to_list() == [24.0]
+
+
+def test_null_terminated_at_and_late_deleted_at_end_at_the_terminate_event():
+    late = instance(terminated_at=None, deleted_at=t("03-04 00:00"))
+    result = run([late], action_rows=[{"id": 5, "instance_uuid": "i1", "action": "delete",
+                                       "start_time": t("03-01 11:55")}],
+                 event_rows=[{"action_id": 5, "event": "compute_terminate_instance", "start_time": t("03-01 11:55"),
+                              "finish_time": t("03-01 12:00"), "result": "Success"}])
+    assert spans(result, "occupied") == [("i1", "ondemand", t("03-01 01:00"), t("03-01 12:00"))]
+
+
+def test_failed_terminate_event_does_not_end_the_instance():
+    result = run([instance()], action_rows=[{"id": 5, "instance_uuid": "i1", "action": "delete",
+                                              "start_time": t("03-01 11:55"), "message": "Error"}],
+                 event_rows=[{"action_id": 5, "event": "compute_terminate_instance", "finish_time": t("03-01 12:00"),
+                              "result": "Error"}])
+    assert spans(result, "occupied")[0][3] == t("03-02 00:00")
+
+
+def test_running_instance_stays_open_at_the_snapshot():
+    result = run([instance(terminated_at=None, deleted_at=None)])
+    assert spans(result, "occupied") == [("i1", "ondemand", t("03-01 01:00"), None)]
+
+
+def test_stop_until_start_is_stopped_and_a_stop_without_start_lasts_to_the_end():
+    result = run([instance()], action_rows=[
+        {"id": 1, "instance_uuid": "i1", "action": "stop", "start_time": t("03-01 05:00")},
+        {"id": 2, "instance_uuid": "i1", "action": "start", "start_time": t("03-01 07:00")},
+        {"id": 3, "instance_uuid": "i1", "action": "shelve", "start_time": t("03-01 20:00")}])
+    assert spans(result, "stopped") == [("i1", "ondemand", t("03-01 05:00"), t("03-01 07:00")),
+                                        ("i1", "ondemand", t("03-01 20:00"), t("03-02 00:00"))]
+
+
+def test_failed_stop_is_ignored():
+    result = run([instance()], action_rows=[
+        {"id": 1, "instance_uuid": "i1", "action": "stop", "start_time": t("03-01 05:00")}],
+        event_rows=[{"action_id": 1, "event": "compute_stop_instance", "finish_time": t("03-01 05:01"),
+                     "result": "Error"}])
+    assert spans(result, "stopped") == []
+
+
+def test_repeated_stops_are_merged_so_stopped_time_is_not_counted_twice():
+    result = run([instance()], action_rows=[
+        {"id": 1, "instance_uuid": "i1", "action": "pause", "start_time": t("03-01 05:00")},
+        {"id": 2, "instance_uuid": "i1", "action": "suspend", "start_time": t("03-01 06:00")},
+        {"id": 3, "instance_uuid": "i1", "action": "resume", "start_time": t("03-01 08:00")}])
+    stopped = result.spans.filter(pl.col("level") == "stopped")
+    hours = stopped.select(((pl.col("end") - pl.col("start")).dt.total_seconds() / 3600).sum()).item()
+    assert hours == 3.0
+    assert reasons(result, "stopped") == {"2": "duplicate_entity"}
+
+
+def test_stop_of_an_unknown_instance_is_missing_fk():
+    result = run([instance()], action_rows=[{"id": 1, "instance_uuid": "ghost", "action": "stop",
+                                             "start_time": t("03-01 05:00")}])
+    assert reasons(result, "stopped") == {"1": "missing_fk"}
+
+
+def test_kvm_instance_counts_its_own_size_and_a_fraction_of_a_node():
+    small = instance(node="kvm1", vcpus=16, memory_mb=4096, root_gb=20, ephemeral_gb=5)
+    result = run([small])
+    row = result.spans.filter(pl.col("level") == "occupied").row(0, named=True)
+    assert (row["nodes"], row["vcpus"], row["memory_mb"], row["disk_gb"], row["gpus"]) == (0.25, 16.0, 4096.0, 25.0, 0.0)
+
+
+def test_ironic_instance_counts_the_whole_host():
+    result = run([instance(vcpus=1)])
+    row = result.spans.filter(pl.col("level") == "occupied").row(0, named=True)
+    assert (row["nodes"], row["vcpus"]) == (1.0, 48.0)
