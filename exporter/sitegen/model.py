@@ -46,7 +46,7 @@ class Rng(random.Random):
         return int(self.uniform(low, high))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeType:
     name: str
     vcpus: int
@@ -57,7 +57,7 @@ class NodeType:
     weight: float = 1.0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class BlazarHostRow:
     """One ``blazar.computehosts`` row (primary enrolment or a duplicate)."""
 
@@ -70,7 +70,7 @@ class BlazarHostRow:
     disk_gb: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Incarnation:
     """One enrolment of a host: a ``nova.compute_nodes`` row and its Blazar rows."""
 
@@ -85,7 +85,7 @@ class Incarnation:
         return next((row for row in self.blazar if not row.duplicate), None)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Host:
     hostname: str  # ironic: node uuid; KVM: FQDN
     node_type: NodeType
@@ -98,7 +98,7 @@ class Host:
     disk_gb: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Lease:
     id: str
     name: str
@@ -118,7 +118,7 @@ class Lease:
     allocations: list["Allocation"] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Allocation:
     id: str
     lease: Lease
@@ -136,7 +136,7 @@ class Allocation:
         return (start, end) if end > start else None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Action:
     """One ``instance_actions`` row and its single event."""
 
@@ -149,7 +149,7 @@ class Action:
     project_id: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Instance:
     uuid: str
     project_id: str

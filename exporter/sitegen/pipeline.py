@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 from exporter.errors import ConfigError
@@ -17,7 +18,7 @@ from exporter.sitegen.render import (
     render_compute_nodes,
     render_services,
 )
-from exporter.sitegen.render_activity import add_broken_rows, render_instances, render_leases
+from exporter.sitegen.render_activity import broken_rows, render_instances, render_leases
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
 from exporter.sitegen.truth import legacy_usage_cache, node_hours, truth_spans
 from exporter.sitegen.writer import insert_tables, open_site_engine, recreate_tables
@@ -33,7 +34,7 @@ def db_prefix(databases: dict[str, str]) -> str | None:
 
 
 def render_world(world, quirks: frozenset[str], capability_schema: str) -> tuple[Rendered, dict[str, int]]:
-    """All tables except the legacy cache, plus counts of render-time quirks."""
+    """All tables except the legacy cache (rows may be one-shot iterators), plus quirk counts."""
     counts = dict(world.counts)
     rendered: Rendered = {}
     rendered.update(render_services(world))
@@ -41,7 +42,8 @@ def render_world(world, quirks: frozenset[str], capability_schema: str) -> tuple
     rendered.update(render_blazar_hosts(world, quirks, capability_schema))
     rendered.update(render_leases(world))
     rendered.update(render_instances(world, FLAVOR_IDS))
-    add_broken_rows(rendered, world, quirks, counts)
+    for key, extra in broken_rows(world, quirks, counts).items():
+        rendered[key] = RenderedTable(rendered[key].columns, itertools.chain(rendered[key].rows, extra))
     return rendered, counts
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
-from exporter.sitegen.model import DAY, ROCKY, Instance, Lease, Rng, World, to_dt
+from exporter.sitegen.model import DAY, ROCKY, Instance, Lease, Rng, World
 from exporter.sitegen.render import (
     Rendered,
     RenderedTable,
@@ -48,42 +49,57 @@ def lease_status(lease: Lease, snapshot: int) -> tuple[str, str]:
 
 
 def render_leases(world: World) -> Rendered:
-    rng = Rng(world.start + 2)
-    leases, reservations, host_res, inst_res, allocations = [], [], [], [], []
-    for index, lease in enumerate(sorted(world.leases, key=lambda l: (l.created, l.id)), start=1):
-        status, res_status = lease_status(lease, world.end)
-        changed = min(world.end, max(t for t in (lease.created, lease.start, lease.end, lease.deleted or 0)
-                                     if t <= world.end))
-        deleted = blazar_deleted(lease.id, lease.deleted)
-        leases.append((lease.id, lease.name, lease.user_id, lease.project_id, to_dt(lease.start),
-                       to_dt(lease.end), rng.uuid(), status, int(lease.degraded), to_dt(lease.created),
-                       to_dt(changed), deleted, to_dt(lease.deleted)))
-        reservations.append((lease.reservation_id, lease.id, lease.resource_id, lease.resource_type, res_status,
-                             int(lease.degraded), 0, to_dt(lease.created), to_dt(changed),
-                             blazar_deleted(lease.reservation_id, lease.deleted), to_dt(lease.deleted)))
+    """Leases, reservations, their sub-reservations and allocations, in creation order."""
+    leases = sorted(world.leases, key=lambda lease: (lease.created, lease.id))
+    allocations = sorted((a for lease in leases for a in lease.allocations), key=lambda a: (a.created, a.id))
+    return {
+        "blazar.leases": RenderedTable(LEASE_COLS, _lease_rows(leases, world.end, Rng(world.start + 2))),
+        "blazar.reservations": RenderedTable(RESERVATION_COLS, _reservation_rows(leases, world.end)),
+        "blazar.computehost_reservations": RenderedTable(HOST_RES_COLS, _host_reservation_rows(leases, world.end)),
+        "blazar.instance_reservations": RenderedTable(INSTANCE_RES_COLS, _instance_reservation_rows(leases, world.end)),
+        "blazar.computehost_allocations": RenderedTable(ALLOCATION_COLS, (
+            (a.id, a.row.id, a.lease.reservation_id, a.created, a.deleted or a.created,
+             blazar_deleted(a.id, a.deleted), a.deleted) for a in allocations)),
+    }
+
+
+def _changed(lease: Lease, snapshot: int) -> int:
+    """updated_at: the last status change not after the snapshot."""
+    return max(t for t in (lease.created, lease.start, lease.end, lease.deleted or 0) if t <= snapshot)
+
+
+def _lease_rows(leases: list[Lease], snapshot: int, rng: Rng) -> Iterator[tuple]:
+    for lease in leases:
+        status, _ = lease_status(lease, snapshot)
+        yield (lease.id, lease.name, lease.user_id, lease.project_id, lease.start, lease.end, rng.uuid(), status,
+               int(lease.degraded), lease.created, _changed(lease, snapshot), blazar_deleted(lease.id, lease.deleted),
+               lease.deleted)
+
+
+def _reservation_rows(leases: list[Lease], snapshot: int) -> Iterator[tuple]:
+    for lease in leases:
+        _, status = lease_status(lease, snapshot)
+        yield (lease.reservation_id, lease.id, lease.resource_id, lease.resource_type, status, int(lease.degraded),
+               0, lease.created, _changed(lease, snapshot), blazar_deleted(lease.reservation_id, lease.deleted),
+               lease.deleted)
+
+
+def _host_reservation_rows(leases: list[Lease], snapshot: int) -> Iterator[tuple]:
+    for index, lease in enumerate(leases, start=1):
         if lease.slot is None:
             node_type = lease.allocations[0].host.node_type.name if lease.allocations else ""
-            host_res.append((lease.resource_id, lease.reservation_id, index, f"{lease.amount}-{lease.amount}",
-                             json.dumps(["==", "$node_type", node_type]), "", "default", "default",
-                             to_dt(lease.created), to_dt(changed),
-                             blazar_deleted(lease.resource_id, lease.deleted), to_dt(lease.deleted)))
-        else:
+            yield (lease.resource_id, lease.reservation_id, index, f"{lease.amount}-{lease.amount}",
+                   json.dumps(["==", "$node_type", node_type]), "", "default", "default", lease.created,
+                   _changed(lease, snapshot), blazar_deleted(lease.resource_id, lease.deleted), lease.deleted)
+
+
+def _instance_reservation_rows(leases: list[Lease], snapshot: int) -> Iterator[tuple]:
+    for index, lease in enumerate(leases, start=1):
+        if lease.slot is not None:
             vcpus, memory, disk = lease.slot
-            inst_res.append((lease.resource_id, lease.reservation_id, vcpus, memory, disk, lease.amount, 0,
-                             "", lease.reservation_id, index, None, to_dt(lease.created), to_dt(changed),
-                             blazar_deleted(lease.resource_id, lease.deleted), to_dt(lease.deleted)))
-        for alloc in lease.allocations:
-            allocations.append((alloc.id, alloc.row.id, lease.reservation_id, to_dt(alloc.created),
-                                to_dt(alloc.deleted or alloc.created), blazar_deleted(alloc.id, alloc.deleted),
-                                to_dt(alloc.deleted)))
-    allocations.sort(key=lambda r: (r[3], r[0]))
-    return {
-        "blazar.leases": RenderedTable(LEASE_COLS, leases),
-        "blazar.reservations": RenderedTable(RESERVATION_COLS, reservations),
-        "blazar.computehost_reservations": RenderedTable(HOST_RES_COLS, host_res),
-        "blazar.instance_reservations": RenderedTable(INSTANCE_RES_COLS, inst_res),
-        "blazar.computehost_allocations": RenderedTable(ALLOCATION_COLS, allocations),
-    }
+            yield (lease.resource_id, lease.reservation_id, vcpus, memory, disk, lease.amount, 0, "",
+                   lease.reservation_id, index, None, lease.created, _changed(lease, snapshot),
+                   blazar_deleted(lease.resource_id, lease.deleted), lease.deleted)
 
 
 def _instance_state(inst: Instance, snapshot: int) -> tuple[str, int, int | None, int | None]:
@@ -99,42 +115,55 @@ def _instance_state(inst: Instance, snapshot: int) -> tuple[str, int, int | None
 
 
 def render_instances(world: World, flavor_ids: dict[str, int]) -> Rendered:
-    rng = Rng(world.start + 3)
-    instances, actions, events, specs = [], [], [], []
+    """Instances (ids in creation order), their actions + events, and request specs."""
     ordered = sorted(world.instances, key=lambda i: (i.created, i.uuid))
+    return {
+        "nova.instances": RenderedTable(INSTANCE_COLS, _instance_rows(ordered, world.end, flavor_ids)),
+        "nova.instance_actions": RenderedTable(ACTION_COLS, _action_rows(ordered, Rng(world.start + 3))),
+        "nova.instance_actions_events": RenderedTable(EVENT_COLS, _event_rows(ordered)),
+        "nova_api.request_specs": RenderedTable(SPEC_COLS, (
+            (inst.created, None, row_id, inst.uuid, request_spec(inst, flavor_ids))
+            for row_id, inst in enumerate(ordered, start=1))),
+    }
+
+
+def _instance_rows(ordered: list[Instance], snapshot: int, flavor_ids: dict[str, int]) -> Iterator[tuple]:
     for row_id, inst in enumerate(ordered, start=1):
-        vm_state, power, terminated, deleted_at = _instance_state(inst, world.end)
+        vm_state, power, terminated, deleted_at = _instance_state(inst, snapshot)
         host = inst.host if inst.node_recorded else None
         touched = max(t for t in (inst.created, inst.launched or 0, terminated or 0, deleted_at or 0,
                                   *(a.finish or a.start for a in inst.actions)))
         name = f"instance-{row_id}"
-        instances.append((
-            row_id, inst.user_id, inst.project_id, "image-" + inst.uuid[:8], 0, "default", power, vm_state,
-            None, inst.memory_mb, inst.vcpus, inst.disk_gb, 0, name, host.service_host if host else None,
-            host.hostname if host else None, flavor_ids.get(inst.flavor_name, 1), f"r-{inst.uuid[:8]}",
-            to_dt(inst.launched), to_dt(terminated), "nova", name, host.service_host if host else None, 0,
-            inst.uuid, 0, 0, to_dt(inst.created), to_dt(touched), to_dt(deleted_at),
-            nova_deleted(row_id, deleted_at),
-        ))
-        specs.append((to_dt(inst.created), None, row_id, inst.uuid, request_spec(inst, flavor_ids)))
+        service = host.service_host if host else None
+        yield (row_id, inst.user_id, inst.project_id, "image-" + inst.uuid[:8], 0, "default", power, vm_state,
+               None, inst.memory_mb, inst.vcpus, inst.disk_gb, 0, name, service, host.hostname if host else None,
+               flavor_ids.get(inst.flavor_name, 1), f"r-{inst.uuid[:8]}", inst.launched, terminated, "nova", name,
+               service, 0, inst.uuid, 0, 0, inst.created, touched, deleted_at, nova_deleted(row_id, deleted_at))
+
+
+def _action_rows(ordered: list[Instance], rng: Rng) -> Iterator[tuple]:
+    action_id = 0
+    for inst in ordered:
         for action in inst.actions:
-            action_id = len(actions) + 1
-            actions.append((action_id, action.action, inst.uuid, "req-" + rng.uuid(), action.user_id,
-                            action.project_id, to_dt(action.start), None,
-                            "Error" if action.result == "Error" else None, to_dt(action.start),
-                            to_dt(action.finish), None, 0))
-            if action.event:
-                event_host = host.service_host if host and action.start >= ROCKY else None
-                events.append((len(events) + 1, action.event, action_id, to_dt(action.start + 1),
-                               to_dt(action.finish), action.result,
-                               "Traceback (most recent call last):\n  ...\n" if action.result == "Error" else None,
-                               event_host, None, to_dt(action.start + 1), to_dt(action.finish), None, 0))
-    return {
-        "nova.instances": RenderedTable(INSTANCE_COLS, instances),
-        "nova.instance_actions": RenderedTable(ACTION_COLS, actions),
-        "nova.instance_actions_events": RenderedTable(EVENT_COLS, events),
-        "nova_api.request_specs": RenderedTable(SPEC_COLS, specs),
-    }
+            action_id += 1
+            yield (action_id, action.action, inst.uuid, "req-" + rng.uuid(), action.user_id, action.project_id,
+                   action.start, None, "Error" if action.result == "Error" else None, action.start,
+                   action.finish, None, 0)
+
+
+def _event_rows(ordered: list[Instance]) -> Iterator[tuple]:
+    action_id = event_id = 0
+    for inst in ordered:
+        host = inst.host if inst.node_recorded else None
+        for action in inst.actions:
+            action_id += 1
+            if not action.event:
+                continue
+            event_id += 1
+            event_host = host.service_host if host and action.start >= ROCKY else None
+            traceback = "Traceback (most recent call last):\n  ...\n" if action.result == "Error" else None
+            yield (event_id, action.event, action_id, action.start + 1, action.finish, action.result, traceback,
+                   event_host, None, action.start + 1, action.finish, None, 0)
 
 
 def request_spec(inst: Instance, flavor_ids: dict[str, int]) -> str:
@@ -157,33 +186,39 @@ def request_spec(inst: Instance, flavor_ids: dict[str, int]) -> str:
                        "nova_object.changes": ["scheduler_hints"]}, separators=(", ", ": "))
 
 
-def add_broken_rows(rendered: Rendered, world: World, quirks: frozenset[str], counts: dict[str, int]) -> None:
-    """Spurious rows no real event produced: each must be rejected by a reconstructor."""
+def broken_rows(world: World, quirks: frozenset[str], counts: dict[str, int]) -> dict[str, list[tuple]]:
+    """Spurious rows no real event produced (appended after the real ones); each must be rejected.
+
+    Two instances (NULL created_at; terminated before created), a lease ending before it
+    starts (with its reservation and an allocation), an allocation whose reservation does not
+    exist and one whose host does not exist.
+    """
     if "broken_rows" not in quirks or not world.hosts:
-        return
+        return {}
     rng = Rng(world.start + 4)
     live_rows = [row for h in world.hosts for inc in h.incarnations for row in inc.blazar
                  if not blazar_row_purged(row, quirks)]
     host = world.hosts[0]
     when = world.start + 30 * DAY
-    instances = rendered["nova.instances"]
-    next_id = len(instances.rows) + 1
+    next_id = len(world.instances) + 1
+    instances = []
     for offset, (created, terminated) in enumerate(((None, when + DAY), (when + 2 * DAY, when))):
-        uuid = rng.uuid()
-        instances.rows.append((
-            next_id + offset, "broken", "broken", None, 0, None, 0, "deleted", None, 1, 1, 1, 0, "broken",
-            host.service_host, host.hostname, 1, "r-broken", to_dt(when), to_dt(terminated), "nova", "broken",
-            None, 0, uuid, 0, 0, to_dt(created), None, to_dt(when + 3 * DAY), next_id + offset,
-        ))
-    leases = rendered["blazar.leases"]
+        row_id = next_id + offset
+        instances.append((row_id, "broken", "broken", None, 0, None, 0, "deleted", None, 1, 1, 1, 0, "broken",
+                          host.service_host, host.hostname, 1, "r-broken", when, terminated, "nova", "broken", None,
+                          0, rng.uuid(), 0, 0, created, None, when + 3 * DAY, row_id))
     lease_id, res_id = rng.uuid(), rng.uuid()
-    leases.rows.append((lease_id, "broken-lease", "broken", "broken", to_dt(when + DAY), to_dt(when), None,
-                        "ERROR", 0, to_dt(when), to_dt(when), None, None))
-    rendered["blazar.reservations"].rows.append((res_id, lease_id, rng.uuid(), "physical:host", "error", 0, 0,
-                                                 to_dt(when), to_dt(when), None, None))
-    allocs = rendered["blazar.computehost_allocations"]
-    real_res = rendered["blazar.reservations"].rows[0][0] if len(rendered["blazar.reservations"].rows) > 1 else res_id
+    real_res = world.leases[0].reservation_id if world.leases else res_id
     host_id = live_rows[0].id if live_rows else "0"
-    for compute_host_id, reservation_id in ((host_id, res_id), (host_id, rng.uuid()), (rng.uuid(), real_res)):
-        allocs.rows.append((rng.uuid(), compute_host_id, reservation_id, to_dt(when), to_dt(when), None, None))
-    counts["broken_rows"] = 2 + 1 + 3
+    allocations = [(rng.uuid(), compute_host_id, reservation_id, when, when, None, None)
+                   for compute_host_id, reservation_id in ((host_id, res_id), (host_id, rng.uuid()),
+                                                           (rng.uuid(), real_res))]
+    counts["broken_rows"] = len(instances) + 1 + len(allocations)
+    return {
+        "nova.instances": instances,
+        "blazar.leases": [(lease_id, "broken-lease", "broken", "broken", when + DAY, when, None, "ERROR", 0, when,
+                           when, None, None)],
+        "blazar.reservations": [(res_id, lease_id, rng.uuid(), "physical:host", "error", 0, 0, when, when, None,
+                                 None)],
+        "blazar.computehost_allocations": allocations,
+    }

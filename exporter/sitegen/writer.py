@@ -1,12 +1,16 @@
 """Writing rendered tables into a site's databases (SQLite files or MariaDB databases).
 
-Tables are dropped and re-created with their real types, then filled with chunked
-``executemany`` inserts inside one transaction per table.
+Tables are dropped and re-created with their real types, then filled with chunked DB-API
+``executemany`` inserts (one transaction per table). Rendered datetimes are epoch seconds;
+they are written as the text SQLAlchemy itself uses for that backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+import functools
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -57,21 +61,71 @@ def _quoted(engine: Engine, schema: str, table: str) -> str:
 
 def insert_tables(engine: Engine, metadata: sa.MetaData, rendered: Rendered,
                   on_table: Callable[[str], None] | None = None) -> dict[str, int]:
-    """Insert every rendered table; returns row counts per ``schema.table``."""
+    """Insert every rendered table (consuming its rows once); returns rows per ``schema.table``."""
     counts = {}
     for key in sorted(rendered):
         table = metadata.tables[key]
         data = rendered[key]
+        sql = _insert_sql(engine, table, data.columns)
+        convert = _row_converter(engine, table, data.columns)
+        counts[key] = 0
         try:
             with engine.begin() as conn:
-                if engine.dialect.name == "sqlite":
-                    conn.exec_driver_sql(f'PRAGMA "{table.schema}".synchronous = OFF')
-                for at in range(0, len(data.rows), CHUNK_ROWS):
-                    chunk = data.rows[at:at + CHUNK_ROWS]
-                    conn.execute(table.insert(), [dict(zip(data.columns, row)) for row in chunk])
+                for chunk in _chunks(data.rows, CHUNK_ROWS):
+                    conn.exec_driver_sql(sql, [convert(row) for row in chunk])
+                    counts[key] += len(chunk)
         except sa.exc.SQLAlchemyError as exc:
             raise classify(exc, what=f"writing {key}") from exc
-        counts[key] = len(data.rows)
         if on_table is not None:
             on_table(key)
     return counts
+
+
+def _chunks(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _insert_sql(engine: Engine, table: sa.Table, columns: tuple[str, ...]) -> str:
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    quote = engine.dialect.identifier_preparer.quote_identifier
+    names = ", ".join(quote(c) for c in columns)
+    return f"INSERT INTO {_quoted(engine, table.schema, table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _row_converter(engine: Engine, table: sa.Table, columns: tuple[str, ...]) -> Callable[[tuple], tuple]:
+    """Epoch seconds -> the backend's DATETIME text; dates -> ISO text (SQLAlchemy's SQLite formats)."""
+    stamp = _sqlite_stamp if engine.dialect.name == "sqlite" else _mysql_stamp
+    times = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.DateTime)]
+    dates = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.Date)]
+    if not times and not dates:
+        return tuple
+
+    def convert(row: tuple) -> tuple:
+        out = list(row)
+        for i in times:
+            if out[i] is not None:
+                out[i] = stamp(out[i])
+        for i in dates:
+            if out[i] is not None:
+                out[i] = out[i].isoformat()
+        return tuple(out)
+
+    return convert
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
+
+
+def _mysql_stamp(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_day(days)} {hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def _sqlite_stamp(seconds: int) -> str:
+    return _mysql_stamp(seconds) + ".000000"
