@@ -342,9 +342,16 @@ def check_hours_conserved(
 ) -> None:
     """Raise InvariantViolation if any timeline integral differs from its span-hours.
 
-    ``conservation`` is :func:`hours_conservation`'s output; ``details`` lists the bad rows.
+    Allowed difference: ``abs_tol`` + ``rel_tol`` × the largest hours of any level-series of
+    the same (site, node_type, resource). ``conservation`` is :func:`hours_conservation`'s output; ``details`` lists the bad rows.
     """
-    scale = pl.max_horizontal(pl.col("span_hours").abs(), pl.col("timeline_hours").abs())
+    # Leaves are differences of level-series, so round-off scales with the largest series of
+    # the same (site, node_type, resource), not with the series being checked.
+    scale = (
+        pl.max_horizontal(pl.col("span_hours").abs(), pl.col("timeline_hours").abs())
+        .max()
+        .over("site", "node_type", "resource")
+    )
     bad = conservation.filter(pl.col("difference").abs() > abs_tol + rel_tol * scale)
     if bad.height:
         first = bad.row(0, named=True)
