@@ -90,12 +90,34 @@ def utilization_table(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None =
             for share, states in SHARES.items()]
     table = (rows.group_by("site", "timestamp").agg(pl.col("value").sum().alias("reservable"), *sums)
              .sort("site", "timestamp"))
-    ratio = {f"{share}_ratio": pl.when(pl.col("reservable") > 0).then(pl.col(share) / pl.col("reservable"))
-             for share in SHARES}
     rolling_committed = pl.col("committed").rolling_sum_by("timestamp", window_size=window).over("site")
     rolling_reservable = pl.col("reservable").rolling_sum_by("timestamp", window_size=window).over("site")
-    return table.with_columns(**ratio, committed_rolling=pl.when(rolling_reservable > 0)
-                              .then(rolling_committed / rolling_reservable))
+    return _with_ratios(table.with_columns(committed_rolling=pl.when(rolling_reservable > 0)
+                                           .then(rolling_committed / rolling_reservable)))
+
+
+def _with_ratios(table: pl.DataFrame) -> pl.DataFrame:
+    return table.with_columns(**{f"{share}_ratio": pl.when(pl.col("reservable") > 0)
+                                 .then(pl.col(share) / pl.col("reservable")) for share in SHARES})
+
+
+def bucket_means(table: pl.DataFrame, *, points: int = 1000, by: str | None = None) -> pl.DataFrame:
+    """Means of every column over equal time buckets, so a long hourly history draws as at most
+    about ``points`` steps per line (a mean of stacked leaves still adds up to the mean total)."""
+    span = table["timestamp"].max() - table["timestamp"].min()
+    hours = max(1, -(-int(span.total_seconds()) // (3600 * points)))
+    if hours == 1:
+        return table
+    values = [name for name in table.columns if name not in ("timestamp", by)]
+    return (table.sort(*([by] if by else []), "timestamp")
+            .group_by_dynamic("timestamp", every=f"{hours}h", group_by=by)
+            .agg(pl.col(values).mean()))
+
+
+def bucket_utilization(table: pl.DataFrame, *, points: int = 1000) -> pl.DataFrame:
+    """``utilization_table`` over buckets: ratios of the bucket sums (time-weighted)."""
+    shares = ["reservable", *SHARES, "committed_rolling"]
+    return _with_ratios(bucket_means(table.select("site", "timestamp", *shares), points=points, by="site"))
 
 
 def _new_figure(width: float = 11.0, height: float = 5.0):
@@ -116,7 +138,7 @@ def _finish(ax, *, title: str, ylabel: str, legend_columns: int = 1) -> None:
 
 def site_usage_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nodes"):
     """Stacked states (they add up to the total line) with the total and reservable-pool lines."""
-    table = state_table(timeline, site=site, resource=resource)
+    table = bucket_means(state_table(timeline, site=site, resource=resource))
     figure = _new_figure()
     ax = figure.add_subplot()
     x = table["timestamp"].to_numpy()
@@ -137,7 +159,7 @@ def site_usage_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nod
 
 def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nodes"):
     """committed / occupied / active as shares of the reservable pool."""
-    table = utilization_table(timeline, sites=(site,), resource=resource)
+    table = bucket_utilization(utilization_table(timeline, sites=(site,), resource=resource))
     figure = _new_figure(height=4.0)
     ax = figure.add_subplot()
     x = table["timestamp"].to_numpy()
@@ -157,10 +179,11 @@ def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "no
 def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None = None, resource: str = "nodes"):
     """Top: capacity per site, stacked, with the all-sites total. Bottom: committed / reservable per
     site (thin) and its 30-day rolling mean (thick), each site in its own stable colour."""
-    table = utilization_table(timeline, sites=sites, resource=resource)
+    table = bucket_utilization(utilization_table(timeline, sites=sites, resource=resource))
     capacity = (_select(timeline, resource=resource, sites=sites).group_by("site", "timestamp")
                 .agg(pl.col("value").sum()).pivot(on="site", index="timestamp", values="value")
                 .sort("timestamp").fill_null(0.0))
+    capacity = bucket_means(capacity)
     names = sorted(capacity.columns[1:])
     figure = _new_figure(height=7.0)
     top, bottom = figure.subplots(2, 1, sharex=True)

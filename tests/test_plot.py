@@ -13,7 +13,8 @@ import pytest
 
 from exporter.cli import cli
 from exporter.errors import TimelineError
-from exporter.plot import STATE_COLOURS, leaf_name, state_table, utilization_table
+from exporter.plot import (STATE_COLOURS, bucket_means, bucket_utilization, leaf_name, state_table,
+                           utilization_table)
 from exporter.schema import TIMELINE_SCHEMA, conform
 
 START = dt.datetime(2024, 1, 1)
@@ -60,6 +61,16 @@ def test_utilization_ratios_and_30_day_mean_by_hand():
     assert late["committed_rolling"].to_list() == pytest.approx([0.2] * late.height)
     site_b = table.filter(pl.col("site") == "b")
     assert site_b["committed_rolling"].unique().to_list() == [1.0]
+
+
+def test_long_histories_are_drawn_as_bucket_means_that_still_stack():
+    leaves = [leaf_name(*key) for key in STATE_COLOURS]
+    buckets = bucket_means(state_table(tiny_timeline(), site="a"), points=10)
+    assert 10 <= buckets.height <= 11  # 960 h in 96 h buckets
+    assert buckets.select(pl.sum_horizontal(leaves) - pl.col("total")).to_series().abs().max() < 1e-9
+    assert buckets["reservable · active"].to_list() == pytest.approx([1.0] * buckets.height)
+    ratios = bucket_utilization(utilization_table(tiny_timeline()), points=10).filter(pl.col("site") == "a")
+    assert ratios["committed_ratio"].to_list() == pytest.approx([0.2] * ratios.height)  # 48 h at 40 %, 48 at 0
 
 
 def test_unknown_site_or_resource_is_a_clear_error():
