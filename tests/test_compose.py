@@ -145,7 +145,7 @@ def usage_exporter_commands(compose) -> list[tuple[str, list[str]]]:
 
 def test_every_usage_exporter_command_is_real(compose, tmp_path):
     commands = usage_exporter_commands(compose)
-    assert {argv[0] for _, argv in commands} >= {"generate-site", "extract", "reconstruct", "backfill", "serve"}
+    assert {argv[0] for _, argv in commands} >= {"generate-site", "run", "serve"}
     for service, argv in commands:
         name, args = argv[0], []
         for arg in argv[1:]:
@@ -170,7 +170,7 @@ def test_backfill_job_never_repeats_and_hands_blocks_to_prometheus(compose):
     assert mounts["prometheus-data"] == "/prometheus"
     assert dict(bind_mounts(compose["services"]["prometheus"]))["prometheus-data"] == "/prometheus"
     assert "if [ -f /prometheus/.backfilled ]" in script.splitlines()[0]
-    assert "cp -R /data/backfill/demo/blocks/. /prometheus/" in script
+    assert "cp -R /data/out/demo/backfill/blocks/. /prometheus/" in script
     assert "chown -R 65534:65534 /prometheus" in script  # prom/prometheus runs as nobody
     assert compose["services"]["prometheus"]["depends_on"]["backfill"]["condition"] == \
         "service_completed_successfully"
