@@ -266,3 +266,23 @@ def test_fifty_concurrent_scrapes_while_a_refresh_is_running_all_succeed():
         release.set()
     assert [status for status, _, _ in results] == [200] * 50
     assert all(b'state="active"} 5.0' in body for _, _, body in results)
+
+
+def test_cached_exposition_follows_new_refreshes_and_negotiates_format_and_gzip():
+    import gzip
+
+    clock = Clock(T0 + dt.timedelta(seconds=100))  # started() publishes T0 + 60 s first
+    with started({"uc": (linear_usage(2), 60)}) as exporter:
+        refresher = exporter.refreshers["uc"]
+        first = fetch(exporter.url + "/metrics")[2]
+        assert fetch(exporter.url + "/metrics")[2] == first
+        refresher._clock = clock
+        refresher.refresh_once()  # a new state must show at once, not the cached bytes
+        assert b'node_seconds_total{node_type="compute_haswell",pool="reservable",site="uc",state="active"} 200.0' \
+            in fetch(exporter.url + "/metrics")[2]
+        request = urllib.request.Request(exporter.url + "/metrics", headers={
+            "Accept": "application/openmetrics-text; version=1.0.0", "Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(response.read()).endswith(b"# EOF\n")

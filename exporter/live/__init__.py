@@ -49,7 +49,7 @@ class LiveExporter:
                            for site, (compute, interval) in sorted(computations.items())}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.states))
-        app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth)
+        app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth, states=self.states)
         self.server = MetricsServer(app, listen, tls_cert=tls_cert, tls_key=tls_key)
 
     def states(self) -> list[SiteState]:

@@ -7,17 +7,20 @@ app, so content negotiation (text / OpenMetrics) and gzip are prometheus-client'
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import hmac
 import html
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from exporter import __version__
 from exporter.errors import ConfigError
@@ -61,9 +64,52 @@ def landing_page(sites: list[str]) -> bytes:
     ).encode()
 
 
-def exporter_app(registry: CollectorRegistry, *, sites: list[str], auth: BasicAuth | None = None):
-    """WSGI app: ``/`` landing page, ``/metrics`` exposition, anything else 404."""
-    metrics_app = make_wsgi_app(registry)
+class CachedExposition:
+    """WSGI app for ``/metrics`` that renders the registry once per published state.
+
+    ``states()`` returns the objects the output depends on (the immutable site states); while
+    they are the same objects, the encoded bytes per (content type, gzip) are reused, so a scrape
+    costs a dictionary lookup. Anything unusual (``name[]`` filters, non-GET) goes to
+    prometheus-client's own app.
+    """
+
+    def __init__(self, registry: CollectorRegistry, states: Callable[[], Sequence[object]]) -> None:
+        self._registry = registry
+        self._states = states
+        self._fallback = make_wsgi_app(registry)
+        self._cache: tuple[tuple[object, ...], dict[tuple[str, bool], bytes]] = ((), {})
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+            return self._fallback(environ, start_response)
+        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT"))
+        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
+        body = self._body(encoder, content_type, gzipped)
+        headers = [("Content-Type", content_type)] + ([("Content-Encoding", "gzip")] if gzipped else [])
+        start_response("200 OK", headers)
+        return [body]
+
+    def _body(self, encoder, content_type: str, gzipped: bool) -> bytes:
+        states = tuple(self._states())
+        cached_states, bodies = self._cache
+        if len(states) != len(cached_states) or any(a is not b for a, b in zip(states, cached_states)):
+            bodies = {}
+            self._cache = (states, bodies)  # holding the states keeps their identities unique
+        body = bodies.get((content_type, gzipped))
+        if body is None:
+            body = encoder(self._registry)
+            body = gzip.compress(body) if gzipped else body
+            bodies[(content_type, gzipped)] = body
+        return body
+
+
+def exporter_app(registry: CollectorRegistry, *, sites: list[str], auth: BasicAuth | None = None,
+                 states: Callable[[], Sequence[object]] | None = None):
+    """WSGI app: ``/`` landing page, ``/metrics`` exposition, anything else 404.
+
+    With ``states``, ``/metrics`` output is cached per published state (see CachedExposition).
+    """
+    metrics_app = CachedExposition(registry, states) if states is not None else make_wsgi_app(registry)
     landing = landing_page(sites)
 
     def app(environ, start_response):
