@@ -154,3 +154,28 @@ def _rows(engine, table) -> list[tuple]:
         rows = sorted(map(tuple, conn.execute(sa.select(table)).fetchall()), key=repr)
     engine.dispose()
     return rows
+
+
+def test_kvm_site_packs_vms_without_oversubscription(tmp_path):
+    site = generate_site(f"sqlite:///{tmp_path}/main.sqlite", hosts=6, years=0.25, seed=3, kind="kvm")
+    spans = pl.read_parquet(site.truth_dir / "truth_spans.parquet")
+    occupied = spans.filter(level="occupied").with_columns(pl.col("end").fill_null(site.end))
+    assert occupied.height > 0 and occupied["booking"].unique().sort().to_list() == ["ondemand", "reservation"]
+    # nodes = vcpus / host vcpus, from the host's own total span
+    host_vcpus = spans.filter(level="total").group_by("hypervisor_hostname").agg(pl.col("vcpus").first().alias("hv"))
+    joined = occupied.join(host_vcpus, on="hypervisor_hostname")
+    assert (joined["nodes"] - joined["vcpus"] / joined["hv"]).abs().max() < 1e-9
+    # on-demand VMs never exceed a host's vcpus at any instant (sweep over +/- deltas)
+    ondemand = joined.filter(booking="ondemand")
+    deltas = pl.concat([ondemand.select("hypervisor_hostname", "hv", t=pl.col("start"), d=pl.col("vcpus")),
+                        ondemand.select("hypervisor_hostname", "hv", t=pl.col("end"), d=-pl.col("vcpus"))])
+    peak = (deltas.sort("hypervisor_hostname", "t", "d").with_columns(
+        use=pl.col("d").cum_sum().over("hypervisor_hostname")))
+    assert (peak["use"] <= peak["hv"]).all()
+    engine = open_engine(f"sqlite:///{tmp_path}/main.sqlite")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM nova.compute_nodes WHERE vcpus = 0")).scalar() == 0
+        flavors = conn.execute(sa.text("SELECT count(*) FROM nova_api.request_specs WHERE spec LIKE "
+                                       "'%\"name\": \"reservation:%'")).scalar()
+        assert flavors > 0
+        assert conn.execute(sa.text("SELECT count(*) FROM blazar.instance_reservations")).scalar() > 0

@@ -32,11 +32,29 @@ def quirk_effects(world: World, quirks: frozenset[str], counts: dict[str, int], 
             _hours(i.created, i.end, world.end) * _nodes(world, i.host, i.vcpus)
             for i in world.instances if i.failed_build and i.node_recorded)},
     }
+    counts = {**counts, **render_counts(world, quirks)}
     out = {}
     for name, (stage, what, effect) in QUIRKS.items():
         out[name] = {"enabled": name in quirks, "stage": stage, "description": what, "effect": effect,
                      "count": counts.get(name, 0), "hours": {k: round(v, 3) for k, v in hours.get(name, {}).items()}}
     return out
+
+
+def render_counts(world: World, quirks: frozenset[str]) -> dict[str, int]:
+    """Rows each render quirk changed or removed."""
+    from exporter.sitegen.render import blazar_inventory, nova_inventory
+
+    incs = [(host, inc) for host in world.hosts for inc in host.incarnations]
+    rows = [(host, row) for host, inc in incs for row in inc.blazar]
+    return {
+        "nova_hard_deleted": sum(nova_row_purged(inc, quirks) for _, inc in incs),
+        "blazar_hard_deleted": sum(blazar_row_purged(row, quirks) for _, row in rows),
+        "ironic_zero_inventory": sum(
+            not nova_row_purged(inc, quirks) and nova_inventory(world, host, inc, quirks)[0] == 0
+            for host, inc in incs) + sum(
+            not blazar_row_purged(row, quirks) and blazar_inventory(world, host, row, quirks)[0] == 0
+            for host, row in rows),
+    }
 
 
 def _nodes(world: World, host: Host | None, vcpus: int) -> float:

@@ -1,0 +1,187 @@
+"""KVM (QEMU) site: on-demand VMs packed onto hypervisors, plus flavor:instance reservations.
+
+Packing never oversubscribes: a VM is placed only where the host's free vcpus and memory
+(at its creation time, for on-demand; over the whole lease, for reservation slots) fit it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+from exporter.sitegen.baremetal import projects
+from exporter.sitegen.hosts import simulate_hosts
+from exporter.sitegen.instances import Flavor, Lifecycles, Owner
+from exporter.sitegen.model import DAY, HOUR, MINUTE, Allocation, Host, Incarnation, Instance, Lease, Rng, World
+
+FLAVORS = (
+    Flavor("m1.tiny", 1, 512, 1), Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40),
+    Flavor("m1.large", 4, 8192, 80), Flavor("m1.xlarge", 8, 16384, 160),
+)
+FLAVOR_WEIGHTS = (0.15, 0.35, 0.25, 0.17, 0.08)
+TARGET_VCPU_USE = 0.45
+MIN_LIFE, MAX_LIFE = 10 * MINUTE, 90 * DAY
+
+
+def _alive(host: Host, t: int) -> Incarnation | None:
+    for inc in host.incarnations:
+        if inc.start <= t and (inc.end is None or t < inc.end):
+            return inc
+    return None
+
+
+class KvmSimulation:
+    def __init__(self, rng: Rng, *, hosts: int, start: int, end: int, quirks: frozenset[str]) -> None:
+        self.rng, self.start, self.end, self.quirks = rng, start, end, quirks
+        self.counts: dict[str, int] = {}
+        self.hosts = simulate_hosts(rng, count=hosts, start=start, end=end, kind="kvm", quirks=quirks,
+                                    counts=self.counts)
+        self.ondemand = [h for h in self.hosts if not h.reservable]
+        self.reservable = [h for h in self.hosts if h.reservable]
+        self.projects = projects(rng, max(8, hosts + 10))
+        self.life = Lifecycles(rng, snapshot=end, quirks=quirks, counts=self.counts,
+                               build_seconds=(20, 3 * MINUTE))
+        self.running: dict[int, list[tuple[int, int, int]]] = {}  # id(host) -> heap of (end, vcpus, memory)
+        self.used: dict[int, list[int]] = {}  # id(host) -> [vcpus, memory] in use now
+        self.slots: dict[int, list[tuple[int, int, int]]] = {}  # id(host) -> reserved (start, end, vcpus)
+        self.leases: list[Lease] = []
+        self.instances: list[Instance] = []
+
+    def run(self) -> World:
+        if self.ondemand:
+            self._ondemand()
+        if self.reservable:
+            self._reservations()
+        services = sorted({h.service_host for h in self.hosts})
+        return World("kvm", self.start, self.end, self.hosts, self.leases, self.instances, services, self.counts)
+
+    def _life_seconds(self) -> int:
+        return int(math.exp(self.rng.uniform(math.log(MIN_LIFE), math.log(MAX_LIFE))))
+
+    def _ondemand(self) -> None:
+        rng = self.rng
+        capacity = sum(h.vcpus for h in self.ondemand)
+        mean_vcpus = sum(f.vcpus * w for f, w in zip(FLAVORS, FLAVOR_WEIGHTS))
+        mean_life = (MAX_LIFE - MIN_LIFE) / math.log(MAX_LIFE / MIN_LIFE)
+        rate = TARGET_VCPU_USE * capacity / (mean_vcpus * mean_life)
+        t = float(self.start)
+        while True:
+            t += rng.expovariate(rate)
+            if t >= self.end - HOUR:
+                return
+            flavor = rng.choices(FLAVORS, FLAVOR_WEIGHTS)[0]
+            placed = self._place(int(t), flavor)
+            if placed is None:
+                continue
+            host, inc = placed
+            created = int(t)
+            end = created + self._life_seconds()
+            if inc.end is not None:
+                end = min(end, inc.end)
+            if "never_launched" in self.quirks and rng.random() < 0.03:
+                inst, _ = self.life.failed_build(host, created, rng.choice(rng.choice(self.projects)), flavor,
+                                                 reservation_id=None)
+                self.instances.append(inst)
+                continue
+            heapq.heappush(self.running[id(host)], (end, flavor.vcpus, flavor.memory_mb))
+            used = self.used[id(host)]
+            used[0] += flavor.vcpus
+            used[1] += flavor.memory_mb
+            self.instances.append(self.life.launch(host, created, end, rng.choice(rng.choice(self.projects)),
+                                                   flavor, reservation_id=None))
+
+    def _place(self, t: int, flavor: Flavor) -> tuple[Host, Incarnation] | None:
+        """A random live on-demand host with room for ``flavor`` at ``t`` (a few tries)."""
+        for _ in range(6):
+            host = self.rng.choice(self.ondemand)
+            inc = _alive(host, t)
+            if inc is None:
+                continue
+            heap = self.running.setdefault(id(host), [])
+            used = self.used.setdefault(id(host), [0, 0])
+            while heap and heap[0][0] <= t:
+                _, vcpus, memory = heapq.heappop(heap)
+                used[0] -= vcpus
+                used[1] -= memory
+            if used[0] + flavor.vcpus <= host.vcpus and used[1] + flavor.memory_mb <= host.memory_mb:
+                return host, inc
+        return None
+
+    def _reservations(self) -> None:
+        rng = self.rng
+        capacity = sum(h.vcpus for h in self.reservable)
+        rate = 0.4 * capacity / (2.5 * 4 * 80 * HOUR)
+        t = float(self.start)
+        while True:
+            t += rng.expovariate(rate)
+            if t >= self.end:
+                return
+            self._request_lease(int(t))
+
+    def _request_lease(self, created: int) -> None:
+        rng = self.rng
+        flavor = rng.choices(FLAVORS[2:], (0.4, 0.4, 0.2))[0]
+        amount = rng.randint(1, 4)
+        start = (created // MINUTE + 1) * MINUTE
+        if "advance_bookings" in self.quirks and rng.random() < 0.2:
+            start += rng.between(HOUR, 7 * DAY) // MINUTE * MINUTE
+            self.counts["advance_bookings"] = self.counts.get("advance_bookings", 0) + 1
+        end = start + rng.randint(4, 168) * HOUR
+        owner = rng.choice(rng.choice(self.projects))
+        reservation_id = rng.uuid()
+        lease = Lease(rng.uuid(), f"lease-{len(self.leases) + 1}", owner.project_id, owner.user_id, created, start,
+                      end, None, False, reservation_id, resource_type="flavor:instance", resource_id=rng.uuid(),
+                      slot=(flavor.vcpus, flavor.memory_mb, flavor.disk_gb), amount=amount)
+        for _ in range(amount):
+            host = self._slot_host(start, end, flavor.vcpus)
+            if host is None:
+                return  # Blazar refuses the whole lease
+            row = next(r for inc in host.incarnations for r in inc.blazar if not r.duplicate
+                       and r.start <= start and (r.end is None or r.end >= end))
+            self.slots.setdefault(id(host), []).append((start, end, flavor.vcpus))
+            lease.allocations.append(Allocation(rng.uuid(), lease, host, row, created + rng.between(0, 3), None))
+        if "early_deleted_leases" in self.quirks and rng.random() < 0.1:
+            deleted = rng.between(created + MINUTE, end)
+            if deleted < self.end:
+                lease.deleted = deleted
+                self.counts["early_deleted_leases"] = self.counts.get("early_deleted_leases", 0) + 1
+        stop = lease.end if lease.deleted is None else lease.deleted
+        for alloc in lease.allocations:
+            closing = stop if lease.deleted is not None else stop + rng.between(5, 90)
+            alloc.deleted = closing if closing < self.end else None
+            self._fill_slot(alloc, Flavor(f"reservation:{reservation_id}", *lease.slot))
+        self.leases.append(lease)
+
+    def _slot_host(self, start: int, end: int, vcpus: int) -> Host | None:
+        for _ in range(6):
+            host = self.rng.choice(self.reservable)
+            rows = [r for inc in host.incarnations for r in inc.blazar if not r.duplicate]
+            if not any(r.start <= start and (r.end is None or r.end >= end) for r in rows):
+                continue
+            booked = [s for s in self.slots.get(id(host), []) if s[0] < end and s[1] > start]
+            points = [start] + [s[0] for s in booked if s[0] > start]
+            peak = max(sum(v for s, e, v in booked if s <= p < e) for p in points)
+            if peak + vcpus <= host.vcpus:
+                return host
+        return None
+
+    def _fill_slot(self, alloc: Allocation, flavor: Flavor) -> None:
+        rng = self.rng
+        window = alloc.window()
+        if window is None or rng.random() >= 0.85:
+            return
+        w_start, w_end = window
+        created = w_start + rng.between(MINUTE, 2 * HOUR)
+        if created >= min(w_end, self.end) - 20 * MINUTE:
+            return
+        owner = Owner(alloc.lease.project_id, alloc.lease.user_id)
+        killer = None
+        if "killed_by_blazar" in self.quirks and rng.random() < 0.5:
+            end, killer = w_end + rng.between(MINUTE, 15 * MINUTE), owner
+        else:
+            end = rng.between(created + 10 * MINUTE, w_end)
+        inst = self.life.launch(alloc.host, created, end, owner, flavor, reservation_id=alloc.lease.reservation_id,
+                                killer=killer)
+        if inst.killed_by_blazar:
+            inst.overrun = end - w_end
+        self.instances.append(inst)
