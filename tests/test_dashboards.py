@@ -64,10 +64,21 @@ def substitute(expr: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", one, expr)
 
 
+def provisioned_datasource() -> dict:
+    [source] = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+    return source
+
+
+def seconds(duration: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smhd])", duration).groups()
+    return int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
 def default_values(dashboard: dict, *, interval_s: int, range_s: int, resource: str | None = None) -> dict:
     """Values Grafana would substitute: 'All' for multi-value variables, defaults otherwise."""
+    scrape = seconds(provisioned_datasource()["jsonData"]["timeInterval"])
     values = {"__interval": f"{interval_s}s", "__range": f"{range_s}s",
-              "__rate_interval": f"{max(interval_s + 15, 60)}s", "datasource": PROVISIONED_UID}
+              "__rate_interval": f"{max(interval_s + scrape, 4 * scrape)}s", "datasource": PROVISIONED_UID}
     for name, var in variables(dashboard).items():
         if var["type"] == "datasource":
             continue
@@ -139,9 +150,13 @@ def test_gauges_drawn_over_a_lookback_window_and_job_instance_collapsed():
 
 
 def test_provisioning_files_parse_and_point_at_the_dashboards():
-    datasources = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())
-    [source] = datasources["datasources"]
+    source = provisioned_datasource()
     assert source["uid"] == PROVISIONED_UID and source["type"] == "prometheus"
+    # Grafana's "scrape interval" must be the real one, or $__rate_interval windows hold < 2 samples.
+    shipped = yaml.safe_load((ROOT / "etc/prometheus.yml").read_text())
+    [job] = [job for job in shipped["scrape_configs"] if job["job_name"] == DEFAULT_JOB]
+    scrape = job.get("scrape_interval", shipped["global"]["scrape_interval"])
+    assert seconds(source["jsonData"]["timeInterval"]) == seconds(scrape)
     providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/openstack-usage.yml").read_text())
     [provider] = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards"
