@@ -149,6 +149,16 @@ def test_gauges_drawn_over_a_lookback_window_and_job_instance_collapsed():
                 assert "max without (job, instance)" in expr, (panel["title"], expr)
 
 
+def test_state_colours_are_the_ones_plot_uses():
+    from exporter.plot import STATE_COLOURS, leaf_name
+
+    dashboard = load(ROOT / "grafana/dashboards/site-usage.json")
+    [panel] = [p for p in panels_of(dashboard) if p["title"] == "Capacity by state"]
+    fixed = {o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+             for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byName"}
+    assert fixed == {leaf_name(*key): colour for key, colour in STATE_COLOURS.items()}
+
+
 def test_provisioning_files_parse_and_point_at_the_dashboards():
     source = provisioned_datasource()
     assert source["uid"] == PROVISIONED_UID and source["type"] == "prometheus"
