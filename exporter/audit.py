@@ -128,6 +128,9 @@ def summary_text(audit: dict) -> str:
     if reasons:
         lines.append("rejected rows by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
     lines.append(f"total host-hours evidenced only by Blazar: {audit['blazar_only_total_hours']:.1f}")
+    if audit.get("ondemand_hours_outside_total"):
+        lines.append(f"on-demand instance-hours on hosts without total evidence: "
+                     f"{audit['ondemand_hours_outside_total']:.1f} (shown as negative on-demand available)")
     if "timeline" in audit:
         tl = audit["timeline"]
         lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "

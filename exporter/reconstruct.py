@@ -6,8 +6,7 @@ Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip in
 2. reservable   blazar computehosts per hostname, clipped into total    -> reservable
 3. committed    allocation ⋈ reservation ⋈ lease ⋈ host, into reservable -> committed / maintenance
 4. occupied     instances; reserved ones clipped into their reservation's committed (or
-                maintenance) window on
-                the same host (else orphan), on-demand ones into total   -> occupied
+                maintenance) window on the same host (else orphan)       -> occupied
 5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
 6. timeline     time-weighted leaves on the grid (exporter.timeline), then both invariants.
 
@@ -25,6 +24,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter import audit as auditing
+from exporter import intervals
 from exporter import reconstruct_io
 from exporter.progress import SILENT, Progress
 from exporter.timeline import timeline_from_spans
@@ -98,7 +98,7 @@ def spans_from_tables(
     reservable = _reservable_spans(books, hosts, total)
     committed = _committed_spans(books, frames, reservable, maintenance_projects)
     instances = nova_instances.instance_windows(frames).collect()
-    occupied = _occupied_spans(books, instances, committed, total)
+    occupied = _occupied_spans(books, instances, committed)
     stopped = _stopped_spans(books, frames, instances, occupied)
     context = _host_context(frames, hosts)
     spans = pl.concat(
@@ -108,6 +108,7 @@ def spans_from_tables(
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
     audit = span_audit(books, spans, rejected, tables=frames, warnings=warnings)
+    audit["ondemand_hours_outside_total"] = ondemand_hours_outside_total(occupied, total, snapshot_time=snapshot_time)
     auditing.check_sources(audit["sources"])
     return SpanSet(spans=spans, rejected=rejected, audit=audit)
 
@@ -157,16 +158,23 @@ def _committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reser
     return books.clipped_into(books.cut_at_snapshot(settled), reservable, by=HOST_KEY)
 
 
-def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame,
-                    total: pl.DataFrame) -> pl.DataFrame:
+def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame) -> pl.DataFrame:
+    """Reserved instances clipped into their reservation's window on their host; on-demand ones as they are."""
     settled = books.cut_at_snapshot(
         books.settled(instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")),
                       detail=nova_instances.instance_reject_detail()))
     reserved = settled.filter(pl.col("booking") == BOOKING_RESERVATION)
     windows = committed.select("reservation_id", "hypervisor_hostname", "start", "end")
     inside = books.clipped_into(reserved, windows, by=["reservation_id", *HOST_KEY], reason="orphan")
-    ondemand = books.clipped_into(settled.filter(pl.col("booking") != BOOKING_RESERVATION), total, by=HOST_KEY)
-    return pl.concat([inside, ondemand], how="vertical_relaxed")
+    return pl.concat([inside, settled.filter(pl.col("booking") != BOOKING_RESERVATION)], how="vertical_relaxed")
+
+
+def ondemand_hours_outside_total(occupied: pl.DataFrame, total: pl.DataFrame, *, snapshot_time: dt.datetime) -> float:
+    """Hours of on-demand instances on hosts with no total evidence then (e.g. hard-deleted nova rows)."""
+    ondemand = occupied.filter(pl.col("booking") != BOOKING_RESERVATION).select(*HOST_KEY, "start", "end")
+    _, outside = intervals.clip_to_parent(ondemand.lazy(), total.lazy(), by=HOST_KEY, open_end=snapshot_time)
+    hours = hours_between("start", "end", snapshot_time=snapshot_time)
+    return float(outside.select(hours.sum()).collect().item() or 0.0)
 
 
 def _stopped_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame,
