@@ -115,17 +115,22 @@ def _row_converter(engine: Engine, table: sa.Table, columns: tuple[str, ...]) ->
     return convert
 
 
-@functools.lru_cache(maxsize=4096)
-def _day(days: int) -> str:
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
+_SECONDS = [f"{second:02d}" for second in range(60)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _minute(minutes: int) -> str:
+    """``YYYY-MM-DD HH:MM:`` for minutes since the epoch (cached: rows cluster in time)."""
+    days, rest = divmod(minutes, 1440)
+    hours, minute = divmod(rest, 60)
+    return f"{dt.date(1970, 1, 1) + dt.timedelta(days=days)} {hours:02d}:{minute:02d}:"
 
 
 def _mysql_stamp(seconds: int) -> str:
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{_day(days)} {hours:02d}:{minutes:02d}:{secs:02d}"
+    minutes, second = divmod(seconds, 60)
+    return _minute(minutes) + _SECONDS[second]
 
 
 def _sqlite_stamp(seconds: int) -> str:
-    return _mysql_stamp(seconds) + ".000000"
+    minutes, second = divmod(seconds, 60)
+    return _minute(minutes) + _SECONDS[second] + ".000000"
