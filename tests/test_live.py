@@ -200,9 +200,9 @@ def fetch(url: str, *, auth: tuple[str, str] | None = None, context=None) -> tup
 
 
 @contextlib.contextmanager
-def started(computations, **kwargs) -> Iterator[LiveExporter]:
+def started(computations, clock: Clock | None = None, **kwargs) -> Iterator[LiveExporter]:
     """A running exporter on a free loopback port whose sites have had their first refresh."""
-    with LiveExporter(computations, listen="127.0.0.1:0", clock=Clock(T0 + dt.timedelta(seconds=60)),
+    with LiveExporter(computations, listen="127.0.0.1:0", clock=clock or Clock(T0 + dt.timedelta(seconds=60)),
                       **kwargs) as exporter:
         for refresher in exporter.refreshers.values():
             deadline = dt.datetime.now() + dt.timedelta(seconds=10)
@@ -271,13 +271,12 @@ def test_fifty_concurrent_scrapes_while_a_refresh_is_running_all_succeed():
 def test_cached_exposition_follows_new_refreshes_and_negotiates_format_and_gzip():
     import gzip
 
-    clock = Clock(T0 + dt.timedelta(seconds=100))  # started() publishes T0 + 60 s first
-    with started({"uc": (linear_usage(2), 60)}) as exporter:
-        refresher = exporter.refreshers["uc"]
+    clock = Clock(T0 + dt.timedelta(seconds=60))
+    with started({"uc": (linear_usage(2), 60)}, clock=clock) as exporter:
         first = fetch(exporter.url + "/metrics")[2]
         assert fetch(exporter.url + "/metrics")[2] == first
-        refresher._clock = clock
-        refresher.refresh_once()  # a new state must show at once, not the cached bytes
+        clock.now = T0 + dt.timedelta(seconds=100)
+        exporter.refreshers["uc"].refresh_once()  # a new state must show at once, not the cached bytes
         assert b'node_seconds_total{node_type="compute_haswell",pool="reservable",site="uc",state="active"} 200.0' \
             in fetch(exporter.url + "/metrics")[2]
         request = urllib.request.Request(exporter.url + "/metrics", headers={

@@ -44,6 +44,7 @@ class LiveExporter:
                  clock=utc_now, first_backoff: float = 1.0) -> None:
         if not computations:
             raise ConfigError("no sites to serve")
+        self._computations = [compute for compute, _ in computations.values()]
         self.refreshers = {site: SiteRefresher(site, compute, interval=interval, clock=clock,
                                                first_backoff=first_backoff)
                            for site, (compute, interval) in sorted(computations.items())}
@@ -66,9 +67,14 @@ class LiveExporter:
         return self
 
     def stop(self) -> None:
+        """Stop serving, end the refresh threads, close database connections."""
         self.server.stop()
         for refresher in self.refreshers.values():
             refresher.stop(timeout=5)
+        for compute in self._computations:
+            close = getattr(compute, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> "LiveExporter":
         return self.start()
