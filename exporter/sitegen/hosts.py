@@ -51,7 +51,7 @@ def simulate_hosts(rng: Rng, *, count: int, start: int, end: int, kind: str,
         if kind == "kvm":
             hostname = f"compute-{index + 1:04d}.kvm.example.org"
             service = hostname.split(".")[0]
-            reservable = rng.random() < 0.3
+            reservable = index % 10 in (1, 4, 7)  # 30%, and both pools exist from 2 hosts up
         else:
             hostname = rng.uuid()
             service = services[index % len(services)]

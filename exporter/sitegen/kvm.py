@@ -9,10 +9,22 @@ from __future__ import annotations
 import heapq
 import math
 
-from exporter.sitegen.baremetal import projects
+from exporter.sitegen.baremetal import enrolled_row, projects
 from exporter.sitegen.hosts import simulate_hosts
 from exporter.sitegen.instances import Flavor, Lifecycles, Owner
-from exporter.sitegen.model import DAY, HOUR, MINUTE, Allocation, Host, Incarnation, Instance, Lease, Rng, World
+from exporter.sitegen.model import (
+    DAY,
+    HOUR,
+    MINUTE,
+    Allocation,
+    BlazarHostRow,
+    Host,
+    Incarnation,
+    Instance,
+    Lease,
+    Rng,
+    World,
+)
 
 FLAVORS = (
     Flavor("m1.tiny", 1, 512, 1), Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40),
@@ -133,11 +145,10 @@ class KvmSimulation:
                       end, None, False, reservation_id, resource_type="flavor:instance", resource_id=rng.uuid(),
                       slot=(flavor.vcpus, flavor.memory_mb, flavor.disk_gb), amount=amount)
         for _ in range(amount):
-            host = self._slot_host(start, end, flavor.vcpus)
-            if host is None:
+            placed = self._slot_host(start, end, flavor.vcpus)
+            if placed is None:
                 return  # Blazar refuses the whole lease
-            row = next(r for inc in host.incarnations for r in inc.blazar if not r.duplicate
-                       and r.start <= start and (r.end is None or r.end >= end))
+            host, row = placed
             self.slots.setdefault(id(host), []).append((start, end, flavor.vcpus))
             lease.allocations.append(Allocation(rng.uuid(), lease, host, row, created + rng.between(0, 3), None))
         if "early_deleted_leases" in self.quirks and rng.random() < 0.1:
@@ -152,17 +163,18 @@ class KvmSimulation:
             self._fill_slot(alloc, Flavor(f"reservation:{reservation_id}", *lease.slot))
         self.leases.append(lease)
 
-    def _slot_host(self, start: int, end: int, vcpus: int) -> Host | None:
+    def _slot_host(self, start: int, end: int, vcpus: int) -> tuple[Host, BlazarHostRow] | None:
+        """A random enrolled host whose reserved slots leave ``vcpus`` free over [start, end)."""
         for _ in range(6):
             host = self.rng.choice(self.reservable)
-            rows = [r for inc in host.incarnations for r in inc.blazar if not r.duplicate]
-            if not any(r.start <= start and (r.end is None or r.end >= end) for r in rows):
+            row = enrolled_row(host, start, end)
+            if row is None:
                 continue
             booked = [s for s in self.slots.get(id(host), []) if s[0] < end and s[1] > start]
             points = [start] + [s[0] for s in booked if s[0] > start]
             peak = max(sum(v for s, e, v in booked if s <= p < e) for p in points)
             if peak + vcpus <= host.vcpus:
-                return host
+                return host, row
         return None
 
     def _fill_slot(self, alloc: Allocation, flavor: Flavor) -> None:

@@ -65,9 +65,6 @@ class BlazarHostRow:
     start: int
     end: int | None
     duplicate: bool = False
-    vcpus: int = 0
-    memory_mb: int = 0
-    disk_gb: int = 0
 
 
 @dataclass(eq=False, slots=True)

@@ -149,6 +149,7 @@ def legacy_usage_cache(spans: pl.DataFrame, *, snapshot: dt.datetime) -> pl.Data
     for level, column in levels.items():
         daily = daily.with_columns((pl.col(level) if level in daily.columns else pl.lit(0.0))
                                    .fill_null(0.0).cast(pl.Float64).alias(column))
-    return (daily.with_columns((pl.col("reserved_hours") - pl.col("used_hours")).clip(lower_bound=0.0).alias("idle_hours"))
+    idle = (pl.col("reserved_hours") - pl.col("used_hours")).clip(lower_bound=0.0)
+    return (daily.with_columns(idle.alias("idle_hours"))
             .select("date", "node_type", "maint_hours", "reserved_hours", "used_hours", "idle_hours", "total_hours")
             .sort("date", "node_type"))

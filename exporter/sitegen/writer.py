@@ -91,7 +91,8 @@ def _insert_sql(engine: Engine, table: sa.Table, columns: tuple[str, ...]) -> st
     mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
     quote = engine.dialect.identifier_preparer.quote_identifier
     names = ", ".join(quote(c) for c in columns)
-    return f"INSERT INTO {_quoted(engine, table.schema, table.name)} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+    marks = ", ".join([mark] * len(columns))
+    return f"INSERT INTO {_quoted(engine, table.schema, table.name)} ({names}) VALUES ({marks})"
 
 
 def _row_converter(engine: Engine, table: sa.Table, columns: tuple[str, ...]) -> Callable[[tuple], tuple]:
