@@ -54,6 +54,10 @@ def synthetic_spans(n: int, *, years: int, node_types: int) -> pl.DataFrame:
     return conform(spans, SPAN_SCHEMA)
 
 
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
@@ -68,17 +72,20 @@ def main() -> None:
     t1 = time.perf_counter()
     timeline = timeline_from_spans(spans, start=START, end=end, step=step, open_end=end)
     t2 = time.perf_counter()
+    timeline_peak_mib = peak_rss_mib()
     conservation = hours_conservation(spans, timeline, start=START, end=end, step=step, open_end=end)
     check_hours_conserved(conservation)
     t3 = time.perf_counter()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     print(f"spans: {spans.height:,}  grid points: {timeline['timestamp'].n_unique():,}  "
           f"timeline rows: {timeline.height:,}")
     print(f"generate spans      {t1 - t0:6.2f} s")
     print(f"timeline_from_spans {t2 - t1:6.2f} s")
     print(f"hours conservation  {t3 - t2:6.2f} s  (max |difference| "
           f"{conservation['difference'].abs().max():.3g} resource-hours)")
-    print(f"peak RSS            {peak_mib:8.0f} MiB")
+    print(f"peak RSS after timeline {timeline_peak_mib:6.0f} MiB, after check {peak_rss_mib():6.0f} MiB")
+    print(f"process CPU time    user {cpu.ru_utime:.2f} s, sys {cpu.ru_stime:.2f} s")
+    print(f"timeline in memory  {timeline.estimated_size('mb'):6.0f} MB")
 
 
 if __name__ == "__main__":

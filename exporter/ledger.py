@@ -16,6 +16,32 @@ import polars as pl
 from exporter.intervals import closed_end
 
 
+def signed_changes(
+    spans: pl.LazyFrame,
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    start: str = "start",
+    end: str = "end",
+    open_end: datetime,
+    time: str = "time",
+) -> pl.LazyFrame:
+    """Two rows per non-empty span: +values at ``start``, −values at ``end``; not aggregated.
+
+    Input: ``keys`` + ``start`` + ``end`` + ``values`` (null values count as 0; null end
+    closed at ``open_end``; empty spans, end <= start, are left out as they change nothing).
+    Output: ``keys`` + ``time`` + ``values`` in no particular order.
+    """
+    keys, values = list(keys), list(values)
+    bounded = spans.with_columns(
+        closed_end(end, open_end).alias("__end"),
+        *(pl.col(v).cast(pl.Float64).fill_null(0.0) for v in values),
+    ).filter(pl.col("__end") > pl.col(start))
+    opening = bounded.select(*keys, pl.col(start).alias(time), *values)
+    closing = bounded.select(*keys, pl.col("__end").alias(time), *(-pl.col(v) for v in values))
+    return pl.concat([opening, closing], how="vertical")
+
+
 def deltas_from_spans(
     spans: pl.LazyFrame,
     *,
@@ -26,25 +52,34 @@ def deltas_from_spans(
     open_end: datetime,
     time: str = "time",
 ) -> pl.LazyFrame:
-    """Signed changes of the level per key.
+    """Signed changes of the level per key, summed per (keys, time).
 
     Input: ``keys`` + ``start`` + ``end`` + ``values`` (null values count as 0).
     Output: ``keys`` + ``time`` + ``values`` — +value at start, −value at end (null end closed
-    at ``open_end``), summed per (keys, time), sorted by keys + time. Empty spans
-    (end <= start) cancel out and leave no delta.
+    at ``open_end``), summed per (keys, time), sorted by keys + time (null keys first). Empty
+    spans (end <= start) change nothing and leave no delta.
     """
-    keys, values = list(keys), list(values)
-    bounded = spans.with_columns(
-        closed_end(end, open_end).alias("_end"),
-        *(pl.col(v).cast(pl.Float64).fill_null(0.0) for v in values),
-    ).filter(pl.col("_end") > pl.col(start))
-    opening = bounded.select(*keys, pl.col(start).alias(time), *values)
-    closing = bounded.select(*keys, pl.col("_end").alias(time), *(-pl.col(v) for v in values))
+    changes = signed_changes(
+        spans, keys=keys, values=values, start=start, end=end, open_end=open_end, time=time
+    )
+    return sums_by_sorted_key(changes, by=[*keys, time], values=values)
+
+
+def sums_by_sorted_key(
+    frame: pl.LazyFrame, *, by: Sequence[str], values: Sequence[str]
+) -> pl.LazyFrame:
+    """Σ ``values`` per distinct ``by``, sorted by ``by`` (nulls first): ``by`` + ``values``.
+
+    Sorting first and summing runs of equal keys is much faster than hashing millions of
+    distinct keys.
+    """
+    by = list(by)
     return (
-        pl.concat([opening, closing], how="vertical")
-        .group_by([*keys, time])
-        .agg(pl.col(v).sum() for v in values)
-        .sort([*keys, time])
+        frame.sort(by)
+        .with_columns(__run=pl.struct(by).rle_id())
+        .group_by("__run", maintain_order=True)
+        .agg(*(pl.col(c).first() for c in by), *(pl.col(v).sum() for v in values))
+        .drop("__run")
     )
 
 
@@ -62,11 +97,8 @@ def step_function(
     first change its level is 0.
     """
     keys, values = list(keys), list(values)
-    return (
-        deltas.group_by([*keys, time])
-        .agg(pl.col(v).sum() for v in values)
-        .sort([*keys, time])
-        .with_columns(pl.col(v).cum_sum().over(keys) for v in values)
+    return sums_by_sorted_key(deltas, by=[*keys, time], values=values).with_columns(
+        pl.col(v).cum_sum().over(keys) for v in values
     )
 
 

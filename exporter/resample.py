@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.ledger import deltas_from_steps
+from exporter.ledger import deltas_from_steps, sums_by_sorted_key
 
 
 def grid_size(*, start: datetime, end: datetime, step: timedelta) -> int:
@@ -68,7 +68,10 @@ def grid_means_from_deltas(
     step: timedelta,
     time: str = "time",
 ) -> pl.LazyFrame:
-    """Like :func:`time_weighted_grid`, but from signed deltas (``keys`` + ``time`` + ``values``)."""
+    """Like :func:`time_weighted_grid`, but from signed deltas (``keys`` + ``time`` + ``values``).
+
+    The deltas need not be sorted or aggregated: several rows may share a key and time.
+    """
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
     key_index = deltas.select(keys).unique().sort(keys, nulls_last=True).with_row_index("__key")
@@ -121,10 +124,10 @@ def _cell_weights(
         deltas.filter(offset < n * step_us)
         .with_columns(__cell=cell)
         .with_columns(__frac=remaining.cast(pl.Float64) / step_us)
-        .group_by(__pos=pl.col("__key").cast(pl.Int64) * n + pl.col("__cell"))
-        .agg(
-            *(pl.col(v).sum().alias(f"__full_{v}") for v in values),
-            *((pl.col(v) * pl.col("__frac")).sum().alias(f"__part_{v}") for v in values),
+        .select(
+            __pos=pl.col("__key").cast(pl.Int64) * n + pl.col("__cell"),
+            *(pl.col(v).alias(f"__full_{v}") for v in values),
+            *((pl.col(v) * pl.col("__frac")).alias(f"__part_{v}") for v in values),
         )
-        .sort("__pos")
+        .pipe(sums_by_sorted_key, by=["__pos"], values=[f"__{w}_{v}" for w in ("full", "part") for v in values])
     )

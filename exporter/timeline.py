@@ -19,7 +19,7 @@ import polars as pl
 
 from exporter.errors import InvariantViolation, TimelineError
 from exporter.intervals import MICROSECONDS_PER_HOUR, closed_end
-from exporter.ledger import deltas_from_spans
+from exporter.ledger import signed_changes
 from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.states import LEAVES, SERIES, leaf_weights, series_name, series_weights
@@ -105,9 +105,9 @@ def _series_grid(
         anchors.select(keys).unique().sort(keys, nulls_last=True).with_row_index("key_id")
     ).collect(engine=_ENGINE)
     coded = series.join(key_table.lazy(), on=keys, nulls_equal=True).drop(keys)
-    deltas = deltas_from_spans(
+    deltas = signed_changes(
         coded, keys=["key_id"], values=RESOURCES, open_end=open_end, time="timestamp"
-    ).select("key_id", "timestamp", *RESOURCES)
+    )
     zeros = anchors.join(key_table.lazy(), on=keys, nulls_equal=True).select(
         "key_id", "timestamp", *RESOURCES
     )
@@ -167,9 +167,20 @@ def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
 
 
 def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
-    """Leaves in long format: each wide row becomes one row per (pool, state, resource)."""
+    """Leaves in long format: each wide row becomes one row per (pool, state, resource).
+
+    Built in slices of wide rows to keep the index arrays small next to the output.
+    """
+    chunk = 1 << 16
+    parts = [_long_slice(wide.slice(at, chunk), index) for at in range(0, wide.height, chunk)]
+    if not parts:
+        return _long_slice(wide, index)
+    return pl.concat(parts, how="vertical", rechunk=False)
+
+
+def _long_slice(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     m, rows = len(_LEAF_ROWS), wide.height
-    position = pl.int_range(0, rows * m, dtype=pl.Int64, eager=True)
+    position = pl.int_range(0, rows * m, dtype=pl.get_index_type(), eager=True)
     row, leaf = position // m, position % m
     leaves = wide.select(_leaf_value(*leaf_row).alias(str(j)) for j, leaf_row in enumerate(_LEAF_ROWS))
     stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
