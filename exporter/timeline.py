@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from exporter.errors import InvariantViolation, TimelineError
-from exporter.intervals import MICROSECONDS_PER_HOUR, closed_end
+from exporter.intervals import closed_end
 from exporter.ledger import signed_changes
 from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
@@ -129,19 +129,11 @@ def level_grid(
     (site, node_type) in the spans and every level-series.
     """
     grid = _series_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    level_of = {series_name(*s): s for s in SERIES}
-    return (
-        grid.unpivot(index=[*_GROUP, "series", "timestamp"], on=list(RESOURCES),
-                     variable_name="resource", value_name="value")
-        .with_columns(
-            pl.col("series").replace_strict({k: v[0] for k, v in level_of.items()}).alias("level"),
-            pl.col("series")
-            .replace_strict({k: v[1] for k, v in level_of.items()}, return_dtype=pl.String)
-            .alias("booking"),
-        )
-        .select("site", "timestamp", "node_type", "level", "booking", "resource", "value")
-        .sort("site", "timestamp", "node_type", "level", "booking", "resource", nulls_last=True)
+    long = grid.unpivot(
+        index=[*_GROUP, "series", "timestamp"], on=list(RESOURCES),
+        variable_name="resource", value_name="value",
     )
+    return _series_as_levels(long, "value", index=["site", "timestamp", "node_type"])
 
 
 def _wide_by_series(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
@@ -263,8 +255,10 @@ def counters_until(spans: SpanInput, *, origin: datetime, at: datetime) -> pl.Da
     )
 
 
-def _series_as_levels(frame: pl.DataFrame, value: str) -> pl.DataFrame:
-    """``site, node_type, series, resource, <value>`` -> ``level`` + ``booking`` instead of series."""
+def _series_as_levels(
+    frame: pl.DataFrame, value: str, *, index: Sequence[str] = tuple(_GROUP)
+) -> pl.DataFrame:
+    """``index, series, resource, <value>`` -> ``index, level, booking, resource, <value>``."""
     level_of = {series_name(*s): s for s in SERIES}
     return (
         frame.with_columns(
@@ -273,8 +267,8 @@ def _series_as_levels(frame: pl.DataFrame, value: str) -> pl.DataFrame:
             .replace_strict({k: v[1] for k, v in level_of.items()}, return_dtype=pl.String)
             .alias("booking"),
         )
-        .select(*_GROUP, "level", "booking", "resource", value)
-        .sort(*_GROUP, "level", "booking", "resource", nulls_last=True)
+        .select(*index, "level", "booking", "resource", value)
+        .sort(*index, "level", "booking", "resource", nulls_last=True)
     )
 
 
@@ -354,7 +348,8 @@ def check_hours_conserved(
     """Raise InvariantViolation if any timeline integral differs from its span-hours.
 
     Allowed difference: ``abs_tol`` + ``rel_tol`` × the largest hours of any level-series of
-    the same (site, node_type, resource). ``conservation`` is :func:`hours_conservation`'s output; ``details`` lists the bad rows.
+    the same (site, node_type, resource). ``conservation`` is :func:`hours_conservation`'s
+    output; the error's ``details`` lists the bad rows.
     """
     # Leaves are differences of level-series, so round-off scales with the largest series of
     # the same (site, node_type, resource), not with the series being checked.
