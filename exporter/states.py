@@ -1,6 +1,6 @@
 """The leaf-state rule, as data: how exported (pool, state) leaves are built from span levels.
 
-This table is the one place the rule lives in code (docs/semantics.md states it in words).
+This table is the one place the rule lives in code (docs/timeline.md states it in words).
 Each row is ``(pool, state, terms)`` with terms ``(sign, level, booking)``: the leaf equals
 Σ sign × level-series. A level-series is the sum of spans of that level whose booking equals
 ``booking`` (``booking=None``: all spans of the level, whatever their booking).
