@@ -38,7 +38,7 @@ def series_spans(spans: SpanInput) -> pl.LazyFrame:
     """Spans reduced to ``site, node_type, series, start, end`` + RESOURCES (base units).
 
     Null node_type becomes ``unknown``; null quantities count as 0. Raises TimelineError for a
-    level outside LEVELS or a (level, booking) that belongs to no level-series.
+    null start, a level outside LEVELS or a (level, booking) that belongs to no level-series.
     """
     frame = spans.lazy()
     _check_levels(frame)
@@ -62,6 +62,9 @@ def series_spans(spans: SpanInput) -> pl.LazyFrame:
 
 
 def _check_levels(spans: pl.LazyFrame) -> None:
+    null_starts = spans.select(pl.col("start").null_count()).collect(engine=_ENGINE).item()
+    if null_starts:
+        raise TimelineError(f"{null_starts} span(s) have no start; they must be rejected upstream")
     combos = spans.select("level", "booking").unique().collect(engine=_ENGINE)
     unknown = sorted(str(v) for v in set(combos["level"].to_list()) - set(LEVELS))
     if unknown:

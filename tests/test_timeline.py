@@ -105,6 +105,12 @@ def test_occupied_span_without_booking_is_a_timeline_error():
                             open_end=END)
 
 
+def test_span_without_start_is_a_timeline_error():
+    with pytest.raises(TimelineError, match="no start"):
+        timeline_from_spans(frame(span("total", None, at(1))), start=T0, end=END, step=HOUR,
+                            open_end=END)
+
+
 def test_level_grid_reports_each_level_series():
     grid = level_grid(HOST, start=T0, end=END, step=HOUR, open_end=END)
     committed = grid.filter(level="committed", resource="nodes").sort("timestamp")["value"]
