@@ -145,7 +145,8 @@ def clip_to_parent(
         .select("_child", "_s", "_e")
     )
     gaps = _gaps_between_pieces(base.select("_child", "_cs", "_ce"), pieces)
-    out_columns = [*columns, *(c for c in (original_start, original_end) if c not in columns)]
+    out_columns = [c for c in columns if c != trimmed]  # a re-clipped child gets a fresh flag
+    out_columns += [c for c in (original_start, original_end) if c not in columns]
     return (
         _pieces_as_children(base, pieces, out_columns, start, end, open_end, trimmed),
         _pieces_as_children(base, gaps, out_columns, start, end, open_end, trimmed),

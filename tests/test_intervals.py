@@ -135,7 +135,7 @@ def test_repeated_clipping_keeps_the_rawest_window():
         children, frame(["a"], [day(2)], [day(9)]), by=["k"], open_end=SNAPSHOT
     )
     twice, _ = clip_to_parent(
-        once.drop("trimmed"), frame(["a"], [day(3)], [day(8)]), by=["k"], open_end=SNAPSHOT
+        once, frame(["a"], [day(3)], [day(8)]), by=["k"], open_end=SNAPSHOT
     )
     got = twice.collect()
     assert windows(twice) == [("a", day(3), day(8))]
