@@ -164,28 +164,29 @@ def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
 def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     """Leaves in long format: each wide row becomes one row per (pool, state, resource).
 
-    Built in slices of wide rows to keep the index arrays small next to the output.
+    Built in slices of wide rows; the slices share one copy of the repeating index and label
+    columns, which keeps both time and memory down.
     """
-    chunk = 1 << 16
-    parts = [_long_slice(wide.slice(at, chunk), index) for at in range(0, wide.height, chunk)]
-    if not parts:
-        return _long_slice(wide, index)
-    return pl.concat(parts, how="vertical", rechunk=False)
-
-
-def _long_slice(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
-    m, rows = len(_LEAF_ROWS), wide.height
-    position = pl.int_range(0, rows * m, dtype=pl.get_index_type(), eager=True)
-    row, leaf = position // m, position % m
-    leaves = wide.select(_leaf_value(*leaf_row).alias(str(j)) for j, leaf_row in enumerate(_LEAF_ROWS))
-    stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
-    columns = [wide[c].gather(row) for c in index]
-    columns += [
-        pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(leaf)
+    if wide.height == 0:
+        labels = {"pool": pl.String, "state": pl.String, "resource": pl.String}
+        return pl.DataFrame(schema={**wide.select(index).schema, **labels, "value": pl.Float64})
+    m, chunk = len(_LEAF_ROWS), min(1 << 16, wide.height)
+    position = pl.int_range(0, chunk * m, dtype=pl.get_index_type(), eager=True)
+    pattern = pl.DataFrame({"row": position // m, "leaf": position % m})
+    labels = pl.DataFrame(
+        pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(pattern["leaf"])
         for i, name in enumerate(("pool", "state", "resource"))
-    ]
-    columns.append(stacked.gather(leaf * rows + row).alias("value"))
-    return pl.DataFrame(columns)
+    )
+    parts = []
+    for at in range(0, wide.height, chunk):
+        rows = min(chunk, wide.height - at)
+        piece, shape = wide.slice(at, rows), pattern.head(rows * m)
+        leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
+        stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
+        value = stacked.gather(shape["leaf"] * rows + shape["row"]).alias("value")
+        keys = piece.select(pl.col(c).gather(shape["row"]) for c in index)
+        parts.append(pl.concat([keys, labels.head(rows * m), value.to_frame()], how="horizontal"))
+    return pl.concat(parts, how="vertical", rechunk=False)
 
 
 def timeline_from_spans(
