@@ -38,6 +38,8 @@ def main(hosts: int, years: float, seed: int, kind: str, db_url: str | None, db_
                              truth_dir=Path(tmp) / "truth",
                              progress=lambda label, done, total: marks.append((label, time.perf_counter())))
         wall = time.perf_counter() - began
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = usage.ru_utime + usage.ru_stime
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     previous = began
     click.echo(f"generate-site --kind {kind} --hosts {hosts} --years {years} --seed {seed} -> {url.split(':')[0]}")
@@ -47,7 +49,8 @@ def main(hosts: int, years: float, seed: int, kind: str, db_url: str | None, db_
     rows = sum(site.row_counts.values())
     for name, count in sorted(site.row_counts.items()):
         click.echo(f"  {name:<45} {count:>10,} rows")
-    click.echo(f"total: {wall:.1f} s wall, {rows:,} rows ({rows / wall:,.0f} rows/s), peak RSS {rss_mb:,.0f} MB")
+    click.echo(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU (this process; wall grows on a busy machine), "
+               f"{rows:,} rows ({rows / wall:,.0f} rows/s wall), peak RSS {rss_mb:,.0f} MB")
     if databases:
         _drop(url, databases.values())
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import uuid
 from dataclasses import dataclass, field
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -33,14 +32,21 @@ BLAZAR_UUID_IDS_SINCE = ts(dt.datetime(2022, 5, 1))  # new computehost ids are U
 LEGACY_UNTIL = dt.date(2023, 1, 1)  # legacy usage cache rows stop here
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 class Rng(random.Random):
     """``random.Random`` plus the id makers the generator needs (never time-based)."""
 
-    def uuid(self) -> str:
-        return str(uuid.UUID(int=self.getrandbits(128), version=4))
-
     def hex32(self) -> str:
-        return uuid.UUID(int=self.getrandbits(128), version=4).hex
+        """32 hex digits of a random version-4 UUID (same value ``uuid.UUID(int=..., version=4)`` gives)."""
+        bits = self.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET
+        return f"{bits:032x}"
+
+    def uuid(self) -> str:
+        h = self.hex32()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def between(self, low: float, high: float) -> int:
         return int(self.uniform(low, high))

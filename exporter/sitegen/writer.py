@@ -116,22 +116,21 @@ def _row_converter(engine: Engine, table: sa.Table, columns: tuple[str, ...]) ->
     return convert
 
 
-_SECONDS = [f"{second:02d}" for second in range(60)]
+@functools.lru_cache(maxsize=1 << 14)
+def _day(days: int) -> str:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _minute(minutes: int) -> str:
-    """``YYYY-MM-DD HH:MM:`` for minutes since the epoch (cached: rows cluster in time)."""
-    days, rest = divmod(minutes, 1440)
-    hours, minute = divmod(rest, 60)
-    return f"{dt.date(1970, 1, 1) + dt.timedelta(days=days)} {hours:02d}:{minute:02d}:"
+@functools.lru_cache(maxsize=1)
+def _times_of_day() -> list[str]:
+    """`` HH:MM:SS`` for every second of a day (built once, 86,400 short strings)."""
+    return [f" {h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
 
 
 def _mysql_stamp(seconds: int) -> str:
-    minutes, second = divmod(seconds, 60)
-    return _minute(minutes) + _SECONDS[second]
+    days, second = divmod(seconds, 86400)
+    return _day(days) + _times_of_day()[second]
 
 
 def _sqlite_stamp(seconds: int) -> str:
-    minutes, second = divmod(seconds, 60)
-    return _minute(minutes) + _SECONDS[second] + ".000000"
+    return _mysql_stamp(seconds) + ".000000"
