@@ -33,21 +33,21 @@ def input_totals(windows: pl.DataFrame, *, snapshot_time: dt.datetime) -> pl.Dat
 
 
 def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, snapshot_time: dt.datetime) -> pl.DataFrame:
-    """level, source_table, reason, year, hours: per source row, hours in ``before`` not in ``after``.
+    """level, source_table, reason, year, hours: span-hours in ``before`` but not in ``after``.
 
-    Both frames carry level, source_table, source_id, start, end; ``after`` holds the pieces
-    that survive a trimming stage (rows with no piece left must be accounted as rejected by
-    the caller, so they are excluded here).
+    Both frames carry level, source_table, original_start, start, end; ``after`` holds the
+    pieces that survive a trimming stage, minus rows rejected whole (the caller drops those
+    from ``before`` too, or accounts them as rejected). Year = year of the row's raw start.
     """
-    key = ["level", "source_table", "source_id"]
+    keys = ["level", "source_table", "year"]
     hours = hours_between("start", "end", snapshot_time=snapshot_time)
-    was = before.group_by(key).agg(hours.sum().alias("was"), pl.col("start").min().dt.year().alias("year"))
-    now = after.group_by(key).agg(hours.sum().alias("now"))
-    trimmed = was.join(now, on=key, how="inner").with_columns((pl.col("was") - pl.col("now")).alias("hours"))
+    year = pl.col("original_start").dt.year().alias("year")
+    was = before.group_by("level", "source_table", year).agg(hours.sum().alias("was"))
+    now = after.group_by("level", "source_table", year).agg(hours.sum().alias("now"))
     return (
-        trimmed.filter(pl.col("hours") > 0)
-        .group_by(["level", "source_table", "year"]).agg(pl.col("hours").sum())
-        .with_columns(pl.lit(reason).alias("reason"))
+        was.join(now, on=keys, how="inner")
+        .with_columns((pl.col("was") - pl.col("now")).alias("hours"), pl.lit(reason).alias("reason"))
+        .filter(pl.col("hours") > 0)
         .select("level", "source_table", "reason", "year", "hours")
     )
 

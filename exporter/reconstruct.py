@@ -154,7 +154,8 @@ def _committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reser
     windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
     slots = blazar_leases.reservation_slices(frames)
     windows = windows.join(slots, on="reservation_id", how="left").collect()
-    settled = books.settled(windows, detail=blazar_leases.allocation_reject_detail())
+    settled = books.settled(windows, detail=blazar_leases.allocation_reject_detail(),
+                            carry=("slot_vcpus", "slot_memory_mb", "slot_disk_gb"))
     return books.clipped_into(books.cut_at_snapshot(settled), reservable, by=HOST_KEY)
 
 

@@ -20,7 +20,7 @@ import polars as pl
 
 from exporter import audit, intervals
 from exporter.adapters.common import MICROSECONDS_PER_HOUR, split_rejected
-from exporter.schema import REJECT_SCHEMA, TIME, conform
+from exporter.schema import REJECT_SCHEMA, SPAN_SCHEMA, TIME, conform
 
 
 @dataclass
@@ -33,11 +33,17 @@ class SpanBooks:
     rejected: list[pl.DataFrame] = field(default_factory=list)
     clipped: list[pl.DataFrame] = field(default_factory=list)
 
-    def settled(self, windows: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
-        """Rows of ``windows`` (with level, rejection_reason) that pass their rules; the rest rejected."""
+    def settled(self, windows: pl.DataFrame, *, detail: pl.Expr, carry: Sequence[str] = ()) -> pl.DataFrame:
+        """Rows of ``windows`` (with level, rejection_reason) that pass their rules; the rest rejected.
+
+        The kept rows are slimmed to the span columns (+ ``carry``), with their raw window as
+        original_start/original_end and a row number ``_row`` that identifies them from here on.
+        """
         self.inputs.append(audit.input_totals(windows, snapshot_time=self.snapshot_time))
         kept = self._split(windows, detail=detail)
-        return kept.with_columns(pl.col("start").alias("original_start"), pl.col("end").alias("original_end"))
+        columns = [c for c in kept.columns if c in SPAN_SCHEMA or c in carry or c == "level"]
+        return kept.select(columns).with_row_index("_row").with_columns(
+            pl.col("start").alias("original_start"), pl.col("end").alias("original_end"))
 
     def cut_at_snapshot(self, spans: pl.DataFrame) -> pl.DataFrame:
         """Spans cut at the snapshot time; spans starting at or after it are rejected (after_snapshot)."""
@@ -79,11 +85,10 @@ class SpanBooks:
     def _kept(self, before: pl.DataFrame, after: pl.DataFrame, *, rejected: str, clipped: str,
               detail: pl.Expr) -> pl.DataFrame:
         """``after``; rows of ``before`` with no piece in it are rejected, the rest's loss is clipped."""
-        keys = ["level", "source_table", "source_id"]
-        lost = before.join(after.select(keys).unique(), on=keys, how="anti").with_columns(
-            pl.lit(rejected).alias("rejection_reason"))
+        survived = after.select("_row").unique()
+        lost = before.join(survived, on="_row", how="anti").with_columns(pl.lit(rejected).alias("rejection_reason"))
         self._split(lost, detail=detail)
-        self._record_trim(before, after, reason=clipped)
+        self._record_trim(before.join(survived, on="_row", how="semi"), after, reason=clipped)
         return after
 
     def _split(self, frame: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:

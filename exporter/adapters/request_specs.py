@@ -17,24 +17,38 @@ FLAVOR_NAME_PATH = "$['nova_object.data'].flavor['nova_object.data'].name"
 FLAVOR_PREFIX = "reservation:"
 
 
+# Fast paths for the same two fields: scheduler_hints and the flavor object hold no nested
+# object before these keys in what Nova writes; anything else falls back to full JSON parsing.
+HINT_PATTERN = r'"scheduler_hints":\s*\{[^{}]*?"reservation":\s*\[\s*"([^"]*)"'
+FLAVOR_NAME_PATTERN = r'"flavor":\s*\{[^{}]*?"nova_object\.data":\s*\{[^{}]*?"name":\s*"([^"]*)"'
+
+
 def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """instance_uuid, reservation_id: one row per instance whose spec names a reservation.
 
     The scheduler hint wins over the flavor name; unparseable JSON names none (on-demand).
+    Specs that never mention "reservation" are skipped; the others are matched by pattern and
+    only those the pattern misses are parsed as JSON.
     """
-    specs = common.typed(request_specs, {"instance_uuid": common.ID, "spec": common.TEXT})
-    flavor_name = pl.col("spec").str.json_path_match(FLAVOR_NAME_PATH)
+    specs = common.typed(request_specs, {"instance_uuid": common.ID, "spec": common.TEXT}).filter(
+        pl.col("spec").str.contains("reservation", literal=True))
+    spec = pl.col("spec")
+    quick = specs.with_columns(_linked(spec.str.extract(HINT_PATTERN, 1), spec.str.extract(FLAVOR_NAME_PATTERN, 1)))
+    parsed = quick.filter(pl.col("reservation_id").is_null()).with_columns(
+        _linked(spec.str.json_path_match(HINT_PATH), spec.str.json_path_match(FLAVOR_NAME_PATH)))
+    linked = pl.concat([quick.filter(pl.col("reservation_id").is_not_null()), parsed]).select(
+        "instance_uuid", "reservation_id")
+    return linked.filter(pl.col("reservation_id").is_not_null()).unique("instance_uuid", keep="first",
+                                                                        maintain_order=True)
+
+
+def _linked(hint: pl.Expr, flavor_name: pl.Expr) -> pl.Expr:
     from_flavor = (
         pl.when(flavor_name.str.starts_with(FLAVOR_PREFIX))
         .then(flavor_name.str.slice(len(FLAVOR_PREFIX)))
         .otherwise(None)
     )
-    hint = pl.col("spec").str.json_path_match(HINT_PATH)
-    linked = specs.select(
-        "instance_uuid",
-        pl.coalesce(_non_empty(hint), _non_empty(from_flavor)).alias("reservation_id"),
-    )
-    return linked.filter(pl.col("reservation_id").is_not_null()).unique("instance_uuid", keep="first")
+    return pl.coalesce(_non_empty(hint), _non_empty(from_flavor)).alias("reservation_id")
 
 
 def _non_empty(expr: pl.Expr) -> pl.Expr:

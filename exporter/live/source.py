@@ -53,6 +53,19 @@ def _usage_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return _collected(frame).select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA)
 
 
+def live_sources() -> tuple[SourceTable, ...]:
+    """The declared tables that feed spans: what the live exporter reads on every refresh.
+
+    Archive-only sources (``adapters.extras``: audit trigger tables that can hold every change
+    ever made, Zun, cell0) and the legacy usage cache (``adapters.legacy_usage``) feed no span,
+    so reading them live would cost time and change no value; ``extract`` still copies them.
+    """
+    from exporter.adapters import extras, legacy_usage
+
+    skipped = {source.name for module in (extras, legacy_usage) for source in module.READS}
+    return tuple(source for source in declared_tables() if source.name not in skipped)
+
+
 class LiveSite:
     """``compute(now)`` for one configured site: refresh the table cache, run the engine.
 
@@ -63,7 +76,7 @@ class LiveSite:
     def __init__(self, site: SiteConfig, *, full_reload_interval: float = 3600.0,
                  sources: tuple[SourceTable, ...] | None = None) -> None:
         self.site = site
-        sources = sources if sources is not None else declared_tables()
+        sources = sources if sources is not None else live_sources()
         self._engines = site_engines(site, sources)
         self.tables = TableCache({s.name: self._engines[site.url_for(s.schema)] for s in sources}, sources,
                                  full_reload_interval=full_reload_interval, query_timeout=site.query_timeout)

@@ -1,0 +1,81 @@
+"""Benchmark: reconstruct a 500-host × 10-year generated site at 1h step (wall time, peak RSS).
+
+Usage::
+
+    .venv/bin/python bench/bench_reconstruct.py [--workdir /tmp/bench-site] [--hosts 500] [--years 10]
+
+The site is generated and extracted once into WORKDIR (minutes) and reused by later runs; only
+the reconstruction (load snapshot -> spans -> timeline -> audit -> write outputs) is timed, in a
+fresh child process so its peak RSS is the reconstruction's alone. Target: < 10 s, < 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def prepare(workdir: Path, hosts: int, years: float) -> tuple[Path, dt.datetime, dt.datetime]:
+    """The snapshot directory, site start and snapshot time, generating and extracting once."""
+    from exporter.config import SiteConfig
+    from exporter.extract import extract_snapshot
+    from exporter.sitegen import generate_site
+
+    marker = workdir / "bench-site.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        return Path(info["snapshot"]), dt.datetime.fromisoformat(info["start"]), dt.datetime.fromisoformat(info["end"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    site = generate_site(f"sqlite:///{workdir}/site.sqlite", hosts=hosts, years=years, seed=7,
+                         truth_dir=workdir / "truth")
+    print(f"generated {hosts} hosts x {years} years in {time.perf_counter() - began:.0f} s", file=sys.stderr)
+    config = SiteConfig(name="bench", display_name="bench", db_url=site.url, databases=site.databases)
+    snapshot = extract_snapshot(config, workdir / "snapshots", snapshot_id="bench").snapshot_dir
+    marker.write_text(json.dumps({"snapshot": str(snapshot), "start": site.start.isoformat(),
+                                  "end": site.end.isoformat()}))
+    return snapshot, site.start, site.end
+
+
+def measure(snapshot: Path, start: dt.datetime, end: dt.datetime, out: Path) -> dict:
+    """Run in this process: reconstruct + write, return wall seconds, peak RSS and sizes."""
+    from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+
+    began = time.perf_counter()
+    rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="bench", start=start, snapshot_time=end))
+    write_reconstruction(rec, out)
+    wall = time.perf_counter() - began
+    return {"wall_seconds": round(wall, 2), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "spans": rec.spans.height, "rejected": rec.rejected.height, "timeline_rows": rec.timeline.height}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-site"))
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--years", type=float, default=10)
+    parser.add_argument("--child", nargs=3, metavar=("SNAPSHOT", "START", "END"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        snapshot, start, end = args.child
+        result = measure(Path(snapshot), dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end),
+                         args.workdir / "reconstruction")
+        print(json.dumps(result))
+        return
+    snapshot, start, end = prepare(args.workdir, args.hosts, args.years)
+    child = subprocess.run([sys.executable, __file__, "--workdir", str(args.workdir), "--child", str(snapshot),
+                            start.isoformat(), end.isoformat()], check=True, capture_output=True, text=True)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"reconstruct {args.hosts} hosts x {args.years:g} years @1h: {result['wall_seconds']} s wall, "
+          f"{result['peak_rss_mb']} MB peak RSS; {result['spans']:,} spans, {result['rejected']:,} rejected, "
+          f"{result['timeline_rows']:,} timeline rows")
+
+
+if __name__ == "__main__":
+    main()
