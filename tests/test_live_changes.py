@@ -139,7 +139,10 @@ def running_reserved_instance(conn, nova: str, nova_api: str, blazar: str) -> tu
 
 
 def settled(exporter: LiveExporter, change: dt.datetime) -> tuple[dt.datetime, dict]:
-    """Wait for the first refresh describing a moment after ``change``; (served moment, scrape)."""
+    """Wait for a refresh describing a moment after ``change``; (served moment, scrape).
+
+    A refresh takes its ``now`` before reading, so ``change`` must also be after the commit.
+    """
     refresher = exporter.refreshers["synthetic"]
     wait_for(lambda: refresher.state.up and refresher.state.usage.at > change, what="a refresh after the change")
     # the refresh interval is 1 s: scrape between two refreshes and make sure it is one state
@@ -154,10 +157,10 @@ def soon() -> dt.datetime:
     """A change moment no refresh has published yet.
 
     A change dated before an already published refresh is a correction to the past, which the
-    counters hold rather than lower (tested in test_live.py); dating it 2 s ahead keeps this test
+    counters hold rather than lower (tested in test_live.py); dating it 3 s ahead keeps this test
     about the values themselves.
     """
-    return utc_now().replace(microsecond=0) + dt.timedelta(seconds=2)
+    return utc_now().replace(microsecond=0) + dt.timedelta(seconds=3)
 
 
 def test_new_lease_and_deleted_instance_appear_with_reconstructs_values(generated, mariadb_url, tmp_path):
@@ -168,13 +171,13 @@ def test_new_lease_and_deleted_instance_appear_with_reconstructs_values(generate
         wait_for(lambda: exporter.refreshers[site.name].state.up, what="first good refresh")
 
         # (1) a lease starting now on a free host
-        changed_at = soon()
         before_snapshot = snapshot_now(site, tmp_path)
-        _, pre_counters = reconstructed_at(site, before_snapshot, changed_at)
+        changed_at = soon()
         with admin.begin() as conn:
             host, node_type = free_host(conn, blazar, changed_at, changed_at + dt.timedelta(hours=2))
             start_lease(conn, blazar, host, changed_at, changed_at + dt.timedelta(hours=1))
-        at, samples = settled(exporter, changed_at)
+        at, samples = settled(exporter, max(changed_at, utc_now()))
+        _, pre_counters = reconstructed_at(site, before_snapshot, changed_at)
         gauges, counters = served_frames(samples)
         lease_snapshot = snapshot_now(site, tmp_path)
         expected_gauges, expected_counters = reconstructed_at(site, lease_snapshot, at)
@@ -195,7 +198,7 @@ def test_new_lease_and_deleted_instance_appear_with_reconstructs_values(generate
             conn.execute(sa.text(f"UPDATE `{nova}`.instances SET vm_state='deleted', power_state=0, deleted=id, "
                                  "deleted_at=:t, terminated_at=:t WHERE id=:id"), {"t": deleted_at, "id": instance})
         before_delete = gauges
-        at2, samples = settled(exporter, deleted_at)
+        at2, samples = settled(exporter, max(deleted_at, utc_now()))
         gauges, counters = served_frames(samples)
         expected_gauges, expected_counters = reconstructed_at(site, snapshot_now(site, tmp_path), at2)
         assert_equal_values(gauges, expected_gauges)
