@@ -29,7 +29,10 @@ SERIES_NAMES = tuple(series_name(level, booking) for level, booking in SERIES)
 _GROUP = ["site", "node_type"]
 # (pool, state, resource) in the timeline's sort order
 _LEAF_ROWS = tuple(sorted((pool, state, res) for pool, state in LEAVES for res in RESOURCES))
-_ENGINE = "in-memory"  # measured faster than streaming for these dense window/join plans
+# Measured: in-memory is faster for the dense window/join plans of the sweep; streaming
+# aggregates a whole timeline with far less CPU and no extra memory.
+_ENGINE = "in-memory"
+_STREAMING = "streaming"
 
 SpanInput = pl.DataFrame | pl.LazyFrame
 
@@ -81,18 +84,13 @@ def _check_levels(spans: pl.LazyFrame) -> None:
         raise TimelineError(f"spans have a booking that fits no level-series: {misfits}")
 
 
-def _anchor_rows(series: pl.LazyFrame, *, at: datetime, time: str) -> pl.LazyFrame:
-    """A zero row for every (site, node_type) in ``series`` × every level-series."""
+def _anchor_rows(series: pl.LazyFrame, **extra: pl.Expr) -> pl.LazyFrame:
+    """A zero row (plus ``extra`` columns) per (site, node_type) in ``series`` × level-series."""
     return (
         series.select(_GROUP)
         .unique()
         .join(pl.LazyFrame({"series": SERIES_NAMES}), how="cross")
-        .select(
-            *_GROUP,
-            "series",
-            pl.lit(at, dtype=pl.Datetime("us")).alias(time),
-            *(pl.lit(0.0).alias(r) for r in RESOURCES),
-        )
+        .select(*_GROUP, "series", **extra, **{r: pl.lit(0.0) for r in RESOURCES})
     )
 
 
@@ -102,7 +100,7 @@ def _series_grid(
     """Cell means per (site, node_type, series, timestamp), complete, sorted in that order."""
     series = series_spans(spans)
     keys = [*_GROUP, "series"]
-    anchors = _anchor_rows(series, at=start, time="timestamp")
+    anchors = _anchor_rows(series, timestamp=pl.lit(start, dtype=pl.Datetime("us")))
     # Integer key codes keep the sweep's group-bys and joins cheap.
     key_table = (
         anchors.select(keys).unique().sort(keys, nulls_last=True).with_row_index("key_id")
@@ -210,7 +208,7 @@ def timeline_from_spans(
 def _series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:
     """Σ resource × ``weight`` per (site, node_type, series), complete, sorted."""
     weighted = series.select(*_GROUP, "series", *(pl.col(r) * weight for r in RESOURCES))
-    anchors = _anchor_rows(series, at=datetime(1970, 1, 1), time="_").drop("_")
+    anchors = _anchor_rows(series)
     return (
         pl.concat([weighted, anchors])
         .group_by(*_GROUP, "series")
@@ -308,10 +306,14 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
         ]
     )
     step_hours = step / timedelta(hours=1)
-    series_hours = (
-        timeline.group_by(*_GROUP, "pool", "state", "resource")
+    leaf_sums = (
+        timeline.lazy()
+        .group_by(*_GROUP, "pool", "state", "resource")
         .agg(pl.col("value").sum())
-        .join(inverse, on=["pool", "state"])
+        .collect(engine=_STREAMING)
+    )
+    series_hours = (
+        leaf_sums.join(inverse, on=["pool", "state"])
         .group_by(*_GROUP, "series", "resource")
         .agg((pl.col("value") * pl.col("weight")).sum().mul(step_hours).alias("hours"))
     )
@@ -385,9 +387,11 @@ def negative_leaves(timeline: pl.DataFrame, *, tolerance: float = 1e-9) -> pl.Da
     if negative.height == 0:
         return negative
     peaks = (
-        timeline.join(negative.select(group).unique(), on=group, how="semi", nulls_equal=True)
+        timeline.lazy()
+        .join(negative.lazy().select(group).unique(), on=group, how="semi", nulls_equal=True)
         .group_by(group)
         .agg(pl.col("value").abs().max().alias("_peak"))
+        .collect(engine=_STREAMING)
     )
     return (
         negative.join(peaks, on=group, how="left", nulls_equal=True)
