@@ -140,7 +140,7 @@ def span_rows(draw):
     for _ in range(draw(st.integers(1, 10))):
         level, booking = draw(st.sampled_from(SERIES))
         _, start, end = draw(interval())
-        rows.append(dict(site="s", level=level, booking=booking,
+        rows.append(dict(site=draw(st.sampled_from(["s", "t"])), level=level, booking=booking,
                          node_type=draw(st.sampled_from(["cpu", "gpu"])), start=start, end=end,
                          nodes=float(draw(st.integers(0, 3))), vcpus=float(draw(st.integers(0, 64))),
                          memory_mb=float(draw(st.integers(0, 4096))), disk_gb=0.0, gpus=0.0))
@@ -153,11 +153,14 @@ def test_leaves_sum_to_total_and_hours_are_conserved(rows, step):
     spans = conform(pl.DataFrame(rows), SPAN_SCHEMA)
     end = minutes(480)
     tl = timeline_from_spans(spans, start=T0, end=end, step=step, open_end=OPEN_END)
-    sums = tl.filter(resource="nodes").group_by("timestamp", "node_type").agg(pl.col("value").sum())
-    for t, node_type, value in sums.rows():
+    sums = tl.filter(resource="nodes").group_by("site", "timestamp", "node_type").agg(
+        pl.col("value").sum()
+    )
+    for site, t, node_type, value in sums.rows():
         expected = sum(
             r["nodes"] * seconds_inside(r["start"], r["end"], t, t + step)
-            for r in rows if r["level"] == "total" and r["node_type"] == node_type
+            for r in rows
+            if r["level"] == "total" and (r["site"], r["node_type"]) == (site, node_type)
         ) / step.total_seconds()
         assert abs(value - expected) < 1e-9
     check_hours_conserved(hours_conservation(spans, tl, start=T0, end=end, step=step,
