@@ -138,7 +138,7 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
         raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {_hours(holdback)})")
     out = Path(out_dir)
-    _remove_previous_outputs(out, blocks=blocks)
+    _remove_previous_outputs(out)
     tool = _find_promtool(promtool) if blocks else None
     files, write_seconds, promtool_seconds = _write_and_convert(
         kept, series, out, hours=hours, tool=tool, workers=workers, progress=progress)
@@ -147,7 +147,7 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
         step_seconds=checked.step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
         first_sample=_datetime(kept["t"].min()), last_sample=_datetime(kept["t"].max()),
         origins=checked.starts, series=series.height, samples=kept.height,
-        negative_samples=checked.frame.filter(pl.col("value") < 0).height,
+        negative_samples=kept.filter((pl.col("family") % 2 == 0) & (pl.col("value") < 0)).height,
         files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
                                     for f in files),
         blocks_created=tool is not None, blocks_requested=blocks, promtool=tool, write_seconds=write_seconds,
@@ -239,8 +239,8 @@ def _find_promtool(promtool: str | None) -> str | None:
     return shutil.which("promtool")
 
 
-def _remove_previous_outputs(out: Path, *, blocks: bool) -> None:
-    """Remove the files (and, when making blocks, the blocks) a previous run recorded in backfill.json."""
+def _remove_previous_outputs(out: Path) -> None:
+    """Remove the files and blocks a previous run recorded in backfill.json (a re-run replaces them)."""
     manifest = out / MANIFEST
     if not manifest.exists():
         return
@@ -250,10 +250,9 @@ def _remove_previous_outputs(out: Path, *, blocks: bool) -> None:
         raise TimelineError(f"{manifest} exists but is not a backfill manifest; use an empty --out") from None
     for entry in previous.get("files", []):
         (out / entry["path"]).unlink(missing_ok=True)
-        if blocks:
-            for ulid in entry.get("blocks", []):
-                if _ULID.match(ulid):
-                    shutil.rmtree(out / BLOCKS_DIR / ulid, ignore_errors=True)
+        for ulid in entry.get("blocks", []):
+            if _ULID.match(ulid):
+                shutil.rmtree(out / BLOCKS_DIR / ulid, ignore_errors=True)
     manifest.unlink()
 
 

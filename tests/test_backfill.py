@@ -114,6 +114,20 @@ def test_blocks_one_per_file_inside_its_window(timeline_dir, tmp_path, promtool)
         total += info.samples
     assert total == result.samples
     assert sorted(p.name for p in (tmp_path / "blocks").iterdir()) == sorted(result.blocks)
+    again = backfill(timeline_dir, tmp_path, blocks=True, promtool=promtool, block_hours=54, now=NOW)
+    assert set(again.blocks).isdisjoint(result.blocks)  # the re-run replaced the old blocks
+    assert sorted(p.name for p in (tmp_path / "blocks").iterdir()) == sorted(again.blocks)
+
+
+def test_negative_leaves_are_kept_and_counted(tmp_path):
+    frame = synthetic_timeline(start=START, hours=10, node_types=("a",), resources=("nodes",))
+    frame = frame.with_columns(value=pl.when((pl.col("state") == "idle") & (pl.col("timestamp") == START))
+                               .then(-1.0).otherwise(pl.col("value")))
+    result = backfill(write_timeline(frame, tmp_path / "tl"), tmp_path / "out", now=NOW)
+    assert result.negative_samples == 1
+    text = (tmp_path / "out" / result.files[0].path).read_text()
+    assert 'state="idle"} -1.0 1704067200' in text
+    assert 'openstack_usage_node_seconds_total{' in text and 'state="idle"} -3600.0 1704070800' in text
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
