@@ -179,3 +179,15 @@ def test_kvm_site_packs_vms_without_oversubscription(tmp_path):
                                        "'%\"name\": \"reservation:%'")).scalar()
         assert flavors > 0
         assert conn.execute(sa.text("SELECT count(*) FROM blazar.instance_reservations")).scalar() > 0
+
+
+def test_unreachable_server_is_one_clear_line(tmp_path, capsys):
+    from exporter.cli import main
+    from tests.support import free_port
+
+    url = f"mysql+pymysql://root:secret-pw@127.0.0.1:{free_port()}/"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate-site", "--db-url", url, "--hosts", "2", "--years", "0.1", "--truth-dir", str(tmp_path)])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "secret-pw" not in err and "Traceback" not in err

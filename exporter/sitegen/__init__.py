@@ -21,7 +21,7 @@ from exporter.sitegen.schema import CAPABILITY_SCHEMAS
 DEFAULT_START = dt.datetime(2016, 1, 1)
 KINDS = ("baremetal", "kvm")
 
-__all__ = ["CAPABILITY_SCHEMAS", "DEFAULT_START", "GeneratedSite", "KINDS", "QUIRKS", "default_truth_dir",
+__all__ = ["CAPABILITY_SCHEMAS", "DEFAULT_START", "GeneratedSite", "KINDS", "QUIRKS", "add_years", "default_truth_dir",
            "generate_site", "simulate"]
 
 Progress = Callable[[str, int, int], None]
