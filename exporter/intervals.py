@@ -54,11 +54,11 @@ def union_intervals(
         frame.select(*by, pl.col(start), closed_end(end, open_end).alias(end))
         .filter(pl.col(start).is_not_null() & (pl.col(end) > pl.col(start)))
         .sort([*by, start, end], nulls_last=True)
-        .with_columns(_reach=pl.col(end).cum_max().shift(1).over(by))
+        .with_columns(__reach=pl.col(end).cum_max().shift(1).over(by))
         .with_columns(
-            _run=(pl.col("_reach").is_null() | (pl.col(start) > pl.col("_reach"))).cum_sum()
+            __run=(pl.col("__reach").is_null() | (pl.col(start) > pl.col("__reach"))).cum_sum()
         )
-        .group_by([*by, "_run"])
+        .group_by([*by, "__run"])
         .agg(pl.col(start).min(), pl.col(end).max())
         .sort([*by, start], nulls_last=True)
         .select(*by, start, end)
@@ -87,20 +87,20 @@ def duplicate_overlap(
     """
     by = list(by)
     return (
-        frame.with_columns(_end=closed_end(end, open_end))
-        .sort([*by, start, "_end"], maintain_order=True, nulls_last=True)
-        .with_columns(_reach=pl.col("_end").cum_max().shift(1).over(by))
+        frame.with_columns(__end=closed_end(end, open_end))
+        .sort([*by, start, "__end"], maintain_order=True, nulls_last=True)
+        .with_columns(__reach=pl.col("__end").cum_max().shift(1).over(by))
         .with_columns(
-            pl.when(pl.col("_reach").is_null())
+            pl.when(pl.col("__reach").is_null())
             .then(0.0)
             .otherwise(
                 pl.max_horizontal(
-                    duration_hours(pl.col(start), pl.min_horizontal("_end", "_reach")), 0.0
+                    duration_hours(pl.col(start), pl.min_horizontal("__end", "__reach")), 0.0
                 )
             )
             .alias(hours)
         )
-        .drop("_end", "_reach")
+        .drop("__end", "__reach")
     )
 
 
@@ -130,21 +130,21 @@ def clip_to_parent(
     by = list(by)
     columns = children.collect_schema().names()
     base = _with_original_window(children, columns, start, end, original_start, original_end)
-    base = base.with_row_index("_child").with_columns(
-        _cs=pl.col(start), _ce=closed_end(end, open_end)
+    base = base.with_row_index("__child").with_columns(
+        __cs=pl.col(start), __ce=closed_end(end, open_end)
     )
     eras = union_intervals(parents, by=by, start=start, end=end, open_end=open_end).rename(
-        {start: "_ps", end: "_pe"}
+        {start: "__ps", end: "__pe"}
     )
     pieces = (
         base.join(eras, on=by, how="inner")
         .with_columns(
-            _s=pl.max_horizontal("_cs", "_ps"), _e=pl.min_horizontal("_ce", "_pe")
+            __s=pl.max_horizontal("__cs", "__ps"), __e=pl.min_horizontal("__ce", "__pe")
         )
-        .filter(pl.col("_s") < pl.col("_e"))
-        .select("_child", "_s", "_e")
+        .filter(pl.col("__s") < pl.col("__e"))
+        .select("__child", "__s", "__e")
     )
-    gaps = _gaps_between_pieces(base.select("_child", "_cs", "_ce"), pieces)
+    gaps = _gaps_between_pieces(base.select("__child", "__cs", "__ce"), pieces)
     out_columns = [c for c in columns if c != trimmed]  # a re-clipped child gets a fresh flag
     out_columns += [c for c in (original_start, original_end) if c not in columns]
     return (
@@ -174,20 +174,20 @@ def _with_original_window(
 
 
 def _gaps_between_pieces(children: pl.LazyFrame, pieces: pl.LazyFrame) -> pl.LazyFrame:
-    """Pieces of each child (``_child``, ``_cs``, ``_ce``) not covered by its sorted pieces."""
-    ordered = pieces.join(children, on="_child").sort("_child", "_s")
+    """Pieces of each child (``__child``, ``__cs``, ``__ce``) not covered by its sorted pieces."""
+    ordered = pieces.join(children, on="__child").sort("__child", "__s")
     before = ordered.with_columns(
-        _gs=pl.col("_e").shift(1).over("_child").fill_null(pl.col("_cs")), _ge=pl.col("_s")
+        __gs=pl.col("__e").shift(1).over("__child").fill_null(pl.col("__cs")), __ge=pl.col("__s")
     )
-    after = ordered.group_by("_child").agg(_gs=pl.col("_e").max(), _ge=pl.col("_ce").first())
-    untouched = children.join(pieces.select("_child").unique(), on="_child", how="anti").select(
-        "_child", _gs=pl.col("_cs"), _ge=pl.col("_ce")
+    after = ordered.group_by("__child").agg(__gs=pl.col("__e").max(), __ge=pl.col("__ce").first())
+    untouched = children.join(pieces.select("__child").unique(), on="__child", how="anti").select(
+        "__child", __gs=pl.col("__cs"), __ge=pl.col("__ce")
     )
-    trailing = pl.concat([before.select("_child", "_gs", "_ge"), after], how="vertical")
+    trailing = pl.concat([before.select("__child", "__gs", "__ge"), after], how="vertical")
     # An untouched child stays whole, even if empty or unbounded, so no child is lost.
     return (
-        pl.concat([trailing.filter(pl.col("_gs") < pl.col("_ge")), untouched], how="vertical")
-        .rename({"_gs": "_s", "_ge": "_e"})
+        pl.concat([trailing.filter(pl.col("__gs") < pl.col("__ge")), untouched], how="vertical")
+        .rename({"__gs": "__s", "__ge": "__e"})
     )
 
 
@@ -200,17 +200,17 @@ def _pieces_as_children(
     open_end: datetime,
     trimmed: str,
 ) -> pl.LazyFrame:
-    """Child rows re-windowed to their pieces (``_child``, ``_s``, ``_e``), sorted by child."""
-    still_open = pl.col(end).is_null() & (pl.col("_e") == open_end)
+    """Child rows re-windowed to their pieces (``__child``, ``__s``, ``__e``), sorted by child."""
+    still_open = pl.col(end).is_null() & (pl.col("__e") == open_end)
     return (
-        pieces.join(base, on="_child", how="inner")
-        .sort("_child", "_s", nulls_last=True)
+        pieces.join(base, on="__child", how="inner")
+        .sort("__child", "__s", nulls_last=True)
         .with_columns(
-            ((pl.col("_s") != pl.col("_cs")) | (pl.col("_e") != pl.col("_ce")))
+            ((pl.col("__s") != pl.col("__cs")) | (pl.col("__e") != pl.col("__ce")))
             .fill_null(False)
             .alias(trimmed),
-            pl.col("_s").alias(start),
-            pl.when(still_open).then(None).otherwise(pl.col("_e")).alias(end),
+            pl.col("__s").alias(start),
+            pl.when(still_open).then(None).otherwise(pl.col("__e")).alias(end),
         )
         .select(*columns, trimmed)
     )
