@@ -5,6 +5,11 @@ time = now) -> ``timeline.levels_at(spans, now)`` for the gauges and
 ``timeline.counters_until(spans, origin=history_start, at=now)`` for the counters. So the value
 served at t is what ``reconstruct`` computes for t from a snapshot of the same databases taken at
 t, and the counters continue the backfill (Σ value × step from history_start) without a jump.
+
+History is integrated once per full reload: the full computation at a reload fixes the counters
+at that moment C (the cut-off); later refreshes recompute only the spans that can reach past C
+(``exporter.live.recent``) and add their integral over [C, now). A change made after C to time
+before C (a backdated row) is therefore picked up at the next full reload.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from exporter.config import SiteConfig
 from exporter.db import open_engine
+from exporter.live.recent import recent_tables
 from exporter.live.state import USAGE_SCHEMA, Usage
 from exporter.live.tables import TableCache
 from exporter.sources import SourceTable, declared_tables
@@ -30,19 +36,34 @@ from exporter.sources import SourceTable, declared_tables
 JUST_BEFORE = dt.timedelta(microseconds=1)
 
 
-def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, now: dt.datetime) -> Usage:
-    """Gauges at ``now`` (left limit) and counters over [history_start, now) (USAGE_SCHEMA frames)."""
+def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, now: dt.datetime,
+                      since: Usage | None = None) -> Usage:
+    """Gauges at ``now`` (left limit) and counters over [history_start, now) (USAGE_SCHEMA frames).
+
+    With ``since`` (an earlier result at C = ``since.at``), ``tables`` may hold only the rows that
+    can reach past C (``recent_tables``): counters are then ``since.counters`` + ∫ over [C, now).
+    """
     from exporter.reconstruct import spans_from_tables
     from exporter.timeline import counters_until, levels_at
 
     span_set = spans_from_tables({name: frame.lazy() for name, frame in tables.items()}, site=site.name,
                                  snapshot_time=now, maintenance_projects=site.maintenance_projects)
     spans = _collected(span_set.spans)
+    origin = since.at if since is not None else site.history_start
+    counters = _usage_frame(counters_until(spans, origin=origin, at=now))
     return Usage(
         at=now,
         gauges=_usage_frame(levels_at(spans, now - JUST_BEFORE)),
-        counters=_usage_frame(counters_until(spans, origin=site.history_start, at=now)),
+        counters=counters if since is None else summed(since.counters, counters),
     )
+
+
+def summed(base: pl.DataFrame, increment: pl.DataFrame) -> pl.DataFrame:
+    """Per key, base + increment (a key missing on one side counts 0 there)."""
+    keys = [name for name in USAGE_SCHEMA if name != "value"]
+    joined = base.join(increment, on=keys, how="full", coalesce=True, suffix="_increment")
+    return joined.select(*keys, (pl.col("value").fill_null(0.0) + pl.col("value_increment").fill_null(0.0))
+                         .alias("value"))
 
 
 def _collected(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
@@ -81,12 +102,19 @@ class LiveSite:
         self.tables = TableCache({s.name: self._engines[site.url_for(s.schema)] for s in sources}, sources,
                                  full_reload_interval=full_reload_interval, query_timeout=site.query_timeout)
         self.timings: dict[str, float] = {}
+        self._cutoff_usage: Usage | None = None  # the full computation at the last full reload
 
     def __call__(self, now: dt.datetime) -> Usage:
         started = time.perf_counter()
         tables = self.tables.refresh(now)
         read_done = time.perf_counter()
-        usage = usage_from_tables(tables, site=self.site, now=now)
+        if self.tables.last_mode == "full" or self._cutoff_usage is None:
+            usage = usage_from_tables(tables, site=self.site, now=now)
+            self._cutoff_usage = usage
+        else:
+            cutoff = self._cutoff_usage
+            usage = usage_from_tables(recent_tables(tables, cutoff=cutoff.at), site=self.site, now=now,
+                                      since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
         return usage
 
