@@ -31,9 +31,13 @@ from exporter.sitegen import generate_site
 from tests import support
 
 ROOT = Path(__file__).resolve().parents[1]
-SITES = {"alpha": 1, "beta": 2}  # site -> generator seed
+SITES = {"alpha": 1, "beta": 2}  # generated sites -> generator seed
 HOSTS = 6
 DAYS = 20
+# A hand-made site, history only: 4 nodes whose reservable "idle" leaf is -1 for some hours (as a
+# reconstruction anomaly can make it), so its resource-seconds counter decreases there.
+NEGATIVE_SITE = "gamma"
+NEGATIVE_HOURS = range(30, 40)
 
 
 def scrape_config(target: str) -> str:
@@ -60,7 +64,7 @@ class DemoData:
 
     @property
     def sites(self) -> set[str]:
-        return set(SITES)
+        return {*SITES, NEGATIVE_SITE}
 
     @property
     def node_types(self) -> set[str]:
@@ -74,11 +78,13 @@ class DemoData:
                    - pl.max_horizontal("start", pl.lit(lo))).dt.total_seconds().clip(lower_bound=0)
         return total.select((pl.col("nodes") * overlap).sum()).item() / seconds
 
-    def timeline_hours_by_state(self, start: float, end: float, resource: str = "nodes") -> dict[str, float]:
-        """Σ value × 1 h over the timeline's hourly samples in [start, end), by state."""
+    def timeline_hours_by_state(self, start: float, end: float, *, site: str, resource: str = "nodes",
+                                pool: str | None = None) -> dict[str, float]:
+        """Σ value × 1 h over ``site``'s hourly timeline samples in [start, end), by state."""
         lo, hi = (dt.datetime.fromtimestamp(x, dt.timezone.utc).replace(tzinfo=None) for x in (start, end))
-        rows = self.timeline.filter(pl.col("resource") == resource, pl.col("timestamp") >= lo,
-                                    pl.col("timestamp") < hi)
+        rows = self.timeline.filter(pl.col("site") == site, pl.col("resource") == resource,
+                                    pl.col("timestamp") >= lo, pl.col("timestamp") < hi,
+                                    pl.col("pool") == pool if pool else pl.lit(True))
         return dict(rows.group_by("state").agg(pl.col("value").sum()).iter_rows())
 
 
@@ -98,6 +104,32 @@ def reconstructed_site(root: Path, name: str, seed: int, start: dt.datetime, pro
     return site, reconstruction.timeline, truth, result
 
 
+def negative_leaf_timeline(start: dt.datetime, hours: int) -> pl.DataFrame:
+    """NEGATIVE_SITE's timeline (TIMELINE_SCHEMA): leaves add up to 4 nodes every hour."""
+    rows = []
+    for hour in range(hours):
+        idle = -1.0 if hour in NEGATIVE_HOURS else 1.0
+        leaves = {("reservable", "available"): 2.0 - idle, ("reservable", "maintenance"): 0.0,
+                  ("reservable", "idle"): idle, ("reservable", "active"): 1.0, ("reservable", "stopped"): 0.0,
+                  ("ondemand", "available"): 1.0, ("ondemand", "active"): 0.0, ("ondemand", "stopped"): 0.0}
+        for (pool, state), nodes in leaves.items():
+            for resource, factor in (("nodes", 1.0), ("vcpus", 32.0), ("memory_bytes", 2.0**37),
+                                     ("disk_bytes", 2.0**39), ("gpus", 0.0)):
+                rows.append((NEGATIVE_SITE, start + dt.timedelta(hours=hour), "compute_zen", pool, state,
+                             resource, nodes * factor))
+    return pl.DataFrame(rows, schema=["site", "timestamp", "node_type", "pool", "state", "resource", "value"],
+                        orient="row")
+
+
+def negative_leaf_site(root: Path, start: dt.datetime, hours: int, promtool: str):
+    """NEGATIVE_SITE backfilled by the product's writer; returns (timeline, backfill result)."""
+    timeline = negative_leaf_timeline(start, hours)
+    (root / NEGATIVE_SITE).mkdir()
+    timeline.write_parquet(root / NEGATIVE_SITE / "timeline.parquet")
+    return timeline, backfill(root / NEGATIVE_SITE, root / "backfill" / NEGATIVE_SITE, blocks=True,
+                              promtool=promtool, origin=start)
+
+
 @contextlib.contextmanager
 def build_demo_data(root: Path, *, promtool: str):
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -113,6 +145,10 @@ def build_demo_data(root: Path, *, promtool: str):
         timelines.append(timeline)
         truths.append(truth)
         last.append(result.last_sample)
+    timeline, result = negative_leaf_site(root, start, DAYS * 24, promtool)
+    for block in result.blocks:
+        shutil.copytree(result.blocks_dir / block, data_dir / block)
+    timelines.append(timeline.cast(timelines[0].schema))
     computations = {site.name: (LiveSite(site), site.refresh_interval) for site in sites}
     with LiveExporter(computations, listen=f"127.0.0.1:{support.free_port()}") as exporter:
         target = exporter.url.split("//", 1)[1].split("/", 1)[0]
