@@ -74,7 +74,7 @@ def grid_means_from_deltas(
     """
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
-    key_index = deltas.select(keys).unique().sort(keys, nulls_last=True).with_row_index("__key")
+    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key")
     cells = pl.LazyFrame({"__cell": pl.int_range(0, n, dtype=pl.Int64, eager=True)}).with_columns(
         (pl.lit(start, dtype=pl.Datetime("us")) + pl.col("__cell") * step).alias(time)
     )
@@ -129,5 +129,9 @@ def _cell_weights(
             *(pl.col(v).alias(f"__full_{v}") for v in values),
             *((pl.col(v) * pl.col("__frac")).alias(f"__part_{v}") for v in values),
         )
-        .pipe(sums_by_sorted_key, by=["__pos"], values=[f"__{w}_{v}" for w in ("full", "part") for v in values])
+        .pipe(
+            sums_by_sorted_key,
+            by=["__pos"],
+            values=[f"__{kind}_{v}" for kind in ("full", "part") for v in values],
+        )
     )
