@@ -12,6 +12,7 @@ fresh child process so its peak RSS is the reconstruction's alone. Target: < 10 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import resource
@@ -43,16 +44,38 @@ def prepare(workdir: Path, hosts: int, years: float) -> tuple[Path, dt.datetime,
     return snapshot, site.start, site.end
 
 
-def measure(snapshot: Path, start: dt.datetime, end: dt.datetime, out: Path) -> dict:
-    """Run in this process: reconstruct + write, return wall seconds, peak RSS and sizes."""
-    from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+class StageClock:
+    """A silent progress reporter that records each stage's wall time and the peak RSS after it."""
 
+    def __init__(self) -> None:
+        self.stages: dict[str, dict] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int | None = None):
+        from exporter.progress import StageBar
+
+        began = time.perf_counter()
+        yield StageBar()
+        self.stages[name] = {"seconds": round(time.perf_counter() - began, 2),
+                             "peak_rss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def measure(snapshot: Path, start: dt.datetime, end: dt.datetime, out: Path) -> dict:
+    """Run in this process: reconstruct + write; wall and CPU seconds, peak RSS, per-stage times, sizes."""
+    import polars as pl
+
+    from exporter.reconstruct import ReconstructOptions, reconstruct_to_directory
+
+    clock = StageClock()
     began = time.perf_counter()
-    rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="bench", start=start, snapshot_time=end))
-    write_reconstruction(rec, out)
+    reconstruct_to_directory(snapshot, ReconstructOptions(site="bench", start=start, snapshot_time=end), out,
+                             progress=clock)
     wall = time.perf_counter() - began
-    return {"wall_seconds": round(wall, 2), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "spans": rec.spans.height, "rejected": rec.rejected.height, "timeline_rows": rec.timeline.height}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rows = {name: pl.scan_parquet(out / f"{name}.parquet").select(pl.len()).collect().item()
+            for name in ("spans", "rejected", "timeline")}
+    return {"wall_seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024), "stages": clock.stages, **rows}
 
 
 def main() -> None:
@@ -73,8 +96,11 @@ def main() -> None:
                             start.isoformat(), end.isoformat()], check=True, capture_output=True, text=True)
     result = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"reconstruct {args.hosts} hosts x {args.years:g} years @1h: {result['wall_seconds']} s wall, "
+          f"{result['cpu_seconds']} s CPU (user+sys, incl. snapshot load), "
           f"{result['peak_rss_mb']} MB peak RSS; {result['spans']:,} spans, {result['rejected']:,} rejected, "
-          f"{result['timeline_rows']:,} timeline rows")
+          f"{result['timeline']:,} timeline rows")
+    for name, stage in result["stages"].items():
+        print(f"  {name:<14} {stage['seconds']:>7.2f} s   peak RSS so far {stage['peak_rss_mb_after']:>6} MB")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from exporter.states import SERIES, series_name, series_weights
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
 TOLERANCE = 1e-7
 KEYS = ["level", "source_table"]
+# Below this a "trim" is float round-off of two sums, not a cut (real cuts are >= 1 second).
+FLOAT_NOISE_HOURS = 1e-6
 
 
 def input_totals(windows: pl.DataFrame, *, snapshot_time: dt.datetime) -> pl.DataFrame:
@@ -47,7 +49,7 @@ def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, sna
     return (
         was.join(now, on=keys, how="inner")
         .with_columns((pl.col("was") - pl.col("now")).alias("hours"), pl.lit(reason).alias("reason"))
-        .filter(pl.col("hours") > 0)
+        .filter(pl.col("hours") > FLOAT_NOISE_HOURS)
         .select("level", "source_table", "reason", "year", "hours")
     )
 

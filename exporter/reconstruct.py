@@ -271,24 +271,30 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     InvariantViolation (rows or hours do not balance).
     """
     progress = progress or SILENT
-    with progress.stage("load snapshot"):
-        loaded = reconstruct_io.load_snapshot(Path(snapshot_dir), snapshot_time=options.snapshot_time)
-    with progress.stage("spans"):
-        span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
-                                     maintenance_projects=options.maintenance_projects)
-    end = options.end or floor_to_step(loaded.snapshot_time, options.start, options.step)
+    span_set, snapshot_time, time_source = _snapshot_spans(Path(snapshot_dir), options, progress)
+    end = options.end or floor_to_step(snapshot_time, options.start, options.step)
     if end <= options.start:
         raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
     with progress.stage("timeline"):
         timeline = timeline_from_spans(span_set.spans, start=options.start, end=end, step=options.step,
-                                       open_end=loaded.snapshot_time)
+                                       open_end=snapshot_time)
     with progress.stage("audit"):
-        audit = dict(span_set.audit, snapshot_time_source=loaded.snapshot_time_source)
+        audit = dict(span_set.audit, snapshot_time_source=time_source)
         audit["timeline"] = auditing.timeline_accounting(
-            span_set.spans, timeline, start=options.start, end=end, step=options.step,
-            snapshot_time=loaded.snapshot_time)
+            span_set.spans, timeline, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
         auditing.check_invariants(audit)
     return Reconstruction(span_set.spans, span_set.rejected, timeline, audit)
+
+
+def _snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
+                    progress: Progress) -> tuple[SpanSet, dt.datetime, str]:
+    """Load (declared columns only) and build spans; the raw tables are freed on return."""
+    with progress.stage("load snapshot"):
+        loaded = reconstruct_io.load_snapshot(snapshot_dir, snapshot_time=options.snapshot_time)
+    with progress.stage("spans"):
+        span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
+                                     maintenance_projects=options.maintenance_projects)
+    return span_set, loaded.snapshot_time, loaded.snapshot_time_source
 
 
 def reconstruct_to_directory(snapshot_dir: Path, options: ReconstructOptions, out_dir: Path,

@@ -76,7 +76,8 @@ class SpanBooks:
         A row with no piece kept is rejected with ``reason``; the removed part of the others
         is clipped hours (reason outside_parent, or duplicate_entity when keeping the outside).
         """
-        inside, beyond = intervals.clip_to_parent(spans.lazy(), parents.lazy(), by=by, open_end=self.snapshot_time)
+        relevant = parents.lazy().join(spans.lazy().select(by).unique(), on=list(by), how="semi")
+        inside, beyond = intervals.clip_to_parent(spans.lazy(), relevant, by=by, open_end=self.snapshot_time)
         kept = (beyond if outside else inside).collect().drop("trimmed")
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
         return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
