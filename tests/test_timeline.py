@@ -174,3 +174,22 @@ def test_negative_leaf_is_kept_and_reported():
         (at(0), "idle", "nodes", -1.0)
     ]
     assert tl.filter(state="idle", resource="nodes")["value"].to_list() == [-1.0, 0.0]
+
+
+def test_open_span_counts_in_counters_up_to_the_instant_asked_about():
+    spans = frame(span("total", at(0), None))
+    got = counters_until(spans, origin=T0, at=at(5)).filter(
+        resource="nodes", pool="ondemand", state="available"
+    )
+    assert got["value"].to_list() == [5 * 3600.0]
+
+
+def test_span_starting_after_the_instant_is_not_live():
+    spans = frame(span("total", at(0), None), span("reservable", at(2), None))
+    assert nodes(levels_at(spans, at(1)), 1) == {"ondemand/available": 1.0}
+
+
+def test_lazy_spans_give_the_same_timeline():
+    eager = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    lazy = timeline_from_spans(HOST.lazy(), start=T0, end=END, step=HOUR, open_end=END)
+    assert lazy.equals(eager)
