@@ -191,3 +191,22 @@ def test_unreachable_server_is_one_clear_line(tmp_path, capsys):
     assert exit_info.value.code != 0
     err = capsys.readouterr().err
     assert "cannot connect" in err and "secret-pw" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["baremetal", "kvm"])
+def test_request_specs_name_the_true_reservation(tmp_path, kind):
+    site = generate_site(f"sqlite:///{tmp_path}/main.sqlite", hosts=6, years=0.2, seed=4, kind=kind, quirks=set())
+    engine = open_engine(site.url)
+    with engine.connect() as conn:
+        specs = conn.execute(sa.text("SELECT instance_uuid, spec FROM nova_api.request_specs")).fetchall()
+    engine.dispose()
+    linked = {}
+    for uuid, text in specs:
+        data = json.loads(text)["nova_object.data"]
+        hint = (data["scheduler_hints"] or {}).get("reservation", [None])[0]
+        flavor = data["flavor"]["nova_object.data"]["name"]
+        linked[uuid] = hint or (flavor.split(":", 1)[1] if flavor.startswith("reservation:") else None)
+    occupied = pl.read_parquet(site.truth_dir / "truth_spans.parquet").filter(level="occupied")
+    assert occupied.height > 0
+    for uuid, reservation in occupied.select("entity_id", "reservation_id").iter_rows():
+        assert linked[uuid] == reservation

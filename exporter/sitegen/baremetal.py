@@ -23,7 +23,8 @@ from exporter.sitegen.model import (
 MAINTENANCE = Owner("maintenance", "admin")
 TARGET_COMMITTED = 0.55  # fraction of reservable node-hours users try to book
 MEAN_NODES = 1.85
-NODES_CHOICES, NODES_WEIGHTS = (1, 2, 3, 4), (0.5, 0.25, 0.15, 0.1)
+NODES_CHOICES, NODES_CUMULATIVE = (1, 2, 3, 4), (0.5, 0.75, 0.9, 1.0)
+RUNS_CHOICES, RUNS_CUMULATIVE = (1, 2, 3), (0.7, 0.9, 1.0)
 
 
 def projects(rng: Rng, count: int) -> list[list[Owner]]:
@@ -60,9 +61,9 @@ class Calendar:
 def enrolled_row(host: Host, start: int, end: int) -> BlazarHostRow | None:
     """The primary Blazar row enrolling ``host`` over all of [start, end), if any."""
     for inc in host.incarnations:
-        row = inc.primary
-        if row is not None and row.start <= start and (row.end is None or row.end >= end):
-            return row
+        for row in inc.blazar:
+            if not row.duplicate and row.start <= start and (row.end is None or row.end >= end):
+                return row
     return None
 
 
@@ -123,7 +124,7 @@ class BaremetalSimulation:
         rng, quirks = self.rng, self.quirks
         maintenance = "maintenance_leases" in quirks and rng.random() < 0.04
         owner = MAINTENANCE if maintenance else rng.choice(rng.choice(self.projects))
-        nodes = 1 if maintenance else rng.choices(NODES_CHOICES, NODES_WEIGHTS)[0]
+        nodes = 1 if maintenance else rng.pick(NODES_CHOICES, NODES_CUMULATIVE)
         start = (created // MINUTE + 1) * MINUTE
         if "advance_bookings" in quirks and not maintenance and rng.random() < 0.2:
             start += rng.between(HOUR, 14 * DAY) // MINUTE * MINUTE
@@ -151,8 +152,10 @@ class BaremetalSimulation:
         chosen = []
         for step in range(len(candidates)):
             host = candidates[(offset + step) % len(candidates)]
+            if not self.calendar.free(host, start, end):
+                continue
             row = enrolled_row(host, start, end)
-            if row is not None and self.calendar.free(host, start, end):
+            if row is not None:
                 chosen.append((host, row))
                 if len(chosen) == nodes:
                     break
@@ -200,7 +203,7 @@ class BaremetalSimulation:
         owner = Owner(lease.project_id, lease.user_id)
         ends_by_blazar = w_end == lease.end or w_end == lease.deleted or alloc.deleted == w_end
         t = w_start + (rng.between(MINUTE, HOUR) if rng.random() < 0.7 else rng.between(HOUR, DAY))
-        runs = rng.choices((1, 2, 3), (0.7, 0.2, 0.1))[0]
+        runs = rng.pick(RUNS_CHOICES, RUNS_CUMULATIVE)
         for run in range(runs):
             if t >= min(w_end, self.end) - 40 * MINUTE:
                 return

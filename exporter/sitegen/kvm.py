@@ -31,6 +31,8 @@ FLAVORS = (
     Flavor("m1.large", 4, 8192, 80), Flavor("m1.xlarge", 8, 16384, 160),
 )
 FLAVOR_WEIGHTS = (0.15, 0.35, 0.25, 0.17, 0.08)
+FLAVOR_CUMULATIVE = (0.15, 0.5, 0.75, 0.92, 1.0)
+SLOT_FLAVORS, SLOT_CUMULATIVE = FLAVORS[2:], (0.4, 0.8, 1.0)
 TARGET_VCPU_USE = 0.45
 MIN_LIFE, MAX_LIFE = 10 * MINUTE, 90 * DAY
 
@@ -81,7 +83,7 @@ class KvmSimulation:
             t += rng.expovariate(rate)
             if t >= self.end - HOUR:
                 return
-            flavor = rng.choices(FLAVORS, FLAVOR_WEIGHTS)[0]
+            flavor = rng.pick(FLAVORS, FLAVOR_CUMULATIVE)
             placed = self._place(int(t), flavor)
             if placed is None:
                 continue
@@ -132,7 +134,7 @@ class KvmSimulation:
 
     def _request_lease(self, created: int) -> None:
         rng = self.rng
-        flavor = rng.choices(FLAVORS[2:], (0.4, 0.4, 0.2))[0]
+        flavor = rng.pick(SLOT_FLAVORS, SLOT_CUMULATIVE)
         amount = rng.randint(1, 4)
         start = (created // MINUTE + 1) * MINUTE
         if "advance_bookings" in self.quirks and rng.random() < 0.2:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 
@@ -166,24 +167,42 @@ def _event_rows(ordered: list[Instance]) -> Iterator[tuple]:
                    event_host, None, action.start + 1, action.finish, None, 0)
 
 
+_SPEC = ('{{"nova_object.name": "RequestSpec", "nova_object.namespace": "nova", "nova_object.version": "1.12", '
+         '"nova_object.data": {{"instance_uuid": {uuid}, "project_id": {project}, "user_id": {user}, '
+         '"num_instances": 1, "availability_zone": null, "is_bfv": false, "scheduler_hints": {hints}, '
+         '"flavor": {flavor}, "numa_topology": null, "pci_requests": null, "instance_group": null, '
+         '"force_hosts": null, "force_nodes": null, "ignore_hosts": null, "security_groups": null}}, '
+         '"nova_object.changes": ["scheduler_hints"]}}')
+
+
 def request_spec(inst: Instance, flavor_ids: dict[str, int]) -> str:
-    """The RequestSpec primitive as Nova stores it (hint for physical:host reservations)."""
-    hints = {"reservation": [inst.reservation_id]} if inst.reservation_id and inst.flavor_name == "baremetal" else {}
-    flavor = {"nova_object.name": "Flavor", "nova_object.namespace": "nova", "nova_object.version": "1.2",
-              "nova_object.data": {"id": flavor_ids.get(inst.flavor_name, 1), "name": inst.flavor_name,
-                                   "flavorid": inst.flavor_name.split(":")[-1], "vcpus": inst.vcpus,
-                                   "memory_mb": inst.memory_mb, "root_gb": inst.disk_gb, "ephemeral_gb": 0,
-                                   "swap": 0, "rxtx_factor": 1.0, "vcpu_weight": 0, "disabled": False,
-                                   "is_public": inst.reservation_id is None, "extra_specs": {},
-                                   "description": None},
-              "nova_object.changes": ["extra_specs"]}
-    data = {"instance_uuid": inst.uuid, "project_id": inst.project_id, "user_id": inst.user_id,
-            "num_instances": 1, "availability_zone": None, "is_bfv": False, "scheduler_hints": hints,
-            "flavor": flavor, "numa_topology": None, "pci_requests": None, "instance_group": None,
-            "force_hosts": None, "force_nodes": None, "ignore_hosts": None, "security_groups": None}
-    return json.dumps({"nova_object.name": "RequestSpec", "nova_object.namespace": "nova",
-                       "nova_object.version": "1.12", "nova_object.data": data,
-                       "nova_object.changes": ["scheduler_hints"]}, separators=(", ", ": "))
+    """The RequestSpec primitive as Nova stores it (JSON text).
+
+    physical:host instances carry the scheduler hint ``reservation: [<id>]`` with the public
+    ``baremetal`` flavor; flavor:instance ones use Blazar's private ``reservation:<id>`` flavor.
+    """
+    hinted = inst.reservation_id and not inst.flavor_name.startswith("reservation:")
+    hints = json.dumps({"reservation": [inst.reservation_id]}) if hinted else "{}"
+    flavor = _flavor_json(inst.flavor_name, flavor_ids.get(inst.flavor_name, 1), inst.vcpus, inst.memory_mb,
+                          inst.disk_gb)
+    return _SPEC.format(uuid=json.dumps(inst.uuid), project=json.dumps(inst.project_id),
+                        user=json.dumps(inst.user_id), hints=hints, flavor=flavor)
+
+
+@functools.lru_cache(maxsize=4096)
+def _flavor_json(name: str, flavor_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> str:
+    extra_specs = {}
+    if name.startswith("reservation:"):
+        reservation = name.split(":", 1)[1]
+        extra_specs = {"aggregate_instance_extra_specs:reservation": reservation,
+                       f"resources:CUSTOM_RESERVATION_{reservation.upper().replace('-', '_')}": "1"}
+    return json.dumps({
+        "nova_object.name": "Flavor", "nova_object.namespace": "nova", "nova_object.version": "1.2",
+        "nova_object.data": {"id": flavor_id, "name": name, "flavorid": name.split(":")[-1], "vcpus": vcpus,
+                             "memory_mb": memory_mb, "root_gb": disk_gb, "ephemeral_gb": 0, "swap": 0,
+                             "rxtx_factor": 1.0, "vcpu_weight": 0, "disabled": False,
+                             "is_public": not extra_specs, "extra_specs": extra_specs, "description": None},
+        "nova_object.changes": ["extra_specs"]})
 
 
 def broken_rows(world: World, quirks: frozenset[str], counts: dict[str, int]) -> dict[str, list[tuple]]:
