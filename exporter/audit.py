@@ -158,7 +158,9 @@ def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: d
     step_hours = step.total_seconds() / 3600.0
     leaf_hours = {
         (row["pool"], row["state"], row["resource"]): row["value"] * step_hours
-        for row in timeline.group_by("pool", "state", "resource").agg(pl.col("value").sum()).to_dicts()
+        for row in timeline.lazy().group_by("pool", "state", "resource").agg(pl.col("value").sum())
+        # streaming: the in-memory engine row-encodes 10^7 string keys (gigabytes) for 40 groups
+        .collect(engine="streaming").to_dicts()
     }
     weights = series_weights()
     levels = []

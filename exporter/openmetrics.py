@@ -38,6 +38,7 @@ class CheckedTimeline:
     """A timeline that passed :func:`check_timeline`."""
 
     frame: pl.DataFrame  # TIMELINE_SCHEMA columns, in input order
+    keys: pl.DataFrame  # SERIES_KEYS: one row per series
     step_seconds: int
     starts: dict[str, dt.datetime]  # site -> first grid time (the counters' origin)
     ends: dict[str, dt.datetime]  # site -> last grid time + step (end of the covered range)
@@ -73,9 +74,9 @@ def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> C
     if step_us % _US or (step_seconds and step_us != step_seconds * _US):
         raise TimelineError(f"timeline step {step_us / _US:g}s is not the expected whole number of seconds"
                             + (f" ({step_seconds}s)" if step_seconds else ""))
-    _check_dense(frame, grid)
+    keys = _series_keys(frame, grid)
     step = dt.timedelta(microseconds=step_us)
-    return CheckedTimeline(frame=frame, step_seconds=step_us // _US,
+    return CheckedTimeline(frame=frame, keys=keys, step_seconds=step_us // _US,
                            starts=dict(zip(grid["site"], grid["start"])),
                            ends={site: last + step for site, last in zip(grid["site"], grid["last"])})
 
@@ -127,8 +128,9 @@ def _check_values(frame: pl.DataFrame) -> None:
                             "(promtool silently drops them)")
 
 
-def _check_dense(frame: pl.DataFrame, grid: pl.DataFrame) -> None:
-    """Each series has exactly one row per grid time of its site (no duplicates, no holes)."""
+def _series_keys(frame: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
+    """The series (SERIES_KEYS), after checking each has exactly one row per grid time of its
+    site (no duplicates, no holes)."""
     counts = (frame.group_by(SERIES_KEYS).agg(rows=pl.len(), times=pl.col("timestamp").n_unique())
               .join(grid.select("site", "points"), on="site"))
     duplicates = counts.select((pl.col("rows") - pl.col("times")).sum()).item()
@@ -141,18 +143,20 @@ def _check_dense(frame: pl.DataFrame, grid: pl.DataFrame) -> None:
         key = ", ".join(f"{name}={row[name]}" for name in SERIES_KEYS)
         raise TimelineError(f"timeline grid is irregular: {holes.height} series lack grid times, e.g. "
                             f"({key}) has {row['times']} of the site's {row['points']} timestamps")
+    return counts.select(SERIES_KEYS)
 
 
 def series_labels(checked: CheckedTimeline, *, job: str, instance: str) -> pl.DataFrame:
     """One row per series: SERIES_KEYS, ``labels`` (``{instance="…",…,state="…"}``, sorted and
-    escaped) and ``rank`` (UInt32, the series' position in label order, which is output order)."""
+    escaped) and ``rank`` (UInt32: position in output order = family, then labels)."""
     fixed = f'{{instance="{escape_label(instance)}",job="{escape_label(job)}",'
     parts = [pl.lit(fixed)]
     for i, name in enumerate(("node_type", "pool", "site", "state")):
         parts += [pl.lit(("," if i else "") + f'{name}="'), _escaped(pl.col(name)), pl.lit('"')]
-    return (checked.frame.select(SERIES_KEYS).unique()
+    family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
+    return (checked.keys
             .with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
-            .sort("labels", "resource")
+            .sort(pl.col("resource").replace_strict(family_order, return_dtype=pl.UInt8), "labels")
             .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
 
 
@@ -162,8 +166,9 @@ def sample_values(checked: CheckedTimeline, series: pl.DataFrame, *,
 
     Output columns: ``family`` (UInt8: 2 * index into exporter.metrics.FAMILIES, + 1 for the
     counter), ``rank`` (from :func:`series_labels`), ``t`` (Int64 epoch seconds), ``value``.
-    Sorted by family, rank, t. ``origin`` (if given) must equal each site's first grid time:
-    counters integrate from there.
+    All gauge rows, then all counter rows; each in (rank, t) order, which within a family is the
+    output order. ``origin`` (if given) must equal each site's first grid time: counters
+    integrate from there.
     """
     _check_origin(checked, origin)
     family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
@@ -171,12 +176,12 @@ def sample_values(checked: CheckedTimeline, series: pl.DataFrame, *,
               .join(series.lazy().select(*SERIES_KEYS, "rank"), on=list(SERIES_KEYS))
               .select(family=pl.col("resource").replace_strict(family_index, return_dtype=pl.UInt8),
                       rank=pl.col("rank"), t=pl.col("timestamp").dt.epoch("s"), value=pl.col("value"))
-              .sort("family", "rank", "t")
+              .sort(pl.col("rank").cast(pl.Int64) * (1 << 40) + pl.col("t"))  # one integer key: fast
               .collect())
     counters = gauges.select(
         family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
         value=(pl.col("value") * checked.step_seconds).cum_sum().shift(1, fill_value=0.0).over("rank"))
-    return pl.concat([gauges, counters]).sort("family", maintain_order=True)  # each part is in (rank, t) order
+    return pl.concat([gauges, counters])
 
 
 def _check_origin(checked: CheckedTimeline, origin: dt.datetime | None) -> None:
@@ -248,7 +253,7 @@ def write_samples(lines: pl.DataFrame, out: BinaryIO) -> None:
     One ``write_csv`` per family with a space separator and no quoting produces exactly
     ``name{labels} value timestamp`` lines (polars prints floats in shortest round-trip form).
     """
-    for (index,), part in lines.partition_by("family", maintain_order=True, as_dict=True).items():
+    for (index,), part in sorted(lines.partition_by("family", maintain_order=True, as_dict=True).items()):
         out.write(family_header(index))
         part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never",
                                                       separator=" ", line_terminator="\n")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from exporter.adapters import common
-from exporter.adapters.nova_hosts import host_windows_checked
+from exporter.adapters.nova_hosts import host_windows
 from exporter.schema import UNKNOWN_NODE_TYPE
 from exporter.sources import TIMESTAMPS, SourceTable
 
@@ -37,19 +37,7 @@ GPU_COUNT_CAPABILITIES = ("gpu.gpu_count", "gpu_count")
 
 def blazar_host_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """One row per computehosts row: [created_at, deleted_at), as ``nova_host_windows``."""
-    if "blazar.computehosts" not in tables:
-        return host_windows_checked([])
-    rows = common.typed(tables["blazar.computehosts"], {
-        "id": common.ID, "hypervisor_hostname": common.TEXT, "hypervisor_type": common.TEXT,
-        "created_at": common.WHEN, "deleted_at": common.WHEN,
-        "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "local_gb": common.NUMBER,
-    })
-    return host_windows_checked([rows.select(
-        pl.lit("blazar.computehosts").alias("source_table"), pl.col("id").alias("source_id"),
-        "hypervisor_hostname", "hypervisor_type",
-        pl.col("created_at").alias("start"), pl.col("deleted_at").alias("end"),
-        "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"),
-    )])
+    return host_windows(tables, ("blazar.computehosts",))
 
 
 def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:

@@ -31,6 +31,17 @@ def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str]) -> pl.
     return lazy.with_columns(typed_columns).select(list(columns))
 
 
+def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[str, ...],
+                columns: Mapping[str, str]) -> pl.LazyFrame:
+    """``typed`` rows of every table in ``names`` present in ``tables`` (e.g. a table and its
+    ``shadow_`` archive), stacked, with a ``source_table`` column naming each row's table."""
+    parts = [typed(tables[name], columns).with_columns(pl.lit(name).alias("source_table"))
+             for name in names if name in tables]
+    if not parts:
+        return typed(pl.LazyFrame(), columns).with_columns(pl.lit(None, dtype=pl.String).alias("source_table"))
+    return pl.concat(parts, how="vertical")
+
+
 def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
     if dtype is None or dtype == pl.Null:
         target = {ID: pl.String(), TEXT: pl.String(), NUMBER: pl.Float64(), WHEN: TIME}[kind]

@@ -27,10 +27,10 @@ READS = (
                 optional=True, description="nova-compute services (context only)"),
 )
 
-HOST_EVIDENCE_COLUMNS = {
-    "source_table": common.TEXT, "source_id": common.ID, "hypervisor_hostname": common.TEXT,
-    "hypervisor_type": common.TEXT, "start": common.WHEN, "end": common.WHEN,
-    "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "disk_gb": common.NUMBER,
+HOST_ROW_COLUMNS = {
+    "id": common.ID, "hypervisor_hostname": common.TEXT, "hypervisor_type": common.TEXT,
+    "created_at": common.WHEN, "deleted_at": common.WHEN,
+    "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "local_gb": common.NUMBER,
 }
 
 
@@ -45,35 +45,22 @@ def host_evidence_rules() -> list[tuple[str, pl.Expr]]:
 
 
 def nova_host_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """One row per compute_nodes (and shadow_compute_nodes) row: [created_at, deleted_at).
+    """One row per compute_nodes (and shadow_compute_nodes) row: [created_at, deleted_at)."""
+    return host_windows(tables, ("nova.compute_nodes", "nova.shadow_compute_nodes"))
 
-    Output: HOST_EVIDENCE_COLUMNS + rejection_reason (null when the row is usable).
+
+def host_windows(tables: Mapping[str, pl.LazyFrame], names: tuple[str, ...]) -> pl.LazyFrame:
+    """Host rows of the tables ``names`` as evidence windows, with their rejection reason.
+
+    Output: source_table, source_id, hypervisor_hostname, hypervisor_type, start (created_at),
+    end (deleted_at), vcpus, memory_mb, disk_gb, rejection_reason (null when usable).
     """
-    parts = []
-    for name in ("nova.compute_nodes", "nova.shadow_compute_nodes"):
-        if name not in tables:
-            continue
-        rows = common.typed(tables[name], {
-            "id": common.ID, "hypervisor_hostname": common.TEXT, "hypervisor_type": common.TEXT,
-            "created_at": common.WHEN, "deleted_at": common.WHEN,
-            "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "local_gb": common.NUMBER,
-        })
-        parts.append(rows.select(
-            pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"),
-            "hypervisor_hostname", "hypervisor_type",
-            pl.col("created_at").alias("start"), pl.col("deleted_at").alias("end"),
-            "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"),
-        ))
-    return host_windows_checked(parts)
-
-
-def host_windows_checked(parts: list[pl.LazyFrame]) -> pl.LazyFrame:
-    """Concatenated host evidence with ``rejection_reason`` from ``host_evidence_rules``."""
-    if not parts:
-        return common.typed(pl.LazyFrame(), HOST_EVIDENCE_COLUMNS).with_columns(
-            pl.lit(None, dtype=pl.String).alias("rejection_reason"))
-    return pl.concat(parts, how="vertical_relaxed").with_columns(
-        common.first_rule_failed(host_evidence_rules()))
+    rows = common.typed_union(tables, names, HOST_ROW_COLUMNS)
+    return rows.select(
+        "source_table", pl.col("id").alias("source_id"), "hypervisor_hostname", "hypervisor_type",
+        pl.col("created_at").alias("start"), pl.col("deleted_at").alias("end"),
+        "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"),
+    ).with_columns(common.first_rule_failed(host_evidence_rules()))
 
 
 def host_reject_detail() -> pl.Expr:

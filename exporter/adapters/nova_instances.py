@@ -36,6 +36,7 @@ READS = (
 )
 
 TERMINATE_EVENT = "compute_terminate_instance"
+ACTION_TABLES = ("nova.instance_actions", "nova.shadow_instance_actions")
 SUCCESS = "Success"
 
 
@@ -78,22 +79,17 @@ def instance_reject_detail() -> pl.Expr:
 
 
 def _instance_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    parts = []
-    for name in ("nova.instances", "nova.shadow_instances"):
-        if name not in tables:
-            continue
-        rows = common.typed(tables[name], {
-            "id": common.ID, "uuid": common.ID, "project_id": common.TEXT, "node": common.TEXT,
-            "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "root_gb": common.NUMBER,
-            "ephemeral_gb": common.NUMBER, "created_at": common.WHEN, "launched_at": common.WHEN,
-            "terminated_at": common.WHEN, "deleted_at": common.WHEN})
-        parts.append(rows.select(
-            pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"),
-            pl.col("uuid").alias("entity_id"), pl.col("node").alias("hypervisor_hostname"), "project_id",
-            "vcpus", "memory_mb",
-            (pl.col("root_gb").fill_null(0) + pl.col("ephemeral_gb").fill_null(0)).alias("disk_gb"),
-            "created_at", "launched_at", "terminated_at", "deleted_at"))
-    return pl.concat(parts, how="vertical_relaxed")
+    rows = common.typed_union(tables, ("nova.instances", "nova.shadow_instances"), {
+        "id": common.ID, "uuid": common.ID, "project_id": common.TEXT, "node": common.TEXT,
+        "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "root_gb": common.NUMBER,
+        "ephemeral_gb": common.NUMBER, "created_at": common.WHEN, "launched_at": common.WHEN,
+        "terminated_at": common.WHEN, "deleted_at": common.WHEN})
+    return rows.select(
+        "source_table", pl.col("id").alias("source_id"),
+        pl.col("uuid").alias("entity_id"), pl.col("node").alias("hypervisor_hostname"), "project_id",
+        "vcpus", "memory_mb",
+        (pl.col("root_gb").fill_null(0) + pl.col("ephemeral_gb").fill_null(0)).alias("disk_gb"),
+        "created_at", "launched_at", "terminated_at", "deleted_at")
 
 
 def _links(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
@@ -109,33 +105,25 @@ def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     change then, and the host stays held either way. ``failed``: Nova marked the action
     ``message='Error'`` or one of its events has result Error.
     """
-    parts = []
-    for name in ("nova.instance_actions", "nova.shadow_instance_actions"):
-        if name not in tables:
-            continue
-        rows = common.typed(tables[name], {
-            "id": common.ID, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
-            "created_at": common.WHEN, "message": common.TEXT})
-        parts.append(rows.select(
-            pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
-            pl.col("instance_uuid").alias("entity_id"), "action",
-            pl.coalesce("start_time", "created_at").alias("at"),
-            (pl.col("message").fill_null("") == "Error").alias("marked_error")))
+    rows = common.typed_union(tables, ACTION_TABLES, {
+        "id": common.ID, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
+        "created_at": common.WHEN, "message": common.TEXT})
+    actions = rows.select(
+        "source_table", pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
+        pl.col("instance_uuid").alias("entity_id"), "action",
+        pl.coalesce("start_time", "created_at").alias("at"),
+        (pl.col("message").fill_null("") == "Error").alias("marked_error"))
     outcomes = _event_rows(tables).group_by("action_id").agg(
         (pl.col("result") == "Error").any().alias("event_error"))
-    return pl.concat(parts, how="vertical_relaxed").join(outcomes, on="action_id", how="left").select(
+    return actions.join(outcomes, on="action_id", how="left").select(
         "source_table", "source_id", "action_id", "entity_id", "action", "at",
         (pl.col("marked_error") | pl.col("event_error").fill_null(False)).alias("failed"))
 
 
 def _event_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    parts = [
-        common.typed(tables[name], {
-            "action_id": common.ID, "event": common.TEXT, "result": common.TEXT,
-            "start_time": common.WHEN, "finish_time": common.WHEN})
-        for name in ("nova.instance_actions_events", "nova.shadow_instance_actions_events") if name in tables
-    ]
-    return pl.concat(parts, how="vertical_relaxed")
+    return common.typed_union(tables, ("nova.instance_actions_events", "nova.shadow_instance_actions_events"), {
+        "action_id": common.ID, "event": common.TEXT, "result": common.TEXT,
+        "start_time": common.WHEN, "finish_time": common.WHEN})
 
 
 def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
@@ -150,9 +138,5 @@ def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def _action_owners(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    parts = [
-        common.typed(tables[name], {"id": common.ID, "instance_uuid": common.ID}).select(
-            pl.col("id").alias("action_id"), pl.col("instance_uuid").alias("entity_id"))
-        for name in ("nova.instance_actions", "nova.shadow_instance_actions") if name in tables
-    ]
-    return pl.concat(parts, how="vertical_relaxed")
+    rows = common.typed_union(tables, ACTION_TABLES, {"id": common.ID, "instance_uuid": common.ID})
+    return rows.select(pl.col("id").alias("action_id"), pl.col("instance_uuid").alias("entity_id"))
