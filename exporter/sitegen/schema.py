@@ -59,8 +59,10 @@ def build_metadata(capability_schema: str = "property_id") -> sa.MetaData:
         raise ValueError(f"capability_schema must be one of {CAPABILITY_SCHEMAS}")
     md = sa.MetaData()
     _nova_tables(md)
+    _nova_instance_tables(md)
     _nova_api_tables(md)
     _blazar_tables(md)
+    _blazar_host_tables(md)
     _capability_tables(md, capability_schema)
     _legacy_tables(md)
     return md
@@ -106,6 +108,9 @@ def _nova_tables(md: sa.MetaData) -> None:
         sa.Column("mapped", sa.Integer),
         *_nova_timestamps(), schema="nova",
     )
+
+
+def _nova_instance_tables(md: sa.MetaData) -> None:
     sa.Table(
         "instances", md, _int_pk(),
         sa.Column("user_id", _s()), sa.Column("project_id", _s()),
@@ -190,6 +195,9 @@ def _blazar_tables(md: sa.MetaData) -> None:
         sa.Column("server_group_id", sa.String(36)),
         *_blazar_timestamps(), schema="blazar",
     )
+
+
+def _blazar_host_tables(md: sa.MetaData) -> None:
     sa.Table(
         "computehosts", md, _uuid_pk(),
         sa.Column("vcpus", sa.Integer, nullable=False), sa.Column("cpu_info", MEDIUMTEXT, nullable=False),
