@@ -134,6 +134,8 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     cutoff = min(now, max(checked.ends.values())) - holdback
     series = series_labels(checked, job=job, instance=instance)
     kept = sample_values(checked, series, origin=origin).filter(pl.col("t") < _epoch(cutoff))
+    origins, step_seconds = checked.starts, checked.step_seconds
+    del checked  # the timeline frame is no longer needed: keep peak memory down while writing
     if kept.height == 0:
         raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {_hours(holdback)})")
@@ -144,9 +146,9 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
         kept, series, out, hours=hours, tool=tool, workers=workers, progress=progress)
     result = BackfillResult(
         out_dir=out, timeline_path=timeline_path, job=job, instance=instance,
-        step_seconds=checked.step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
+        step_seconds=step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
         first_sample=_datetime(kept["t"].min()), last_sample=_datetime(kept["t"].max()),
-        origins=checked.starts, series=series.height, samples=kept.height,
+        origins=origins, series=series.height, samples=kept.height,
         negative_samples=kept.filter((pl.col("family") % 2 == 0) & (pl.col("value") < 0)).height,
         files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
                                     for f in files),
