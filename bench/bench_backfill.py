@@ -103,7 +103,7 @@ def bench_promtool(work: Path, args) -> None:
     (root / "tl").mkdir(parents=True)
     frame.write_parquet(root / "tl" / "timeline.parquet")
     now = dt.datetime(2030, 1, 1)
-    print(f"promtool: {frame.height * 2:,} samples ({frame.select(pl.struct('state', 'resource').n_unique()).item()}"
+    print(f"promtool: {frame.height * 2:,} samples ({frame.select(pl.struct('pool', 'state', 'resource').n_unique()).item()}"
           " timeline series)")
     files = backfill(root / "tl", root / "files", now=now)
     single = root / "single.om"

@@ -23,7 +23,7 @@ from exporter.progress import for_cli
 @click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
 @click.option("--holdback", type=Duration(), default=None,
               help="Newest history left to the live exporter [default: 3h, or the site's live_holdback_hours].")
-@click.option("--site", help="Take holdback, job, instance and the counter origin (history_start) from this "
+@click.option("--site", metavar="NAME", help="Take holdback, job, instance and the counter origin (history_start) from this "
                              "site in the config.")
 @config_option
 @click.option("--job", default=None, help=f"job label written on every sample [default: {DEFAULT_JOB}].")
@@ -34,7 +34,7 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
     """Turn a reconstructed timeline (TIMELINE_DIR/timeline.parquet) into Prometheus history.
 
     Writes one OpenMetrics file per block window, and with --blocks runs promtool on each (in
-    parallel) to make TSDB blocks. Samples newer than (end of timeline or now) minus --holdback are
+    parallel) to make TSDB blocks. Samples at or after min(end of timeline, now) - --holdback are
     never written: the live exporter owns them. Without --blocks, or without promtool, it prints
     the exact promtool commands. It always prints the next steps (retention, installing blocks,
     Thanos/Mimir upload).
