@@ -18,8 +18,7 @@ import polars as pl
 
 from exporter.adapters.common import hours_between
 from exporter.errors import InvariantViolation
-from exporter.schema import TIME, TIMELINE_RESOURCES
-from exporter.states import SERIES, series_name, series_weights
+from exporter.timeline import check_hours_conserved, hours_conservation, negative_leaves
 
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
 TOLERANCE = 1e-7
@@ -89,21 +88,19 @@ def check_sources(sources: list[dict]) -> None:
         raise InvariantViolation("accounting does not balance: " + "; ".join(failures), details=failures)
 
 
-def check_timeline(levels: list[dict]) -> None:
-    """Raise InvariantViolation unless timeline hours equal span-hours in the window per level/resource."""
-    failures = [
-        f"{e['level']}/{e['resource']}: timeline {e['timeline_hours']:.6f} != spans {e['span_hours']:.6f}"
-        for e in levels if not _close(e["span_hours"], e["timeline_hours"])
-    ]
-    if failures:
-        raise InvariantViolation("timeline does not conserve span-hours: " + "; ".join(failures), details=failures)
+def check_timeline(conservation: list[dict]) -> None:
+    """Raise InvariantViolation unless the timeline's integral equals the span-hours per
+    (node_type, level-series, resource) (rule and tolerance: exporter.timeline.check_hours_conserved)."""
+    frame = pl.DataFrame(conservation, infer_schema_length=None)
+    if frame.height:
+        check_hours_conserved(frame.with_columns(difference=pl.col("timeline_hours") - pl.col("span_hours")))
 
 
 def check_invariants(audit: dict) -> None:
     """Both invariants on an audit dict (``sources`` and, when present, ``timeline.levels``)."""
     check_sources(audit["sources"])
     if "timeline" in audit:
-        check_timeline(audit["timeline"]["levels"])
+        check_timeline(audit["timeline"]["conservation"])
 
 
 def _close(expected: float, actual: float) -> bool:
@@ -145,37 +142,12 @@ def summary_text(audit: dict) -> str:
 
 def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: dt.datetime, end: dt.datetime,
                         step: dt.timedelta, snapshot_time: dt.datetime) -> dict:
-    """Per level-series and resource: span-hours inside [start, end) vs Σ leaf value × step recombined.
-
-    Leaves are recombined into level-series with the inverse of the leaf table
-    (exporter.states.series_weights), so each level is checked on its own.
-    """
-    window = spans.with_columns(
-        hours_between(pl.max_horizontal("start", pl.lit(start, dtype=TIME)),
-                      pl.min_horizontal(pl.col("end").fill_null(pl.lit(snapshot_time, dtype=TIME)),
-                                        pl.lit(end, dtype=TIME)),
-                      snapshot_time=snapshot_time).alias("_hours"))
-    step_hours = step.total_seconds() / 3600.0
-    leaf_hours = {
-        (row["pool"], row["state"], row["resource"]): row["value"] * step_hours
-        for row in timeline.lazy().group_by("pool", "state", "resource").agg(pl.col("value").sum())
-        # streaming: the in-memory engine row-encodes 10^7 string keys (gigabytes) for 40 groups
-        .collect(engine="streaming").to_dicts()
-    }
-    weights = series_weights()
-    levels = []
-    for level, booking in SERIES:
-        chosen = window.filter(pl.col("level") == level)
-        if booking is not None:
-            chosen = chosen.filter(pl.col("booking") == booking)
-        for resource, (column, factor) in TIMELINE_RESOURCES.items():
-            span_hours = float(chosen.select((pl.col(column).fill_null(0.0) * pl.col("_hours")).sum()).item() or 0.0)
-            timeline_hours = sum(float(w) * leaf_hours.get((pool, state, resource), 0.0)
-                                 for (pool, state), w in weights[(level, booking)].items())
-            levels.append({"level": series_name(level, booking), "resource": resource,
-                           "span_hours": span_hours * factor, "timeline_hours": timeline_hours})
+    """The timeline part of the audit: window, size, negative leaves and, per (node_type,
+    level-series, resource), counted span-hours in the window vs the timeline's integral
+    (exporter.timeline.hours_conservation: leaves recombined by the inverse leaf table)."""
+    conservation = hours_conservation(spans, timeline, start=start, end=end, step=step, open_end=snapshot_time)
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
-        "rows": timeline.height, "levels": levels,
-        "negative_leaves": int(timeline.filter(pl.col("value") < -1e-9).height),
+        "rows": timeline.height, "negative_leaves": negative_leaves(timeline).height,
+        "conservation": conservation.drop("difference").to_dicts(),
     }
