@@ -48,6 +48,8 @@ def test_same_seed_gives_identical_tables_and_truth(small_site, tmp_path):
     first = pl.read_parquet(site.truth_dir / "truth_spans.parquet")
     second = pl.read_parquet(again.truth_dir / "truth_spans.parquet")
     assert first.equals(second)
+    truth = [json.loads((s.truth_dir / "truth.json").read_text()) for s in (site, again)]
+    assert truth[0]["node_hours"] == truth[1]["node_hours"] and truth[0]["quirks"] == truth[1]["quirks"]
 
 
 def test_other_seed_gives_another_site(small_site, tmp_path):

@@ -109,11 +109,12 @@ def truth_spans(world: World, *, site: str) -> pl.DataFrame:
 
 def node_hours(spans: pl.DataFrame | pl.LazyFrame, *, snapshot: dt.datetime) -> pl.DataFrame:
     """Node-hours per level (open spans run to ``snapshot``): columns level, node_hours."""
+    node_us = ((pl.col("end") - pl.col("start")).dt.total_seconds() * pl.col("nodes") * 1e6).round().cast(pl.Int64)
     return (
         spans.lazy()
         .with_columns(pl.col("end").fill_null(pl.lit(snapshot).cast(TIME)))
         .group_by("level")
-        .agg(((pl.col("end") - pl.col("start")).dt.total_seconds() / 3600 * pl.col("nodes")).sum().alias("node_hours"))
+        .agg((node_us.sum() / 3.6e9).alias("node_hours"))  # integer sum: same bits in any order
         .sort("level")
         .collect()
     )
