@@ -43,7 +43,9 @@ def generate(url: str, prefix: str, hosts: int, years: float, seed: int) -> dict
     from exporter.sitegen import generate_site
 
     now = utc_now()
-    start = (now - dt.timedelta(days=365 * years)).replace(minute=0, second=0, microsecond=0)
+    whole = int(years)  # the generator adds calendar years: go back the same way, so its end is now
+    start = (now.replace(year=now.year - whole) - dt.timedelta(days=round((years - whole) * 365, 6)))
+    start = start.replace(minute=0, second=0, microsecond=0)
     started = time.perf_counter()
     site = generate_site(url, hosts=hosts, years=years, seed=seed, start=start, quirks=set(),
                          databases={s: prefix + s for s in SCHEMAS}, truth_dir=f"/tmp/{prefix}truth")
