@@ -57,7 +57,16 @@ class StageClock:
         began = time.perf_counter()
         yield StageBar()
         self.stages[name] = {"seconds": round(time.perf_counter() - began, 2),
-                             "peak_rss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+                             "peak_rss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                             "rss_mb_after": _current_rss_mb()}
+
+
+def _current_rss_mb() -> int:
+    """Resident set size now (Linux /proc), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    return 0
 
 
 def measure(snapshot: Path, start: dt.datetime, end: dt.datetime, out: Path) -> dict:
@@ -100,7 +109,8 @@ def main() -> None:
           f"{result['peak_rss_mb']} MB peak RSS; {result['spans']:,} spans, {result['rejected']:,} rejected, "
           f"{result['timeline']:,} timeline rows")
     for name, stage in result["stages"].items():
-        print(f"  {name:<14} {stage['seconds']:>7.2f} s   peak RSS so far {stage['peak_rss_mb_after']:>6} MB")
+        print(f"  {name:<14} {stage['seconds']:>7.2f} s   RSS after {stage['rss_mb_after']:>6} MB, "
+              f"peak so far {stage['peak_rss_mb_after']:>6} MB")
 
 
 if __name__ == "__main__":

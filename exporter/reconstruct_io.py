@@ -22,7 +22,7 @@ from exporter.schema import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
 from exporter.sources import declared_tables
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")
-PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "statistics": True, "row_group_size": 262_144}
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True, "row_group_size": 262_144}
 
 
 @dataclass(frozen=True)

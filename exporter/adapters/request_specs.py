@@ -27,17 +27,20 @@ def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFram
     """instance_uuid, reservation_id: one row per instance whose spec names a reservation.
 
     The scheduler hint wins over the flavor name; unparseable JSON names none (on-demand).
-    Specs that never mention "reservation" are skipped; the others are matched by pattern and
-    only those the pattern misses are parsed as JSON.
+    Specs that never mention "reservation" are skipped; the others are matched by pattern (the
+    hint first, the flavor name only where no hint) and only those the patterns miss are parsed
+    as JSON.
     """
     specs = common.typed(request_specs, {"instance_uuid": common.ID, "spec": common.TEXT}).filter(
         pl.col("spec").str.contains("reservation", literal=True))
     spec = pl.col("spec")
-    quick = specs.with_columns(_linked(spec.str.extract(HINT_PATTERN, 1), spec.str.extract(FLAVOR_NAME_PATTERN, 1)))
-    parsed = quick.filter(pl.col("reservation_id").is_null()).with_columns(
+    hinted = specs.with_columns(_linked(spec.str.extract(HINT_PATTERN, 1), pl.lit(None, dtype=pl.String)))
+    unhinted = hinted.filter(pl.col("reservation_id").is_null())
+    by_flavor = unhinted.with_columns(_linked(pl.lit(None, dtype=pl.String), spec.str.extract(FLAVOR_NAME_PATTERN, 1)))
+    parsed = by_flavor.filter(pl.col("reservation_id").is_null()).with_columns(
         _linked(spec.str.json_path_match(HINT_PATH), spec.str.json_path_match(FLAVOR_NAME_PATH)))
-    linked = pl.concat([quick.filter(pl.col("reservation_id").is_not_null()), parsed]).select(
-        "instance_uuid", "reservation_id")
+    found = [frame.filter(pl.col("reservation_id").is_not_null()) for frame in (hinted, by_flavor)]
+    linked = pl.concat([*found, parsed]).select("instance_uuid", "reservation_id")
     return linked.filter(pl.col("reservation_id").is_not_null()).unique("instance_uuid", keep="first",
                                                                         maintain_order=True)
 
