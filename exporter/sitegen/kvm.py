@@ -6,6 +6,7 @@ Packing never oversubscribes: a VM is placed only where the host's free vcpus an
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 
@@ -35,6 +36,26 @@ FLAVOR_CUMULATIVE = (0.15, 0.5, 0.75, 0.92, 1.0)
 SLOT_FLAVORS, SLOT_CUMULATIVE = FLAVORS[2:], (0.4, 0.8, 1.0)
 TARGET_VCPU_USE = 0.45
 MIN_LIFE, MAX_LIFE = 10 * MINUTE, 90 * DAY
+MAX_LEASE_HOURS = 168
+
+
+class SlotBook:
+    """Reserved (start, end, vcpus) slots of one host, sorted by start, for overlap queries."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, int, int]] = []
+
+    def add(self, slot: tuple[int, int, int]) -> None:
+        bisect.insort(self.entries, slot)
+
+    def remove(self, slot: tuple[int, int, int]) -> None:
+        del self.entries[bisect.bisect_left(self.entries, slot)]
+
+    def overlapping(self, start: int, end: int) -> list[tuple[int, int, int]]:
+        """Slots meeting [start, end); no slot is longer than MAX_LEASE_HOURS."""
+        low = bisect.bisect_left(self.entries, (start - MAX_LEASE_HOURS * HOUR,))
+        high = bisect.bisect_left(self.entries, (end,))
+        return [slot for slot in self.entries[low:high] if slot[1] > start]
 
 
 def _alive(host: Host, t: int) -> Incarnation | None:
@@ -57,7 +78,7 @@ class KvmSimulation:
                                build_seconds=(20, 3 * MINUTE))
         self.running: dict[int, list[tuple[int, int, int]]] = {}  # id(host) -> heap of (end, vcpus, memory)
         self.used: dict[int, list[int]] = {}  # id(host) -> [vcpus, memory] in use now
-        self.slots: dict[int, list[tuple[int, int, int]]] = {}  # id(host) -> reserved (start, end, vcpus)
+        self.slots: dict[int, SlotBook] = {}  # id(host) -> reserved (start, end, vcpus)
         self.leases: list[Lease] = []
         self.instances: list[Instance] = []
 
@@ -139,8 +160,7 @@ class KvmSimulation:
         start = (created // MINUTE + 1) * MINUTE
         if "advance_bookings" in self.quirks and rng.random() < 0.2:
             start += rng.between(HOUR, 7 * DAY) // MINUTE * MINUTE
-            self.counts["advance_bookings"] = self.counts.get("advance_bookings", 0) + 1
-        end = start + rng.randint(4, 168) * HOUR
+        end = start + rng.randint(4, MAX_LEASE_HOURS) * HOUR
         owner = rng.choice(rng.choice(self.projects))
         reservation_id = rng.uuid()
         lease = Lease(rng.uuid(), f"lease-{len(self.leases) + 1}", owner.project_id, owner.user_id, created, start,
@@ -148,11 +168,15 @@ class KvmSimulation:
                       slot=(flavor.vcpus, flavor.memory_mb, flavor.disk_gb), amount=amount)
         for _ in range(amount):
             placed = self._slot_host(start, end, flavor.vcpus)
-            if placed is None:
-                return  # Blazar refuses the whole lease
+            if placed is None:  # Blazar refuses the whole lease: release what was booked
+                for alloc in lease.allocations:
+                    self.slots[id(alloc.host)].remove((start, end, flavor.vcpus))
+                return
             host, row = placed
-            self.slots.setdefault(id(host), []).append((start, end, flavor.vcpus))
+            self.slots.setdefault(id(host), SlotBook()).add((start, end, flavor.vcpus))
             lease.allocations.append(Allocation(rng.uuid(), lease, host, row, created + rng.between(0, 3), None))
+        if start > created + HOUR:
+            self.counts["advance_bookings"] = self.counts.get("advance_bookings", 0) + 1
         if "early_deleted_leases" in self.quirks and rng.random() < 0.1:
             deleted = rng.between(created + MINUTE, end)
             if deleted < self.end:
@@ -172,7 +196,7 @@ class KvmSimulation:
             row = enrolled_row(host, start, end)
             if row is None:
                 continue
-            booked = [s for s in self.slots.get(id(host), []) if s[0] < end and s[1] > start]
+            booked = self.slots[id(host)].overlapping(start, end) if id(host) in self.slots else []
             points = [start] + [s[0] for s in booked if s[0] > start]
             peak = max(sum(v for s, e, v in booked if s <= p < e) for p in points)
             if peak + vcpus <= host.vcpus:
