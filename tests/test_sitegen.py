@@ -158,6 +158,15 @@ def _rows(engine, table) -> list[tuple]:
     return rows
 
 
+def _never_above_host_vcpus(spans: pl.DataFrame) -> bool:
+    """Sweep +vcpus at start, -vcpus at end (ends first at ties) per host; compare with ``hv``."""
+    deltas = pl.concat([spans.select("hypervisor_hostname", "hv", t=pl.col("start"), d=pl.col("vcpus")),
+                        spans.select("hypervisor_hostname", "hv", t=pl.col("end"), d=-pl.col("vcpus"))])
+    use = deltas.sort("hypervisor_hostname", "t", "d").with_columns(
+        use=pl.col("d").cum_sum().over("hypervisor_hostname"))
+    return bool((use["use"] <= use["hv"]).all())
+
+
 def test_kvm_site_packs_vms_without_oversubscription(tmp_path):
     site = generate_site(f"sqlite:///{tmp_path}/main.sqlite", hosts=6, years=0.25, seed=3, kind="kvm")
     spans = pl.read_parquet(site.truth_dir / "truth_spans.parquet")
@@ -167,13 +176,11 @@ def test_kvm_site_packs_vms_without_oversubscription(tmp_path):
     host_vcpus = spans.filter(level="total").group_by("hypervisor_hostname").agg(pl.col("vcpus").first().alias("hv"))
     joined = occupied.join(host_vcpus, on="hypervisor_hostname")
     assert (joined["nodes"] - joined["vcpus"] / joined["hv"]).abs().max() < 1e-9
-    # on-demand VMs never exceed a host's vcpus at any instant (sweep over +/- deltas)
-    ondemand = joined.filter(booking="ondemand")
-    deltas = pl.concat([ondemand.select("hypervisor_hostname", "hv", t=pl.col("start"), d=pl.col("vcpus")),
-                        ondemand.select("hypervisor_hostname", "hv", t=pl.col("end"), d=-pl.col("vcpus"))])
-    peak = (deltas.sort("hypervisor_hostname", "t", "d").with_columns(
-        use=pl.col("d").cum_sum().over("hypervisor_hostname")))
-    assert (peak["use"] <= peak["hv"]).all()
+    # neither on-demand VMs nor reserved slots ever exceed a host's vcpus
+    assert _never_above_host_vcpus(joined.filter(booking="ondemand"))
+    committed = spans.filter(level="committed").with_columns(pl.col("end").fill_null(site.end))
+    assert committed.height > 0
+    assert _never_above_host_vcpus(committed.join(host_vcpus, on="hypervisor_hostname"))
     engine = open_engine(f"sqlite:///{tmp_path}/main.sqlite")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM nova.compute_nodes WHERE vcpus = 0")).scalar() == 0
