@@ -29,13 +29,15 @@ from exporter import reconstruct_io
 from exporter.progress import SILENT, Progress
 from exporter.timeline import timeline_from_spans
 from exporter.adapters.common import hours_between
-from exporter.adapters import blazar_hosts, blazar_leases, host_resources, instance_actions, nova_hosts, nova_instances
+from exporter.adapters import (
+    blazar_hosts, blazar_leases, host_resources, instance_actions, nova_hosts, nova_instances, request_specs,
+)
 from exporter.schema import (
     BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED, LEVEL_MAINTENANCE,
     LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, LEVELS, POOL_ONDEMAND, POOL_RESERVABLE,
     SPAN_SCHEMA, conform,
 )
-from exporter.errors import ConfigError
+from exporter.errors import ConfigError, SnapshotError
 from exporter.sources import declared_tables
 from exporter.spanbooks import SpanBooks
 
@@ -97,7 +99,9 @@ def spans_from_tables(
     total = _total_spans(books, hosts)
     reservable = _reservable_spans(books, hosts, total)
     committed = _committed_spans(books, frames, reservable, maintenance_projects)
-    instances = nova_instances.instance_windows(frames).collect()
+    # Checkpoint: links first, streamed, so the large spec JSON column is never held whole.
+    links = request_specs.reservation_links(frames["nova_api.request_specs"]).collect(engine="streaming")
+    instances = nova_instances.instance_windows(frames, links=links.lazy()).collect()
     occupied = _occupied_spans(books, instances, committed)
     stopped = _stopped_spans(books, frames, instances, occupied)
     context = _host_context(frames, hosts)
@@ -292,8 +296,15 @@ def _snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
     with progress.stage("load snapshot"):
         loaded = reconstruct_io.load_snapshot(snapshot_dir, snapshot_time=options.snapshot_time)
     with progress.stage("spans"):
-        span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
-                                     maintenance_projects=options.maintenance_projects)
+        try:
+            span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
+                                         maintenance_projects=options.maintenance_projects)
+        except pl.exceptions.ComputeError as err:
+            # Pages of a file whose footer read fine can still be corrupt; they fail when read.
+            if "parquet" not in str(err).lower():
+                raise
+            raise SnapshotError(f"snapshot {snapshot_dir}: a table file is corrupt "
+                                f"({reconstruct_io.first_line(err)})") from None
     return span_set, loaded.snapshot_time, loaded.snapshot_time_source
 
 

@@ -27,14 +27,16 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": 
 
 @dataclass(frozen=True)
 class LoadedSnapshot:
-    tables: dict[str, pl.DataFrame]
+    tables: dict[str, pl.LazyFrame]  # parquet scans of the declared columns (read when collected)
     snapshot_time: dt.datetime
     snapshot_time_source: str  # option | manifest | max_timestamp
 
 
 def load_snapshot(snapshot_dir: Path, *, snapshot_time: dt.datetime | None = None) -> LoadedSnapshot:
-    """The declared tables found in ``snapshot_dir`` (declared columns only) and the snapshot time.
+    """The declared tables found in ``snapshot_dir`` (lazy scans, declared columns only) and the
+    snapshot time.
 
+    Each file's parquet footer is read now, so a truncated or non-parquet file fails here.
     Snapshot time: the given one, else the manifest's, else the latest timestamp in the data.
     Raises SnapshotError for a missing directory, an unreadable file or a missing essential table.
     """
@@ -47,7 +49,7 @@ def load_snapshot(snapshot_dir: Path, *, snapshot_time: dt.datetime | None = Non
     tables = {}
     for source in declared_tables():
         if source.name in files:
-            tables[source.name] = _read_columns(files[source.name], source.columns)
+            tables[source.name] = _scan_columns(files[source.name], source.columns)
     if snapshot_time is not None:
         return LoadedSnapshot(tables, snapshot_time, "option")
     if manifest is not None:
@@ -68,23 +70,29 @@ def _table_files(snapshot_dir: Path, manifest: dict | None) -> dict[str, Path]:
     return files
 
 
-def _read_columns(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
+def _scan_columns(path: Path, columns: tuple[str, ...]) -> pl.LazyFrame:
     try:
         present = pl.read_parquet_schema(path)
-        return pl.read_parquet(path, columns=[c for c in columns if c in present])
     except (OSError, pl.exceptions.PolarsError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise SnapshotError(f"{path}: unreadable parquet file ({reason})") from None
+        raise SnapshotError(f"{path}: unreadable parquet file ({first_line(err)})") from None
+    return pl.scan_parquet(path).select([c for c in columns if c in present])
 
 
-def _latest_timestamp(tables: dict[str, pl.DataFrame], snapshot_dir: Path) -> dt.datetime:
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name if empty)."""
+    text = str(err)
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _latest_timestamp(tables: dict[str, pl.LazyFrame], snapshot_dir: Path) -> dt.datetime:
     latest = None
     for frame in tables.values():
-        for name, dtype in frame.schema.items():
-            if isinstance(dtype, pl.Datetime):
-                value = frame.get_column(name).dt.replace_time_zone(None).max()
-                if value is not None and (latest is None or value > latest):
-                    latest = value
+        stamps = [name for name, dtype in frame.collect_schema().items() if isinstance(dtype, pl.Datetime)]
+        if not stamps:
+            continue
+        value = frame.select(pl.max_horizontal(pl.col(stamps).max())).collect().item()
+        if value is not None and (latest is None or value > latest):
+            latest = value.replace(tzinfo=None)
     if latest is None:
         raise SnapshotError(f"snapshot {snapshot_dir} has no manifest and no timestamps; pass --snapshot-time")
     return latest

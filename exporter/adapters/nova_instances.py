@@ -7,7 +7,6 @@ from collections.abc import Mapping
 import polars as pl
 
 from exporter.adapters import common
-from exporter.adapters.request_specs import reservation_links
 from exporter.schema import BOOKING_ONDEMAND, BOOKING_RESERVATION
 from exporter.sources import TIMESTAMPS, SourceTable
 
@@ -40,19 +39,19 @@ ACTION_TABLES = ("nova.instance_actions", "nova.shadow_instance_actions")
 SUCCESS = "Success"
 
 
-def instance_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+def instance_windows(tables: Mapping[str, pl.LazyFrame], *, links: pl.LazyFrame) -> pl.LazyFrame:
     """One row per instance (live and shadow) with its occupied window, booking, or why not.
 
     Window = [created_at, first of (terminated_at, deleted_at, first successful
-    compute_terminate_instance event)); so a late deleted_at cannot stretch it.
+    compute_terminate_instance event)); so a late deleted_at cannot stretch it. ``links``:
+    ``request_specs.reservation_links`` (instance_uuid, reservation_id).
     Output: source_table, source_id, entity_id (uuid), hypervisor_hostname (node), project_id,
     reservation_id, booking, start, end, vcpus, memory_mb, disk_gb, rejection_reason, plus the
     raw times (created_at, launched_at, terminated_at, deleted_at, terminate_event).
     """
     instances = _instance_rows(tables)
     ended = instances.join(_terminate_times(tables), on="entity_id", how="left")
-    links = _links(tables)
-    booked = ended.join(links, on="entity_id", how="left").with_columns(
+    booked = ended.join(links.rename({"instance_uuid": "entity_id"}), on="entity_id", how="left").with_columns(
         pl.when(pl.col("reservation_id").is_not_null()).then(pl.lit(BOOKING_RESERVATION))
         .otherwise(pl.lit(BOOKING_ONDEMAND)).alias("booking"),
         pl.col("created_at").alias("start"),
@@ -90,12 +89,6 @@ def _instance_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         "vcpus", "memory_mb",
         (pl.col("root_gb").fill_null(0) + pl.col("ephemeral_gb").fill_null(0)).alias("disk_gb"),
         "created_at", "launched_at", "terminated_at", "deleted_at")
-
-
-def _links(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    if "nova_api.request_specs" not in tables:
-        return pl.LazyFrame(schema={"entity_id": pl.String, "reservation_id": pl.String})
-    return reservation_links(tables["nova_api.request_specs"]).rename({"instance_uuid": "entity_id"})
 
 
 def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
