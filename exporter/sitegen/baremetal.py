@@ -104,7 +104,7 @@ class BaremetalSimulation:
             t = float(self.start)
             while True:
                 t += rng.expovariate(rate)
-                if t >= self.end:
+                if t >= self.end - MINUTE:  # rows created in the last minute could postdate now
                     break
                 arrivals.append((int(t), type_name))
         arrivals.sort()

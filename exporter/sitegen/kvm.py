@@ -149,7 +149,7 @@ class KvmSimulation:
         t = float(self.start)
         while True:
             t += rng.expovariate(rate)
-            if t >= self.end:
+            if t >= self.end - MINUTE:
                 return
             self._request_lease(int(t))
 

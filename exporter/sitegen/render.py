@@ -83,7 +83,7 @@ def render_services(world: World) -> Rendered:
     for index, (host, binary, topic) in enumerate(entries, start=1):
         reports = (world.end - world.start) // 10
         rows.append((index, host, binary, topic, reports, 0, None, seen, 0, 30, rng.uuid(),
-                     (world.start), seen, None, 0))
+                     world.start, seen, None, 0))
     return {"nova.services": RenderedTable(cols, rows)}
 
 
@@ -110,7 +110,7 @@ def render_compute_nodes(world: World, quirks: frozenset[str]) -> Rendered:
                 "QEMU" if kvm else "ironic", 4002000 if kvm else 1, cpu_info, disk, memory, disk, 0, 0,
                 host.hostname, None, json.dumps({"cpu_arch": "x86_64"}), host.service_host,
                 ratios[0], ratios[1], inc.nova_uuid, ratios[2], 1,
-                (inc.start), (last_update(inc.start, inc.end, world.end)), (inc.end),
+                inc.start, last_update(inc.start, inc.end, world.end), inc.end,
                 nova_deleted(inc.nova_id, inc.end),
             ))
     rows.sort(key=lambda row: row[0])
@@ -132,8 +132,8 @@ def render_blazar_hosts(world: World, quirks: frozenset[str], capability_schema:
                 hosts.append((
                     row.id, vcpus, "", "QEMU" if world.kind == "kvm" else "ironic", 1, host.hostname,
                     host.service_host, memory, disk, None, "", rng.uuid(), 1, 0,
-                    (row.start), (row.end if row.end is not None else row.start + 60),
-                    blazar_deleted(row.id, row.end), (row.end),
+                    row.start, row.end if row.end is not None else min(row.start + 60, world.end),
+                    blazar_deleted(row.id, row.end), row.end,
                 ))
                 capabilities.extend((row, name, value) for name, value in host_capabilities(host))
     hosts.sort(key=lambda r: r[14])
@@ -171,14 +171,13 @@ def render_capabilities(rng: Rng, capabilities: list[tuple[BlazarHostRow, str, s
         cap_id = rng.uuid()
         deleted_at = row.end  # soft-deleted with the host (purged ones were never rendered)
         rows.append((cap_id, row.id, name if key == "capability_name" else name_ids[name], value,
-                     (row.start + 5), (row.start + 5), blazar_deleted(cap_id, deleted_at),
-                     (deleted_at)))
+                     row.start, row.start, blazar_deleted(cap_id, deleted_at), deleted_at))
     rows.sort(key=lambda r: (r[4], r[0]))
     out = {"blazar.computehost_extra_capabilities": RenderedTable(cols, rows)}
     if key != "capability_name":
         table = "resource_properties" if key == "property_id" else "extra_capabilities"
         name_col = "property_name" if key == "property_id" else "capability_name"
-        name_rows = [(name_ids[name], "physical:host", name, 0, 0, (first), (first), None, None)
+        name_rows = [(name_ids[name], "physical:host", name, 0, 0, first, first, None, None)
                      for name, (_, first) in sorted(names.items())]
         out[f"blazar.{table}"] = RenderedTable(
             ("id", "resource_type", name_col, "private", "is_unique", "created_at", "updated_at",
