@@ -22,7 +22,7 @@ import yaml
 from exporter.backfill import backfill
 from exporter.extract import extract_snapshot
 from exporter.live import LiveExporter
-from exporter.live.refresh import unix_seconds, utc_now
+from exporter.live.refresh import unix_seconds
 from exporter.live.source import LiveSite
 from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot, write_reconstruction
 from tests.live_support import site_config, site_ending_now, wait_for

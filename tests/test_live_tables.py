@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from exporter.db import open_engine
 from exporter.errors import DatabaseError
+from exporter.live.source import NOVA_CHILD_TABLES
 from exporter.live.tables import TableCache
 from exporter.sources import declared_tables
 from exporter.tableread import read_tables
@@ -21,7 +22,7 @@ from exporter.tableread import read_tables
 pytestmark = pytest.mark.mariadb
 
 NOW = dt.datetime(2026, 3, 1, 12, 0)
-SOURCES = tuple(s for s in declared_tables() if s.name in ("blazar.leases", "nova.instances"))
+SOURCES = tuple(s for s in declared_tables() if s.name in ("blazar.leases", "nova.instances", "nova.instance_actions"))
 
 
 @pytest.fixture
@@ -40,6 +41,10 @@ def site_db(mariadb_url, db_prefix):
             f"CREATE TABLE `{databases['nova']}`.instances (id INT PRIMARY KEY, uuid VARCHAR(36), node VARCHAR(255), "
             "vcpus INT, memory_mb INT, vm_state VARCHAR(20), launched_at DATETIME, terminated_at DATETIME, "
             "created_at DATETIME, updated_at DATETIME, deleted_at DATETIME, deleted INT)")
+        conn.exec_driver_sql(
+            f"CREATE TABLE `{databases['nova']}`.instance_actions (id INT PRIMARY KEY, action VARCHAR(255), "
+            "instance_uuid VARCHAR(36), start_time DATETIME, created_at DATETIME, updated_at DATETIME, "
+            "deleted_at DATETIME, deleted INT, KEY (instance_uuid))")
         old = NOW - dt.timedelta(days=30)
         for i in range(5):
             conn.execute(sa.text(f"INSERT INTO `{databases['blazar']}`.leases VALUES "
@@ -131,3 +136,24 @@ def test_a_failing_refresh_raises_a_typed_error_and_keeps_the_last_good_tables(s
     with admin.begin() as conn:
         conn.exec_driver_sql(f"RENAME TABLE `{databases['nova']}`.gone TO `{databases['nova']}`.instances")
     assert_same_tables(cache.refresh(NOW + dt.timedelta(minutes=2)), before)
+
+
+def test_child_rows_are_read_with_their_changed_parent_and_otherwise_at_the_full_reload(site_db):
+    admin, engine, databases = site_db
+    ticks = Ticks()
+    cache = TableCache({s.name: engine for s in SOURCES}, SOURCES, full_reload_interval=3600, monotonic=ticks,
+                       children=NOVA_CHILD_TABLES)
+    cache.refresh(NOW)
+    later = NOW + dt.timedelta(minutes=1)
+    with admin.begin() as conn:
+        for action_id, uuid in ((1, "uuid-1"), (2, "uuid-2")):
+            conn.execute(sa.text(f"INSERT INTO `{databases['nova']}`.instance_actions VALUES "
+                                 "(:id, 'stop', :uuid, :t, :t, NULL, NULL, 0)"), {"id": action_id, "uuid": uuid, "t": later})
+        # Nova saves the instance with the action: uuid-1 is touched, uuid-2 (a straggler) is not
+        conn.execute(sa.text(f"UPDATE `{databases['nova']}`.instances SET vm_state='stopped', updated_at=:t "
+                             "WHERE uuid='uuid-1'"), {"t": later})
+    ticks.value = 60
+    actions = cache.refresh(later)["nova.instance_actions"]
+    assert actions["instance_uuid"].to_list() == ["uuid-1"]
+    ticks.value = 3600
+    assert_same_tables(cache.refresh(later + dt.timedelta(hours=1)), full_read(engine))

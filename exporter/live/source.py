@@ -25,7 +25,7 @@ from exporter.config import SiteConfig
 from exporter.db import open_engine
 from exporter.live.recent import recent_tables
 from exporter.live.state import USAGE_SCHEMA, Usage
-from exporter.live.tables import TableCache
+from exporter.live.tables import ChildOf, TableCache
 from exporter.sources import SourceTable, declared_tables
 
 
@@ -74,6 +74,16 @@ def _usage_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return _collected(frame).select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA)
 
 
+# Nova records an action, its events and a request spec only while it also saves the instance row
+# (task_state/vm_state -> updated_at), so these are read by the changed instances' keys instead of
+# being scanned; a change they miss is caught by the next full reload.
+NOVA_CHILD_TABLES = {
+    "nova.instance_actions": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
+    "nova.instance_actions_events": ChildOf(parent="nova.instance_actions", parent_column="id", column="action_id"),
+    "nova_api.request_specs": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
+}
+
+
 def live_sources() -> tuple[SourceTable, ...]:
     """The declared tables that feed spans: what the live exporter reads on every refresh.
 
@@ -100,7 +110,8 @@ class LiveSite:
         sources = sources if sources is not None else live_sources()
         self._engines = site_engines(site, sources)
         self.tables = TableCache({s.name: self._engines[site.url_for(s.schema)] for s in sources}, sources,
-                                 full_reload_interval=full_reload_interval, query_timeout=site.query_timeout)
+                                 full_reload_interval=full_reload_interval, query_timeout=site.query_timeout,
+                                 children=NOVA_CHILD_TABLES)
         self.timings: dict[str, float] = {}
         self._cutoff_usage: Usage | None = None  # the full computation at the last full reload
 

@@ -18,6 +18,9 @@ is a handful of rows. So:
   full reload at the latest.
 - Tables without any of those timestamp columns, or without their primary key, change only at
   full reloads.
+- **child tables** (``children``: e.g. instance actions, whose rows Nova writes only while it
+  also updates the instance) are not scanned: their rows are read by the keys of the parent's
+  changed rows, an index lookup instead of a full-table scan.
 
 Queries are SELECTs on the read-only engines from ``exporter.db.open_engine``; on MariaDB each
 incremental statement is also bounded server-side with ``max_statement_time``.
@@ -29,6 +32,8 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping
+
+from dataclasses import dataclass
 
 import polars as pl
 import sqlalchemy as sa
@@ -54,9 +59,11 @@ class TableCache:
 
     def __init__(self, engines: Mapping[str, Engine], sources: tuple[SourceTable, ...], *,
                  full_reload_interval: float = 3600.0, margin: dt.timedelta = dt.timedelta(minutes=10),
-                 query_timeout: float = 30.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 query_timeout: float = 30.0, monotonic: Callable[[], float] = time.monotonic,
+                 children: Mapping[str, ChildOf] | None = None) -> None:
         self._engines = engines
         self._sources = sources
+        self._children = dict(children or {})
         self._full_reload_interval = full_reload_interval
         self._margin = margin
         self._query_timeout = query_timeout
@@ -87,27 +94,40 @@ class TableCache:
 
     def _incremental(self, *, since: dt.datetime) -> dict[str, pl.DataFrame]:
         frames = dict(self._frames)
-        rows_read = 0
-        for engine, sources in self._sources_by_engine():
-            try:
-                with engine.connect() as conn, statement_time_bound(conn, self._query_timeout):
-                    for source in sources:
-                        read = self._reads[source.name]
-                        if source.name not in frames or not incremental_possible(read, source):
-                            continue
-                        changed = changed_rows(conn, read, source, since=since)
-                        rows_read += changed.height
-                        merged = merged_by_key(frames[source.name], changed, key=source.primary_key)
-                        if source.schema in COUNTED_SCHEMAS and merged.height != row_count(conn, source):
-                            merged = self._reread(engine, source)
-                            rows_read += merged.height
-                        frames[source.name] = merged
-            except DatabaseError:
-                raise
-            except (sa.exc.SQLAlchemyError, OSError) as exc:
-                raise classify(exc, what="refreshing tables") from None
-        self.last_mode, self.last_rows_read = "incremental", rows_read
+        changed: dict[str, pl.DataFrame] = {}
+        # parents first: a child table is read by the keys of its parent's changed rows
+        for wanted in (lambda s: s.name not in self._children, lambda s: s.name in self._children):
+            for engine, sources in self._sources_by_engine(wanted):
+                try:
+                    with engine.connect() as conn, statement_time_bound(conn, self._query_timeout):
+                        for source in sources:
+                            self._merge_changes(conn, engine, source, frames, changed, since=since)
+                except DatabaseError:
+                    raise
+                except (sa.exc.SQLAlchemyError, OSError) as exc:
+                    raise classify(exc, what="refreshing tables") from None
+        self.last_mode, self.last_rows_read = "incremental", sum(frame.height for frame in changed.values())
         return frames
+
+    def _merge_changes(self, conn: Connection, engine: Engine, source: SourceTable, frames: dict,
+                       changed: dict, *, since: dt.datetime) -> None:
+        """Read one table's changed rows into ``changed`` and merge them into ``frames``."""
+        read = self._reads[source.name]
+        if source.name not in frames or not incremental_possible(read, source):
+            return
+        child = self._children.get(source.name)
+        if child is None:
+            rows = changed_rows(conn, read, source, since=since)
+        else:
+            parent = changed.get(child.parent)
+            keys = parent[child.parent_column].unique() if parent is not None else pl.Series([], dtype=pl.String)
+            rows = rows_with_keys(conn, read, source, column=child.column, keys=keys)
+        changed[source.name] = rows
+        merged = merged_by_key(frames[source.name], rows, key=source.primary_key)
+        if source.schema in COUNTED_SCHEMAS and merged.height != row_count(conn, source):
+            merged = self._reread(engine, source)
+            changed[source.name] = merged
+        frames[source.name] = merged
 
     def _reread(self, engine: Engine, source: SourceTable) -> pl.DataFrame:
         read = read_tables(engine, (source,))[source.name]
@@ -117,12 +137,26 @@ class TableCache:
         self._reads[source.name] = read
         return frame
 
-    def _sources_by_engine(self) -> list[tuple[Engine, tuple[SourceTable, ...]]]:
+    def _sources_by_engine(self, wanted: Callable[[SourceTable], bool] = lambda _: True
+                           ) -> list[tuple[Engine, tuple[SourceTable, ...]]]:
         grouped: dict[int, tuple[Engine, list[SourceTable]]] = {}
-        for source in self._sources:
+        for source in filter(wanted, self._sources):
             engine = self._engines[source.name]
             grouped.setdefault(id(engine), (engine, []))[1].append(source)
         return [(engine, tuple(sources)) for engine, sources in grouped.values()]
+
+
+@dataclass(frozen=True)
+class ChildOf:
+    """A table whose rows change only together with a row of ``parent``.
+
+    Instead of scanning it for changed timestamps, an incremental refresh reads its rows whose
+    ``column`` is among ``parent_column`` of the parent's changed rows (an index lookup).
+    """
+
+    parent: str
+    parent_column: str
+    column: str
 
 
 def usable_frame(read: TableRead) -> pl.DataFrame | None:
@@ -153,6 +187,18 @@ def changed_rows(conn: Connection, read: TableRead, source: SourceTable, *, sinc
     if not rows:
         return pl.DataFrame(schema=read.schema)
     return _typed_frame(read.columns, rows)[0]
+
+
+def rows_with_keys(conn: Connection, read: TableRead, source: SourceTable, *, column: str,
+                   keys: pl.Series, chunk: int = 1000) -> pl.DataFrame:
+    """Rows whose ``column`` is one of ``keys``, typed exactly like the full read."""
+    plan = _Plan(source, read.columns, read.missing_columns, (source.primary_key,))
+    values = keys.drop_nulls().to_list()
+    rows = []
+    for start in range(0, len(values), chunk):
+        wanted = sa.literal_column(column).in_(sa.bindparam("keys", values[start:start + chunk], expanding=True))
+        rows += conn.execute(plan.select().where(wanted)).fetchall()
+    return _typed_frame(read.columns, rows)[0] if rows else pl.DataFrame(schema=read.schema)
 
 
 def merged_by_key(cached: pl.DataFrame, changed: pl.DataFrame, *, key: str) -> pl.DataFrame:
