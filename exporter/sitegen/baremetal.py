@@ -5,8 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from exporter.sitegen.hosts import simulate_hosts
-from exporter.sitegen.instances import BAREMETAL_FLAVOR, Lifecycles, Owner
+from exporter.sitegen.instances import BAREMETAL_FLAVOR, Owner
 from exporter.sitegen.model import (
     DAY,
     HOUR,
@@ -14,26 +13,17 @@ from exporter.sitegen.model import (
     Allocation,
     BlazarHostRow,
     Host,
-    Instance,
     Lease,
     Rng,
     World,
 )
+from exporter.sitegen.site_base import SiteSimulation, enrolled_row
 
 MAINTENANCE = Owner("maintenance", "admin")
 TARGET_COMMITTED = 0.55  # fraction of reservable node-hours users try to book
 MEAN_NODES = 1.85
 NODES_CHOICES, NODES_CUMULATIVE = (1, 2, 3, 4), (0.5, 0.75, 0.9, 1.0)
 RUNS_CHOICES, RUNS_CUMULATIVE = (1, 2, 3), (0.7, 0.9, 1.0)
-
-
-def projects(rng: Rng, count: int) -> list[list[Owner]]:
-    """User projects, each a list of owners (project, user) sharing the project id."""
-    result = []
-    for _ in range(count):
-        project = rng.hex32()
-        result.append([Owner(project, rng.hex32()) for _ in range(rng.randint(1, 5))])
-    return result
 
 
 class Calendar:
@@ -58,31 +48,17 @@ class Calendar:
         ends.insert(at, end)
 
 
-def enrolled_row(host: Host, start: int, end: int) -> BlazarHostRow | None:
-    """The primary Blazar row enrolling ``host`` over all of [start, end), if any."""
-    for inc in host.incarnations:
-        for row in inc.blazar:
-            if not row.duplicate and row.start <= start and (row.end is None or row.end >= end):
-                return row
-    return None
+class BaremetalSimulation(SiteSimulation):
+    kind = "baremetal"
+    build_seconds = (10 * MINUTE, 30 * MINUTE)
 
-
-class BaremetalSimulation:
     def __init__(self, rng: Rng, *, hosts: int, start: int, end: int, quirks: frozenset[str]) -> None:
-        self.rng, self.start, self.end, self.quirks = rng, start, end, quirks
-        self.counts: dict[str, int] = {}
-        self.hosts = simulate_hosts(rng, count=hosts, start=start, end=end, kind="baremetal",
-                                    quirks=quirks, counts=self.counts)
+        super().__init__(rng, hosts=hosts, start=start, end=end, quirks=quirks, project_count=max(8, hosts // 2 + 10))
         self.calendar = Calendar()
         self.by_type: dict[str, list[Host]] = {}
         for host in self.hosts:
             if host.reservable:
                 self.by_type.setdefault(host.node_type.name, []).append(host)
-        self.projects = projects(rng, max(8, hosts // 2 + 10))
-        self.life = Lifecycles(rng, snapshot=end, quirks=quirks, counts=self.counts,
-                               build_seconds=(10 * MINUTE, 30 * MINUTE))
-        self.leases: list[Lease] = []
-        self.instances: list[Instance] = []
 
     def run(self) -> World:
         for when, type_name in self._arrivals():
@@ -91,9 +67,7 @@ class BaremetalSimulation:
             for alloc in list(lease.allocations):
                 self._fill_allocation(alloc)
         self._ondemand_instances()
-        services = sorted({h.service_host for h in self.hosts})
-        return World("baremetal", self.start, self.end, self.hosts, self.leases, self.instances,
-                     services, self.counts)
+        return self.world()
 
     def _arrivals(self) -> list[tuple[int, str]]:
         """Lease request times per node type (Poisson), merged in time order."""
@@ -242,6 +216,3 @@ class BaremetalSimulation:
                     self.instances.append(self.life.launch(host, t, end, owner, BAREMETAL_FLAVOR,
                                                            reservation_id=None))
                     t = end + rng.between(HOUR, 4 * DAY)
-
-    def _count(self, name: str) -> None:
-        self.counts[name] = self.counts.get(name, 0) + 1

@@ -10,9 +10,7 @@ import bisect
 import heapq
 import math
 
-from exporter.sitegen.baremetal import enrolled_row, projects
-from exporter.sitegen.hosts import simulate_hosts
-from exporter.sitegen.instances import Flavor, Lifecycles, Owner
+from exporter.sitegen.instances import Flavor, Owner
 from exporter.sitegen.model import (
     DAY,
     HOUR,
@@ -21,11 +19,11 @@ from exporter.sitegen.model import (
     BlazarHostRow,
     Host,
     Incarnation,
-    Instance,
     Lease,
     Rng,
     World,
 )
+from exporter.sitegen.site_base import SiteSimulation, enrolled_row, live_incarnation
 
 FLAVORS = (
     Flavor("m1.tiny", 1, 512, 1), Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40),
@@ -58,37 +56,24 @@ class SlotBook:
         return [slot for slot in self.entries[low:high] if slot[1] > start]
 
 
-def _alive(host: Host, t: int) -> Incarnation | None:
-    for inc in host.incarnations:
-        if inc.start <= t and (inc.end is None or t < inc.end):
-            return inc
-    return None
+class KvmSimulation(SiteSimulation):
+    kind = "kvm"
+    build_seconds = (20, 3 * MINUTE)
 
-
-class KvmSimulation:
     def __init__(self, rng: Rng, *, hosts: int, start: int, end: int, quirks: frozenset[str]) -> None:
-        self.rng, self.start, self.end, self.quirks = rng, start, end, quirks
-        self.counts: dict[str, int] = {}
-        self.hosts = simulate_hosts(rng, count=hosts, start=start, end=end, kind="kvm", quirks=quirks,
-                                    counts=self.counts)
+        super().__init__(rng, hosts=hosts, start=start, end=end, quirks=quirks, project_count=max(8, hosts + 10))
         self.ondemand = [h for h in self.hosts if not h.reservable]
         self.reservable = [h for h in self.hosts if h.reservable]
-        self.projects = projects(rng, max(8, hosts + 10))
-        self.life = Lifecycles(rng, snapshot=end, quirks=quirks, counts=self.counts,
-                               build_seconds=(20, 3 * MINUTE))
         self.running: dict[int, list[tuple[int, int, int]]] = {}  # id(host) -> heap of (end, vcpus, memory)
         self.used: dict[int, list[int]] = {}  # id(host) -> [vcpus, memory] in use now
         self.slots: dict[int, SlotBook] = {}  # id(host) -> reserved (start, end, vcpus)
-        self.leases: list[Lease] = []
-        self.instances: list[Instance] = []
 
     def run(self) -> World:
         if self.ondemand:
             self._ondemand()
         if self.reservable:
             self._reservations()
-        services = sorted({h.service_host for h in self.hosts})
-        return World("kvm", self.start, self.end, self.hosts, self.leases, self.instances, services, self.counts)
+        return self.world()
 
     def _life_seconds(self) -> int:
         return int(math.exp(self.rng.uniform(math.log(MIN_LIFE), math.log(MAX_LIFE))))
@@ -129,7 +114,7 @@ class KvmSimulation:
         """A random live on-demand host with room for ``flavor`` at ``t`` (a few tries)."""
         for _ in range(6):
             host = self.rng.choice(self.ondemand)
-            inc = _alive(host, t)
+            inc = live_incarnation(host, t)
             if inc is None:
                 continue
             heap = self.running.setdefault(id(host), [])
@@ -176,12 +161,12 @@ class KvmSimulation:
             self.slots.setdefault(id(host), SlotBook()).add((start, end, flavor.vcpus))
             lease.allocations.append(Allocation(rng.uuid(), lease, host, row, created + rng.between(0, 3), None))
         if start > created + HOUR:
-            self.counts["advance_bookings"] = self.counts.get("advance_bookings", 0) + 1
+            self._count("advance_bookings")
         if "early_deleted_leases" in self.quirks and rng.random() < 0.1:
             deleted = rng.between(created + MINUTE, end)
             if deleted < self.end:
                 lease.deleted = deleted
-                self.counts["early_deleted_leases"] = self.counts.get("early_deleted_leases", 0) + 1
+                self._count("early_deleted_leases")
         stop = lease.end if lease.deleted is None else lease.deleted
         for alloc in lease.allocations:
             closing = stop if lease.deleted is not None else stop + rng.between(5, 90)
