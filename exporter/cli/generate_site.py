@@ -30,9 +30,10 @@ def _quirk_names() -> list[str]:
 @click.option("--truth-dir", type=click.Path(file_okay=False), default=None,
               help="Where truth_spans.parquet and truth.json go [default: <sqlite dir>/truth, "
                    "else ./truth-<prefix or 'site'>].")
-@click.option("--db-prefix", default="", help="Prefix for physical database names, e.g. 'demo_' -> demo_nova.")
-@click.option("--no-quirk", "no_quirks", multiple=True, type=click.Choice(_quirk_names()),
-              help="Turn a quirk off (repeatable). All quirks are on by default.")
+@click.option("--db-prefix", default="", help="Prefix for physical database names, e.g. 'demo_' -> demo_nova (SQLite: demo_nova.sqlite).")
+@click.option("--no-quirk", "no_quirks", multiple=True, type=click.Choice(_quirk_names()), metavar="NAME",
+              help="Turn a quirk off (repeatable); all are on by default. Names: "
+                   + ", ".join(_quirk_names()) + " (see docs/synthetic-site.md).")
 @click.option("--capability-schema", type=click.Choice(["property_id", "capability_id", "capability_name"]),
               default="property_id", show_default=True, help="Which historical Blazar capability schema to write.")
 def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_quirks, capability_schema):

@@ -86,8 +86,11 @@ def generate_site(url: str, *, hosts: int, years: float, seed: int, start: dt.da
 
     ``databases`` maps logical schemas to physical names (MariaDB) / file stems (SQLite).
     ``quirks``: None = all on; a set = exactly those on; a dict = overrides. ``progress`` is
-    called as ``progress(step_label, steps_done, steps_total)``. Existing generator tables
-    are dropped and re-created. Deterministic: same arguments -> identical tables and truth.
+    called as ``progress(step_label, steps_done, steps_total)``. ``capability_schema`` picks the
+    Blazar capability name schema (``property_id``, ``capability_id`` or ``capability_name``);
+    ``site`` is written into the truth spans' ``site`` column. Existing generator tables are
+    dropped and re-created. Deterministic: same arguments -> identical tables and truth.
+    Raises ConfigError for bad arguments, DatabaseError when the database refuses.
     """
     from exporter.sitegen.pipeline import run_pipeline
 
