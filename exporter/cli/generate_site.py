@@ -37,7 +37,11 @@ def _quirk_names() -> list[str]:
 @click.option("--capability-schema", type=click.Choice(["property_id", "capability_id", "capability_name"]),
               default="property_id", show_default=True, help="Which historical Blazar capability schema to write.")
 def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_quirks, capability_schema):
-    """Simulate a site's history, write it as Nova/Blazar would store it, and write the truth."""
+    """Simulate a site's history, write it as Nova/Blazar would store it, and write the truth.
+
+    The generator DROPS and re-creates its tables in the target databases: never point it at
+    a real OpenStack database server (use --db-prefix on a shared test server).
+    """
     from exporter.db import masked
     from exporter.sitegen import generate_site
 
