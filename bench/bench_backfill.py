@@ -11,8 +11,10 @@ gauges + counters). Results go to BENCHMARKS.md by hand.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -95,39 +97,58 @@ def bench_writer(work: Path, args) -> None:
           f"{result.samples / seconds / 1e6:.2f} M samples/s end to end, "
           f"{result.samples / result.write_seconds / 1e6:.2f} M samples/s text+write stage")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    if args.full_promtool:
+        (work / "blocks").mkdir()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+            _, stage = timed(f"promtool on the {len(result.files)} window files, {os.cpu_count()} in parallel",
+                             lambda: list(pool.map(lambda c: subprocess.run(c[:-1] + (str(work / "blocks"),),
+                                                                            check=True, capture_output=True),
+                                                   result.commands)))
+        print(f"  -> {result.samples / stage / 1e6:.2f} M samples/s through promtool")
 
 
 def bench_promtool(work: Path, args) -> None:
+    """promtool on one file (large blocks: few passes) vs one file per 1458h window (two passes each).
+
+    "One parse of all the data" is the marginal cost of one more pass over the single file:
+    (T(13122h) - T(39366h)) / (passes(13122h) - passes(39366h)), passes = blocks + 1.
+    """
     frame = synthetic(1, args.years, args.promtool_resources, dt.datetime(2016, 1, 1))
     root = work / "pt"
     (root / "tl").mkdir(parents=True)
     frame.write_parquet(root / "tl" / "timeline.parquet")
     now = dt.datetime(2030, 1, 1)
-    print(f"promtool: {frame.height * 2:,} samples ({frame.select(pl.struct('pool', 'state', 'resource').n_unique()).item()}"
-          " timeline series)")
+    series = frame.select(pl.struct("pool", "state", "resource").n_unique()).item()
+    print(f"promtool: {frame.height * 2:,} samples ({series} timeline series, gauge + counter each)")
     files = backfill(root / "tl", root / "files", now=now)
     single = root / "single.om"
     with open(single, "wb") as out:  # the same samples as ONE file: concatenate the window files' bodies
         for i, info in enumerate(files.files):
             data = (root / "files" / info.path).read_bytes()
             out.write(data[:-len(b"# EOF\n")] if i < len(files.files) - 1 else data)
-    print(f"  single file {single.stat().st_size / 1e6:.0f} MB (families interleaved per window: promtool accepts)")
+    print(f"  single file {single.stat().st_size / 1e6:.0f} MB (families repeat per window: promtool accepts)")
     runs = {}
-    for hours in (39366, 1458):
+    for hours in (39366, 13122) + ((1458,) if args.single_1458h else ()):
         target = root / f"single-{hours}"
-        _, runs[hours] = timed(f"single file, --max-block-duration={hours}h", lambda: subprocess.run(
+        _, seconds = timed(f"single file, --max-block-duration={hours}h", lambda: subprocess.run(
             ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", f"--max-block-duration={hours}h",
              str(single), str(target)], check=True, capture_output=True))
-        blocks = [p for p in target.iterdir() if (p / "meta.json").exists()]
-        print(f"    {len(blocks)} blocks -> {len(blocks) + 1} parses of the file; "
-              f"one parse ~ {runs[hours] / (len(blocks) + 1):.2f} s")
-    parse_once = runs[39366] / (len(list((root / "single-39366").glob("*/meta.json"))) + 1)
-    result, seconds = timed("per-window files (1458h), parallel promtool",
-                            lambda: backfill(root / "tl", root / "perwindow", blocks=True, now=now))
-    print(f"    {len(result.blocks)} blocks from {len(result.files)} files; write+promtool stage "
-          f"{result.promtool_seconds:.1f} s = {result.promtool_seconds / parse_once:.1f}x one parse of all the data")
-    print(json.dumps({"parse_once_s": round(parse_once, 2), "single_39366h_s": round(runs[39366], 1),
-                      "single_1458h_s": round(runs[1458], 1), "per_window_stage_s": round(result.promtool_seconds, 1)}))
+        passes = len([p for p in target.iterdir() if (p / "meta.json").exists()]) + 1
+        runs[hours] = (seconds, passes)
+        print(f"    {passes - 1} blocks -> {passes} passes over the file")
+    (t1, p1), (t2, p2) = runs[39366], runs[13122]
+    parse_once = (t2 - t1) / (p2 - p1)
+    print(f"  one parse of all the data (marginal pass) ~ {parse_once:.2f} s")
+    commands = [command[:-1] + (str(root / "perwindow-blocks"),) for command in files.commands]
+    (root / "perwindow-blocks").mkdir()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        _, stage = timed(f"per-window files: {len(commands)} promtool runs, {os.cpu_count()} in parallel",
+                         lambda: list(pool.map(lambda c: subprocess.run(c, check=True, capture_output=True),
+                                               commands)))
+    print(f"    promtool stage = {stage / parse_once:.1f}x one parse of all the data")
+    print(json.dumps({"samples": frame.height * 2, "parse_once_s": round(parse_once, 2),
+                      **{f"single_{h}h_s": round(t, 1) for h, (t, _) in runs.items()},
+                      "per_window_promtool_s": round(stage, 1)}))
 
 
 def main() -> None:
@@ -137,6 +158,10 @@ def main() -> None:
     parser.add_argument("--promtool", action="store_true", help="also compare promtool runs")
     parser.add_argument("--promtool-resources", type=int, default=2,
                         help="resources in the promtool comparison (8 leaves x this many series)")
+    parser.add_argument("--single-1458h", action="store_true",
+                        help="also time the single file with 1458h blocks (one pass per block: slow)")
+    parser.add_argument("--full-promtool", action="store_true",
+                        help="also run promtool on the full-size window files (parallel)")
     parser.add_argument("--skip-writer", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-backfill-"))
