@@ -76,6 +76,8 @@ class SpanBooks:
         A row with no piece kept is rejected with ``reason``; the removed part of the others
         is clipped hours (reason outside_parent, or duplicate_entity when keeping the outside).
         """
+        # ``spans`` is eager, so its row order is stable: clip_to_parent numbers the children and
+        # reads them more than once (a lazy join's output order may differ between reads).
         relevant = parents.lazy().join(spans.lazy().select(by).unique(), on=list(by), how="semi")
         inside, beyond = intervals.clip_to_parent(spans.lazy(), relevant, by=by, open_end=self.snapshot_time)
         kept = (beyond if outside else inside).collect().drop("trimmed")

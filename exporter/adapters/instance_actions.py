@@ -26,7 +26,7 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], instances: pl.LazyFrame) ->
     hypervisor_hostname, project_id, reservation_id, booking, action, start, end, resumed_at,
     instance_end, instance_found, rejection_reason.
     """
-    actions = action_rows(tables).filter(~pl.col("failed"))
+    actions = action_rows(tables, kinds=STOPPING_ACTIONS + RESUMING_ACTIONS).filter(~pl.col("failed"))
     stops = actions.filter(pl.col("action").is_in(STOPPING_ACTIONS)).sort("at", nulls_last=True)
     resumes = (
         actions.filter(pl.col("action").is_in(RESUMING_ACTIONS) & pl.col("at").is_not_null())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -91,8 +91,9 @@ def _instance_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         "created_at", "launched_at", "terminated_at", "deleted_at")
 
 
-def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """source_table, source_id, action_id, entity_id (instance uuid), action, at, failed.
+def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> pl.LazyFrame:
+    """source_table, source_id, action_id, entity_id (instance uuid), action, at, failed for
+    the actions whose name is in ``kinds``.
 
     ``at`` is the action's request time (start_time, else created_at): the user asked for the
     change then, and the host stays held either way. ``failed``: Nova marked the action
@@ -105,8 +106,9 @@ def action_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         "source_table", pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
         pl.col("instance_uuid").alias("entity_id"), "action",
         pl.coalesce("start_time", "created_at").alias("at"),
-        (pl.col("message").fill_null("") == "Error").alias("marked_error"))
-    outcomes = _event_rows(tables).group_by("action_id").agg(
+        (pl.col("message").fill_null("") == "Error").alias("marked_error")).filter(pl.col("action").is_in(list(kinds)))
+    events = _event_rows(tables).join(actions.select("action_id"), on="action_id", how="semi")
+    outcomes = events.group_by("action_id").agg(
         (pl.col("result") == "Error").any().alias("event_error"))
     return actions.join(outcomes, on="action_id", how="left").select(
         "source_table", "source_id", "action_id", "entity_id", "action", "at",
