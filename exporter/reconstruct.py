@@ -65,6 +65,8 @@ class ReconstructOptions:
 
 @dataclass(frozen=True)
 class Reconstruction:
+    """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), timeline (TIMELINE_SCHEMA), audit dict."""
+
     spans: pl.DataFrame
     rejected: pl.DataFrame
     timeline: pl.DataFrame
