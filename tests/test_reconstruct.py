@@ -162,3 +162,14 @@ def test_cli_resolves_the_newest_snapshot_from_the_config(tmp_path, capsys):
     audit = json.loads((tmp_path / "out" / "audit.json").read_text())
     assert audit["snapshot_time"] == "2020-04-01T00:00:00"
     assert audit["timeline"]["start"] == "2020-02-01T00:00:00"
+
+
+def test_text_timestamps_and_integer_ids_give_the_same_spans():
+    # upstream dumps and SQLite reads may carry datetimes as text and ids as integers
+    def as_text(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.col(c).dt.strftime("%Y-%m-%d %H:%M:%S") for c, t in frame.schema.items()
+                                  if isinstance(t, pl.Datetime))
+    typed = spans_from_tables(small_site(), site="s", snapshot_time=SNAPSHOT).spans
+    texty = spans_from_tables({k: as_text(v) for k, v in small_site().items()}, site="s",
+                              snapshot_time=SNAPSHOT).spans
+    assert texty.equals(typed)
