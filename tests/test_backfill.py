@@ -177,3 +177,13 @@ def test_cli_takes_holdback_and_labels_from_the_site_config(timeline_dir, tmp_pa
     assert "cut-off 2024-01-15 19:00 UTC" in result.output
     data = (tmp_path / "o" / manifest["files"][0]["path"]).read_text()
     assert 'instance="myinst",job="myjob"' in data
+
+
+def test_cli_run_reports_config_problems_in_one_line(tmp_path):
+    done = run_cli("run", "--site", "nowhere", "--config", str(tmp_path / "missing.yaml"), "--quiet")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"error: config file {tmp_path / 'missing.yaml'} not found"
+    config = tmp_path / "sites.yaml"
+    config.write_text("sites:\n  uc:\n    db_url: sqlite:///x.sqlite\n")
+    done = run_cli("run", "--site", "other", "--config", str(config), "--quiet")
+    assert done.stderr.strip() == "error: unknown site 'other' (configured: uc)"
