@@ -16,6 +16,7 @@ from exporter.backfill import backfill
 from exporter.config import load_config
 from exporter.metrics import FAMILIES
 from exporter.run import run_site
+from exporter.timeline import counters_until
 from exporter.sitegen import generate_site
 from tests.support import PrometheusServer
 
@@ -95,3 +96,19 @@ def test_rerunning_backfill_on_the_same_timeline_gives_identical_files(pipeline,
                      origin=START)
     assert again.cutoff == result.cutoff
     assert [(f.path, f.sha256) for f in again.files] == [(f.path, f.sha256) for f in result.files]
+
+
+def test_live_counters_continue_the_backfilled_ones_without_a_jump(pipeline):
+    """counters_until (what the live exporter exposes) at the last backfilled sample time equals
+    the backfilled counter there, for every series: no reset, no jump at the hand-over."""
+    result, _, server = pipeline
+    spans = pl.read_parquet(result.timeline_path / "spans.parquet")
+    live = counters_until(spans, origin=START, at=result.last_sample)
+    names = {family.resource: family.counter_sample for family in FAMILIES}
+    data = server.api("query", query='{__name__=~"openstack_usage_.+_total"}', time=epoch(result.last_sample))
+    got = pl.DataFrame([(*(s["metric"][k] for k in LABELS), s["metric"]["__name__"], float(s["value"][1]))
+                        for s in data["result"]], schema=[*LABELS, "name", "got"], orient="row")
+    joined = live.with_columns(name=pl.col("resource").replace_strict(names)).join(
+        got, on=[*LABELS, "name"], how="full", coalesce=True)
+    assert joined.height == got.height == live.height
+    assert joined.select(((pl.col("got") - pl.col("value")).abs() <= 1e-9 * pl.col("value").abs() + 1e-6).all()).item()
