@@ -18,7 +18,7 @@ import polars as pl
 
 from exporter.adapters.common import hours_between
 from exporter.errors import InvariantViolation
-from exporter.timeline import check_hours_conserved, hours_conservation, negative_leaves
+from exporter.timeline import check_hours_conserved, hours_conservation, negative_leaves, unexported_hours
 
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
 TOLERANCE = 1e-7
@@ -134,6 +134,9 @@ def summary_text(audit: dict) -> str:
         tl = audit["timeline"]
         lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "
                      f"{tl['negative_leaves']} negative leaf values")
+        if tl.get("node_hours_inside_maintenance"):
+            lines.append(f"instance node-hours inside maintenance leases (counted as maintenance, not active): "
+                         f"{tl['node_hours_inside_maintenance']:.1f}")
     for warning in audit["warnings"]:
         lines.append(f"warning: {warning}")
     lines.append("invariants: rows and hours balance for every source; timeline conserves span-hours")
@@ -149,5 +152,7 @@ def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: d
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
         "rows": timeline.height, "negative_leaves": negative_leaves(timeline).height,
+        # occupied/stopped node-hours inside maintenance leases: in the maintenance leaf, not active/idle
+        "node_hours_inside_maintenance": unexported_hours(spans, start=start, end=end, open_end=snapshot_time),
         "conservation": conservation.drop("difference").to_dicts(),
     }

@@ -33,7 +33,7 @@ from exporter.adapters import (
     blazar_hosts, blazar_leases, host_resources, instance_actions, nova_hosts, nova_instances, request_specs,
 )
 from exporter.schema import (
-    BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED, LEVEL_MAINTENANCE,
+    BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED, LEVEL_MAINTENANCE,
     LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, LEVELS, POOL_ONDEMAND, POOL_RESERVABLE,
     SPAN_SCHEMA, conform,
 )
@@ -173,6 +173,10 @@ def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.Dat
     reserved = settled.filter(pl.col("booking") == BOOKING_RESERVATION)
     windows = committed.select("reservation_id", "hypervisor_hostname", "start", "end")
     inside = books.clipped_into(reserved, windows, by=["reservation_id", *HOST_KEY], reason="orphan")
+    maintenance = committed.filter(pl.col("level") == LEVEL_MAINTENANCE).get_column("reservation_id").unique()
+    inside = inside.with_columns(
+        pl.when(pl.col("reservation_id").is_in(maintenance.implode()))
+        .then(pl.lit(BOOKING_MAINTENANCE)).otherwise(pl.col("booking")).alias("booking"))
     return pl.concat([inside, settled.filter(pl.col("booking") != BOOKING_RESERVATION)], how="vertical_relaxed")
 
 
@@ -191,7 +195,11 @@ def _stopped_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], instanc
     settled = books.settled(windows, detail=instance_actions.stop_reject_detail())
     merged = books.merged(books.cut_at_snapshot(settled), by=["entity_id"])
     parents = occupied.select("entity_id", "start", "end")
-    return books.clipped_into(merged, parents, by=["entity_id"])
+    stopped = books.clipped_into(merged, parents, by=["entity_id"])
+    # A stopped period has its instance's booking (maintenance when the instance is in a maintenance lease).
+    bookings = occupied.select("entity_id", pl.col("booking").alias("_parent_booking")).unique("entity_id")
+    return (stopped.join(bookings, on="entity_id", how="left")
+            .with_columns(pl.coalesce("_parent_booking", "booking").alias("booking")).drop("_parent_booking"))
 
 
 def _host_context(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame) -> dict[str, pl.LazyFrame]:
@@ -219,7 +227,7 @@ def _canonical(spans: pl.DataFrame, *, site: str, context: dict[str, pl.LazyFram
         pl.lit(site).alias("site"),
         pl.when(pl.col("level") == LEVEL_TOTAL).then(None)
         .when(pl.col("level").is_in([LEVEL_RESERVABLE, LEVEL_COMMITTED, LEVEL_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
-        .when(pl.col("booking") == BOOKING_RESERVATION).then(pl.lit(POOL_RESERVABLE))
+        .when(pl.col("booking").is_in([BOOKING_RESERVATION, BOOKING_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
         .otherwise(pl.lit(POOL_ONDEMAND)).alias("pool"),
         pl.when(pl.col("level") == LEVEL_TOTAL).then(pl.lit(HIERARCHY_ROOT))
         .when(changed).then(pl.lit(HIERARCHY_CLIPPED)).otherwise(pl.lit(HIERARCHY_DIRECT)).alias("hierarchy_status"),

@@ -31,6 +31,8 @@ LEVELS = (
 
 BOOKING_RESERVATION = "reservation"
 BOOKING_ONDEMAND = "ondemand"
+# An instance inside a maintenance lease: the host-time is already the maintenance leaf.
+BOOKING_MAINTENANCE = "maintenance"
 
 # hierarchy_status: how a span relates to its parent level after clipping.
 HIERARCHY_ROOT = "root"  # top level (total): has no parent

@@ -15,6 +15,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from exporter.schema import (
+    BOOKING_MAINTENANCE,
     BOOKING_ONDEMAND as ONDEMAND,
     BOOKING_RESERVATION as RESERVATION,
     LEVEL_COMMITTED as COMMITTED,
@@ -39,6 +40,11 @@ LEAF_TABLE: tuple[tuple[str, str, tuple[Term, ...]], ...] = (
     (POOL_ONDEMAND, "active", ((+1, OCCUPIED, ONDEMAND), (-1, STOPPED, ONDEMAND))),
     (POOL_ONDEMAND, "stopped", ((+1, STOPPED, ONDEMAND),)),
 )
+
+# Level-series that feed no leaf: instances inside a maintenance lease (operators testing a
+# node). Their host-time is the maintenance leaf already; exporting them as active or idle
+# would count the host twice (idle = committed - occupied would go negative).
+UNEXPORTED_SERIES: tuple[tuple[str, str], ...] = ((OCCUPIED, BOOKING_MAINTENANCE), (STOPPED, BOOKING_MAINTENANCE))
 
 Series = tuple[str, "str | None"]  # (level, booking or None)
 Leaf = tuple[str, str]  # (pool, state)

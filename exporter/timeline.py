@@ -22,7 +22,7 @@ from exporter.intervals import closed_end
 from exporter.ledger import signed_changes
 from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
-from exporter.states import LEAVES, SERIES, leaf_weights, series_name, series_weights
+from exporter.states import LEAVES, SERIES, UNEXPORTED_SERIES, leaf_weights, series_name, series_weights
 
 RESOURCES = tuple(TIMELINE_RESOURCES)
 SERIES_NAMES = tuple(series_name(level, booking) for level, booking in SERIES)
@@ -45,6 +45,7 @@ def series_spans(spans: SpanInput) -> pl.LazyFrame:
     """
     frame = spans.lazy()
     _check_levels(frame)
+    frame = frame.filter(~_unexported())
     whole_levels = [level for level, booking in SERIES if booking is None]
     series = (
         pl.when(pl.col("level").is_in(whole_levels))
@@ -64,6 +65,21 @@ def series_spans(spans: SpanInput) -> pl.LazyFrame:
     )
 
 
+def _unexported() -> pl.Expr:
+    """Spans of a level-series that feeds no leaf (states.UNEXPORTED_SERIES)."""
+    return pl.any_horizontal(
+        [(pl.col("level") == level) & (pl.col("booking") == booking) for level, booking in UNEXPORTED_SERIES]
+    ).fill_null(False)
+
+
+def unexported_hours(spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime) -> float:
+    """Node-hours in [start, end) of spans that feed no leaf (e.g. instances in maintenance leases)."""
+    frame = spans.lazy().filter(_unexported())
+    seconds = _overlap_seconds(start, end, open_end=open_end)
+    hours = frame.select((seconds * pl.col("nodes").cast(pl.Float64).fill_null(0.0)).sum() / 3600.0)
+    return float(hours.collect(engine=_ENGINE).item() or 0.0)
+
+
 def _check_levels(spans: pl.LazyFrame) -> None:
     null_starts = spans.select(pl.col("start").null_count()).collect(engine=_ENGINE).item()
     if null_starts:
@@ -78,6 +94,7 @@ def _check_levels(spans: pl.LazyFrame) -> None:
             f"{level}/{booking}"
             for level, booking in combos.rows()
             if level not in whole_levels and series_name(level, booking) not in SERIES_NAMES
+            and (level, booking) not in UNEXPORTED_SERIES
         }
     )
     if misfits:
