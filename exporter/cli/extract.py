@@ -44,22 +44,25 @@ def command(db_url, site_name, db_prefix, config_path, out, snapshot_id, quiet) 
 
 
 def status_table(result: ExtractResult) -> str:
-    """Per-table status lines, then where the snapshot is."""
+    """Per-table status lines (absent optional tables summed up in one line), then where the snapshot is."""
     tables = result.manifest["tables"]
-    width = max(len(name) for name in tables)
+    absent = [name for name, entry in tables.items() if entry["status"] == "missing" and entry["optional"]]
+    shown = {name: entry for name, entry in tables.items() if name not in absent}
+    width = max((len(name) for name in shown), default=5)
     lines = [f"{'table':<{width}}  {'status':<17} {'rows':>10}  note"]
-    for name, entry in tables.items():
+    for name, entry in shown.items():
         rows = "" if entry["rows"] is None else f"{entry['rows']:,}"
         note = _note(name, entry)
         lines.append(f"{name:<{width}}  {entry['status']:<17} {rows:>10}  {note}".rstrip())
+    if absent:
+        lines.append(f"{len(absent)} optional table(s) absent (fine; listed in manifest.json): "
+                     + ", ".join(sorted(absent)))
     copied = sum(1 for entry in tables.values() if entry["file"])
     lines.append(f"snapshot: {result.snapshot_dir}  ({copied} of {len(tables)} tables copied)")
     return "\n".join(lines)
 
 
 def _note(name: str, entry: dict) -> str:
-    if entry["status"] == "missing" and entry["optional"]:
-        return "optional, absent"
     if entry["error"]:
         error = entry["error"].removeprefix(f"{name}: ")
         return error if entry["optional"] else f"REQUIRED: {error}"
