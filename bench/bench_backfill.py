@@ -82,7 +82,7 @@ def bench_writer(work: Path, args) -> None:
     print(f"writer: {frame.height:,} timeline rows, {frame.height * 2:,} samples")
     checked, _ = timed("check_timeline", lambda: check_timeline(frame))
     series = series_labels(checked, job="openstack-usage", instance="openstack-usage-exporter")
-    values, _ = timed("sample_values (counters, order)", lambda: sample_values(checked, series))
+    values, _ = timed("sample_values (counters, order)", lambda: sample_values(checked))
     sink = CountingSink()
     prefixes = sample_prefixes(series)
     _, render = timed("render text, all windows, into memory (no disk)", lambda: [

@@ -15,7 +15,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -133,7 +132,7 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     cutoff = min(now, max(checked.ends.values())) - holdback
     series = series_labels(checked, job=job, instance=instance)
-    kept = sample_values(checked, series, origin=origin).filter(pl.col("t") < _epoch(cutoff))
+    kept = sample_values(checked, origin=origin).filter(pl.col("t") < _epoch(cutoff))
     origins, step_seconds = checked.starts, checked.step_seconds
     del checked  # the timeline frame is no longer needed: keep peak memory down while writing
     if kept.height == 0:
@@ -203,18 +202,31 @@ def _write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *
 
 
 def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
-    """Write one window file atomically (temp file + rename) and describe it."""
-    buffer = io.BytesIO()
-    write_samples(lines, buffer)
-    data = buffer.getbuffer()
+    """Write one window file atomically (temp file + rename), hashing it on the way."""
     relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     path = out / relative
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
-        handle.write(data)
+        sink = _HashingWriter(handle)
+        write_samples(lines, sink)
     os.replace(tmp, path)
     return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
-                      samples=lines.height, bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+                      samples=lines.height, bytes=sink.bytes, sha256=sink.sha256.hexdigest())
+
+
+class _HashingWriter:
+    """A binary writer that passes data through to ``handle`` and keeps its sha256 and size."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.sha256, self.bytes = handle, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:

@@ -37,8 +37,8 @@ _US = 1_000_000
 class CheckedTimeline:
     """A timeline that passed :func:`check_timeline`."""
 
-    frame: pl.DataFrame  # TIMELINE_SCHEMA columns, in input order
-    keys: pl.DataFrame  # SERIES_KEYS: one row per series
+    samples: pl.DataFrame  # rank (UInt32), family (UInt8, gauge index), t (Int64 epoch s), value; by rank, t
+    keys: pl.DataFrame  # SERIES_KEYS + rank: one row per series, rank = output order
     step_seconds: int
     starts: dict[str, dt.datetime]  # site -> first grid time (the counters' origin)
     ends: dict[str, dt.datetime]  # site -> last grid time + step (end of the covered range)
@@ -74,9 +74,13 @@ def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> C
     if step_us % _US or (step_seconds and step_us != step_seconds * _US):
         raise TimelineError(f"timeline step {step_us / _US:g}s is not the expected whole number of seconds"
                             + (f" ({step_seconds}s)" if step_seconds else ""))
-    keys = _series_keys(frame, grid)
+    codes = _series_codes(frame)
+    keys = _ranked_keys(frame, codes)
+    samples = _numeric_samples(frame, codes, keys)
+    keys = keys.drop("code")
+    _check_dense(samples, keys, grid, step_us // _US)
     step = dt.timedelta(microseconds=step_us)
-    return CheckedTimeline(frame=frame, keys=keys, step_seconds=step_us // _US,
+    return CheckedTimeline(samples=samples, keys=keys, step_seconds=step_us // _US,
                            starts=dict(zip(grid["site"], grid["start"])),
                            ends={site: last + step for site, last in zip(grid["site"], grid["last"])})
 
@@ -128,40 +132,73 @@ def _check_values(frame: pl.DataFrame) -> None:
                             "(promtool silently drops them)")
 
 
-def _series_keys(frame: pl.DataFrame, grid: pl.DataFrame) -> pl.DataFrame:
-    """The series (SERIES_KEYS), after checking each has exactly one row per grid time of its
-    site (no duplicates, no holes)."""
-    counts = (frame.group_by(SERIES_KEYS).agg(rows=pl.len(), times=pl.col("timestamp").n_unique())
-              .join(grid.select("site", "points"), on="site"))
-    duplicates = counts.select((pl.col("rows") - pl.col("times")).sum()).item()
+def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
+    """One row per series: SERIES_KEYS, ``code`` and ``rank`` (output order = family,
+    node_type, pool, site, state)."""
+    family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
+    first = codes.arg_unique()
+    return (frame.select(SERIES_KEYS)[first].with_columns(code=codes.gather(first))
+            .sort(pl.col("resource").replace_strict(family_order, return_dtype=pl.UInt8),
+                  "node_type", "pool", "site", "state")
+            .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
+
+
+def _series_codes(frame: pl.DataFrame) -> pl.Series:
+    """A UInt64 per row naming its series: packed categorical codes of SERIES_KEYS (a single
+    integer column keeps unique/join cheap on tens of millions of rows)."""
+    physical = frame.select(pl.col(SERIES_KEYS).cast(pl.Categorical).to_physical().cast(pl.UInt64))
+    bits = [max(int(physical[name].max() or 0).bit_length(), 1) for name in SERIES_KEYS]
+    if sum(bits) > 63:  # a huge category cache: fall back to a dense rank of the tuple
+        return physical.select(pl.struct(SERIES_KEYS).rank("dense").cast(pl.UInt64)).to_series()
+    code = pl.lit(0, dtype=pl.UInt64)
+    for name, width in zip(SERIES_KEYS, bits):
+        code = code * (1 << width) + pl.col(name)
+    return physical.select(code.alias("code")).to_series()
+
+
+def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) -> pl.DataFrame:
+    """The timeline as (rank, family, t, value) sorted by rank then t: no strings left."""
+    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(family_index,
+                                                                                 return_dtype=pl.UInt8))
+    return (pl.DataFrame({"code": codes, "t": frame["timestamp"].dt.epoch("s"), "value": frame["value"]}).lazy()
+            .join(ranks.lazy(), on="code")
+            .select("rank", "family", "t", "value")
+            .sort(pl.col("rank").cast(pl.Int64) * (1 << 40) + pl.col("t"))  # one integer key: fast
+            .collect())
+
+
+def _check_dense(samples: pl.DataFrame, keys: pl.DataFrame, grid: pl.DataFrame, step: int) -> None:
+    """Each series has exactly one row per grid time of its site (no duplicates, no holes)."""
+    per_series = samples.group_by("rank").agg(
+        rows=pl.len(), repeats=(pl.col("t").diff() == 0).sum(), first=pl.col("t").first(),
+        gaps=(pl.col("t").diff() > step).sum())
+    stats = per_series.join(keys, on="rank").join(
+        grid.select("site", "points", start=pl.col("start").dt.epoch("s")), on="site")
+    duplicates = stats["repeats"].sum()
     if duplicates:
         raise TimelineError(f"timeline has {duplicates} rows sharing a (site, timestamp, node_type, pool, "
                             "state, resource) key; each key must appear once")
-    holes = counts.filter(pl.col("times") != pl.col("points")).sort(SERIES_KEYS)
+    holes = stats.filter((pl.col("rows") != pl.col("points")) | (pl.col("first") != pl.col("start"))
+                         | (pl.col("gaps") > 0)).sort(SERIES_KEYS)
     if holes.height:
         row = holes.row(0, named=True)
         key = ", ".join(f"{name}={row[name]}" for name in SERIES_KEYS)
         raise TimelineError(f"timeline grid is irregular: {holes.height} series lack grid times, e.g. "
-                            f"({key}) has {row['times']} of the site's {row['points']} timestamps")
-    return counts.select(SERIES_KEYS)
+                            f"({key}) has {row['rows']} of the site's {row['points']} timestamps")
 
 
 def series_labels(checked: CheckedTimeline, *, job: str, instance: str) -> pl.DataFrame:
-    """One row per series: SERIES_KEYS, ``labels`` (``{instance="…",…,state="…"}``, sorted and
-    escaped) and ``rank`` (UInt32: position in output order = family, then labels)."""
+    """One row per series: SERIES_KEYS, ``rank`` (UInt32: position in output order) and
+    ``labels`` (``{instance="…",…,state="…"}``, label names sorted, values escaped)."""
     fixed = f'{{instance="{escape_label(instance)}",job="{escape_label(job)}",'
     parts = [pl.lit(fixed)]
     for i, name in enumerate(("node_type", "pool", "site", "state")):
         parts += [pl.lit(("," if i else "") + f'{name}="'), _escaped(pl.col(name)), pl.lit('"')]
-    family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
-    return (checked.keys
-            .with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
-            .sort(pl.col("resource").replace_strict(family_order, return_dtype=pl.UInt8), "labels")
-            .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
+    return checked.keys.with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
 
 
-def sample_values(checked: CheckedTimeline, series: pl.DataFrame, *,
-                  origin: dt.datetime | None = None) -> pl.DataFrame:
+def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None) -> pl.DataFrame:
     """Every sample as numbers, in output order (compact: no strings).
 
     Output columns: ``family`` (UInt8: 2 * index into exporter.metrics.FAMILIES, + 1 for the
@@ -171,13 +208,7 @@ def sample_values(checked: CheckedTimeline, series: pl.DataFrame, *,
     integrate from there.
     """
     _check_origin(checked, origin)
-    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
-    gauges = (checked.frame.lazy()
-              .join(series.lazy().select(*SERIES_KEYS, "rank"), on=list(SERIES_KEYS))
-              .select(family=pl.col("resource").replace_strict(family_index, return_dtype=pl.UInt8),
-                      rank=pl.col("rank"), t=pl.col("timestamp").dt.epoch("s"), value=pl.col("value"))
-              .sort(pl.col("rank").cast(pl.Int64) * (1 << 40) + pl.col("t"))  # one integer key: fast
-              .collect())
+    gauges = checked.samples.select("family", "rank", "t", "value")
     counters = gauges.select(
         family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
         value=(pl.col("value") * checked.step_seconds).cum_sum().shift(1, fill_value=0.0).over("rank"))
@@ -266,5 +297,5 @@ def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,
     checked = check_timeline(timeline, step_seconds=step_seconds)
     series = series_labels(checked, job=job, instance=instance)
     buffer = io.BytesIO()
-    write_samples(sample_lines(sample_values(checked, series, origin=origin), sample_prefixes(series)), buffer)
+    write_samples(sample_lines(sample_values(checked, origin=origin), sample_prefixes(series)), buffer)
     return buffer.getvalue()
