@@ -1,7 +1,8 @@
 """Timeline -> OpenMetrics text for ``promtool tsdb create-blocks-from openmetrics``.
 
-Pure functions, vectorised with polars (one ``concat_str`` over all samples, one ``write_csv`` per
-metric family; no Python loop per sample). The series contract is ``exporter.metrics`` and
+Pure functions, vectorised with polars: the timeline becomes integer-coded numeric samples, and
+the text is one ``write_csv`` per metric family with ``name{labels}`` as an Enum column (no Python
+loop per sample). The series contract is ``exporter.metrics`` and
 ``docs/metrics.md``:
 
 - gauge ``<family.gauge>`` at grid time t = the timeline value at t (the mean over [t, t + step));
@@ -50,7 +51,7 @@ def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> C
     Requires: exactly the TIMELINE_SCHEMA columns, no nulls, finite values, known
     resource/pool/state, whole-second timestamps at or after 1970, and per site a regular grid on
     which every series has exactly one row per grid time. ``step_seconds`` is needed only when a
-    site has a single grid time.
+    site has a single grid time. Returns the samples in compact numeric form (no strings).
     """
     frame = _conformed(frame)
     _check_values(frame)
