@@ -35,7 +35,7 @@ KEYS = ["node_type", "pool", "state", "resource"]
 
 @pytest.fixture(scope="module")
 def generated(mariadb_url, tmp_path_factory):
-    with site_ending_now(mariadb_url, tmp_path_factory.mktemp("truth"), hosts=8, days=30, seed=11) as site:
+    with site_ending_now(mariadb_url, tmp_path_factory.mktemp("truth"), hosts=12, days=30, seed=11) as site:
         yield site
 
 
