@@ -111,10 +111,11 @@ def _anchor_rows(series: pl.LazyFrame, **extra: pl.Expr) -> pl.LazyFrame:
     )
 
 
-def _series_grid(
+def _coded_series_grid(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
-) -> pl.DataFrame:
-    """Cell means per (site, node_type, series, timestamp), complete, sorted in that order."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(key table, grid): key table ``key_id, site, node_type, series`` sorted by its labels;
+    grid ``key_id, timestamp`` + RESOURCES (cell means), complete, sorted by key_id, timestamp."""
     series = series_spans(spans)
     keys = [*_GROUP, "series"]
     anchors = _anchor_rows(series, timestamp=pl.lit(start, dtype=pl.Datetime("us")))
@@ -133,8 +134,41 @@ def _series_grid(
         pl.concat([deltas, zeros]),
         keys=["key_id"], values=RESOURCES, start=start, end=end, step=step, time="timestamp",
     ).collect(engine=_ENGINE)
+    return key_table, grid
+
+
+def _series_grid(
+    spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
+) -> pl.DataFrame:
+    """Cell means per (site, node_type, series, timestamp), complete, sorted in that order."""
+    key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
     labels = key_table.select(pl.all().exclude("key_id").gather(grid["key_id"]))
     return pl.concat([labels, grid.drop("key_id")], how="horizontal")
+
+
+def _wide_grid(
+    spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
+) -> pl.DataFrame:
+    """``site, node_type, timestamp`` + one ``<series>|<resource>`` column per level-series and
+    resource, sorted by site, timestamp, node_type.
+
+    Built from the integer-coded grid: each level-series' rows are picked by key_id (the grid
+    is sorted by key_id, so they come out in (site, node_type, timestamp) order) and no label
+    column is repeated per grid row.
+    """
+    key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
+    ids = {name: key_table.filter(pl.col("series") == name).get_column("key_id") for name in SERIES_NAMES}
+    first = grid.filter(pl.col("key_id").is_in(ids[SERIES_NAMES[0]].implode()))
+    index = key_table.select(pl.col(_GROUP).gather(first["key_id"]))  # key_id = row of key_table
+    columns = [
+        grid.filter(pl.col("key_id").is_in(ids[name].implode())).select(
+            pl.col(r).alias(f"{name}|{r}") for r in RESOURCES
+        )
+        for name in SERIES_NAMES
+    ]
+    return pl.concat([index, first.select("timestamp"), *columns], how="horizontal").sort(
+        "site", "timestamp", "node_type"
+    )
 
 
 def level_grid(
@@ -213,10 +247,7 @@ def timeline_from_spans(
     [start, end) and every (site, node_type) in the spans; value = exact mean of the leaf over
     [timestamp, timestamp + step) in base units (0 where nothing). Σ over (pool, state) = total.
     """
-    grid = _series_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    wide = _wide_by_series(grid, ["site", "node_type", "timestamp"]).sort(
-        "site", "timestamp", "node_type"
-    )
+    wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
     return _long_leaves(wide, ["site", "timestamp", "node_type"]).select(
         pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items()
     )
