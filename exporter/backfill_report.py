@@ -70,7 +70,7 @@ def next_steps(result: BackfillResult) -> str:
         "   and increase(m_total[$__range]) / 3600 for resource-hours (docs/metrics.md).",
     ]
     if not result.blocks_created:
-        steps[1:1] = ["0. Make the blocks (use a promtool no newer than your Prometheus):",
+        steps[1:1] = ["0. Make the blocks, one per file (use a promtool no newer than your Prometheus):",
                       *(f"     {line}" for line in promtool_commands(result).splitlines()),
                       f"   (mkdir -p {blocks} first; promtool leaves an empty chunks_head/ there: ignore it)"]
     return "\n".join(steps)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from exporter.backfill import DEFAULT_HOLDBACK, backfill, require_blocks
-from exporter.backfill_report import next_steps, promtool_commands, summary
+from exporter.backfill_report import next_steps, summary
 from exporter.cli.options import Duration, config_option
 from exporter.config import load_config
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
@@ -54,8 +54,5 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
                       instance=instance or DEFAULT_INSTANCE, mimir=mimir, origin=origin,
                       progress=for_cli(quiet=quiet, stages=1))
     click.echo(summary(result))
-    if not result.blocks_created:
-        click.echo("\npromtool commands (one block per file):")
-        click.echo(promtool_commands(result))
     click.echo("\n" + next_steps(result))
     require_blocks(result)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from exporter.backfill import require_blocks
-from exporter.backfill_report import next_steps, promtool_commands, summary
+from exporter.backfill_report import next_steps, summary
 from exporter.cli.options import config_option
 from exporter.config import load_config
 from exporter.progress import for_cli
@@ -38,7 +38,5 @@ def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path
                       progress=for_cli(quiet=quiet, stages=STAGES))
     click.echo(f"snapshot: {result.snapshot_dir}\n{result.reconstruct_summary}\n")
     click.echo(summary(result.backfill))
-    if not result.backfill.blocks_created:
-        click.echo("\npromtool commands (one block per file):\n" + promtool_commands(result.backfill))
     click.echo("\n" + next_steps(result.backfill))
     require_blocks(result.backfill)
