@@ -54,11 +54,18 @@ class StageClock:
     def stage(self, name: str, total: int | None = None):
         from exporter.progress import StageBar
 
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), _cpu_seconds()
         yield StageBar()
         self.stages[name] = {"seconds": round(time.perf_counter() - began, 2),
+                             "cpu_seconds": round(_cpu_seconds() - cpu, 2),
                              "peak_rss_mb_after": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                              "rss_mb_after": _current_rss_mb()}
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user + sys) of this process so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _current_rss_mb() -> int:
@@ -109,7 +116,7 @@ def main() -> None:
           f"{result['peak_rss_mb']} MB peak RSS; {result['spans']:,} spans, {result['rejected']:,} rejected, "
           f"{result['timeline']:,} timeline rows")
     for name, stage in result["stages"].items():
-        print(f"  {name:<14} {stage['seconds']:>7.2f} s   RSS after {stage['rss_mb_after']:>6} MB, "
+        print(f"  {name:<14} {stage['seconds']:>7.2f} s wall {stage['cpu_seconds']:>6.2f} s CPU   RSS after {stage['rss_mb_after']:>6} MB, "
               f"peak so far {stage['peak_rss_mb_after']:>6} MB")
 
 
