@@ -238,6 +238,53 @@ def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     return pl.concat(parts, how="vertical", rechunk=False)
 
 
+def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataFrame:
+    """Label columns of ``rows`` wide rows cycling through ``node_types``, × every leaf row:
+    ``site, node_type, pool, state, resource`` in long-timeline order."""
+    m = len(_LEAF_ROWS)
+    position = pl.int_range(0, rows * m, dtype=pl.get_index_type(), eager=True)
+    leaf = position % m
+    return pl.DataFrame(
+        [
+            pl.Series("site", [site], dtype=pl.String).gather(position * 0),
+            node_types.gather((position // m) % node_types.len()).alias("node_type"),
+            *(
+                pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(leaf)
+                for i, name in enumerate(("pool", "state", "resource"))
+            ),
+        ]
+    )
+
+
+def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
+    """Long timeline parts of ONE site's wide grid (sorted by timestamp, node_type, complete).
+
+    Every timestamp has the same node types, so the label columns repeat with a fixed period:
+    all parts share slices of one label pattern and only timestamp and value are per row.
+    """
+    node_types = wide.filter(pl.col("timestamp") == wide["timestamp"][0]).get_column("node_type")
+    k, m = node_types.len(), len(_LEAF_ROWS)
+    tiled = node_types.gather(pl.int_range(0, wide.height, eager=True) % k)
+    if wide.height % k or not (wide["node_type"] == tiled).all():
+        raise TimelineError("timeline grid is not complete: node types differ between timestamps")
+    chunk = max(1, (1 << 14) // k) * k
+    pattern = _leaf_label_pattern(wide["site"][0], node_types, min(chunk, wide.height))
+    position = pl.int_range(0, pattern.height, dtype=pl.get_index_type(), eager=True)
+    shape = pl.DataFrame({"row": position // m, "leaf": position % m})
+    parts = []
+    for at in range(0, wide.height, chunk):
+        rows = min(chunk, wide.height - at)
+        piece, cut = wide.slice(at, rows), shape.head(rows * m)
+        leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
+        stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
+        labels = pattern.head(rows * m)
+        parts.append(pl.DataFrame([
+            labels["site"], piece["timestamp"].gather(cut["row"]), labels["node_type"], labels["pool"],
+            labels["state"], labels["resource"], stacked.gather(cut["leaf"] * rows + cut["row"]).alias("value"),
+        ]))
+    return parts
+
+
 def timeline_from_spans(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
 ) -> pl.DataFrame:
@@ -248,9 +295,17 @@ def timeline_from_spans(
     [timestamp, timestamp + step) in base units (0 where nothing). Σ over (pool, state) = total.
     """
     wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    return _long_leaves(wide, ["site", "timestamp", "node_type"]).select(
-        pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items()
-    )
+    if wide.height == 0:
+        return _long_leaves(wide, ["site", "timestamp", "node_type"]).select(
+            pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items()
+        )
+    sites = wide.select(pl.col("site").rle()).unnest("site")  # wide is sorted by site first
+    parts = [
+        part
+        for at, rows in zip(sites["len"].cum_sum() - sites["len"], sites["len"])
+        for part in _site_long_leaves(wide.slice(at, rows))
+    ]
+    return pl.concat(parts, how="vertical", rechunk=False)
 
 
 def _series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:
