@@ -66,8 +66,8 @@ def next_steps(result: BackfillResult) -> str:
         "       --label='<external_label>=\"<value>\"'",
         "5. Mimir (re-run with --mimir for 6h blocks; needs limits.compactor_block_upload_enabled: true):",
         f"     mimirtool backfill --address=http://<mimir> --id=<tenant> {blocks}/01*",
-        "6. Grafana: hourly history needs last_over_time(m[$__interval]) with panel Min interval 1h,",
-        "   and increase(m_total[$__range]) / 3600 for resource-hours (docs/metrics.md).",
+        "6. Grafana: hourly history needs last_over_time(m[1h]) (the shipped dashboards do this),",
+        "   and resource-hours come from counter differences (docs/metrics.md, docs/dashboards.md).",
     ]
     if not result.blocks_created:
         steps[1:1] = ["0. Make the blocks, one per file (use a promtool no newer than your Prometheus):",
