@@ -151,6 +151,9 @@ def increases_across_cutoff(prom: PrometheusServer, raw: list, last_refresh: lis
     t1 = max(float(t) for s in raw for t, _ in s["values"] if float(t) < epoch(cutoff))
     refresh_at = {float(t): float(v) for t, v in last_refresh[0]["values"]}[newest]
     window_ms = int(round((newest - t1) * 1000))
+    resets = prom.api("query", query=f"sum(resets(openstack_usage_node_seconds_total[{window_ms}ms]))",
+                      time=newest)["result"]
+    assert float(resets[0]["value"][1]) == 0, "a live counter went below its backfilled value (a reset)"
     data = prom.api("query", query=f"sum(increase(openstack_usage_node_seconds_total[{window_ms}ms]))",
                     time=newest)["result"]
     return dt.datetime.utcfromtimestamp(t1), dt.datetime.utcfromtimestamp(refresh_at), float(data[0]["value"][1])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import replace
 from collections.abc import Mapping
 
 import polars as pl
@@ -34,6 +35,12 @@ from exporter.sources import SourceTable, declared_tables
 # The gauges therefore read the levels just before ``now`` (their left limit); counters integrate
 # [history_start, now), which the cut does not change.
 JUST_BEFORE = dt.timedelta(microseconds=1)
+# The backfill sums value × step per grid cell; the exporter integrates spans directly (and adds
+# increments to the counters at the last full reload). Both are exact up to float rounding, but a
+# flat counter served 1 ulp below its last backfilled sample is a *counter reset* to Prometheus
+# (increase() then counts the whole counter again). Counters are therefore published 2^-40
+# (~1e-12) high: far above summation noise, far below anything a dashboard shows.
+FLOAT_NOISE_GUARD = 2.0 ** -40
 
 
 def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, now: dt.datetime,
@@ -127,7 +134,7 @@ class LiveSite:
             usage = usage_from_tables(recent_tables(tables, cutoff=cutoff.at), site=self.site, now=now,
                                       since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
-        return usage
+        return replace(usage, counters=usage.counters.with_columns(pl.col("value") * (1.0 + FLOAT_NOISE_GUARD)))
 
     def close(self) -> None:
         for engine in self._engines.values():
