@@ -114,3 +114,18 @@ def deltas_from_steps(
     return steps.sort([*keys, time]).with_columns(
         (pl.col(v) - pl.col(v).shift(1).over(keys).fill_null(0.0)) for v in values
     )
+
+
+# Fixed-point type for order-free sums: 12 decimals, |sum| < 10^26.
+_EXACT = pl.Decimal(38, 12)
+
+
+def order_free_sum(expr: pl.Expr) -> pl.Expr:
+    """Σ ``expr`` as Float64, the same whatever order the rows are added in.
+
+    Parallel engines add partial float sums in a varying order, which changes the last bits
+    of the result from run to run. Here each term is rounded to 10^-12 and the terms are
+    added exactly in fixed point (Decimal(38, 12)), so only the final conversion rounds.
+    Terms and the sum must stay below 10^26 in magnitude.
+    """
+    return expr.cast(_EXACT).sum().cast(pl.Float64)

@@ -27,6 +27,7 @@ from exporter import audit as auditing
 from exporter import intervals
 from exporter import reconstruct_io
 from exporter.progress import SILENT, Progress
+from exporter.ledger import order_free_sum
 from exporter.timeline import timeline_from_spans
 from exporter.adapters.common import hours_between
 from exporter.adapters import (
@@ -185,7 +186,7 @@ def ondemand_hours_outside_total(occupied: pl.DataFrame, total: pl.DataFrame, *,
     ondemand = occupied.filter(pl.col("booking") != BOOKING_RESERVATION).select(*HOST_KEY, "start", "end")
     _, outside = intervals.clip_to_parent(ondemand.lazy(), total.lazy(), by=HOST_KEY, open_end=snapshot_time)
     hours = hours_between("start", "end", snapshot_time=snapshot_time)
-    return float(outside.select(hours.sum()).collect().item() or 0.0)
+    return float(outside.select(order_free_sum(hours)).collect().item() or 0.0)
 
 
 def _stopped_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame,

@@ -19,7 +19,7 @@ import polars as pl
 
 from exporter.errors import InvariantViolation, TimelineError
 from exporter.intervals import closed_end
-from exporter.ledger import signed_changes
+from exporter.ledger import order_free_sum, signed_changes
 from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.states import LEAVES, SERIES, UNEXPORTED_SERIES, leaf_weights, series_name, series_weights
@@ -409,16 +409,17 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
         ]
     )
     step_hours = step / timedelta(hours=1)
+    # Order-free sums keep audit.json byte-identical between runs of the parallel engine.
     leaf_sums = (
         timeline.lazy()
         .group_by(*_GROUP, "pool", "state", "resource")
-        .agg(pl.col("value").sum())
+        .agg(order_free_sum(pl.col("value")))
         .collect(engine=_STREAMING)
     )
     series_hours = (
         leaf_sums.join(inverse, on=["pool", "state"])
         .group_by(*_GROUP, "series", "resource")
-        .agg((pl.col("value") * pl.col("weight")).sum().mul(step_hours).alias("hours"))
+        .agg(order_free_sum(pl.col("value") * pl.col("weight")).mul(step_hours).alias("hours"))
     )
     return _series_as_levels(series_hours, "hours")
 
