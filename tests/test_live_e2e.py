@@ -118,9 +118,10 @@ def test_one_range_query_across_the_cutoff_is_one_continuous_series(world, tmp_p
 
     # counters: one series each, and increase() across the cut-off = true node-seconds
     assert len({series_key(s["metric"]) for s in counters}) == len(counters)
-    t1, t2, measured = increase
+    t1, t2, measured, total = increase
     assert t1 < result.cutoff < t2
-    assert measured == pytest.approx(truth_node_seconds(generated.truth_dir, t1, t2), rel=1e-9)
+    # tolerance: float noise, plus the documented ~1e-12 × total guard on served counters
+    assert measured == pytest.approx(truth_node_seconds(generated.truth_dir, t1, t2), rel=1e-9, abs=1e-10 * total)
 
 
 def total_at(truth: pl.DataFrame, moment: dt.datetime) -> float:
@@ -141,8 +142,8 @@ def boundary_totals(gauges: list[dict], cutoff: float) -> tuple[tuple[dt.datetim
 
 
 def increases_across_cutoff(prom: PrometheusServer, raw: list, last_refresh: list,
-                            cutoff: dt.datetime) -> tuple[dt.datetime, dt.datetime, float]:
-    """(t1, t2, Σ increase over all series) from the last backfilled sample t1 to the newest live one.
+                            cutoff: dt.datetime) -> tuple[dt.datetime, dt.datetime, float, float]:
+    """(t1, t2, Σ increase, Σ counters at t2) from the last backfilled sample t1 to the newest live one.
 
     The window [t1, T] is chosen so both edges are samples (no extrapolation); t2 is the moment
     the exporter's value at T describes (its last_refresh timestamp scraped at T).
@@ -156,4 +157,6 @@ def increases_across_cutoff(prom: PrometheusServer, raw: list, last_refresh: lis
     assert float(resets[0]["value"][1]) == 0, "a live counter went below its backfilled value (a reset)"
     data = prom.api("query", query=f"sum(increase(openstack_usage_node_seconds_total[{window_ms}ms]))",
                     time=newest)["result"]
-    return dt.datetime.utcfromtimestamp(t1), dt.datetime.utcfromtimestamp(refresh_at), float(data[0]["value"][1])
+    total = sum(float(v) for s in raw for t, v in s["values"] if float(t) == newest)
+    return (dt.datetime.utcfromtimestamp(t1), dt.datetime.utcfromtimestamp(refresh_at), float(data[0]["value"][1]),
+            total)

@@ -38,9 +38,17 @@ JUST_BEFORE = dt.timedelta(microseconds=1)
 # The backfill sums value × step per grid cell; the exporter integrates spans directly (and adds
 # increments to the counters at the last full reload). Both are exact up to float rounding, but a
 # flat counter served 1 ulp below its last backfilled sample is a *counter reset* to Prometheus
-# (increase() then counts the whole counter again). Counters are therefore published 2^-40
-# (~1e-12) high: far above summation noise, far below anything a dashboard shows.
+# (increase() then counts the whole counter again). Leaves are differences of levels (available =
+# reservable − committed − maintenance), so their rounding error scales with the node type's
+# total, not with the leaf. Counters are therefore published 2^-40 (~1e-12) × that total high:
+# far above summation noise, far below anything a dashboard shows.
 FLOAT_NOISE_GUARD = 2.0 ** -40
+
+
+def guarded(counters: pl.DataFrame) -> pl.DataFrame:
+    """Counters raised by FLOAT_NOISE_GUARD × Σ|counters| of their (node_type, resource)."""
+    scale = pl.col("value").abs().sum().over("node_type", "resource")
+    return counters.with_columns(pl.col("value") + scale * FLOAT_NOISE_GUARD)
 
 
 def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, now: dt.datetime,
@@ -134,7 +142,7 @@ class LiveSite:
             usage = usage_from_tables(recent_tables(tables, cutoff=cutoff.at), site=self.site, now=now,
                                       since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
-        return replace(usage, counters=usage.counters.with_columns(pl.col("value") * (1.0 + FLOAT_NOISE_GUARD)))
+        return replace(usage, counters=guarded(usage.counters))
 
     def close(self) -> None:
         for engine in self._engines.values():
