@@ -72,7 +72,7 @@ class TableRead:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class ReadPlan:
     """How to select one table: the columns present, their types, and a stable row order."""
 
     source: SourceTable
@@ -177,7 +177,7 @@ def read_table(engine: Engine, source: SourceTable, sink: Callable[[pl.DataFrame
     )
 
 
-def _plan(conn: Connection, source: SourceTable) -> _Plan:
+def _plan(conn: Connection, source: SourceTable) -> ReadPlan:
     """Reflect the table; raises DatabaseError(kind=missing|permission_denied|...)."""
     translate: Mapping[str, str] = conn.get_execution_options().get("schema_translate_map") or {}
     physical_schema = translate.get(source.schema, source.schema)
@@ -201,17 +201,21 @@ def _plan(conn: Connection, source: SourceTable) -> _Plan:
     else:
         order = tuple(present)
     missing = tuple(name for name in source.columns if name not in reflected)
-    return _Plan(source, columns, missing, order)
+    return ReadPlan(source, columns, missing, order)
 
 
-def _batches(conn: Connection, plan: _Plan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, int]]]:
+def _batches(conn: Connection, plan: ReadPlan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, int]]]:
     """Typed frames of at most ``batch_rows`` rows, with per-column counts of invalid values."""
     result = conn.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(plan.select())
     for rows in result.partitions(batch_rows):
-        yield _typed_frame(plan.columns, rows)
+        yield typed_frame(plan.columns, rows)
 
 
-def _typed_frame(columns: tuple[ColumnInfo, ...], rows: list) -> tuple[pl.DataFrame, dict[str, int]]:
+def typed_frame(columns: tuple[ColumnInfo, ...], rows: list) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Driver rows -> a frame with the stable dtypes of ``columns``, plus invalid-value counts per column.
+
+    Shared by full reads and the live exporter's changed-row reads, so both type rows alike.
+    """
     values = list(zip(*rows))
     series, invalid = [], {}
     for index, column in enumerate(columns):

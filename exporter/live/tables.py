@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 from exporter.db import classify
 from exporter.errors import DatabaseError
 from exporter.sources import SourceTable
-from exporter.tableread import TableRead, _Plan, _typed_frame, read_tables
+from exporter.tableread import TableRead, ReadPlan, typed_frame, read_tables
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 COUNTED_SCHEMAS = ("blazar",)  # schemas whose services hard-delete rows that matter for the present
@@ -180,25 +180,25 @@ def incremental_possible(read: TableRead, source: SourceTable) -> bool:
 
 def changed_rows(conn: Connection, read: TableRead, source: SourceTable, *, since: dt.datetime) -> pl.DataFrame:
     """Rows created, updated or deleted at or after ``since``, typed exactly like the full read."""
-    plan = _Plan(source, read.columns, read.missing_columns, (source.primary_key,))
+    plan = ReadPlan(source, read.columns, read.missing_columns, (source.primary_key,))
     present = [c.name for c in read.columns if c.name in CHANGE_COLUMNS]
     changed = sa.or_(*(sa.literal_column(name) >= sa.bindparam("since", since) for name in present))
     rows = conn.execute(plan.select().where(changed)).fetchall()
     if not rows:
         return pl.DataFrame(schema=read.schema)
-    return _typed_frame(read.columns, rows)[0]
+    return typed_frame(read.columns, rows)[0]
 
 
 def rows_with_keys(conn: Connection, read: TableRead, source: SourceTable, *, column: str,
                    keys: pl.Series, chunk: int = 1000) -> pl.DataFrame:
     """Rows whose ``column`` is one of ``keys``, typed exactly like the full read."""
-    plan = _Plan(source, read.columns, read.missing_columns, (source.primary_key,))
+    plan = ReadPlan(source, read.columns, read.missing_columns, (source.primary_key,))
     values = keys.drop_nulls().to_list()
     rows = []
     for start in range(0, len(values), chunk):
         wanted = sa.literal_column(column).in_(sa.bindparam("keys", values[start:start + chunk], expanding=True))
         rows += conn.execute(plan.select().where(wanted)).fetchall()
-    return _typed_frame(read.columns, rows)[0] if rows else pl.DataFrame(schema=read.schema)
+    return typed_frame(read.columns, rows)[0] if rows else pl.DataFrame(schema=read.schema)
 
 
 def merged_by_key(cached: pl.DataFrame, changed: pl.DataFrame, *, key: str) -> pl.DataFrame:
