@@ -79,8 +79,14 @@ class SpanBooks:
         # ``spans`` is eager, so its row order is stable: clip_to_parent numbers the children and
         # reads them more than once (a lazy join's output order may differ between reads).
         relevant = parents.lazy().join(spans.lazy().select(by).unique(), on=list(by), how="semi")
-        inside, beyond = intervals.clip_to_parent(spans.lazy(), relevant, by=by, open_end=self.snapshot_time)
-        kept = (beyond if outside else inside).collect().drop("trimmed")
+        # Only the window columns go through the clip (its joins and sorts copy every column);
+        # the others are joined back by ``_row``.
+        window = [*by, "start", "end", "original_start", "original_end", "_row"]
+        inside, beyond = intervals.clip_to_parent(spans.lazy().select(window), relevant, by=by,
+                                                  open_end=self.snapshot_time)
+        rest = spans.select("_row", *(c for c in spans.columns if c not in window))
+        kept = ((beyond if outside else inside).collect().drop("trimmed")
+                .join(rest, on="_row", how="left", maintain_order="left").select(spans.columns))
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
         return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
                           detail=detail)
