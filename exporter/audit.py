@@ -6,6 +6,8 @@
    the timeline's Σ value × step per level equals the counted span-hours inside the window.
 
 Hours of a window [start, end) read a null end as the snapshot time and count 0 when negative.
+Sums the parallel engine could add in a varying order (the timeline integral) are order-free
+(exporter.ledger.order_free_sum), so audit.json is byte-identical between runs.
 A violation raises :class:`InvariantViolation` naming every failing entry.
 """
 
