@@ -210,6 +210,13 @@ def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
     )
 
 
+def _long_values(piece: pl.DataFrame, shape: pl.DataFrame) -> pl.Series:
+    """``value`` of the long rows ``shape`` (``row`` of ``piece``, ``leaf`` index) of a wide piece."""
+    leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
+    stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
+    return stacked.gather(shape["leaf"] * piece.height + shape["row"]).alias("value")
+
+
 def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     """Leaves in long format: each wide row becomes one row per (pool, state, resource).
 
@@ -230,11 +237,9 @@ def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     for at in range(0, wide.height, chunk):
         rows = min(chunk, wide.height - at)
         piece, shape = wide.slice(at, rows), pattern.head(rows * m)
-        leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
-        stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
-        value = stacked.gather(shape["leaf"] * rows + shape["row"]).alias("value")
         keys = piece.select(pl.col(c).gather(shape["row"]) for c in index)
-        parts.append(pl.concat([keys, labels.head(rows * m), value.to_frame()], how="horizontal"))
+        value = _long_values(piece, shape).to_frame()
+        parts.append(pl.concat([keys, labels.head(rows * m), value], how="horizontal"))
     return pl.concat(parts, how="vertical", rechunk=False)
 
 
@@ -275,12 +280,10 @@ def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
     for at in range(0, wide.height, chunk):
         rows = min(chunk, wide.height - at)
         piece, cut = wide.slice(at, rows), shape.head(rows * m)
-        leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
-        stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
         labels = pattern.head(rows * m)
         parts.append(pl.DataFrame([
             labels["site"], piece["timestamp"].gather(cut["row"]), labels["node_type"], labels["pool"],
-            labels["state"], labels["resource"], stacked.gather(cut["leaf"] * rows + cut["row"]).alias("value"),
+            labels["state"], labels["resource"], _long_values(piece, cut),
         ]))
     return parts
 
