@@ -19,16 +19,13 @@ import polars as pl
 
 from exporter.errors import InvariantViolation, TimelineError
 from exporter.intervals import closed_end
+from exporter.leaf_frames import RESOURCES, SERIES_NAMES, long_leaves, long_timeline, wide_by_series
 from exporter.ledger import order_free_sum, signed_changes
 from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
-from exporter.states import LEAVES, SERIES, UNEXPORTED_SERIES, leaf_weights, series_name, series_weights
+from exporter.states import SERIES, UNEXPORTED_SERIES, series_name, series_weights
 
-RESOURCES = tuple(TIMELINE_RESOURCES)
-SERIES_NAMES = tuple(series_name(level, booking) for level, booking in SERIES)
 _GROUP = ["site", "node_type"]
-# (pool, state, resource) in the timeline's sort order
-_LEAF_ROWS = tuple(sorted((pool, state, res) for pool, state in LEAVES for res in RESOURCES))
 # Measured: in-memory is faster for the dense window/join plans of the sweep; streaming
 # aggregates a whole timeline with far less CPU and no extra memory.
 _ENGINE = "in-memory"
@@ -188,106 +185,6 @@ def level_grid(
     return _series_as_levels(long, "value", index=["site", "timestamp", "node_type"])
 
 
-def _wide_by_series(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
-    """One column ``<series>|<resource>`` per level-series and resource, one row per index.
-
-    ``frame`` must hold every series for every index value, in the same index order per series.
-    """
-    first = frame.filter(pl.col("series") == SERIES_NAMES[0]).select(index)
-    columns = [
-        frame.filter(pl.col("series") == name).select(
-            pl.col(r).alias(f"{name}|{r}") for r in RESOURCES
-        )
-        for name in SERIES_NAMES
-    ]
-    return pl.concat([first, *columns], how="horizontal")
-
-
-def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
-    terms = leaf_weights()[(pool, state)]
-    return pl.sum_horizontal(
-        sign * pl.col(f"{series_name(*s)}|{resource}") for s, sign in terms.items()
-    )
-
-
-def _long_values(piece: pl.DataFrame, shape: pl.DataFrame) -> pl.Series:
-    """``value`` of the long rows ``shape`` (``row`` of ``piece``, ``leaf`` index) of a wide piece."""
-    leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
-    stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
-    return stacked.gather(shape["leaf"] * piece.height + shape["row"]).alias("value")
-
-
-def _long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
-    """Leaves in long format: each wide row becomes one row per (pool, state, resource).
-
-    Built in slices of wide rows; the slices share one copy of the repeating index and label
-    columns, which keeps both time and memory down.
-    """
-    if wide.height == 0:
-        labels = {"pool": pl.String, "state": pl.String, "resource": pl.String}
-        return pl.DataFrame(schema={**wide.select(index).schema, **labels, "value": pl.Float64})
-    m, chunk = len(_LEAF_ROWS), min(1 << 16, wide.height)
-    position = pl.int_range(0, chunk * m, dtype=pl.get_index_type(), eager=True)
-    pattern = pl.DataFrame({"row": position // m, "leaf": position % m})
-    labels = pl.DataFrame(
-        pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(pattern["leaf"])
-        for i, name in enumerate(("pool", "state", "resource"))
-    )
-    parts = []
-    for at in range(0, wide.height, chunk):
-        rows = min(chunk, wide.height - at)
-        piece, shape = wide.slice(at, rows), pattern.head(rows * m)
-        keys = piece.select(pl.col(c).gather(shape["row"]) for c in index)
-        value = _long_values(piece, shape).to_frame()
-        parts.append(pl.concat([keys, labels.head(rows * m), value], how="horizontal"))
-    return pl.concat(parts, how="vertical", rechunk=False)
-
-
-def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataFrame:
-    """Label columns of ``rows`` wide rows cycling through ``node_types``, × every leaf row:
-    ``site, node_type, pool, state, resource`` in long-timeline order."""
-    m = len(_LEAF_ROWS)
-    position = pl.int_range(0, rows * m, dtype=pl.get_index_type(), eager=True)
-    leaf = position % m
-    return pl.DataFrame(
-        [
-            pl.Series("site", [site], dtype=pl.String).gather(position * 0),
-            node_types.gather((position // m) % node_types.len()).alias("node_type"),
-            *(
-                pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(leaf)
-                for i, name in enumerate(("pool", "state", "resource"))
-            ),
-        ]
-    )
-
-
-def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
-    """Long timeline parts of ONE site's wide grid (sorted by timestamp, node_type, complete).
-
-    Every timestamp has the same node types, so the label columns repeat with a fixed period:
-    all parts share slices of one label pattern and only timestamp and value are per row.
-    """
-    node_types = wide.filter(pl.col("timestamp") == wide["timestamp"][0]).get_column("node_type")
-    k, m = node_types.len(), len(_LEAF_ROWS)
-    tiled = node_types.gather(pl.int_range(0, wide.height, eager=True) % k)
-    if wide.height % k or not (wide["node_type"] == tiled).all():
-        raise TimelineError("timeline grid is not complete: node types differ between timestamps")
-    chunk = max(1, (1 << 14) // k) * k
-    pattern = _leaf_label_pattern(wide["site"][0], node_types, min(chunk, wide.height))
-    position = pl.int_range(0, pattern.height, dtype=pl.get_index_type(), eager=True)
-    shape = pl.DataFrame({"row": position // m, "leaf": position % m})
-    parts = []
-    for at in range(0, wide.height, chunk):
-        rows = min(chunk, wide.height - at)
-        piece, cut = wide.slice(at, rows), shape.head(rows * m)
-        labels = pattern.head(rows * m)
-        parts.append(pl.DataFrame([
-            labels["site"], piece["timestamp"].gather(cut["row"]), labels["node_type"], labels["pool"],
-            labels["state"], labels["resource"], _long_values(piece, cut),
-        ]))
-    return parts
-
-
 def timeline_from_spans(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
 ) -> pl.DataFrame:
@@ -298,17 +195,7 @@ def timeline_from_spans(
     [timestamp, timestamp + step) in base units (0 where nothing). Σ over (pool, state) = total.
     """
     wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    if wide.height == 0:
-        return _long_leaves(wide, ["site", "timestamp", "node_type"]).select(
-            pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items()
-        )
-    sites = wide.select(pl.col("site").rle()).unnest("site")  # wide is sorted by site first
-    parts = [
-        part
-        for at, rows in zip(sites["len"].cum_sum() - sites["len"], sites["len"])
-        for part in _site_long_leaves(wide.slice(at, rows))
-    ]
-    return pl.concat(parts, how="vertical", rechunk=False)
+    return long_timeline(wide)
 
 
 def _series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:
@@ -332,9 +219,9 @@ def levels_at(spans: SpanInput, at: datetime) -> pl.DataFrame:
     """
     series = series_spans(spans)
     live = (pl.col("start") <= at) & (pl.col("end").is_null() | (pl.col("end") > at))
-    wide = _wide_by_series(_series_totals(series, live.cast(pl.Float64)), _GROUP)
+    wide = wide_by_series(_series_totals(series, live.cast(pl.Float64)), _GROUP)
     return (
-        _long_leaves(wide, _GROUP)
+        long_leaves(wide, _GROUP)
         .with_columns(timestamp=pl.lit(at, dtype=pl.Datetime("us")))
         .select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
     )
@@ -357,8 +244,8 @@ def counters_until(spans: SpanInput, *, origin: datetime, at: datetime) -> pl.Da
     """
     series = series_spans(spans)
     seconds = _overlap_seconds(origin, at, open_end=at)
-    wide = _wide_by_series(_series_totals(series, seconds), _GROUP)
-    return _long_leaves(wide, _GROUP).select(
+    wide = wide_by_series(_series_totals(series, seconds), _GROUP)
+    return long_leaves(wide, _GROUP).select(
         "site", "node_type", "pool", "state", "resource", "value"
     )
 
