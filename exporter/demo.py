@@ -19,7 +19,6 @@ from exporter.config import Config, load_config
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
 from exporter.sitegen import GeneratedSite, add_years, generate_site
-from exporter.timeline import hours_by_level
 
 
 @dataclass(frozen=True)
@@ -111,9 +110,12 @@ def _versus_truth(config: Config, site_name: str, generated: GeneratedSite, run:
     )
 
 
-def _node_hours(spans: pl.DataFrame, **window) -> pl.DataFrame:
-    return (hours_by_level(spans, **window).filter(pl.col("resource") == "nodes")
-            .group_by("level").agg(pl.col("hours").sum().alias("node_hours")))
+def _node_hours(spans: pl.DataFrame, *, start: dt.datetime, end: dt.datetime, open_end: dt.datetime) -> pl.DataFrame:
+    """Node-hours per level inside [start, end), every span counted (whatever leaf it feeds)."""
+    lo = pl.max_horizontal(pl.col("start"), pl.lit(start))
+    hi = pl.min_horizontal(pl.col("end").fill_null(pl.lit(open_end)), pl.lit(end))
+    hours = pl.max_horizontal((hi - lo).dt.total_seconds(fractional=True) / 3600, pl.lit(0.0))
+    return spans.group_by("level").agg((hours * pl.col("nodes").fill_null(0.0)).sum().alias("node_hours"))
 
 
 def _utc_now() -> dt.datetime:
