@@ -20,6 +20,15 @@ RESOURCES = tuple(TIMELINE_RESOURCES)
 SERIES_NAMES = tuple(series_name(level, booking) for level, booking in SERIES)
 # (pool, state, resource) in the timeline's sort order
 _LEAF_ROWS = tuple(sorted((pool, state, res) for pool, state in LEAVES for res in RESOURCES))
+_LEAF_LABELS = ("pool", "state", "resource")
+
+
+def _leaf_labels(leaf: pl.Series) -> list[pl.Series]:
+    """pool, state, resource (timeline dtypes) of the leaf rows indexed by ``leaf``."""
+    return [
+        pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS], dtype=TIMELINE_SCHEMA[name]).gather(leaf)
+        for i, name in enumerate(_LEAF_LABELS)
+    ]
 
 
 def wide_by_series(frame: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
@@ -58,15 +67,12 @@ def long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     columns, which keeps both time and memory down.
     """
     if wide.height == 0:
-        labels = {"pool": pl.String, "state": pl.String, "resource": pl.String}
+        labels = {name: TIMELINE_SCHEMA[name] for name in _LEAF_LABELS}
         return pl.DataFrame(schema={**wide.select(index).schema, **labels, "value": pl.Float64})
     m, chunk = len(_LEAF_ROWS), min(1 << 16, wide.height)
     position = pl.int_range(0, chunk * m, dtype=pl.get_index_type(), eager=True)
     pattern = pl.DataFrame({"row": position // m, "leaf": position % m})
-    labels = pl.DataFrame(
-        pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(pattern["leaf"])
-        for i, name in enumerate(("pool", "state", "resource"))
-    )
+    labels = pl.DataFrame(_leaf_labels(pattern["leaf"]))
     parts = []
     for at in range(0, wide.height, chunk):
         rows = min(chunk, wide.height - at)
@@ -85,12 +91,9 @@ def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataF
     leaf = position % m
     return pl.DataFrame(
         [
-            pl.Series("site", [site], dtype=pl.String).gather(position * 0),
-            node_types.gather((position // m) % node_types.len()).alias("node_type"),
-            *(
-                pl.Series(name, [leaf_row[i] for leaf_row in _LEAF_ROWS]).gather(leaf)
-                for i, name in enumerate(("pool", "state", "resource"))
-            ),
+            pl.Series("site", [site], dtype=TIMELINE_SCHEMA["site"]).gather(position * 0),
+            node_types.cast(TIMELINE_SCHEMA["node_type"]).gather((position // m) % node_types.len()).alias("node_type"),
+            *_leaf_labels(leaf),
         ]
     )
 

@@ -60,7 +60,7 @@ def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> C
             .with_columns(gap=pl.col("timestamp").diff().dt.total_microseconds().over("site"))
             .group_by("site").agg(start=pl.col("timestamp").min(), last=pl.col("timestamp").max(),
                                   points=pl.len(), gap_min=pl.col("gap").min(), gap_max=pl.col("gap").max())
-            .sort("site").collect())
+            .with_columns(pl.col("site").cast(pl.String)).sort("site").collect())
     irregular = grid.filter(pl.col("gap_min") != pl.col("gap_max"))
     if irregular.height:
         row = irregular.row(0, named=True)
@@ -87,6 +87,8 @@ def check_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> C
 
 
 def _conformed(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` in TIMELINE_SCHEMA dtypes; label columns may also come as text (String,
+    Categorical or another Enum), checked against the fixed vocabularies before the cast."""
     if not isinstance(frame, pl.DataFrame):
         raise TimelineError(f"timeline must be a polars DataFrame, got {type(frame).__name__}")
     names = set(frame.columns)
@@ -100,10 +102,22 @@ def _conformed(frame: pl.DataFrame) -> pl.DataFrame:
         raise TimelineError("timeline is empty (no rows)")
     for name, dtype in TIMELINE_SCHEMA.items():
         actual = frame.schema[name]
-        ok = (isinstance(actual, pl.Datetime) and actual.time_zone is None if dtype == TIME
-              else actual.is_numeric() if dtype == pl.Float64() else actual == dtype)
+        if dtype == TIME:
+            ok = isinstance(actual, pl.Datetime) and actual.time_zone is None
+        elif dtype == pl.Float64():
+            ok = actual.is_numeric()
+        else:
+            ok = actual == dtype or actual in (pl.String, pl.Categorical) or isinstance(actual, pl.Enum)
         if not ok:
             raise TimelineError(f"timeline column {name!r} has type {actual}, expected {dtype}")
+    vocabularies = {"resource": tuple(FAMILY_BY_RESOURCE), "pool": POOLS, "state": STATES}
+    for column, allowed in vocabularies.items():
+        if frame.schema[column] == TIMELINE_SCHEMA[column]:
+            continue  # the Enum dtype admits nothing else
+        unknown = frame.filter(~pl.col(column).cast(pl.String).is_in(allowed))[column].cast(pl.String)
+        if unknown.len():
+            raise TimelineError(f"timeline column {column!r} has unknown value(s) {unknown.unique().sort().to_list()[:5]} "
+                                f"(allowed: {', '.join(allowed)})")
     return frame.select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
 
 
@@ -113,12 +127,6 @@ def _check_values(frame: pl.DataFrame) -> None:
     if with_nulls:
         listed = ", ".join(f"{name} ({count})" for name, count in with_nulls.items())
         raise TimelineError(f"timeline has null values in column(s): {listed}")
-    vocabularies = {"resource": tuple(FAMILY_BY_RESOURCE), "pool": POOLS, "state": STATES}
-    for column, allowed in vocabularies.items():
-        unknown = frame.filter(~pl.col(column).is_in(allowed))[column].unique().sort().to_list()
-        if unknown:
-            raise TimelineError(f"timeline column {column!r} has unknown value(s) {unknown[:5]} "
-                                f"(allowed: {', '.join(allowed)})")
     problems = frame.select(
         nonfinite=(~pl.col("value").is_finite()).sum(),
         subsecond=(pl.col("timestamp").dt.epoch("us") % _US != 0).sum(),
@@ -138,7 +146,7 @@ def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
     node_type, pool, site, state)."""
     family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
     first = codes.arg_unique()
-    return (frame.select(SERIES_KEYS)[first].with_columns(code=codes.gather(first))
+    return (frame.select(pl.col(SERIES_KEYS).cast(pl.String))[first].with_columns(code=codes.gather(first))
             .sort(pl.col("resource").replace_strict(family_order, return_dtype=pl.UInt8),
                   "node_type", "pool", "site", "state")
             .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
@@ -147,7 +155,7 @@ def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
 def _series_codes(frame: pl.DataFrame) -> pl.Series:
     """A UInt64 per row naming its series: packed categorical codes of SERIES_KEYS (a single
     integer column keeps unique/join cheap on tens of millions of rows)."""
-    physical = frame.select(pl.col(SERIES_KEYS).cast(pl.Categorical).to_physical().cast(pl.UInt64))
+    physical = frame.select(pl.col(SERIES_KEYS).to_physical().cast(pl.UInt64))  # Enum/Categorical codes
     bits = [max(int(physical[name].max() or 0).bit_length(), 1) for name in SERIES_KEYS]
     if sum(bits) > 63:  # a huge category cache: fall back to a dense rank of the tuple
         return physical.select(pl.struct(SERIES_KEYS).rank("dense").cast(pl.UInt64)).to_series()

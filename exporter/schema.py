@@ -109,13 +109,20 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 # --- timeline -----------------------------------------------------------------------------
+# Label columns repeat on every one of millions of rows: fixed vocabularies are Enums (categories
+# in sorted order, so sorting by them sorts by the text), open ones (site, node type)
+# Categorical. Both are dictionary-encoded in parquet and read back with the same dtypes.
+POOL_DTYPE = pl.Enum(sorted(POOLS))
+STATE_DTYPE = pl.Enum(sorted(STATES))
+RESOURCE_DTYPE = pl.Enum(sorted(TIMELINE_RESOURCES))
+LABEL_DTYPE = pl.Categorical()
 TIMELINE_SCHEMA: dict[str, pl.DataType] = {
-    "site": pl.String(),
+    "site": LABEL_DTYPE,
     "timestamp": TIME,  # grid point t; value is the mean over [t, t + step)
-    "node_type": pl.String(),
-    "pool": pl.String(),
-    "state": pl.String(),
-    "resource": pl.String(),  # a key of TIMELINE_RESOURCES
+    "node_type": LABEL_DTYPE,
+    "pool": POOL_DTYPE,
+    "state": STATE_DTYPE,
+    "resource": RESOURCE_DTYPE,  # a key of TIMELINE_RESOURCES
     "value": pl.Float64(),
 }
 TIMELINE_KEYS = ("site", "node_type", "pool", "state", "resource")

@@ -258,7 +258,8 @@ def counters_until(spans: SpanInput, *, origin: datetime, at: datetime) -> pl.Da
     seconds = _overlap_seconds(origin, at, open_end=at)
     wide = wide_by_series(_series_totals(series, seconds), _GROUP)
     return long_leaves(wide, _GROUP).select(
-        "site", "node_type", "pool", "state", "resource", "value"
+        *(pl.col(name).cast(TIMELINE_SCHEMA[name]) for name in ("site", "node_type", "pool", "state", "resource")),
+        "value",
     )
 
 
@@ -308,7 +309,8 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
             {"series": series_name(*s), "pool": pool, "state": state, "weight": float(w)}
             for s, weights in series_weights().items()
             for (pool, state), w in weights.items()
-        ]
+        ],
+        schema_overrides={"pool": TIMELINE_SCHEMA["pool"], "state": TIMELINE_SCHEMA["state"]},
     )
     step_hours = step / timedelta(hours=1)
     # Order-free sums keep audit.json byte-identical between runs of the parallel engine.
@@ -317,6 +319,7 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
         .group_by(*_GROUP, "pool", "state", "resource")
         .agg(order_free_sum(pl.col("value")))
         .collect(engine=_STREAMING)
+        .with_columns(pl.col(*_GROUP, "resource").cast(pl.String))  # as spans label them
     )
     series_hours = (
         leaf_sums.join(inverse, on=["pool", "state"])

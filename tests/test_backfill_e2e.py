@@ -16,6 +16,7 @@ from exporter.backfill import backfill
 from exporter.config import load_config
 from exporter.metrics import FAMILIES
 from exporter.run import run_site
+from exporter.schema import TIMELINE_KEYS
 from exporter.timeline import counters_until
 from exporter.sitegen import generate_site
 from tests.support import PrometheusServer
@@ -44,7 +45,9 @@ def pipeline(tmp_path_factory, promtool, prometheus_bin):
     data.mkdir()
     for ulid in result.backfill.blocks:
         shutil.copytree(result.backfill.blocks_dir / ulid, data / ulid)
-    timeline = pl.read_parquet(result.timeline_dir / "timeline.parquet")
+    # Prometheus labels are text: compare against the timeline's labels as text.
+    timeline = pl.read_parquet(result.timeline_dir / "timeline.parquet").with_columns(
+        pl.col(TIMELINE_KEYS).cast(pl.String))
     with PrometheusServer("global: {scrape_interval: 1m}\n", data) as server:
         yield result.backfill, timeline, server
 
@@ -103,7 +106,8 @@ def test_live_counters_continue_the_backfilled_ones_without_a_jump(pipeline):
     the backfilled counter there, for every series: no reset, no jump at the hand-over."""
     result, _, server = pipeline
     spans = pl.read_parquet(result.timeline_path / "spans.parquet")
-    live = counters_until(spans, origin=START, at=result.last_sample)
+    live = counters_until(spans, origin=START, at=result.last_sample).with_columns(
+        pl.col(TIMELINE_KEYS).cast(pl.String))
     names = {family.resource: family.counter_sample for family in FAMILIES}
     data = server.api("query", query='{__name__=~"openstack_usage_.+_total"}', time=epoch(result.last_sample))
     got = pl.DataFrame([(*(s["metric"][k] for k in LABELS), s["metric"]["__name__"], float(s["value"][1]))

@@ -75,6 +75,7 @@ def assert_equal_values(served: pl.DataFrame, expected: pl.DataFrame, *, rel: fl
     """Equal up to float noise: ``rel`` of the value, and 1e-11 of the (node_type, resource) total
     (served counters carry a documented ~1e-12 × total guard against false counter resets)."""
     scale = pl.col("value").abs().sum().over("node_type", "resource")
+    expected = expected.with_columns(pl.col(KEYS).cast(pl.String))  # scraped labels are text
     joined = (expected.with_columns(scale.alias("scale"))
               .join(served, on=KEYS, how="full", suffix="_served", coalesce=True))
     assert joined.height == expected.height == served.height
