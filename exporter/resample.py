@@ -71,39 +71,47 @@ def grid_means_from_deltas(
     """Like :func:`time_weighted_grid`, but from signed deltas (``keys`` + ``time`` + ``values``).
 
     The deltas need not be sorted or aggregated: several rows may share a key and time.
+    Collects the deltas (the grid is built eagerly) and returns the grid as a LazyFrame.
     """
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
-    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key")
-    cells = pl.LazyFrame({"__cell": pl.int_range(0, n, dtype=pl.Int64, eager=True)}).with_columns(
-        (pl.lit(start, dtype=pl.Datetime("us")) + pl.col("__cell") * step).alias(time)
-    )
+    deltas = deltas.lazy()
+    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key").collect()
     weights = _cell_weights(
-        deltas.join(key_index, on=keys, how="inner", nulls_equal=True),
+        deltas.join(key_index.lazy(), on=keys, how="inner", nulls_equal=True),
         values=values,
         start=start,
         step=step,
         n=n,
         time=time,
-    )
-    # Dense rows in (key, cell) order; "__pos" lets both sides join as sorted (a merge join).
-    dense = (
-        key_index.join(cells, how="cross", maintain_order="left_right")
-        .with_columns(__pos=pl.col("__key").cast(pl.Int64) * n + pl.col("__cell"))
-        .set_sorted("__pos")
-        .join(weights, on="__pos", how="left", maintain_order="left")
-    )
-    return dense.select(
-        *keys,
-        time,
-        *(
-            (
-                pl.col(f"__full_{v}").fill_null(0.0).cum_sum().shift(1).over("__key").fill_null(0.0)
-                + pl.col(f"__part_{v}").fill_null(0.0)
-            ).alias(v)
-            for v in values
-        ),
-    )
+    ).collect()
+    size = key_index.height * n
+    position = pl.int_range(0, size, dtype=pl.Int64, eager=True)
+    labels = key_index.select(pl.col(keys).gather(position // n)) if size else key_index.select(keys).clear()
+    grid_times = (pl.lit(start, dtype=pl.Datetime("us")) + (position % n) * step).alias(time) if size \
+        else pl.lit(None, dtype=pl.Datetime("us")).alias(time)
+    columns = [_cell_means(weights, v, size=size, n=n) for v in values]
+    return pl.concat([labels, pl.select(grid_times).head(size), pl.DataFrame(columns)], how="horizontal").lazy()
+
+
+def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int) -> pl.Series:
+    """Dense cell means of one value over ``size`` = keys × n cells (key-major), from the
+    sparse per-``__pos`` sums: level before the cell (Σ earlier ``full``) + ``part``.
+
+    Only cells with deltas are touched: the running level is summed over those alone (adding
+    the zeros of quiet cells would not change a bit) and carried forward to the quiet cells.
+    """
+    if size == 0:
+        return pl.Series(value, [], dtype=pl.Float64)
+    pos = weights["__pos"]
+    part = pl.zeros(size, dtype=pl.Float64, eager=True).scatter(pos, weights[f"__part_{value}"])
+    running = weights.select(pl.col(f"__full_{value}").cum_sum().over(pl.col("__pos") // n)).to_series()
+    after = pos + 1  # the level reached in a cell holds from the next cell of the same key on
+    inside = after % n != 0
+    before = pl.repeat(None, size, dtype=pl.Float64, eager=True)
+    before = before.scatter(pl.int_range(0, size, n, dtype=pl.Int64, eager=True), 0.0)  # 0 at each key's start
+    before = before.scatter(after.filter(inside), running.filter(inside)).forward_fill()
+    return (before + part).alias(value)
 
 
 def _cell_weights(
