@@ -71,11 +71,12 @@ def sums_by_sorted_key(
     """Σ ``values`` per distinct ``by``, sorted by ``by`` (nulls first): ``by`` + ``values``.
 
     Sorting first and summing runs of equal keys is much faster than hashing millions of
-    distinct keys.
+    distinct keys. The sort is stable, so rows of one key are added in input order: the same
+    input order gives bit-identical sums.
     """
     by = list(by)
     return (
-        frame.sort(by)
+        frame.sort(by, maintain_order=True)
         .with_columns(__run=pl.struct(by).rle_id())
         .group_by("__run", maintain_order=True)
         .agg(*(pl.col(c).first() for c in by), *(pl.col(v).sum() for v in values))

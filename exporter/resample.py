@@ -78,7 +78,7 @@ def grid_means_from_deltas(
     deltas = deltas.lazy()
     key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key").collect()
     weights = _cell_weights(
-        deltas.join(key_index.lazy(), on=keys, how="inner", nulls_equal=True),
+        deltas.join(key_index.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left"),
         values=values,
         start=start,
         step=step,

@@ -120,7 +120,8 @@ def _coded_series_grid(
     key_table = (
         anchors.select(keys).unique().sort(keys, nulls_last=True).with_row_index("key_id")
     ).collect(engine=_ENGINE)
-    coded = series.join(key_table.lazy(), on=keys, nulls_equal=True).drop(keys)
+    # Row order decides the order floats are added in: keep the spans' (deterministic) order.
+    coded = series.join(key_table.lazy(), on=keys, nulls_equal=True, maintain_order="left").drop(keys)
     deltas = signed_changes(
         coded, keys=["key_id"], values=RESOURCES, open_end=open_end, time="timestamp"
     )
