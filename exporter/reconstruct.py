@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,20 +99,24 @@ def spans_from_tables(
     """
     frames, warnings = _complete_tables(tables)
     books = SpanBooks(site=site, snapshot_time=snapshot_time)
-    hosts = _host_evidence(frames)
-    total = _total_spans(books, hosts)
-    reservable = _reservable_spans(books, hosts, total)
-    committed = _committed_spans(books, frames, reservable, maintenance_projects)
-    # Checkpoint: links first, streamed, so the large spec JSON column is never held whole.
-    links = request_specs.reservation_links(frames["nova_api.request_specs"]).collect(engine="streaming")
-    instances = nova_instances.instance_windows(frames, links=links.lazy()).collect()
-    occupied = _occupied_spans(books, instances, committed)
-    stopped = _stopped_spans(books, frames, instances, occupied)
+    # The instance windows (and then the stop windows) do not depend on the host levels, so a
+    # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
+    # keeps every core busy. Only this thread writes to the books.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        instance_job = side.submit(_instance_windows, frames)
+        hosts = _host_evidence(frames)
+        total = _total_spans(books, hosts)
+        reservable = _reservable_spans(books, hosts, total)
+        committed = _committed_spans(books, frames, reservable, maintenance_projects)
+        instances = instance_job.result()
+        stop_job = side.submit(_stop_windows, frames, instances)
+        occupied = _occupied_spans(books, instances, committed)
+        stopped = _stopped_spans(books, stop_job.result(), occupied)
     context = _host_context(frames, hosts)
-    spans = pl.concat(
-        [_canonical(level, site=site, context=context) for level in (total, reservable, committed, occupied, stopped)],
-        how="vertical",
-    ).sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    levels = pl.collect_all(  # one query per level, run side by side
+        [_canonical(level, site=site, context=context) for level in (total, reservable, committed, occupied, stopped)])
+    spans = pl.concat(levels, how="vertical").sort(
+        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
     audit = span_audit(books, spans, rejected, tables=frames, warnings=warnings)
@@ -189,10 +194,20 @@ def ondemand_hours_outside_total(occupied: pl.DataFrame, total: pl.DataFrame, *,
     return float(outside.select(order_free_sum(hours)).collect().item() or 0.0)
 
 
-def _stopped_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame,
-                   occupied: pl.DataFrame) -> pl.DataFrame:
-    windows = instance_actions.stop_windows(frames, instances.lazy()).with_columns(
+def _instance_windows(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+    """Checkpoint: every instance row with its window and booking (or rejection reason)."""
+    # Links first, streamed, so the large spec JSON column is never held whole.
+    links = request_specs.reservation_links(frames["nova_api.request_specs"]).collect(engine="streaming")
+    return nova_instances.instance_windows(frames, links=links.lazy()).collect()
+
+
+def _stop_windows(frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame) -> pl.DataFrame:
+    """Checkpoint: every stopping action with its window (or rejection reason)."""
+    return instance_actions.stop_windows(frames, instances.lazy()).with_columns(
         pl.lit(LEVEL_STOPPED).alias("level")).collect()
+
+
+def _stopped_spans(books: SpanBooks, windows: pl.DataFrame, occupied: pl.DataFrame) -> pl.DataFrame:
     settled = books.settled(windows, detail=instance_actions.stop_reject_detail())
     merged = books.merged(books.cut_at_snapshot(settled), by=["entity_id"])
     parents = occupied.select("entity_id", "start", "end")
@@ -215,13 +230,13 @@ def _host_context(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame) -> di
     }
 
 
-def _canonical(spans: pl.DataFrame, *, site: str, context: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+def _canonical(spans: pl.DataFrame, *, site: str, context: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
     """Spans of one stage in SPAN_SCHEMA: resources, node_type, pool and hierarchy_status."""
     level = spans.get_column("level")
     whole_host = bool(level.is_in([LEVEL_TOTAL, LEVEL_RESERVABLE]).all())
     own = _own_resources(spans)
-    enriched = host_resources.with_host_resources(own.lazy(), whole_host=whole_host, **context).collect()
-    if "booking" not in enriched.columns:
+    enriched = host_resources.with_host_resources(own.lazy(), whole_host=whole_host, **context)
+    if "booking" not in own.columns:
         enriched = enriched.with_columns(pl.lit(None, dtype=pl.String).alias("booking"))
     changed = (pl.col("start") != pl.col("original_start")) | pl.col("end").ne_missing(pl.col("original_end"))
     return conform(enriched.with_columns(

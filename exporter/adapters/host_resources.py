@@ -41,7 +41,9 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     row starting later (a zero-inventory ironic host enrolled in Blazar a little after Nova),
     then the last earlier nova / Blazar row; none -> 0.
     """
-    result = spans.with_row_index("_span").sort("start")
+    # Only the lookup keys go through the sort and the as-of joins; the result is row-aligned
+    # with ``spans`` again (sorted back by ``_span``) and attached side by side.
+    result = spans.select("hypervisor_hostname", "start").with_row_index("_span").sort("start")
     choices, helpers = [], []
     for source in ("nova", "blazar"):
         for strategy in ("backward", "forward"):
@@ -67,7 +69,8 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
             .otherwise(pl.coalesce(f"_nova_forward_{column}", f"_blazar_forward_{column}",
                                    f"_nova_backward_{column}", f"_blazar_backward_{column}", pl.lit(0.0)))
             .alias(f"host_{column}"))
-    return result.with_columns(choices).drop(helpers).sort("_span").drop("_span")
+    inventory = result.select("_span", *choices).sort("_span").drop("_span")
+    return pl.concat([spans, inventory], how="horizontal")
 
 
 def with_host_resources(spans: pl.LazyFrame, *, attributes: pl.LazyFrame, kinds: pl.LazyFrame,
