@@ -3,7 +3,8 @@
 Input is a *wide* frame: index columns + one ``<series>|<resource>`` column per level-series
 (exporter.states.SERIES) and timeline resource. Each wide row becomes one row per
 (pool, state, resource) leaf (exporter.states.LEAF_TABLE), in the timeline's sort order.
-Built in slices of wide rows so that repeating label columns are shared, not copied per row.
+The timeline's label columns repeat with a fixed period, so its parts share slices of one
+label pattern instead of copying labels per row.
 """
 
 from __future__ import annotations
@@ -53,34 +54,23 @@ def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
     )
 
 
-def _long_values(piece: pl.DataFrame, shape: pl.DataFrame) -> pl.Series:
-    """``value`` of the long rows ``shape`` (``row`` of ``piece``, ``leaf`` index) of a wide piece."""
-    leaves = piece.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
-    stacked = pl.concat(leaves.get_columns())  # leaf-major: leaf j, row r at j × rows + r
-    return stacked.gather(shape["leaf"] * piece.height + shape["row"]).alias("value")
+def _long_values(wide: pl.DataFrame) -> pl.Series:
+    """``value`` of every long row of ``wide``: row r's leaf j at position r × m + j."""
+    leaves = wide.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
+    # One fixed-size array per wide row, flattened: a row-major interleave in one pass.
+    return leaves.select(pl.concat_arr(pl.all())).to_series().reshape((-1,)).alias("value")
 
 
 def long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
-    """Leaves in long format: each wide row becomes one row per (pool, state, resource).
-
-    Built in slices of wide rows; the slices share one copy of the repeating index and label
-    columns, which keeps both time and memory down.
-    """
+    """Leaves in long format: each wide row becomes one row per (pool, state, resource)."""
     if wide.height == 0:
         labels = {name: TIMELINE_SCHEMA[name] for name in _LEAF_LABELS}
         return pl.DataFrame(schema={**wide.select(index).schema, **labels, "value": pl.Float64})
-    m, chunk = len(_LEAF_ROWS), min(1 << 16, wide.height)
-    position = pl.int_range(0, chunk * m, dtype=pl.get_index_type(), eager=True)
-    pattern = pl.DataFrame({"row": position // m, "leaf": position % m})
-    labels = pl.DataFrame(_leaf_labels(pattern["leaf"]))
-    parts = []
-    for at in range(0, wide.height, chunk):
-        rows = min(chunk, wide.height - at)
-        piece, shape = wide.slice(at, rows), pattern.head(rows * m)
-        keys = piece.select(pl.col(c).gather(shape["row"]) for c in index)
-        value = _long_values(piece, shape).to_frame()
-        parts.append(pl.concat([keys, labels.head(rows * m), value], how="horizontal"))
-    return pl.concat(parts, how="vertical", rechunk=False)
+    m = len(_LEAF_ROWS)
+    position = pl.int_range(0, wide.height * m, dtype=pl.get_index_type(), eager=True)
+    keys = wide.select(pl.col(c).gather(position // m) for c in index)
+    return pl.concat([keys, pl.DataFrame(_leaf_labels(position % m)), _long_values(wide).to_frame()],
+                     how="horizontal")
 
 
 def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataFrame:
@@ -111,16 +101,15 @@ def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
         raise TimelineError("timeline grid is not complete: node types differ between timestamps")
     chunk = max(1, (1 << 14) // k) * k
     pattern = _leaf_label_pattern(wide["site"][0], node_types, min(chunk, wide.height))
-    position = pl.int_range(0, pattern.height, dtype=pl.get_index_type(), eager=True)
-    shape = pl.DataFrame({"row": position // m, "leaf": position % m})
+    timestamps = wide["timestamp"].gather(pl.int_range(0, wide.height * m, dtype=pl.get_index_type(), eager=True) // m)
+    values = _long_values(wide)
     parts = []
-    for at in range(0, wide.height, chunk):
-        rows = min(chunk, wide.height - at)
-        piece, cut = wide.slice(at, rows), shape.head(rows * m)
-        labels = pattern.head(rows * m)
+    for at in range(0, wide.height * m, chunk * m):  # zero-copy slices
+        rows = min(chunk * m, wide.height * m - at)
+        labels = pattern.head(rows)
         parts.append(pl.DataFrame([
-            labels["site"], piece["timestamp"].gather(cut["row"]), labels["node_type"], labels["pool"],
-            labels["state"], labels["resource"], _long_values(piece, cut),
+            labels["site"], timestamps.slice(at, rows), labels["node_type"], labels["pool"],
+            labels["state"], labels["resource"], values.slice(at, rows),
         ]))
     return parts
 

@@ -70,17 +70,18 @@ def sums_by_sorted_key(
 ) -> pl.LazyFrame:
     """Σ ``values`` per distinct ``by``, sorted by ``by`` (nulls first): ``by`` + ``values``.
 
-    Sorting first and summing runs of equal keys is much faster than hashing millions of
-    distinct keys. The sort is stable, so rows of one key are added in input order: the same
-    input order gives bit-identical sums.
+    Each key's rows are added in input order, so the same input gives bit-identical sums:
+    they are gathered per key (polars keeps row order within a group) and each list is summed.
+    Measured: polars' own grouped sum may combine partial sums in a different order from run
+    to run (last-bit differences), and the list form is no slower.
     """
     by = list(by)
     return (
-        frame.sort(by, maintain_order=True)
-        .with_columns(__run=pl.struct(by).rle_id())
-        .group_by("__run", maintain_order=True)
-        .agg(*(pl.col(c).first() for c in by), *(pl.col(v).sum() for v in values))
-        .drop("__run")
+        frame.with_row_index("__order")
+        .sort([*by, "__order"])  # sorted input makes the ordered group_by fast
+        .group_by(by, maintain_order=True)
+        .agg(*(pl.col(v) for v in values))
+        .with_columns(pl.col(v).list.sum() for v in values)
     )
 
 

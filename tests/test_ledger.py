@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
+import pytest
 
 from exporter.ledger import deltas_from_spans, deltas_from_steps, step_function
 
@@ -75,3 +76,23 @@ def test_deltas_from_steps_inverts_step_function():
     deltas = pl.LazyFrame({"k": ["a", "a", "b"], "time": [day(1), day(2), day(1)], "v": [1.0, 4.0, 2.0]})
     steps = step_function(deltas, keys=["k"], values=["v"])
     assert rows(deltas_from_steps(steps, keys=["k"], values=["v"])) == rows(deltas)
+
+
+def test_sums_per_key_are_bit_identical_between_runs():
+    """Large groups of floats whose total depends on the order they are added in: the parallel
+    engine must add them in the same order every run (polars' own grouped sum did not)."""
+    import math
+
+    from exporter.ledger import sums_by_sorted_key
+
+    noise = pl.int_range(0, 2_000_000, eager=True).hash(seed=5)  # fixed pseudo-random u64s
+    frame = pl.DataFrame({"k": (noise % 40).cast(pl.Int64),
+                          "v": ((noise // 40) % 2_000_001).cast(pl.Float64) / 1e6 - 1.0})
+    frame = frame.with_columns(pl.col("v") * 10.0 ** ((noise // 97) % 12).cast(pl.Float64))
+    runs = [sums_by_sorted_key(frame.lazy(), by=["k"], values=["v"]).collect() for _ in range(6)]
+    assert runs[0]["k"].to_list() == list(range(40))
+    for other in runs[1:]:
+        assert other.equals(runs[0])
+    exact = {k: math.fsum(part["v"]) for (k,), part in frame.group_by("k")}
+    for k, v in runs[0].rows():
+        assert v == pytest.approx(exact[k], rel=1e-9, abs=1e-3)
