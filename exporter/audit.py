@@ -6,8 +6,8 @@
    the timeline's Σ value × step per level equals the counted span-hours inside the window.
 
 Hours of a window [start, end) read a null end as the snapshot time and count 0 when negative.
-Sums the parallel engine could add in a varying order (the timeline integral) are order-free
-(exporter.ledger.order_free_sum), so audit.json is byte-identical between runs.
+Every float sum is order-free (exporter.ledger.order_free_sum): polars' grouped sums may add
+partial sums in a varying order, and audit.json must be byte-identical between runs.
 A violation raises :class:`InvariantViolation` naming every failing entry.
 """
 
@@ -20,6 +20,7 @@ import polars as pl
 
 from exporter.adapters.common import hours_between
 from exporter.errors import InvariantViolation
+from exporter.ledger import order_free_sum
 from exporter.timeline import check_hours_conserved, hours_conservation, negative_leaves, unexported_hours
 
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
@@ -32,7 +33,7 @@ FLOAT_NOISE_HOURS = 1e-6
 def input_totals(windows: pl.DataFrame, *, snapshot_time: dt.datetime) -> pl.DataFrame:
     """level, source_table, rows_in, hours_in of an adapter's raw windows (kept and rejected)."""
     return windows.group_by(KEYS).agg(
-        pl.len().alias("rows_in"), hours_between("start", "end", snapshot_time=snapshot_time).sum().alias("hours_in"))
+        pl.len().alias("rows_in"), order_free_sum(hours_between("start", "end", snapshot_time=snapshot_time)).alias("hours_in"))
 
 
 def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, snapshot_time: dt.datetime) -> pl.DataFrame:
@@ -45,8 +46,8 @@ def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, sna
     keys = ["level", "source_table", "year"]
     hours = hours_between("start", "end", snapshot_time=snapshot_time)
     year = pl.col("original_start").dt.year().alias("year")
-    was = before.group_by("level", "source_table", year).agg(hours.sum().alias("was"))
-    now = after.group_by("level", "source_table", year).agg(hours.sum().alias("now"))
+    was = before.group_by("level", "source_table", year).agg(order_free_sum(hours).alias("was"))
+    now = after.group_by("level", "source_table", year).agg(order_free_sum(hours).alias("now"))
     return (
         was.join(now, on=keys, how="inner")
         .with_columns((pl.col("was") - pl.col("now")).alias("hours"), pl.lit(reason).alias("reason"))
@@ -60,14 +61,14 @@ def source_accounting(inputs: pl.DataFrame, spans: pl.DataFrame, rejected: pl.Da
     """Per (level, source_table): rows in/used/rejected/both and hours in/counted/clipped/rejected."""
     used = spans.group_by(KEYS).agg(
         pl.col("source_id").n_unique().alias("rows_used"),
-        hours_between("start", "end", snapshot_time=snapshot_time).sum().alias("hours_counted"))
+        order_free_sum(hours_between("start", "end", snapshot_time=snapshot_time)).alias("hours_counted"))
     dropped = rejected.group_by(KEYS).agg(
-        pl.col("source_id").n_unique().alias("rows_rejected"), pl.col("hours").sum().alias("hours_rejected"))
+        pl.col("source_id").n_unique().alias("rows_rejected"), order_free_sum(pl.col("hours")).alias("hours_rejected"))
     both = (spans.select(*KEYS, "source_id").unique()
             .join(rejected.select(*KEYS, "source_id").unique(), on=[*KEYS, "source_id"], how="inner")
             .group_by(KEYS).agg(pl.len().alias("rows_both")))
-    cut = clipped.group_by(KEYS).agg(pl.col("hours").sum().alias("hours_clipped"))
-    table = inputs.group_by(KEYS).agg(pl.col("rows_in").sum(), pl.col("hours_in").sum())
+    cut = clipped.group_by(KEYS).agg(order_free_sum(pl.col("hours")).alias("hours_clipped"))
+    table = inputs.group_by(KEYS).agg(pl.col("rows_in").sum(), order_free_sum(pl.col("hours_in")))
     for part in (used, dropped, both, cut):
         table = table.join(part, on=KEYS, how="full", coalesce=True)
     return table.fill_null(0).sort(KEYS)

@@ -272,12 +272,12 @@ def span_audit(books: SpanBooks, spans: pl.DataFrame, rejected: pl.DataFrame, *,
     hours = hours_between("start", "end", snapshot_time=snapshot)
     by_reason = (rejected.with_columns(pl.col("start").dt.year().alias("year"))
                  .group_by("level", "source_table", "rejection_reason", "year")
-                 .agg(pl.len().alias("rows"), pl.col("hours").sum())
+                 .agg(pl.len().alias("rows"), order_free_sum(pl.col("hours")))
                  .rename({"rejection_reason": "reason"}).sort("level", "source_table", "reason", "year", nulls_last=True))
-    clipped = (books.all_clipped().group_by("level", "source_table", "reason", "year").agg(pl.col("hours").sum())
+    clipped = (books.all_clipped().group_by("level", "source_table", "reason", "year").agg(order_free_sum(pl.col("hours")))
                .sort("level", "source_table", "reason", "year", nulls_last=True))
     counted = (spans.group_by("level", "source_table", pl.col("start").dt.year().alias("year"))
-               .agg(hours.sum().alias("hours")).sort("level", "source_table", "year"))
+               .agg(order_free_sum(hours).alias("hours")).sort("level", "source_table", "year"))
     blazar_only = spans.filter((pl.col("level") == LEVEL_TOTAL) & (pl.col("source_table") == "blazar.computehosts"))
     return {
         "site": spans["site"][0] if spans.height else books.site,
@@ -287,7 +287,7 @@ def span_audit(books: SpanBooks, spans: pl.DataFrame, rejected: pl.DataFrame, *,
         "rejected": by_reason.to_dicts(),
         "clipped": clipped.to_dicts(),
         "counted": counted.to_dicts(),
-        "blazar_only_total_hours": float(blazar_only.select(hours.sum()).item() or 0.0),
+        "blazar_only_total_hours": float(blazar_only.select(order_free_sum(hours)).item() or 0.0),
         "table_rows": {name: int(frame.select(pl.len()).collect().item()) for name, frame in sorted(tables.items())},
         "warnings": warnings,
     }

@@ -20,7 +20,7 @@ import polars as pl
 from exporter.errors import InvariantViolation, TimelineError
 from exporter.intervals import closed_end
 from exporter.leaf_frames import RESOURCES, SERIES_NAMES, long_leaves, long_timeline, wide_by_series
-from exporter.ledger import order_free_sum, signed_changes
+from exporter.ledger import order_free_sum, signed_changes, sums_by_sorted_key
 from exporter.resample import grid_end, grid_means_from_deltas
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.states import SERIES, UNEXPORTED_SERIES, series_name, series_weights
@@ -73,7 +73,7 @@ def unexported_hours(spans: SpanInput, *, start: datetime, end: datetime, open_e
     """Node-hours in [start, end) of spans that feed no leaf (e.g. instances in maintenance leases)."""
     frame = spans.lazy().filter(_unexported())
     seconds = _overlap_seconds(start, end, open_end=open_end)
-    hours = frame.select((seconds * pl.col("nodes").cast(pl.Float64).fill_null(0.0)).sum() / 3600.0)
+    hours = frame.select(order_free_sum(seconds * pl.col("nodes").cast(pl.Float64).fill_null(0.0)) / 3600.0)
     return float(hours.collect(engine=_ENGINE).item() or 0.0)
 
 
@@ -215,13 +215,10 @@ def _series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:
     """Σ resource × ``weight`` per (site, node_type, series), complete, sorted."""
     weighted = series.select(*_GROUP, "series", *(pl.col(r) * weight for r in RESOURCES))
     anchors = _anchor_rows(series)
-    return (
-        pl.concat([weighted, anchors])
-        .group_by(*_GROUP, "series")
-        .agg(pl.col(r).sum() for r in RESOURCES)
-        .sort(*_GROUP, "series")
-        .collect(engine=_ENGINE)
-    )
+    # sums_by_sorted_key adds each key's rows in order: bit-identical between runs
+    return sums_by_sorted_key(
+        pl.concat([weighted, anchors]), by=[*_GROUP, "series"], values=RESOURCES
+    ).collect(engine=_ENGINE)
 
 
 def levels_at(spans: SpanInput, at: datetime) -> pl.DataFrame:
