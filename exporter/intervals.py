@@ -50,24 +50,46 @@ def union_intervals(
     stay open and a merged interval containing an open one has a null end.
     """
     by = list(by)
-    merged = (
+    ordered = (
         frame.select(*by, pl.col(start), closed_end(end, open_end).alias(end))
         .filter(pl.col(start).is_not_null() & (pl.col(end) > pl.col(start)))
         .sort([*by, start, end], nulls_last=True)
-        .with_columns(__reach=pl.col(end).cum_max().shift(1).over(by))
-        .with_columns(
-            __run=(pl.col("__reach").is_null() | (pl.col(start) > pl.col("__reach"))).cum_sum()
-        )
-        .group_by([*by, "__run"])
-        .agg(pl.col(start).min(), pl.col(end).max())
-        .sort([*by, start], nulls_last=True)
-        .select(*by, start, end)
+        .with_columns(__new_key=_key_starts(by))
     )
+    # Reach = the latest end of the key's earlier rows; a row past it starts a new merged run.
+    reach = _running_max(end, pl.col("__new_key")).shift(1)
+    runs = ordered.with_columns(__run=(pl.col("__new_key") | (pl.col(start) > reach)).cum_sum())
+    first_of_run = pl.col("__run") != pl.col("__run").shift(1).fill_null(-1)
+    last_of_run = pl.col("__run") != pl.col("__run").shift(-1).fill_null(-1)
+    merged = runs.select(
+        *by,
+        pl.when(first_of_run).then(pl.col(start)).forward_fill().alias(start),
+        _running_max(end, first_of_run).alias(end),
+        last_of_run.alias("__last"),
+    ).filter(pl.col("__last")).drop("__last")
     if open_end is None:
         merged = merged.with_columns(
             pl.when(pl.col(end) == _FAR_FUTURE).then(None).otherwise(pl.col(end)).alias(end)
         )
     return merged
+
+
+def _key_starts(by: Sequence[str]) -> pl.Expr:
+    """True where a frame sorted by ``by`` starts a new key (no hashing of the key columns)."""
+    first_row = pl.int_range(pl.len()) == 0
+    return pl.any_horizontal(first_row, *(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in by))
+
+
+def _running_max(column: str, group_starts: pl.Expr) -> pl.Expr:
+    """Running max of the datetime ``column`` within runs of rows; a run begins where
+    ``group_starts`` is True.
+
+    A windowed cum_max over ~10^5 groups is slow; instead the times (Int64 microseconds) are
+    offset by run number × 2^64 in Int128, so one running max never crosses a run boundary.
+    """
+    offset = group_starts.cum_sum().cast(pl.Int128) * pl.lit(1 << 64, dtype=pl.Int128)
+    micros = pl.col(column).dt.epoch("us").cast(pl.Int128)
+    return ((micros + offset).cum_max() - offset).cast(pl.Int64).cast(pl.Datetime("us"))
 
 
 def duplicate_overlap(
@@ -89,7 +111,11 @@ def duplicate_overlap(
     return (
         frame.with_columns(__end=closed_end(end, open_end))
         .sort([*by, start, "__end"], maintain_order=True, nulls_last=True)
-        .with_columns(__reach=pl.col("__end").cum_max().shift(1).over(by))
+        .with_columns(__new_key=_key_starts(by))
+        .with_columns(
+            __reach=pl.when(pl.col("__new_key")).then(None)
+            .otherwise(_running_max("__end", pl.col("__new_key")).shift(1))
+        )
         .with_columns(
             pl.when(pl.col("__reach").is_null())
             .then(0.0)
@@ -100,7 +126,7 @@ def duplicate_overlap(
             )
             .alias(hours)
         )
-        .drop("__end", "__reach")
+        .drop("__end", "__reach", "__new_key")
     )
 
 
@@ -176,8 +202,9 @@ def _with_original_window(
 def _gaps_between_pieces(children: pl.LazyFrame, pieces: pl.LazyFrame) -> pl.LazyFrame:
     """Pieces of each child (``__child``, ``__cs``, ``__ce``) not covered by its sorted pieces."""
     ordered = pieces.join(children, on="__child").sort("__child", "__s")
+    same_child = pl.col("__child") == pl.col("__child").shift(1)  # sorted: no window needed
     before = ordered.with_columns(
-        __gs=pl.col("__e").shift(1).over("__child").fill_null(pl.col("__cs")), __ge=pl.col("__s")
+        __gs=pl.when(same_child).then(pl.col("__e").shift(1)).otherwise(pl.col("__cs")), __ge=pl.col("__s")
     )
     after = ordered.group_by("__child").agg(__gs=pl.col("__e").max(), __ge=pl.col("__ce").first())
     untouched = children.join(pieces.select("__child").unique(), on="__child", how="anti").select(
