@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -58,6 +60,47 @@ def time_weighted_grid(
     )
 
 
+@dataclass(frozen=True)
+class DenseGrid:
+    """Cell means of several step functions, one block of ``cells`` rows per key."""
+
+    keys: pl.DataFrame  # the distinct keys, sorted: key k owns rows k × cells .. (k + 1) × cells − 1
+    cells: int  # grid points per key
+    times: pl.Series  # the grid times t_0 .. t_{cells−1}
+    values: pl.DataFrame  # one Float64 column per value, keys × cells rows, key-major
+
+
+def dense_grid_from_deltas(
+    deltas: pl.LazyFrame,
+    *,
+    keys: Sequence[str],
+    values: Sequence[str],
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    time: str = "time",
+) -> DenseGrid:
+    """The cell means of :func:`grid_means_from_deltas` without repeating keys and times per row."""
+    keys, values = list(keys), list(values)
+    n = grid_size(start=start, end=end, step=step)
+    deltas = deltas.lazy()
+    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key").collect()
+    weights = _cell_weights(
+        deltas.join(key_index.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left"),
+        values=values,
+        start=start,
+        step=step,
+        n=n,
+        time=time,
+    ).collect()
+    size = key_index.height * n
+    # One column at a time is single-threaded work; two threads overlap them (no GIL held).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        columns = list(pool.map(lambda v: _cell_means(weights, v, size=size, n=n), values))
+    times = pl.datetime_range(start, start + step * max(n - 1, 0), step, time_unit="us", eager=True).head(n)
+    return DenseGrid(keys=key_index.drop("__key"), cells=n, times=times.alias(time), values=pl.DataFrame(columns))
+
+
 def grid_means_from_deltas(
     deltas: pl.LazyFrame,
     *,
@@ -73,25 +116,12 @@ def grid_means_from_deltas(
     The deltas need not be sorted or aggregated: several rows may share a key and time.
     Collects the deltas (the grid is built eagerly) and returns the grid as a LazyFrame.
     """
-    keys, values = list(keys), list(values)
-    n = grid_size(start=start, end=end, step=step)
-    deltas = deltas.lazy()
-    key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key").collect()
-    weights = _cell_weights(
-        deltas.join(key_index.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left"),
-        values=values,
-        start=start,
-        step=step,
-        n=n,
-        time=time,
-    ).collect()
-    size = key_index.height * n
-    position = pl.int_range(0, size, dtype=pl.Int64, eager=True)
-    labels = key_index.select(pl.col(keys).gather(position // n)) if size else key_index.select(keys).clear()
-    grid_times = (pl.lit(start, dtype=pl.Datetime("us")) + (position % n) * step).alias(time) if size \
-        else pl.lit(None, dtype=pl.Datetime("us")).alias(time)
-    columns = [_cell_means(weights, v, size=size, n=n) for v in values]
-    return pl.concat([labels, pl.select(grid_times).head(size), pl.DataFrame(columns)], how="horizontal").lazy()
+    grid = dense_grid_from_deltas(deltas, keys=keys, values=values, start=start, end=end, step=step, time=time)
+    position = pl.int_range(0, grid.values.height, dtype=pl.Int64, eager=True)
+    n = max(grid.cells, 1)
+    labels = grid.keys.select(pl.all().gather(position // n))
+    times = grid.times.gather(position % n) if grid.values.height else grid.times.clear()
+    return pl.concat([labels, times.to_frame(), grid.values], how="horizontal").lazy()
 
 
 def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int) -> pl.Series:

@@ -21,7 +21,7 @@ from exporter.errors import InvariantViolation, TimelineError
 from exporter.intervals import closed_end
 from exporter.leaf_frames import RESOURCES, SERIES_NAMES, long_leaves, long_timeline, wide_by_series
 from exporter.ledger import order_free_sum, signed_changes, sums_by_sorted_key
-from exporter.resample import grid_end, grid_means_from_deltas
+from exporter.resample import DenseGrid, dense_grid_from_deltas, grid_end
 from exporter.schema import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.states import SERIES, UNEXPORTED_SERIES, series_name, series_weights
 
@@ -110,9 +110,9 @@ def _anchor_rows(series: pl.LazyFrame, **extra: pl.Expr) -> pl.LazyFrame:
 
 def _coded_series_grid(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+) -> tuple[pl.DataFrame, DenseGrid]:
     """(key table, grid): key table ``key_id, site, node_type, series`` sorted by its labels;
-    grid ``key_id, timestamp`` + RESOURCES (cell means), complete, sorted by key_id, timestamp."""
+    grid: the cell means of every key_id in key_id order (exporter.resample.DenseGrid)."""
     series = series_spans(spans)
     keys = [*_GROUP, "series"]
     anchors = _anchor_rows(series, timestamp=pl.lit(start, dtype=pl.Datetime("us")))
@@ -128,10 +128,10 @@ def _coded_series_grid(
     zeros = anchors.join(key_table.lazy(), on=keys, nulls_equal=True).select(
         "key_id", "timestamp", *RESOURCES
     )
-    grid = grid_means_from_deltas(
+    grid = dense_grid_from_deltas(
         pl.concat([deltas, zeros]),
         keys=["key_id"], values=RESOURCES, start=start, end=end, step=step, time="timestamp",
-    ).collect(engine=_ENGINE)
+    )
     return key_table, grid
 
 
@@ -140,8 +140,10 @@ def _series_grid(
 ) -> pl.DataFrame:
     """Cell means per (site, node_type, series, timestamp), complete, sorted in that order."""
     key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    labels = key_table.select(pl.all().exclude("key_id").gather(grid["key_id"]))
-    return pl.concat([labels, grid.drop("key_id")], how="horizontal")
+    position = pl.int_range(0, grid.values.height, dtype=pl.Int64, eager=True)
+    labels = key_table.select(pl.all().exclude("key_id").gather(position // max(grid.cells, 1)))
+    times = grid.times.gather(position % max(grid.cells, 1))
+    return pl.concat([labels, times.to_frame(), grid.values], how="horizontal")
 
 
 def _wide_grid(
@@ -150,23 +152,23 @@ def _wide_grid(
     """``site, node_type, timestamp`` + one ``<series>|<resource>`` column per level-series and
     resource, sorted by site, timestamp, node_type.
 
-    Gathered straight from the integer-coded grid in that order: the grid holds n rows per
-    key_id (one per grid time), so (key, cell) is grid row key_id × n + cell. No filtered
-    copies, no sort, and no label column repeated per grid row.
+    Gathered straight from the dense grid in that order: it holds n rows per key_id (one per
+    grid time), so (key, cell) is grid row key_id × n + cell. No filtered copies, no sort, and
+    no label column repeated per grid row.
     """
     key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
     ids = {name: key_table.filter(pl.col("series") == name).get_column("key_id").cast(pl.Int64)
            for name in SERIES_NAMES}
     groups = key_table.filter(pl.col("series") == SERIES_NAMES[0]).select(_GROUP)  # (site, node_type) order
-    n = grid.height // max(key_table.height, 1)
+    n = grid.cells
     order = _site_time_order(groups, n)
     columns = [
-        grid.select(pl.col(r).gather(ids[name].gather(order["group"]) * n + order["cell"]).alias(f"{name}|{r}")
-                    for r in RESOURCES)
+        grid.values.select(pl.col(r).gather(ids[name].gather(order["group"]) * n + order["cell"]).alias(f"{name}|{r}")
+                           for r in RESOURCES)
         for name in SERIES_NAMES
     ]
     index = groups.select(pl.all().gather(order["group"])).with_columns(
-        grid.get_column("timestamp").gather(order["cell"]))
+        grid.times.gather(order["cell"]).alias("timestamp"))
     return pl.concat([index, *columns], how="horizontal")
 
 
