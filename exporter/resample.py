@@ -69,6 +69,15 @@ class DenseGrid:
     times: pl.Series  # the grid times t_0 .. t_{cells−1}
     values: pl.DataFrame  # one Float64 column per value, keys × cells rows, key-major
 
+    def long(self, labels: pl.DataFrame | None = None) -> pl.DataFrame:
+        """One row per (key, grid time): ``labels`` (default: the keys; one row per key, in key
+        order) + time + values."""
+        labels = self.keys if labels is None else labels
+        position = pl.int_range(0, self.values.height, dtype=pl.Int64, eager=True)
+        n = max(self.cells, 1)
+        return pl.concat([labels.select(pl.all().gather(position // n)), self.times.gather(position % n).to_frame(),
+                          self.values], how="horizontal")
+
 
 def dense_grid_from_deltas(
     deltas: pl.LazyFrame,
@@ -117,11 +126,7 @@ def grid_means_from_deltas(
     Collects the deltas (the grid is built eagerly) and returns the grid as a LazyFrame.
     """
     grid = dense_grid_from_deltas(deltas, keys=keys, values=values, start=start, end=end, step=step, time=time)
-    position = pl.int_range(0, grid.values.height, dtype=pl.Int64, eager=True)
-    n = max(grid.cells, 1)
-    labels = grid.keys.select(pl.all().gather(position // n))
-    times = grid.times.gather(position % n) if grid.values.height else grid.times.clear()
-    return pl.concat([labels, times.to_frame(), grid.values], how="horizontal").lazy()
+    return grid.long().lazy()
 
 
 def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int) -> pl.Series:

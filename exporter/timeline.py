@@ -140,10 +140,7 @@ def _series_grid(
 ) -> pl.DataFrame:
     """Cell means per (site, node_type, series, timestamp), complete, sorted in that order."""
     key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    position = pl.int_range(0, grid.values.height, dtype=pl.Int64, eager=True)
-    labels = key_table.select(pl.all().exclude("key_id").gather(position // max(grid.cells, 1)))
-    times = grid.times.gather(position % max(grid.cells, 1))
-    return pl.concat([labels, times.to_frame(), grid.values], how="horizontal")
+    return grid.long(key_table.drop("key_id"))  # every key_id has an anchor row: same order
 
 
 def _wide_grid(
