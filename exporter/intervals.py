@@ -71,6 +71,9 @@ def union_intervals(
         merged = merged.with_columns(
             pl.when(pl.col(end) == _FAR_FUTURE).then(None).otherwise(pl.col(end)).alias(end)
         )
+    end_dtype = frame.collect_schema()[end]
+    if isinstance(end_dtype, pl.Datetime):  # _running_max works in microseconds
+        merged = merged.with_columns(pl.col(end).cast(end_dtype))
     return merged
 
 

@@ -73,10 +73,10 @@ class DenseGrid:
         """One row per (key, grid time): ``labels`` (default: the keys; one row per key, in key
         order) + time + values."""
         labels = self.keys if labels is None else labels
-        position = pl.int_range(0, self.values.height, dtype=pl.Int64, eager=True)
+        position = pl.int_range(0, self.keys.height * self.cells, dtype=pl.Int64, eager=True)
         n = max(self.cells, 1)
-        return pl.concat([labels.select(pl.all().gather(position // n)), self.times.gather(position % n).to_frame(),
-                          self.values], how="horizontal")
+        parts = [labels.select(pl.all().gather(position // n)), self.times.gather(position % n).to_frame()]
+        return pl.concat([*parts, self.values] if self.values.width else parts, how="horizontal")
 
 
 def dense_grid_from_deltas(

@@ -306,8 +306,7 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
             {"series": series_name(*s), "pool": pool, "state": state, "weight": float(w)}
             for s, weights in series_weights().items()
             for (pool, state), w in weights.items()
-        ],
-        schema_overrides={"pool": TIMELINE_SCHEMA["pool"], "state": TIMELINE_SCHEMA["state"]},
+        ]
     )
     step_hours = step / timedelta(hours=1)
     # Order-free sums keep audit.json byte-identical between runs of the parallel engine.
@@ -316,7 +315,8 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
         .group_by(*_GROUP, "pool", "state", "resource")
         .agg(order_free_sum(pl.col("value")))
         .collect(engine=_STREAMING)
-        .with_columns(pl.col(*_GROUP, "resource").cast(pl.String))  # as spans label them
+        # as text: spans label them so, and a timeline read from an older file has text labels
+        .with_columns(pl.col(*_GROUP, "pool", "state", "resource").cast(pl.String))
     )
     series_hours = (
         leaf_sums.join(inverse, on=["pool", "state"])

@@ -36,6 +36,13 @@ def test_overlapping_intervals_merge_into_one():
     assert windows(union_intervals(f, by=["k"])) == [("a", day(1), day(4))]
 
 
+def test_union_keeps_the_input_time_unit():
+    f = frame(["a", "a"], [day(1), day(2)], [day(3), day(4)]).cast({"start": pl.Datetime("ms"), "end": pl.Datetime("ms")})
+    merged = union_intervals(f, by=["k"]).collect()
+    assert merged.schema["start"] == merged.schema["end"] == pl.Datetime("ms")
+    assert merged.rows() == [("a", day(1), day(4))]
+
+
 def test_touching_intervals_merge_because_half_open_ends_meet():
     f = frame(["a", "a"], [day(1), day(2)], [day(2), day(3)])
     assert windows(union_intervals(f, by=["k"])) == [("a", day(1), day(3))]

@@ -213,3 +213,13 @@ def test_timeline_is_bit_identical_between_runs_on_many_overlapping_spans():
     runs = [timeline_from_spans(spans, start=T0, end=at(340), step=HOUR, open_end=at(340)) for _ in range(4)]
     for other in runs[1:]:
         assert other["value"].to_physical().equals(runs[0]["value"].to_physical())
+
+
+def test_hours_conservation_accepts_a_timeline_with_text_labels():
+    """A timeline.parquet written before labels became Enum/Categorical reads back as String."""
+    timeline = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
+    as_text = timeline.with_columns(pl.col("site", "node_type", "pool", "state", "resource").cast(pl.String))
+    typed = hours_conservation(HOST, timeline, start=T0, end=END, step=HOUR, open_end=END)
+    text = hours_conservation(HOST, as_text, start=T0, end=END, step=HOUR, open_end=END)
+    assert text.equals(typed)
+    assert typed.filter(pl.col("level") == "committed", pl.col("resource") == "nodes")["timeline_hours"].item() == 1.5

@@ -40,6 +40,8 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     row covering the span's start, the Blazar row covering it, then the first nova / Blazar
     row starting later (a zero-inventory ironic host enrolled in Blazar a little after Nova),
     then the last earlier nova / Blazar row; none -> 0.
+    ``spans`` is read twice and the results are put side by side, so its row order must be
+    stable (an eager frame, or a plan without order-changing steps).
     """
     # Only the lookup keys go through the sort and the as-of joins; the result is row-aligned
     # with ``spans`` again (sorted back by ``_span``) and attached side by side.
