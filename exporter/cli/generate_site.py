@@ -36,7 +36,12 @@ def _quirk_names() -> list[str]:
                    + ", ".join(_quirk_names()) + " (see docs/synthetic-site.md).")
 @click.option("--capability-schema", type=click.Choice(["property_id", "capability_id", "capability_name"]),
               default="property_id", show_default=True, help="Which historical Blazar capability schema to write.")
-def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_quirks, capability_schema):
+@click.option("--blazar", type=click.Choice(["chameleon", "upstream", "upstream_purged"]), default="chameleon",
+              show_default=True,
+              help="How Blazar stores deletes: Chameleon's fork soft-deletes; upstream hard-deletes (allocations at "
+                   "lease end, deleted leases and hosts) and has no soft-delete columns; upstream_purged also "
+                   "deletes ended leases.")
+def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_quirks, capability_schema, blazar):
     """Simulate a site's history, write it as Nova/Blazar would store it, and write the truth.
 
     The generator DROPS and re-creates its tables in the target databases: never point it at
@@ -53,7 +58,7 @@ def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_qu
 
         site = generate_site(db_url, hosts=hosts, years=years, seed=seed, start=start, kind=kind,
                              databases=databases, truth_dir=truth_dir, quirks={name: False for name in no_quirks},
-                             progress=progress, capability_schema=capability_schema)
+                             progress=progress, capability_schema=capability_schema, blazar=blazar)
     click.echo(f"site ({site.kind}) {site.start:%Y-%m-%d} -> {site.end:%Y-%m-%d} written to {masked(site.url)}")
     width = max(len(name) for name in site.row_counts)
     for name, count in sorted(site.row_counts.items()):

@@ -39,6 +39,7 @@ class GeneratedSite:
     kind: str
     row_counts: dict[str, int] = field(default_factory=dict)
     quirks: frozenset[str] = frozenset()
+    blazar: str = "chameleon"
 
 
 def default_truth_dir(url: str, db_prefix: str | None = None) -> Path:
@@ -81,14 +82,16 @@ def generate_site(url: str, *, hosts: int, years: float, seed: int, start: dt.da
                   truth_dir: str | Path | None = None,
                   quirks: Iterable[str] | Mapping[str, bool] | None = None,
                   progress: Progress | None = None, capability_schema: str = "property_id",
-                  site: str = "synthetic") -> GeneratedSite:
+                  site: str = "synthetic", blazar: str = "chameleon") -> GeneratedSite:
     """Simulate a site, write its tables into ``url`` and its truth into ``truth_dir``.
 
     ``databases`` maps logical schemas to physical names (MariaDB) / file stems (SQLite).
     ``quirks``: None = all on; a set = exactly those on; a dict = overrides. ``progress`` is
     called as ``progress(step_label, steps_done, steps_total)``. ``capability_schema`` picks the
     Blazar capability name schema (``property_id``, ``capability_id`` or ``capability_name``);
-    ``site`` is written into the truth spans' ``site`` column. Existing generator tables are
+    ``site`` is written into the truth spans' ``site`` column; ``blazar`` picks how Blazar
+    stores deletes (``chameleon`` soft deletes, ``upstream`` / ``upstream_purged`` hard deletes
+    without soft-delete columns: exporter.sitegen.upstream). Existing generator tables are
     dropped and re-created. Deterministic: same arguments -> identical tables and truth.
     Raises ConfigError for bad arguments, DatabaseError when the database refuses.
     """
@@ -96,7 +99,7 @@ def generate_site(url: str, *, hosts: int, years: float, seed: int, start: dt.da
 
     return run_pipeline(url, hosts=hosts, years=years, seed=seed, start=start or DEFAULT_START, kind=kind,
                         databases=dict(databases or {}), truth_dir=truth_dir, quirks=quirks, progress=progress,
-                        capability_schema=capability_schema, site=site)
+                        capability_schema=capability_schema, site=site, blazar=blazar)
 
 
 def write_json(path: Path, payload: object) -> None:

@@ -21,6 +21,7 @@ from exporter.sitegen.render import (
 from exporter.sitegen.render_activity import broken_rows, render_instances, render_leases
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
 from exporter.sitegen.truth import legacy_usage_cache, node_hours, truth_spans
+from exporter.sitegen.upstream import BLAZAR_VARIANTS, as_upstream, upstream_losses
 from exporter.sitegen.writer import insert_tables, open_site_engine, recreate_tables
 
 FLAVOR_IDS = {"baremetal": 1, "m1.tiny": 2, "m1.small": 3, "m1.medium": 4, "m1.large": 5, "m1.xlarge": 6,
@@ -33,8 +34,12 @@ def db_prefix(databases: dict[str, str]) -> str | None:
     return physical[: -len("nova")] if physical.endswith("nova") and physical != "nova" else None
 
 
-def render_world(world, quirks: frozenset[str], capability_schema: str) -> tuple[Rendered, dict[str, int]]:
-    """All tables except the legacy cache (rows may be one-shot iterators), plus quirk counts."""
+def render_world(world, quirks: frozenset[str], capability_schema: str,
+                 blazar: str = "chameleon") -> tuple[Rendered, dict[str, int]]:
+    """All tables except the legacy cache (rows may be one-shot iterators), plus quirk counts.
+
+    ``blazar``: one of BLAZAR_VARIANTS (how Blazar stores deletes; see exporter.sitegen.upstream).
+    """
     counts = dict(world.counts)
     rendered: Rendered = {}
     rendered.update(render_services(world))
@@ -44,16 +49,20 @@ def render_world(world, quirks: frozenset[str], capability_schema: str) -> tuple
     rendered.update(render_instances(world, FLAVOR_IDS))
     for key, extra in broken_rows(world, quirks, counts).items():
         rendered[key] = RenderedTable(rendered[key].columns, itertools.chain(rendered[key].rows, extra))
+    if blazar != "chameleon":
+        rendered = as_upstream(rendered, variant=blazar, snapshot=world.end)
     return rendered, counts
 
 
 def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.datetime, kind: str,
                  databases: dict[str, str], truth_dir, quirks, progress: Progress | None,
-                 capability_schema: str, site: str) -> GeneratedSite:
+                 capability_schema: str, site: str, blazar: str = "chameleon") -> GeneratedSite:
     if capability_schema not in CAPABILITY_SCHEMAS:
         raise ConfigError(f"capability_schema must be one of {', '.join(CAPABILITY_SCHEMAS)}")
+    if blazar not in BLAZAR_VARIANTS:
+        raise ConfigError(f"blazar must be one of {', '.join(BLAZAR_VARIANTS)}, not {blazar!r}")
     enabled = resolve_quirks(quirks)
-    metadata = build_metadata(capability_schema)
+    metadata = build_metadata(capability_schema, upstream_blazar=blazar != "chameleon")
     steps = ["simulate", "render", "truth", *sorted(metadata.tables), "truth.json"]
     done = [0]
 
@@ -64,7 +73,7 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
 
     world = simulate(hosts=hosts, years=years, seed=seed, start=start, kind=kind, quirks=enabled)
     step("simulate")
-    rendered, counts = render_world(world, enabled, capability_schema)
+    rendered, counts = render_world(world, enabled, capability_schema, blazar)
     step("render")
     snapshot = to_dt(world.end)
     spans = truth_spans(world, site=site)
@@ -83,12 +92,14 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
     hours = node_hours(spans, snapshot=snapshot)
     write_json(out / "truth.json", {
         "params": {"hosts": hosts, "years": years, "seed": seed, "start": start, "end": snapshot, "kind": kind,
-                   "site": site, "capability_schema": capability_schema, "quirks": sorted(enabled)},
+                   "site": site, "capability_schema": capability_schema, "quirks": sorted(enabled),
+                   "blazar": blazar},
         "row_counts": row_counts,
         "node_hours": dict(zip(hours["level"], hours["node_hours"])),
         "quirks": quirk_effects(world, enabled, counts, spans),
+        "blazar": {"variant": blazar, **upstream_losses(world, variant=blazar)},
         "capabilities": {"node_type": "node_type", "gpu_count": "gpu.gpu_count", "has_gpu": "gpu.gpu"},
     })
     step("truth.json")
     return GeneratedSite(url=url, databases=dict(databases), truth_dir=out, start=start, end=snapshot, kind=kind,
-                         row_counts=row_counts, quirks=enabled)
+                         row_counts=row_counts, quirks=enabled, blazar=blazar)

@@ -45,6 +45,21 @@ def _blazar_timestamps() -> list[sa.Column]:
     ]
 
 
+# Columns only the Chameleon Blazar fork has; upstream Blazar lacks them (hard deletes).
+CHAMELEON_ONLY_COLUMNS = {
+    "computehosts": ("disabled", "deleted", "deleted_at"),
+    "computehost_reservations": ("on_start", "deleted", "deleted_at"),
+    "resource_properties": ("is_unique", "deleted", "deleted_at"),
+    "extra_capabilities": ("is_unique", "deleted", "deleted_at"),
+}
+SOFT_DELETE_COLUMNS = ("deleted", "deleted_at")
+
+
+def chameleon_only(table: str) -> tuple[str, ...]:
+    """Columns of blazar.``table`` that upstream Blazar does not have."""
+    return CHAMELEON_ONLY_COLUMNS.get(table, SOFT_DELETE_COLUMNS)
+
+
 def _uuid_pk() -> sa.Column:
     return sa.Column("id", sa.String(36), primary_key=True)
 
@@ -53,8 +68,12 @@ def _int_pk() -> sa.Column:
     return sa.Column("id", sa.Integer, primary_key=True, autoincrement=False)
 
 
-def build_metadata(capability_schema: str = "property_id") -> sa.MetaData:
-    """All tables for one generated site, with the chosen capability schema."""
+def build_metadata(capability_schema: str = "property_id", *, upstream_blazar: bool = False) -> sa.MetaData:
+    """All tables for one generated site, with the chosen capability schema.
+
+    ``upstream_blazar``: the Blazar tables as upstream Blazar has them (no soft-delete
+    columns, none of the Chameleon fork's additions).
+    """
     if capability_schema not in CAPABILITY_SCHEMAS:
         raise ValueError(f"capability_schema must be one of {CAPABILITY_SCHEMAS}")
     md = sa.MetaData()
@@ -65,7 +84,22 @@ def build_metadata(capability_schema: str = "property_id") -> sa.MetaData:
     _blazar_host_tables(md)
     _capability_tables(md, capability_schema)
     _legacy_tables(md)
-    return md
+    return _without_chameleon_columns(md) if upstream_blazar else md
+
+
+def _without_chameleon_columns(md: sa.MetaData) -> sa.MetaData:
+    """A copy of ``md`` whose Blazar tables lack the fork's columns (constraints on them dropped)."""
+    upstream = sa.MetaData()
+    for table in md.tables.values():
+        if table.schema != "blazar":
+            table.to_metadata(upstream)
+            continue
+        dropped = chameleon_only(table.name)
+        columns = [column._copy() for column in table.columns if column.name not in dropped]
+        uniques = [sa.UniqueConstraint(*c.columns.keys()) for c in table.constraints
+                   if isinstance(c, sa.UniqueConstraint) and not set(c.columns.keys()) & set(dropped)]
+        sa.Table(table.name, upstream, *columns, *uniques, schema=table.schema)
+    return upstream
 
 
 def all_table_names() -> set[tuple[str, str]]:
