@@ -35,6 +35,7 @@ class SiteConfig:
     refresh_interval: float = 60.0
     query_timeout: float = 30.0
     live_holdback_hours: float = 3.0
+    hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
 
     def url_for(self, schema: str) -> str:
         url = self.db_urls.get(schema, self.db_url)
@@ -49,6 +50,7 @@ class Config:
     sites: dict[str, SiteConfig]
     job: str = "openstack-usage"
     instance: str = "openstack-usage-exporter"
+    site_colours: dict[str, str] = field(default_factory=dict)  # fixed figure/dashboard colours
 
     def site(self, name: str) -> SiteConfig:
         try:
@@ -103,12 +105,16 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: dict[str, str] 
         sites=sites,
         job=str(document.get("job", "openstack-usage")),
         instance=str(document.get("instance", "openstack-usage-exporter")),
+        site_colours={str(name): _colour(value, f"site_colours.{name}")
+                      for name, value in _mapping(document.get("site_colours", {}), "site_colours").items()},
     )
 
 
-_TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance"}
+_TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
-              "refresh_interval", "query_timeout", "live_holdback_hours"}
+              "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor"}
+HYPERVISORS = ("ironic", "kvm")
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 def _site(name: str, body: dict, defaults: dict, environ) -> SiteConfig:
@@ -138,6 +144,7 @@ def _site(name: str, body: dict, defaults: dict, environ) -> SiteConfig:
             refresh_interval=_positive(merged.get("refresh_interval", 60), f"sites.{name}.refresh_interval"),
             query_timeout=_positive(merged.get("query_timeout", 30), f"sites.{name}.query_timeout"),
             live_holdback_hours=_positive(merged.get("live_holdback_hours", 3), f"sites.{name}.live_holdback_hours"),
+            hypervisor=_choice(merged.get("hypervisor", "ironic"), HYPERVISORS, f"sites.{name}.hypervisor"),
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sites.{name}: {err}") from None
@@ -165,6 +172,18 @@ def _positive(value: object, what: str) -> float:
     if number <= 0:
         raise ConfigError(f"{what} must be > 0, got {value!r}")
     return number
+
+
+def _choice(value: object, allowed: tuple[str, ...], what: str) -> str:
+    if str(value) not in allowed:
+        raise ConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _colour(value: object, what: str) -> str:
+    if not isinstance(value, str) or not _HEX_COLOUR.fullmatch(value):
+        raise ConfigError(f"{what} must be a colour like \"#0072b2\", got {value!r}")
+    return value.lower()
 
 
 def _mapping(value: object, what: str) -> dict:

@@ -63,7 +63,8 @@ def write_demo_config(out_dir: Path, start: dt.datetime, sites=DEMO_SITES) -> Pa
         "data_dir": str((out_dir / "data").resolve()),
         "defaults": {"history_start": start.isoformat(), "maintenance_projects": ["maintenance"],
                      "refresh_interval": 60, "live_holdback_hours": 3},
-        "sites": {site.name: {"display_name": site.display_name, "db_url": _sqlite_url(out_dir, site)}
+        "sites": {site.name: {"display_name": site.display_name, "db_url": _sqlite_url(out_dir, site),
+                              "hypervisor": "kvm" if site.kind == "kvm" else "ironic"}
                   for site in sites},
     }
     path = out_dir / "sites.yaml"

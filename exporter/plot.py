@@ -11,13 +11,14 @@ The colours are the ones the Grafana dashboards use, so previews and dashboards 
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from exporter.backfill import read_timeline
+from exporter.colours import site_colours
+from exporter.config import Config
 from exporter.errors import TimelineError, ToolMissing
 from exporter.schema import POOL_ONDEMAND, POOL_RESERVABLE, TIMELINE_RESOURCES
 
@@ -35,7 +36,6 @@ STATE_COLOURS: dict[tuple[str, str], str] = {
 }
 TOTAL_COLOUR = "#808080"
 RESERVABLE_COLOUR = "#404040"
-SITE_PALETTE = ("#3274d9", "#e02f44", "#ff9830", "#56a64b", "#8f3bb8", "#1f9e89", "#b877d9", "#f2cc0c")
 # Utilization numerators over the reservable pool (the dashboards' percent panel).
 SHARES = {"committed": ("idle", "active", "stopped"), "occupied": ("active", "stopped"), "active": ("active",)}
 TARGET_UTILIZATION = 0.8
@@ -43,11 +43,6 @@ TARGET_UTILIZATION = 0.8
 
 def leaf_name(pool: str, state: str) -> str:
     return f"{pool} · {state}"
-
-
-def site_colour(site: str) -> str:
-    """A colour that depends only on the site's name (stable across figures and subsets)."""
-    return SITE_PALETTE[zlib.crc32(site.encode()) % len(SITE_PALETTE)]
 
 
 def _select(timeline: pl.DataFrame, *, resource: str, sites: tuple[str, ...] | None) -> pl.DataFrame:
@@ -176,22 +171,25 @@ def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "no
     return figure
 
 
-def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None = None, resource: str = "nodes"):
+def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None = None, resource: str = "nodes",
+                      config: Config | None = None):
     """Top: capacity per site, stacked, with the all-sites total. Bottom: committed / reservable per
-    site (thin) and its 30-day rolling mean (thick), each site in its own stable colour."""
+    site (thin) and its 30-day rolling mean (thick), each site in its configured colour
+    (``exporter.colours``, the dashboards' colours)."""
     table = bucket_utilization(utilization_table(timeline, sites=sites, resource=resource))
     capacity = (_select(timeline, resource=resource, sites=sites).group_by("site", "timestamp")
                 .agg(pl.col("value").sum()).pivot(on="site", index="timestamp", values="value")
                 .sort("timestamp").fill_null(0.0))
     capacity = bucket_means(capacity)
     names = sorted(capacity.columns[1:])
+    colour = site_colours(config, names)
     figure = _new_figure(height=7.0)
     top, bottom = figure.subplots(2, 1, sharex=True)
     x = capacity["timestamp"].to_numpy()
     base = 0.0
     for site in names:
         upper = base + capacity[site].to_numpy()
-        top.fill_between(x, base, upper, step="post", color=site_colour(site), alpha=0.8, linewidth=0, label=site)
+        top.fill_between(x, base, upper, step="post", color=colour[site], alpha=0.8, linewidth=0, label=site)
         base = upper
     top.step(x, base, where="post", color=TOTAL_COLOUR, linewidth=1.5, label="all sites")
     top.set_ylim(bottom=0)
@@ -199,9 +197,9 @@ def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None =
     for site in names:
         rows = table.filter(pl.col("site") == site)
         xs = rows["timestamp"].to_numpy()
-        bottom.step(xs, rows["committed_ratio"].to_numpy() * 100, where="post", color=site_colour(site),
+        bottom.step(xs, rows["committed_ratio"].to_numpy() * 100, where="post", color=colour[site],
                     linewidth=0.6, alpha=0.5)
-        bottom.plot(xs, rows["committed_rolling"].to_numpy() * 100, color=site_colour(site), linewidth=2,
+        bottom.plot(xs, rows["committed_rolling"].to_numpy() * 100, color=colour[site], linewidth=2,
                     label=f"{site} 30-day mean")
     bottom.axhline(TARGET_UTILIZATION * 100, color="#e02f44", linestyle=":", linewidth=1, label="80 %")
     bottom.set_ylim(0, 100)
@@ -216,7 +214,7 @@ class PlotResult:
 
 
 def render_plots(timeline_dirs: tuple[str | Path, ...], out_dir: str | Path, *, sites: tuple[str, ...] = (),
-                 resource: str = "nodes", dpi: int = 100) -> PlotResult:
+                 resource: str = "nodes", dpi: int = 100, config: Config | None = None) -> PlotResult:
     """Write ``<site>-usage.png`` and ``<site>-utilization.png`` per site, and ``cross-site.png`` when
     there is more than one site, from one or more timeline directories (or timeline.parquet files)."""
     _new_figure()  # fail early, before reading anything, when matplotlib is missing
@@ -229,7 +227,7 @@ def render_plots(timeline_dirs: tuple[str | Path, ...], out_dir: str | Path, *, 
     figures += [(f"{site}-utilization.png", utilization_figure(timeline, site=site, resource=resource))
                 for site in chosen]
     if len(chosen) > 1:
-        figures.append(("cross-site.png", cross_site_figure(timeline, sites=chosen, resource=resource)))
+        figures.append(("cross-site.png", cross_site_figure(timeline, sites=chosen, resource=resource, config=config)))
     for name, figure in figures:
         path = out / name
         figure.savefig(path, dpi=dpi, metadata={"Software": None})

@@ -38,11 +38,11 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import exporter, pytest, hypothesis, matplotlib' >/dev/null 2>&1 \
+if ! .venv/bin/python -c 'import exporter, pytest, hypothesis, matplotlib, grafana_foundation_sdk' >/dev/null 2>&1 \
    || [ pyproject.toml -nt .venv/.installed ]; then
-  log "installing the package with test and plot extras into .venv"
+  log "installing the package with test, plot and dashboards extras into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install -q -e '.[test,plot]'
+  .venv/bin/python -m pip install -q -e '.[test,plot,dashboards]'
   touch .venv/.installed
 fi
 log "ready: .venv/bin/usage-exporter --help"

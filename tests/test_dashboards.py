@@ -77,13 +77,15 @@ def seconds(duration: str) -> int:
 def default_values(dashboard: dict, *, interval_s: int, range_s: int, resource: str | None = None) -> dict:
     """Values Grafana would substitute: 'All' for multi-value variables, defaults otherwise."""
     scrape = seconds(provisioned_datasource()["jsonData"]["timeInterval"])
-    values = {"__interval": f"{interval_s}s", "__range": f"{range_s}s",
+    values = {"__interval": f"{interval_s}s", "__interval_ms": str(interval_s * 1000), "__range": f"{range_s}s",
               "__rate_interval": f"{max(interval_s + scrape, 4 * scrape)}s", "datasource": PROVISIONED_UID}
     for name, var in variables(dashboard).items():
         if var["type"] == "datasource":
             continue
         if var.get("includeAll"):
             values[name] = var.get("allValue") or ".*"
+        elif var["type"] == "constant":  # Grafana substitutes a constant's query
+            values[name] = str(var["query"])
         else:
             values[name] = str(var["current"]["value"])
     if resource is not None:
@@ -157,6 +159,33 @@ def test_state_colours_are_the_ones_plot_uses():
     fixed = {o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
              for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byName"}
     assert fixed == {leaf_name(*key): colour for key, colour in STATE_COLOURS.items()}
+
+
+def test_shipped_dashboards_are_the_generator_output_for_the_example_config():
+    """Regenerate with: usage-exporter dashboards --config etc/sites.yaml --out grafana/dashboards"""
+    from exporter.config import load_config
+    from exporter.dashboards import render_dashboards
+
+    rendered = render_dashboards(load_config(ROOT / "etc/sites.yaml"))
+    assert sorted(rendered) == [path.name for path in DASHBOARDS]
+    for path in DASHBOARDS:
+        assert path.read_text() == rendered[path.name], f"{path.name} is stale: run usage-exporter dashboards"
+
+
+def test_cross_site_colours_are_the_configured_site_colours():
+    from exporter.colours import site_colours
+    from exporter.config import load_config
+
+    expected = site_colours(load_config(ROOT / "etc/sites.yaml"))
+    assert expected["kvm_tacc"] == "#f0e442" and len(set(expected.values())) == len(expected)
+    dashboard = load(ROOT / "grafana/dashboards/cross-site.json")
+    for panel in panels_of(dashboard):
+        if panel["id"] == 4:
+            continue  # the all-sites panel has no per-site lines
+        fixed = {o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+                 for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byRegexp"
+                 and o["matcher"]["options"].startswith("^")}
+        assert fixed == {f"^{site}( .*)?$": colour for site, colour in expected.items()}, panel["title"]
 
 
 def test_provisioning_files_parse_and_point_at_the_dashboards():

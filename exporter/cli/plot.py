@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from exporter.cli.options import config_option
 from exporter.schema import TIMELINE_RESOURCES
 
 
@@ -17,18 +18,22 @@ from exporter.schema import TIMELINE_RESOURCES
 @click.option("--resource", type=click.Choice(list(TIMELINE_RESOURCES)), default="nodes", show_default=True,
               help="Which resource to draw.")
 @click.option("--dpi", type=click.IntRange(50, 600), default=100, show_default=True, help="Image resolution.")
-def command(timeline_dirs, out_dir, sites, resource, dpi):
+@config_option
+def command(timeline_dirs, out_dir, sites, resource, dpi, config_path):
     """Draw site usage (stacked states), utilization (% of the reservable pool, 30-day mean) and,
     for several sites, a cross-site view, from one or more TIMELINE_DIRs (reconstruct outputs).
 
-    Needs the optional extra: pip install 'openstack-usage-exporter[plot]'.
+    Site colours come from the config (site_colours, hypervisor: kvm) when it exists, as in the
+    dashboards. Needs the optional extra: pip install 'openstack-usage-exporter[plot]'.
 
     \b
     Example:
       usage-exporter plot out/chi_uc out/chi_tacc --out docs/images
     """
+    from exporter.config import load_config
     from exporter.plot import render_plots
 
-    result = render_plots(timeline_dirs, out_dir, sites=sites, resource=resource, dpi=dpi)
+    config = load_config(config_path) if Path(config_path).exists() else None
+    result = render_plots(timeline_dirs, out_dir, sites=sites, resource=resource, dpi=dpi, config=config)
     for path in result.paths:
         click.echo(f"wrote {path}")

@@ -1,0 +1,65 @@
+"""The dashboards' PromQL, written once: gauge values, counter windows and their ratios.
+
+Why each form (docs/dashboards.md): gauges are read with ``last_over_time(...[$lookback])`` so
+sparse hourly history draws continuous lines; ``max without (job, instance)`` keeps a label set
+that exists under two job/instance pairs from being counted twice; hours and means over a window
+are counter differences (exact at any edges, safe where a leaf decreases), never ``increase()``.
+"""
+
+from __future__ import annotations
+
+GAUGE = "openstack_usage_${resource}s"
+COUNTER = "openstack_usage_${resource}_seconds_total"
+CHOSEN = 'site=~"$site",node_type=~"$node_type"'
+
+# Label filters of the levels the panels show, on top of the chosen sites and node types.
+ALL = ""
+RESERVABLE = 'pool="reservable"'
+COMMITTED = 'pool="reservable",state=~"idle|active|stopped"'
+OCCUPIED = 'pool="reservable",state=~"active|stopped"'
+ACTIVE = 'pool="reservable",state="active"'
+
+
+def selector(metric: str, level: str) -> str:
+    return f"{metric}{{{CHOSEN}{',' + level if level else ''}}}"
+
+
+def _summed(by: str | None, inner: str) -> str:
+    return f"sum by ({by}) ({inner})" if by else f"sum({inner})"
+
+
+def gauge(level: str = ALL, by: str | None = None) -> str:
+    """The latest sample of the gauge at each time, summed (by ``by``)."""
+    return _summed(by, f"max without (job, instance) (last_over_time({selector(GAUGE, level)}[$lookback]))")
+
+
+def counter_seconds(level: str, window: str, by: str | None = None) -> str:
+    """Resource-seconds accumulated over the ``window`` ending at each time: the counter now minus
+    ``window`` ago (a series that did not exist then counts from 0)."""
+    now = f"last_over_time({selector(COUNTER, level)}[$lookback])"
+    then = f"last_over_time({selector(COUNTER, level)}[$lookback] offset {window})"
+    return _summed(by, f"max without (job, instance) ({now} - ({then} or {now} * 0))")
+
+
+def counter_hours(level: str, window: str, by: str | None = None) -> str:
+    return f"{counter_seconds(level, window, by)} / 3600"
+
+
+def window_mean(level: str, by: str | None = None) -> str:
+    """The time-weighted mean of the gauge over each step of the graph (``$__interval``): with the
+    panel's minimum interval of a day, long ranges draw as daily (or coarser) means, not samples."""
+    return f"{counter_seconds(level, '$__interval', by)} / ($__interval_ms / 1000)"
+
+
+def ratio(numerator: str, denominator: str) -> str:
+    return f"{numerator} / {denominator}"
+
+
+def hours_ratio(numerator_level: str, denominator_level: str, window: str, by: str | None = None) -> str:
+    return (f"({counter_hours(numerator_level, window, by)}) / "
+            f"({counter_hours(denominator_level, window, by)})")
+
+
+def window_ratio(numerator_level: str, denominator_level: str, window: str, by: str | None = None) -> str:
+    """Σ numerator-seconds / Σ denominator-seconds over ``window``: a time-weighted utilization."""
+    return f"{counter_seconds(numerator_level, window, by)} / {counter_seconds(denominator_level, window, by)}"
