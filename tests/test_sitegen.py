@@ -18,7 +18,7 @@ from exporter.sitegen import generate_site
 from exporter.sitegen.schema import build_metadata
 
 SMALL = dict(hosts=12, years=1, seed=7)
-SCHEMAS = ("nova", "nova_api", "blazar", "chameleon_usage")
+SCHEMAS = ("nova", "nova_api", "blazar", "chameleon_usage", "openstack_audit")
 
 
 def sqlite_dump(directory) -> dict[str, list[tuple]]:
@@ -50,6 +50,9 @@ def test_same_seed_gives_identical_tables_and_truth(small_site, tmp_path):
     assert first.equals(second)
     truth = [json.loads((s.truth_dir / "truth.json").read_text()) for s in (site, again)]
     assert truth[0]["node_hours"] == truth[1]["node_hours"] and truth[0]["quirks"] == truth[1]["quirks"]
+    assert truth[0]["pools"] == truth[1]["pools"]
+    assert pl.read_parquet(site.truth_dir / "truth_pools.parquet").equals(
+        pl.read_parquet(again.truth_dir / "truth_pools.parquet"))
 
 
 def test_other_seed_gives_another_site(small_site, tmp_path):

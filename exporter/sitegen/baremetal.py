@@ -17,7 +17,7 @@ from exporter.sitegen.model import (
     Rng,
     World,
 )
-from exporter.sitegen.site_base import SiteSimulation, enrolled_row
+from exporter.sitegen.site_base import SiteSimulation, enrolled_row, flag_down_for
 
 MAINTENANCE = Owner("maintenance", "admin")
 TARGET_COMMITTED = 0.55  # fraction of reservable node-hours users try to book
@@ -103,7 +103,7 @@ class BaremetalSimulation(SiteSimulation):
         if "advance_bookings" in quirks and not maintenance and rng.random() < 0.2:
             start += rng.between(HOUR, 14 * DAY) // MINUTE * MINUTE
         end = start + (rng.between(4 * HOUR, 3 * DAY) if maintenance else self._lease_hours() * HOUR)
-        chosen = self._free_hosts(type_name, start, end, nodes)
+        chosen = self._free_hosts(type_name, start, end, nodes, created=created)
         if not chosen:  # Blazar refuses; a user short of nodes settles for what is free
             return
         nodes = len(chosen)
@@ -120,13 +120,14 @@ class BaremetalSimulation(SiteSimulation):
         self._lifecycle(lease, type_name)
         self.leases.append(lease)
 
-    def _free_hosts(self, type_name: str, start: int, end: int, nodes: int) -> list[tuple[Host, BlazarHostRow]]:
+    def _free_hosts(self, type_name: str, start: int, end: int, nodes: int,
+                    created: int) -> list[tuple[Host, BlazarHostRow]]:
         candidates = self.by_type[type_name]
         offset = self.rng.randrange(len(candidates))
         chosen = []
         for step in range(len(candidates)):
             host = candidates[(offset + step) % len(candidates)]
-            if not self.calendar.free(host, start, end):
+            if not self.calendar.free(host, start, end) or flag_down_for(host, created, start, end):
                 continue
             row = enrolled_row(host, start, end)
             if row is not None:
@@ -158,7 +159,7 @@ class BaremetalSimulation(SiteSimulation):
         old = self.rng.choice(lease.allocations)
         old.deleted = when
         self._count("reallocations")
-        replacement = self._free_hosts(type_name, when, lease.end, 1)
+        replacement = self._free_hosts(type_name, when, lease.end, 1, created=when)
         if not replacement:
             lease.degraded = True
             return

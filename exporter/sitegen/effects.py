@@ -12,6 +12,7 @@ import polars as pl
 from exporter.sitegen.model import HOUR, Host, World
 from exporter.sitegen.quirks import QUIRKS
 from exporter.sitegen.render import blazar_row_purged, nova_row_purged
+from exporter.sitegen.truth_pools import flag_down_effects
 
 
 def _hours(start: int, end: int | None, snapshot: int) -> float:
@@ -19,11 +20,13 @@ def _hours(start: int, end: int | None, snapshot: int) -> float:
     return max(0, stop - min(start, snapshot)) / HOUR
 
 
-def quirk_effects(world: World, quirks: frozenset[str], counts: dict[str, int], spans: pl.DataFrame) -> dict:
+def quirk_effects(world: World, quirks: frozenset[str], counts: dict[str, int], spans: pl.DataFrame,
+                  keeps_deleted: bool = True) -> dict:
     hours: dict[str, dict[str, float]] = {
         "nova_hard_deleted": _nova_purge_hours(world, quirks),
         "blazar_hard_deleted": _blazar_purge_hours(world, quirks),
         "ironic_zero_inventory": _zero_inventory_hours(world, quirks),
+        "maintenance_flag": flag_down_effects(world, quirks, keeps_deleted),
         "killed_by_blazar": {"lost_occupied_node_hours": sum(
             i.overrun * _nodes(world, i.host, i.vcpus) for i in world.instances) / HOUR},
         "late_deleted_at": {"naive_extra_occupied_node_hours": sum(
@@ -47,6 +50,7 @@ def render_counts(world: World, quirks: frozenset[str]) -> dict[str, int]:
     incs = [(host, inc) for host in world.hosts for inc in host.incarnations]
     rows = [(host, row) for host, inc in incs for row in inc.blazar]
     return {
+        "orphan_services": int("orphan_services" in quirks),
         "nova_hard_deleted": sum(nova_row_purged(inc, quirks) for _, inc in incs),
         "blazar_hard_deleted": sum(blazar_row_purged(row, quirks) for _, row in rows),
         "ironic_zero_inventory": sum(
@@ -64,11 +68,13 @@ def _nodes(world: World, host: Host | None, vcpus: int) -> float:
 
 
 def _nova_purge_hours(world: World, quirks: frozenset[str]) -> dict[str, float]:
-    """Total hours of purged compute_nodes rows that no surviving Blazar row still covers."""
+    """Total hours of purged compute_nodes rows that no surviving Blazar row still covers (and,
+    on KVM, no service row joined through a surviving compute node of the same host)."""
     lost = 0.0
     for host in world.hosts:
+        joined = world.kind == "kvm" and any(not nova_row_purged(inc, quirks) for inc in host.incarnations)
         for inc in host.incarnations:
-            if not nova_row_purged(inc, quirks):
+            if not nova_row_purged(inc, quirks) or joined:
                 continue
             covered = sum(_hours(r.start, r.end, world.end) for r in inc.blazar
                           if not r.duplicate and not blazar_row_purged(r, quirks))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from exporter.sitegen.model import (
     BLAZAR_UUID_IDS_SINCE,
     DAY,
@@ -106,3 +108,31 @@ def _blazar_rows(rng: Rng, host: Host, inc: Incarnation, end: int, quirks: froze
         inc.blazar.append(BlazarHostRow(rng.uuid(), d_start, None if d_end >= end else d_end,
                                         duplicate=True))
         counts["duplicate_blazar_hosts"] = counts.get("duplicate_blazar_hosts", 0) + 1
+
+
+FLAG_DOWN_EVERY = 120 * DAY  # mean time between reservable = 0 periods of one enrolled host
+FLAG_DOWN_SHORTEST, FLAG_DOWN_LONGEST = 2 * HOUR, 5 * DAY
+
+
+def simulate_flag_down(rng: Rng, hosts: list[Host], end: int, counts: dict[str, int]) -> None:
+    """Periods when Blazar's resource monitor held each enrolled host at ``reservable = 0``.
+
+    They lie inside the host's primary Blazar row (the flag lives on it); one still down at
+    ``end`` is open (None), one outliving its row ends with it.
+    """
+    for host in hosts:
+        for inc in host.incarnations:
+            row = inc.primary
+            if row is None:
+                continue
+            stop = row.end if row.end is not None else end
+            t = row.start
+            while True:
+                t += HOUR + int(rng.expovariate(1 / FLAG_DOWN_EVERY))
+                if t >= stop - HOUR:
+                    break
+                length = int(math.exp(rng.uniform(math.log(FLAG_DOWN_SHORTEST), math.log(FLAG_DOWN_LONGEST))))
+                up = min(t + length, stop)
+                host.flag_down.append((t, None if up >= end else up))
+                counts["maintenance_flag"] = counts.get("maintenance_flag", 0) + 1
+                t = up

@@ -23,7 +23,7 @@ from exporter.sitegen.model import (
     Rng,
     World,
 )
-from exporter.sitegen.site_base import SiteSimulation, enrolled_row, live_incarnation
+from exporter.sitegen.site_base import SiteSimulation, enrolled_row, flag_down_for, live_incarnation
 
 FLAVORS = (
     Flavor("m1.tiny", 1, 512, 1), Flavor("m1.small", 1, 2048, 20), Flavor("m1.medium", 2, 4096, 40),
@@ -152,7 +152,7 @@ class KvmSimulation(SiteSimulation):
                       end, None, False, reservation_id, resource_type="flavor:instance", resource_id=rng.uuid(),
                       slot=(flavor.vcpus, flavor.memory_mb, flavor.disk_gb), amount=amount)
         for _ in range(amount):
-            placed = self._slot_host(start, end, flavor.vcpus)
+            placed = self._slot_host(start, end, flavor.vcpus, created)
             if placed is None:  # Blazar refuses the whole lease: release what was booked
                 for alloc in lease.allocations:
                     self.slots[id(alloc.host)].remove((start, end, flavor.vcpus))
@@ -174,12 +174,12 @@ class KvmSimulation(SiteSimulation):
             self._fill_slot(alloc, Flavor(f"reservation:{reservation_id}", *lease.slot))
         self.leases.append(lease)
 
-    def _slot_host(self, start: int, end: int, vcpus: int) -> tuple[Host, BlazarHostRow] | None:
+    def _slot_host(self, start: int, end: int, vcpus: int, created: int) -> tuple[Host, BlazarHostRow] | None:
         """A random enrolled host whose reserved slots leave ``vcpus`` free over [start, end)."""
         for _ in range(6):
             host = self.rng.choice(self.reservable)
             row = enrolled_row(host, start, end)
-            if row is None:
+            if row is None or flag_down_for(host, created, start, end):
                 continue
             booked = self.slots[id(host)].overlapping(start, end) if id(host) in self.slots else []
             points = [start] + [s[0] for s in booked if s[0] > start]

@@ -31,6 +31,7 @@ NOVA_PURGE_BEFORE = ts(dt.datetime(2018, 1, 1))  # soft-deleted compute_nodes pu
 BLAZAR_SOFT_DELETE_SINCE = ts(dt.datetime(2022, 6, 1))  # computehosts deleted before: gone
 BLAZAR_UUID_IDS_SINCE = ts(dt.datetime(2022, 5, 1))  # new computehost ids are UUIDs
 LEGACY_UNTIL = dt.date(2023, 1, 1)  # legacy usage cache rows stop here
+AUDIT_SINCE = ts(dt.datetime(2025, 6, 1))  # openstack_audit triggers deployed (backfill rows before)
 
 
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
@@ -39,6 +40,14 @@ _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
 
 class Rng(random.Random):
     """``random.Random`` plus the id makers the generator needs (never time-based)."""
+
+    def __init__(self, seed: object = None) -> None:
+        super().__init__(seed)
+        self.label = seed
+
+    def side(self, name: str) -> "Rng":
+        """An independent stream for ``name``: new draws there leave this stream unchanged."""
+        return Rng(f"{self.label}:{name}")
 
     def hex32(self) -> str:
         """32 hex digits of a random version-4 UUID (same value ``uuid.UUID(int=..., version=4)`` gives)."""
@@ -102,6 +111,8 @@ class Host:
     uid: str
     reservable: bool
     incarnations: list[Incarnation] = field(default_factory=list)
+    # Blazar ``reservable = 0`` periods (the resource monitor saw the host unhealthy), in time order
+    flag_down: list[tuple[int, int | None]] = field(default_factory=list)
     vcpus: int = 0  # KVM: physical threads (bare metal: node_type.vcpus)
     memory_mb: int = 0
     disk_gb: int = 0

@@ -9,19 +9,23 @@ from pathlib import Path
 from exporter.errors import ConfigError
 from exporter.sitegen import GeneratedSite, Progress, default_truth_dir, simulate, write_json
 from exporter.sitegen.effects import quirk_effects
-from exporter.sitegen.model import to_dt
+import polars as pl
+
+from exporter.sitegen.model import BLAZAR_SOFT_DELETE_SINCE, to_dt
 from exporter.sitegen.quirks import resolve_quirks
 from exporter.sitegen.render import (
     Rendered,
     RenderedTable,
     render_blazar_hosts,
     render_compute_nodes,
-    render_services,
 )
+from exporter.sitegen.render_control import render_audit, render_services
 from exporter.sitegen.render_activity import broken_rows, render_instances, render_leases
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
 from exporter.sitegen.truth import legacy_usage_cache, node_hours, truth_spans
 from exporter.sitegen.upstream import BLAZAR_VARIANTS, as_upstream, upstream_losses
+from exporter.sitegen.truth_pools import blazar_evident_since, pool_hours, truth_pools
+from exporter.sitegen.render_control import disabled_by_node_type, ORPHAN_SERVICE
 from exporter.sitegen.writer import insert_tables, open_site_engine, recreate_tables
 
 FLAVOR_IDS = {"baremetal": 1, "m1.tiny": 2, "m1.small": 3, "m1.medium": 4, "m1.large": 5, "m1.xlarge": 6,
@@ -42,7 +46,9 @@ def render_world(world, quirks: frozenset[str], capability_schema: str,
     """
     counts = dict(world.counts)
     rendered: Rendered = {}
-    rendered.update(render_services(world))
+    rendered.update(render_services(world, quirks))
+    if blazar == "chameleon":  # the audit triggers are Chameleon's
+        rendered.update(render_audit(world, quirks))
     rendered.update(render_compute_nodes(world, quirks))
     rendered.update(render_blazar_hosts(world, quirks, capability_schema))
     rendered.update(render_leases(world))
@@ -89,6 +95,10 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
     out = Path(truth_dir) if truth_dir is not None else default_truth_dir(url, db_prefix(databases))
     out.mkdir(parents=True, exist_ok=True)
     spans.write_parquet(out / "truth_spans.parquet", statistics=False)
+    keeps_deleted = blazar == "chameleon"
+    pools = truth_pools(world, enabled, site=site, keeps_deleted=keeps_deleted)
+    pools.with_columns(pl.from_epoch("start", time_unit="s"), pl.from_epoch("end", time_unit="s")).write_parquet(
+        out / "truth_pools.parquet", statistics=False)
     hours = node_hours(spans, snapshot=snapshot)
     write_json(out / "truth.json", {
         "params": {"hosts": hosts, "years": years, "seed": seed, "start": start, "end": snapshot, "kind": kind,
@@ -96,9 +106,14 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
                    "blazar": blazar},
         "row_counts": row_counts,
         "node_hours": dict(zip(hours["level"], hours["node_hours"])),
-        "quirks": quirk_effects(world, enabled, counts, spans),
+        "quirks": quirk_effects(world, enabled, counts, spans, keeps_deleted),
         "blazar": {"variant": blazar, **upstream_losses(world, variant=blazar)},
         "capabilities": {"node_type": "node_type", "gpu_count": "gpu.gpu_count", "has_gpu": "gpu.gpu"},
+        "pools": pool_hours(pools),
+        "blazar_history": {"soft_delete_since": to_dt(BLAZAR_SOFT_DELETE_SINCE),
+                           "evident_since": to_dt(blazar_evident_since(world, enabled, keeps_deleted))},
+        "services": {"disabled_hosts_by_node_type": disabled_by_node_type(world),
+                     "orphan_service_hosts": [ORPHAN_SERVICE[kind]] if "orphan_services" in enabled else []},
     })
     step("truth.json")
     return GeneratedSite(url=url, databases=dict(databases), truth_dir=out, start=start, end=snapshot, kind=kind,

@@ -58,6 +58,14 @@ QUIRKS: dict[str, tuple[str, str, str]] = {
     "failed_actions": (
         "simulate", "stop actions whose event result is Error (instance kept running)",
         "none if only successful events count"),
+    "maintenance_flag": (
+        "simulate", "Blazar's resource monitor sets computehosts.reservable = 0 on unhealthy hosts for "
+        "hours to days; new leases avoid them, running leases keep them",
+        "the flag's history exists only in openstack_audit (deployed 2025-06); before it, only a flag "
+        "still down at the snapshot is known (lost_mask_node_hours)"),
+    "orphan_services": (
+        "render", "a nova-compute service row whose host has no compute node",
+        "none: reported in the audit, never invented as a host"),
     "broken_rows": (
         "render", "a few spurious rows: NULL created_at, lease end before start, dangling ids",
         "none (not in truth); each must be rejected"),

@@ -71,29 +71,17 @@ def blazar_inventory(world: World, host: Host, row: BlazarHostRow, quirks: froze
     return host.vcpus, host.memory_mb, host.disk_gb
 
 
-def render_services(world: World) -> Rendered:
-    cols = ("id", "host", "binary", "topic", "report_count", "disabled", "disabled_reason",
-            "last_seen_up", "forced_down", "version", "uuid", "created_at", "updated_at",
-            "deleted_at", "deleted")
-    rng = Rng(world.start)
-    seen = world.end - 7
-    entries = [(h, "nova-compute", "compute") for h in world.services]
-    entries += [("controller-01", "nova-conductor", "conductor"), ("controller-01", "nova-scheduler", "scheduler")]
-    rows = []
-    for index, (host, binary, topic) in enumerate(entries, start=1):
-        reports = (world.end - world.start) // 10
-        rows.append((index, host, binary, topic, reports, 0, None, seen, 0, 30, rng.uuid(),
-                     world.start, seen, None, 0))
-    return {"nova.services": RenderedTable(cols, rows)}
-
-
 def render_compute_nodes(world: World, quirks: frozenset[str]) -> Rendered:
     cols = ("id", "service_id", "vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
             "local_gb_used", "hypervisor_type", "hypervisor_version", "cpu_info", "disk_available_least",
             "free_ram_mb", "free_disk_gb", "current_workload", "running_vms", "hypervisor_hostname",
             "host_ip", "stats", "host", "ram_allocation_ratio", "cpu_allocation_ratio", "uuid",
             "disk_allocation_ratio", "mapped", "created_at", "updated_at", "deleted_at", "deleted")
-    service_ids = {name: index for index, name in enumerate(world.services, start=1)}
+    from exporter.sitegen.render_control import compute_services
+
+    services = compute_services(world, quirks)
+    by_start = {(name, start): service_id for service_id, name, start, _, _ in services}
+    by_name = {name: service_id for service_id, name, _, _, _ in services}
     kvm = world.kind == "kvm"
     rows = []
     for host in world.hosts:
@@ -106,7 +94,7 @@ def render_compute_nodes(world: World, quirks: frozenset[str]) -> Rendered:
             cpu_info = json.dumps({"arch": "x86_64", "model": "Skylake-Server", "vendor": "Intel",
                                    "topology": {"cells": 2, "cores": vcpus // 4, "threads": 2}}) if kvm else ""
             rows.append((
-                inc.nova_id, service_ids.get(host.service_host), vcpus, memory, disk, 0, 0, 0,
+                inc.nova_id, by_start.get((host.service_host, inc.start), by_name.get(host.service_host)), vcpus, memory, disk, 0, 0, 0,
                 "QEMU" if kvm else "ironic", 4002000 if kvm else 1, cpu_info, disk, memory, disk, 0, 0,
                 host.hostname, None, json.dumps({"cpu_arch": "x86_64"}), host.service_host,
                 ratios[0], ratios[1], inc.nova_uuid, ratios[2], 1,
@@ -121,6 +109,8 @@ def render_blazar_hosts(world: World, quirks: frozenset[str], capability_schema:
     cols = ("id", "vcpus", "cpu_info", "hypervisor_type", "hypervisor_version", "hypervisor_hostname",
             "service_name", "memory_mb", "local_gb", "status", "availability_zone", "trust_id",
             "reservable", "disabled", "created_at", "updated_at", "deleted", "deleted_at")
+    from exporter.sitegen.render_control import flag_at
+
     rng = Rng(world.start + 1)
     hosts, capabilities = [], []
     for host in world.hosts:
@@ -129,11 +119,13 @@ def render_blazar_hosts(world: World, quirks: frozenset[str], capability_schema:
                 if blazar_row_purged(row, quirks):
                     continue
                 vcpus, memory, disk = blazar_inventory(world, host, row, quirks)
+                reservable, changed = flag_at(host, row, row.end if row.end is not None else world.end)
+                updated = changed if changed is not None else (
+                    row.end if row.end is not None else min(row.start + 60, world.end))
                 hosts.append((
                     row.id, vcpus, "", "QEMU" if world.kind == "kvm" else "ironic", 1, host.hostname,
-                    host.service_host, memory, disk, None, "", rng.uuid(), 1, 0,
-                    row.start, row.end if row.end is not None else min(row.start + 60, world.end),
-                    blazar_deleted(row.id, row.end), row.end,
+                    host.service_host, memory, disk, None, "", rng.uuid(), reservable, 0,
+                    row.start, updated, blazar_deleted(row.id, row.end), row.end,
                 ))
                 capabilities.extend((row, name, value) for name, value in host_capabilities(host))
     hosts.sort(key=lambda r: r[14])

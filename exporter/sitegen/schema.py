@@ -84,6 +84,7 @@ def build_metadata(capability_schema: str = "property_id", *, upstream_blazar: b
     _blazar_host_tables(md)
     _capability_tables(md, capability_schema)
     _legacy_tables(md)
+    _audit_tables(md)
     return _without_chameleon_columns(md) if upstream_blazar else md
 
 
@@ -288,4 +289,17 @@ def _legacy_tables(md: sa.MetaData) -> None:
         sa.Column("idle_hours", sa.Float, nullable=False),
         sa.Column("total_hours", sa.Float, nullable=False),
         schema="chameleon_usage",
+    )
+
+
+def _audit_tables(md: sa.MetaData) -> None:
+    """Chameleon's trigger table for computehosts (generic template: JSON ``data``)."""
+    sa.Table(
+        "audit_blazar_computehosts", md,
+        sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("id", sa.String(36), index=True),
+        sa.Column("audit_event_type", sa.String(6), nullable=False),
+        sa.Column("audit_event_time", DATETIME), sa.Column("audit_changed_by", _s()),
+        sa.Column("audit_changed_at", DATETIME), sa.Column("data", sa.Text),
+        schema="openstack_audit",
     )

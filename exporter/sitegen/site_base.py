@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sitegen.hosts import simulate_hosts
+from exporter.sitegen.hosts import simulate_flag_down, simulate_hosts
 from exporter.sitegen.instances import Lifecycles, Owner
 from exporter.sitegen.model import BlazarHostRow, Host, Incarnation, Instance, Lease, Rng, World
 
@@ -25,6 +25,15 @@ def enrolled_row(host: Host, start: int, end: int) -> BlazarHostRow | None:
     return None
 
 
+def flag_down_for(host: Host, created: int, start: int, end: int) -> bool:
+    """True when ``host``'s Blazar flag is down at ``created`` for part of [start, end): Blazar
+    will not allocate it to a lease requested then."""
+    for down, up in host.flag_down:
+        if down <= created and (up is None or (created < up and up > start)) and down < end:
+            return True
+    return False
+
+
 def live_incarnation(host: Host, at: int) -> Incarnation | None:
     """The enrolment of ``host`` that Nova knows at ``at``, if any."""
     return next((inc for inc in host.incarnations if inc.start <= at and (inc.end is None or at < inc.end)), None)
@@ -42,6 +51,8 @@ class SiteSimulation:
         self.counts: dict[str, int] = {}
         self.hosts = simulate_hosts(rng, count=hosts, start=start, end=end, kind=self.kind, quirks=quirks,
                                     counts=self.counts)
+        if "maintenance_flag" in quirks:  # its own stream: switching it leaves the rest unchanged
+            simulate_flag_down(rng.side("flags"), self.hosts, end, self.counts)
         self.projects = projects(rng, project_count)
         self.life = Lifecycles(rng, snapshot=end, quirks=quirks, counts=self.counts,
                                build_seconds=self.build_seconds)

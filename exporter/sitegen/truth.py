@@ -107,6 +107,20 @@ def truth_spans(world: World, *, site: str) -> pl.DataFrame:
     return spans.frame().sort("level", "start", "entity_id", nulls_last=True)
 
 
+def _mask_spans(spans: _Spans, world: World) -> None:
+    """Maintenance-flag time outside every allocation: level maintenance, no lease."""
+    from exporter.sitegen.truth_pools import flag_down_truth
+
+    masks = flag_down_truth(world)
+    for host in world.hosts:
+        for start, end in masks.get(host.hostname, []):
+            row = next(inc.primary for inc in host.incarnations
+                       if inc.primary is not None and inc.primary.start <= start
+                       and (inc.primary.end is None or start < inc.primary.end))
+            spans.add("maintenance", host, start, end, source_id=row.id, entity_id=host.hostname,
+                      resources=whole_host(host), pool=POOL_RESERVABLE)
+
+
 def node_hours(spans: pl.DataFrame | pl.LazyFrame, *, snapshot: dt.datetime) -> pl.DataFrame:
     """Node-hours per level (open spans run to ``snapshot``): columns level, node_hours."""
     node_us = ((pl.col("end") - pl.col("start")).dt.total_seconds() * pl.col("nodes") * 1e6).round().cast(pl.Int64)
@@ -123,7 +137,8 @@ def node_hours(spans: pl.DataFrame | pl.LazyFrame, *, snapshot: dt.datetime) -> 
 def legacy_usage_cache(spans: pl.DataFrame, *, snapshot: dt.datetime) -> pl.DataFrame:
     """Daily node-hours per node_type as the legacy Chameleon report cached them (until 2023).
 
-    reserved = committed, maint = maintenance, used = occupied by reserved instances,
+    reserved = committed, maint = maintenance leases (not the Blazar flag), used = occupied by
+    reserved instances,
     idle = reserved - used (floored at 0), total = total.
     """
     stop = min(snapshot, dt.datetime.combine(LEGACY_UNTIL, dt.time()))
@@ -132,7 +147,8 @@ def legacy_usage_cache(spans: pl.DataFrame, *, snapshot: dt.datetime) -> pl.Data
     daily = (
         spans.lazy()
         .filter(pl.col("level").is_in(list(levels)) &
-                ((pl.col("level") != "occupied") | (pl.col("booking") == BOOKING_RESERVATION)))
+                ((pl.col("level") != "occupied") | (pl.col("booking") == BOOKING_RESERVATION)) &
+                ((pl.col("level") != "maintenance") | pl.col("lease_id").is_not_null()))
         .with_columns(pl.col("end").fill_null(pl.lit(snapshot).cast(TIME)).clip(upper_bound=pl.lit(stop).cast(TIME)))
         .filter(pl.col("end") > pl.col("start"))
         .with_columns(pl.datetime_ranges(pl.col("start").dt.truncate("1d"),
