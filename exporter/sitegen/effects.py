@@ -31,6 +31,9 @@ def quirk_effects(world: World, quirks: frozenset[str], counts: dict[str, int], 
             i.overrun * _nodes(world, i.host, i.vcpus) for i in world.instances) / HOUR},
         "late_deleted_at": {"naive_extra_occupied_node_hours": sum(
             i.late_delete_days * 24 * _nodes(world, i.host, i.vcpus) for i in world.instances)},
+        "shelve_offload": {"lost_occupied_node_hours": sum(
+            _hours(p.start, p.end, world.end) * _nodes(world, p.host, p.vcpus)
+            for i in world.instances for p in i.placements if not p.host_evidenced)},
         "never_launched": {"naive_extra_occupied_node_hours": sum(
             _hours(i.created, i.end, world.end) * _nodes(world, i.host, i.vcpus)
             for i in world.instances if i.failed_build and i.node_recorded)},

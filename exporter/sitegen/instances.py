@@ -45,10 +45,11 @@ class Lifecycles:
         self.counts[name] = self.counts.get(name, 0) + 1
 
     def launch(self, host: Host, created: int, end: int, owner: Owner, flavor: Flavor, *,
-               reservation_id: str | None, killer: Owner | None = None) -> Instance:
+               reservation_id: str | None, killer: Owner | None = None, stops: bool = True) -> Instance:
         """A successful build on ``host`` at ``created`` that releases it at ``end``.
 
-        ``killer`` set means the delete was issued by Blazar (the lease owner's trust).
+        ``killer`` set means the delete was issued by Blazar (the lease owner's trust);
+        ``stops=False``: no stop/start periods (a KVM lifecycle will shape the instance instead).
         """
         rng = self.rng
         launched = created + rng.between(*self.build_seconds)
@@ -60,7 +61,8 @@ class Lifecycles:
         if killer is not None and inst.end is not None:
             inst.killed_by_blazar = True
             self._count("killed_by_blazar")
-        self._stops(inst, launched, end, owner)
+        if stops:
+            self._stops(inst, launched, end, owner)
         if inst.end is not None:
             deleter = killer or owner
             inst.actions.append(Action("delete", "compute_terminate_instance", end - rng.between(3, 20),

@@ -11,6 +11,7 @@ import heapq
 import math
 
 from exporter.sitegen.instances import Flavor, Owner
+from exporter.sitegen.kvm_lifecycles import KvmLifecycles
 from exporter.sitegen.model import (
     DAY,
     HOUR,
@@ -67,6 +68,8 @@ class KvmSimulation(SiteSimulation):
         self.running: dict[int, list[tuple[int, int, int]]] = {}  # id(host) -> heap of (end, vcpus, memory)
         self.used: dict[int, list[int]] = {}  # id(host) -> [vcpus, memory] in use now
         self.slots: dict[int, SlotBook] = {}  # id(host) -> reserved (start, end, vcpus)
+        # its own stream, so a site without these lifecycles draws exactly what it drew before
+        self.lifecycles = KvmLifecycles(self, Rng(f"lifecycles:{rng.getstate()[1][:4]}"), FLAVORS)
 
     def run(self) -> World:
         if self.ondemand:
@@ -103,12 +106,13 @@ class KvmSimulation(SiteSimulation):
                                                  reservation_id=None)
                 self.instances.append(inst)
                 continue
-            heapq.heappush(self.running[id(host)], (end, flavor.vcpus, flavor.memory_mb))
-            used = self.used[id(host)]
-            used[0] += flavor.vcpus
-            used[1] += flavor.memory_mb
-            self.instances.append(self.life.launch(host, created, end, rng.choice(rng.choice(self.projects)),
-                                                   flavor, reservation_id=None))
+            owner = rng.choice(rng.choice(self.projects))
+            lifecycle = self.lifecycles.choose(created, end)
+            inst = self.life.launch(host, created, end, owner, flavor, reservation_id=None,
+                                    stops=lifecycle is None)
+            if lifecycle is None or not self.lifecycles.apply(lifecycle, inst, owner, flavor, end):
+                self.book(host, end, flavor.vcpus, flavor.memory_mb)
+            self.instances.append(inst)
 
     def _place(self, t: int, flavor: Flavor) -> tuple[Host, Incarnation] | None:
         """A random live on-demand host with room for ``flavor`` at ``t`` (a few tries)."""
@@ -117,15 +121,27 @@ class KvmSimulation(SiteSimulation):
             inc = live_incarnation(host, t)
             if inc is None:
                 continue
-            heap = self.running.setdefault(id(host), [])
-            used = self.used.setdefault(id(host), [0, 0])
-            while heap and heap[0][0] <= t:
-                _, vcpus, memory = heapq.heappop(heap)
-                used[0] -= vcpus
-                used[1] -= memory
-            if used[0] + flavor.vcpus <= host.vcpus and used[1] + flavor.memory_mb <= host.memory_mb:
+            if self.has_room(host, t, flavor.vcpus, flavor.memory_mb):
                 return host, inc
         return None
+
+    def has_room(self, host: Host, t: int, vcpus: int, memory_mb: int) -> bool:
+        """Whether ``host``'s bookings still running at ``t`` leave room for vcpus and memory."""
+        heap = self.running.setdefault(id(host), [])
+        used = self.used.setdefault(id(host), [0, 0])
+        while heap and heap[0][0] <= t:
+            _, booked_vcpus, booked_memory = heapq.heappop(heap)
+            used[0] -= booked_vcpus
+            used[1] -= booked_memory
+        return used[0] + vcpus <= host.vcpus and used[1] + memory_mb <= host.memory_mb
+
+    def book(self, host: Host, until: int, vcpus: int, memory_mb: int) -> None:
+        """Hold vcpus and memory on ``host`` from now until ``until`` (a later arrival is held
+        from now too: conservative, so packing never oversubscribes)."""
+        heapq.heappush(self.running.setdefault(id(host), []), (until, vcpus, memory_mb))
+        used = self.used.setdefault(id(host), [0, 0])
+        used[0] += vcpus
+        used[1] += memory_mb
 
     def _reservations(self) -> None:
         rng = self.rng

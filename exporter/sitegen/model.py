@@ -156,9 +156,19 @@ class Allocation:
         return (start, end) if end > start else None
 
 
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One ``instance_actions_events`` row of a multi-event action (KVM lifecycles)."""
+
+    name: str
+    start: int
+    finish: int
+    service_host: str | None  # the nova service that ran it (compute or conductor host)
+
+
 @dataclass(eq=False, slots=True)
 class Action:
-    """One ``instance_actions`` row and its single event."""
+    """One ``instance_actions`` row and its single event (or ``events``, all successful)."""
 
     action: str
     event: str
@@ -167,6 +177,35 @@ class Action:
     result: str | None  # Success | Error | None
     user_id: str
     project_id: str
+    events: tuple[Event, ...] = ()
+
+
+@dataclass(eq=False, slots=True)
+class Placement:
+    """A stretch of an instance's life on one host with one size: what it occupies."""
+
+    start: int
+    end: int | None  # None: still there at the snapshot
+    host: Host
+    flavor_name: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    host_evidenced: bool = True  # False: no surviving row names its host (offloaded before Rocky)
+
+
+@dataclass(eq=False, slots=True)
+class Migration:
+    """One ``nova.migrations`` row (resize, cold/live migration, evacuation)."""
+
+    kind: str  # migration_type: resize | migration | live-migration | evacuation
+    source: Host
+    dest: Host
+    old_flavor: str
+    new_flavor: str
+    status: str  # as left at the snapshot
+    created: int
+    updated: int
 
 
 @dataclass(eq=False, slots=True)
@@ -190,6 +229,26 @@ class Instance:
     overrun: int = 0  # seconds the instance outlived its allocation window (Blazar kill delay)
     late_delete_days: int = 0  # >0: terminated_at NULL, deleted_at this many days late
     failed_build: bool = False
+    # KVM lifecycles (shelve, resize, migrations): empty = one placement on ``host`` for life
+    placements: list[Placement] = field(default_factory=list)
+    migrations: list[Migration] = field(default_factory=list)
+    vm_state: str | None = None  # state at the snapshot when a lifecycle decides it
+    relaunched: int | None = None  # launched_at as reset by the last unshelve / resize / revert
+
+    def occupancy(self) -> list[Placement]:
+        """Where and how big the instance was over its life (truth)."""
+        if self.placements:
+            return self.placements
+        return [Placement(self.created, self.end, self.host, self.flavor_name, self.vcpus, self.memory_mb,
+                          self.disk_gb)]
+
+    def host_at(self, moment: int) -> Host | None:
+        """The host the instance was on at ``moment`` (the last one before it, if offloaded)."""
+        current = self.host
+        for placement in self.placements:
+            if placement.start <= moment:
+                current = placement.host
+        return current
 
 
 @dataclass

@@ -21,6 +21,7 @@ from exporter.sitegen.render import (
 )
 from exporter.sitegen.render_control import render_audit, render_services
 from exporter.sitegen.render_activity import broken_rows, render_instances, render_leases
+from exporter.sitegen.render_lifecycles import render_sizes_and_moves
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
 from exporter.sitegen.truth import legacy_usage_cache, node_hours, truth_spans
 from exporter.sitegen.upstream import BLAZAR_VARIANTS, as_upstream, upstream_losses
@@ -29,7 +30,7 @@ from exporter.sitegen.render_control import disabled_by_node_type, ORPHAN_SERVIC
 from exporter.sitegen.writer import insert_tables, open_site_engine, recreate_tables
 
 FLAVOR_IDS = {"baremetal": 1, "m1.tiny": 2, "m1.small": 3, "m1.medium": 4, "m1.large": 5, "m1.xlarge": 6,
-              "g1.t4": 7}
+              "g1.t4": 7, "m1.2xlarge": 8}
 
 
 def db_prefix(databases: dict[str, str]) -> str | None:
@@ -53,6 +54,7 @@ def render_world(world, quirks: frozenset[str], capability_schema: str,
     rendered.update(render_blazar_hosts(world, quirks, capability_schema))
     rendered.update(render_leases(world))
     rendered.update(render_instances(world, FLAVOR_IDS))
+    rendered.update(render_sizes_and_moves(world, FLAVOR_IDS))
     for key, extra in broken_rows(world, quirks, counts).items():
         rendered[key] = RenderedTable(rendered[key].columns, itertools.chain(rendered[key].rows, extra))
     if blazar != "chameleon":

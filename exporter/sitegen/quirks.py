@@ -66,10 +66,26 @@ QUIRKS: dict[str, tuple[str, str, str]] = {
     "orphan_services": (
         "render", "a nova-compute service row whose host has no compute node",
         "none: reported in the audit, never invented as a host"),
+    "shelve_offload": (
+        "simulate", "KVM: shelve, offloaded at once (Nova's default), by a later shelveOffload or not at all; "
+        "some unshelved, maybe onto another host; an offloaded row has host/node NULL",
+        "offloaded time is not occupied; a placement offloaded before Rocky (2018-08) names its host "
+        "nowhere (event hosts are NULL), so its hours are lost (truth.json)"),
+    "resize": (
+        "simulate", "KVM: resize to the next bigger flavor (m1.xlarge -> m1.2xlarge, later hard-deleted "
+        "from nova_api.flavors); confirmed, reverted, or unconfirmed at the snapshot; nova.migrations rows",
+        "none if the size changes at compute_finish_resize and a revert restores the old one"),
+    "migrations": (
+        "simulate", "KVM: cold migration, live migration and evacuation with their nova.migrations rows",
+        "none if the host changes when the moving compute event finishes"),
     "broken_rows": (
         "render", "a few spurious rows: NULL created_at, lease end before start, dangling ids",
         "none (not in truth); each must be rejected"),
 }
+
+
+# Lifecycles only a KVM site has (a bare-metal site simulates none of them).
+KVM_ONLY = frozenset({"shelve_offload", "resize", "migrations"})
 
 
 def resolve_quirks(quirks: Iterable[str] | Mapping[str, bool] | None) -> frozenset[str]:

@@ -111,6 +111,8 @@ def _instance_state(inst: Instance, snapshot: int) -> tuple[str, int, int | None
         return "deleted", 0, inst.end, inst.end
     if inst.launched is None:
         return "error", 0, None, None
+    if inst.vm_state is not None:  # a KVM lifecycle left it shelved, offloaded or resized
+        return inst.vm_state, 1 if inst.vm_state == "resized" else 4, None, None
     stopped = any(stop <= snapshot and (restart is None) for stop, restart in inst.stops)
     return ("stopped", 4, None, None) if stopped else ("active", 1, None, None)
 
@@ -131,14 +133,16 @@ def render_instances(world: World, flavor_ids: dict[str, int]) -> Rendered:
 def _instance_rows(ordered: list[Instance], snapshot: int, flavor_ids: dict[str, int]) -> Iterator[tuple]:
     for row_id, inst in enumerate(ordered, start=1):
         vm_state, power, terminated, deleted_at = _instance_state(inst, snapshot)
-        host = inst.host if inst.node_recorded else None
+        # shelve-offload NULLs host and node; a deleted offloaded row keeps them NULL
+        host = inst.host if inst.node_recorded and inst.vm_state != "shelved_offloaded" else None
         touched = max(t for t in (inst.created, inst.launched or 0, terminated or 0, deleted_at or 0,
                                   *(a.finish or a.start for a in inst.actions)))
         name = f"instance-{row_id}"
         service = host.service_host if host else None
         yield (row_id, inst.user_id, inst.project_id, "image-" + inst.uuid[:8], 0, "default", power, vm_state,
                None, inst.memory_mb, inst.vcpus, inst.disk_gb, 0, name, service, host.hostname if host else None,
-               flavor_ids.get(inst.flavor_name, 1), f"r-{inst.uuid[:8]}", inst.launched, terminated, "nova", name,
+               flavor_ids.get(inst.flavor_name, 1), f"r-{inst.uuid[:8]}", inst.relaunched or inst.launched,
+               terminated, "nova", name,
                service, 0, inst.uuid, 0, 0, inst.created, touched, deleted_at, nova_deleted(row_id, deleted_at))
 
 
@@ -155,16 +159,26 @@ def _action_rows(ordered: list[Instance], rng: Rng) -> Iterator[tuple]:
 def _event_rows(ordered: list[Instance]) -> Iterator[tuple]:
     action_id = event_id = 0
     for inst in ordered:
-        host = inst.host if inst.node_recorded else None
         for action in inst.actions:
             action_id += 1
-            if not action.event:
-                continue
-            event_id += 1
-            event_host = host.service_host if host and action.start >= ROCKY else None
-            traceback = "Traceback (most recent call last):\n  ...\n" if action.result == "Error" else None
-            yield (event_id, action.event, action_id, action.start + 1, action.finish, action.result, traceback,
-                   event_host, None, action.start + 1, action.finish, None, 0)
+            for name, start, finish, event_host in _events_of(inst, action):
+                event_id += 1
+                traceback = "Traceback (most recent call last):\n  ...\n" if action.result == "Error" else None
+                yield (event_id, name, action_id, start, finish, action.result, traceback,
+                       event_host, None, start, finish, None, 0)
+
+
+def _events_of(inst: Instance, action) -> list[tuple[str, int, int | None, str | None]]:
+    """(event, start_time, finish_time, service host) of one action's events.
+
+    ``instance_actions_events.host`` is written since Rocky only (NULL before).
+    """
+    if action.events:
+        return [(e.name, e.start, e.finish, e.service_host if e.start >= ROCKY else None) for e in action.events]
+    if not action.event:
+        return []
+    host = inst.host_at(action.start) if inst.node_recorded and action.start >= ROCKY else None
+    return [(action.event, action.start + 1, action.finish, host.service_host if host else None)]
 
 
 _SPEC = ('{{"nova_object.name": "RequestSpec", "nova_object.namespace": "nova", "nova_object.version": "1.12", '
@@ -183,14 +197,14 @@ def request_spec(inst: Instance, flavor_ids: dict[str, int]) -> str:
     """
     hinted = inst.reservation_id and not inst.flavor_name.startswith("reservation:")
     hints = json.dumps({"reservation": [inst.reservation_id]}) if hinted else "{}"
-    flavor = _flavor_json(inst.flavor_name, flavor_ids.get(inst.flavor_name, 1), inst.vcpus, inst.memory_mb,
+    flavor = flavor_json(inst.flavor_name, flavor_ids.get(inst.flavor_name, 1), inst.vcpus, inst.memory_mb,
                           inst.disk_gb)
     return _SPEC.format(uuid=json.dumps(inst.uuid), project=json.dumps(inst.project_id),
                         user=json.dumps(inst.user_id), hints=hints, flavor=flavor)
 
 
 @functools.lru_cache(maxsize=4096)
-def _flavor_json(name: str, flavor_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> str:
+def flavor_json(name: str, flavor_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> str:
     extra_specs = {}
     if name.startswith("reservation:"):
         reservation = name.split(":", 1)[1]

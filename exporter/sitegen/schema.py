@@ -79,6 +79,7 @@ def build_metadata(capability_schema: str = "property_id", *, upstream_blazar: b
     md = sa.MetaData()
     _nova_tables(md)
     _nova_instance_tables(md)
+    _nova_move_tables(md)
     _nova_api_tables(md)
     _blazar_tables(md)
     _blazar_host_tables(md)
@@ -181,7 +182,41 @@ def _nova_instance_tables(md: sa.MetaData) -> None:
     )
 
 
+def _nova_move_tables(md: sa.MetaData) -> None:
+    """``migrations`` (Nova's models) and ``instance_extra`` (only the columns sizes need)."""
+    sa.Table(
+        "migrations", md, _int_pk(),
+        sa.Column("source_compute", _s()), sa.Column("dest_compute", _s()),
+        sa.Column("source_node", _s()), sa.Column("dest_node", _s()), sa.Column("dest_host", _s()),
+        sa.Column("old_instance_type_id", sa.Integer), sa.Column("new_instance_type_id", sa.Integer),
+        sa.Column("instance_uuid", sa.String(36), index=True), sa.Column("uuid", sa.String(36)),
+        sa.Column("status", _s()),
+        sa.Column("migration_type", sa.Enum("migration", "resize", "live-migration", "evacuation",
+                                            name="migration_type")),
+        sa.Column("hidden", TINYINT1), sa.Column("cross_cell_move", TINYINT1),
+        sa.Column("user_id", _s()), sa.Column("project_id", _s()),
+        *_nova_timestamps(), schema="nova",
+    )
+    sa.Table(
+        "instance_extra", md, _int_pk(),
+        sa.Column("instance_uuid", sa.String(36), nullable=False, index=True),
+        sa.Column("flavor", sa.Text),
+        *_nova_timestamps(), schema="nova",
+    )
+
+
 def _nova_api_tables(md: sa.MetaData) -> None:
+    sa.Table(
+        "flavors", md,
+        sa.Column("created_at", DATETIME), sa.Column("updated_at", DATETIME),
+        sa.Column("name", _s(), nullable=False, unique=True), _int_pk(),
+        sa.Column("memory_mb", sa.Integer, nullable=False), sa.Column("vcpus", sa.Integer, nullable=False),
+        sa.Column("swap", sa.Integer, nullable=False), sa.Column("vcpu_weight", sa.Integer),
+        sa.Column("flavorid", _s(), nullable=False, unique=True), sa.Column("rxtx_factor", sa.Float),
+        sa.Column("root_gb", sa.Integer), sa.Column("ephemeral_gb", sa.Integer),
+        sa.Column("disabled", TINYINT1), sa.Column("is_public", TINYINT1), sa.Column("description", sa.Text),
+        schema="nova_api",
+    )
     sa.Table(
         "request_specs", md,
         sa.Column("created_at", DATETIME), sa.Column("updated_at", DATETIME),

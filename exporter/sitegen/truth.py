@@ -1,8 +1,9 @@
 """The simulated truth: what really happened, as canonical spans (SPAN_SCHEMA, source 'truth').
 
 Levels: total (host existed), reservable (enrolled in Blazar), committed / maintenance
-(allocation effective window), occupied (instance held the host: created -> true end),
-stopped (sub-spans of occupied). Spans are cut at the snapshot: a span still open then has
+(allocation effective window), occupied (instance held the host: created -> true end, one span
+per placement when a KVM lifecycle moved, resized or offloaded it), stopped (sub-spans of
+occupied, split by placement). Spans are cut at the snapshot: a span still open then has
 ``end = null``; nothing that starts after the snapshot is included.
 """
 
@@ -21,7 +22,7 @@ from exporter.schema import (
     TIME,
     conform,
 )
-from exporter.sitegen.model import LEGACY_UNTIL, Host, Instance, World
+from exporter.sitegen.model import LEGACY_UNTIL, Host, Placement, World
 
 SOURCE = "truth"
 
@@ -61,11 +62,19 @@ def whole_host(host: Host) -> tuple[float, float, float, float, float]:
     return 1.0, float(host.vcpus), float(host.memory_mb), float(host.disk_gb), float(host.node_type.gpus)
 
 
-def instance_share(world: World, inst: Instance) -> tuple[float, float, float, float, float]:
-    """Bare metal: the whole host; KVM: the instance's own flavor, nodes = vcpus / host vcpus."""
+def placement_share(world: World, place: Placement) -> tuple[float, float, float, float, float]:
+    """Bare metal: the whole host; KVM: the placement's flavor, nodes = vcpus / host vcpus."""
     if world.kind == "baremetal":
-        return whole_host(inst.host)
-    return inst.vcpus / inst.host.vcpus, float(inst.vcpus), float(inst.memory_mb), float(inst.disk_gb), 0.0
+        return whole_host(place.host)
+    return place.vcpus / place.host.vcpus, float(place.vcpus), float(place.memory_mb), float(place.disk_gb), 0.0
+
+
+def _overlap(a: tuple[int, int | None], b: tuple[int, int | None]) -> tuple[int, int | None] | None:
+    """The intersection of two [start, end) windows (None end = open), or None when empty."""
+    start = max(a[0], b[0])
+    ends = [end for end in (a[1], b[1]) if end is not None]
+    end = min(ends) if ends else None
+    return None if end is not None and end <= start else (start, end)
 
 
 def truth_spans(world: World, *, site: str) -> pl.DataFrame:
@@ -98,12 +107,15 @@ def truth_spans(world: World, *, site: str) -> pl.DataFrame:
             continue
         booking = BOOKING_RESERVATION if inst.reservation_id else BOOKING_ONDEMAND
         pool = POOL_RESERVABLE if inst.reservation_id else POOL_ONDEMAND
-        share = instance_share(world, inst)
-        common = dict(source_id=inst.uuid, entity_id=inst.uuid, resources=share, pool=pool, booking=booking,
+        common = dict(source_id=inst.uuid, entity_id=inst.uuid, pool=pool, booking=booking,
                       project_id=inst.project_id, reservation_id=inst.reservation_id)
-        spans.add("occupied", inst.host, inst.created, inst.end, **common)
-        for stop, restart in inst.stops:
-            spans.add("stopped", inst.host, stop, restart if restart is not None else inst.end, **common)
+        for place in inst.occupancy():  # one span per (host, size) stretch; stopped split likewise
+            share = placement_share(world, place)
+            spans.add("occupied", place.host, place.start, place.end, resources=share, **common)
+            for stop, restart in inst.stops:
+                inside = _overlap((stop, restart if restart is not None else inst.end), (place.start, place.end))
+                if inside is not None:
+                    spans.add("stopped", place.host, *inside, resources=share, **common)
     return spans.frame().sort("level", "start", "entity_id", nulls_last=True)
 
 
