@@ -145,8 +145,10 @@ class KvmLifecycles:
         inst.actions.append(self._action(kind, at, owner, conductor, prep, move, finish))
         moved = finish.finish
         draw = rng.random()
+        # No revert out of the retired flavor: once reverted, no row keeps its size (unrecoverable).
+        revertible = kind == "resize" and new is not RETIRED_FLAVOR
         outcome = "finished" if inst.end is None and draw < 0.15 else \
-            "reverted" if kind == "resize" and draw > 0.8 else "confirmed"
+            "reverted" if revertible and draw > 0.8 else "confirmed"
         inst.placements = [self._place(inst, inst.created, origin, old, end=moved)]
         if outcome == "finished":  # unconfirmed at the snapshot: instance_extra keeps old and new
             updated, final, inst.vm_state = moved, new, "resized"
