@@ -46,3 +46,13 @@ def test_wrong_database_password_is_not_printed(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert "s3cretpw" not in result.stderr + result.stdout
+
+
+def test_cli_works_when_nothing_else_imported_importlib_util():
+    """A plain (non -e) install has no editable finder that imports importlib.util for us."""
+    forget_util = ("import sys, importlib; sys.modules.pop('importlib.util', None); "
+                   "hasattr(importlib, 'util') and delattr(importlib, 'util'); "
+                   "from exporter.cli import main; main(['plot', '--help'])")
+    result = subprocess.run([sys.executable, "-c", forget_util], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout

@@ -7,6 +7,7 @@ options, make one library call and print its summary; library errors become one 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import click
