@@ -24,7 +24,7 @@ HYPERVISOR_KVM = "kvm"
 def site_colours(config: Config | None, sites: Iterable[str] = ()) -> dict[str, str]:
     """{site: "#rrggbb"} for every configured site, every ``site_colours`` entry and ``sites``."""
     chosen: dict[str, str] = dict(config.site_colours) if config is not None else {}
-    configured = list(config.sites.values()) if config is not None else []
+    configured = [config.site(name, resolve_env=False) for name in config.site_names] if config is not None else []
     kvm = iter(colour for colour in KVM_PALETTE if colour not in chosen.values())
     for site in configured:
         if site.name not in chosen and site.hypervisor == HYPERVISOR_KVM:

@@ -1,14 +1,19 @@
 """Site configuration (``etc/sites.yaml``): sites, their databases and options.
 
-Secrets never live in the file: ``${NAME}`` is replaced by the environment variable NAME at load
-time, and a missing variable is a :class:`ConfigError` naming it (not the value).
+Secrets never live in the file: ``${NAME}`` is replaced by the environment variable NAME when a
+command takes that site (``Config.site``), and a missing variable is a :class:`ConfigError`
+naming it (not the value) — so one site's unset password does not block the others. Every
+number must be finite and inside its range, every date a real calendar date after 2000-01-01.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,15 @@ from exporter.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Earlier than any OpenStack cloud; later than anything this tool will be used for.
+EARLIEST_DATE = dt.datetime(2000, 1, 1)
+LATEST_DATE = dt.datetime(2100, 1, 1)
+# (low, high, unit) of every numeric site option; NaN and infinities are never accepted.
+NUMBER_RANGES = {
+    "refresh_interval": (1.0, 86400.0, "seconds"),
+    "query_timeout": (1.0, 86400.0, "seconds"),
+    "live_holdback_hours": (0.01, 24.0 * 366, "hours"),
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,11 @@ class SiteConfig:
     live_holdback_hours: float = 3.0
     hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
 
+    def __post_init__(self) -> None:
+        for key in NUMBER_RANGES:
+            object.__setattr__(self, key, _number(getattr(self, key), key, f"sites.{self.name}.{key}"))
+        _plausible(self.history_start, f"sites.{self.name}.history_start")
+
     def url_for(self, schema: str) -> str:
         url = self.db_urls.get(schema, self.db_url)
         if not url:
@@ -46,21 +65,42 @@ class SiteConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """The sites file. Sites are validated at load; their ``${VAR}``s are resolved by :meth:`site`."""
+
     data_dir: Path
-    sites: dict[str, SiteConfig]
+    unresolved_sites: dict[str, SiteConfig]  # URLs still hold their ${VAR} references
     job: str = "openstack-usage"
     instance: str = "openstack-usage-exporter"
     site_colours: dict[str, str] = field(default_factory=dict)  # fixed figure/dashboard colours
+    environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)  # None: os.environ
 
-    def site(self, name: str) -> SiteConfig:
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        return tuple(self.unresolved_sites)
+
+    def site(self, name: str, *, resolve_env: bool = True) -> SiteConfig:
+        """The site ``name`` with its ``${VAR}``s replaced (an unset one is a ConfigError naming it).
+
+        ``resolve_env=False`` for commands that never connect (their URLs keep the references).
+        """
         try:
-            return self.sites[name]
+            site = self.unresolved_sites[name]
         except KeyError:
-            known = ", ".join(sorted(self.sites)) or "none"
+            known = ", ".join(sorted(self.unresolved_sites)) or "none"
             raise ConfigError(f"unknown site {name!r} (configured: {known})") from None
+        if not resolve_env:
+            return site
+        where = f"site {name!r}"
+        return dataclasses.replace(
+            site, db_url=expand_env(site.db_url, self.environ, where) if site.db_url else None,
+            db_urls={schema: expand_env(url, self.environ, where) for schema, url in site.db_urls.items()})
+
+    def find_site(self, name: str | None, *, resolve_env: bool = True) -> SiteConfig | None:
+        """The site ``name`` when it is configured, else None."""
+        return self.site(name, resolve_env=resolve_env) if name in self.unresolved_sites else None
 
 
-def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
+def expand_env(text: str, environ: Mapping[str, str] | None = None, where: str = "the config") -> str:
     """Replace ``${VAR}`` / ``${VAR:-default}``; unknown variables without default are an error."""
     env = os.environ if environ is None else environ
 
@@ -70,13 +110,13 @@ def expand_env(text: str, environ: dict[str, str] | None = None) -> str:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"environment variable {name} is not set (referenced in the config)")
+        raise ConfigError(f"environment variable {name} is not set (referenced by {where})")
 
     return _ENV_REF.sub(substitute, text)
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: dict[str, str] | None = None) -> Config:
-    """Parse and validate a sites file."""
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate a sites file (a site's ``${VAR}``s are resolved when it is used)."""
     path = Path(path)
     try:
         raw_text = path.read_text()
@@ -85,7 +125,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: dict[str, str] 
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
     try:
-        document = yaml.safe_load(raw_text) or {}
+        document = yaml.load(raw_text, Loader=_DatesAsText) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -97,17 +137,28 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: dict[str, str] 
         raise ConfigError(f"config file {path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     defaults = _mapping(document.get("defaults", {}), "defaults")
     sites_raw = _mapping(document.get("sites", {}), "sites")
-    sites = {name: _site(str(name), _mapping(body, f"sites.{name}"), defaults, environ)
+    sites = {str(name): _site(str(name), _mapping(body, f"sites.{name}"), defaults)
              for name, body in sites_raw.items()}
-    data_dir = Path(expand_env(str(document.get("data_dir", "./data")), environ))
+    data_dir = Path(expand_env(str(document.get("data_dir", "./data")), environ, "data_dir"))
     return Config(
         data_dir=data_dir,
-        sites=sites,
+        unresolved_sites=sites,
         job=str(document.get("job", "openstack-usage")),
         instance=str(document.get("instance", "openstack-usage-exporter")),
         site_colours={str(name): _colour(value, f"site_colours.{name}")
                       for name, value in _mapping(document.get("site_colours", {}), "site_colours").items()},
+        environ=environ,
     )
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """Safe YAML whose dates stay text, so an impossible one (2024-02-30) gets our error naming its key."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
@@ -117,7 +168,7 @@ HYPERVISORS = ("ironic", "kvm")
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
-def _site(name: str, body: dict, defaults: dict, environ) -> SiteConfig:
+def _site(name: str, body: dict, defaults: dict) -> SiteConfig:
     merged = {**defaults, **body}
     unknown = set(merged) - _SITE_KEYS
     if unknown:
@@ -134,16 +185,14 @@ def _site(name: str, body: dict, defaults: dict, environ) -> SiteConfig:
         return SiteConfig(
             name=name,
             display_name=str(merged.get("display_name", name)),
-            db_url=expand_env(str(merged["db_url"]), environ) if merged.get("db_url") else None,
-            db_urls={str(k): expand_env(str(v), environ)
+            db_url=str(merged["db_url"]) if merged.get("db_url") else None,
+            db_urls={str(k): str(v)
                      for k, v in _mapping(merged.get("db_urls", {}), f"sites.{name}.db_urls").items()},
             databases={str(k): str(v)
                        for k, v in _mapping(merged.get("databases", {}), f"sites.{name}.databases").items()},
             maintenance_projects=(str(projects),) if isinstance(projects, str) else tuple(map(str, projects)),
             history_start=_datetime(merged.get("history_start", "2016-01-01"), f"sites.{name}.history_start"),
-            refresh_interval=_positive(merged.get("refresh_interval", 60), f"sites.{name}.refresh_interval"),
-            query_timeout=_positive(merged.get("query_timeout", 30), f"sites.{name}.query_timeout"),
-            live_holdback_hours=_positive(merged.get("live_holdback_hours", 3), f"sites.{name}.live_holdback_hours"),
+            **{key: merged[key] for key in NUMBER_RANGES if key in merged},  # checked by SiteConfig
             hypervisor=_choice(merged.get("hypervisor", "ironic"), HYPERVISORS, f"sites.{name}.hypervisor"),
         )
     except (TypeError, ValueError) as err:
@@ -157,20 +206,34 @@ def parse_datetime(value: object, what: str = "time") -> dt.datetime:
 
 def _datetime(value: object, what: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        naive = value if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+        return _plausible(naive.replace(tzinfo=None), what)
     if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
+        return _plausible(dt.datetime(value.year, value.month, value.day), what)
     try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"{what}: {value!r} is not a date like 2016-01-01 or 2016-01-01T06:00") from None
+        raise ConfigError(f"{what}: {value!r} is not a date like 2016-01-01 or 2016-01-01T06:00 "
+                          "(or that day does not exist)") from None
     return _datetime(parsed, what)
 
 
-def _positive(value: object, what: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise ConfigError(f"{what} must be > 0, got {value!r}")
+def _plausible(moment: dt.datetime, what: str) -> dt.datetime:
+    if not EARLIEST_DATE <= moment < LATEST_DATE:
+        raise ConfigError(f"{what}: {moment:%Y-%m-%d %H:%M} is outside {EARLIEST_DATE:%Y-%m-%d} .. "
+                          f"{LATEST_DATE:%Y-%m-%d} (no OpenStack cloud is older)")
+    return moment
+
+
+def _number(value: object, key: str, what: str) -> float:
+    """A finite float inside the key's range (NaN would spin a refresh loop, inf kill it)."""
+    low, high, unit = NUMBER_RANGES[key]
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and low <= number <= high):
+        raise ConfigError(f"{what} must be a number from {low:g} to {high:g} ({unit}), got {value!r}")
     return number
 
 

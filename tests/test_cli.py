@@ -56,3 +56,47 @@ def test_cli_works_when_nothing_else_imported_importlib_util():
     result = subprocess.run([sys.executable, "-c", forget_util], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+def test_one_sites_unset_variable_blocks_only_that_site(tmp_path):
+    config = tmp_path / "sites.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nsites:\n"
+                      f"  ok:\n    db_url: sqlite:///{tmp_path / 'ok.sqlite'}\n"
+                      "  locked:\n    db_url: mysql+pymysql://u:${ROBUST_A_UNSET_PW}@127.0.0.1:1/\n")
+    other = run_cli("extract", "--site", "ok", "--config", str(config), "--quiet")
+    assert other.stderr.strip() == f"error: SQLite database {tmp_path / 'ok.sqlite'} does not exist"  # got to the DB
+    grants = run_cli("grants", "--user", "ro", "--host", "%", "--site", "locked", "--config", str(config))
+    assert grants.returncode == 0, grants.stderr  # grants never connects: no password needed
+    locked = run_cli("extract", "--site", "locked", "--config", str(config))
+    assert locked.returncode == 2
+    assert locked.stderr.strip() == "error: environment variable ROBUST_A_UNSET_PW is not set (referenced by site 'locked')"
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--holdback", "9999999d", "longer than 36500d"),
+    ("--holdback", "99999999999w", "longer than 36500d"),
+    ("--step", "99999999999999999999s", "longer than 36500d"),
+])
+def test_huge_durations_are_refused_before_any_arithmetic(tmp_path, option, value, message):
+    command = ["backfill", str(tmp_path), "--out", str(tmp_path / "out")] if option == "--holdback" else \
+        ["reconstruct", str(tmp_path), "--site", "s", "--out", str(tmp_path / "out")]
+    result = run_cli(*command, option, value)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("value", ["2024-02-30", "1970-01-01"])
+def test_impossible_or_implausible_dates_on_the_command_line(tmp_path, value):
+    result = run_cli("reconstruct", str(tmp_path), "--site", "s", "--out", str(tmp_path / "out"), "--from", value)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and f"Invalid value for '--from'" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", ".inf"])
+def test_serve_refuses_a_refresh_interval_that_would_spin_or_stop(tmp_path, value):
+    config = tmp_path / "sites.yaml"
+    config.write_text(f"sites:\n  s:\n    db_url: sqlite:///{tmp_path / 's.sqlite'}\n    refresh_interval: {value}\n")
+    result = run_cli("serve", "--config", str(config), "--listen", "127.0.0.1:0")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: sites.s.refresh_interval must be a number from 1 to 86400 (seconds), got")

@@ -46,7 +46,7 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
     origin = None
     if site:
         config = load_config(config_path)
-        site_config = config.site(site)
+        site_config = config.site(site, resolve_env=False)
         holdback = holdback or dt.timedelta(hours=site_config.live_holdback_hours)
         job, instance, origin = job or config.job, instance or config.instance, site_config.history_start
     result = backfill(timeline_dir, out_dir, blocks=blocks, promtool=promtool_path,

@@ -24,7 +24,7 @@ def command(user, host, site_name, db_prefix, config_path) -> None:
     last: MySQL/MariaDB refuse a GRANT on a table that does not exist, so run with
     `mysql --force` (or drop those lines) on sites without them.
     """
-    databases = load_config(config_path).site(site_name).databases if site_name else {}
+    databases = load_config(config_path).site(site_name, resolve_env=False).databases if site_name else {}
     if db_prefix:
         databases = {**databases, **prefixed_databases(db_prefix)}
     statements = grant_statements(user, host, databases)

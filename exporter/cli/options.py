@@ -12,14 +12,19 @@ from exporter.errors import ConfigError
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Longer than any history, short enough that now - duration is still a date.
+LONGEST_DURATION = dt.timedelta(days=36500)
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """``30s``, ``15m``, ``1h``, ``1d``, ``1w`` -> timedelta."""
+    """``30s``, ``15m``, ``1h``, ``1d``, ``1w`` -> timedelta (at most 100 years)."""
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise ConfigError(f"{text!r} is not a duration like 15m, 1h or 1d")
-    return dt.timedelta(seconds=int(match.group(1)) * _SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds > LONGEST_DURATION.total_seconds():
+        raise ConfigError(f"{text!r} is longer than {LONGEST_DURATION.days}d (100 years)")
+    return dt.timedelta(seconds=seconds)
 
 
 class Duration(click.ParamType):

@@ -50,7 +50,7 @@ def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, c
 def _resolve(snapshot_dir, site_name, config_path, **window) -> tuple[ReconstructOptions, Path]:
     """Options from the command line, filled from the site's config entry when there is one."""
     config = load_config(config_path) if config_path and Path(config_path).exists() else None
-    site = config.sites.get(site_name) if config else None
+    site = config.find_site(site_name, resolve_env=False) if config else None
     if snapshot_dir is None:
         if config is None:
             raise ConfigError("give SNAPSHOT_DIR, or --site with a config file to use its newest snapshot")

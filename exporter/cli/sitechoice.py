@@ -36,7 +36,7 @@ def site_from_options(*, db_url: str | None, site_name: str | None, db_prefix: s
         raise ConfigError("give --db-url URL or --site NAME")
     config = _config(config_path, required=not db_url)
     if db_url:
-        base = config.sites.get(site_name or ADHOC_SITE) if config else None
+        base = config.find_site(site_name or ADHOC_SITE) if config else None
         site = dataclasses.replace(base, db_url=db_url, db_urls={}) if base else \
             SiteConfig(name=site_name or ADHOC_SITE, display_name=site_name or ADHOC_SITE, db_url=db_url)
     else:

@@ -88,7 +88,7 @@ def site_computations(config: Config, sites: list[str] | None = None,
     """The real computation (live DB -> reconstruct engine) for each selected site."""
     from exporter.live.source import LiveSite
 
-    names = sites or sorted(config.sites)
+    names = sites or sorted(config.site_names)
     return {name: (LiveSite(config.site(name), full_reload_interval=full_reload_interval),
                    config.site(name).refresh_interval)
             for name in names}
