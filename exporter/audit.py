@@ -62,10 +62,16 @@ def source_accounting(inputs: pl.DataFrame, spans: pl.DataFrame, rejected: pl.Da
     used = spans.group_by(KEYS).agg(
         pl.col("source_id").n_unique().alias("rows_used"),
         order_free_sum(hours_between("start", "end", snapshot_time=snapshot_time)).alias("hours_counted"))
-    dropped = rejected.group_by(KEYS).agg(
-        pl.col("source_id").n_unique().alias("rows_rejected"), order_free_sum(pl.col("hours")).alias("hours_rejected"))
-    both = (spans.select(*KEYS, "source_id").unique()
-            .join(rejected.select(*KEYS, "source_id").unique(), on=[*KEYS, "source_id"], how="inner")
+    # A row an exclude rule cuts only partly is used (its other pieces) and has rejected pieces:
+    # it counts as used, its pieces' hours as rejected.
+    ids = [*KEYS, "source_id"]
+    used_ids = spans.select(ids).unique()
+    partial = (pl.col("rejection_reason") == "manual_rule")
+    whole = pl.concat([rejected.filter(~partial), rejected.filter(partial).join(used_ids, on=ids, how="anti")])
+    dropped = rejected.group_by(KEYS).agg(order_free_sum(pl.col("hours")).alias("hours_rejected")).join(
+        whole.group_by(KEYS).agg(pl.col("source_id").n_unique().alias("rows_rejected")), on=KEYS, how="full",
+        coalesce=True)
+    both = (used_ids.join(rejected.filter(~partial).select(ids).unique(), on=ids, how="inner")
             .group_by(KEYS).agg(pl.len().alias("rows_both")))
     cut = clipped.group_by(KEYS).agg(order_free_sum(pl.col("hours")).alias("hours_clipped"))
     table = inputs.group_by(KEYS).agg(pl.col("rows_in").sum(), order_free_sum(pl.col("hours_in")))

@@ -21,6 +21,7 @@ import yaml
 
 from exporter.db import KNOWN_SCHEMAS
 from exporter.errors import ConfigError
+from exporter.priority import inference_mode, site_priority
 
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -50,6 +51,9 @@ class SiteConfig:
     query_timeout: float = 30.0
     live_holdback_hours: float = 3.0
     hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
+    rules_file: Path | None = None  # operators' manual rules (exporter.rulesfile); relative to the config
+    priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
+    inference: str = "auto"  # auto | on | off (exporter.priority)
 
     def __post_init__(self) -> None:
         for key in NUMBER_RANGES:
@@ -137,7 +141,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
         raise ConfigError(f"config file {path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     defaults = _mapping(document.get("defaults", {}), "defaults")
     sites_raw = _mapping(document.get("sites", {}), "sites")
-    sites = {str(name): _site(str(name), _mapping(body, f"sites.{name}"), defaults)
+    sites = {str(name): _site(str(name), _mapping(body, f"sites.{name}"), defaults, path.parent)
              for name, body in sites_raw.items()}
     data_dir = Path(expand_env(str(document.get("data_dir", "./data")), environ, "data_dir"))
     return Config(
@@ -163,12 +167,13 @@ _DatesAsText.yaml_implicit_resolvers = {
 
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
-              "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor"}
+              "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority",
+              "inference"}
 HYPERVISORS = ("ironic", "kvm")
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
-def _site(name: str, body: dict, defaults: dict) -> SiteConfig:
+def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> SiteConfig:
     merged = {**defaults, **body}
     unknown = set(merged) - _SITE_KEYS
     if unknown:
@@ -194,6 +199,9 @@ def _site(name: str, body: dict, defaults: dict) -> SiteConfig:
             history_start=_datetime(merged.get("history_start", "2016-01-01"), f"sites.{name}.history_start"),
             **{key: merged[key] for key in NUMBER_RANGES if key in merged},  # checked by SiteConfig
             hypervisor=_choice(merged.get("hypervisor", "ironic"), HYPERVISORS, f"sites.{name}.hypervisor"),
+            rules_file=base / str(merged["rules"]) if merged.get("rules") else None,
+            priority=site_priority(merged.get("priority"), f"sites.{name}.priority") if merged.get("priority") else None,
+            inference=inference_mode(merged.get("inference"), f"sites.{name}.inference"),
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sites.{name}: {err}") from None

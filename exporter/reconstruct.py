@@ -25,14 +25,16 @@ from pathlib import Path
 import polars as pl
 
 from exporter import audit as auditing
-from exporter import intervals
-from exporter import reconstruct_io
+from exporter import host_levels, intervals, manual_rules, reconstruct_io
+from exporter import inference as inference_module
+from exporter.priority import DEFAULT_PRIORITY
+from exporter.rulesfile import Rule
 from exporter.progress import SILENT, Progress
 from exporter.ledger import order_free_sum
 from exporter.timeline import timeline_from_spans
 from exporter.adapters.common import hours_between
 from exporter.adapters import (
-    blazar_hosts, blazar_leases, host_resources, instance_actions, nova_hosts, nova_instances, request_specs,
+    blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, request_specs,
 )
 from exporter.schema import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED, LEVEL_MAINTENANCE,
@@ -63,6 +65,9 @@ class ReconstructOptions:
     step: dt.timedelta = dt.timedelta(hours=1)
     maintenance_projects: tuple[str, ...] = ("maintenance",)
     snapshot_time: dt.datetime | None = None
+    rules: tuple[Rule, ...] = ()  # this site's manual rules (exporter.rulesfile)
+    priority: Mapping[str, tuple[str, ...]] | None = None  # None: exporter.priority.DEFAULT_PRIORITY
+    inference: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,16 @@ def spans_from_tables(
     site: str,
     snapshot_time: dt.datetime,
     maintenance_projects: Sequence[str] = ("maintenance",),
+    rules: Sequence[Rule] = (),
+    priority: Mapping[str, tuple[str, ...]] | None = None,
+    inference: str = "auto",
 ) -> SpanSet:
     """Every span the tables evidence, every row they reject, and the balanced books.
 
     ``tables``: ``{"schema.table": frame}`` (snapshot files or live DB reads). Absent tables
     are treated as empty, with a warning in the audit (no Blazar -> everything on-demand).
-    Raises InvariantViolation when rows or hours do not balance.
+    ``rules`` (this site's), ``priority`` (exporter.priority) and ``inference`` (auto/on/off)
+    decide how sources combine. Raises InvariantViolation when rows or hours do not balance.
     """
     frames, warnings = _complete_tables(tables)
     books = SpanBooks(site=site, snapshot_time=snapshot_time)
@@ -105,24 +114,63 @@ def spans_from_tables(
     with ThreadPoolExecutor(max_workers=1) as side:
         instance_job = side.submit(_instance_windows, frames)
         hosts = _host_evidence(frames)
-        total = _total_spans(books, hosts)
-        reservable = _reservable_spans(books, hosts, total)
-        committed = _committed_spans(books, frames, reservable, maintenance_projects)
+        policy, gaps = _policy(frames, hosts, rules=rules, priority=priority, inference=inference)
+        warnings += gaps
+        names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
+        inferred = None
+        if policy.infer:
+            inferred = inference_module.commitments(instance_job.result(), frames,
+                                                    maintenance_projects=maintenance_projects)
+        total = host_levels.total_spans(books, hosts, policy, names)
+        reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
+        committed = host_levels.committed_spans(books, frames, reservable, policy, inferred=inferred,
+                                                maintenance_projects=maintenance_projects, host_names=names)
         instances = instance_job.result()
         stop_job = side.submit(_stop_windows, frames, instances)
-        occupied = _occupied_spans(books, instances, committed)
-        stopped = _stopped_spans(books, stop_job.result(), occupied)
+        occupied = _occupied_spans(books, instances, committed, policy)
+        stopped = _stopped_spans(books, stop_job.result(), occupied, policy)
     context = _host_context(frames, hosts)
     levels = pl.collect_all(  # one query per level, run side by side
         [_canonical(level, site=site, context=context) for level in (total, reservable, committed, occupied, stopped)])
-    spans = pl.concat(levels, how="vertical").sort(
-        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    spans = pl.concat(levels, how="vertical")
+    if policy.rules:
+        spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
+                                             node_types=dict(policy.node_types))
+    spans = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
     audit = span_audit(books, spans, rejected, tables=frames, warnings=warnings)
     audit["ondemand_hours_outside_total"] = ondemand_hours_outside_total(occupied, total, snapshot_time=snapshot_time)
+    _audit_policy(audit, policy, spans, rejected, snapshot_time=snapshot_time)
     auditing.check_sources(audit["sources"])
     return SpanSet(spans=spans, rejected=rejected, audit=audit)
+
+
+def _policy(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, *, rules: Sequence[Rule],
+            priority: Mapping[str, tuple[str, ...]] | None, inference: str) -> tuple[host_levels.Policy, list[str]]:
+    """The site's policy, and the warning when Blazar has no soft delete (inference then on in auto)."""
+    missing = inference_module.missing_soft_delete(frames)
+    warnings = [inference_module.soft_delete_warning(missing)] if missing else []
+    node_types: dict[str, tuple[str, ...]] = {}
+    if any(rule.matched("node_type") for rule in rules):
+        blazar_rows = hosts.lazy().filter(pl.col("rejection_reason").is_null()
+                                          & (pl.col("source_table") == "blazar.computehosts"))
+        attributes = blazar_hosts.host_attributes(blazar_rows, blazar_hosts.named_capabilities(frames)).collect()
+        for node_type, group in attributes.group_by("node_type"):
+            node_types[str(node_type[0])] = tuple(sorted(group.get_column("hypervisor_hostname").to_list()))
+    infer = inference == "on" or (inference == "auto" and bool(missing))
+    return host_levels.Policy(rules=tuple(rules), priority=dict(priority or DEFAULT_PRIORITY), infer=infer,
+                              node_types=node_types), warnings
+
+
+def _audit_policy(audit: dict, policy: host_levels.Policy, spans: pl.DataFrame, rejected: pl.DataFrame, *,
+                  snapshot_time: dt.datetime) -> None:
+    """Priority, inference and the per-rule table (with a warning per rule that changed nothing)."""
+    audit["priority"] = {level: list(sources) for level, sources in policy.priority.items()}
+    audit["inference"] = policy.infer
+    if policy.rules:
+        audit["rules"] = manual_rules.rule_table(policy.rules, spans, rejected, snapshot_time=snapshot_time)
+        audit["warnings"] = audit["warnings"] + manual_rules.unmatched(policy.rules, audit["rules"])
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
@@ -144,38 +192,11 @@ def _host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level")).collect()
 
 
-def _total_spans(books: SpanBooks, hosts: pl.DataFrame) -> pl.DataFrame:
-    """Nova rows are the primary evidence; Blazar rows count only where no nova row covers the host."""
-    settled = books.cut_at_snapshot(books.settled(hosts, detail=nova_hosts.host_reject_detail()))
-    from_nova = pl.col("source_table").str.starts_with("nova.")
-    nova = books.merged(settled.filter(from_nova), by=HOST_KEY)
-    blazar = books.clipped_into(settled.filter(~from_nova), nova, by=HOST_KEY, reason="duplicate_entity", outside=True)
-    return pl.concat([nova, books.merged(blazar, by=HOST_KEY)], how="vertical_relaxed")
-
-
-def _reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame) -> pl.DataFrame:
-    windows = hosts.filter(pl.col("source_table") == "blazar.computehosts").with_columns(
-        pl.lit(LEVEL_RESERVABLE).alias("level"))
-    settled = books.settled(windows, detail=nova_hosts.host_reject_detail())
-    merged = books.merged(books.cut_at_snapshot(settled), by=HOST_KEY)
-    return books.clipped_into(merged, total, by=HOST_KEY)
-
-
-def _committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reservable: pl.DataFrame,
-                     maintenance_projects: Sequence[str]) -> pl.DataFrame:
-    windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
-    slots = blazar_leases.reservation_slices(frames)
-    windows = windows.join(slots, on="reservation_id", how="left").collect()
-    settled = books.settled(windows, detail=blazar_leases.allocation_reject_detail(),
-                            carry=("slot_vcpus", "slot_memory_mb", "slot_disk_gb"))
-    return books.clipped_into(books.cut_at_snapshot(settled), reservable, by=HOST_KEY)
-
-
-def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame) -> pl.DataFrame:
+def _occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame,
+                    policy: host_levels.Policy) -> pl.DataFrame:
     """Reserved instances clipped into their reservation's window on their host; on-demand ones as they are."""
-    settled = books.cut_at_snapshot(
-        books.settled(instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")),
-                      detail=nova_instances.instance_reject_detail()))
+    settled = host_levels.settled_rows(books, instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")), policy,
+                                       level=LEVEL_OCCUPIED, detail=nova_instances.instance_reject_detail())
     reserved = settled.filter(pl.col("booking") == BOOKING_RESERVATION)
     windows = committed.select("reservation_id", "hypervisor_hostname", "start", "end")
     inside = books.clipped_into(reserved, windows, by=["reservation_id", *HOST_KEY], reason="orphan")
@@ -207,9 +228,11 @@ def _stop_windows(frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame) -
         pl.lit(LEVEL_STOPPED).alias("level")).collect()
 
 
-def _stopped_spans(books: SpanBooks, windows: pl.DataFrame, occupied: pl.DataFrame) -> pl.DataFrame:
-    settled = books.settled(windows, detail=instance_actions.stop_reject_detail())
-    merged = books.merged(books.cut_at_snapshot(settled), by=["entity_id"])
+def _stopped_spans(books: SpanBooks, windows: pl.DataFrame, occupied: pl.DataFrame,
+                   policy: host_levels.Policy) -> pl.DataFrame:
+    settled = host_levels.settled_rows(books, windows, policy, level=LEVEL_STOPPED,
+                                       detail=instance_actions.stop_reject_detail())
+    merged = books.merged(settled, by=["entity_id"])
     parents = occupied.select("entity_id", "start", "end")
     stopped = books.clipped_into(merged, parents, by=["entity_id"])
     # A stopped period has its instance's booking (maintenance when the instance is in a maintenance lease).
@@ -245,6 +268,7 @@ def _canonical(spans: pl.DataFrame, *, site: str, context: dict[str, pl.LazyFram
         .when(pl.col("level").is_in([LEVEL_RESERVABLE, LEVEL_COMMITTED, LEVEL_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
         .when(pl.col("booking").is_in([BOOKING_RESERVATION, BOOKING_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
         .otherwise(pl.lit(POOL_ONDEMAND)).alias("pool"),
+        (pl.coalesce("source", "source_table") if "source" in own.columns else pl.col("source_table")).alias("source"),
         pl.when(pl.col("level") == LEVEL_TOTAL).then(pl.lit(HIERARCHY_ROOT))
         .when(changed).then(pl.lit(HIERARCHY_CLIPPED)).otherwise(pl.lit(HIERARCHY_DIRECT)).alias("hierarchy_status"),
     ), SPAN_SCHEMA)
@@ -324,7 +348,8 @@ def _snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
     with progress.stage("spans"):
         try:
             span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
-                                         maintenance_projects=options.maintenance_projects)
+                                         maintenance_projects=options.maintenance_projects, rules=options.rules,
+                                         priority=options.priority, inference=options.inference)
         except pl.exceptions.ComputeError as err:
             # Pages of a file whose footer read fine can still be corrupt; they fail when read.
             if "parquet" not in str(err).lower():

@@ -102,6 +102,16 @@ def rules_for_site(rules: tuple[Rule, ...], site: str) -> tuple[Rule, ...]:
     return tuple(rule for rule in rules if rule.site == site)
 
 
+def site_policy(site, rules_path: str | Path | None = None) -> dict:
+    """``rules``/``priority``/``inference`` for a site (SiteConfig), as reconstruct takes them.
+
+    ``rules_path`` (``--rules``) replaces the site's ``rules:`` file.
+    """
+    path = rules_path or getattr(site, "rules_file", None)
+    rules = rules_for_site(load_rules(path), site.name) if path else ()
+    return {"rules": rules, "priority": getattr(site, "priority", None), "inference": getattr(site, "inference", "auto")}
+
+
 def _rule(body: object, where: str) -> Rule:
     if not isinstance(body, dict):
         raise ConfigError(f"{where}: must be a mapping")

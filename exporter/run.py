@@ -26,21 +26,26 @@ class RunResult:
 def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None, out_dir: Path | None = None,
              blocks: bool = True, promtool: str | None = None, mimir: bool = False,
              step: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None,
-             snapshot_time: dt.datetime | None = None, progress: Progress | None = None) -> RunResult:
+             snapshot_time: dt.datetime | None = None, progress: Progress | None = None,
+             rules_path: Path | None = None) -> RunResult:
     """Snapshot ``site_name`` (unless ``snapshot_dir`` is given), reconstruct it from its
     history_start, and backfill the timeline with the site's holdback and the config's job/instance.
 
     Outputs: ``<out_dir>/timeline/`` (reconstruct) and ``<out_dir>/backfill/`` (openmetrics/,
     blocks/, backfill.json); ``out_dir`` defaults to ``<data_dir>/<site>/out/<snapshot name>``.
     ``snapshot_time`` overrides the moment the data describes (default: the extract's time), e.g.
-    for a restored backup or a synthetic site whose history ends before today.
+    for a restored backup or a synthetic site whose history ends before today. ``rules_path``
+    replaces the site's rules file (docs/rules.md).
     Raises SnapshotError when the extract misses required tables, and whatever the stages raise.
     """
     from exporter.extract import extract_snapshot
     from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot, write_reconstruction
 
+    from exporter.rulesfile import site_policy
+
     progress = progress or SILENT
     site = config.site(site_name)
+    policy = site_policy(site, rules_path)  # a bad rules file fails before the extract
     if snapshot_dir is None:
         extracted = extract_snapshot(site, config.data_dir, progress=progress)
         if extracted.failed_required:
@@ -52,7 +57,8 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
             snapshot_dir = Path(snapshot_dir)
     out = Path(out_dir) if out_dir else config.data_dir / site.name / "out" / Path(snapshot_dir).name
     options = ReconstructOptions(site=site.name, start=site.history_start, step=step,
-                                 maintenance_projects=site.maintenance_projects, snapshot_time=snapshot_time)
+                                 maintenance_projects=site.maintenance_projects, snapshot_time=snapshot_time,
+                                 **policy)
     reconstruction = reconstruct_snapshot(snapshot_dir, options, progress=progress)
     with progress.stage("write outputs"):
         summary = write_reconstruction(reconstruction, out / "timeline")

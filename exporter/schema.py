@@ -81,6 +81,8 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
     "original_start": TIME,
     "original_end": TIME,
     "hierarchy_status": pl.String(),
+    "source": pl.String(),  # the priority source whose say won this span (exporter.priority)
+    "rule_id": pl.String(),  # the manual rule that added or changed this span (null: none)
 }
 
 # --- rejected input rows ------------------------------------------------------------------
@@ -95,6 +97,8 @@ REJECT_REASONS = (
     "duplicate_entity",
     "outside_parent",
     "after_snapshot",
+    "manual_rule",  # an operator's exclude rule covers it (rule_id names the rule)
+    "overridden",  # a higher-priority source speaks for the entity then (exporter.priority)
 )
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),
@@ -106,6 +110,7 @@ REJECT_SCHEMA: dict[str, pl.DataType] = {
     "start": TIME,
     "end": TIME,
     "hours": pl.Float64(),  # span-hours the row would have carried (0 if unknowable)
+    "rule_id": pl.String(),  # manual_rule: the rule that excluded it (a piece of the row when only part is)
 }
 
 # --- timeline -----------------------------------------------------------------------------

@@ -13,12 +13,13 @@ All frames here are collected (eager): the orchestrator decides when to collect.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from exporter import audit, intervals
+from exporter import audit, intervals, painter
 from exporter.adapters.common import MICROSECONDS_PER_HOUR, split_rejected
 from exporter.schema import REJECT_SCHEMA, SPAN_SCHEMA, TIME, conform
 
@@ -84,12 +85,64 @@ class SpanBooks:
         window = [*by, "start", "end", "original_start", "original_end", "_row"]
         inside, beyond = intervals.clip_to_parent(spans.lazy().select(window), relevant, by=by,
                                                   open_end=self.snapshot_time)
-        rest = spans.select("_row", *(c for c in spans.columns if c not in window))
+        # A row cut into pieces earlier (an exclude rule) repeats its _row; its other columns agree.
+        rest = spans.select("_row", *(c for c in spans.columns if c not in window)).unique(
+            "_row", keep="first", maintain_order=True)
         kept = ((beyond if outside else inside).collect().drop("trimmed")
                 .join(rest, on="_row", how="left", maintain_order="left").select(spans.columns))
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
         return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
                           detail=detail)
+
+    def painted(self, layers: Sequence[pl.DataFrame], *, by: Sequence[str],
+                tombstones: Sequence[pl.DataFrame | None] | None = None) -> list[pl.DataFrame]:
+        """Each layer's pieces that no higher layer (or its tombstones) covers (exporter.painter).
+
+        ``layers[0]`` wins everywhere it speaks. A lower row with no piece left is rejected as
+        overridden; the lost part of the others is clipped hours with reason overridden.
+        """
+        window = [*by, "start", "end", "original_start", "original_end", "_row"]
+        lazy_tombs = [None if t is None else t.lazy() for t in (tombstones or [None] * len(layers))]
+        painted = painter.paint([layer.lazy().select(window) for layer in layers], by=by,
+                                open_end=self.snapshot_time, tombstones=lazy_tombs)
+        out = []
+        detail = pl.lit('{"overridden_by": "a higher-priority source"}')
+        for index, (layer, result) in enumerate(zip(layers, painted)):
+            if index == 0:
+                out.append(layer)
+                continue
+            rest = layer.select("_row", *(c for c in layer.columns if c not in window)).unique(
+                "_row", keep="first", maintain_order=True)
+            kept = (result.kept.collect().drop("trimmed")
+                    .join(rest, on="_row", how="left", maintain_order="left").select(layer.columns))
+            out.append(self._kept(layer, kept, rejected="overridden", clipped="overridden", detail=detail))
+        return out
+
+    def excluded(self, spans: pl.DataFrame, *, rule_id: str, matched: pl.Expr, start: dt.datetime | None,
+                 end: dt.datetime | None) -> pl.DataFrame:
+        """``spans`` without the time of ``matched`` rows inside [start, end) (either open).
+
+        The removed pieces are rejected rows (reason manual_rule, ``rule_id``), one per piece:
+        a row only partly inside keeps its other pieces (same ``_row``) and is still used.
+        """
+        hit = spans.filter(matched.fill_null(False))
+        if not hit.height:
+            return spans
+        cut = pl.LazyFrame({"__rule": [0], "start": [start or dt.datetime(1, 1, 1)], "end": [end]},
+                           schema={"__rule": pl.Int32, "start": TIME, "end": TIME})
+        inside, outside = intervals.clip_to_parent(hit.lazy().with_columns(pl.lit(0, pl.Int32).alias("__rule")),
+                                                   cut, by=["__rule"], open_end=self.snapshot_time)
+        pieces = inside.drop("__rule", "trimmed").collect().with_columns(
+            pl.lit("manual_rule").alias("rejection_reason"), pl.lit(rule_id).alias("rule_id"))
+        self._split(pieces, detail=pl.struct(pl.lit(rule_id).alias("rule"), pl.col("original_start").cast(pl.String),
+                                             pl.col("original_end").cast(pl.String)).struct.json_encode())
+        kept = outside.drop("__rule", "trimmed").collect().select(spans.columns)
+        return pl.concat([spans.filter(~matched.fill_null(False)), kept], how="vertical")
+
+    def left_out(self, rows: pl.DataFrame, *, why: str) -> None:
+        """Reject every row of ``rows`` as overridden (a source the site's priority leaves out)."""
+        self._split(rows.with_columns(pl.lit("overridden").alias("rejection_reason")),
+                    detail=pl.lit('{"why": %s}' % json.dumps(why)))
 
     def _kept(self, before: pl.DataFrame, after: pl.DataFrame, *, rejected: str, clipped: str,
               detail: pl.Expr) -> pl.DataFrame:

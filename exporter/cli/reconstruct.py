@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import DateTime, Duration, config_option
-from exporter.config import load_config
+from exporter.config import SiteConfig, load_config
+from exporter.rulesfile import site_policy
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import for_cli
 from exporter.reconstruct import STAGES, ReconstructOptions, reconstruct_to_directory
@@ -29,8 +30,11 @@ DEFAULT_START = "2016-01-01"
 @click.option("--snapshot-time", type=DateTime(), default=None,
               help="Override the snapshot time (default: manifest, else the latest timestamp in the data).")
 @config_option
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Manual rules file (docs/rules.md) [default: the site's rules: from the config, if any].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, config_path, quiet) -> None:
+def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, config_path, rules_path,
+            quiet) -> None:
     """Rebuild the site's history from SNAPSHOT_DIR into OUT_DIR, checking both invariants.
 
     Without SNAPSHOT_DIR the newest snapshot under <data_dir>/<site>/ from the config is used.
@@ -42,7 +46,7 @@ def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, c
       usage-exporter reconstruct --site chi_uc --config etc/sites.yaml --out out/chi_uc --step 1d
     """
     options, snapshot_dir = _resolve(snapshot_dir, site_name, config_path, start=start, end=end, step=step,
-                                     snapshot_time=snapshot_time)
+                                     snapshot_time=snapshot_time, rules_path=rules_path)
     click.echo(reconstruct_to_directory(snapshot_dir, options, out_dir,
                                         progress=for_cli(quiet=quiet, stages=len(STAGES))))
 
@@ -57,8 +61,10 @@ def _resolve(snapshot_dir, site_name, config_path, **window) -> tuple[Reconstruc
         snapshot_dir = newest_snapshot(config.data_dir / site_name)
     start = window["start"] or (site.history_start if site else ReconstructOptions.start)
     projects = site.maintenance_projects if site else ReconstructOptions.maintenance_projects
+    policy = site_policy(site or SiteConfig(name=site_name, display_name=site_name), window["rules_path"])
     return ReconstructOptions(site=site_name, start=start, end=window["end"], step=window["step"],
-                              maintenance_projects=projects, snapshot_time=window["snapshot_time"]), snapshot_dir
+                              maintenance_projects=projects, snapshot_time=window["snapshot_time"],
+                              **policy), snapshot_dir
 
 
 def newest_snapshot(site_dir: Path) -> Path:

@@ -24,8 +24,10 @@ from exporter.run import STAGES, run_site
 @click.option("--blocks/--no-blocks", default=True, show_default=True, help="Create TSDB blocks with promtool.")
 @click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
 @click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts.")
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Manual rules file (docs/rules.md) [default: the site's rules: from the config, if any].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, quiet):
+def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, rules_path, quiet):
     """Extract the site's databases (or use --snapshot), reconstruct its history from the site's
     history_start, and backfill it (OpenMetrics files + promtool blocks), printing the next steps.
 
@@ -35,7 +37,7 @@ def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path
     """
     result = run_site(load_config(config_path), site_name, snapshot_dir=snapshot_dir, out_dir=out_dir,
                       blocks=blocks, promtool=promtool_path, mimir=mimir,
-                      progress=for_cli(quiet=quiet, stages=STAGES))
+                      progress=for_cli(quiet=quiet, stages=STAGES), rules_path=rules_path)
     click.echo(f"snapshot: {result.snapshot_dir}\n{result.reconstruct_summary}\n")
     click.echo(summary(result.backfill))
     click.echo("\n" + next_steps(result.backfill))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import Duration, config_option
+from exporter.rulesfile import site_policy
 
 PASSWORD_ENV = "USAGE_EXPORTER_BASIC_AUTH_PASSWORD"
 
@@ -59,8 +61,10 @@ Examples:
               help="Re-read every table completely this often (catches hard deletes); "
                    "in between only changed rows are read.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Manual rules file for every served site (docs/rules.md) [default: each site's rules:].")
 def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_file, auth, full_reload,
-            log_level):
+            log_level, rules_path):
     from exporter.config import load_config
     from exporter.live import serve_config
 
@@ -70,6 +74,11 @@ def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_f
     config = load_config(config_path)
     for name in sites:
         config.site(name)  # unknown site: one clear error before anything starts
+    if rules_path is not None:
+        config = dataclasses.replace(config, sites={name: dataclasses.replace(site, rules_file=rules_path)
+                                                    for name, site in config.sites.items()})
+    for site in config.sites.values():
+        site_policy(site)  # a bad rules file: one clear error before anything starts
 
     def ready(exporter) -> None:
         click.echo(f"serving {', '.join(exporter.refreshers)} on {exporter.url}/metrics "

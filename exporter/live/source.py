@@ -59,10 +59,13 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     can reach past C (``recent_tables``): counters are then ``since.counters`` + ∫ over [C, now).
     """
     from exporter.reconstruct import spans_from_tables
+    from exporter.rulesfile import site_policy
     from exporter.timeline import counters_until, levels_at
 
+    # The same rules, priority and inference as the backfill, so the present continues the past.
     span_set = spans_from_tables({name: frame.lazy() for name, frame in tables.items()}, site=site.name,
-                                 snapshot_time=now, maintenance_projects=site.maintenance_projects)
+                                 snapshot_time=now, maintenance_projects=site.maintenance_projects,
+                                 **site_policy(site))
     spans = _collected(span_set.spans)
     origin = since.at if since is not None else site.history_start
     counters = _usage_frame(counters_until(spans, origin=origin, at=now))
