@@ -62,9 +62,11 @@ def main() -> None:
         true = truth["node_hours"].get(level, 0.0)
         report[f"{level}_fraction"] = round(rebuilt.get(level, 0.0) / true, 4) if true else None
     gone, proven = truth["blazar"]["gone_committed_node_hours"], truth["blazar"]["provable_committed_node_hours"]
-    kept = truth["node_hours"].get("committed", 0.0) - gone
-    report["committed_recovered_of_gone"] = round((rebuilt.get("committed", 0.0) - kept) / gone, 4) if gone else None
+    inferred = node_hours(rec.spans.filter(pl.col("source") == "inference"), end=site.end)
+    report["inferred"] = inferred
+    report["committed_inferred_of_gone"] = round(inferred.get("committed", 0.0) / gone, 4) if gone else None
     report["committed_provable_of_gone"] = round(proven / gone, 4) if gone else None
+    report["committed_inferred_over_provable"] = round(inferred.get("committed", 0.0) / proven, 4) if proven else None
     print(json.dumps(report, indent=1, default=str))
 
 

@@ -77,13 +77,14 @@ def upstream_losses(world: World, *, variant: str) -> dict[str, float]:
     """Truth the upstream variant cannot show directly, in node-hours (truth.json ``blazar``).
 
     ``gone_committed``/``gone_maintenance``: allocation hours whose row upstream deletes (every
-    ended or replaced allocation, and all of an early-deleted lease's). ``provable_committed``:
-    the part of those hours during which a launched reserved instance of the same reservation
-    ran on the host (what the instances alone prove). ``orphaned_occupied``: hours of launched
+    ended or replaced allocation, and all of an early-deleted lease's). ``provable_committed``/
+    ``provable_maintenance``: the part of those hours during which a launched reserved instance
+    of the same reservation ran on the host (what the instances alone prove). ``orphaned_occupied``: hours of launched
     reserved instances whose allocation row is gone.
     """
     out = {"gone_committed_node_hours": 0.0, "gone_maintenance_node_hours": 0.0,
-           "provable_committed_node_hours": 0.0, "orphaned_occupied_node_hours": 0.0}
+           "provable_committed_node_hours": 0.0, "provable_maintenance_node_hours": 0.0,
+           "orphaned_occupied_node_hours": 0.0}
     if variant == "chameleon":
         return out
     runs = _reserved_runs(world)
@@ -98,7 +99,8 @@ def upstream_losses(world: World, *, variant: str) -> dict[str, float]:
             kind = "gone_maintenance_node_hours" if lease.maintenance else "gone_committed_node_hours"
             out[kind] += max(0, end - start) / HOUR * share
             key = (lease.reservation_id, alloc.host.hostname)
-            out["provable_committed_node_hours"] += _covered(runs.get(key, []), start, end) / HOUR * share
+            provable = "provable_maintenance_node_hours" if lease.maintenance else "provable_committed_node_hours"
+            out[provable] += _covered(runs.get(key, []), start, end) / HOUR * share
             orphaned.add(key)
     for inst in world.instances:
         if inst.launched is not None and inst.host is not None and (
