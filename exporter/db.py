@@ -15,32 +15,107 @@ This is the only module besides ``extract``/``sitegen`` that knows about engines
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from exporter.errors import DatabaseError
+from exporter.errors import ConfigError, DatabaseError
 
 KNOWN_SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "zun", "openstack_audit", "chameleon_usage")
 
 
-def masked(url: str | URL) -> str:
-    """The URL as text with any password replaced by ``***``."""
+def parse_url(url: str | URL) -> URL:
+    """A database URL, read the way people write them.
+
+    The password may hold any character, also a raw ``@``, ``:``, ``/`` or ``?``: the userinfo
+    ends at the ``@`` followed by a plausible ``host[:port]`` (SQLAlchemy alone takes a raw ``@``'s
+    tail as the host and prints it in "cannot connect to" messages); a ``?password=`` value may
+    hold them too. An unparsable URL is a ConfigError that does not repeat it.
+    """
+    if isinstance(url, URL):
+        return url
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    at = _userinfo_end(rest) if sep and not scheme.startswith("sqlite") else None
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL: show nothing that could be secret
+        if at is None:
+            return make_url(text)
+        user, colon, password = rest[:at].partition(":")
+        userinfo = quote(unquote(user), safe="") + (colon + quote(unquote(password), safe="") if colon else "")
+        head, mark, query = rest[at + 1:].partition("?")
+        parsed = make_url(f"{scheme}://{userinfo}@{head}")
+        return parsed.update_query_string(query) if mark else parsed
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        raise ConfigError("the database URL cannot be parsed (not shown: it may hold a password); "
+                          "percent-encode special characters in user and password") from None
+
+
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^@/?:\[\]]*)(:[0-9]*)?([/?].*)?", re.DOTALL)
+
+
+def _userinfo_end(rest: str) -> int | None:
+    """Index of the ``@`` that ends the userinfo in ``rest`` (the URL after ``://``), None without one.
+
+    Candidates are the ``@`` followed by ``host[:port]`` and then ``/``, ``?`` or the end; of those,
+    the last whose userinfo holds no ``/`` or ``?`` (else the last): ``u:p@ss@h`` -> ``u:p@ss``,
+    ``u@h/?password=a@b`` -> ``u``.
+    """
+    candidates = [i for i, char in enumerate(rest) if char == "@" and _HOST_PORT.fullmatch(rest, i + 1)]
+    clean = [i for i in candidates if not set(rest[:i]) & set("/?")]
+    return (clean or candidates or [None])[-1]
+
+
+# Query parameters that hold a secret in some driver (pymysql password/passwd, libpq sslpassword, ...).
+_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|credential|auth", re.IGNORECASE)
+_seen_secrets: set[str] = set()  # every password open_engine was given, scrubbed from messages
+
+
+def _remember_secrets(url: URL) -> URL:
+    values = [url.password] + [v for k, v in url.query.items() if _SECRET_PARAMETER.search(k)]
+    for value in values:
+        for item in (value,) if isinstance(value, str) else (value or ()):
+            if item and len(item) >= 3:
+                _seen_secrets.add(item)
+    return url
+
+
+def masked(url: str | URL) -> str:
+    """The URL as text with every password (userinfo or query parameter) replaced by ``***``."""
+    try:
+        parsed = parse_url(url)
+    except ConfigError:  # an unparsable URL: show nothing that could be secret
         return "<unparsable database URL>"
+    query = {key: ("***" if _SECRET_PARAMETER.search(key) else value) for key, value in parsed.query.items()}
+    return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
+
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL in it masked and every password seen so far replaced by ``***``."""
+    def masked_match(match: re.Match) -> str:
+        token = match.group(0)
+        core = token.rstrip(":;,.)'\"")
+        return masked(core) + token[len(core):]
+
+    text = _URL_IN_TEXT.sub(masked_match, text)
+    for secret in sorted(_seen_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _scrub(text)
 
 
 def is_sqlite(url: str | URL) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+    return parse_url(url).get_backend_name() == "sqlite"
 
 
 def sqlite_schema_file(url: str | URL, physical: str) -> Path:
     """Where a schema lives for a SQLite URL: beside the main file, as ``<physical>.sqlite``."""
-    main = make_url(url).database
+    main = parse_url(url).database
     if not main or main == ":memory:":
         raise DatabaseError("SQLite URLs must name a file, e.g. sqlite:///demo/site.sqlite", kind="connection_error")
     return Path(main).resolve().parent / f"{physical}.sqlite"
@@ -59,7 +134,7 @@ def open_engine(
     Read-only engines (the default) start every transaction READ ONLY on MySQL and open SQLite
     files with ``mode=ro``, so a bug here cannot write to a production database.
     """
-    url = make_url(url)
+    url = _remember_secrets(parse_url(url))
     mapping = {schema: (databases or {}).get(schema, schema) for schema in KNOWN_SCHEMAS}
     mapping.update(databases or {})
     backend = url.get_backend_name()
@@ -135,7 +210,7 @@ def classify(exc: BaseException, *, what: str) -> DatabaseError:
         "connection_error": f"cannot connect ({_first_line(orig)})",
     }
     kind = kind or "query_error"
-    return DatabaseError(f"{what}: {messages.get(kind, _first_line(orig))}", kind=kind)
+    return DatabaseError(redact(f"{what}: {messages.get(kind, _first_line(orig))}"), kind=kind)
 
 
 # Driver error codes first (a 1044 message also says "access denied for user"), then message text.

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="usage-exporter", standalone_mode=False)
     except UsageExporterError as err:
-        click.secho(f"error: {err}", fg="red", err=True)
+        from exporter.db import redact  # a last guard: no URL password in any error line
+
+        click.secho(f"error: {redact(str(err))}", fg="red", err=True)
         sys.exit(err.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
