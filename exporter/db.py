@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -118,7 +119,7 @@ def sqlite_schema_file(url: str | URL, physical: str) -> Path:
     main = parse_url(url).database
     if not main or main == ":memory:":
         raise DatabaseError("SQLite URLs must name a file, e.g. sqlite:///demo/site.sqlite", kind="connection_error")
-    return Path(main).resolve().parent / f"{physical}.sqlite"
+    return _schema_file(Path(main).resolve().parent, physical)
 
 
 def open_engine(
@@ -171,19 +172,29 @@ def _sqlite_engine(url: URL, mapping: Mapping[str, str], *, writable: bool) -> E
     elif not main_path.exists():
         raise DatabaseError(f"SQLite database {main_path} does not exist", kind="connection_error")
     mode = "rwc" if writable else "ro"
-    engine = sa.create_engine(
-        f"sqlite:///file:{main_path}?mode={mode}&uri=true",
-        poolclass=sa.pool.NullPool,
-    )
+    schema_files = {logical: _schema_file(main_path.parent, physical) for logical, physical in mapping.items()}
 
-    @sa.event.listens_for(engine, "connect")
-    def _attach(dbapi_conn, _record):
-        for logical, physical in mapping.items():
-            path = main_path.parent / f"{physical}.sqlite"
+    def connect() -> sqlite3.Connection:
+        # URIs from Path.as_uri() percent-encode ?, # and %, so no file name can add URI parameters
+        # (mode=rw); the URI is bound as a parameter and the alias quoted, so no name becomes SQL.
+        conn = sqlite3.connect(f"{main_path.as_uri()}?mode={mode}", uri=True, check_same_thread=False)
+        for logical, path in schema_files.items():
             if writable or path.exists():
-                dbapi_conn.execute(f"ATTACH DATABASE 'file:{path}?mode={mode}' AS \"{logical}\"")
+                conn.execute(f"ATTACH DATABASE ? AS {_sqlite_identifier(logical)}", (f"{path.as_uri()}?mode={mode}",))
+        return conn
 
-    return engine
+    return sa.create_engine("sqlite://", creator=connect, poolclass=sa.pool.NullPool)
+
+
+def _schema_file(folder: Path, physical: str) -> Path:
+    """``<folder>/<physical>.sqlite``; a name that is a path (``../x``, ``/etc/x``) is refused."""
+    if not physical or "/" in physical or "\\" in physical or "\0" in physical or physical in (".", ".."):
+        raise DatabaseError(f"SQLite database name {physical!r} is not a plain file name", kind="connection_error")
+    return folder / f"{physical}.sqlite"
+
+
+def _sqlite_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def classify(exc: BaseException, *, what: str) -> DatabaseError:
