@@ -34,6 +34,15 @@ NUMBER_RANGES = {
     "query_timeout": (1.0, 86400.0, "seconds"),
     "live_holdback_hours": (0.01, 24.0 * 366, "hours"),
 }
+_SITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_site_name(name: str) -> str:
+    """``name`` if it can be a directory and a label value as it is (``demo-chi``), else ConfigError."""
+    if not _SITE_NAME.fullmatch(name):
+        raise ConfigError(f"site name {name!r} must be letters, digits, '_', '.' or '-', starting with a "
+                          "letter or digit (it names directories)")
+    return name
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class SiteConfig:
     inference: str = "auto"  # auto | on | off (exporter.priority)
 
     def __post_init__(self) -> None:
+        check_site_name(self.name)
         for key in NUMBER_RANGES:
             object.__setattr__(self, key, _number(getattr(self, key), key, f"sites.{self.name}.{key}"))
         _plausible(self.history_start, f"sites.{self.name}.history_start")

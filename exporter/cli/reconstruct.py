@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import DateTime, Duration, config_option
-from exporter.config import SiteConfig, load_config
+from exporter.config import SiteConfig, check_site_name, load_config
 from exporter.rulesfile import site_policy
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import for_cli
@@ -53,6 +53,7 @@ def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, c
 
 def _resolve(snapshot_dir, site_name, config_path, **window) -> tuple[ReconstructOptions, Path]:
     """Options from the command line, filled from the site's config entry when there is one."""
+    check_site_name(site_name)  # it names directories and labels
     config = load_config(config_path) if config_path and Path(config_path).exists() else None
     site = config.find_site(site_name, resolve_env=False) if config else None
     if snapshot_dir is None:
