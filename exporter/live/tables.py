@@ -221,11 +221,17 @@ def row_count(conn: Connection, source: SourceTable) -> int:
 def statement_time_bound(conn: Connection, seconds: float) -> Iterator[None]:
     """On MariaDB, the server aborts any statement of this connection running over ``seconds``.
 
-    Reset afterwards, so the pooled connection does not bound later full reads.
+    Reset afterwards on every path, failures included, so the pooled connection does not bound
+    later full reads; a connection that cannot be reset is invalidated (never pooled again).
     """
-    mariadb = getattr(conn.dialect, "is_mariadb", False)
-    if mariadb:
-        conn.exec_driver_sql(f"SET SESSION max_statement_time = {float(seconds):.3f}")
-    yield
-    if mariadb:
-        conn.exec_driver_sql("SET SESSION max_statement_time = 0")
+    if not getattr(conn.dialect, "is_mariadb", False):
+        yield
+        return
+    conn.exec_driver_sql(f"SET SESSION max_statement_time = {float(seconds):.3f}")
+    try:
+        yield
+    finally:
+        try:
+            conn.exec_driver_sql("SET SESSION max_statement_time = 0")
+        except (sa.exc.SQLAlchemyError, OSError):
+            conn.invalidate()
