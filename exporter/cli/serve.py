@@ -17,7 +17,7 @@ PASSWORD_ENV = "USAGE_EXPORTER_BASIC_AUTH_PASSWORD"
 
 def _basic_auth(ctx: click.Context, param: click.Parameter, user: str | None):
     """Build BasicAuth from the user option + a password from a file or the environment."""
-    from exporter.live.server import BasicAuth
+    from exporter.live.auth import BasicAuth
 
     if not user:
         return None

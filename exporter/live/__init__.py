@@ -6,7 +6,8 @@ Layout (one concept per module):
 - ``refresh``: one background thread per site computing usage on an interval, with backoff;
 - ``tables`` / ``source``: incremental reads of the live databases and the reconstruct engine
   applied to them (the same code as ``reconstruct``);
-- ``server``: the HTTP endpoint (landing page, /metrics, TLS, basic auth).
+- ``server`` / ``pool`` / ``auth``: the HTTP endpoint (landing page, /metrics, TLS), its bounded
+  connection handling, basic auth with per-address throttling.
 
 :class:`LiveExporter` wires them; :func:`serve` runs it until SIGTERM/SIGINT.
 """

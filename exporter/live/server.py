@@ -1,57 +1,43 @@
 """HTTP endpoint: ``/`` landing page, ``/metrics`` exposition; optional TLS and basic auth.
 
-A threaded WSGI server (one thread per request) in front of prometheus-client's own exposition
-app, so content negotiation (text / OpenMetrics) and gzip are prometheus-client's.
+Behaviour (documented in docs/live.md):
+- ``GET`` and ``HEAD`` on ``/`` and ``/metrics``; any other method 405, any other path 404;
+- the only query parameter is ``name[]`` on ``/metrics`` (prometheus-client's filter: only the
+  named families, repeatable, at most MAX_NAMES); anything else is 400, so no query string can
+  reach an undocumented code path;
+- every ``/metrics`` response comes from CachedExposition: rendered once per published state and
+  (format, gzip, filter), so a burst of scrapes costs dictionary lookups;
+- basic auth failures are logged and throttled per client address (exporter.live.auth);
+- connections are served by exporter.live.pool (bounded threads, listen backlog 512).
 """
 
 from __future__ import annotations
 
-import base64
 import gzip
-import hashlib
-import hmac
 import html
+import io
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from urllib.parse import parse_qsl
+from wsgiref.simple_server import WSGIRequestHandler
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter.errors import ConfigError
+from exporter.live.auth import AuthThrottle, BasicAuth
+from exporter.live.pool import Limits, PooledServer
+
+__all__ = ["AuthThrottle", "BasicAuth", "CachedExposition", "MetricsServer", "exporter_app", "parse_listen"]
 
 REALM = "usage-exporter"
-
-
-@dataclass(frozen=True)
-class BasicAuth:
-    """One user and the SHA-256 of its password (the clear password is not kept)."""
-
-    user: str
-    password_sha256: bytes
-
-    @classmethod
-    def from_password(cls, user: str, password: str) -> "BasicAuth":
-        if not user or not password:
-            raise ConfigError("basic auth needs a non-empty user and password")
-        return cls(user, hashlib.sha256(password.encode()).digest())
-
-    def allows(self, header: str | None) -> bool:
-        """Whether an ``Authorization`` header carries this user and password (constant time)."""
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return False
-        user_ok = hmac.compare_digest(user.encode(), self.user.encode())
-        password_ok = hmac.compare_digest(hashlib.sha256(password.encode()).digest(), self.password_sha256)
-        return user_ok and password_ok
+METHODS = ("GET", "HEAD")
+FILTER = "name[]"
+MAX_NAMES = 64  # name[] values per request
+MAX_FILTERS = 32  # distinct name[] filters cached per published state
 
 
 def landing_page(sites: list[str]) -> bytes:
@@ -64,83 +50,140 @@ def landing_page(sites: list[str]) -> bytes:
     ).encode()
 
 
+def metric_filter(query: str) -> tuple[str, ...] | None:
+    """The sorted ``name[]`` values of a /metrics query ((): no filter); None if anything else is in it."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query), max_num_fields=MAX_NAMES)
+    except ValueError:
+        return None
+    if any(key != FILTER for key, _ in pairs):
+        return None
+    return tuple(sorted({value for _, value in pairs}))
+
+
 class CachedExposition:
-    """WSGI app for ``/metrics`` that renders the registry once per published state.
+    """Renders ``/metrics`` once per published state and (content type, gzip, name filter).
 
     ``states()`` returns the objects the output depends on (the immutable site states); while
-    they are the same objects, the encoded bytes per (content type, gzip) are reused, so a scrape
-    costs a dictionary lookup. Anything unusual (``name[]`` filters, non-GET) goes to
-    prometheus-client's own app.
+    they are the same objects, the encoded bytes are reused, so a scrape costs a dictionary
+    lookup. At most MAX_FILTERS distinct ``name[]`` filters are kept per state (more are rendered
+    each time), so odd filters cannot grow memory.
     """
 
     def __init__(self, registry: CollectorRegistry, states: Callable[[], Sequence[object]]) -> None:
         self._registry = registry
         self._states = states
-        self._fallback = make_wsgi_app(registry)
-        self._cache: tuple[tuple[object, ...], dict[tuple[str, bool], bytes]] = ((), {})
+        self._cache: tuple[tuple[object, ...], dict[tuple, bytes]] = ((), {})
 
-    def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
-            return self._fallback(environ, start_response)
-        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT"))
-        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
-        body = self._body(encoder, content_type, gzipped)
+    def body(self, accept: str | None, accept_encoding: str | None, names: tuple[str, ...]
+             ) -> tuple[bytes, list[tuple[str, str]]]:
+        encoder, content_type = choose_encoder(accept)
+        gzipped = gzip_accepted(accept_encoding)
         headers = [("Content-Type", content_type)] + ([("Content-Encoding", "gzip")] if gzipped else [])
-        start_response("200 OK", headers)
-        return [body]
-
-    def _body(self, encoder, content_type: str, gzipped: bool) -> bytes:
         states = tuple(self._states())
         cached_states, bodies = self._cache
         if len(states) != len(cached_states) or any(a is not b for a, b in zip(states, cached_states)):
             bodies = {}
             self._cache = (states, bodies)  # holding the states keeps their identities unique
-        body = bodies.get((content_type, gzipped))
+        key = (content_type, gzipped, names)
+        body = bodies.get(key)
         if body is None:
-            body = encoder(self._registry)
-            body = gzip.compress(body) if gzipped else body
-            bodies[(content_type, gzipped)] = body
-        return body
+            body = encoder(_Filtered(self._registry, names) if names else self._registry)
+            body = gzip.compress(body, mtime=0) if gzipped else body
+            if not names or sum(1 for cached in bodies if cached[2]) < MAX_FILTERS:
+                bodies[key] = body
+        return body, headers
 
 
-def exporter_app(registry: CollectorRegistry, *, sites: list[str], auth: BasicAuth | None = None,
-                 states: Callable[[], Sequence[object]] | None = None):
-    """WSGI app: ``/`` landing page, ``/metrics`` exposition, anything else 404.
+class _Filtered:
+    """The registry's families with only the samples named in ``names`` (prometheus-client's name[] rule).
 
-    With ``states``, ``/metrics`` output is cached per published state (see CachedExposition).
+    prometheus-client's own restricted registry skips collectors without described names, which
+    is every collector here (describe() is empty so registering does not collect).
     """
-    metrics_app = CachedExposition(registry, states) if states is not None else make_wsgi_app(registry)
+
+    def __init__(self, registry: CollectorRegistry, names: tuple[str, ...]) -> None:
+        self._registry = registry
+        self._names = set(names)
+
+    def collect(self):
+        for metric in self._registry.collect():
+            samples = [sample for sample in metric.samples if sample.name in self._names]
+            if samples:
+                kept = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+                kept.samples = samples
+                yield kept
+
+
+def exporter_app(registry: CollectorRegistry, *, sites: list[str], states: Callable[[], Sequence[object]],
+                 auth: BasicAuth | None = None):
+    """WSGI app for ``/`` and ``/metrics`` (see the module docstring for the rules)."""
+    exposition = CachedExposition(registry, states)
     landing = landing_page(sites)
 
     def app(environ, start_response):
-        if auth is not None and not auth.allows(environ.get("HTTP_AUTHORIZATION")):
-            start_response("401 Unauthorized", [("WWW-Authenticate", f'Basic realm="{REALM}"'),
-                                                ("Content-Type", "text/plain; charset=utf-8")])
-            return [b"401 Unauthorized\n"]
-        path = environ.get("PATH_INFO", "")
-        if path == "/metrics":
-            return metrics_app(environ, start_response)
+        def answer(status: str, body: bytes, headers=(("Content-Type", "text/plain; charset=utf-8"),)):
+            start_response(status, [*headers, ("Content-Length", str(len(body)))])
+            return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+
+        if auth is not None:
+            refused = auth.check(environ.get("HTTP_AUTHORIZATION"), environ.get("REMOTE_ADDR", ""))
+            if refused == 429:
+                wait = str(auth.throttle.retry_after(environ.get("REMOTE_ADDR", "")) or 1)
+                return answer("429 Too Many Requests", b"429 Too Many Requests: too many failed logins\n",
+                              (("Retry-After", wait), ("Content-Type", "text/plain; charset=utf-8")))
+            if refused == 401:
+                return answer("401 Unauthorized", b"401 Unauthorized\n",
+                              (("WWW-Authenticate", f'Basic realm="{REALM}"'),
+                               ("Content-Type", "text/plain; charset=utf-8")))
+        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
+        if path not in ("/", "/metrics"):
+            return answer("404 Not Found", b"404 Not Found: see /metrics\n")
+        if environ.get("REQUEST_METHOD") not in METHODS:
+            return answer("405 Method Not Allowed", b"405 Method Not Allowed: use GET or HEAD\n",
+                          (("Allow", ", ".join(METHODS)), ("Content-Type", "text/plain; charset=utf-8")))
+        names = metric_filter(query) if path == "/metrics" else (None if query else ())
+        if names is None:
+            return answer("400 Bad Request", f"400 Bad Request: the only query parameter is {FILTER} on /metrics "
+                          f"(at most {MAX_NAMES} metric names)\n".encode())
         if path == "/":
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-            return [landing]
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-        return [b"404 Not Found: see /metrics\n"]
+            return answer("200 OK", landing, (("Content-Type", "text/html; charset=utf-8"),))
+        body, headers = exposition.body(environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"), names)
+        return answer("200 OK", body, headers)
 
     return app
 
 
 class _Handler(WSGIRequestHandler):
-    """Quiet handler; finishes the TLS handshake in the request thread, not the accept loop."""
+    """One request whose head the pool already read: parse it, run the app, answer. No logging."""
 
-    timeout = 30  # a stuck client cannot hold a thread forever
+    default_request_version = "HTTP/1.0"  # errors for garbage request lines get a status line
 
     def setup(self) -> None:
-        super().setup()
-        if isinstance(self.connection, ssl.SSLSocket):
-            self.connection.do_handshake()
+        self.connection, head = self.request
+        self.rfile = io.BytesIO(head)
+        self.wfile = self.connection.makefile("wb")
+
+    def finish(self) -> None:
+        try:
+            self.wfile.flush()
+        finally:
+            self.wfile.close()
 
     def log_message(self, format, *args) -> None:  # noqa: A002 - signature from http.server
         pass
+
+
+class _WsgiSite:
+    """What WSGIRequestHandler needs from its server: the app and the base environment."""
+
+    def __init__(self, app, host: str, port: int) -> None:
+        self.app = app
+        self.base_environ = {"SERVER_NAME": host, "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PORT": str(port),
+                             "REMOTE_HOST": "", "CONTENT_LENGTH": "", "SCRIPT_NAME": ""}
+
+    def get_app(self):
+        return self.app
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -153,30 +196,23 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 class MetricsServer:
-    """Serves ``app`` on ``listen`` in a background thread; ``stop()`` shuts it down."""
+    """Serves the WSGI ``app`` on ``listen`` from background threads; ``stop()`` shuts it down."""
 
-    def __init__(self, app, listen: str, *, tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    def __init__(self, app, listen: str, *, tls_cert: str | None = None, tls_key: str | None = None,
+                 header_timeout: float = Limits.header_timeout) -> None:
         host, port = parse_listen(listen)
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-
-        class Server(ThreadingMixIn, WSGIServer):
-            daemon_threads = True
-            address_family = family
-
-            def handle_error(self, request, client_address) -> None:
-                """A client that hung up or spoke plain HTTP to TLS: no traceback on stderr."""
-
+        limits = Limits(header_timeout=header_timeout)
         try:
-            self._httpd = make_server(host, port, app, Server, handler_class=_Handler)
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+            listener = socket.create_server((host, port), family=family, backlog=limits.backlog)
         except OSError as err:
             raise ConfigError(f"cannot listen on {listen}: {err.strerror}") from None
         self.tls = bool(tls_cert)
-        if tls_cert:
-            self._httpd.socket = tls_context(tls_cert, tls_key).wrap_socket(
-                self._httpd.socket, server_side=True, do_handshake_on_connect=False)
-        self.port = self._httpd.server_address[1]
-        self.host = host
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
+        context = tls_context(tls_cert, tls_key) if tls_cert else None
+        self.host, self.port = host, listener.getsockname()[1]
+        site = _WsgiSite(app, host, self.port)
+        self._pool = PooledServer(listener, lambda sock, head, address: _Handler((sock, head), address, site),
+                                  limits=limits, tls=context)
 
     @property
     def url(self) -> str:
@@ -185,11 +221,10 @@ class MetricsServer:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def start(self) -> None:
-        self._thread.start()
+        self._pool.start()
 
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._pool.stop()
 
 
 def tls_context(cert: str, key: str | None) -> ssl.SSLContext:
