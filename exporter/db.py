@@ -215,7 +215,9 @@ def classify(exc: BaseException, *, what: str) -> DatabaseError:
         kind = "timeout"
     messages = {
         "auth_error": "access denied (check the user and password)",
-        "permission_denied": "permission denied (missing GRANT SELECT?)",
+        # MariaDB/MySQL answer "denied", not "doesn't exist", for a table the user has no grant on
+        "permission_denied": "absent or not granted (no such table, or no SELECT on it for this user: "
+                             "see `usage-exporter grants`)",
         "missing": "does not exist",
         "timeout": "query timed out",
         "connection_error": f"cannot connect ({_first_line(orig)})",

@@ -6,8 +6,8 @@ import click
 
 from exporter.cli.options import config_option
 from exporter.config import load_config
-from exporter.extract import grant_statements, prefixed_databases
-from exporter.sources import declared_tables
+from exporter.extract import prefixed_databases
+from exporter.grants import column_grants, create_user_guidance, table_grants
 
 
 @click.command("grants")
@@ -16,21 +16,36 @@ from exporter.sources import declared_tables
 @click.option("--site", "site_name", default=None, metavar="NAME",
               help="Use this configured site's physical database names.")
 @click.option("--db-prefix", default=None, metavar="P", help="Physical database names are P<schema>.")
+@click.option("--columns", is_flag=True,
+              help="Grant only the columns the tool reads (one statement per column), so the user cannot "
+                   "read e.g. instances.user_data or key_data. Recommended.")
 @config_option
-def command(user, host, site_name, db_prefix, config_path) -> None:
-    """Print GRANT SELECT statements for exactly the tables `extract` reads.
+def command(user, host, site_name, db_prefix, columns, config_path) -> None:
+    """Print GRANT SELECT statements for exactly the tables (or columns) `extract` and `serve` read.
 
-    Pipe them into the mysql client as an administrator. Statements for optional tables come
-    last: MySQL/MariaDB refuse a GRANT on a table that does not exist, so run with
-    `mysql --force` (or drop those lines) on sites without them.
+    Create the user first (the output starts with the CREATE USER to run), then pipe the
+    statements into the mysql client as an administrator. Statements for optional tables come
+    last: MySQL/MariaDB refuse a GRANT on a table (or column) that does not exist, so run with
+    `mysql --force`; those failures are harmless.
+
+    \b
+    Example:
+      usage-exporter grants --user usage_ro --host 10.0.0.5 --site chi_uc --columns \\
+          | mysql --force -u root -p
     """
     databases = load_config(config_path).site(site_name, resolve_env=False).databases if site_name else {}
     if db_prefix:
         databases = {**databases, **prefixed_databases(db_prefix)}
-    statements = grant_statements(user, host, databases)
-    required = sum(1 for source in declared_tables() if not source.optional)
-    click.echo(f"-- read-only access for usage-exporter: {len(statements)} tables")
-    for index, statement in enumerate(statements):
-        if index == required:
-            click.echo("-- optional tables (a GRANT fails harmlessly if the table does not exist):")
+    grants = (column_grants if columns else table_grants)(user, host, databases)
+    tables = len({source.name for source, _ in grants})
+    for line in create_user_guidance(user, host):
+        click.echo(line)
+    click.echo(f"-- read-only access for usage-exporter: {tables} tables"
+               + (f", {len(grants) - tables} columns (one GRANT per column; REFERENCES per table only "
+                  "lets reflection read the table definition, no data)" if columns else ""))
+    optional_started = False
+    for source, statement in grants:
+        if source.optional and not optional_started:
+            click.echo("-- optional tables (a GRANT fails harmlessly if the table or column does not exist):")
+            optional_started = True
         click.echo(f"{statement};")
