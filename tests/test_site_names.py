@@ -21,7 +21,7 @@ def _config(tmp_path, site: str) -> str:
 
 @pytest.mark.parametrize("name", ["demo-chi", "chi_uc", "kvm.tacc", "7", "A-1_b.c"])
 def test_ordinary_site_names_are_valid(tmp_path, name):
-    assert list(load_config(_config(tmp_path, name), environ={}).sites) == [name]
+    assert list(load_config(_config(tmp_path, name), environ={}).site_names) == [name]
 
 
 @pytest.mark.parametrize("name", ["../../../x", "..", ".hidden", "-x", "a/b", "a\\\\b", "x y", "", "chi\u00e9"])
