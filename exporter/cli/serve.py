@@ -75,9 +75,9 @@ def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_f
     for name in sites:
         config.site(name)  # unknown site: one clear error before anything starts
     if rules_path is not None:
-        config = dataclasses.replace(config, sites={name: dataclasses.replace(site, rules_file=rules_path)
-                                                    for name, site in config.sites.items()})
-    for site in config.sites.values():
+        config = dataclasses.replace(config, unresolved_sites={
+            name: dataclasses.replace(site, rules_file=rules_path) for name, site in config.unresolved_sites.items()})
+    for site in config.unresolved_sites.values():
         site_policy(site)  # a bad rules file: one clear error before anything starts
 
     def ready(exporter) -> None:
