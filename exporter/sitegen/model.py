@@ -30,7 +30,6 @@ STEIN = ts(dt.datetime(2019, 4, 10))  # ironic compute_nodes report 0 vcpus/memo
 NOVA_PURGE_BEFORE = ts(dt.datetime(2018, 1, 1))  # soft-deleted compute_nodes purged before
 BLAZAR_SOFT_DELETE_SINCE = ts(dt.datetime(2022, 6, 1))  # computehosts deleted before: gone
 BLAZAR_UUID_IDS_SINCE = ts(dt.datetime(2022, 5, 1))  # new computehost ids are UUIDs
-LEGACY_UNTIL = dt.date(2023, 1, 1)  # legacy usage cache rows stop here
 AUDIT_SINCE = ts(dt.datetime(2025, 6, 1))  # openstack_audit triggers deployed (backfill rows before)
 
 

@@ -23,7 +23,8 @@ from exporter.sitegen.render_control import render_audit, render_services
 from exporter.sitegen.render_activity import broken_rows, render_instances, render_leases
 from exporter.sitegen.render_lifecycles import render_sizes_and_moves
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
-from exporter.sitegen.truth import legacy_usage_cache, node_hours, truth_spans
+from exporter.sitegen.legacy import legacy_usage_cache
+from exporter.sitegen.truth import node_hours, truth_spans
 from exporter.sitegen.upstream import BLAZAR_VARIANTS, as_upstream, upstream_losses
 from exporter.sitegen.truth_pools import blazar_evident_since, pool_hours, truth_pools
 from exporter.sitegen.render_control import disabled_by_node_type, ORPHAN_SERVICE
@@ -85,7 +86,7 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
     step("render")
     snapshot = to_dt(world.end)
     spans = truth_spans(world, site=site)
-    cache = legacy_usage_cache(spans, snapshot=snapshot)
+    cache = legacy_usage_cache(spans, snapshot=snapshot, kind=kind, seed=seed)
     rendered["chameleon_usage.node_usage_report_cache"] = RenderedTable(tuple(cache.columns), cache.rows())
     step("truth")
     engine = open_site_engine(url, databases, metadata)

@@ -22,7 +22,7 @@ from exporter.schema import (
     TIME,
     conform,
 )
-from exporter.sitegen.model import LEGACY_UNTIL, Host, Placement, World
+from exporter.sitegen.model import Host, Placement, World
 
 SOURCE = "truth"
 
@@ -144,41 +144,3 @@ def node_hours(spans: pl.DataFrame | pl.LazyFrame, *, snapshot: dt.datetime) -> 
         .sort("level")
         .collect()
     )
-
-
-def legacy_usage_cache(spans: pl.DataFrame, *, snapshot: dt.datetime) -> pl.DataFrame:
-    """Daily node-hours per node_type as the legacy Chameleon report cached them (until 2023).
-
-    reserved = committed, maint = maintenance leases (not the Blazar flag), used = occupied by
-    reserved instances,
-    idle = reserved - used (floored at 0), total = total.
-    """
-    stop = min(snapshot, dt.datetime.combine(LEGACY_UNTIL, dt.time()))
-    levels = {"total": "total_hours", "committed": "reserved_hours", "maintenance": "maint_hours",
-              "occupied": "used_hours"}
-    daily = (
-        spans.lazy()
-        .filter(pl.col("level").is_in(list(levels)) &
-                ((pl.col("level") != "occupied") | (pl.col("booking") == BOOKING_RESERVATION)) &
-                ((pl.col("level") != "maintenance") | pl.col("lease_id").is_not_null()))
-        .with_columns(pl.col("end").fill_null(pl.lit(snapshot).cast(TIME)).clip(upper_bound=pl.lit(stop).cast(TIME)))
-        .filter(pl.col("end") > pl.col("start"))
-        .with_columns(pl.datetime_ranges(pl.col("start").dt.truncate("1d"),
-                                         (pl.col("end") - pl.duration(microseconds=1)).dt.truncate("1d"),
-                                         "1d").alias("day"))
-        .explode("day")
-        .with_columns(((pl.min_horizontal("end", pl.col("day") + pl.duration(days=1))
-                        - pl.max_horizontal("start", "day")).dt.total_seconds() * pl.col("nodes") * 1e6)
-                      .round().cast(pl.Int64).alias("node_us"))  # integers: sums independent of order
-        .group_by(pl.col("day").dt.date().alias("date"), "node_type", "level")
-        .agg((pl.col("node_us").sum() / 3.6e9).alias("h"))
-        .collect()
-        .pivot(on="level", index=["date", "node_type"], values="h")
-    )
-    for level, column in levels.items():
-        daily = daily.with_columns((pl.col(level) if level in daily.columns else pl.lit(0.0))
-                                   .fill_null(0.0).cast(pl.Float64).alias(column))
-    idle = (pl.col("reserved_hours") - pl.col("used_hours")).clip(lower_bound=0.0)
-    return (daily.with_columns(idle.alias("idle_hours"))
-            .select("date", "node_type", "maint_hours", "reserved_hours", "used_hours", "idle_hours", "total_hours")
-            .sort("date", "node_type"))
