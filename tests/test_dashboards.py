@@ -6,16 +6,18 @@ hand-computed integral of the data that went in.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES
-from tests.dashboard_data import NEGATIVE_SITE, SITES, DemoData, build_demo_data
+from tests.dashboard_data import NEGATIVE_SITE, SITES, DemoData, build_demo_data, epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -365,3 +367,34 @@ def test_history_and_live_are_one_series_per_label_set(demo):
     history = as_series(query_values(demo.prometheus, query, time=demo.history_end))
     live = as_series(query_values(demo.prometheus, query, time=demo.live_end))
     assert history.keys() == live.keys() and len(history) == len(result)
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("period", ["day", "week"])
+def test_kpi_report_equals_the_node_hours_dashboard_for_the_same_period(demo, period):
+    """`usage-exporter report` from the timeline the backfill read == the node-hours dashboard's
+    KPI summary over the same calendar period, from Prometheus (complete periods only)."""
+    from exporter.reports.kpi import kpi_table
+
+    dashboard = load(ROOT / "grafana/dashboards/node-hours.json")
+    [kpi_panel] = [p for p in panels_of(dashboard) if p["title"] == "KPI summary by site"]
+    checked = 0
+    for site in SITES:
+        report = kpi_table(demo.timeline.filter(pl.col("site") == site), period=period, step_seconds=3600)
+        by_period = report.filter(pl.col("complete")).group_by("period_start", "period_end").agg(
+            pl.col("node_hours_total", "node_hours_reservable", "node_hours_committed").sum())
+        for start, end, total, reservable, committed in by_period.iter_rows():
+            lo, hi = (epoch(dt.datetime.combine(day, dt.time())) for day in (start, end))
+            if lo < demo.history_start or hi > demo.history_end:
+                continue  # the report period must lie inside the backfilled history
+            values = default_values(dashboard, interval_s=3600, range_s=hi - lo) | {"site": site}
+            got = {}
+            for target in kpi_panel["targets"]:
+                [value] = as_series(query_values(demo.prometheus, substitute(target["expr"], values), time=hi)).values()
+                got[target["refId"]] = next(iter(value.values()))
+            assert got["total"] == pytest.approx(total, rel=1e-9), (site, start)
+            assert got["reservable"] == pytest.approx(reservable, rel=1e-9), (site, start)
+            assert got["committed"] == pytest.approx(committed, rel=1e-9), (site, start)
+            assert got["utilization"] == pytest.approx(committed / reservable, rel=1e-9), (site, start)
+            checked += 1
+    assert checked >= (2 if period == "week" else 20)

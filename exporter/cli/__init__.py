@@ -27,6 +27,8 @@ COMMANDS = {
     "serve": "serve",
     "plot": "plot",
     "dashboards": "dashboards",
+    "compare": "compare",
+    "report": "report",
 }
 
 

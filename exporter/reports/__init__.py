@@ -1,0 +1,113 @@
+"""Reports over a reconstruction's outputs: the legacy comparison (``compare``), KPI tables per
+calendar period (``report``, also into a SQL table) and the coverage table (``report --coverage``).
+Each reads ``timeline.parquet`` / ``audit.json`` / ``rejected.parquet`` of one reconstruction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from exporter.config import Config
+from exporter.errors import SnapshotError, TimelineError
+from exporter.reports import coverage as cov
+from exporter.reports import kpi
+from exporter.reports import legacy as leg
+from exporter.reports.inputs import load_reconstruction
+from exporter.reports.outputs import write_table
+
+KPI_MARKDOWN = ["site", "period_start", "node_type", "complete", *[f"node_hours_{level}" for level in (
+    "total", "reservable", "committed", "maintenance", "occupied", "active", "stopped")], *kpi.RATIOS]
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    nothing_to_compare: str | None  # why there is nothing to compare, else None
+    paths: tuple[Path, ...] = ()
+    summary: pl.DataFrame | None = None
+
+
+def run_compare(out: str | Path, *, snapshot_dir: str | Path | None = None, out_dir: str | Path | None = None,
+                config: Config | None = None, figure: bool = True) -> CompareResult:
+    """comparison.parquet/.csv (+ comparison.png) in ``out_dir`` (default: the timeline directory)."""
+    rec = load_reconstruction(out)
+    snapshot = Path(snapshot_dir) if snapshot_dir else rec.snapshot_dir
+    if snapshot is None:
+        raise TimelineError(f"{rec.directory}/audit.json does not record its snapshot; pass --snapshot DIR")
+    legacy = _legacy_table(snapshot)
+    if isinstance(legacy, str):
+        return CompareResult(nothing_to_compare=legacy)
+    site = str(rec.audit.get("site") or rec.timeline["site"].cast(pl.String)[0])
+    leaves = leg.daily_leaves(rec.timeline, step_seconds=rec.step_seconds)
+    evidence = leg.evidence(_rejected(rec.directory), leaves)
+    table = leg.compare(leg.legacy_levels(legacy, site=site), leg.reconstructed_levels(leaves), evidence)
+    if table.height == 0:
+        return CompareResult(nothing_to_compare=f"no legacy day falls inside the reconstructed history ({snapshot})")
+    target = Path(out_dir) if out_dir else rec.directory
+    paths = write_table(table, target, "comparison")
+    if figure:
+        from exporter.reports.figures import comparison_figure
+        comparison_figure(table, config=config).savefig(target / "comparison.png", dpi=100, metadata={"Software": None})
+        paths.append(target / "comparison.png")
+    return CompareResult(None, tuple(paths), leg.summary(table))
+
+
+def _legacy_table(snapshot: Path) -> pl.DataFrame | str:
+    from exporter.snapshot import snapshot_tables
+
+    tables = snapshot_tables(snapshot)
+    if leg.LEGACY_TABLE not in tables:
+        return f"nothing to compare: snapshot {snapshot} has no {leg.LEGACY_TABLE}"
+    try:
+        legacy = tables[leg.LEGACY_TABLE].collect()
+    except pl.exceptions.PolarsError as err:
+        raise SnapshotError(f"{snapshot}: unreadable {leg.LEGACY_TABLE} ({str(err).splitlines()[0][:200]})") from None
+    missing = {"date", "node_type", *[c for cols in leg.LEGACY_LEVELS.values() for c in cols]} - set(legacy.columns)
+    if missing:
+        raise SnapshotError(f"{snapshot}: {leg.LEGACY_TABLE} lacks column(s) {', '.join(sorted(missing))}")
+    if legacy.height == 0:
+        return f"nothing to compare: {leg.LEGACY_TABLE} in {snapshot} has no rows"
+    return legacy
+
+
+def _rejected(directory: Path) -> pl.DataFrame:
+    path = directory / "rejected.parquet"
+    if not path.exists():
+        raise TimelineError(f"no rejected.parquet in {directory} (is it a `usage-exporter reconstruct` output?)")
+    return pl.read_parquet(path, columns=["level", "start", "end", "hours", "rejection_reason"])
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    table: pl.DataFrame
+    paths: tuple[Path, ...]
+    sql_rows: int | None = None
+
+
+def run_report(out: str | Path, *, period: str, out_dir: str | Path | None = None, db_url: str | None = None,
+               table_name: str | None = None) -> ReportResult:
+    """report-<period>.parquet/.csv/.md in ``out_dir`` (default: the timeline directory), and with
+    ``db_url`` + ``table_name`` the same rows into that SQL table (reported periods replaced)."""
+    rec = load_reconstruction(out)
+    table = kpi.kpi_table(rec.timeline, period=period, step_seconds=rec.step_seconds)
+    target = Path(out_dir) if out_dir else rec.directory
+    paths = write_table(table, target, f"report-{period}", markdown_columns=KPI_MARKDOWN,
+                        title=f"Node-hours per {period}")
+    rows = None
+    if db_url:
+        from exporter.reports.sqlsink import write_sql
+        rows = write_sql(table, db_url, table_name or "usage_kpi")
+    return ReportResult(table, tuple(paths), rows)
+
+
+def run_coverage(out: str | Path, *, out_dir: str | Path | None = None) -> ReportResult:
+    """coverage.parquet/.csv (every book entry) and coverage.md (per year x level)."""
+    rec = load_reconstruction(out)
+    long = cov.coverage_long(rec.audit, rec.timeline, step_seconds=rec.step_seconds)
+    target = Path(out_dir) if out_dir else rec.directory
+    summary = cov.coverage_summary(long)
+    paths = write_table(long, target, "coverage")
+    paths += write_table(summary, target, "coverage-summary", markdown_columns=summary.columns,
+                         title="Coverage: span-hours per year and level")
+    return ReportResult(summary, tuple(paths))

@@ -1,0 +1,75 @@
+"""Coverage: per year and level, how many span-hours were counted, clipped (recorded) or rejected
+(by reason), how many landed in ``unknown`` (node type or pool without evidence), and which source
+tables evidenced them — the table behind "reliable from 2022, partial before".
+
+Counted, clipped and rejected come from the run's audit.json (the invariant books, attributed to
+the year a span starts); unknown comes from the timeline (node-hours, by the hour's year).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from exporter.reports.levels import LEVELS
+
+KINDS = ("counted", "clipped", "rejected")
+UNKNOWN = "unknown"
+# Rejected because another source already evidences the same entity-hours (e.g. a Blazar host
+# beside its Nova host): counted once, so shown apart from the rejections that lose hours.
+DUPLICATE = "duplicate_entity"
+LONG_SCHEMA = {"site": pl.String, "year": pl.Int32, "level": pl.String, "kind": pl.String,
+               "source_table": pl.String, "reason": pl.String, "rows": pl.Int64, "hours": pl.Float64}
+
+
+def coverage_long(audit: dict, timeline: pl.DataFrame, *, step_seconds: int) -> pl.DataFrame:
+    """One row per (year, level, kind, source_table, reason) with its hours (and rejected rows)."""
+    site = str(audit.get("site", ""))
+    rows = [{"site": site, "year": int(entry["year"]), "level": entry.get("level") or "none", "kind": kind,
+             "source_table": entry.get("source_table"), "reason": entry.get("reason"),
+             "rows": entry.get("rows"), "hours": float(entry["hours"])}
+            for kind in KINDS for entry in audit.get(kind, []) if entry.get("year") is not None]
+    books = pl.DataFrame(rows, schema=LONG_SCHEMA) if rows else pl.DataFrame(schema=LONG_SCHEMA)
+    frames = [books, unknown_hours(timeline, levels=list(audit.get("levels") or LEVELS), step_seconds=step_seconds)]
+    return pl.concat(frames).sort("site", "year", "level", "kind", "source_table", "reason", nulls_last=True)
+
+
+def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: int) -> pl.DataFrame:
+    """Node-hours per year and level whose node type or pool is ``unknown``."""
+    unknown = (pl.col("node_type").cast(pl.String) == UNKNOWN) | (pl.col("pool").cast(pl.String) == UNKNOWN)
+    hours = pl.col("value") * (step_seconds / 3600)
+    chosen = timeline.lazy().filter((pl.col("resource").cast(pl.String) == "nodes") & unknown)
+    parts = [chosen.filter(LEVELS[level]).group_by(pl.col("site").cast(pl.String),
+                                                     pl.col("timestamp").dt.year().cast(pl.Int32).alias("year"))
+             .agg(hours.sum().alias("hours")).with_columns(pl.lit(level).alias("level"))
+             for level in levels if level in LEVELS]
+    if not parts:
+        return pl.DataFrame(schema=LONG_SCHEMA)
+    found = pl.concat(parts).collect().filter(pl.col("hours") != 0)
+    return found.with_columns(pl.lit(UNKNOWN).alias("kind"), pl.lit("timeline.parquet").alias("source_table"),
+                              pl.lit(None, pl.String).alias("reason"), pl.lit(None, pl.Int64).alias("rows")
+                              ).select(list(LONG_SCHEMA)).cast(LONG_SCHEMA)
+
+
+def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
+    """One row per (site, year, level): hours counted / clipped / rejected (losing hours) / unknown,
+    the share counted of counted + clipped + rejected, the duplicates (rejected, counted elsewhere),
+    the rejected hours by reason, and the source tables that evidenced the counted hours."""
+    def hours(kind: str, name: str | None = None, duplicate: bool = False) -> pl.Expr:
+        chosen = (pl.col("kind") == kind) & ((pl.col("reason") == DUPLICATE) == duplicate).fill_null(not duplicate)
+        return pl.col("hours").filter(chosen).sum().alias(name or kind)
+
+    rejected = (long.filter(pl.col("kind") == "rejected").group_by("site", "year", "level", "reason")
+                .agg(pl.col("hours").sum()).sort("reason")
+                .group_by("site", "year", "level", maintain_order=True)
+                .agg(pl.format("{} {}", "reason", pl.col("hours").round(1)).str.join("; ").alias("rejected_by_reason")))
+    sources = (long.filter(pl.col("kind") == "counted").group_by("site", "year", "level")
+               .agg(pl.col("source_table").unique().sort().str.join(", ").alias("sources")))
+    summary = (long.group_by("site", "year", "level")
+               .agg(*[hours(kind) for kind in (*KINDS, UNKNOWN)], hours("rejected", "duplicates", duplicate=True))
+               .join(rejected, on=["site", "year", "level"], how="left")
+               .join(sources, on=["site", "year", "level"], how="left"))
+    booked = pl.col("counted") + pl.col("clipped") + pl.col("rejected")
+    return (summary.with_columns(pl.when(booked > 0).then(pl.col("counted") / booked).alias("counted_share"))
+            .select("site", "year", "level", *KINDS, UNKNOWN, "counted_share", "duplicates", "rejected_by_reason",
+                    "sources")
+            .sort("site", "year", "level"))

@@ -1,0 +1,58 @@
+"""KPI tables: resource-hours per level over calendar periods, from a timeline.
+
+A timeline row's value is the mean over [timestamp, timestamp + step), so the hours of a period
+are the sum of value x step over the rows whose timestamp falls in it — the same number the
+node-hours dashboard reads from the counters (their difference at the period's two ends).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from exporter.reports.levels import all_levels
+
+PERIODS = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}  # weeks start on Monday
+RESOURCES = {"node": "nodes", "vcpu": "vcpus", "gpu": "gpus"}  # column prefix -> timeline resource
+KEYS = ("site", "period", "period_start", "period_end", "node_type")
+# Utilization ratios of node-hours: numerator level, denominator level.
+RATIOS = {"utilization": ("committed", "reservable"), "occupied_share": ("occupied", "total"),
+          "active_share": ("active", "total")}
+_MILLI = 1000  # hours are summed as integer milli-resource-seconds: the same bits in any order
+
+
+def kpi_table(timeline: pl.DataFrame | pl.LazyFrame, *, period: str, step_seconds: int) -> pl.DataFrame:
+    """One row per (site, period_start, node_type): ``<resource>_hours_<level>`` for every resource
+    and level, the RATIOS, ``hours_covered`` and ``complete`` (the timeline covers the whole period)."""
+    every = PERIODS[period]
+    levels = all_levels(timeline)
+    leaves = (  # first sum each leaf per period (small), then the levels over the leaves
+        timeline.lazy()
+        .filter(pl.col("resource").cast(pl.String).is_in(list(RESOURCES.values())))
+        .with_columns(pl.col("timestamp").dt.truncate(every).alias("period_start"))
+        .group_by(pl.col("site").cast(pl.String), "period_start", pl.col("node_type").cast(pl.String),
+                  "resource", "pool", "state")
+        .agg((pl.col("value") * (step_seconds * _MILLI)).round().cast(pl.Int64).sum().alias("units"),
+             pl.len().alias("samples"))
+    )
+    sums = [pl.col("units").filter((pl.col("resource").cast(pl.String) == resource) & chosen).sum()
+            .alias(f"{prefix}_hours_{level}")
+            for prefix, resource in RESOURCES.items() for level, chosen in levels.items()]
+    table = leaves.group_by("site", "period_start", "node_type").agg(*sums, pl.col("samples").max()).collect()
+    hours = [pl.col(name) / (3600 * _MILLI) for name in table.columns if "_hours_" in name]
+    return (
+        table.with_columns(*hours)
+        .with_columns(pl.lit(period).alias("period"),
+                      pl.col("period_start").dt.offset_by(every).alias("period_end"),
+                      (pl.col("samples") * step_seconds / 3600).alias("hours_covered"))
+        .with_columns(((pl.col("period_end") - pl.col("period_start")).dt.total_seconds() / 3600
+                       == pl.col("hours_covered")).alias("complete"),
+                      *[_ratio(name, numerator, denominator) for name, (numerator, denominator) in RATIOS.items()])
+        .with_columns(pl.col("period_start").dt.date(), pl.col("period_end").dt.date())
+        .select(*KEYS, "hours_covered", "complete", *[n for n in table.columns if "_hours_" in n], *RATIOS)
+        .sort("site", "period_start", "node_type")
+    )
+
+
+def _ratio(name: str, numerator: str, denominator: str) -> pl.Expr:
+    top, bottom = pl.col(f"node_hours_{numerator}"), pl.col(f"node_hours_{denominator}")
+    return pl.when(bottom > 0).then(top / bottom).otherwise(None).alias(name)
