@@ -125,3 +125,25 @@ def test_without_matplotlib_one_line_says_how_to_install(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: plotting needs matplotlib: pip install 'openstack-usage-exporter[plot]'"]
     assert not (tmp_path / "png").exists()
+
+
+def test_cross_site_figure_draws_each_site_in_its_configured_colour(tmp_path):
+    """Three sites, one of them KVM: three distinct colours, the KVM one yellow, as the dashboards."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_hex
+
+    from exporter.colours import KVM_PALETTE, site_colours
+    from exporter.config import load_config
+    from exporter.plot import cross_site_figure
+
+    config_path = tmp_path / "sites.yaml"
+    config_path.write_text("sites:\n  a: {db_url: 'sqlite:///a'}\n  b: {db_url: 'sqlite:///b'}\n"
+                           "  kvm: {db_url: 'sqlite:///k', hypervisor: kvm}\n")
+    config = load_config(config_path)
+    three = pl.concat([tiny_timeline(48), tiny_timeline(48).filter(pl.col("site") == "b")
+                       .with_columns(pl.lit("kvm").cast(pl.Categorical).alias("site"))], how="vertical_relaxed")
+    figure = cross_site_figure(three, config=config)
+    drawn = {collection.get_label(): to_hex(collection.get_facecolor()[0], keep_alpha=False)
+             for collection in figure.axes[0].collections}
+    assert drawn == site_colours(config) and drawn["kvm"] == KVM_PALETTE[0]
+    assert len(set(drawn.values())) == 3
