@@ -1,14 +1,16 @@
 """Scrape load test: many concurrent Prometheus-like scrapers against a real ``usage-exporter serve``.
 
-    .venv/bin/python bench/bench_scrape.py                       # 20 scrapers, 200 scrapes each
-    .venv/bin/python bench/bench_scrape.py --clients 20 --scrapes 500 --max-seconds 120
+    .venv/bin/python bench/bench_scrape.py                       # 20 aligned scrapers, every 0.1 s, 200 each
+    .venv/bin/python bench/bench_scrape.py --interval 0          # back to back: saturates the machine
     .venv/bin/python bench/bench_scrape.py --source /path/to/other/checkout   # same test, other code
 
 What runs: a synthetic site is generated into SQLite files (``--hosts``, ``--years``, once per
 ``--workdir``), served under ``--sites`` site names by ``usage-exporter serve`` in a subprocess on
 a free loopback port, and scraped once every site's first refresh is published. Each scraper is
 its own process (so client-side GIL contention does not count as server latency) sending what
-Prometheus sends (OpenMetrics Accept header, gzip) on a new connection per scrape, back to back.
+Prometheus sends (OpenMetrics Accept header, gzip) on a new connection per scrape, every
+``--interval`` seconds with all clients aligned (each round is a burst of ``--clients``
+simultaneous scrapes), or back to back with ``--interval 0``.
 Bounded: ``--scrapes`` per client and ``--max-seconds`` overall; the server is stopped by its
 process id at the end. Prints one JSON document: latency p50/p99/p99.9/max in ms, errors,
 scrapes/s, body size, and the machine's load average before and after.
@@ -85,11 +87,17 @@ def scrape(port: int, *, plain: bool = False) -> tuple[int, bytes]:
         conn.close()
 
 
-def scraper(port: int, scrapes: int, stop_at: float, start, results) -> None:
-    """One client: wait for the common start, scrape back to back, report (latencies, errors)."""
+def scraper(port: int, scrapes: int, interval: float, stop_at: float, start, results) -> None:
+    """One client: wait for the common start, scrape every ``interval`` s (0: back to back), report.
+
+    With an interval all clients fire in the same instant each round (aligned scrape intervals, the
+    burst a Prometheus fleet makes); back to back they saturate the machine (a stress test).
+    """
     start.wait()
+    first = time.monotonic()
     latencies, errors = [], 0
-    for _ in range(scrapes):
+    for round_ in range(scrapes):
+        time.sleep(max(0.0, first + round_ * interval - time.monotonic()))
         if time.monotonic() > stop_at:
             break
         began = time.perf_counter()
@@ -102,11 +110,11 @@ def scraper(port: int, scrapes: int, stop_at: float, start, results) -> None:
     results.put((latencies, errors))
 
 
-def load(port: int, clients: int, scrapes: int, max_seconds: float) -> dict:
+def load(port: int, clients: int, scrapes: int, interval: float, max_seconds: float) -> dict:
     context = multiprocessing.get_context("fork")
     start, results = context.Event(), context.Queue()
     stop_at = time.monotonic() + max_seconds
-    workers = [context.Process(target=scraper, args=(port, scrapes, stop_at, start, results)) for _ in range(clients)]
+    workers = [context.Process(target=scraper, args=(port, scrapes, interval, stop_at, start, results)) for _ in range(clients)]
     for worker in workers:
         worker.start()
     began = time.perf_counter()
@@ -116,7 +124,7 @@ def load(port: int, clients: int, scrapes: int, max_seconds: float) -> dict:
     for worker in workers:
         worker.join()
     latencies = sorted(value for values, _ in collected for value in values)
-    return {"clients": clients, "scrapes": len(latencies), "errors": sum(errors for _, errors in collected),
+    return {"clients": clients, "interval_s": interval, "scrapes": len(latencies), "errors": sum(errors for _, errors in collected),
             "seconds": round(wall, 2), "scrapes_per_second": round(len(latencies) / wall, 1),
             **{f"{name}_ms": round(1000 * quantile(latencies, q), 2)
                for name, q in (("p50", 0.5), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0))}}
@@ -137,6 +145,8 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=3, help="Site names serving the generated site.")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--scrapes", type=int, default=200, help="Scrapes per client.")
+    parser.add_argument("--interval", type=float, default=0.1,
+                        help="Seconds between one client's scrapes, all clients aligned (0: back to back).")
     parser.add_argument("--max-seconds", type=float, default=120)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +158,7 @@ def main() -> None:
         size = wait_until_up(port, args.sites, time.monotonic() + 600)
         gzipped = len(scrape(port)[1])
         load_before = os.getloadavg()
-        report = load(port, args.clients, args.scrapes, args.max_seconds)
+        report = load(port, args.clients, args.scrapes, args.interval, args.max_seconds)
     finally:
         server.terminate()
         server.wait(30)
