@@ -146,6 +146,11 @@ def summary_text(result: DemoResult) -> str:
     lines.append(f"config for the demo sites: {result.config_path}")
     lines.append("next:")
     lines.append(f"  usage-exporter serve --config {result.config_path}     # live /metrics on :9188")
-    lines.append(f"  usage-exporter plot {result.sites[0].run.timeline_dir} --out {result.out_dir / 'plots'}")
+    timelines = " ".join(str(item.run.timeline_dir) for item in result.sites)
+    first = result.sites[0]
+    lines.append(f"  usage-exporter plot {timelines} --config {result.config_path} --out {result.out_dir / 'plots'}")
+    lines.append(f"  usage-exporter compare {first.run.timeline_dir} --snapshot {first.run.snapshot_dir}"
+                 "     # vs the legacy reports")
+    lines.append(f"  usage-exporter report {first.run.timeline_dir} --period month     # KPI table; --coverage")
     lines.append("  docs/backfill.md: load the blocks into Prometheus; docs/dashboards.md: Grafana")
     return "\n".join(lines)

@@ -192,7 +192,8 @@ def test_coverage_books_are_the_audit_and_unknown_is_the_timeline(site, tmp_path
         for level in {entry["level"] for entry in audit[kind]}:
             expected = sum(e["hours"] for e in audit[kind] if e["level"] == level)
             assert summary.filter(pl.col("level") == level)[kind].sum() == pytest.approx(expected), (kind, level)
-    lost = sum(e["hours"] for e in audit["rejected"] if e["reason"] != "duplicate_entity" and e["level"])
+    lost = sum(e["hours"] for e in audit["rejected"]
+               if e["reason"] not in ("duplicate_entity", "overridden") and e["level"])
     assert summary["rejected"].sum() == pytest.approx(lost)
     timeline = pl.read_parquet(out / "timeline.parquet")
     unknown = timeline.filter((pl.col("resource") == "nodes") & (pl.col("node_type") == "unknown"))

@@ -14,9 +14,9 @@ from exporter.reports.levels import LEVELS
 
 KINDS = ("counted", "clipped", "rejected")
 UNKNOWN = "unknown"
-# Rejected because another source already evidences the same entity-hours (e.g. a Blazar host
-# beside its Nova host): counted once, so shown apart from the rejections that lose hours.
-DUPLICATE = "duplicate_entity"
+# Rejected because the same entity-hours are counted through another row or source (an overlapping
+# duplicate row; a Blazar host where Nova speaks for it): not lost, so shown apart from the rest.
+COUNTED_ELSEWHERE = ("duplicate_entity", "overridden")
 LONG_SCHEMA = {"site": pl.String, "year": pl.Int32, "level": pl.String, "kind": pl.String,
                "source_table": pl.String, "reason": pl.String, "rows": pl.Int64, "hours": pl.Float64}
 
@@ -52,10 +52,11 @@ def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: in
 
 def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
     """One row per (site, year, level): hours counted / clipped / rejected (losing hours) / unknown,
-    the share counted of counted + clipped + rejected, the duplicates (rejected, counted elsewhere),
+    the share counted of counted + clipped + rejected, the duplicates (rejected as counted elsewhere),
     the rejected hours by reason, and the source tables that evidenced the counted hours."""
     def hours(kind: str, name: str | None = None, duplicate: bool = False) -> pl.Expr:
-        chosen = (pl.col("kind") == kind) & ((pl.col("reason") == DUPLICATE) == duplicate).fill_null(not duplicate)
+        elsewhere = pl.col("reason").is_in(COUNTED_ELSEWHERE).fill_null(False)
+        chosen = (pl.col("kind") == kind) & (elsewhere == duplicate)
         return pl.col("hours").filter(chosen).sum().alias(name or kind)
 
     rejected = (long.filter(pl.col("kind") == "rejected").group_by("site", "year", "level", "reason")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.reports.coverage import COUNTED_ELSEWHERE
 from exporter.schema import POOL_RESERVABLE
 
 LEGACY_TABLE = "chameleon_usage.node_usage_report_cache"
@@ -98,10 +99,10 @@ def compare(legacy: pl.DataFrame, rebuilt: pl.DataFrame, evidence: pl.DataFrame)
 
 def evidence(rejected: pl.DataFrame, leaves: pl.DataFrame) -> pl.DataFrame:
     """date, level: where hours of that level may be missing from the databases — a rejected row
-    that carried hours of the level (not a duplicate of counted evidence; for the derived levels
+    that carried hours of the level (not counted elsewhere; for the derived levels
     idle and unreserved, of any level) overlaps the day, or the day has node-hours of the level
     with an unknown node type or pool."""
-    lost = rejected.filter((pl.col("hours") > 0) & (pl.col("rejection_reason") != "duplicate_entity")
+    lost = rejected.filter((pl.col("hours") > 0) & ~pl.col("rejection_reason").is_in(COUNTED_ELSEWHERE)
                            & pl.col("start").is_not_null())
     days = lost.select(pl.col("level").fill_null(""), pl.date_ranges(pl.col("start").dt.date(),
                        pl.coalesce("end", "start").dt.date()).alias("date")).explode("date")
