@@ -5,7 +5,7 @@ reload), and afterwards recomputes only spans that can cover time at or after C.
 left out when every span it could evidence ends before C:
 
 - an instance whose ``deleted_at`` or ``terminated_at`` is before C (its span ends at the first
-  of them), with its actions, their events and its request spec;
+  of them), with its actions, their events, its request spec, migrations and embedded flavors;
 - a lease whose ``end_date`` or ``deleted_at`` is before C, with its reservations, their
   allocations and instance reservations; an allocation deleted before C.
 
@@ -25,6 +25,8 @@ import polars as pl
 INSTANCE_TABLES = ("nova.instances", "nova.shadow_instances")
 ACTION_TABLES = ("nova.instance_actions", "nova.shadow_instance_actions")
 EVENT_TABLES = ("nova.instance_actions_events", "nova.shadow_instance_actions_events")
+# keyed by instance uuid: the request spec, moves and embedded flavors of an instance
+INSTANCE_CHILDREN = ("nova_api.request_specs", "nova.migrations", "nova.shadow_migrations", "nova.instance_extra")
 
 
 def open_at(frame: pl.DataFrame, cutoff: dt.datetime, *columns: str) -> pl.Expr:
@@ -51,9 +53,8 @@ def _keep_recent_instances(out: dict[str, pl.DataFrame], cutoff: dt.datetime) ->
     action_ids = _values(out, ACTION_TABLES, "id", pl.Int64())
     for name in _present(out, EVENT_TABLES):
         out[name] = out[name].filter(pl.col("action_id").is_in(action_ids.implode()))
-    if "nova_api.request_specs" in out:
-        specs = out["nova_api.request_specs"]
-        out["nova_api.request_specs"] = specs.filter(pl.col("instance_uuid").is_in(uuids.implode()))
+    for name in _present(out, INSTANCE_CHILDREN):
+        out[name] = out[name].filter(pl.col("instance_uuid").is_in(uuids.implode()))
 
 
 def _keep_recent_leases(out: dict[str, pl.DataFrame], cutoff: dt.datetime) -> None:

@@ -92,13 +92,16 @@ def _usage_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return _collected(frame).select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA)
 
 
-# Nova records an action, its events and a request spec only while it also saves the instance row
+# Nova records an action, its events, a request spec, a migration or the embedded flavors only while it also saves the instance row
 # (task_state/vm_state -> updated_at), so these are read by the changed instances' keys instead of
 # being scanned; a change they miss is caught by the next full reload.
 NOVA_CHILD_TABLES = {
     "nova.instance_actions": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
     "nova.instance_actions_events": ChildOf(parent="nova.instance_actions", parent_column="id", column="action_id"),
     "nova_api.request_specs": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
+    # a resize, migration or offload also saves the instance (host/node, flavor, vm_state)
+    "nova.migrations": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
+    "nova.instance_extra": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
 }
 
 
