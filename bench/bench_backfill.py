@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from exporter.backfill import backfill
-from exporter.openmetrics import (check_timeline, sample_lines, sample_prefixes, sample_values, series_labels,
+from exporter.backfill.blocks import backfill
+from exporter.backfill.openmetrics import (checked_timeline, sample_lines, sample_prefixes, sample_values, series_labels,
                                   write_samples)
-from exporter.schema import TIMELINE_SCHEMA
+from exporter.columns import TIMELINE_SCHEMA
 
 NODE_TYPES = ("compute_haswell", "compute_skylake", "compute_cascadelake_r", "storage", "gpu_p100", "gpu_v100",
               "gpu_rtx_6000", "fpga", "unknown")
@@ -80,7 +80,7 @@ def bench_writer(work: Path, args) -> None:
     (work / "tl").mkdir()
     frame.write_parquet(work / "tl" / "timeline.parquet")
     print(f"writer: {frame.height:,} timeline rows, {frame.height * 2:,} samples")
-    checked, _ = timed("check_timeline", lambda: check_timeline(frame))
+    checked, _ = timed("checked_timeline", lambda: checked_timeline(frame))
     series = series_labels(checked, job="openstack-usage", instance="openstack-usage-exporter")
     values, _ = timed("sample_values (counters, order)", lambda: sample_values(checked))
     sink = CountingSink()

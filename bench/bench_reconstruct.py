@@ -25,7 +25,7 @@ from pathlib import Path
 def prepare(workdir: Path, hosts: int, years: float) -> tuple[Path, dt.datetime, dt.datetime]:
     """The snapshot directory, site start and snapshot time, generating and extracting once."""
     from exporter.config import SiteConfig
-    from exporter.extract import extract_snapshot
+    from exporter.extract.copy import extract_snapshot
     from exporter.sitegen import generate_site
 
     marker = workdir / "bench-site.json"
@@ -80,7 +80,7 @@ def measure(snapshot: Path, start: dt.datetime, end: dt.datetime, out: Path) -> 
     """Run in this process: reconstruct + write; wall and CPU seconds, peak RSS, per-stage times, sizes."""
     import polars as pl
 
-    from exporter.reconstruct import ReconstructOptions, reconstruct_to_directory
+    from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_to_directory
 
     clock = StageClock()
     began = time.perf_counter()

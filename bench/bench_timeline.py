@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.schema import SPAN_SCHEMA, conform
-from exporter.states import SERIES
-from exporter.timeline import check_hours_conserved, hours_conservation, timeline_from_spans
+from exporter.columns import SPAN_SCHEMA, conform
+from exporter.reconstruct.leaves import SERIES
+from exporter.reconstruct.audit import check_hours_conserved, hours_conservation
+from exporter.reconstruct.timeline import timeline_from_spans
 
 START = datetime(2016, 1, 1)
 

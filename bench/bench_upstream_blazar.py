@@ -41,8 +41,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from exporter.config import SiteConfig
-    from exporter.extract import extract_snapshot
-    from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot
+    from exporter.extract.copy import extract_snapshot
+    from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot
     from exporter.sitegen import generate_site
 
     shutil.rmtree(args.workdir, ignore_errors=True)

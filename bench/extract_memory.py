@@ -24,8 +24,8 @@ CHILD = """
 import json, resource, sys, tempfile, time
 from pathlib import Path
 from exporter.config import SiteConfig
-from exporter.extract import extract_snapshot, prefixed_databases
-from exporter.sources import declared_tables
+from exporter.extract.copy import extract_snapshot, prefixed_databases
+from exporter.adapters.registry import declared_tables
 prefix, batch = sys.argv[1], int(sys.argv[2])
 source = [s for s in declared_tables() if s.name == "nova.instance_actions"]
 site = SiteConfig(name="bench", display_name="bench", db_url=%r, databases=prefixed_databases(prefix))

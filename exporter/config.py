@@ -60,7 +60,7 @@ class SiteConfig:
     query_timeout: float = 30.0
     live_holdback_hours: float = 3.0
     hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
-    rules_file: Path | None = None  # operators' manual rules (exporter.rulesfile); relative to the config
+    rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
     inference: str = "auto"  # auto | on | off (exporter.priority)
 

@@ -21,7 +21,7 @@ DEFAULT_INSTANCE = "openstack-usage-exporter"
 class Family:
     """One resource's gauge and counter families."""
 
-    resource: str  # timeline resource name (exporter.schema.TIMELINE_RESOURCES key)
+    resource: str  # timeline resource name (exporter.columns.TIMELINE_RESOURCES key)
     gauge: str
     counter: str  # OpenMetrics family name; samples carry the ``_total`` suffix
     gauge_unit: str  # OpenMetrics UNIT of the gauge ("" when dimensionless); a suffix of its name

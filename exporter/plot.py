@@ -16,11 +16,11 @@ from pathlib import Path
 
 import polars as pl
 
-from exporter.backfill import read_timeline
 from exporter.colours import site_colours
 from exporter.config import Config
+from exporter.layout import read_timeline
 from exporter.errors import TimelineError, ToolMissing
-from exporter.schema import POOL_ONDEMAND, POOL_RESERVABLE, TIMELINE_RESOURCES
+from exporter.columns import POOL_ONDEMAND, POOL_RESERVABLE, TIMELINE_RESOURCES
 
 INSTALL_HINT = "plotting needs matplotlib: pip install 'openstack-usage-exporter[plot]'"
 # (pool, state) in stacking order, bottom up, with the dashboards' colours.

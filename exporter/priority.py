@@ -1,8 +1,8 @@
 """Source priority as data: per level, the ordered sources whose say the painter resolves.
 
-The first source that speaks for a host at a time wins (exporter.painter); a lower one keeps
+The first source that speaks for a host at a time wins (exporter.engine.painter); a lower one keeps
 only where every higher one is silent, and its lost hours are ``overridden``. ``rules`` are
-operators' rules (exporter.manual_rules), ``inference`` the gap filler (exporter.inference).
+operators' rules (exporter.reconstruct.manual_rules), ``inference`` the gap filler (exporter.reconstruct.inference).
 A site may reorder or drop sources in ``etc/sites.yaml`` (``priority:``). Inference runs when
 ``inference: on``, or with ``auto`` (the default) when Blazar has no soft-delete columns.
 """

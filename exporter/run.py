@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.backfill import BackfillResult, backfill
+from exporter import layout
+from exporter.backfill.blocks import BackfillResult, backfill
 from exporter.config import Config
 from exporter.errors import SnapshotError
 from exporter.progress import SILENT, Progress
@@ -38,10 +39,10 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     replaces the site's rules file (docs/rules.md).
     Raises SnapshotError when the extract misses required tables, and whatever the stages raise.
     """
-    from exporter.extract import extract_snapshot
-    from exporter.reconstruct import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+    from exporter.extract.copy import extract_snapshot
+    from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
 
-    from exporter.rulesfile import site_policy
+    from exporter.reconstruct.rulesfile import site_policy
 
     progress = progress or SILENT
     site = config.site(site_name)
@@ -55,15 +56,15 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     else:
         with progress.stage("snapshot (given)"):
             snapshot_dir = Path(snapshot_dir)
-    out = Path(out_dir) if out_dir else config.data_dir / site.name / "out" / Path(snapshot_dir).name
+    out = Path(out_dir) if out_dir else layout.run_out_dir(config.data_dir, site.name, snapshot_dir)
     options = ReconstructOptions(site=site.name, start=site.history_start, step=step,
                                  maintenance_projects=site.maintenance_projects, snapshot_time=snapshot_time,
                                  **policy)
     reconstruction = reconstruct_snapshot(snapshot_dir, options, progress=progress)
     with progress.stage("write outputs"):
-        summary = write_reconstruction(reconstruction, out / "timeline")
-    result = backfill(out / "timeline", out / "backfill", blocks=blocks, promtool=promtool,
+        summary = write_reconstruction(reconstruction, out / layout.TIMELINE_DIR)
+    result = backfill(out / layout.TIMELINE_DIR, out / layout.BACKFILL_DIR, blocks=blocks, promtool=promtool,
                       holdback=dt.timedelta(hours=site.live_holdback_hours), job=config.job,
                       instance=config.instance, mimir=mimir, origin=site.history_start, now=now, progress=progress)
-    return RunResult(snapshot_dir=Path(snapshot_dir), timeline_dir=out / "timeline", reconstruct_summary=summary,
+    return RunResult(snapshot_dir=Path(snapshot_dir), timeline_dir=out / layout.TIMELINE_DIR, reconstruct_summary=summary,
                      backfill=result)

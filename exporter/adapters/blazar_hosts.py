@@ -8,8 +8,8 @@ import polars as pl
 
 from exporter.adapters import common
 from exporter.adapters.nova_hosts import host_windows
-from exporter.schema import UNKNOWN_NODE_TYPE
-from exporter.sources import TIMESTAMPS, SourceTable
+from exporter.columns import UNKNOWN_NODE_TYPE
+from exporter.adapters.declared import TIMESTAMPS, SourceTable
 
 READS = (
     SourceTable("blazar", "computehosts",

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.adapters import common
-from exporter.schema import LEVEL_COMMITTED, LEVEL_MAINTENANCE
-from exporter.sources import TIMESTAMPS, SourceTable
+from exporter.columns import LEVEL_COMMITTED, LEVEL_MAINTENANCE
+from exporter.adapters.declared import TIMESTAMPS, SourceTable
 
 READS = (
     SourceTable("blazar", "leases",

@@ -12,14 +12,12 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from exporter.schema import REJECT_SCHEMA, TIME, conform
+from exporter.timeutil import TIME
 
 ID = "id"  # kind marker for ``typed``: text identifier
 TEXT = "text"
 NUMBER = "number"
 WHEN = "time"
-
-MICROSECONDS_PER_HOUR = 3_600_000_000
 
 
 def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str]) -> pl.LazyFrame:
@@ -61,14 +59,6 @@ def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
     return text.alias(name)
 
 
-def hours_between(start: str | pl.Expr, end: str | pl.Expr, *, snapshot_time: dt.datetime) -> pl.Expr:
-    """Hours in [start, end) with a null end read as ``snapshot_time``; negative or unknown -> 0."""
-    start = pl.col(start) if isinstance(start, str) else start
-    end = pl.col(end) if isinstance(end, str) else end
-    micros = (end.fill_null(pl.lit(snapshot_time, dtype=TIME)) - start).dt.total_microseconds()
-    return (micros.cast(pl.Float64) / MICROSECONDS_PER_HOUR).clip(lower_bound=0.0).fill_null(0.0)
-
-
 def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:
     """The name of the first rule whose condition is true (a reason), else null."""
     expr = pl.lit(None, dtype=pl.String)
@@ -81,22 +71,4 @@ def detail_json(*columns: str) -> pl.Expr:
     """The named columns of a row as a JSON object (text), for ``rejection_detail``."""
     return pl.struct([pl.col(c).cast(pl.String) for c in columns]).struct.json_encode().alias("rejection_detail")
 
-
-def split_rejected(
-    windows: pl.LazyFrame, *, site: str, level: str | None, snapshot_time: dt.datetime, detail: pl.Expr
-) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """(rows whose ``rejection_reason`` is null, the others in REJECT_SCHEMA).
-
-    ``windows`` carries source_table, source_id, start, end and rejection_reason (and level
-    when ``level`` is None); ``detail`` is
-    evaluated on the rejected rows (which join failed, the original values).
-    """
-    kept = windows.filter(pl.col("rejection_reason").is_null()).drop("rejection_reason")
-    rejected = windows.filter(pl.col("rejection_reason").is_not_null()).with_columns(
-        pl.lit(site).alias("site"),
-        pl.lit(level).alias("level") if level is not None else pl.col("level"),
-        detail,
-        hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"),
-    )
-    return kept, conform(rejected, REJECT_SCHEMA)
 

@@ -9,7 +9,7 @@ buried in cell0 (failed scheduling, never consumed capacity). All are optional.
 from __future__ import annotations
 
 from exporter.adapters import nova_instances
-from exporter.sources import TIMESTAMPS, SourceTable
+from exporter.adapters.declared import TIMESTAMPS, SourceTable
 
 _AUDIT_COLUMNS = ("audit_id", "id", "audit_event_type", "audit_event_time", "audit_changed_by",
                   "audit_changed_at", "data")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from exporter.schema import UNKNOWN_NODE_TYPE
+from exporter.columns import UNKNOWN_NODE_TYPE
 
 INVENTORY = ("vcpus", "memory_mb", "disk_gb")
 IRONIC = "ironic"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.sources import SourceTable
+from exporter.adapters.declared import SourceTable
 
 READS = (
     SourceTable("chameleon_usage", "node_usage_report_cache",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from exporter.adapters import common
-from exporter.sources import TIMESTAMPS, SourceTable
+from exporter.adapters.declared import TIMESTAMPS, SourceTable
 
 _COMPUTE_NODE_COLUMNS = (
     "id", "uuid", "host", "hypervisor_hostname", "hypervisor_type", "service_id",

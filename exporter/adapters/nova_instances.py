@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.adapters import common
-from exporter.schema import BOOKING_ONDEMAND, BOOKING_RESERVATION
-from exporter.sources import TIMESTAMPS, SourceTable
+from exporter.columns import BOOKING_ONDEMAND, BOOKING_RESERVATION
+from exporter.adapters.declared import TIMESTAMPS, SourceTable
 
 _INSTANCE_COLUMNS = (
     "id", "uuid", "user_id", "project_id", "host", "node", "vcpus", "memory_mb", "root_gb",

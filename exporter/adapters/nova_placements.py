@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.adapters import common
-from exporter.sources import SourceTable
+from exporter.adapters.declared import SourceTable
 
 _MIGRATION_COLUMNS = ("id", "instance_uuid", "migration_type", "status", "source_compute", "dest_compute",
                       "source_node", "dest_node", "old_instance_type_id", "new_instance_type_id",

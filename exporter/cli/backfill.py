@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from exporter.backfill import DEFAULT_HOLDBACK, backfill, require_blocks
-from exporter.backfill_report import next_steps, summary
+from exporter.backfill.blocks import DEFAULT_HOLDBACK, backfill, require_blocks
+from exporter.backfill.report import next_steps, summary
 from exporter.cli.options import Duration, config_option
 from exporter.config import load_config
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB

@@ -9,7 +9,7 @@ import click
 
 from exporter.cli.options import config_option
 from exporter.cli.sitechoice import site_from_options, site_options
-from exporter.extract import ExtractResult, extract_snapshot
+from exporter.extract.copy import ExtractResult, extract_snapshot
 from exporter.progress import for_cli
 
 

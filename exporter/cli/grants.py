@@ -6,8 +6,8 @@ import click
 
 from exporter.cli.options import config_option
 from exporter.config import load_config
-from exporter.extract import prefixed_databases
-from exporter.grants import column_grants, create_user_guidance, table_grants
+from exporter.extract.copy import prefixed_databases
+from exporter.extract.grants import column_grants, create_user_guidance, table_grants
 
 
 @click.command("grants")

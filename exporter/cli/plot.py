@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import config_option
-from exporter.schema import TIMELINE_RESOURCES
+from exporter.columns import TIMELINE_RESOURCES
 
 
 @click.command("plot")

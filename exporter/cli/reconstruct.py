@@ -8,10 +8,11 @@ import click
 
 from exporter.cli.options import DateTime, Duration, config_option
 from exporter.config import SiteConfig, check_site_name, load_config
-from exporter.rulesfile import site_policy
-from exporter.errors import ConfigError, SnapshotError
+from exporter.errors import ConfigError
+from exporter.layout import newest_snapshot
+from exporter.reconstruct.rulesfile import site_policy
 from exporter.progress import for_cli
-from exporter.reconstruct import STAGES, ReconstructOptions, reconstruct_to_directory
+from exporter.reconstruct.pipeline import STAGES, ReconstructOptions, reconstruct_to_directory
 
 DEFAULT_START = "2016-01-01"
 
@@ -68,10 +69,3 @@ def _resolve(snapshot_dir, site_name, config_path, **window) -> tuple[Reconstruc
                               **policy), snapshot_dir
 
 
-def newest_snapshot(site_dir: Path) -> Path:
-    """The last (by name = by time) snapshot directory under ``site_dir``."""
-    candidates = sorted(p for p in site_dir.glob("*") if p.is_dir() and
-                        ((p / "manifest.json").exists() or any(p.glob("*.parquet"))))
-    if not candidates:
-        raise SnapshotError(f"no snapshot under {site_dir} (run usage-exporter extract first)")
-    return candidates[-1]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from exporter.backfill import require_blocks
-from exporter.backfill_report import next_steps, summary
+from exporter.backfill.blocks import require_blocks
+from exporter.backfill.report import next_steps, summary
 from exporter.cli.options import config_option
 from exporter.config import load_config
 from exporter.progress import for_cli

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import Duration, config_option
-from exporter.rulesfile import site_policy
+from exporter.reconstruct.rulesfile import site_policy
 
 PASSWORD_ENV = "USAGE_EXPORTER_BASIC_AUTH_PASSWORD"
 

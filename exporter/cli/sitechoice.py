@@ -9,7 +9,7 @@ import click
 
 from exporter.config import Config, SiteConfig, load_config
 from exporter.errors import ConfigError
-from exporter.extract import prefixed_databases
+from exporter.extract.copy import prefixed_databases
 
 ADHOC_SITE = "default"
 

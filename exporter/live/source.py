@@ -27,7 +27,8 @@ from exporter.db import open_engine
 from exporter.live.recent import recent_tables
 from exporter.live.state import USAGE_SCHEMA, Usage
 from exporter.live.tables import ChildOf, TableCache
-from exporter.sources import SourceTable, declared_tables
+from exporter.adapters.declared import SourceTable
+from exporter.adapters.registry import declared_tables
 
 
 # reconstruct cuts every span known to continue past the snapshot at the snapshot time (nothing is
@@ -58,9 +59,9 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     With ``since`` (an earlier result at C = ``since.at``), ``tables`` may hold only the rows that
     can reach past C (``recent_tables``): counters are then ``since.counters`` + ∫ over [C, now).
     """
-    from exporter.reconstruct import spans_from_tables
-    from exporter.rulesfile import site_policy
-    from exporter.timeline import counters_until, levels_at
+    from exporter.reconstruct.pipeline import spans_from_tables
+    from exporter.reconstruct.rulesfile import site_policy
+    from exporter.reconstruct.timeline import counters_until, levels_at
 
     # The same rules, priority and inference as the backfill, so the present continues the past.
     span_set = spans_from_tables({name: frame.lazy() for name, frame in tables.items()}, site=site.name,

@@ -4,7 +4,7 @@ A full read of a large site's databases takes many seconds; what changes between
 is a handful of rows. So:
 
 - **full reload** (first refresh, then every ``full_reload_interval``): every declared table is
-  read with ``exporter.tableread.read_tables`` (the same reader as ``extract``);
+  read with ``exporter.extract.tableread.read_tables`` (the same reader as ``extract``);
 - **incremental refresh** (in between): per table, only rows with ``created_at``, ``updated_at``
   or ``deleted_at`` at or after ``watermark − margin`` are read and merged into the cached frame
   by primary key (a changed row replaces its old version). oslo.db soft deletes set
@@ -41,8 +41,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from exporter.db import classify
 from exporter.errors import DatabaseError
-from exporter.sources import SourceTable
-from exporter.tableread import TableRead, ReadPlan, typed_frame, read_tables
+from exporter.adapters.declared import SourceTable
+from exporter.extract.tableread import TableRead, ReadPlan, typed_frame, read_tables
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 COUNTED_SCHEMAS = ("blazar",)  # schemas whose services hard-delete rows that matter for the present

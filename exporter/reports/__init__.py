@@ -54,9 +54,9 @@ def run_compare(out: str | Path, *, snapshot_dir: str | Path | None = None, out_
 
 
 def _legacy_table(snapshot: Path) -> pl.DataFrame | str:
-    from exporter.snapshot import snapshot_tables
+    from exporter.layout import scan_tables
 
-    tables = snapshot_tables(snapshot)
+    tables = scan_tables(snapshot)
     if leg.LEGACY_TABLE not in tables:
         return f"nothing to compare: snapshot {snapshot} has no {leg.LEGACY_TABLE}"
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from exporter.backfill import read_timeline
+from exporter.layout import read_timeline
 from exporter.errors import TimelineError
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from exporter.reports.coverage import COUNTED_ELSEWHERE
-from exporter.schema import POOL_RESERVABLE
+from exporter.columns import POOL_RESERVABLE
 
 LEGACY_TABLE = "chameleon_usage.node_usage_report_cache"
 LEGACY_LEVELS: dict[str, tuple[str, ...]] = {  # level -> legacy columns whose sum it is compared with

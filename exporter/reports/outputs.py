@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from exporter.reconstruct_io import write_frame
+from exporter.reconstruct.outputs import write_frame
 
 
 def write_text(path: Path, text: str) -> None:

@@ -20,7 +20,7 @@ import random
 
 import polars as pl
 
-from exporter.schema import BOOKING_RESERVATION, TIME
+from exporter.columns import BOOKING_RESERVATION, TIME
 
 COLUMNS = ("date", "node_type", "maint_hours", "reserved_hours", "used_hours", "idle_hours", "total_hours")
 MISSED_DAY_SHARE = 0.01

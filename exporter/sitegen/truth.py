@@ -13,7 +13,7 @@ import datetime as dt
 
 import polars as pl
 
-from exporter.schema import (
+from exporter.columns import (
     BOOKING_ONDEMAND,
     BOOKING_RESERVATION,
     POOL_ONDEMAND,

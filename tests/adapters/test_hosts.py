@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from exporter.adapters import blazar_hosts
-from exporter.reconstruct import spans_from_tables
+from exporter.reconstruct.pipeline import spans_from_tables
 from tests.adapters.tables import SNAPSHOT, capabilities, compute_nodes, computehosts, t, tables
 
 

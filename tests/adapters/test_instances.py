@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from exporter.reconstruct import spans_from_tables
+from exporter.reconstruct.pipeline import spans_from_tables
 from tests.adapters.tables import (
     SNAPSHOT, actions, allocations, compute_nodes, computehosts, events, instances, leases, request_specs,
     reservations, spec, t, tables,

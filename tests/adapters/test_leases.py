@@ -6,7 +6,7 @@ import json
 
 import polars as pl
 
-from exporter.reconstruct import spans_from_tables
+from exporter.reconstruct.pipeline import spans_from_tables
 from tests.adapters.tables import (
     SNAPSHOT, allocations, compute_nodes, computehosts, leases, reservations, t, tables,
 )

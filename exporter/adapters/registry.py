@@ -1,0 +1,36 @@
+"""The one place that collects what the adapters declare.
+
+Each adapter module in ``exporter.adapters`` has a ``READS`` tuple of
+:class:`~exporter.adapters.declared.SourceTable`. ``declared_tables()`` gathers them; ``extract``,
+``grants`` and the live exporter use only that list, so adding a source table is one adapter
+change, never a second list to keep in sync. Register a new adapter module in ``ADAPTER_MODULES``.
+"""
+
+from __future__ import annotations
+
+from exporter.adapters import blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances
+from exporter.adapters.declared import SourceTable
+
+ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, legacy_usage, extras)
+
+
+def declared_tables() -> tuple[SourceTable, ...]:
+    """Every table any adapter reads, de-duplicated by name, in a stable order."""
+    seen: dict[str, SourceTable] = {}
+    for module in ADAPTER_MODULES:
+        for source in module.READS:
+            previous = seen.get(source.name)
+            if previous is None:
+                seen[source.name] = source
+            elif previous != source:
+                # Two adapters reading one table: union their columns, strictest requirement wins.
+                seen[source.name] = SourceTable(
+                    schema=source.schema,
+                    table=source.table,
+                    columns=tuple(dict.fromkeys(previous.columns + source.columns)),
+                    primary_key=source.primary_key,
+                    optional=previous.optional and source.optional,
+                    required=tuple(dict.fromkeys(previous.required + source.required)),
+                    description=previous.description or source.description,
+                )
+    return tuple(seen.values())

@@ -1,0 +1,149 @@
+"""The columns, dtypes and value vocabularies of spans, rejected rows and the timeline.
+
+Conventions used everywhere (see docs/semantics.md):
+- All datetimes are naive UTC, ``pl.Datetime("us")`` (OpenStack stores naive UTC).
+- Intervals are half-open ``[start, end)``; ``end = null`` means still open at snapshot time.
+- Quantities on spans are in source units (memory_mb, disk_gb); the timeline is in base units
+  (bytes), matching the Prometheus metric families in ``exporter.metrics``.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from exporter.timeutil import TIME
+
+# --- levels: what a span asserts about a host (or a slice of it) --------------------------
+LEVEL_TOTAL = "total"  # host exists
+LEVEL_RESERVABLE = "reservable"  # host enrolled in Blazar
+LEVEL_COMMITTED = "committed"  # host (slice) allocated to a user's lease
+LEVEL_MAINTENANCE = "maintenance"  # host allocated to a lease of a maintenance project
+LEVEL_OCCUPIED = "occupied"  # an instance holds the host (slice)
+LEVEL_STOPPED = "stopped"  # sub-span of occupied: the instance is stopped/suspended/paused/shelved
+LEVELS = (
+    LEVEL_TOTAL,
+    LEVEL_RESERVABLE,
+    LEVEL_COMMITTED,
+    LEVEL_MAINTENANCE,
+    LEVEL_OCCUPIED,
+    LEVEL_STOPPED,
+)
+
+BOOKING_RESERVATION = "reservation"
+BOOKING_ONDEMAND = "ondemand"
+# An instance inside a maintenance lease: the host-time is already the maintenance leaf.
+BOOKING_MAINTENANCE = "maintenance"
+
+# hierarchy_status: how a span relates to its parent level after clipping.
+HIERARCHY_ROOT = "root"  # top level (total): has no parent
+HIERARCHY_DIRECT = "direct"  # fully inside its parent
+HIERARCHY_CLIPPED = "clipped"  # trimmed to its parent; original_start/original_end keep the raw window
+
+# --- exported leaves: mutually exclusive, sum over (pool, state) = total capacity ----------
+POOL_RESERVABLE = "reservable"
+POOL_ONDEMAND = "ondemand"
+POOLS = (POOL_RESERVABLE, POOL_ONDEMAND)
+STATES = ("available", "maintenance", "idle", "active", "stopped")
+UNKNOWN_NODE_TYPE = "unknown"
+
+# --- resources: span columns (source units) and timeline names (base units) ---------------
+SPAN_RESOURCES = ("nodes", "vcpus", "memory_mb", "disk_gb", "gpus")
+# timeline resource name -> (span column, factor to base unit)
+TIMELINE_RESOURCES: dict[str, tuple[str, float]] = {
+    "nodes": ("nodes", 1.0),
+    "vcpus": ("vcpus", 1.0),
+    "memory_bytes": ("memory_mb", float(1 << 20)),
+    "disk_bytes": ("disk_gb", float(1 << 30)),
+    "gpus": ("gpus", 1.0),
+}
+
+# --- canonical spans ------------------------------------------------------------------------
+SPAN_SCHEMA: dict[str, pl.DataType] = {
+    "site": pl.String(),
+    "level": pl.String(),
+    "source_table": pl.String(),  # "<schema>.<table>" of the row that evidences the span
+    "source_id": pl.String(),  # that row's primary key, as text
+    "entity_id": pl.String(),  # what the span is about: host, allocation or instance id
+    "hypervisor_hostname": pl.String(),
+    "node_type": pl.String(),
+    "pool": pl.String(),  # reservable | ondemand (null where not applicable)
+    "booking": pl.String(),  # reservation | ondemand (occupied/stopped only)
+    "project_id": pl.String(),
+    "lease_id": pl.String(),
+    "reservation_id": pl.String(),
+    "start": TIME,
+    "end": TIME,  # null = still open at snapshot time
+    "nodes": pl.Float64(),
+    "vcpus": pl.Float64(),
+    "memory_mb": pl.Float64(),
+    "disk_gb": pl.Float64(),
+    "gpus": pl.Float64(),
+    "original_start": TIME,
+    "original_end": TIME,
+    "hierarchy_status": pl.String(),
+    "source": pl.String(),  # the priority source whose say won this span (exporter.priority)
+    "rule_id": pl.String(),  # the manual rule that added or changed this span (null: none)
+}
+
+# --- rejected input rows ------------------------------------------------------------------
+REJECT_REASONS = (
+    "null_start",
+    "invalid_time_range",
+    "missing_fk",
+    "never_launched",
+    "missing_host",
+    "orphan",
+    "never_effective",
+    "duplicate_entity",
+    "outside_parent",
+    "after_snapshot",
+    "manual_rule",  # an operator's exclude rule covers it (rule_id names the rule)
+    "overridden",  # a higher-priority source speaks for the entity then (exporter.priority)
+)
+REJECT_SCHEMA: dict[str, pl.DataType] = {
+    "site": pl.String(),
+    "level": pl.String(),  # level the row would have fed (null if it fed none)
+    "source_table": pl.String(),
+    "source_id": pl.String(),
+    "rejection_reason": pl.String(),
+    "rejection_detail": pl.String(),  # which join failed, original values (JSON text)
+    "start": TIME,
+    "end": TIME,
+    "hours": pl.Float64(),  # span-hours the row would have carried (0 if unknowable)
+    "rule_id": pl.String(),  # manual_rule: the rule that excluded it (a piece of the row when only part is)
+}
+
+# --- timeline -----------------------------------------------------------------------------
+# Label columns repeat on every one of millions of rows: fixed vocabularies are Enums (categories
+# in sorted order, so sorting by them sorts by the text), open ones (site, node type)
+# Categorical. Both are dictionary-encoded in parquet and read back with the same dtypes.
+POOL_DTYPE = pl.Enum(sorted(POOLS))
+STATE_DTYPE = pl.Enum(sorted(STATES))
+RESOURCE_DTYPE = pl.Enum(sorted(TIMELINE_RESOURCES))
+LABEL_DTYPE = pl.Categorical()
+TIMELINE_SCHEMA: dict[str, pl.DataType] = {
+    "site": LABEL_DTYPE,
+    "timestamp": TIME,  # grid point t; value is the mean over [t, t + step)
+    "node_type": LABEL_DTYPE,
+    "pool": POOL_DTYPE,
+    "state": STATE_DTYPE,
+    "resource": RESOURCE_DTYPE,  # a key of TIMELINE_RESOURCES
+    "value": pl.Float64(),
+}
+TIMELINE_KEYS = ("site", "node_type", "pool", "state", "resource")
+
+
+def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with exactly ``schema``."""
+    return pl.DataFrame(schema=schema)
+
+
+def conform(frame: pl.DataFrame | pl.LazyFrame, schema: dict[str, pl.DataType]):
+    """Select ``schema``'s columns in order, cast to its dtypes, adding missing ones as null."""
+    present = set(frame.collect_schema().names())
+    return frame.select(
+        [
+            (pl.col(name) if name in present else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )

@@ -1,0 +1,237 @@
+"""Read-only extraction of a site's declared tables into an immutable, dated snapshot.
+
+A snapshot is the directory ``<out_root>/<site>/<snapshot-id>/`` holding one
+``<schema>.<table>.parquet`` per table that could be read (the naming of the upstream
+chameleon-usage archives) and ``manifest.json`` (see :func:`manifest_for` for its fields). It is
+written into a hidden temporary directory and renamed into place when complete, and an existing
+snapshot is never overwritten.
+
+Rows are copied as stored (facts are immutable), ordered by primary key, so the same rows give
+byte-identical parquet files and the same content hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from exporter import __version__
+from exporter.config import SiteConfig
+from exporter.db import KNOWN_SCHEMAS, masked, open_engine
+from exporter.errors import ConfigError, SnapshotError
+from exporter.progress import SILENT, Progress, StageBar
+from exporter.layout import MANIFEST_NAME, file_sha256
+from exporter.adapters.declared import SourceTable
+from exporter.adapters.registry import declared_tables
+from exporter.extract.tableread import STATUSES, TableRead, connection_failure, dtype_name, read_table, read_tables
+
+__all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_statements", "prefixed_databases",
+           "read_tables", "snapshot_id_for"]
+
+MANIFEST_FORMAT = "openstack-usage-exporter/snapshot/1"
+_SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ROW_GROUP_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """A written snapshot: its directory and its manifest (the parsed ``manifest.json``)."""
+
+    snapshot_dir: Path
+    manifest: dict
+
+    @property
+    def failed_required(self) -> list[str]:
+        """Required tables that were not copied completely (the snapshot cannot be trusted whole)."""
+        return [name for name, table in self.manifest["tables"].items()
+                if not table["optional"] and table["status"] != "ok"]
+
+
+def snapshot_id_for(when: dt.datetime) -> str:
+    """The snapshot id for a UTC time: ``20261121T230000Z``."""
+    return when.strftime("%Y%m%dT%H%M%SZ")
+
+
+def prefixed_databases(prefix: str) -> dict[str, str]:
+    """Physical database names ``<prefix><schema>`` for every known logical schema."""
+    return {schema: f"{prefix}{schema}" for schema in KNOWN_SCHEMAS}
+
+
+def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | None = None,
+                     progress: Progress | None = None, batch_rows: int = 50_000,
+                     sources: Iterable[SourceTable] | None = None) -> ExtractResult:
+    """Copy ``sources`` (default: every declared table) of ``site`` into a new snapshot directory.
+
+    Raises DatabaseError (one clear line, no password) when a server cannot be reached or
+    rejects the login, SnapshotError when the snapshot already exists; per-table problems
+    (missing, forbidden, timed out) are recorded in the manifest instead.
+    """
+    started = _utc_now()
+    snapshot_id = snapshot_id or snapshot_id_for(started)
+    if not _SNAPSHOT_ID.match(snapshot_id):
+        raise ConfigError(f"snapshot id {snapshot_id!r} must be letters, digits, '.', '_' or '-'")
+    sources = tuple(sources if sources is not None else declared_tables())
+    site_dir = Path(out_root) / site.name
+    final_dir = site_dir / snapshot_id
+    if final_dir.exists():
+        raise SnapshotError(f"snapshot {final_dir} already exists (snapshots are never overwritten)")
+    engines = _engines(site, sources)
+    try:
+        for engine in engines.values():
+            failure = connection_failure(engine)
+            if failure is not None:
+                raise failure
+        site_dir.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=site_dir))
+        try:
+            reads, files = _copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT)
+            manifest = manifest_for(site, sources, reads, files, snapshot_id=snapshot_id, started=started,
+                                    finished=_utc_now(), batch_rows=batch_rows)
+            (work_dir / MANIFEST_NAME).write_text(_json(manifest))
+            _publish(work_dir, final_dir)
+        except BaseException:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            raise
+    finally:
+        for engine in engines.values():
+            engine.dispose()
+    return ExtractResult(final_dir, manifest)
+
+
+def _engines(site: SiteConfig, sources: tuple[SourceTable, ...]) -> dict[str, object]:
+    """One read-only engine per distinct URL the sources need."""
+    urls = {site.url_for(schema) for schema in {s.schema for s in sources}}
+    return {url: open_engine(url, site.databases, read_timeout=site.query_timeout) for url in sorted(urls)}
+
+
+def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[SourceTable, ...],
+                 work_dir: Path, batch_rows: int, progress: Progress) -> tuple[dict[str, TableRead], dict[str, dict]]:
+    reads: dict[str, TableRead] = {}
+    files: dict[str, dict] = {}
+    with progress.stage("extract tables", total=len(sources)) as bar:
+        for source in sources:
+            engine = engines[site.url_for(source.schema)]
+            reads[source.name], file_facts = _copy_table(engine, source, work_dir, batch_rows, bar)
+            if file_facts:
+                files[source.name] = file_facts
+            bar.advance()
+    return reads, files
+
+
+def _copy_table(engine, source: SourceTable, work_dir: Path, batch_rows: int,
+                bar: StageBar) -> tuple[TableRead, dict | None]:
+    """Stream one table into parquet parts, then one final file; returns the read and file facts."""
+    parts_dir = work_dir / f".parts.{source.name}"
+    parts_dir.mkdir()
+    parts: list[Path] = []
+
+    def write_part(frame: pl.DataFrame) -> None:
+        part = parts_dir / f"{len(parts):06d}.parquet"
+        frame.write_parquet(part, statistics=False)
+        parts.append(part)
+
+    try:
+        read = read_table(engine, source, write_part, batch_rows=batch_rows, bar=bar)
+        if not read.copied:
+            return read, None
+        target = work_dir / source.file_name
+        if parts:
+            pl.scan_parquet(parts, schema=read.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
+        else:
+            pl.DataFrame(schema=read.schema).write_parquet(target)
+        return read, {"file": source.file_name, "sha256": file_sha256(target), "bytes": target.stat().st_size}
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def manifest_for(site: SiteConfig, sources: tuple[SourceTable, ...], reads: Mapping[str, TableRead],
+                 files: Mapping[str, dict], *, snapshot_id: str, started: dt.datetime, finished: dt.datetime,
+                 batch_rows: int) -> dict:
+    """The manifest: site, masked source URLs, tool version, UTC times and one entry per table.
+
+    Per table: status, optional, rows, file, sha256 (of the parquet file), columns (name,
+    source_type, dtype), missing_columns, invalid_values (column -> values stored as null), error.
+    """
+    tables = {}
+    for source in sources:
+        read = reads[source.name]
+        tables[source.name] = {
+            "status": read.status,
+            "optional": source.optional,
+            "rows": read.rows if read.copied else None,
+            **(files.get(source.name) or {"file": None, "sha256": None, "bytes": None}),
+            "columns": [{"name": c.name, "source_type": c.source_type, "dtype": dtype_name(c.dtype)} for c in read.columns],
+            "missing_columns": list(read.missing_columns),
+            "invalid_values": dict(read.invalid_values),
+            "error": read.error,
+        }
+    schemas = sorted({s.schema for s in sources})
+    return {
+        "format": MANIFEST_FORMAT,
+        "site": site.name,
+        "display_name": site.display_name,
+        "snapshot_id": snapshot_id,
+        "tool": {"name": "openstack-usage-exporter", "version": __version__},
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "sources": {schema: masked(site.url_for(schema)) for schema in schemas},
+        "databases": {schema: site.databases.get(schema, schema) for schema in schemas},
+        "batch_rows": batch_rows,
+        "complete": all(t["status"] == "ok" for t in tables.values() if not t["optional"]),
+        "tables": tables,
+    }
+
+
+def grant_statements(user: str, host: str, databases: Mapping[str, str] | None = None) -> list[str]:
+    """``GRANT SELECT ON `db`.`table` TO 'user'@'host'`` for exactly the declared tables.
+
+    Required tables come first, then optional ones (a GRANT on a table that does not exist
+    fails on MySQL/MariaDB; those statements may be skipped).
+    """
+    if not user or not host:
+        raise ConfigError("grants need a user and a host")
+    databases = databases or {}
+    account = f"{_sql_string(user)}@{_sql_string(host)}"
+    ordered = sorted(declared_tables(), key=lambda s: s.optional)
+    return [f"GRANT SELECT ON {_identifier(databases.get(s.schema, s.schema))}.{_identifier(s.table)} TO {account}"
+            for s in ordered]
+
+
+def _identifier(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _publish(work_dir: Path, final_dir: Path) -> None:
+    """Rename the finished temporary directory into place; never replace an existing snapshot."""
+    if final_dir.exists():
+        raise SnapshotError(f"snapshot {final_dir} already exists (snapshots are never overwritten)")
+    try:
+        work_dir.chmod(0o755)  # mkdtemp made it private; a finished snapshot is ordinary data
+        os.rename(work_dir, final_dir)
+    except OSError as err:
+        raise SnapshotError(f"cannot move snapshot into {final_dir}: {err.strerror}") from None
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json(document: dict) -> str:
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,243 @@
+"""Reading declared source tables from a database into typed polars frames, batch by batch.
+
+Only SELECTs: each table is reflected (which declared columns exist, their SQL types), then read
+ordered by primary key in batches of ``batch_rows`` through a server-side cursor, so memory is
+bounded by one batch whatever the table size. Every failure becomes a per-table status; one
+missing or forbidden table never stops the others.
+
+SQL types map to stable polars dtypes, also for empty tables: integers and booleans (TINYINT(1)
+as stored) -> Int64, DATETIME/TIMESTAMP/DATE -> Datetime("us") (naive UTC), FLOAT/DECIMAL ->
+Float64, BLOB -> Binary, everything else (VARCHAR, TEXT, ENUM, JSON) -> String. Values that do not
+fit (MySQL zero dates like ``0000-00-00``, text in an integer column of a SQLite file) become null
+and are counted per column in ``TableRead.invalid_values``, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from exporter.db import classify
+from exporter.errors import DatabaseError
+from exporter.progress import SILENT, Progress, StageBar
+from exporter.adapters.declared import SourceTable
+
+# ok, or why a table could not be read (DatabaseError kinds, plus missing_columns).
+STATUSES = ("ok", "missing", "missing_columns", "permission_denied", "auth_error", "connection_error",
+            "timeout", "query_error")
+
+_DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """One copied column: its source SQL type (as the server reports it) and its polars dtype."""
+
+    name: str
+    source_type: str
+    dtype: pl.DataType
+
+
+@dataclass
+class TableRead:
+    """What reading one declared table gave: a status, and the frame when read into memory.
+
+    ``frame`` is None unless the table was read into memory (``read_tables``) with status ok or
+    missing_columns. ``missing_columns`` are declared columns the table lacks; status
+    ``missing_columns`` means a *required* one is among them (present columns are still copied).
+    """
+
+    name: str
+    status: str
+    optional: bool = False
+    frame: pl.DataFrame | None = None
+    columns: tuple[ColumnInfo, ...] = ()
+    missing_columns: tuple[str, ...] = ()
+    rows: int = 0
+    invalid_values: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def copied(self) -> bool:
+        """Whether rows were copied (the table exists and was readable)."""
+        return self.status in ("ok", "missing_columns")
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        return {column.name: column.dtype for column in self.columns}
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to select one table: the columns present, their types, and a stable row order."""
+
+    source: SourceTable
+    columns: tuple[ColumnInfo, ...]
+    missing: tuple[str, ...]
+    order_by: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        lacking = set(self.source.required) & set(self.missing)
+        return "missing_columns" if lacking else "ok"
+
+    def select(self) -> sa.Select:
+        """SELECT of the present columns; datetimes as text so invalid values cannot break the driver."""
+        # a Table (not a lightweight table clause) so the engine's schema_translate_map applies
+        table = sa.Table(self.source.table, sa.MetaData(), *(sa.Column(c.name) for c in self.columns),
+                         schema=self.source.schema)
+        wanted = [sa.cast(table.c[c.name], sa.String).label(c.name) if c.dtype == pl.Datetime("us")
+                  else table.c[c.name] for c in self.columns]
+        return sa.select(*wanted).order_by(*(table.c[name] for name in self.order_by))
+
+
+def polars_dtype(sql_type: sa.types.TypeEngine) -> pl.DataType:
+    """The stable polars dtype a reflected SQL type is stored as (see module docstring)."""
+    if isinstance(sql_type, (sa.types.DateTime, sa.types.Date)):
+        return pl.Datetime("us")
+    if isinstance(sql_type, (sa.types.Integer, sa.types.Boolean)):
+        return pl.Int64()
+    if isinstance(sql_type, (sa.types.Float, sa.types.Numeric)):  # FLOAT, DOUBLE, DECIMAL
+        return pl.Float64()
+    if isinstance(sql_type, sa.types.LargeBinary):
+        return pl.Binary()
+    return pl.String()
+
+
+def dtype_name(dtype: pl.DataType) -> str:
+    """Short stable text for a dtype in manifests: ``Int64``, ``Datetime(us)``, ``String``, ..."""
+    return "Datetime(us)" if dtype == pl.Datetime("us") else str(dtype)
+
+
+def read_tables(engine: Engine, sources: Iterable[SourceTable], *, batch_rows: int = 50_000,
+                progress: Progress | None = None) -> dict[str, TableRead]:
+    """Read every source table into memory: ``{"schema.table": TableRead}`` with frames.
+
+    Never raises for database trouble: an unreachable server or rejected login gives every
+    table that status (checked once up front, so a dead server costs one connect timeout).
+    """
+    sources = tuple(sources)
+    failure = connection_failure(engine)
+    if failure is not None:
+        return {s.name: TableRead(s.name, failure.kind, optional=s.optional, error=str(failure)) for s in sources}
+    reads: dict[str, TableRead] = {}
+    progress = progress or SILENT
+    with progress.stage("read tables", total=len(sources)) as bar:
+        for source in sources:
+            batches: list[pl.DataFrame] = []
+            read = read_table(engine, source, batches.append, batch_rows=batch_rows, bar=bar)
+            if read.copied:
+                read.frame = pl.concat(batches) if batches else pl.DataFrame(schema=read.schema)
+            reads[source.name] = read
+            bar.advance()
+    return reads
+
+
+def connection_failure(engine: Engine) -> DatabaseError | None:
+    """None if the engine can connect, else the classified error (wrong password, unreachable)."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        return classify(exc, what=f"connecting to {engine.url.render_as_string(hide_password=True)}")
+    return None
+
+
+def read_table(engine: Engine, source: SourceTable, sink: Callable[[pl.DataFrame], None], *,
+               batch_rows: int = 50_000, bar: StageBar | None = None) -> TableRead:
+    """Stream one table into ``sink`` as typed frames of at most ``batch_rows`` rows.
+
+    Returns the outcome without a frame; any database error becomes the table's status.
+    """
+    bar = bar or StageBar()
+    bar.item(source.name)
+    try:
+        with engine.connect() as conn:
+            plan = _plan(conn, source)
+            rows, invalid = 0, dict.fromkeys((c.name for c in plan.columns), 0)
+            for frame, bad in _batches(conn, plan, batch_rows):
+                sink(frame)
+                rows += frame.height
+                invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
+                bar.item(f"{source.name} {rows:,} rows")
+    except DatabaseError as err:
+        return TableRead(source.name, err.kind, optional=source.optional, error=str(err))
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        err = classify(exc, what=source.name)
+        return TableRead(source.name, err.kind, optional=source.optional, error=str(err))
+    lacking = sorted(set(source.required) & set(plan.missing))
+    return TableRead(
+        source.name, plan.status, optional=source.optional, columns=plan.columns, missing_columns=plan.missing,
+        rows=rows, invalid_values={k: v for k, v in invalid.items() if v},
+        error=f"{source.name}: required column(s) missing: {', '.join(lacking)}" if lacking else None,
+    )
+
+
+def _plan(conn: Connection, source: SourceTable) -> ReadPlan:
+    """Reflect the table; raises DatabaseError(kind=missing|permission_denied|...)."""
+    translate: Mapping[str, str] = conn.get_execution_options().get("schema_translate_map") or {}
+    physical_schema = translate.get(source.schema, source.schema)
+    inspector = sa.inspect(conn)
+    try:
+        reflected = {c["name"]: c["type"] for c in inspector.get_columns(source.table, schema=physical_schema)}
+        key = tuple(inspector.get_pk_constraint(source.table, schema=physical_schema).get("constrained_columns") or ())
+    except sa.exc.NoSuchTableError:
+        raise DatabaseError(f"{source.name}: does not exist", kind="missing") from None
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise classify(exc, what=source.name) from None
+    present = [name for name in source.columns if name in reflected]
+    if not present:
+        raise DatabaseError(f"{source.name}: none of the declared columns exist", kind="missing_columns")
+    columns = tuple(ColumnInfo(name, _type_text(reflected[name], conn), polars_dtype(reflected[name]))
+                    for name in present)
+    if source.primary_key in present:
+        order = (source.primary_key,)
+    elif key and set(key) <= set(present):
+        order = key
+    else:
+        order = tuple(present)
+    missing = tuple(name for name in source.columns if name not in reflected)
+    return ReadPlan(source, columns, missing, order)
+
+
+def _batches(conn: Connection, plan: ReadPlan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, int]]]:
+    """Typed frames of at most ``batch_rows`` rows, with per-column counts of invalid values."""
+    result = conn.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(plan.select())
+    for rows in result.partitions(batch_rows):
+        yield typed_frame(plan.columns, rows)
+
+
+def typed_frame(columns: tuple[ColumnInfo, ...], rows: list) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Driver rows -> a frame with the stable dtypes of ``columns``, plus invalid-value counts per column.
+
+    Shared by full reads and the live exporter's changed-row reads, so both type rows alike.
+    """
+    values = list(zip(*rows))
+    series, invalid = [], {}
+    for index, column in enumerate(columns):
+        raw = list(values[index])
+        typed = _typed_series(column, raw)
+        bad = typed.null_count() - raw.count(None)
+        if bad:
+            invalid[column.name] = bad
+        series.append(typed)
+    return pl.DataFrame(series), invalid
+
+
+def _typed_series(column: ColumnInfo, raw: list) -> pl.Series:
+    if column.dtype != pl.Datetime("us"):
+        return pl.Series(column.name, raw, dtype=column.dtype, strict=False)
+    text = pl.Series(column.name, raw, dtype=pl.String, strict=False).str.strip_chars().str.replace("T", " ", literal=True)
+    return pl.select(pl.coalesce(text.str.strptime(pl.Datetime("us"), fmt, strict=False)
+                                 for fmt in _DATETIME_FORMATS)).to_series().alias(column.name)
+
+
+def _type_text(sql_type: sa.types.TypeEngine, conn: Connection) -> str:
+    try:
+        return sql_type.compile(dialect=conn.dialect)
+    except Exception:  # a type the dialect cannot render back (e.g. SQLite NullType)
+        return str(type(sql_type).__name__)

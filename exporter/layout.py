@@ -1,0 +1,180 @@
+"""The on-disk layout of snapshots and outputs: the one module that knows paths and file names.
+
+A snapshot directory ``<data_dir>/<site>/<snapshot-id>/`` holds ``<schema>.<table>.parquet``
+files and, when written by ``extract``, ``manifest.json`` (fields documented in
+:func:`exporter.extract.copy.manifest_for`); plain directories of upstream archive dumps have no
+manifest. Reconstruct writes spans.parquet, rejected.parquet, timeline.parquet and audit.json
+into its output directory; ``run`` puts that under ``<data_dir>/<site>/out/<snapshot-id>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from exporter.errors import SnapshotError, TimelineError
+
+MANIFEST_NAME = "manifest.json"
+SPANS_FILE = "spans.parquet"
+REJECTED_FILE = "rejected.parquet"
+TIMELINE_FILE = "timeline.parquet"
+AUDIT_FILE = "audit.json"
+RUN_OUT_DIR = "out"  # <data_dir>/<site>/out/<snapshot-id>/{timeline,backfill}
+TIMELINE_DIR = "timeline"
+BACKFILL_DIR = "backfill"
+OPENMETRICS_DIR = "openmetrics"  # inside a backfill output directory, with:
+BLOCKS_DIR = "blocks"
+BACKFILL_MANIFEST = "backfill.json"
+
+
+def read_manifest(snapshot_dir: Path) -> dict | None:
+    """The parsed manifest, or None for a directory of parquet files without one (an archive dump)."""
+    path = Path(snapshot_dir) / MANIFEST_NAME
+    if not Path(snapshot_dir).is_dir():
+        raise SnapshotError(f"snapshot {snapshot_dir} is not a directory")
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SnapshotError(f"{path}: unreadable manifest ({err})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("tables"), dict):
+        raise SnapshotError(f"{path}: not a snapshot manifest (no tables)")
+    return manifest
+
+
+def manifest_time(manifest: dict) -> dt.datetime:
+    """When the snapshot was taken (naive UTC): its ``finished_at``, the time by which every
+    copied row had been observed. Later stages close open-ended spans here."""
+    try:
+        return dt.datetime.strptime(manifest["finished_at"], "%Y-%m-%dT%H:%M:%SZ")
+    except (KeyError, TypeError, ValueError):
+        raise SnapshotError("manifest has no valid finished_at") from None
+
+
+def table_files(snapshot_dir: Path, manifest: dict | None, *, verify: bool = False) -> dict[str, Path]:
+    """``{"schema.table": path}`` of every table file in the snapshot.
+
+    With a manifest, only tables it lists as copied, and ``verify=True`` checks each file's
+    sha256 against it (SnapshotError on a mismatch or a missing file). Without one, every
+    ``*.parquet`` file.
+    """
+    snapshot_dir = Path(snapshot_dir)
+    if manifest is None:
+        return {path.name[: -len(".parquet")]: path for path in sorted(snapshot_dir.glob("*.parquet"))}
+    files = {}
+    for name, entry in sorted(manifest["tables"].items()):
+        if not entry.get("file"):
+            continue
+        path = snapshot_dir / entry["file"]
+        if not path.exists():
+            raise SnapshotError(f"{path}: listed in the manifest but missing")
+        if verify and file_sha256(path) != entry.get("sha256"):
+            raise SnapshotError(f"{path}: content hash differs from the manifest (file changed?)")
+        files[name] = path
+    return files
+
+
+def scan_tables(snapshot_dir: Path, *, verify: bool = False) -> dict[str, pl.LazyFrame]:
+    """``{"schema.table": LazyFrame}`` of every table file (:func:`table_files`), all columns."""
+    files = table_files(snapshot_dir, read_manifest(snapshot_dir), verify=verify)
+    return {name: pl.scan_parquet(path) for name, path in files.items()}
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def newest_snapshot(site_dir: Path) -> Path:
+    """The last (by name = by time) snapshot directory under ``site_dir``."""
+    candidates = sorted(p for p in Path(site_dir).glob("*") if p.is_dir() and
+                        ((p / MANIFEST_NAME).exists() or any(p.glob("*.parquet"))))
+    if not candidates:
+        raise SnapshotError(f"no snapshot under {site_dir} (run usage-exporter extract first)")
+    return candidates[-1]
+
+
+def run_out_dir(data_dir: Path, site: str, snapshot_dir: Path) -> Path:
+    """Where ``run`` writes a snapshot's timeline/ and backfill/ by default."""
+    return Path(data_dir) / site / RUN_OUT_DIR / Path(snapshot_dir).name
+
+
+@dataclass(frozen=True)
+class LoadedSnapshot:
+    tables: dict[str, pl.LazyFrame]  # parquet scans of the wanted columns (read when collected)
+    snapshot_time: dt.datetime
+    snapshot_time_source: str  # option | manifest | max_timestamp
+
+
+def load_snapshot(snapshot_dir: Path, *, columns: Mapping[str, Sequence[str]], essential: Sequence[str] = (),
+                  snapshot_time: dt.datetime | None = None) -> LoadedSnapshot:
+    """The tables of ``columns`` ({name: wanted columns}) found in ``snapshot_dir`` (lazy scans of
+    the wanted columns present) and the snapshot time.
+
+    Each file's parquet footer is read now, so a truncated or non-parquet file fails here.
+    Snapshot time: the given one, else the manifest's, else the latest timestamp in the data.
+    Raises SnapshotError for a missing directory, an unreadable file or a missing ``essential`` table.
+    """
+    snapshot_dir = Path(snapshot_dir)
+    manifest = read_manifest(snapshot_dir)
+    files = table_files(snapshot_dir, manifest)
+    missing = [name for name in essential if name not in files]
+    if missing:
+        raise SnapshotError(f"snapshot {snapshot_dir} lacks {', '.join(missing)}; nothing can be reconstructed")
+    tables = {name: _scan_columns(files[name], wanted) for name, wanted in columns.items() if name in files}
+    if snapshot_time is not None:
+        return LoadedSnapshot(tables, snapshot_time, "option")
+    if manifest is not None:
+        return LoadedSnapshot(tables, manifest_time(manifest), "manifest")
+    return LoadedSnapshot(tables, _latest_timestamp(tables, snapshot_dir), "max_timestamp")
+
+
+def _scan_columns(path: Path, columns: Sequence[str]) -> pl.LazyFrame:
+    try:
+        present = pl.read_parquet_schema(path)
+    except (OSError, pl.exceptions.PolarsError) as err:
+        raise SnapshotError(f"{path}: unreadable parquet file ({first_line(err)})") from None
+    return pl.scan_parquet(path).select([c for c in columns if c in present])
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name if empty)."""
+    text = str(err)
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _latest_timestamp(tables: dict[str, pl.LazyFrame], snapshot_dir: Path) -> dt.datetime:
+    latest = None
+    for frame in tables.values():
+        stamps = [name for name, dtype in frame.collect_schema().items() if isinstance(dtype, pl.Datetime)]
+        if not stamps:
+            continue
+        value = frame.select(pl.max_horizontal(pl.col(stamps).max())).collect().item()
+        if value is not None and (latest is None or value > latest):
+            latest = value.replace(tzinfo=None)
+    if latest is None:
+        raise SnapshotError(f"snapshot {snapshot_dir} has no manifest and no timestamps; pass --snapshot-time")
+    return latest
+
+
+def read_timeline(timeline_dir: Path) -> pl.DataFrame:
+    """``<timeline_dir>/timeline.parquet`` (or the file itself), or a TimelineError."""
+    path = Path(timeline_dir)
+    path = path / TIMELINE_FILE if path.is_dir() else path
+    if not path.exists():
+        raise TimelineError(f"no timeline at {path} (write one with `usage-exporter reconstruct`)")
+    try:
+        return pl.read_parquet(path)
+    except Exception as err:  # polars raises several unrelated types for a bad file
+        raise TimelineError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None

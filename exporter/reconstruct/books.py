@@ -1,0 +1,227 @@
+"""The trimming stages every span level goes through, each recording what it removes.
+
+A level's raw windows (one per source row) are *settled* (rule failures become rejected rows),
+*cut at the snapshot* (nothing is known after it), optionally *merged* per identity (overlap
+becomes duplicate_entity hours) and *clipped into a parent level*. Every stage returns the
+surviving pieces and records the rest in :class:`SpanBooks`: a row with nothing left is a
+rejected row (with its reason), a trimmed row keeps its span and the trim is clipped hours
+(with its reason). ``exporter.reconstruct.audit`` checks that these books balance.
+
+All frames here are collected (eager): the orchestrator decides when to collect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from exporter.engine import intervals, painter
+from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, conform
+from exporter.engine.intervals import MICROSECONDS_PER_HOUR, hours_between
+from exporter.engine.sweepline import order_free_sum
+from exporter.timeutil import TIME
+
+
+# Below this a "trim" is float round-off of two sums, not a cut (real cuts are >= 1 second).
+FLOAT_NOISE_HOURS = 1e-6
+KEYS = ["level", "source_table"]
+
+
+@dataclass
+class SpanBooks:
+    """What went in, what was rejected and what was clipped, per level and source table."""
+
+    site: str
+    snapshot_time: dt.datetime
+    inputs: list[pl.DataFrame] = field(default_factory=list)
+    rejected: list[pl.DataFrame] = field(default_factory=list)
+    clipped: list[pl.DataFrame] = field(default_factory=list)
+
+    def settled(self, windows: pl.DataFrame, *, detail: pl.Expr, carry: Sequence[str] = ()) -> pl.DataFrame:
+        """Rows of ``windows`` (with level, rejection_reason) that pass their rules; the rest rejected.
+
+        The kept rows are slimmed to the span columns (+ ``carry``), with their raw window as
+        original_start/original_end and a row number ``_row`` that identifies them from here on.
+        """
+        self.inputs.append(input_totals(windows, snapshot_time=self.snapshot_time))
+        kept = self._split(windows, detail=detail)
+        columns = [c for c in kept.columns if c in SPAN_SCHEMA or c in carry or c == "level"]
+        return kept.select(columns).with_row_index("_row").with_columns(
+            pl.col("start").alias("original_start"), pl.col("end").alias("original_end"))
+
+    def cut_at_snapshot(self, spans: pl.DataFrame) -> pl.DataFrame:
+        """Spans cut at the snapshot time; spans starting at or after it are rejected (after_snapshot)."""
+        snapshot = pl.lit(self.snapshot_time, dtype=TIME)
+        late = spans.with_columns(
+            pl.when(pl.col("start") >= snapshot).then(pl.lit("after_snapshot")).alias("rejection_reason"))
+        kept = self._split(late, detail=pl.lit('{"snapshot_time": "%s"}' % self.snapshot_time))
+        cut = kept.with_columns(pl.when(pl.col("end") > snapshot).then(snapshot).otherwise(pl.col("end")).alias("end"))
+        self._record_trim(kept, cut, reason="after_snapshot")
+        return cut
+
+    def merged(self, spans: pl.DataFrame, *, by: Sequence[str]) -> pl.DataFrame:
+        """Spans trimmed so no time is covered twice per ``by``: the earlier piece keeps it.
+
+        A row left with nothing is rejected as duplicate_entity; the trimmed part of the
+        others is clipped hours with reason duplicate_entity.
+        """
+        overlap = intervals.duplicate_overlap(
+            spans.lazy(), by=by, open_end=self.snapshot_time, hours="_overlap").collect()
+        shift = pl.duration(microseconds=(pl.col("_overlap") * MICROSECONDS_PER_HOUR).round().cast(pl.Int64))
+        closed = pl.col("end").fill_null(pl.lit(self.snapshot_time, dtype=TIME))
+        trimmed = overlap.with_columns((pl.col("start") + shift).alias("start")).filter(pl.col("start") < closed)
+        return self._kept(spans, trimmed.drop("_overlap"), rejected="duplicate_entity", clipped="duplicate_entity",
+                          detail=pl.lit('{"overlaps": "an earlier row of the same identity"}'))
+
+    def clipped_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str],
+                     reason: str = "outside_parent", outside: bool = False) -> pl.DataFrame:
+        """Pieces of ``spans`` inside the union of their key's ``parents`` (``outside=True``: not in it).
+
+        A row with no piece kept is rejected with ``reason``; the removed part of the others
+        is clipped hours (reason outside_parent, or duplicate_entity when keeping the outside).
+        """
+        # ``spans`` is eager, so its row order is stable: clip_to_parent numbers the children and
+        # reads them more than once (a lazy join's output order may differ between reads).
+        relevant = parents.lazy().join(spans.lazy().select(by).unique(), on=list(by), how="semi")
+        # Only the window columns go through the clip (its joins and sorts copy every column);
+        # the others are joined back by ``_row``.
+        window = [*by, "start", "end", "original_start", "original_end", "_row"]
+        inside, beyond = intervals.clip_to_parent(spans.lazy().select(window), relevant, by=by,
+                                                  open_end=self.snapshot_time)
+        # A row cut into pieces earlier (an exclude rule) repeats its _row; its other columns agree.
+        rest = spans.select("_row", *(c for c in spans.columns if c not in window)).unique(
+            "_row", keep="first", maintain_order=True)
+        kept = ((beyond if outside else inside).collect().drop("trimmed")
+                .join(rest, on="_row", how="left", maintain_order="left").select(spans.columns))
+        detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
+        return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
+                          detail=detail)
+
+    def painted(self, layers: Sequence[pl.DataFrame], *, by: Sequence[str],
+                tombstones: Sequence[pl.DataFrame | None] | None = None) -> list[pl.DataFrame]:
+        """Each layer's pieces that no higher layer (or its tombstones) covers (exporter.engine.painter).
+
+        ``layers[0]`` wins everywhere it speaks. A lower row with no piece left is rejected as
+        overridden; the lost part of the others is clipped hours with reason overridden.
+        """
+        window = [*by, "start", "end", "original_start", "original_end", "_row"]
+        lazy_tombs = [None if t is None else t.lazy() for t in (tombstones or [None] * len(layers))]
+        painted = painter.paint([layer.lazy().select(window) for layer in layers], by=by,
+                                open_end=self.snapshot_time, tombstones=lazy_tombs)
+        out = []
+        detail = pl.lit('{"overridden_by": "a higher-priority source"}')
+        for index, (layer, result) in enumerate(zip(layers, painted)):
+            if index == 0:
+                out.append(layer)
+                continue
+            rest = layer.select("_row", *(c for c in layer.columns if c not in window)).unique(
+                "_row", keep="first", maintain_order=True)
+            kept = (result.kept.collect().drop("trimmed")
+                    .join(rest, on="_row", how="left", maintain_order="left").select(layer.columns))
+            out.append(self._kept(layer, kept, rejected="overridden", clipped="overridden", detail=detail))
+        return out
+
+    def excluded(self, spans: pl.DataFrame, *, rule_id: str, matched: pl.Expr, start: dt.datetime | None,
+                 end: dt.datetime | None) -> pl.DataFrame:
+        """``spans`` without the time of ``matched`` rows inside [start, end) (either open).
+
+        The removed pieces are rejected rows (reason manual_rule, ``rule_id``), one per piece:
+        a row only partly inside keeps its other pieces (same ``_row``) and is still used.
+        """
+        hit = spans.filter(matched.fill_null(False))
+        if not hit.height:
+            return spans
+        cut = pl.LazyFrame({"__rule": [0], "start": [start or dt.datetime(1, 1, 1)], "end": [end]},
+                           schema={"__rule": pl.Int32, "start": TIME, "end": TIME})
+        inside, outside = intervals.clip_to_parent(hit.lazy().with_columns(pl.lit(0, pl.Int32).alias("__rule")),
+                                                   cut, by=["__rule"], open_end=self.snapshot_time)
+        pieces = inside.drop("__rule", "trimmed").collect().with_columns(
+            pl.lit("manual_rule").alias("rejection_reason"), pl.lit(rule_id).alias("rule_id"))
+        self._split(pieces, detail=pl.struct(pl.lit(rule_id).alias("rule"), pl.col("original_start").cast(pl.String),
+                                             pl.col("original_end").cast(pl.String)).struct.json_encode())
+        kept = outside.drop("__rule", "trimmed").collect().select(spans.columns)
+        return pl.concat([spans.filter(~matched.fill_null(False)), kept], how="vertical")
+
+    def left_out(self, rows: pl.DataFrame, *, why: str) -> None:
+        """Reject every row of ``rows`` as overridden (a source the site's priority leaves out)."""
+        self._split(rows.with_columns(pl.lit("overridden").alias("rejection_reason")),
+                    detail=pl.lit('{"why": %s}' % json.dumps(why)))
+
+    def _kept(self, before: pl.DataFrame, after: pl.DataFrame, *, rejected: str, clipped: str,
+              detail: pl.Expr) -> pl.DataFrame:
+        """``after``; rows of ``before`` with no piece in it are rejected, the rest's loss is clipped."""
+        survived = after.select("_row").unique()
+        lost = before.join(survived, on="_row", how="anti").with_columns(pl.lit(rejected).alias("rejection_reason"))
+        self._split(lost, detail=detail)
+        self._record_trim(before.join(survived, on="_row", how="semi"), after, reason=clipped)
+        return after
+
+    def _split(self, frame: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
+        kept, rejected = split_rejected(frame.lazy(), site=self.site, level=None, snapshot_time=self.snapshot_time,
+                                        detail=detail.alias("rejection_detail"))
+        self.rejected.append(rejected.collect())
+        return kept.collect()
+
+    def _record_trim(self, before: pl.DataFrame, after: pl.DataFrame, *, reason: str) -> None:
+        self.clipped.append(trimmed_hours(before, after, reason=reason, snapshot_time=self.snapshot_time))
+
+    def all_rejected(self) -> pl.DataFrame:
+        """Every rejected row so far, in REJECT_SCHEMA."""
+        return pl.concat([conform(r, REJECT_SCHEMA) for r in self.rejected], how="vertical")
+
+    def all_clipped(self) -> pl.DataFrame:
+        """level, source_table, reason, year, hours of every trim so far."""
+        return pl.concat(self.clipped, how="vertical")
+
+    def all_inputs(self) -> pl.DataFrame:
+        return pl.concat(self.inputs, how="vertical")
+
+
+def input_totals(windows: pl.DataFrame, *, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """level, source_table, rows_in, hours_in of an adapter's raw windows (kept and rejected)."""
+    return windows.group_by(KEYS).agg(
+        pl.len().alias("rows_in"), order_free_sum(hours_between("start", "end", snapshot_time=snapshot_time)).alias("hours_in"))
+
+
+def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """level, source_table, reason, year, hours: span-hours in ``before`` but not in ``after``.
+
+    Both frames carry level, source_table, original_start, start, end; ``after`` holds the
+    pieces that survive a trimming stage, minus rows rejected whole (the caller drops those
+    from ``before`` too, or accounts them as rejected). Year = year of the row's raw start.
+    """
+    keys = ["level", "source_table", "year"]
+    hours = hours_between("start", "end", snapshot_time=snapshot_time)
+    year = pl.col("original_start").dt.year().alias("year")
+    was = before.group_by("level", "source_table", year).agg(order_free_sum(hours).alias("was"))
+    now = after.group_by("level", "source_table", year).agg(order_free_sum(hours).alias("now"))
+    return (
+        was.join(now, on=keys, how="inner")
+        .with_columns((pl.col("was") - pl.col("now")).alias("hours"), pl.lit(reason).alias("reason"))
+        .filter(pl.col("hours") > FLOAT_NOISE_HOURS)
+        .select("level", "source_table", "reason", "year", "hours")
+    )
+
+
+
+def split_rejected(
+    windows: pl.LazyFrame, *, site: str, level: str | None, snapshot_time: dt.datetime, detail: pl.Expr
+) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(rows whose ``rejection_reason`` is null, the others in REJECT_SCHEMA).
+
+    ``windows`` carries source_table, source_id, start, end and rejection_reason (and level
+    when ``level`` is None); ``detail`` is
+    evaluated on the rejected rows (which join failed, the original values).
+    """
+    kept = windows.filter(pl.col("rejection_reason").is_null()).drop("rejection_reason")
+    rejected = windows.filter(pl.col("rejection_reason").is_not_null()).with_columns(
+        pl.lit(site).alias("site"),
+        pl.lit(level).alias("level") if level is not None else pl.col("level"),
+        detail,
+        hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"),
+    )
+    return kept, conform(rejected, REJECT_SCHEMA)

@@ -1,0 +1,120 @@
+"""The host levels (total, reservable, committed/maintenance): each source's rows settled, cut
+at the snapshot, stripped of what exclude rules cover, then painted by the site's priority.
+
+Per level the sources are layers (exporter.priority): the first that speaks for a host at a
+time wins, lower ones fill only its silence, ``set_pool: ondemand`` rules are tombstones at
+reservable. Each span records the source it won for (``source``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from exporter.reconstruct import inference, manual_rules
+from exporter.adapters import blazar_leases, nova_hosts
+from exporter.priority import DEFAULT_PRIORITY
+from exporter.reconstruct.rulesfile import RULES_SOURCE, Rule
+from exporter.columns import LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_RESERVABLE, LEVEL_TOTAL
+from exporter.reconstruct.books import SpanBooks
+
+HOST_KEY = ["hypervisor_hostname"]
+SLOTS = ("slot_vcpus", "slot_memory_mb", "slot_disk_gb")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a site resolves its sources: its manual rules, priority lists and whether to infer."""
+
+    rules: tuple[Rule, ...] = ()
+    priority: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_PRIORITY))
+    infer: bool = False
+    node_types: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node type -> hostnames
+
+
+def settled_rows(books: SpanBooks, windows: pl.DataFrame, policy: Policy, *, level: str, detail: pl.Expr,
+                 carry: Sequence[str] = ()) -> pl.DataFrame:
+    """Rows that pass their rules, cut at the snapshot, minus what exclude rules cover."""
+    settled = books.cut_at_snapshot(books.settled(windows, detail=detail, carry=carry))
+    if not policy.rules:
+        return settled
+    return manual_rules.excluded(books, settled, policy.rules, level=level, node_types=dict(policy.node_types))
+
+
+def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,
+            tombstones: Mapping[str, pl.DataFrame] | None = None, merge: bool) -> pl.DataFrame:
+    """``settled``'s rows as one layer per source, painted in ``order`` per host (empty layers
+    skipped; ``merge``: each layer's own overlaps merged after), tagged with their source."""
+    layers = _by_source(settled)
+    for name in set(layers) - set(order):  # a source the site left out of its priority list
+        books.left_out(layers[name], why=f"source {name} is not in the site's priority list")
+    names = [name for name in order if name in layers and layers[name].height]
+    tombs = [(tombstones or {}).get(name) for name in names]
+    pieces = books.painted([layers[name] for name in names], by=HOST_KEY, tombstones=tombs) if names else []
+    out = []
+    for name, piece in zip(names, pieces):
+        piece = books.merged(piece, by=HOST_KEY) if merge else piece
+        out.append(piece.with_columns(pl.lit(name).alias("source")))
+    if not out:
+        return settled.clear().with_columns(pl.lit(None, dtype=pl.String).alias("source"))
+    return pl.concat(out, how="vertical_relaxed")
+
+
+def total_spans(books: SpanBooks, hosts: pl.DataFrame, policy: Policy, host_names: Sequence[str]) -> pl.DataFrame:
+    """Nova rows first, Blazar rows where nova is silent (by default); rules' add_host above both."""
+    windows = _stacked([hosts, _rule_rows(policy, LEVEL_TOTAL, host_names)])
+    settled = settled_rows(books, windows, policy, level=LEVEL_TOTAL, detail=nova_hosts.host_reject_detail())
+    return painted(books, settled, policy.priority["total"], merge=True)
+
+
+def reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame, policy: Policy,
+                     inferred: pl.DataFrame | None, host_names: Sequence[str]) -> pl.DataFrame:
+    """Blazar host rows (then inference) per hostname, set_pool rules above them; clipped into total."""
+    windows = [hosts.filter(pl.col("source_table") == "blazar.computehosts").with_columns(
+        pl.lit(LEVEL_RESERVABLE).alias("level")), _rule_rows(policy, LEVEL_RESERVABLE, host_names)]
+    if inferred is not None:
+        windows.append(inference.reservable_hosts(inferred))
+    settled = settled_rows(books, _stacked(windows), policy, level=LEVEL_RESERVABLE,
+                           detail=nova_hosts.host_reject_detail())
+    tomb = manual_rules.tombstones(policy.rules, level=LEVEL_RESERVABLE, hosts=host_names)
+    merged = painted(books, settled, policy.priority["reservable"],
+                     tombstones=None if tomb is None else {RULES_SOURCE: tomb}, merge=True)
+    return books.clipped_into(merged, total, by=HOST_KEY)
+
+
+def committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reservable: pl.DataFrame, policy: Policy,
+                    *, maintenance_projects: Sequence[str], inferred: pl.DataFrame | None,
+                    host_names: Sequence[str]) -> pl.DataFrame:
+    """Allocations (then inference) per host, add_maintenance rules above; clipped into reservable."""
+    windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
+    slots = blazar_leases.reservation_slices(frames)
+    parts = [windows.join(slots, on="reservation_id", how="left").collect(),
+             _rule_rows(policy, LEVEL_MAINTENANCE, host_names)]
+    if inferred is not None:
+        parts.append(inferred)
+    settled = settled_rows(books, _stacked(parts), policy, level=LEVEL_COMMITTED,
+                           detail=blazar_leases.allocation_reject_detail(), carry=SLOTS)
+    merged = painted(books, settled, policy.priority["committed"], merge=False)
+    return books.clipped_into(merged, reservable, by=HOST_KEY)
+
+
+def _by_source(settled: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Rows per priority source, in input order (source_of: nova's archive counts as nova)."""
+    table = pl.col("source_table")
+    tagged = settled.with_columns(
+        pl.when(table.str.starts_with("nova.")).then(pl.lit("nova.compute_nodes")).otherwise(table).alias("__source"))
+    return {name: tagged.filter(pl.col("__source") == name).drop("__source")
+            for name in tagged.get_column("__source").unique(maintain_order=True).to_list()}
+
+
+def _rule_rows(policy: Policy, level: str, host_names: Sequence[str]) -> pl.DataFrame | None:
+    """The rules layer's raw windows at ``level`` (None when no rule speaks there)."""
+    rows = manual_rules.rule_windows(policy.rules, level=level, hosts=host_names)
+    return rows if rows.height else None
+
+
+def _stacked(parts: Sequence[pl.DataFrame | None]) -> pl.DataFrame:
+    present = [part for part in parts if part is not None]
+    return present[0] if len(present) == 1 else pl.concat(present, how="diagonal_relaxed")

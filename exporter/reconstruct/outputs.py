@@ -1,0 +1,73 @@
+"""Writing a reconstruction's deterministic outputs, and its printed summary.
+
+Output files (names: exporter.layout): spans.parquet, rejected.parquet, timeline.parquet (sorted, fixed column order,
+fixed parquet settings, so the same input gives byte-identical files) and audit.json.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from exporter import layout
+from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
+from exporter.reconstruct.audit import audit_json
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True, "row_group_size": 262_144}
+# Min/max of five dictionary label columns over tens of millions of rows cost a third of the
+# timeline's write (measured 0.86 -> 0.59 s on 31.6 M rows); a filtered scan of the file without
+# them is as fast in practice (one month out of ten years: 0.010 vs 0.017 s).
+TIMELINE_PARQUET_OPTIONS = {**PARQUET_OPTIONS, "statistics": False}
+
+
+def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS) -> None:
+    """Write ``frame`` with fixed parquet settings via a temporary file and an atomic rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    frame.write_parquet(tmp, **options)
+    os.replace(tmp, path)
+
+
+def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: pl.DataFrame,
+                  audit: dict) -> None:
+    """spans/rejected/timeline parquet in their schemas' column order, and audit.json (sorted keys)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_frame(spans.select(list(SPAN_SCHEMA)), out_dir / layout.SPANS_FILE)
+    write_frame(rejected.select(list(REJECT_SCHEMA)), out_dir / layout.REJECTED_FILE)
+    write_frame(timeline.select(list(TIMELINE_SCHEMA)), out_dir / layout.TIMELINE_FILE, TIMELINE_PARQUET_OPTIONS)
+    tmp = out_dir / (layout.AUDIT_FILE + ".tmp")
+    tmp.write_text(audit_json(audit))
+    os.replace(tmp, out_dir / layout.AUDIT_FILE)
+
+
+def summary_text(audit: dict) -> str:
+    """A short human summary: rows and hours per source, rejections per reason, checks."""
+    lines = [f"site {audit['site']}: snapshot {audit['snapshot_time']}"]
+    lines.append(f"{'level/source':<48} {'rows in':>9} {'used':>9} {'rejected':>9} "
+                 f"{'hours in':>14} {'counted':>14} {'clipped':>12} {'rejected':>12}")
+    for e in audit["sources"]:
+        lines.append(f"{e['level'] + '/' + e['source_table']:<48} {e['rows_in']:>9} {e['rows_used']:>9} "
+                     f"{e['rows_rejected']:>9} {e['hours_in']:>14.1f} {e['hours_counted']:>14.1f} "
+                     f"{e['hours_clipped']:>12.1f} {e['hours_rejected']:>12.1f}")
+    reasons: dict[str, int] = {}
+    for e in audit["rejected"]:
+        reasons[e["reason"]] = reasons.get(e["reason"], 0) + e["rows"]
+    if reasons:
+        lines.append("rejected rows by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+    lines.append(f"total host-hours evidenced only by Blazar: {audit['blazar_only_total_hours']:.1f}")
+    if audit.get("ondemand_hours_outside_total"):
+        lines.append(f"on-demand instance-hours on hosts without total evidence: "
+                     f"{audit['ondemand_hours_outside_total']:.1f} (shown as negative on-demand available)")
+    if "timeline" in audit:
+        tl = audit["timeline"]
+        lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "
+                     f"{tl['negative_leaves']} negative leaf values")
+        if tl.get("node_hours_inside_maintenance"):
+            lines.append(f"instance node-hours inside maintenance leases (counted as maintenance, not active): "
+                         f"{tl['node_hours_inside_maintenance']:.1f}")
+    for warning in audit["warnings"]:
+        lines.append(f"warning: {warning}")
+    lines.append("invariants: rows and hours balance for every source; timeline conserves span-hours")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""Reconstruction: snapshot tables -> canonical spans (+ rejects) -> timeline, with an audit.
+
+Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip into parent]):
+
+1. hosts        nova compute_nodes ∪ blazar computehosts per hostname  -> total
+2. reservable   blazar computehosts per hostname, clipped into total    -> reservable
+3. committed    allocation ⋈ reservation ⋈ lease ⋈ host, into reservable -> committed / maintenance
+4. occupied     instances; reserved ones clipped into their reservation's committed (or
+                maintenance) window on the same host (else orphan)       -> occupied
+5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
+6. timeline     time-weighted leaves on the grid (exporter.reconstruct.timeline), then both invariants.
+
+Rules are in the adapters (exporter.adapters.*), in exporter.reconstruct.semantics and in
+docs/semantics.md; this module only wires them, collects at the named checkpoints and keeps the
+books (exporter.reconstruct.books).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from exporter import layout
+from exporter.adapters.registry import declared_tables
+from exporter.errors import ConfigError, SnapshotError
+from exporter.progress import SILENT, Progress
+from exporter.reconstruct import audit as auditing
+from exporter.reconstruct import outputs as reconstruct_io
+from exporter.reconstruct import host_levels, inference, manual_rules, semantics
+from exporter.reconstruct.books import SpanBooks
+from exporter.reconstruct.rulesfile import Rule
+from exporter.reconstruct.timeline import timeline_from_spans
+
+ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt
+STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """What to reconstruct: site name, timeline window [start, end) and step, maintenance projects.
+
+    ``end=None``: the snapshot time floored to the step. ``snapshot_time=None``: from the
+    snapshot's manifest, else the latest timestamp in its data.
+    """
+
+    site: str
+    start: dt.datetime = dt.datetime(2016, 1, 1)
+    end: dt.datetime | None = None
+    step: dt.timedelta = dt.timedelta(hours=1)
+    maintenance_projects: tuple[str, ...] = ("maintenance",)
+    snapshot_time: dt.datetime | None = None
+    rules: tuple[Rule, ...] = ()  # this site's manual rules (exporter.reconstruct.rulesfile)
+    priority: Mapping[str, tuple[str, ...]] | None = None  # None: exporter.priority.DEFAULT_PRIORITY
+    inference: str = "auto"
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), timeline (TIMELINE_SCHEMA), audit dict."""
+
+    spans: pl.DataFrame
+    rejected: pl.DataFrame
+    timeline: pl.DataFrame
+    audit: dict
+
+
+@dataclass(frozen=True)
+class SpanSet:
+    """Canonical spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA) and their accounting."""
+
+    spans: pl.DataFrame
+    rejected: pl.DataFrame
+    audit: dict
+
+
+def spans_from_tables(
+    tables: Mapping[str, pl.LazyFrame | pl.DataFrame],
+    *,
+    site: str,
+    snapshot_time: dt.datetime,
+    maintenance_projects: Sequence[str] = ("maintenance",),
+    rules: Sequence[Rule] = (),
+    priority: Mapping[str, tuple[str, ...]] | None = None,
+    inference: str = "auto",
+) -> SpanSet:
+    """Every span the tables evidence, every row they reject, and the balanced books.
+
+    ``tables``: ``{"schema.table": frame}`` (snapshot files or live DB reads). Absent tables
+    are treated as empty, with a warning in the audit (no Blazar -> everything on-demand).
+    ``rules`` (this site's), ``priority`` (exporter.priority) and ``inference`` (auto/on/off)
+    decide how sources combine. Raises InvariantViolation when rows or hours do not balance.
+    """
+    frames, warnings = _complete_tables(tables)
+    books = SpanBooks(site=site, snapshot_time=snapshot_time)
+    hosts = semantics.host_evidence(frames)
+    policy, gaps = semantics.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
+    levels = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects)
+    context = semantics.host_context(frames, hosts)
+    spans = pl.concat(pl.collect_all(  # one query per level, run side by side
+        [semantics.canonical_spans(level, site=site, context=context) for level in levels.values()]), how="vertical")
+    if policy.rules:
+        spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
+                                             node_types=dict(policy.node_types))
+    spans = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
+        "source_table", "source_id", "level", "start", nulls_last=True)
+    audit = auditing.span_audit(books, spans, rejected, tables=frames, warnings=warnings + gaps)
+    audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
+        levels["occupied"], levels["total"], snapshot_time=snapshot_time)
+    auditing.policy_audit(audit, policy, spans, rejected, snapshot_time=snapshot_time)
+    auditing.check_sources(audit["sources"])
+    return SpanSet(spans=spans, rejected=rejected, audit=audit)
+
+
+def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: host_levels.Policy, *,
+            maintenance_projects: Sequence[str]) -> dict[str, pl.DataFrame]:
+    """Spans of every stage, in order: total, reservable, committed, occupied, stopped."""
+    # The instance windows (and then the stop windows) do not depend on the host levels, so a
+    # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
+    # keeps every core busy. Only this thread writes to the books.
+    with ThreadPoolExecutor(max_workers=1) as side:
+        instance_job = side.submit(semantics.instance_windows, frames)
+        names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
+        inferred = None
+        if policy.infer:
+            inferred = inference.commitments(instance_job.result(), frames, maintenance_projects=maintenance_projects)
+        total = host_levels.total_spans(books, hosts, policy, names)
+        reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
+        committed = host_levels.committed_spans(books, frames, reservable, policy, inferred=inferred,
+                                                maintenance_projects=maintenance_projects, host_names=names)
+        instances = instance_job.result()
+        stop_job = side.submit(semantics.stop_windows, frames, instances)
+        occupied = semantics.occupied_spans(books, instances, committed, policy)
+        stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
+    return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
+            "stopped": stopped}
+
+
+def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
+    """Every declared table as a LazyFrame (absent -> empty) and a warning per absent non-optional one."""
+    frames, warnings = {}, []
+    for source in declared_tables():
+        frame = tables.get(source.name)
+        if frame is None and not source.optional:
+            effect = "no Blazar data: every host and instance counts as on-demand" if source.schema == "blazar" \
+                else "its rows are treated as absent"
+            warnings.append(f"table {source.name} is missing; {effect}")
+        frames[source.name] = pl.LazyFrame() if frame is None else frame.lazy()
+    return frames, warnings
+
+
+def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
+                         progress: Progress | None = None) -> Reconstruction:
+    """Spans, rejects, timeline and audit of one snapshot directory; both invariants checked.
+
+    Raises SnapshotError (unreadable snapshot), ConfigError (empty window) or
+    InvariantViolation (rows or hours do not balance).
+    """
+    progress = progress or SILENT
+    span_set, snapshot_time, time_source = _snapshot_spans(Path(snapshot_dir), options, progress)
+    end = options.end or floor_to_step(snapshot_time, options.start, options.step)
+    if end <= options.start:
+        raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
+    with progress.stage("timeline"):
+        timeline = timeline_from_spans(span_set.spans, start=options.start, end=end, step=options.step,
+                                       open_end=snapshot_time)
+    with progress.stage("audit"):
+        audit = dict(span_set.audit, snapshot_time_source=time_source)
+        audit["timeline"] = auditing.timeline_accounting(
+            span_set.spans, timeline, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
+        auditing.check_invariants(audit)
+    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit)
+
+
+def _snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
+                    progress: Progress) -> tuple[SpanSet, dt.datetime, str]:
+    """Load (declared columns only) and build spans; the raw tables are freed on return."""
+    with progress.stage("load snapshot"):
+        loaded = layout.load_snapshot(snapshot_dir, columns={source.name: source.columns for source in declared_tables()},
+                                       essential=ESSENTIAL_TABLES, snapshot_time=options.snapshot_time)
+    with progress.stage("spans"):
+        try:
+            span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
+                                         maintenance_projects=options.maintenance_projects, rules=options.rules,
+                                         priority=options.priority, inference=options.inference)
+        except pl.exceptions.ComputeError as err:
+            # Pages of a file whose footer read fine can still be corrupt; they fail when read.
+            if "parquet" not in str(err).lower():
+                raise
+            raise SnapshotError(f"snapshot {snapshot_dir}: a table file is corrupt "
+                                f"({layout.first_line(err)})") from None
+    return span_set, loaded.snapshot_time, loaded.snapshot_time_source
+
+
+def reconstruct_to_directory(snapshot_dir: Path, options: ReconstructOptions, out_dir: Path,
+                             progress: Progress | None = None) -> str:
+    """``reconstruct_snapshot`` then ``write_reconstruction``; returns the summary text."""
+    rec = reconstruct_snapshot(snapshot_dir, options, progress=progress)
+    progress = progress or SILENT
+    with progress.stage("write outputs"):
+        summary = write_reconstruction(rec, out_dir)
+    return f"{summary}\nwritten: {out_dir}"
+
+
+def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    """The last grid point (origin + k × step) at or before ``when``."""
+    return origin + step * ((when - origin) // step)
+
+
+def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
+    """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
+    reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.timeline,
+                                 audit=rec.audit)
+    return reconstruct_io.summary_text(rec.audit)

@@ -1,0 +1,237 @@
+"""Canonical spans -> exported timeline, instantaneous levels and counters.
+
+Spans (exporter.columns.SPAN_SCHEMA) are summed per level-series (level, booking: see
+exporter.reconstruct.leaves), resampled time-weighted onto a regular grid (exporter.engine.resample) and combined
+into the mutually exclusive (pool, state) leaves by the leaf table in exporter.reconstruct.leaves.
+Quantities are converted to base units with TIMELINE_RESOURCES factors. Intervals are
+``[start, end)``; a null end is closed at ``open_end`` (timeline) or runs through ``at``
+(instantaneous values and counters). A span of a level outside LEVELS, or whose booking fits
+no level-series, raises TimelineError. Negative leaves (data anomalies) are kept.
+Functions here collect and return eager DataFrames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from exporter.errors import InvariantViolation, TimelineError
+from exporter.engine.intervals import closed_end
+from exporter.reconstruct.leaves import RESOURCES, SERIES_NAMES, long_leaves, long_timeline, wide_by_series
+from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_sorted_key
+from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_end
+from exporter.columns import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
+from exporter.reconstruct.leaves import SERIES, UNEXPORTED_SERIES, series_name, series_weights
+
+GROUP = ["site", "node_type"]
+# Measured: in-memory is faster for the dense window/join plans of the sweep; streaming
+# aggregates a whole timeline with far less CPU and no extra memory.
+_ENGINE = "in-memory"
+_STREAMING = "streaming"
+
+SpanInput = pl.DataFrame | pl.LazyFrame
+
+
+def series_spans(spans: SpanInput) -> pl.LazyFrame:
+    """Spans reduced to ``site, node_type, series, start, end`` + RESOURCES (base units).
+
+    Null node_type becomes ``unknown``; null quantities count as 0. Raises TimelineError for a
+    null start, a level outside LEVELS or a (level, booking) that belongs to no level-series.
+    """
+    frame = spans.lazy()
+    _check_levels(frame)
+    frame = frame.filter(~_unexported())
+    whole_levels = [level for level, booking in SERIES if booking is None]
+    series = (
+        pl.when(pl.col("level").is_in(whole_levels))
+        .then(pl.col("level"))
+        .otherwise(pl.concat_str("level", pl.lit("."), "booking"))
+    )
+    return frame.select(
+        "site",
+        pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE),
+        series.alias("series"),
+        "start",
+        "end",
+        *(
+            (pl.col(column).cast(pl.Float64).fill_null(0.0) * factor).alias(name)
+            for name, (column, factor) in TIMELINE_RESOURCES.items()
+        ),
+    )
+
+
+def _unexported() -> pl.Expr:
+    """Spans of a level-series that feeds no leaf (states.UNEXPORTED_SERIES)."""
+    return pl.any_horizontal(
+        [(pl.col("level") == level) & (pl.col("booking") == booking) for level, booking in UNEXPORTED_SERIES]
+    ).fill_null(False)
+
+
+def unexported_hours(spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime) -> float:
+    """Node-hours in [start, end) of spans that feed no leaf (e.g. instances in maintenance leases)."""
+    frame = spans.lazy().filter(_unexported())
+    seconds = overlap_seconds(start, end, open_end=open_end)
+    hours = frame.select(order_free_sum(seconds * pl.col("nodes").cast(pl.Float64).fill_null(0.0)) / 3600.0)
+    return float(hours.collect(engine=_ENGINE).item() or 0.0)
+
+
+def _check_levels(spans: pl.LazyFrame) -> None:
+    null_starts = spans.select(pl.col("start").null_count()).collect(engine=_ENGINE).item()
+    if null_starts:
+        raise TimelineError(f"{null_starts} span(s) have no start; they must be rejected upstream")
+    combos = spans.select("level", "booking").unique().collect(engine=_ENGINE)
+    unknown = sorted(str(v) for v in set(combos["level"].to_list()) - set(LEVELS))
+    if unknown:
+        raise TimelineError(f"spans have unknown level(s) {unknown}; expected one of {LEVELS}")
+    whole_levels = {level for level, booking in SERIES if booking is None}
+    misfits = sorted(
+        {
+            f"{level}/{booking}"
+            for level, booking in combos.rows()
+            if level not in whole_levels and series_name(level, booking) not in SERIES_NAMES
+            and (level, booking) not in UNEXPORTED_SERIES
+        }
+    )
+    if misfits:
+        raise TimelineError(f"spans have a booking that fits no level-series: {misfits}")
+
+
+def _anchor_rows(series: pl.LazyFrame, **extra: pl.Expr) -> pl.LazyFrame:
+    """A zero row (plus ``extra`` columns) per (site, node_type) in ``series`` × level-series."""
+    return (
+        series.select(GROUP)
+        .unique()
+        .join(pl.LazyFrame({"series": SERIES_NAMES}), how="cross")
+        .select(*GROUP, "series", **extra, **{r: pl.lit(0.0) for r in RESOURCES})
+    )
+
+
+def _coded_series_grid(
+    spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
+) -> tuple[pl.DataFrame, DenseGrid]:
+    """(key table, grid): key table ``key_id, site, node_type, series`` sorted by its labels;
+    grid: the cell means of every key_id in key_id order (exporter.engine.resample.DenseGrid)."""
+    series = series_spans(spans)
+    keys = [*GROUP, "series"]
+    anchors = _anchor_rows(series, timestamp=pl.lit(start, dtype=pl.Datetime("us")))
+    # Integer key codes keep the sweep's group-bys and joins cheap.
+    key_table = (
+        anchors.select(keys).unique().sort(keys, nulls_last=True).with_row_index("key_id")
+    ).collect(engine=_ENGINE)
+    # Row order decides the order floats are added in: keep the spans' (deterministic) order.
+    coded = series.join(key_table.lazy(), on=keys, nulls_equal=True, maintain_order="left").drop(keys)
+    deltas = signed_changes(
+        coded, keys=["key_id"], values=RESOURCES, open_end=open_end, time="timestamp"
+    )
+    zeros = anchors.join(key_table.lazy(), on=keys, nulls_equal=True).select(
+        "key_id", "timestamp", *RESOURCES
+    )
+    grid = dense_grid_from_deltas(
+        pl.concat([deltas, zeros]),
+        keys=["key_id"], values=RESOURCES, start=start, end=end, step=step, time="timestamp",
+    )
+    return key_table, grid
+
+
+def _wide_grid(
+    spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
+) -> pl.DataFrame:
+    """``site, node_type, timestamp`` + one ``<series>|<resource>`` column per level-series and
+    resource, sorted by site, timestamp, node_type.
+
+    Gathered straight from the dense grid in that order: it holds n rows per key_id (one per
+    grid time), so (key, cell) is grid row key_id × n + cell. No filtered copies, no sort, and
+    no label column repeated per grid row.
+    """
+    key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
+    ids = {name: key_table.filter(pl.col("series") == name).get_column("key_id").cast(pl.Int64)
+           for name in SERIES_NAMES}
+    groups = key_table.filter(pl.col("series") == SERIES_NAMES[0]).select(GROUP)  # (site, node_type) order
+    n = grid.cells
+    order = _site_time_order(groups, n)
+    columns = [
+        grid.values.select(pl.col(r).gather(ids[name].gather(order["group"]) * n + order["cell"]).alias(f"{name}|{r}")
+                           for r in RESOURCES)
+        for name in SERIES_NAMES
+    ]
+    index = groups.select(pl.all().gather(order["group"])).with_columns(
+        grid.times.gather(order["cell"]).alias("timestamp"))
+    return pl.concat([index, *columns], how="horizontal")
+
+
+def _site_time_order(groups: pl.DataFrame, cells: int) -> pl.DataFrame:
+    """``group`` (row of ``groups``, sorted by site, node_type) and ``cell`` for every wide row,
+    in (site, cell, node_type) order."""
+    runs = groups.select(pl.col("site").rle()).unnest("site")
+    parts = []
+    for first, size in zip((runs["len"].cum_sum() - runs["len"]).to_list(), runs["len"].to_list()):
+        position = pl.int_range(0, cells * size, dtype=pl.Int64, eager=True)
+        parts.append(pl.DataFrame({"group": first + position % size, "cell": position // size}))
+    return pl.concat(parts) if parts else pl.DataFrame(schema={"group": pl.Int64, "cell": pl.Int64})
+
+
+def timeline_from_spans(
+    spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
+) -> pl.DataFrame:
+    """The exported timeline: exactly TIMELINE_SCHEMA, sorted by its keys + timestamp.
+
+    One row per (site, timestamp, node_type, pool, state, resource) for grid points in
+    [start, end) and every (site, node_type) in the spans; value = exact mean of the leaf over
+    [timestamp, timestamp + step) in base units (0 where nothing). Σ over (pool, state) = total.
+    """
+    wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
+    return long_timeline(wide)
+
+
+def series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:
+    """Σ resource × ``weight`` per (site, node_type, series), complete, sorted."""
+    weighted = series.select(*GROUP, "series", *(pl.col(r) * weight for r in RESOURCES))
+    anchors = _anchor_rows(series)
+    # sums_by_sorted_key adds each key's rows in order: bit-identical between runs
+    return sums_by_sorted_key(
+        pl.concat([weighted, anchors]), by=[*GROUP, "series"], values=RESOURCES
+    ).collect(engine=_ENGINE)
+
+
+def levels_at(spans: SpanInput, at: datetime) -> pl.DataFrame:
+    """Instantaneous leaves at ``at`` (spans with start <= at < end; null end = open).
+
+    TIMELINE_SCHEMA with timestamp = ``at``; same key set as the timeline (every
+    (site, node_type) in the spans × every leaf × resource).
+    """
+    series = series_spans(spans)
+    live = (pl.col("start") <= at) & (pl.col("end").is_null() | (pl.col("end") > at))
+    wide = wide_by_series(series_totals(series, live.cast(pl.Float64)), GROUP)
+    return (
+        long_leaves(wide, GROUP)
+        .with_columns(timestamp=pl.lit(at, dtype=pl.Datetime("us")))
+        .select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
+    )
+
+
+def overlap_seconds(start: datetime, end: datetime, *, open_end: datetime) -> pl.Expr:
+    """Seconds of each span's [start, end) inside the window [start, end) (open spans closed)."""
+    lo = pl.max_horizontal(pl.col("start"), pl.lit(start, dtype=pl.Datetime("us")))
+    hi = pl.min_horizontal(closed_end("end", open_end), pl.lit(end, dtype=pl.Datetime("us")))
+    micros = (hi - lo).dt.total_microseconds().cast(pl.Float64)
+    return pl.max_horizontal(micros, 0.0) / 1_000_000
+
+
+def counters_until(spans: SpanInput, *, origin: datetime, at: datetime) -> pl.DataFrame:
+    """∫ leaf(t) dt over [origin, at) in resource-seconds (base units), per leaf.
+
+    Output: ``site, node_type, pool, state, resource, value``, same key set as the timeline.
+    Open spans run through ``at``. For a grid-aligned ``at`` this equals the cumulative
+    Σ timeline value × step over grid points in [origin, at).
+    """
+    series = series_spans(spans)
+    seconds = overlap_seconds(origin, at, open_end=at)
+    wide = wide_by_series(series_totals(series, seconds), GROUP)
+    return long_leaves(wide, GROUP).select(
+        *(pl.col(name).cast(TIMELINE_SCHEMA[name]) for name in ("site", "node_type", "pool", "state", "resource")),
+        "value",
+    )
+
+

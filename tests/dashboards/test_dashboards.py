@@ -1,0 +1,400 @@
+"""Every PromQL expression in grafana/dashboards/*.json runs on a real Prometheus holding
+backfilled (promtool blocks) + scraped (live exporter) data: no errors, non-empty results,
+continuous lines, stacked states summing to the total capacity, and node-hours equal to the
+hand-computed integral of the data that went in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES
+from tests.dashboards.data import NEGATIVE_SITE, SITES, DemoData, build_demo_data, epoch
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+PROVISIONED_UID = "openstack-usage-prometheus"
+USAGE_VARIABLES = {"datasource", "site", "node_type", "resource"}
+# Dashboards whose data only exists live (self-metrics of the exporter, never backfilled).
+LIVE_ONLY = {"exporter-health"}
+
+
+# --- reading dashboards -------------------------------------------------------------------------
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def panels_of(dashboard: dict):
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])  # collapsed rows
+
+
+def panel_targets(dashboard: dict):
+    """(panel, target) for every PromQL target."""
+    for panel in panels_of(dashboard):
+        for target in panel.get("targets", []):
+            if target.get("expr"):
+                yield panel, target
+
+
+def variables(dashboard: dict) -> dict[str, dict]:
+    return {var["name"]: var for var in dashboard.get("templating", {}).get("list", [])}
+
+
+def variable_query(var: dict) -> str:
+    query = var.get("query")
+    return query["query"] if isinstance(query, dict) else query
+
+
+def substitute(expr: str, values: dict[str, str]) -> str:
+    """Replace ``$name`` / ``${name}`` the way Grafana does; unknown variables are an error."""
+    def one(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise AssertionError(f"unknown template variable ${name} in {expr!r}")
+        return values[name]
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", one, expr)
+
+
+def provisioned_datasource() -> dict:
+    [source] = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+    return source
+
+
+def seconds(duration: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smhd])", duration).groups()
+    return int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def default_values(dashboard: dict, *, interval_s: int, range_s: int, resource: str | None = None) -> dict:
+    """Values Grafana would substitute: 'All' for multi-value variables, defaults otherwise."""
+    scrape = seconds(provisioned_datasource()["jsonData"]["timeInterval"])
+    values = {"__interval": f"{interval_s}s", "__interval_ms": str(interval_s * 1000), "__range": f"{range_s}s",
+              "__rate_interval": f"{max(interval_s + scrape, 4 * scrape)}s", "datasource": PROVISIONED_UID}
+    for name, var in variables(dashboard).items():
+        if var["type"] == "datasource":
+            continue
+        if var.get("includeAll"):
+            values[name] = var.get("allValue") or ".*"
+        elif var["type"] == "constant":  # Grafana substitutes a constant's query
+            values[name] = str(var["query"])
+        else:
+            values[name] = str(var["current"]["value"])
+    if resource is not None:
+        values["resource"] = resource
+    return values
+
+
+# --- contract checks (no Prometheus needed) -----------------------------------------------------
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_is_well_formed(path):
+    dashboard = load(path)
+    assert dashboard["uid"] and dashboard["title"]
+    names = set(variables(dashboard))
+    assert "datasource" in names and "site" in names
+    if path.stem not in LIVE_ONLY:
+        assert USAGE_VARIABLES <= names
+    datasource = variables(dashboard)["datasource"]
+    assert datasource["query"] == "prometheus" and datasource["current"]["value"] == PROVISIONED_UID
+    ids = [panel["id"] for panel in panels_of(dashboard)]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    for panel, target in panel_targets(dashboard):
+        assert panel["datasource"]["uid"] == "${datasource}" == target["datasource"]["uid"], panel["title"]
+    for var in variables(dashboard).values():
+        if var["type"] == "query":
+            assert var["datasource"]["uid"] == "${datasource}"
+
+
+def test_dashboards_cover_issue_6():
+    titles = {load(path)["title"] for path in DASHBOARDS}
+    assert len(DASHBOARDS) == 4
+    assert {"OpenStack usage: site", "OpenStack usage: all sites", "OpenStack usage: node-hours report",
+            "OpenStack usage: exporter health"} == titles
+
+
+def test_resource_variable_names_real_metric_families():
+    """``openstack_usage_${resource}s`` / ``..._seconds_total`` must be families of exporter.metrics."""
+    gauges = {family.gauge for family in FAMILIES}
+    counters = {family.counter_sample for family in FAMILIES}
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        var = variables(dashboard).get("resource")
+        if var is None:
+            continue
+        options = [option["value"] for option in var["options"]]
+        assert len(options) == len(FAMILIES)
+        assert {f"openstack_usage_{value}s" for value in options} == gauges
+        assert {f"openstack_usage_{value}_seconds_total" for value in options} == counters
+        for _, target in panel_targets(dashboard):
+            names = set(re.findall(r"\bopenstack_usage_(?:\w+|\$\{\w+\})+", target["expr"]))
+            assert names <= {"openstack_usage_${resource}s", "openstack_usage_${resource}_seconds_total"}
+
+
+def test_gauges_drawn_over_a_lookback_window_and_job_instance_collapsed():
+    """Sparse hourly history needs last_over_time(...[$lookback]); max without(job, instance) keeps a
+    label set that exists under two job/instance pairs from being counted twice."""
+    for path in DASHBOARDS:
+        for panel, target in panel_targets(load(path)):
+            expr = target["expr"]
+            for selector in re.findall(r"openstack_usage_\$\{resource\}s\{[^}]*\}(\[[^\]]*\])?", expr):
+                assert selector == "[$lookback]", (panel["title"], expr)
+            if "openstack_usage_${resource}" in expr:
+                assert "max without (job, instance)" in expr, (panel["title"], expr)
+
+
+def test_state_colours_are_the_ones_plot_uses():
+    from exporter.plot import STATE_COLOURS, leaf_name
+
+    dashboard = load(ROOT / "grafana/dashboards/site-usage.json")
+    [panel] = [p for p in panels_of(dashboard) if p["title"] == "Capacity by state"]
+    fixed = {o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+             for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byName"}
+    assert fixed == {leaf_name(*key): colour for key, colour in STATE_COLOURS.items()}
+
+
+def test_shipped_dashboards_are_the_generator_output_for_the_example_config():
+    """Regenerate with: usage-exporter dashboards --config etc/sites.yaml --out grafana/dashboards"""
+    from exporter.config import load_config
+    from exporter.dashboards import render_dashboards
+
+    rendered = render_dashboards(load_config(ROOT / "etc/sites.yaml"))
+    assert sorted(rendered) == [path.name for path in DASHBOARDS]
+    for path in DASHBOARDS:
+        assert path.read_text() == rendered[path.name], f"{path.name} is stale: run usage-exporter dashboards"
+
+
+def test_cross_site_colours_are_the_configured_site_colours():
+    from exporter.colours import site_colours
+    from exporter.config import load_config
+
+    expected = site_colours(load_config(ROOT / "etc/sites.yaml"))
+    assert expected["kvm_tacc"] == "#f0e442" and len(set(expected.values())) == len(expected)
+    dashboard = load(ROOT / "grafana/dashboards/cross-site.json")
+    for panel in panels_of(dashboard):
+        if panel["id"] == 4:
+            continue  # the all-sites panel has no per-site lines
+        fixed = {o["matcher"]["options"]: o["properties"][0]["value"]["fixedColor"]
+                 for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byRegexp"
+                 and o["matcher"]["options"].startswith("^")}
+        assert fixed == {f"^{site}( .*)?$": colour for site, colour in expected.items()}, panel["title"]
+
+
+def test_provisioning_files_parse_and_point_at_the_dashboards():
+    source = provisioned_datasource()
+    assert source["uid"] == PROVISIONED_UID and source["type"] == "prometheus"
+    # Grafana's "scrape interval" must be the real one, or $__rate_interval windows hold < 2 samples.
+    shipped = yaml.safe_load((ROOT / "etc/prometheus.yml").read_text())
+    [job] = [job for job in shipped["scrape_configs"] if job["job_name"] == DEFAULT_JOB]
+    scrape = job.get("scrape_interval", shipped["global"]["scrape_interval"])
+    assert seconds(source["jsonData"]["timeInterval"]) == seconds(scrape)
+    providers = yaml.safe_load((ROOT / "grafana/provisioning/dashboards/openstack-usage.yml").read_text())
+    [provider] = providers["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+# --- queries against a real Prometheus ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, promtool, prometheus_bin) -> DemoData:
+    with build_demo_data(tmp_path_factory.mktemp("dash"), promtool=promtool) as data:
+        yield data
+
+
+def query_values(prom, expr: str, **params) -> list[dict]:
+    kind = "query_range" if "step" in params else "query"
+    data = prom.api(kind, query=expr, **params)
+    return data["result"]
+
+
+def as_series(result: list[dict]) -> dict[tuple, dict[float, float]]:
+    """{labels: {t: value}} from an instant or range result."""
+    out = {}
+    for item in result:
+        key = tuple(sorted(item["metric"].items()))
+        points = item.get("values") or [item["value"]]
+        out[key] = {float(t): float(v) for t, v in points}
+    return out
+
+
+def windows(demo: DemoData) -> dict[str, dict]:
+    """The query windows: whole backfilled history (unaligned start, hour step) and the live tail."""
+    return {
+        # starts off the hour, after two samples (rate windows need two)
+        "history": {"start": demo.history_start + 7200 + 1234, "end": demo.history_end, "step": 3600},
+        "history-daily": {"start": demo.history_start + 7200 + 1234, "end": demo.history_end, "step": 86400},
+        "live": {"start": demo.live_start, "end": demo.live_end, "step": 1},
+    }
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_query_runs_and_returns_continuous_data(demo, path):
+    dashboard = load(path)
+    live_only = path.stem in LIVE_ONLY
+    for label, window in windows(demo).items():
+        if live_only and label != "live":
+            continue
+        range_s = int(window["end"] - window["start"])
+        resources = [None] if label != "history" else [o["value"] for o in
+                                                         variables(dashboard).get("resource", {}).get("options", [])] or [None]
+        for resource in resources:
+            values = default_values(dashboard, interval_s=window["step"], range_s=range_s, resource=resource)
+            for panel, target in panel_targets(dashboard):
+                expr = substitute(target["expr"], values)
+                where = f"{path.stem} / {panel['title']} / {target['refId']} [{label}, {values.get('resource')}]"
+                instant = query_values(demo.prometheus, expr, time=window["end"])
+                assert instant, f"empty instant result: {where}: {expr}"
+                if target.get("instant"):
+                    continue
+                ranged = as_series(query_values(demo.prometheus, expr, **window))
+                assert ranged, f"empty range result: {where}: {expr}"
+                steps = int((window["end"] - window["start"]) // window["step"]) + 1
+                if label != "live":
+                    for key, points in ranged.items():
+                        assert len(points) == steps, f"gaps ({len(points)}/{steps} points) in {key}: {where}"
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("path", [p for p in DASHBOARDS if p.stem not in LIVE_ONLY], ids=lambda p: p.stem)
+def test_template_variable_queries_list_the_demo_labels(demo, path):
+    dashboard = load(path)
+    for name, var in variables(dashboard).items():
+        if var["type"] != "query":
+            continue
+        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable_query(var))
+        assert match, variable_query(var)
+        selector = substitute(match.group(1), {"site": ".*"})
+        found = set(demo.prometheus.api(f"label/{match.group(2)}/values", **{
+            "match[]": selector, "start": demo.history_start, "end": demo.live_end}))
+        assert found == getattr(demo, f"{name}s"), name
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("path", [p for p in DASHBOARDS if p.stem not in LIVE_ONLY], ids=lambda p: p.stem)
+def test_stacked_series_add_up_to_their_total_line(demo, path):
+    dashboard = load(path)
+    checked = 0
+    for panel in panels_of(dashboard):
+        custom = panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {})
+        if custom.get("stacking", {}).get("mode") != "normal":
+            continue
+        refs = {t["refId"]: t for t in panel["targets"]}
+        assert "total" in refs, f"stacked panel {panel['title']!r} has no total line to check against"
+        stacked = [ref for ref in refs if ref not in {"total", "reservable"}]
+        for label, window in windows(demo).items():
+            values = default_values(dashboard, interval_s=window["step"], range_s=0)
+            total = as_series(query_values(demo.prometheus, substitute(refs["total"]["expr"], values), **window))
+            [total_points] = total.values()
+            sums: dict[float, float] = {}
+            for ref in stacked:
+                result = query_values(demo.prometheus, substitute(refs[ref]["expr"], values), **window)
+                for points in as_series(result).values():
+                    for t, v in points.items():
+                        sums[t] = sums.get(t, 0.0) + v
+            assert sums.keys() == total_points.keys(), (panel["title"], label)
+            for t, v in total_points.items():
+                assert math.isclose(sums[t], v, rel_tol=1e-9), (panel["title"], label, t)
+            checked += 1
+    assert checked or path.stem == "node-hours"
+
+
+@pytest.mark.prometheus
+def test_site_usage_total_is_the_generated_capacity_in_history_and_live(demo):
+    dashboard = load(ROOT / "grafana/dashboards/site-usage.json")
+    [total] = [t for p, t in panel_targets(dashboard) if p["title"] == "Capacity by state" and t["refId"] == "total"]
+    generated = "|".join(SITES)  # the hand-made site has no truth
+    expr = substitute(total["expr"], default_values(dashboard, interval_s=3600, range_s=0) | {"site": generated})
+    [points] = as_series(query_values(demo.prometheus, expr, **windows(demo)["history"])).values()
+    for t, v in points.items():
+        hour = t // 3600 * 3600  # last_over_time picks the hourly sample: the mean over that hour
+        assert v == pytest.approx(demo.truth_total_nodes(hour, 3600), rel=1e-9), t
+    [now] = as_series(query_values(demo.prometheus, expr, time=demo.live_end)).values()
+    assert next(iter(now.values())) == pytest.approx(demo.truth_total_nodes(demo.live_end, 1))
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("site", ["alpha", "beta", NEGATIVE_SITE])
+def test_node_hours_table_equals_the_integral_of_the_backfilled_timeline(demo, site):
+    """Exact at any range edges, also where a leaf was negative (its counter decreases: increase()
+    would read that as a counter reset and count the whole counter again)."""
+    dashboard = load(ROOT / "grafana/dashboards/node-hours.json")
+    [(_, target)] = [(p, t) for p, t in panel_targets(dashboard) if p["id"] == 1]
+    start, end = demo.history_start + 24 * 3600 + 1234, demo.history_end - 5 * 3600 + 1800
+    values = default_values(dashboard, interval_s=3600, range_s=int(end - start)) | {"site": site}
+    result = as_series(query_values(demo.prometheus, substitute(target["expr"], values), time=end))
+    got: dict[str, float] = {}
+    for key, points in result.items():
+        state = dict(key)["state"]
+        got[state] = got.get(state, 0.0) + next(iter(points.values()))
+    # counter at the last sample at or before each end: Σ of the hourly values before that sample
+    expected = demo.timeline_hours_by_state(start // 3600 * 3600, end // 3600 * 3600, site=site)
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-6)
+    assert sum(expected.values()) > 0
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("site", ["alpha", NEGATIVE_SITE])
+def test_rolling_mean_is_the_time_weighted_30_day_utilization(demo, site):
+    dashboard = load(ROOT / "grafana/dashboards/cross-site.json")
+    [mean] = [t for p, t in panel_targets(dashboard) if p["id"] == 3 and t["refId"] == "mean"]
+    at = demo.history_end - 3 * 3600 + 600
+    expr = substitute(mean["expr"], default_values(dashboard, interval_s=3600, range_s=0) | {"site": site})
+    [points] = as_series(query_values(demo.prometheus, expr, time=at)).values()
+    # history is shorter than 30 days, so the mean runs from the first sample to the last one before `at`
+    hours = demo.timeline_hours_by_state(demo.history_start, at // 3600 * 3600, site=site, pool="reservable")
+    expected = (hours["idle"] + hours["active"] + hours["stopped"]) / sum(hours.values())
+    assert next(iter(points.values())) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.prometheus
+def test_history_and_live_are_one_series_per_label_set(demo):
+    """job/instance pinning: no label set appears under two job/instance pairs."""
+    served = f'openstack_usage_nodes{{site=~"{"|".join(SITES)}"}}'  # the hand-made site is history only
+    result = demo.prometheus.api("series", **{"match[]": served, "start": demo.history_start, "end": demo.live_end})
+    assert {(s["job"], s["instance"]) for s in result} == {(DEFAULT_JOB, DEFAULT_INSTANCE)}
+    query = f"last_over_time({served}[1h])"
+    history = as_series(query_values(demo.prometheus, query, time=demo.history_end))
+    live = as_series(query_values(demo.prometheus, query, time=demo.live_end))
+    assert history.keys() == live.keys() and len(history) == len(result)
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("period", ["day", "week"])
+def test_kpi_report_equals_the_node_hours_dashboard_for_the_same_period(demo, period):
+    """`usage-exporter report` from the timeline the backfill read == the node-hours dashboard's
+    KPI summary over the same calendar period, from Prometheus (complete periods only)."""
+    from exporter.reports.kpi import kpi_table
+
+    dashboard = load(ROOT / "grafana/dashboards/node-hours.json")
+    [kpi_panel] = [p for p in panels_of(dashboard) if p["title"] == "KPI summary by site"]
+    checked = 0
+    for site in SITES:
+        report = kpi_table(demo.timeline.filter(pl.col("site") == site), period=period, step_seconds=3600)
+        by_period = report.filter(pl.col("complete")).group_by("period_start", "period_end").agg(
+            pl.col("node_hours_total", "node_hours_reservable", "node_hours_committed").sum())
+        for start, end, total, reservable, committed in by_period.iter_rows():
+            lo, hi = (epoch(dt.datetime.combine(day, dt.time())) for day in (start, end))
+            if lo < demo.history_start or hi > demo.history_end:
+                continue  # the report period must lie inside the backfilled history
+            values = default_values(dashboard, interval_s=3600, range_s=hi - lo) | {"site": site}
+            got = {}
+            for target in kpi_panel["targets"]:
+                [value] = as_series(query_values(demo.prometheus, substitute(target["expr"], values), time=hi)).values()
+                got[target["refId"]] = next(iter(value.values()))
+            assert got["total"] == pytest.approx(total, rel=1e-9), (site, start)
+            assert got["reservable"] == pytest.approx(reservable, rel=1e-9), (site, start)
+            assert got["committed"] == pytest.approx(committed, rel=1e-9), (site, start)
+            assert got["utilization"] == pytest.approx(committed / reservable, rel=1e-9), (site, start)
+            checked += 1
+    assert checked >= (2 if period == "week" else 20)

@@ -1,0 +1,72 @@
+"""Time-weighted resampling on hand-built frames.
+
+Semantics: the value at grid point t is the exact mean of the step function over [t, t+step),
+not a sample at t; every key gets every grid point; a level set before the grid starts is in
+effect from the first cell.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from exporter.engine.sweepline import deltas_from_spans, step_function
+from exporter.engine.resample import grid_end, grid_means_from_deltas, grid_size, time_weighted_grid
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2020, 1, 1)
+
+
+def at(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+def grid_of(keys, starts, ends, values, *, hours=3) -> list[tuple]:
+    spans = pl.LazyFrame(
+        {"k": keys, "start": starts, "end": ends, "v": values},
+        schema_overrides={"start": pl.Datetime("us"), "end": pl.Datetime("us"), "v": pl.Float64},
+    )
+    deltas = deltas_from_spans(spans, keys=["k"], values=["v"], open_end=at(100))
+    got = grid_means_from_deltas(deltas, keys=["k"], values=["v"], start=T0, end=at(hours), step=HOUR)
+    return [tuple(r) for r in got.collect().rows()]
+
+
+def test_mean_over_partial_cell_is_time_weighted():
+    # present for the second half of hour 0 and all of hour 1
+    assert grid_of(["a"], [at(0.5)], [at(2)], [1.0]) == [
+        ("a", at(0), 0.5), ("a", at(1), 1.0), ("a", at(2), 0.0)
+    ]
+
+
+def test_short_span_inside_one_cell_counts_its_fraction_not_a_point_sample():
+    # 15 minutes of 4 units inside hour 0: a point sample at 00:00 would say 0
+    assert grid_of(["a"], [at(10 / 60)], [at(25 / 60)], [4.0], hours=1) == [("a", at(0), 1.0)]
+
+
+def test_span_starting_before_the_grid_is_fully_in_effect_from_the_first_cell():
+    assert grid_of(["a"], [at(-5)], [at(1.25)], [8.0], hours=2) == [("a", at(0), 8.0), ("a", at(1), 2.0)]
+
+
+def test_span_after_the_grid_contributes_nothing_but_its_key_still_gets_zeros():
+    assert grid_of(["a"], [at(5)], [at(6)], [1.0], hours=2) == [("a", at(0), 0.0), ("a", at(1), 0.0)]
+
+
+def test_every_key_gets_every_grid_point():
+    got = grid_of(["a", "b"], [at(0), at(1)], [at(1), at(2)], [1.0, 2.0], hours=2)
+    assert got == [("a", at(0), 1.0), ("a", at(1), 0.0), ("b", at(0), 0.0), ("b", at(1), 2.0)]
+
+
+def test_grid_covers_a_last_partial_window_with_a_whole_cell():
+    assert grid_size(start=T0, end=at(2.5), step=HOUR) == 3
+    assert grid_end(start=T0, end=at(2.5), step=HOUR) == at(3)
+    assert grid_size(start=T0, end=T0, step=HOUR) == 0
+
+
+def test_time_weighted_grid_takes_a_step_function():
+    steps = step_function(
+        pl.LazyFrame({"k": ["a", "a"], "time": [at(0.25), at(1.5)], "v": [4.0, -4.0]}),
+        keys=["k"], values=["v"],
+    )
+    got = time_weighted_grid(steps, keys=["k"], values=["v"], start=T0, end=at(2), step=HOUR)
+    assert got.collect().rows() == [("a", at(0), 3.0), ("a", at(1), 2.0)]

@@ -1,0 +1,109 @@
+"""Manual rules on a generated site, through the real CLI with a real rules file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from exporter.config import SiteConfig
+from exporter.extract.copy import extract_snapshot
+from exporter.sitegen import generate_site
+
+START = dt.datetime(2023, 1, 1)
+CUT_FROM, CUT_TO = dt.datetime(2023, 3, 1), dt.datetime(2023, 4, 1)
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rules-site")
+    site = generate_site(f"sqlite:///{root}/site.sqlite", hosts=6, years=0.5, seed=5, start=START,
+                         truth_dir=root / "truth")
+    config = SiteConfig(name="chi", display_name="chi", db_url=site.url, databases=site.databases)
+    return extract_snapshot(config, root / "snapshots", snapshot_id="s").snapshot_dir, site
+
+
+def reconstruct(snapshot_dir, out, *extra: str) -> subprocess.CompletedProcess:
+    """``usage-exporter reconstruct`` as a user runs it (errors: one line on stderr)."""
+    return subprocess.run([sys.executable, "-c", "from exporter.cli import main; main()", "reconstruct",
+                           str(snapshot_dir), "--site", "chi", "--out", str(out), "--from", START.isoformat(),
+                           "--quiet", *extra], capture_output=True, text=True, check=False)
+
+
+def hours_in(spans: pl.DataFrame, lo: dt.datetime, hi: dt.datetime, snapshot: dt.datetime) -> float:
+    start = pl.max_horizontal(pl.col("start"), pl.lit(lo))
+    end = pl.min_horizontal(pl.col("end").fill_null(pl.lit(snapshot)), pl.lit(hi))
+    hours = ((end - start).dt.total_seconds(fractional=True) / 3600).clip(lower_bound=0.0)
+    return float(spans.select((hours * pl.col("nodes")).sum()).item())
+
+
+def write_rules(path, host: str, action_lines: str) -> None:
+    path.write_text(f"""rules:
+  - id: rack-4-never-cabled
+    site: chi
+    match: {{hypervisor_hostname: {host}}}
+    from: {CUT_FROM:%Y-%m-%d}
+    to: {CUT_TO:%Y-%m-%d}
+{action_lines}
+    confidence: high
+    provenance: {{author: ops, date: 2023-05-01, reason: racked but never cabled, reference: TICKET-1}}
+""")
+
+
+def test_exclude_lowers_total_by_that_hosts_hours_and_rejects_with_the_rule_id(snapshot, tmp_path):
+    snapshot_dir, site = snapshot
+    plain = reconstruct(snapshot_dir, tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    before = pl.read_parquet(tmp_path / "plain" / "spans.parquet")
+    total = before.filter(pl.col("level") == "total")
+    host = total.get_column("hypervisor_hostname").sort()[0]
+    host_hours = hours_in(total.filter(pl.col("hypervisor_hostname") == host), CUT_FROM, CUT_TO, site.end)
+    assert host_hours > 0
+    rules = tmp_path / "rules.yaml"
+    write_rules(rules, host, "    action: exclude")
+    ruled = reconstruct(snapshot_dir, tmp_path / "ruled", "--rules", str(rules))
+    assert ruled.returncode == 0, ruled.stderr
+    after = pl.read_parquet(tmp_path / "ruled" / "spans.parquet").filter(pl.col("level") == "total")
+    whole = dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1)
+    lost = hours_in(total, *whole, site.end) - hours_in(after, *whole, site.end)
+    assert lost == pytest.approx(host_hours, rel=1e-9)
+    rejected = pl.read_parquet(tmp_path / "ruled" / "rejected.parquet").filter(pl.col("rule_id").is_not_null())
+    assert set(rejected["rejection_reason"]) == {"manual_rule"}
+    assert set(rejected["rule_id"]) == {"rack-4-never-cabled"}
+    mine = rejected.filter(pl.col("level") == "total")
+    # Nova's row is cut (Blazar's row of the host is excluded too: it must not fill the gap).
+    assert mine.filter(pl.col("source_table") == "nova.compute_nodes")["hours"].sum() == pytest.approx(host_hours)
+    assert set(mine["source_table"]) == {"nova.compute_nodes", "blazar.computehosts"}
+    audit = json.loads((tmp_path / "ruled" / "audit.json").read_text())
+    table = {row["level"]: row for row in audit["rules"] if row["rule_id"] == "rack-4-never-cabled"}
+    assert table["total"]["hours_excluded"] == pytest.approx(mine["hours"].sum())
+
+
+def test_set_node_type_relabels_only_the_range(snapshot, tmp_path):
+    snapshot_dir, site = snapshot
+    base = reconstruct(snapshot_dir, tmp_path / "base")
+    assert base.returncode == 0, base.stderr
+    total = pl.read_parquet(tmp_path / "base" / "spans.parquet").filter(pl.col("level") == "total")
+    host = total.get_column("hypervisor_hostname").sort()[0]
+    rules = tmp_path / "rules.yaml"
+    write_rules(rules, host, "    action: set_node_type\n    node_type: relabelled")
+    assert reconstruct(snapshot_dir, tmp_path / "out", "--rules", str(rules)).returncode == 0
+    after = pl.read_parquet(tmp_path / "out" / "spans.parquet").filter(pl.col("level") == "total")
+    changed = after.filter(pl.col("node_type") == "relabelled")
+    assert set(changed["rule_id"]) == {"rack-4-never-cabled"}
+    assert hours_in(changed, dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1), site.end) == pytest.approx(
+        hours_in(total.filter(pl.col("hypervisor_hostname") == host), CUT_FROM, CUT_TO, site.end), rel=1e-9)
+
+
+def test_a_bad_rules_file_fails_with_one_clear_line(snapshot, tmp_path):
+    snapshot_dir, _ = snapshot
+    rules = tmp_path / "rules.yaml"
+    write_rules(rules, "h1", "    action: forget")
+    result = reconstruct(snapshot_dir, tmp_path / "out", "--rules", str(rules))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown action 'forget'" in lines[0] and "rack-4-never-cabled" in lines[0]
+    assert not (tmp_path / "out" / "spans.parquet").exists()
