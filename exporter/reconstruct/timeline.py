@@ -34,8 +34,9 @@ _STREAMING = "streaming"
 SpanInput = pl.DataFrame | pl.LazyFrame
 
 
-def series_spans(spans: SpanInput) -> pl.LazyFrame:
-    """Spans reduced to ``site, node_type, series, start, end`` + RESOURCES (base units).
+def series_spans(spans: SpanInput, *, keep: Sequence[str] = ()) -> pl.LazyFrame:
+    """Spans reduced to ``site, node_type, series, start, end`` + RESOURCES (base units), after
+    the ``keep`` columns carried through unchanged (explain lists spans with their sources).
 
     Null node_type becomes ``unknown``; null quantities count as 0. Raises TimelineError for a
     null start, a level outside LEVELS or a (level, booking) that belongs to no level-series.
@@ -49,7 +50,9 @@ def series_spans(spans: SpanInput) -> pl.LazyFrame:
         .then(pl.col("level"))
         .otherwise(pl.concat_str("level", pl.lit("."), "booking"))
     )
+    reduced = ("site", "node_type", "start", "end")
     return frame.select(
+        *(column for column in keep if column not in reduced),
         "site",
         pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE),
         series.alias("series"),
