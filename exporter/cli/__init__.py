@@ -29,6 +29,7 @@ COMMANDS = {
     "dashboards": "dashboards",
     "compare": "compare",
     "report": "report",
+    "explain": "explain",
 }
 
 
