@@ -63,6 +63,7 @@ class SiteConfig:
     rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
     inference: str = "auto"  # auto | on | off (exporter.priority)
+    history_dir: Path | None = None  # reconstruct output `serve` answers /explain from; relative to the config
 
     def __post_init__(self) -> None:
         check_site_name(self.name)
@@ -177,7 +178,7 @@ _DatesAsText.yaml_implicit_resolvers = {
 
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
-              "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority",
+              "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority", "history_dir",
               "inference"}
 HYPERVISORS = ("ironic", "kvm")
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -212,6 +213,7 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             rules_file=base / str(merged["rules"]) if merged.get("rules") else None,
             priority=site_priority(merged.get("priority"), f"sites.{name}.priority") if merged.get("priority") else None,
             inference=inference_mode(merged.get("inference"), f"sites.{name}.inference"),
+            history_dir=base / str(merged["history_dir"]) if merged.get("history_dir") else None,
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sites.{name}: {err}") from None

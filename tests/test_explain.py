@@ -13,9 +13,9 @@ from exporter.explain import Selection, instant, overlapping
 from exporter.explain.answer import answer
 from exporter.explain.cell import Window
 from exporter.explain.formula import selection_formula
-from exporter.schema import POOLS, SPAN_SCHEMA, STATES, TIMELINE_RESOURCES, conform
-from exporter.states import LEAF_TABLE, UNEXPORTED_SERIES
-from exporter.timeline import levels_at, timeline_from_spans
+from exporter.columns import POOLS, SPAN_SCHEMA, STATES, TIMELINE_RESOURCES, conform
+from exporter.reconstruct.leaves import LEAF_TABLE, UNEXPORTED_SERIES
+from exporter.reconstruct.timeline import levels_at, timeline_from_spans
 
 START = dt.datetime(2024, 1, 1)
 STEP = dt.timedelta(hours=1)

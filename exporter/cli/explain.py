@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import DateTime
-from exporter.schema import POOLS, STATES, TIMELINE_RESOURCES
+from exporter.columns import POOLS, STATES, TIMELINE_RESOURCES
 
 RESOURCES = tuple(TIMELINE_RESOURCES)
 

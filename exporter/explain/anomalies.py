@@ -15,7 +15,7 @@ import math
 import polars as pl
 
 from exporter.explain.formula import Formula
-from exporter.schema import UNKNOWN_NODE_TYPE
+from exporter.columns import UNKNOWN_NODE_TYPE
 
 CONFLICT_SPAN_TYPES = ("conflict_exclusion",)
 CONFLICT_REJECTIONS = ("duplicate_entity", "overridden")

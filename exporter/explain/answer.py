@@ -16,7 +16,7 @@ import polars as pl
 from exporter.explain.anomalies import anomalies
 from exporter.explain.cell import Window, contributions, ledger_deltas
 from exporter.explain.formula import leaf_terms, selection_formula
-from exporter.schema import LEVEL_OCCUPIED, LEVEL_STOPPED, SPAN_SCHEMA, TIMELINE_RESOURCES, UNKNOWN_NODE_TYPE
+from exporter.columns import LEVEL_OCCUPIED, LEVEL_STOPPED, SPAN_SCHEMA, TIMELINE_RESOURCES, UNKNOWN_NODE_TYPE
 
 # Span columns defined by other stages that an answer shows when the output has them.
 OPTIONAL_COLUMNS = ("span_type", "evidence", "confidence")

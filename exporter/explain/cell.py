@@ -4,10 +4,10 @@ A timeline value is the mean over its cell [t0, t1) of Σ sign × level-series (
 formula); a level-series is Σ of its spans' quantities. So a span adds
 ``quantity × (seconds of the cell it covers / cell seconds) × sign``, and these contributions
 add up to the value. The reduction of spans to level-series and base units is the timeline's
-(``exporter.timeline.series_spans``), so this cannot drift from what was exported.
+(``exporter.reconstruct.timeline.series_spans``), so this cannot drift from what was exported.
 
 An instant (the live gauge) is the window [at, at + 1 µs): a span covers it wholly or not at all,
-exactly the ``start <= at < end`` rule of ``exporter.timeline.levels_at``.
+exactly the ``start <= at < end`` rule of ``exporter.reconstruct.timeline.levels_at``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from exporter.explain.formula import Formula
-from exporter.intervals import closed_end
-from exporter.ledger import signed_changes
-from exporter.timeline import series_spans
+from exporter.engine.intervals import closed_end
+from exporter.engine.sweepline import signed_changes
+from exporter.reconstruct.timeline import series_spans
 
 INSTANT = dt.timedelta(microseconds=1)
 

@@ -1,4 +1,4 @@
-"""The leaf formula of a selection, read off the leaf table (exporter.states.LEAF_TABLE).
+"""The leaf formula of a selection, read off the leaf table (exporter.reconstruct.leaves.LEAF_TABLE).
 
 A selection of (pool, state) leaves sums them, so its formula is the sum of their rows of the
 leaf table: one signed coefficient per level-series (levels that cancel drop out, e.g. the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from exporter.states import LEAF_TABLE, series_name
+from exporter.reconstruct.leaves import LEAF_TABLE, series_name
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Layout (one concept per module):
 - ``refresh``: one background thread per site computing usage on an interval, with backoff;
 - ``tables`` / ``source``: incremental reads of the live databases and the reconstruct engine
   applied to them (the same code as ``reconstruct``);
-- ``server`` / ``pool`` / ``auth``: the HTTP endpoint (landing page, /metrics, TLS), its bounded
+- ``explain``: ``/explain`` (history from a site's reconstruct output, the present from the kept spans);
+- ``server`` / ``pool`` / ``auth``: the HTTP endpoint (landing page, /metrics, /explain, TLS), its bounded
   connection handling, basic auth with per-address throttling.
 
 :class:`LiveExporter` wires them; :func:`serve` runs it until SIGTERM/SIGINT.
@@ -18,12 +19,14 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from exporter.config import Config
 from exporter.errors import ConfigError
 from exporter.live.collector import UsageCollector
+from exporter.live.explain import ExplainEndpoint
 from exporter.live.refresh import Compute, SiteRefresher, utc_now
 from exporter.live.server import BasicAuth, MetricsServer, exporter_app
 from exporter.live.state import SiteState, Usage
@@ -42,7 +45,7 @@ class LiveExporter:
 
     def __init__(self, computations: Mapping[str, tuple[Compute, float]], *, listen: str = ":9188",
                  tls_cert: str | None = None, tls_key: str | None = None, auth: BasicAuth | None = None,
-                 clock=utc_now, first_backoff: float = 1.0) -> None:
+                 clock=utc_now, first_backoff: float = 1.0, histories: Mapping[str, Path] | None = None) -> None:
         if not computations:
             raise ConfigError("no sites to serve")
         self._computations = [compute for compute, _ in computations.values()]
@@ -51,7 +54,9 @@ class LiveExporter:
                            for site, (compute, interval) in sorted(computations.items())}
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.states))
-        app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth, states=self.states)
+        explain = ExplainEndpoint(self.states, histories)
+        app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth, states=self.states,
+                           explain=explain.handle)
         self.server = MetricsServer(app, listen, tls_cert=tls_cert, tls_key=tls_key)
 
     def states(self) -> list[SiteState]:
@@ -118,5 +123,7 @@ def serve_config(config: Config, *, sites: list[str] | None = None, listen: str 
                  ready: Callable[[LiveExporter], None] | None = None) -> None:
     """Serve the live usage of ``sites`` (default: all configured) until SIGTERM/SIGINT."""
     exporter = LiveExporter(site_computations(config, sites, full_reload_interval=full_reload_interval),
-                            listen=listen, tls_cert=tls_cert, tls_key=tls_key, auth=auth)
+                            listen=listen, tls_cert=tls_cert, tls_key=tls_key, auth=auth,
+                            histories={name: config.site(name).history_dir for name in sites or config.site_names
+                                       if config.site(name).history_dir is not None})
     serve(exporter, ready=ready)

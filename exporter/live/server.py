@@ -1,10 +1,15 @@
-"""HTTP endpoint: ``/`` landing page, ``/metrics`` exposition; optional TLS and basic auth.
+"""HTTP endpoint: ``/`` landing page, ``/metrics`` exposition, ``/explain``; optional TLS and basic auth.
 
-Behaviour (documented in docs/live.md):
-- ``GET`` and ``HEAD`` on ``/`` and ``/metrics``; any other method 405, any other path 404;
+Behaviour (documented in docs/live.md and docs/explain.md):
+- ``GET`` and ``HEAD`` on ``/``, ``/metrics`` and (when wired) ``/explain``; any other method 405,
+  any other path 404; basic auth and TLS guard every path alike;
 - the only query parameter is ``name[]`` on ``/metrics`` (prometheus-client's filter: only the
-  named families, repeatable, at most MAX_NAMES); anything else is 400, so no query string can
-  reach an undocumented code path;
+  named families, repeatable, at most MAX_NAMES); ``/explain`` takes exactly its documented
+  parameters (exporter.live.explain, which answers anything else with 400); so no query string
+  can reach an undocumented code path;
+- at most MAX_EXPLAINS ``/explain`` answers are computed at once (each reads parquet files for up
+  to a second or two); more get 503 with Retry-After, so explains never take every worker from
+  the scrapes;
 - every ``/metrics`` response comes from CachedExposition: rendered once per published state and
   (format, gzip, filter), so a burst of scrapes costs dictionary lookups;
 - basic auth failures are logged and throttled per client address (exporter.live.auth);
@@ -18,6 +23,7 @@ import html
 import io
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl
 from wsgiref.simple_server import WSGIRequestHandler
@@ -38,6 +44,9 @@ METHODS = ("GET", "HEAD")
 FILTER = "name[]"
 MAX_NAMES = 64  # name[] values per request
 MAX_FILTERS = 32  # distinct name[] filters cached per published state
+MAX_EXPLAINS = 2  # /explain answers computed at the same time (the pool has 8 workers)
+JSON = (("Content-Type", "application/json"),)
+Explain = Callable[[str], tuple[str, bytes]]  # query string -> (status line, body); JSON when 200
 
 
 def landing_page(sites: list[str]) -> bytes:
@@ -116,10 +125,12 @@ class _Filtered:
 
 
 def exporter_app(registry: CollectorRegistry, *, sites: list[str], states: Callable[[], Sequence[object]],
-                 auth: BasicAuth | None = None):
-    """WSGI app for ``/`` and ``/metrics`` (see the module docstring for the rules)."""
+                 auth: BasicAuth | None = None, explain: Explain | None = None):
+    """WSGI app for ``/``, ``/metrics`` and ``/explain`` (see the module docstring for the rules)."""
     exposition = CachedExposition(registry, states)
     landing = landing_page(sites)
+    paths = ("/", "/metrics", "/explain") if explain is not None else ("/", "/metrics")
+    explaining = threading.BoundedSemaphore(MAX_EXPLAINS)
 
     def app(environ, start_response):
         def answer(status: str, body: bytes, headers=(("Content-Type", "text/plain; charset=utf-8"),)):
@@ -137,11 +148,13 @@ def exporter_app(registry: CollectorRegistry, *, sites: list[str], states: Calla
                               (("WWW-Authenticate", f'Basic realm="{REALM}"'),
                                ("Content-Type", "text/plain; charset=utf-8")))
         path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
-        if path not in ("/", "/metrics"):
+        if path not in paths:
             return answer("404 Not Found", b"404 Not Found: see /metrics\n")
         if environ.get("REQUEST_METHOD") not in METHODS:
             return answer("405 Method Not Allowed", b"405 Method Not Allowed: use GET or HEAD\n",
                           (("Allow", ", ".join(METHODS)), ("Content-Type", "text/plain; charset=utf-8")))
+        if path == "/explain":
+            return explained(query, answer)
         names = metric_filter(query) if path == "/metrics" else (None if query else ())
         if names is None:
             return answer("400 Bad Request", f"400 Bad Request: the only query parameter is {FILTER} on /metrics "
@@ -150,6 +163,17 @@ def exporter_app(registry: CollectorRegistry, *, sites: list[str], states: Calla
             return answer("200 OK", landing, (("Content-Type", "text/html; charset=utf-8"),))
         body, headers = exposition.body(environ.get("HTTP_ACCEPT"), environ.get("HTTP_ACCEPT_ENCODING"), names)
         return answer("200 OK", body, headers)
+
+    def explained(query: str, answer):
+        if not explaining.acquire(blocking=False):
+            return answer("503 Service Unavailable", b"503 Service Unavailable: too many /explain requests at once\n",
+                          (("Retry-After", "1"), ("Content-Type", "text/plain; charset=utf-8")))
+        try:
+            status, body = explain(query)
+        finally:
+            explaining.release()
+        return answer(status, body, JSON if status.startswith("200") else
+                      (("Content-Type", "text/plain; charset=utf-8"),))
 
     return app
 

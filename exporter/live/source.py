@@ -59,6 +59,7 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     With ``since`` (an earlier result at C = ``since.at``), ``tables`` may hold only the rows that
     can reach past C (``recent_tables``): counters are then ``since.counters`` + ∫ over [C, now).
     """
+    from exporter.explain import instant, overlapping
     from exporter.reconstruct.pipeline import spans_from_tables
     from exporter.reconstruct.rulesfile import site_policy
     from exporter.reconstruct.timeline import counters_until, levels_at
@@ -74,6 +75,8 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
         at=now,
         gauges=_usage_frame(levels_at(spans, now - JUST_BEFORE)),
         counters=counters if since is None else summed(since.counters, counters),
+        # what /explain lists for the present: the spans the gauges were summed from
+        spans=overlapping(spans.lazy(), instant(now - JUST_BEFORE)).collect(),
     )
 
 

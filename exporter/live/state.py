@@ -37,6 +37,7 @@ class Usage:
     at: dt.datetime
     gauges: pl.DataFrame
     counters: pl.DataFrame
+    spans: pl.DataFrame | None = None  # the spans behind the gauges (those holding at ``at``), for /explain
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class RenderedUsage:
     counters: dict[str, tuple[Series, ...]]
     counter_frame: pl.DataFrame  # the published (held) counters, kept for the next hold
     counters_held: int  # series whose computed value fell below what was already published
+    gauge_frame: pl.DataFrame | None = None  # the gauges as computed (USAGE_SCHEMA), for /explain
+    spans: pl.DataFrame | None = None  # Usage.spans
 
 
 @dataclass(frozen=True)
@@ -100,4 +103,6 @@ def rendered(usage: Usage, previous: RenderedUsage | None) -> RenderedUsage:
         counters=series_by_resource(counters),
         counter_frame=counters,
         counters_held=n_held,
+        gauge_frame=usage.gauges,
+        spans=usage.spans,
     )
