@@ -1,0 +1,49 @@
+"""Benchmark: `usage-exporter explain` on a 500-host x 10-year reconstruct output (wall time per answer).
+
+Usage::
+
+    .venv/bin/python bench/bench_explain.py OUT [--repeat 7]
+
+OUT is a reconstruct output, e.g. the one bench/bench_reconstruct.py writes for its 500 x 10
+site. Each case is one library call (exactly what the CLI does before printing), timed in this
+process after a warm-up; the median and the range over ``--repeat`` runs are printed. Target: < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import time
+from pathlib import Path
+
+CASES = {
+    "all leaves, nodes": {},
+    "reservable idle, nodes": {"pools": ("reservable",), "states": ("idle",)},
+    "one node type, vcpus": {"node_types": ("compute_skylake",), "resource": "vcpus"},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    from exporter.explain import Selection, explain_output, history_grid
+
+    grid = history_grid(args.out)
+    times = [grid.start + (grid.cells * grid.step) * share for share in (0.1, 0.5, 0.999)]
+    explain_output(args.out, times[0], Selection())  # warm-up: imports, page cache
+    for name, filters in CASES.items():
+        for at in times:
+            seconds = []
+            for _ in range(args.repeat):
+                began = time.perf_counter()
+                result = explain_output(args.out, at, Selection(**filters))
+                seconds.append(time.perf_counter() - began)
+            print(f"{name:<26} {at:%Y-%m-%d %H:%M}  spans {result['spans_total']:>5}  median "
+                  f"{statistics.median(seconds):.3f} s  (min {min(seconds):.3f}, max {max(seconds):.3f})")
+
+
+if __name__ == "__main__":
+    main()
