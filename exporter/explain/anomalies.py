@@ -19,7 +19,7 @@ from exporter.columns import UNKNOWN_NODE_TYPE
 
 CONFLICT_SPAN_TYPES = ("conflict_exclusion",)
 CONFLICT_REJECTIONS = ("duplicate_entity", "overridden")
-NEGATIVE_TOLERANCE = 1e-9  # relative to the node type's capacity, as exporter.timeline.negative_leaves
+NEGATIVE_TOLERANCE = 1e-9  # relative to the node type's capacity, as exporter.reconstruct.timeline.negative_leaves
 
 
 def _span_items(rows: pl.DataFrame, limit: int | None) -> dict:

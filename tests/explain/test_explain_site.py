@@ -33,7 +33,7 @@ from exporter.columns import POOLS, STATES, TIMELINE_RESOURCES
 from exporter.sitegen import generate_site
 from exporter.adapters.registry import declared_tables
 from tests import support
-from tests.live_support import wait_for
+from tests.live.support import wait_for
 
 SEEDS = (3, 4)
 _SITES: dict[int, tuple[Path, Path, SiteConfig]] = {}
