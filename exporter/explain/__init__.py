@@ -11,10 +11,13 @@ docs/explain.md; ``render`` prints it as a short table.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import polars as pl
 
+from exporter import layout
+from exporter.errors import TimelineError
 from exporter.explain.answer import Selection, answer
 from exporter.explain.cell import instant, overlapping
 from exporter.explain.history import explain_cell, grid_of
@@ -24,11 +27,18 @@ __all__ = ["Selection", "answer", "explain_output", "explain_present", "grid_of"
            "overlapping", "render_table"]
 
 
-def _outputs(out: str | Path):
-    from exporter.reports.inputs import read_audit, timeline_directory
-
-    directory = timeline_directory(out)
-    return directory, read_audit(directory)
+def _outputs(out: str | Path) -> tuple[Path, dict]:
+    """The output directory (``out`` or ``run``'s ``out/timeline``) and its audit.json."""
+    out = Path(out)
+    nested = out / layout.TIMELINE_DIR
+    directory = nested if not (out / layout.TIMELINE_FILE).exists() and (nested / layout.TIMELINE_FILE).exists() \
+        else out
+    path = directory / layout.AUDIT_FILE
+    try:
+        return directory, json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise TimelineError(f"cannot read {path} (is it a `usage-exporter reconstruct` output?): "
+                            f"{str(err).splitlines()[0][:200]}") from None
 
 
 def history_grid(out: str | Path):
