@@ -46,6 +46,13 @@ POOLS = (POOL_RESERVABLE, POOL_ONDEMAND)
 STATES = ("available", "maintenance", "idle", "active", "stopped")
 UNKNOWN_NODE_TYPE = "unknown"
 
+# --- confidence: how sure a span is (one vocabulary for spans and operators' rules) --------
+CONFIDENCES = (
+    "direct",  # a record states it (a row's own times; for a rule, a ticket, change log or inventory)
+    "inferred",  # derived from other evidence by a documented rule (a join, an absence; graphs, logs)
+    "assumed",  # asserted without a record (configuration an operator set; a rule from memory)
+)
+
 # --- resources: span columns (source units) and timeline names (base units) ---------------
 SPAN_RESOURCES = ("nodes", "vcpus", "memory_mb", "disk_gb", "gpus")
 # timeline resource name -> (span column, factor to base unit)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import yaml
 
+from exporter.columns import CONFIDENCES
 from exporter.config import parse_datetime
 from exporter.errors import ConfigError
 
 ACTIONS = ("exclude", "set_pool", "set_node_type", "add_maintenance", "add_host")
 MATCH_KEYS = ("hypervisor_hostname", "node_type", "project_id", "lease_id", "reservation_id", "instance_uuid",
               "source_table", "source_id")
-CONFIDENCES = ("high", "medium", "low")
 POOL_VALUES = ("reservable", "ondemand")
 HOST_RESOURCES = ("vcpus", "memory_mb", "disk_gb", "gpus")
 RULES_SOURCE = "rules"  # source_table of the spans rules add
@@ -31,6 +31,8 @@ _RULE_KEYS = {"id", "site", "match", "from", "to", "action", "confidence", "prov
               "resources"}
 _REQUIRED = ("id", "site", "action", "confidence", "provenance")
 _PROVENANCE_KEYS = {"author", "date", "reason", "reference"}
+# The words of an earlier rules format, refused with the word that replaces them.
+_OLD_CONFIDENCE = {"high": "direct", "medium": "inferred", "low": "assumed"}
 # action -> the value key it needs (if any)
 _VALUE_KEY = {"set_pool": "pool", "set_node_type": "node_type"}
 
@@ -124,14 +126,22 @@ def _rule(body: object, where: str) -> Rule:
     action = str(body["action"])
     if action not in ACTIONS:
         raise ConfigError(f"{where}: unknown action {action!r} (known: {', '.join(ACTIONS)})")
-    confidence = str(body["confidence"])
-    if confidence not in CONFIDENCES:
-        raise ConfigError(f"{where}: confidence must be one of {', '.join(CONFIDENCES)}, not {confidence!r}")
+    confidence = _confidence(body["confidence"], where)
     start, end = _window(body, where)
     match = _match(body.get("match"), action, where)
     return Rule(id=str(body["id"]), site=str(body["site"]), action=action, match=match, start=start, end=end,
                 confidence=confidence, provenance=_provenance(body["provenance"], where),
                 value=_value(body, action, where), resources=_resources(body, action, where))
+
+
+def _confidence(raw: object, where: str) -> str:
+    """The rule's confidence, in the span vocabulary (exporter.columns.CONFIDENCES)."""
+    confidence = str(raw)
+    if confidence in CONFIDENCES:
+        return confidence
+    hint = _OLD_CONFIDENCE.get(confidence)
+    instead = f" (use {hint!r}: rules share the spans' confidence vocabulary)" if hint else ""
+    raise ConfigError(f"{where}: confidence must be one of {', '.join(CONFIDENCES)}, not {confidence!r}{instead}")
 
 
 def _known(body: dict, allowed: set[str], where: str) -> None:

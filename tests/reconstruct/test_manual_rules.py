@@ -48,7 +48,7 @@ def write_rules(path, host: str, action_lines: str) -> None:
     from: {CUT_FROM:%Y-%m-%d}
     to: {CUT_TO:%Y-%m-%d}
 {action_lines}
-    confidence: high
+    confidence: direct
     provenance: {{author: ops, date: 2023-05-01, reason: racked but never cabled, reference: TICKET-1}}
 """)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from exporter.columns import CONFIDENCES
 from exporter.errors import ConfigError
-from exporter.reconstruct.rulesfile import load_rules, parse_rules
+from exporter.reconstruct.rulesfile import ACTIONS, load_rules, parse_rules
 
 PROVENANCE = "provenance: {author: ops, date: 2024-05-02, reason: racked but never cabled}"
 
@@ -25,7 +27,7 @@ match: {{hypervisor_hostname: node-7}}
 from: 2024-01-01
 to: 2024-02-01
 action: exclude
-confidence: high
+confidence: direct
 {PROVENANCE}
 """
 
@@ -47,7 +49,7 @@ def test_open_ranges_lists_and_values():
         to: 2023-01-01
         action: set_pool
         pool: ondemand
-        confidence: medium
+        confidence: inferred
         {PROVENANCE}
         """,
         f"""
@@ -58,7 +60,7 @@ def test_open_ranges_lists_and_values():
         action: add_host
         node_type: compute_skylake
         resources: {{vcpus: 48, memory_mb: 196608}}
-        confidence: low
+        confidence: assumed
         {PROVENANCE}
         """))
     assert pool.start is None and pool.end == dt.datetime(2023, 1, 1) and pool.value == "ondemand"
@@ -74,11 +76,12 @@ def test_an_empty_file_holds_no_rules(tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     (("action: exclude", "action: ignore"), "rule 'never-usable': unknown action 'ignore'"),
-    (("confidence: high", "confidence: high\nweight: 3"), "unknown key(s) weight"),
+    (("confidence: direct", "confidence: direct\nweight: 3"), "unknown key(s) weight"),
     (("match: {hypervisor_hostname: node-7}", "match: {hostname: node-7}"), "match: unknown key(s) hostname"),
     (("to: 2024-02-01", "to: 2023-12-01"), "'to' (2023-12-01 00:00:00) is not after 'from'"),
     (("from: 2024-01-01", "from: January"), "from: 'January' is not a date"),
-    (("confidence: high", "confidence: sure"), "confidence must be one of high, medium, low"),
+    (("confidence: direct", "confidence: sure"), "confidence must be one of direct, inferred, assumed"),
+    (("confidence: direct", "confidence: high"), "not 'high' (use 'direct': rules share the spans' confidence"),
     (("site: chi\n", ""), "missing site"),
     (("match: {hypervisor_hostname: node-7}\n", ""), "exclude needs a match"),
     (("match: {hypervisor_hostname: node-7}", "match: {source_id: '12'}"), "match.source_id needs match.source_table"),
@@ -113,7 +116,7 @@ def pool_rule(rule_id: str, pool: str, hosts: str, start: str, end: str) -> str:
     to: {end}
     action: set_pool
     pool: {pool}
-    confidence: high
+    confidence: direct
     {PROVENANCE}
     """
 
@@ -128,7 +131,7 @@ def test_overlapping_contradictory_rules_are_an_error():
     match: {{hypervisor_hostname: node-7}}
     from: 2024-01-15
     action: add_host
-    confidence: low
+    confidence: assumed
     {PROVENANCE}
     """
     with pytest.raises(ConfigError, match="exclude vs add_host"):
@@ -140,3 +143,12 @@ def test_rules_that_agree_or_do_not_meet_are_fine():
                            pool_rule("b", "reservable", "n1", "2024-03-01", "2024-04-01"),
                            pool_rule("c", "reservable", "n2", "2024-01-01", "2024-04-01"),
                            pool_rule("d", "ondemand", "n1", "2024-02-01", "2024-02-15")))
+
+
+def test_the_shipped_example_is_valid_shows_every_action_and_is_referenced_from_the_sites_file():
+    etc = Path(__file__).resolve().parents[2] / "etc"
+    rules = load_rules(etc / "rules.yaml")
+    assert {rule.action for rule in rules} == set(ACTIONS)
+    assert {rule.confidence for rule in rules} == set(CONFIDENCES)
+    assert all(rule.provenance.reason for rule in rules)
+    assert "  #   rules: rules.yaml" in (etc / "sites.yaml").read_text().splitlines()
