@@ -37,6 +37,8 @@ def command(db_url, site_name, db_prefix, config_path, out, snapshot_id, quiet) 
                                        config_path=config_path)
     result = extract_snapshot(site, out or data_dir, snapshot_id=snapshot_id, progress=for_cli(quiet=quiet))
     click.echo(status_table(result))
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
     if result.failed_required:
         click.secho(f"error: {len(result.failed_required)} required table(s) not copied: "
                     f"{', '.join(result.failed_required)}", fg="red", err=True)

@@ -30,6 +30,7 @@ from exporter.db import KNOWN_SCHEMAS, masked, open_engine
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress, StageBar
 from exporter.layout import MANIFEST_NAME, file_sha256
+from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables
 from exporter.extract.tableread import STATUSES, TableRead, connection_failure, dtype_name, read_table, read_tables
@@ -54,6 +55,13 @@ class ExtractResult:
         """Required tables that were not copied completely (the snapshot cannot be trusted whole)."""
         return [name for name, table in self.manifest["tables"].items()
                 if not table["optional"] and table["status"] != "ok"]
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the snapshot cannot hold, one line each (today: a Blazar without soft delete)."""
+        read = {name: [column["name"] for column in table["columns"]] for name, table in self.manifest["tables"].items()}
+        missing = blazar_schema.missing_soft_delete(read)
+        return [blazar_schema.soft_delete_warning(missing)] if missing else []
 
 
 def snapshot_id_for(when: dt.datetime) -> str:

@@ -25,27 +25,6 @@ from exporter.adapters import common
 from exporter.columns import BOOKING_RESERVATION, LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_RESERVABLE
 
 SOURCE = "inference"
-SOFT_DELETE_TABLES = ("blazar.leases", "blazar.reservations", "blazar.computehost_allocations",
-                      "blazar.computehosts")
-
-
-def missing_soft_delete(frames: Mapping[str, pl.LazyFrame]) -> list[str]:
-    """The Blazar tables present without a ``deleted_at`` column, when the allocations table is
-    one of them (upstream Blazar: the allocation history is what is lost); else []."""
-    missing = []
-    for name in SOFT_DELETE_TABLES:
-        columns = frames[name].collect_schema().names() if name in frames else []
-        if columns and "deleted_at" not in columns:
-            missing.append(name)
-    return missing if "blazar.computehost_allocations" in missing else []
-
-
-def soft_delete_warning(missing: Sequence[str]) -> str:
-    """The one line extract and reconstruct print for a Blazar without soft delete."""
-    return (f"Blazar has no soft-delete columns (deleted, deleted_at missing in {', '.join(missing)}): "
-            "it hard-deletes allocations at lease end, deleted leases and removed hosts, so committed and "
-            "maintenance hours of ended leases and reservable hours of removed hosts cannot be recovered from "
-            "Blazar; they are inferred from reserved instances where those survive (source inference)")
 
 
 def commitments(instances: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *,

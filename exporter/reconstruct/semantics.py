@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from exporter.adapters import blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, request_specs
+from exporter.adapters import blazar_hosts, blazar_schema, host_resources, instance_actions, nova_hosts, nova_instances, request_specs
 from exporter.columns import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED,
     LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_ONDEMAND, POOL_RESERVABLE,
@@ -33,7 +33,6 @@ from exporter.engine.intervals import hours_between
 from exporter.engine.sweepline import order_free_sum
 from exporter.priority import DEFAULT_PRIORITY
 from exporter.reconstruct import host_levels
-from exporter.reconstruct import inference as inference_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.rulesfile import Rule
 
@@ -144,8 +143,9 @@ def _own_resources(spans: pl.DataFrame) -> pl.DataFrame:
 def site_policy_for(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, *, rules: Sequence[Rule],
             priority: Mapping[str, tuple[str, ...]] | None, inference: str) -> tuple[host_levels.Policy, list[str]]:
     """The site's policy, and the warning when Blazar has no soft delete (inference then on in auto)."""
-    missing = inference_module.missing_soft_delete(frames)
-    warnings = [inference_module.soft_delete_warning(missing)] if missing else []
+    missing = blazar_schema.missing_soft_delete({name: frame.collect_schema().names() for name, frame in frames.items()
+                                                 if name in blazar_schema.SOFT_DELETE_TABLES})
+    warnings = [blazar_schema.soft_delete_warning(missing)] if missing else []
     node_types: dict[str, tuple[str, ...]] = {}
     if any(rule.matched("node_type") for rule in rules):
         blazar_rows = hosts.lazy().filter(pl.col("rejection_reason").is_null()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 
 import polars as pl
 import pytest
 
+from exporter.adapters.blazar_schema import missing_soft_delete
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
 from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot
@@ -51,3 +54,24 @@ def test_inference_off_shows_the_loss(upstream):
     rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="up", start=START, snapshot_time=site.end,
                                                             inference="off"))
     assert node_hours(rec.spans, site.end).get("committed", 0.0) < 0.2 * truth["node_hours"]["committed"]
+
+
+def test_extract_says_the_same_one_line_as_reconstruct(upstream, tmp_path):
+    site, snapshot, _ = upstream
+    config = tmp_path / "sites.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nsites:\n  up:\n    db_url: {site.url}\n")
+    result = subprocess.run([sys.executable, "-c", "from exporter.cli import main; main()", "extract", "--site", "up",
+                             "--config", str(config), "--snapshot-id", "cli", "--quiet"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if "soft-delete" in line]
+    rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="up", start=START, snapshot_time=site.end))
+    assert said == [f"warning: {w}" for w in rec.audit["warnings"] if "soft-delete" in w]
+    assert "blazar.computehost_allocations" in said[0] and "cannot be recovered" in said[0]
+
+
+def test_only_a_blazar_without_deleted_at_on_its_allocations_is_upstream():
+    fork = {"blazar.leases": ["id", "deleted", "deleted_at"], "blazar.computehost_allocations": ["id", "deleted_at"]}
+    assert missing_soft_delete(fork) == []
+    assert missing_soft_delete({**fork, "blazar.computehost_allocations": ["id"]}) == ["blazar.computehost_allocations"]
+    assert missing_soft_delete({"blazar.leases": ["id"], "blazar.computehost_allocations": []}) == []  # not read
