@@ -1,6 +1,6 @@
 """The import contracts in pyproject.toml ([tool.importlinter]) hold, and they can fail.
 
-Layering: core <- engine <- adapters/extract <- reconstruct <- backfill/live <- run/demo/plot <- cli;
+Layering: core <- engine <- adapters/extract <- reconstruct <- explain <- backfill/live <- run/demo/plot <- cli;
 engine/ imports nothing OpenStack-specific; no import cycles. The failing cases run the linter on
 a copy of the package with one bad import added.
 """
@@ -44,6 +44,19 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     result = lint(root)
     assert result.returncode != 0
     assert "exporter.reconstruct.audit -> exporter.backfill.openmetrics" in result.stdout
+
+
+def test_explain_sits_below_live_and_above_reconstruct(tmp_path):
+    # explain reads reconstruct outputs and is served by live: importing live from it is upward,
+    # and so is reconstruct importing explain
+    root = copy_with(tmp_path, "exporter.explain.history", "from exporter.live import server  # noqa")
+    up_from_explain = lint(root)
+    assert up_from_explain.returncode != 0
+    assert "exporter.explain.history -> exporter.live.server" in up_from_explain.stdout
+    root = copy_with(tmp_path / "second", "exporter.reconstruct.audit", "from exporter.explain import formula  # noqa")
+    up_into_explain = lint(root)
+    assert up_into_explain.returncode != 0
+    assert "exporter.reconstruct.audit -> exporter.explain.formula" in up_into_explain.stdout
 
 
 def test_engine_importing_openstack_vocabulary_breaks_its_contract(tmp_path):
