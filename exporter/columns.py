@@ -93,20 +93,23 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
 }
 
 # --- rejected input rows ------------------------------------------------------------------
-REJECT_REASONS = (
-    "null_start",
-    "invalid_time_range",
-    "missing_fk",
-    "never_launched",
-    "missing_host",
-    "orphan",
-    "never_effective",
-    "duplicate_entity",
-    "outside_parent",
-    "after_snapshot",
-    "manual_rule",  # an operator's exclude rule covers it (rule_id names the rule)
-    "overridden",  # a higher-priority source speaks for the entity then (exporter.priority)
-)
+# The vocabulary of rejected.parquet's rejection_reason: a reason not listed here fails the run
+# (exporter.reconstruct.audit.check_reject_reasons). Adding a reason is one line here and its
+# entry in docs/semantics.md ("Rejection reasons").
+REJECT_REASONS: dict[str, str] = {
+    "null_start": "the row has no start time",
+    "invalid_time_range": "the row ends before it starts",
+    "missing_fk": "a row it refers to (reservation, lease, host, instance) does not exist",
+    "never_launched": "the instance was never launched (no launched_at)",
+    "missing_host": "no hypervisor hostname",
+    "orphan": "a reserved instance outside every window of its reservation on its host",
+    "never_effective": "the row's window is empty",
+    "duplicate_entity": "an earlier row of the same identity covers all of its time",
+    "outside_parent": "none of its time lies inside its parent level",
+    "after_snapshot": "it starts at or after the snapshot time",
+    "manual_rule": "an operator's exclude rule covers it (rule_id names the rule)",
+    "overridden": "a higher-priority source speaks for the entity then (exporter.priority)",
+}
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),
     "level": pl.String(),  # level the row would have fed (null if it fed none)

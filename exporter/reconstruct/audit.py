@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.columns import LEVEL_TOTAL, LEVELS
+from exporter.columns import LEVEL_TOTAL, LEVELS, REJECT_REASONS
 from exporter.engine.intervals import hours_between
 from exporter.engine.resample import grid_end
 from exporter.engine.sweepline import order_free_sum
@@ -84,6 +84,16 @@ def check_timeline_hours(conservation: list[dict]) -> None:
     frame = pl.DataFrame(conservation, infer_schema_length=None)
     if frame.height:
         check_hours_conserved(frame.with_columns(difference=pl.col("timeline_hours") - pl.col("span_hours")))
+
+
+def check_reject_reasons(rejected: pl.DataFrame) -> None:
+    """Raise InvariantViolation when a rejected row carries a reason outside REJECT_REASONS (a bug:
+    every reason must be documented and counted under a known name)."""
+    unknown = sorted(set(rejected.get_column("rejection_reason").unique().to_list()) - set(REJECT_REASONS))
+    if unknown:
+        raise InvariantViolation(f"rejection reason(s) {', '.join(map(str, unknown))} not in REJECT_REASONS "
+                                 f"(exporter/columns.py); add each with its meaning there and in docs/semantics.md",
+                                 details=unknown)
 
 
 def check_invariants(audit: dict) -> None:

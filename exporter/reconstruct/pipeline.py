@@ -113,6 +113,7 @@ def spans_from_tables(
     audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
         levels["occupied"], levels["total"], snapshot_time=snapshot_time)
     auditing.policy_audit(audit, policy, spans, rejected, snapshot_time=snapshot_time)
+    auditing.check_reject_reasons(rejected)
     auditing.check_sources(audit["sources"])
     return SpanSet(spans=spans, rejected=rejected, audit=audit)
 
