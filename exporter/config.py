@@ -19,11 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from exporter.db import KNOWN_SCHEMAS
 from exporter.errors import ConfigError
 from exporter.priority import inference_mode, site_priority
 
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
+# the logical schemas a site maps to databases (here, not in db.py: reading a config needs no sqlalchemy)
+KNOWN_SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "zun", "openstack_audit", "chameleon_usage")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Earlier than any OpenStack cloud; later than anything this tool will be used for.
 EARLIEST_DATE = dt.datetime(2000, 1, 1)

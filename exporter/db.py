@@ -24,9 +24,8 @@ from urllib.parse import quote, unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from exporter.config import KNOWN_SCHEMAS
 from exporter.errors import ConfigError, DatabaseError
-
-KNOWN_SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "zun", "openstack_audit", "chameleon_usage")
 
 
 def parse_url(url: str | URL) -> URL:
