@@ -6,6 +6,7 @@ from grafana_foundation_sdk.builders import dashboard
 
 from exporter.dashboards import promql as q
 from exporter.dashboards.layout import new_dashboard, usage_variables
+from exporter.dashboards.links import explain_link, exporter_url_variable
 from exporter.dashboards.widgets import (dashed, fixed, total_line, site_overrides, stat_panel, target,
                                          timeseries_panel)
 from exporter.plot import RESERVABLE_COLOUR, STATE_COLOURS, TOTAL_COLOUR, leaf_name
@@ -15,6 +16,12 @@ SHARE_COLOURS = {"committed": STATE_COLOURS[("reservable", "idle")],
                  "occupied": STATE_COLOURS[("reservable", "stopped")],
                  "active": STATE_COLOURS[("reservable", "active")]}
 SHARE_LEVELS = {"committed": q.COMMITTED, "occupied": q.OCCUPIED, "active": q.ACTIVE}
+
+
+def explained(panel, ref: str, expr: str, legend: str, level: str, by: str | None = None):
+    """The panel with query ``ref`` and its series' "Explain this point" link; ``level``/``by``
+    are the query's level and grouping (a ratio's: its numerator's)."""
+    return panel.with_target(target(ref, expr, legend)).override_by_query(ref, explain_link(level, by))
 
 
 def site_usage() -> dashboard.Dashboard:
@@ -30,18 +37,18 @@ def site_usage() -> dashboard.Dashboard:
     return new_dashboard(
         "openstack-usage-site", "OpenStack usage: site",
         "Capacity and use of one or more sites, from backfilled history into live data.",
-        since="now-10y", variables=usage_variables(),
+        since="now-10y", variables=[*usage_variables(), exporter_url_variable()],
         panels=[*stats, _states_panel(), _utilization_panel(), *_node_type_panels()])
 
 
 def _states_panel():
-    panel = (timeseries_panel(5, "Capacity by state",
-                              "Mutually exclusive states stacked; they add up to the total capacity line. The "
-                              "reservable line is the Blazar pool (available + maintenance + idle + active + "
-                              "stopped of pool reservable).", (11, 24, 0, 4), stacked=True, by_name=False)
-             .with_target(target("A", q.gauge(by="pool, state"), "{{pool}} · {{state}}"))
-             .with_target(target("total", q.gauge(), "total capacity"))
-             .with_target(target("reservable", q.gauge(q.RESERVABLE), "reservable pool")))
+    panel = timeseries_panel(5, "Capacity by state",
+                             "Mutually exclusive states stacked; they add up to the total capacity line. The "
+                             "reservable line is the Blazar pool (available + maintenance + idle + active + "
+                             "stopped of pool reservable).", (11, 24, 0, 4), stacked=True, by_name=False)
+    panel = explained(panel, "A", q.gauge(by="pool, state"), "{{pool}} · {{state}}", q.ALL, "pool, state")
+    panel = explained(panel, "total", q.gauge(), "total capacity", q.ALL)
+    panel = explained(panel, "reservable", q.gauge(q.RESERVABLE), "reservable pool", q.RESERVABLE)
     for (pool, state), colour in STATE_COLOURS.items():
         panel = panel.override_by_name(leaf_name(pool, state), [fixed(colour)])
     return (panel.override_by_query("total", total_line(TOTAL_COLOUR))
@@ -54,25 +61,23 @@ def _utilization_panel():
                              "(instances on reserved hosts), active = running instances; each divided by the "
                              "reservable pool.", (9, 24, 0, 15), by_name=False, percent=True)
     for share, level in SHARE_LEVELS.items():
-        panel = panel.with_target(target(share, q.ratio(q.gauge(level), q.gauge(q.RESERVABLE)), share))
+        panel = explained(panel, share, q.ratio(q.gauge(level), q.gauge(q.RESERVABLE)), share, level)
     for share, colour in SHARE_COLOURS.items():
         panel = panel.override_by_name(share, [fixed(colour)])
     return panel
 
 
 def _node_type_panels():
-    capacity = (timeseries_panel(7, "Capacity by node type",
-                                 "Total capacity per node type, stacked; adds up to the total line.",
-                                 (9, 12, 0, 24), stacked=True)
-                .with_target(target("A", q.gauge(by="node_type"), "{{node_type}}"))
-                .with_target(target("total", q.gauge(), "total capacity"))
-                .override_by_query("total", total_line(TOTAL_COLOUR)))
-    share = (timeseries_panel(8, "Committed / reservable by node type",
-                              "Per node type: user-lease share of its reservable pool.", (9, 12, 12, 24),
-                              bounded=True)
-             .with_target(target("A", q.ratio(q.gauge(q.COMMITTED, "node_type"), q.gauge(q.RESERVABLE, "node_type")),
-                                 "{{node_type}}")))
-    return [capacity, share]
+    capacity = timeseries_panel(7, "Capacity by node type",
+                                "Total capacity per node type, stacked; adds up to the total line.",
+                                (9, 12, 0, 24), stacked=True)
+    capacity = explained(capacity, "A", q.gauge(by="node_type"), "{{node_type}}", q.ALL, "node_type")
+    capacity = explained(capacity, "total", q.gauge(), "total capacity", q.ALL)
+    share = timeseries_panel(8, "Committed / reservable by node type",
+                             "Per node type: user-lease share of its reservable pool.", (9, 12, 12, 24), bounded=True)
+    share = explained(share, "A", q.ratio(q.gauge(q.COMMITTED, "node_type"), q.gauge(q.RESERVABLE, "node_type")),
+                      "{{node_type}}", q.COMMITTED, "node_type")
+    return [capacity.override_by_query("total", total_line(TOTAL_COLOUR)), share]
 
 
 def cross_site(colours: dict[str, str]) -> dashboard.Dashboard:
@@ -81,7 +86,7 @@ def cross_site(colours: dict[str, str]) -> dashboard.Dashboard:
         "openstack-usage-cross-site", "OpenStack usage: all sites",
         "All sites side by side and summed, with 30-day rolling utilization. Each point is the time-weighted "
         "mean over its step (at least a day), so years of hourly history show the trend, not the noise.",
-        since="now-10y", variables=usage_variables(),
+        since="now-10y", variables=[*usage_variables(), exporter_url_variable()],
         panels=[_by_site(1, "Capacity by site", "Total capacity of each site (daily means), stacked; adds up to "
                          "the all-sites line.", q.ALL, (9, 12, 0, 0), colours),
                 _by_site(2, "Committed by site", "Reservable capacity held by user leases (idle + active + "
@@ -91,29 +96,31 @@ def cross_site(colours: dict[str, str]) -> dashboard.Dashboard:
 
 
 def _by_site(panel_id: int, title: str, description: str, level: str, grid, colours: dict[str, str]):
-    panel = (timeseries_panel(panel_id, title, description, grid, stacked=True, min_interval=DAILY)
-             .with_target(target("A", q.window_mean(level, "site"), "{{site}}"))
-             .with_target(target("total", q.window_mean(level), "all sites")))
+    panel = timeseries_panel(panel_id, title, description, grid, stacked=True, min_interval=DAILY)
+    panel = explained(panel, "A", q.window_mean(level, "site"), "{{site}}", level, "site")
+    panel = explained(panel, "total", q.window_mean(level), "all sites", level)
     return site_overrides(panel, colours).override_by_query("total", total_line(TOTAL_COLOUR))
 
 
 def _utilization_by_site(colours: dict[str, str]):
-    panel = (timeseries_panel(3, "Utilization by site (committed / reservable) with 30-day rolling mean",
-                              "Thin line: committed / reservable resource-seconds over each step (daily means). "
-                              "Dashed: the same over the last 30 days, from the resource-seconds counters. "
-                              "Red dashes: the 80 % target.", (12, 24, 0, 9), percent=True, min_interval=DAILY)
-             .with_target(target("A", q.window_ratio(q.COMMITTED, q.RESERVABLE, "$__interval", "site"), "{{site}}"))
-             .with_target(target("mean", q.window_ratio(q.COMMITTED, q.RESERVABLE, "30d", "site"),
-                                 "{{site}} 30-day mean")))
+    panel = timeseries_panel(3, "Utilization by site (committed / reservable) with 30-day rolling mean",
+                             "Thin line: committed / reservable resource-seconds over each step (daily means). "
+                             "Dashed: the same over the last 30 days, from the resource-seconds counters. "
+                             "Red dashes: the 80 % target.", (12, 24, 0, 9), percent=True, min_interval=DAILY)
+    panel = explained(panel, "A", q.window_ratio(q.COMMITTED, q.RESERVABLE, "$__interval", "site"), "{{site}}",
+                      q.COMMITTED, "site")
+    panel = explained(panel, "mean", q.window_ratio(q.COMMITTED, q.RESERVABLE, "30d", "site"),
+                      "{{site}} 30-day mean", q.COMMITTED, "site")
     return site_overrides(panel, colours).override_by_regexp(".* 30-day mean$", dashed())
 
 
 def _utilization_summed():
-    return (timeseries_panel(4, "Utilization, all selected sites summed",
+    panel = timeseries_panel(4, "Utilization, all selected sites summed",
                              "Summed committed / summed reservable over the selected sites (daily means), and "
                              "its 30-day mean.", (8, 24, 0, 21), by_name=False, percent=True, min_interval=DAILY)
-            .with_target(target("A", q.window_ratio(q.COMMITTED, q.RESERVABLE, "$__interval"), "all sites"))
-            .with_target(target("mean", q.window_ratio(q.COMMITTED, q.RESERVABLE, "30d"), "all sites 30-day mean"))
-            .override_by_name("all sites", [fixed(TOTAL_COLOUR)])
+    panel = explained(panel, "A", q.window_ratio(q.COMMITTED, q.RESERVABLE, "$__interval"), "all sites", q.COMMITTED)
+    panel = explained(panel, "mean", q.window_ratio(q.COMMITTED, q.RESERVABLE, "30d"), "all sites 30-day mean",
+                      q.COMMITTED)
+    return (panel.override_by_name("all sites", [fixed(TOTAL_COLOUR)])
             .override_by_name("all sites 30-day mean", [fixed(RESERVABLE_COLOUR)])
             .override_by_regexp(".* 30-day mean$", dashed()))

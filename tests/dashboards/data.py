@@ -61,6 +61,7 @@ class DemoData:
     live_end: float
     timeline: pl.DataFrame  # what the backfill read (all sites)
     truth: pl.DataFrame  # generator truth spans (all sites)
+    exporter_url: str  # the live exporter serving SITES, with /explain over their reconstruct outputs
 
     @property
     def sites(self) -> set[str]:
@@ -150,12 +151,13 @@ def build_demo_data(root: Path, *, promtool: str):
         shutil.copytree(result.blocks_dir / block, data_dir / block)
     timelines.append(timeline.cast(timelines[0].schema))
     computations = {site.name: (LiveSite(site), site.refresh_interval) for site in sites}
-    with LiveExporter(computations, listen=f"127.0.0.1:{support.free_port()}") as exporter:
+    histories = {site.name: root / "timeline" / site.name for site in sites}
+    with LiveExporter(computations, listen=f"127.0.0.1:{support.free_port()}", histories=histories) as exporter:
         target = exporter.url.split("//", 1)[1].split("/", 1)[0]
         with support.PrometheusServer(scrape_config(target), data_dir) as prom:
             live_start = wait_for_scrapes(prom, count=4)
             yield DemoData(prom, epoch(start), epoch(min(last)), live_start, time.time(),
-                           pl.concat(timelines), pl.concat(truths))
+                           pl.concat(timelines), pl.concat(truths), f"http://{target}")
 
 
 def wait_for_scrapes(prom: support.PrometheusServer, *, count: int) -> float:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES
-from tests.dashboards.data import NEGATIVE_SITE, SITES, DemoData, build_demo_data, epoch
+from tests.dashboards.data import NEGATIVE_SITE, SITES, DemoData, epoch
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -204,12 +204,6 @@ def test_provisioning_files_parse_and_point_at_the_dashboards():
 
 
 # --- queries against a real Prometheus ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, promtool, prometheus_bin) -> DemoData:
-    with build_demo_data(tmp_path_factory.mktemp("dash"), promtool=promtool) as data:
-        yield data
-
 
 def query_values(prom, expr: str, **params) -> list[dict]:
     kind = "query_range" if "step" in params else "query"
