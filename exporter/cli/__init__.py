@@ -22,6 +22,7 @@ COMMANDS = {
     "extract": "extract",
     "grants": "grants",
     "reconstruct": "reconstruct",
+    "rules": "rules",
     "backfill": "backfill",
     "run": "run",
     "serve": "serve",

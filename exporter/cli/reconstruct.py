@@ -46,13 +46,13 @@ def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, c
       usage-exporter reconstruct data/demo/20261121T230000Z --site demo --out out/demo
       usage-exporter reconstruct --site chi_uc --config etc/sites.yaml --out out/chi_uc --step 1d
     """
-    options, snapshot_dir = _resolve(snapshot_dir, site_name, config_path, start=start, end=end, step=step,
+    options, snapshot_dir = resolve_options(snapshot_dir, site_name, config_path, start=start, end=end, step=step,
                                      snapshot_time=snapshot_time, rules_path=rules_path)
     click.echo(reconstruct_to_directory(snapshot_dir, options, out_dir,
                                         progress=for_cli(quiet=quiet, stages=len(STAGES))))
 
 
-def _resolve(snapshot_dir, site_name, config_path, **window) -> tuple[ReconstructOptions, Path]:
+def resolve_options(snapshot_dir, site_name, config_path, **window) -> tuple[ReconstructOptions, Path]:
     """Options from the command line, filled from the site's config entry when there is one."""
     check_site_name(site_name)  # it names directories and labels
     config = load_config(config_path) if config_path and Path(config_path).exists() else None

@@ -25,9 +25,7 @@ from exporter.engine.intervals import hours_between
 from exporter.engine.resample import grid_end
 from exporter.engine.sweepline import order_free_sum
 from exporter.errors import InvariantViolation
-from exporter.reconstruct import manual_rules
 from exporter.reconstruct.books import KEYS, SpanBooks
-from exporter.reconstruct.host_levels import Policy
 from exporter.reconstruct.leaves import RESOURCES, SERIES, series_name, series_weights
 from exporter.reconstruct.timeline import (
     GROUP, SpanInput, overlap_seconds, series_spans, series_totals, unexported_hours,
@@ -301,13 +299,3 @@ def negative_leaves(timeline: pl.DataFrame, *, tolerance: float = 1e-9) -> pl.Da
         .filter(pl.col("value") < -tolerance * pl.max_horizontal(pl.col("_peak"), 1.0))
         .drop("_peak")
     )
-
-
-def policy_audit(audit: dict, policy: Policy, spans: pl.DataFrame, rejected: pl.DataFrame, *,
-                  snapshot_time: dt.datetime) -> None:
-    """Priority, inference and the per-rule table (with a warning per rule that changed nothing)."""
-    audit["priority"] = {level: list(sources) for level, sources in policy.priority.items()}
-    audit["inference"] = policy.infer
-    if policy.rules:
-        audit["rules"] = manual_rules.rule_table(policy.rules, spans, rejected, snapshot_time=snapshot_time)
-        audit["warnings"] = audit["warnings"] + manual_rules.unmatched(policy.rules, audit["rules"])

@@ -40,6 +40,8 @@ class SpanBooks:
     inputs: list[pl.DataFrame] = field(default_factory=list)
     rejected: list[pl.DataFrame] = field(default_factory=list)
     clipped: list[pl.DataFrame] = field(default_factory=list)
+    # per manual rule, the lower sources' rows and hours it overrides (manual_rules.overridden_by_rules)
+    overridden_by_rules: list[pl.DataFrame] = field(default_factory=list)
 
     def settled(self, windows: pl.DataFrame, *, detail: pl.Expr, carry: Sequence[str] = ()) -> pl.DataFrame:
         """Rows of ``windows`` (with level, rejection_reason) that pass their rules; the rest rejected.

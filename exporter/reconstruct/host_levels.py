@@ -9,29 +9,19 @@ reservable. Each span records the source it won for (``source``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import polars as pl
 
+from exporter.engine import intervals
 from exporter.reconstruct import inference, manual_rules
 from exporter.adapters import blazar_leases, nova_hosts
-from exporter.priority import DEFAULT_PRIORITY
-from exporter.reconstruct.rulesfile import RULES_SOURCE, Rule
+from exporter.reconstruct.policy import Policy
+from exporter.reconstruct.rulesfile import RULES_SOURCE
 from exporter.columns import LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_RESERVABLE, LEVEL_TOTAL
 from exporter.reconstruct.books import SpanBooks
 
 HOST_KEY = ["hypervisor_hostname"]
 SLOTS = ("slot_vcpus", "slot_memory_mb", "slot_disk_gb")
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How a site resolves its sources: its manual rules, priority lists and whether to infer."""
-
-    rules: tuple[Rule, ...] = ()
-    priority: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_PRIORITY))
-    infer: bool = False
-    node_types: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node type -> hostnames
 
 
 def settled_rows(books: SpanBooks, windows: pl.DataFrame, policy: Policy, *, level: str, detail: pl.Expr,
@@ -45,14 +35,21 @@ def settled_rows(books: SpanBooks, windows: pl.DataFrame, policy: Policy, *, lev
 
 def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,
             tombstones: Mapping[str, pl.DataFrame] | None = None, merge: bool) -> pl.DataFrame:
-    """``settled``'s rows as one layer per source, painted in ``order`` per host (empty layers
-    skipped; ``merge``: each layer's own overlaps merged after), tagged with their source."""
+    """``settled``'s rows as one layer per source, painted in ``order`` per host (layers with no
+    rows and no tombstones skipped; ``merge``: each layer's own overlaps merged after), tagged
+    with their source. What the rules layer overrides is noted per rule in the books."""
     layers = _by_source(settled)
     for name in set(layers) - set(order):  # a source the site left out of its priority list
         books.left_out(layers[name], why=f"source {name} is not in the site's priority list")
-    names = [name for name in order if name in layers and layers[name].height]
-    tombs = [(tombstones or {}).get(name) for name in names]
-    pieces = books.painted([layers[name] for name in names], by=HOST_KEY, tombstones=tombs) if names else []
+    tombstones = tombstones or {}
+    names = [name for name in order if (name in layers and layers[name].height) or name in tombstones]
+    frames = [layers.get(name, settled.clear()) for name in names]
+    pieces = books.painted(frames, by=HOST_KEY, tombstones=[tombstones.get(name) for name in names]) if names else []
+    if RULES_SOURCE in names:
+        at = names.index(RULES_SOURCE)
+        books.overridden_by_rules.append(manual_rules.overridden_by_rules(
+            frames[at + 1:], _rule_cover(pieces[at], tombstones.get(RULES_SOURCE), frames[:at], books.snapshot_time),
+            snapshot_time=books.snapshot_time))
     out = []
     for name, piece in zip(names, pieces):
         piece = books.merged(piece, by=HOST_KEY) if merge else piece
@@ -60,6 +57,20 @@ def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,
     if not out:
         return settled.clear().with_columns(pl.lit(None, dtype=pl.String).alias("source"))
     return pl.concat(out, how="vertical_relaxed")
+
+
+def _rule_cover(won: pl.DataFrame, tombstone: pl.DataFrame | None, higher: Sequence[pl.DataFrame],
+                snapshot_time) -> pl.DataFrame:
+    """rule_id, host, start, end where the rules layer speaks: the pieces it won and its
+    tombstones outside every higher layer (a site may rank rules below a database)."""
+    parts = [won.select(pl.col("source_id").alias("rule_id"), *HOST_KEY, "start", "end")]  # rules: id = rule id
+    if tombstone is not None:
+        if higher:
+            above = pl.concat([frame.select(*HOST_KEY, "start", "end") for frame in higher]).lazy()
+            tombstone = intervals.clip_to_parent(tombstone.lazy(), above, by=HOST_KEY,
+                                                 open_end=snapshot_time)[1].collect()
+        parts.append(tombstone.select("rule_id", *HOST_KEY, "start", "end"))
+    return pl.concat(parts, how="vertical_relaxed")
 
 
 def total_spans(books: SpanBooks, hosts: pl.DataFrame, policy: Policy, host_names: Sequence[str]) -> pl.DataFrame:
@@ -78,7 +89,8 @@ def reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame,
         windows.append(inference.reservable_hosts(inferred))
     settled = settled_rows(books, _stacked(windows), policy, level=LEVEL_RESERVABLE,
                            detail=nova_hosts.host_reject_detail())
-    tomb = manual_rules.tombstones(policy.rules, level=LEVEL_RESERVABLE, hosts=host_names)
+    tomb = manual_rules.tombstones(policy.rules, level=LEVEL_RESERVABLE, hosts=host_names,
+                                  node_types=policy.node_types)
     merged = painted(books, settled, policy.priority["reservable"],
                      tombstones=None if tomb is None else {RULES_SOURCE: tomb}, merge=True)
     return books.clipped_into(merged, total, by=HOST_KEY)
@@ -111,7 +123,7 @@ def _by_source(settled: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
 def _rule_rows(policy: Policy, level: str, host_names: Sequence[str]) -> pl.DataFrame | None:
     """The rules layer's raw windows at ``level`` (None when no rule speaks there)."""
-    rows = manual_rules.rule_windows(policy.rules, level=level, hosts=host_names)
+    rows = manual_rules.rule_windows(policy.rules, level=level, hosts=host_names, node_types=policy.node_types)
     return rows if rows.height else None
 
 

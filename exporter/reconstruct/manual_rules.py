@@ -12,17 +12,21 @@ is resolved to the hostnames Blazar gives that node type.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
 from exporter.engine import intervals
+from exporter.engine.sweepline import order_free_sum
 from exporter.reconstruct.rulesfile import RULES_SOURCE, Rule
 from exporter.columns import LEVEL_MAINTENANCE, LEVEL_RESERVABLE, LEVEL_TOTAL, TIME
 from exporter.reconstruct.books import SpanBooks
 
 _COLUMN = {"instance_uuid": "entity_id"}
 _INSTANCE_LEVELS = ("occupied", "stopped")
+_HOST = ["hypervisor_hostname"]
+OVERRIDDEN_SCHEMA = {"rule_id": pl.String, "level": pl.String, "rows_overridden": pl.UInt32,
+                     "hours_overridden": pl.Float64}
 
 
 def match_expr(rule: Rule, columns: Sequence[str], *, level: str,
@@ -55,17 +59,15 @@ def excluded(books: SpanBooks, settled: pl.DataFrame, rules: Sequence[Rule], *, 
     return settled
 
 
-def rule_windows(rules: Sequence[Rule], *, level: str, hosts: Sequence[str]) -> pl.DataFrame:
+def rule_windows(rules: Sequence[Rule], *, level: str, hosts: Sequence[str],
+                 node_types: Mapping[str, tuple[str, ...]]) -> pl.DataFrame:
     """The rules layer's raw windows at ``level`` (speaking rules only), one per (rule, host).
 
-    total: add_host; reservable: set_pool reservable; maintenance: add_maintenance on the
-    matched hosts (all ``hosts`` when it names none). Columns as an adapter's windows.
+    total: add_host; reservable: set_pool reservable; maintenance: add_maintenance, on the hosts
+    the rule names (rule_hosts). Columns as an adapter's windows, plus ``rule_id``.
     """
-    rows = []
-    for rule in rules:
-        if _speaks_at(rule, level, tombstone=False):
-            for host in rule.matched("hypervisor_hostname") or tuple(hosts):
-                rows.append((rule.id, host, rule.start, rule.end))
+    rows = [(rule.id, host, rule.start, rule.end) for rule in rules if _speaks_at(rule, level, tombstone=False)
+            for host in rule_hosts(rule, hosts, node_types)]
     frame = pl.DataFrame(rows, schema={"rule_id": pl.String, "hypervisor_hostname": pl.String, "start": TIME,
                                        "end": TIME}, orient="row")
     return frame.with_columns(
@@ -76,14 +78,44 @@ def rule_windows(rules: Sequence[Rule], *, level: str, hosts: Sequence[str]) -> 
         pl.lit(None, dtype=pl.String).alias("lease_id"))
 
 
-def tombstones(rules: Sequence[Rule], *, level: str, hosts: Sequence[str]) -> pl.DataFrame | None:
-    """Where a rule says a host is *not* at ``level`` (set_pool ondemand at reservable)."""
-    rows = [(host, rule.start or dt.datetime(1, 1, 1), rule.end) for rule in rules
-            if _speaks_at(rule, level, tombstone=True)
-            for host in rule.matched("hypervisor_hostname") or tuple(hosts)]
+def tombstones(rules: Sequence[Rule], *, level: str, hosts: Sequence[str],
+               node_types: Mapping[str, tuple[str, ...]]) -> pl.DataFrame | None:
+    """Where a rule says a host is *not* at ``level`` (set_pool ondemand at reservable), with its rule_id."""
+    rows = [(rule.id, host, rule.start or dt.datetime(1, 1, 1), rule.end) for rule in rules
+            if _speaks_at(rule, level, tombstone=True) for host in rule_hosts(rule, hosts, node_types)]
     if not rows:
         return None
-    return pl.DataFrame(rows, schema={"hypervisor_hostname": pl.String, "start": TIME, "end": TIME}, orient="row")
+    return pl.DataFrame(rows, schema={"rule_id": pl.String, "hypervisor_hostname": pl.String, "start": TIME,
+                                      "end": TIME}, orient="row")
+
+
+def rule_hosts(rule: Rule, hosts: Sequence[str], node_types: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The hosts a host-level rule speaks for: those it names, narrowed to the node types it names
+    (the hosts Blazar gives them); every known host when it names neither (a site-wide rule)."""
+    chosen = rule.matched("hypervisor_hostname") or tuple(hosts)
+    typed = rule.matched("node_type")
+    if typed is not None:
+        of_type = {host for node_type in typed for host in node_types.get(node_type, ())}
+        chosen = tuple(host for host in chosen if host in of_type)
+    return chosen
+
+
+def overridden_by_rules(lower: Sequence[pl.DataFrame], cover: pl.DataFrame, *,
+                        snapshot_time: dt.datetime) -> pl.DataFrame:
+    """rule_id, level, rows_overridden, hours_overridden: the rows of lower-priority sources
+    (``lower``) with span-hours inside a rule's windows (``cover``: rule_id, host, start, end —
+    what the rules layer won, and its tombstones). Each rule alone: overlapping rules both count."""
+    if not cover.height or not lower:
+        return pl.DataFrame(schema=OVERRIDDEN_SCHEMA)
+    windows = cover.select("rule_id", *_HOST, "start", "end")
+    rows = pl.concat([frame.select(*_HOST, "level", "source_table", "source_id", "start", "end") for frame in lower])
+    pairs = rows.join(windows.select("rule_id", *_HOST).unique(), on=_HOST)
+    inside, _ = intervals.clip_to_parent(pairs.lazy(), windows.lazy(), by=["rule_id", *_HOST], open_end=snapshot_time)
+    hours = intervals.hours_between("start", "end", snapshot_time=snapshot_time)
+    return (inside.filter(hours > 0).group_by("rule_id", "level")
+            .agg(pl.struct("source_table", "source_id").n_unique().alias("rows_overridden"),
+                 order_free_sum(hours).alias("hours_overridden"))
+            .collect().cast(OVERRIDDEN_SCHEMA))
 
 
 def _speaks_at(rule: Rule, level: str, *, tombstone: bool) -> bool:
@@ -125,18 +157,21 @@ def _rule_host_columns(rule: Rule) -> list[pl.Expr]:
     return [pl.when(mine).then(pl.lit(value)).otherwise(pl.col(name)).alias(name) for name, value in values.items()]
 
 
-def rule_table(rules: Sequence[Rule], spans: pl.DataFrame, rejected: pl.DataFrame, *,
+def rule_table(rules: Sequence[Rule], spans: pl.DataFrame, rejected: pl.DataFrame, overridden: pl.DataFrame, *,
                snapshot_time: dt.datetime) -> list[dict]:
-    """Per rule and level: rows and hours excluded, spans/hours added or changed (audit.json)."""
-    hours = intervals.duration_hours("start", pl.col("end").fill_null(pl.lit(snapshot_time, dtype=TIME)))
+    """Per rule and level: rows and hours excluded, rows and hours of lower sources it overrides,
+    spans and hours it added or changed (audit.json ``rules``)."""
+    hours = intervals.hours_between("start", "end", snapshot_time=snapshot_time)
     cut = rejected.filter(pl.col("rule_id").is_not_null()).group_by("rule_id", "level").agg(
-        pl.col("source_id").n_unique().alias("rows_excluded"), pl.col("hours").sum().alias("hours_excluded"))
+        pl.col("source_id").n_unique().alias("rows_excluded"), order_free_sum(pl.col("hours")).alias("hours_excluded"))
     made = spans.filter(pl.col("rule_id").is_not_null()).group_by("rule_id", "level").agg(
-        pl.len().alias("spans"), hours.sum().alias("hours_added_or_changed"))
-    table = cut.join(made, on=["rule_id", "level"], how="full", coalesce=True).fill_null(0)
+        pl.len().alias("spans"), order_free_sum(hours).alias("hours_added_or_changed"))
+    keys = ["rule_id", "level"]
+    table = (cut.join(overridden, on=keys, how="full", coalesce=True)
+             .join(made, on=keys, how="full", coalesce=True).fill_null(0))
     known = {rule.id: rule for rule in rules}
-    return [{**row, "action": known[row["rule_id"]].action} for row in table.sort("rule_id", "level").to_dicts()
-            if row["rule_id"] in known]
+    return [{**row, "action": known[row["rule_id"]].action, "confidence": known[row["rule_id"]].confidence}
+            for row in table.sort(keys).to_dicts() if row["rule_id"] in known]
 
 
 def unmatched(rules: Sequence[Rule], table: list[dict]) -> list[str]:

@@ -32,7 +32,9 @@ from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import outputs as reconstruct_io
 from exporter.reconstruct import host_levels, inference, manual_rules, semantics
+from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
+from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
 from exporter.reconstruct.timeline import timeline_from_spans
 
@@ -98,27 +100,26 @@ def spans_from_tables(
     frames, warnings = _complete_tables(tables)
     books = SpanBooks(site=site, snapshot_time=snapshot_time)
     hosts = semantics.host_evidence(frames)
-    policy, gaps = semantics.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
+    policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
     levels = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects)
     context = semantics.host_context(frames, hosts)
     spans = pl.concat(pl.collect_all(  # one query per level, run side by side
         [semantics.canonical_spans(level, site=site, context=context) for level in levels.values()]), how="vertical")
-    if policy.rules:
-        spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
-                                             node_types=dict(policy.node_types))
+    spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
+                                         node_types=dict(policy.node_types))
     spans = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
     audit = auditing.span_audit(books, spans, rejected, tables=frames, warnings=warnings + gaps)
     audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
         levels["occupied"], levels["total"], snapshot_time=snapshot_time)
-    auditing.policy_audit(audit, policy, spans, rejected, snapshot_time=snapshot_time)
+    policy_module.policy_audit(audit, policy, books, spans, rejected)
     auditing.check_reject_reasons(rejected)
     auditing.check_sources(audit["sources"])
     return SpanSet(spans=spans, rejected=rejected, audit=audit)
 
 
-def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: host_levels.Policy, *,
+def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
             maintenance_projects: Sequence[str]) -> dict[str, pl.DataFrame]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped."""
     # The instance windows (and then the stop windows) do not depend on the host levels, so a
@@ -163,7 +164,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     InvariantViolation (rows or hours do not balance).
     """
     progress = progress or SILENT
-    span_set, snapshot_time, time_source = _snapshot_spans(Path(snapshot_dir), options, progress)
+    span_set, snapshot_time, time_source = snapshot_spans(Path(snapshot_dir), options, progress)
     end = options.end or floor_to_step(snapshot_time, options.start, options.step)
     if end <= options.start:
         raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
@@ -178,7 +179,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     return Reconstruction(span_set.spans, span_set.rejected, timeline, audit)
 
 
-def _snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
+def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
                     progress: Progress) -> tuple[SpanSet, dt.datetime, str]:
     """Load (declared columns only) and build spans; the raw tables are freed on return."""
     with progress.stage("load snapshot"):

@@ -175,6 +175,8 @@ def _match(raw: object, action: str, where: str) -> tuple[tuple[str, tuple[str, 
         raise ConfigError(f"{where}: match.source_id needs match.source_table")
     if action == "add_host" and keys != {"hypervisor_hostname"}:
         raise ConfigError(f"{where}: add_host matches exactly hypervisor_hostname (the hosts it adds)")
+    if action in ("set_pool", "add_maintenance") and keys - {"hypervisor_hostname", "node_type"}:
+        raise ConfigError(f"{where}: {action} speaks for hosts: match only hypervisor_hostname and/or node_type")
     if action in ("exclude", "set_pool", "set_node_type") and not pairs:
         raise ConfigError(f"{where}: {action} needs a match (an empty match would cover the whole site)")
     return tuple(pairs)

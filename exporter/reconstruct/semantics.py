@@ -5,8 +5,8 @@ in ``exporter.reconstruct.books`` record what each step removes). The rules here
 docs/semantics.md:
 
 - total, reservable, committed / maintenance: the host levels, by source priority, manual
-  rules and inference (exporter.reconstruct.host_levels); the policy that decides them is built
-  here (site_policy_for).
+  rules and inference (exporter.reconstruct.host_levels), as the site's policy decides
+  (exporter.reconstruct.policy).
 - occupied: reserved instances clipped into their reservation's window on their host (else
   orphan); an instance inside a maintenance lease is booked maintenance; on-demand as they are.
 - stopped: stop..resume windows merged per instance, clipped into occupied, with the
@@ -18,11 +18,11 @@ docs/semantics.md:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import polars as pl
 
-from exporter.adapters import blazar_hosts, blazar_schema, host_resources, instance_actions, nova_hosts, nova_instances, request_specs
+from exporter.adapters import blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, request_specs
 from exporter.columns import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED,
     LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_ONDEMAND, POOL_RESERVABLE,
@@ -31,10 +31,9 @@ from exporter.columns import (
 from exporter.engine import intervals
 from exporter.engine.intervals import hours_between
 from exporter.engine.sweepline import order_free_sum
-from exporter.priority import DEFAULT_PRIORITY
 from exporter.reconstruct import host_levels
 from exporter.reconstruct.books import SpanBooks
-from exporter.reconstruct.rulesfile import Rule
+from exporter.reconstruct.policy import Policy
 
 HOST_KEY = ["hypervisor_hostname"]
 
@@ -46,7 +45,7 @@ def host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
 
 
 def occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame,
-                    policy: host_levels.Policy) -> pl.DataFrame:
+                    policy: Policy) -> pl.DataFrame:
     """Reserved instances clipped into their reservation's window on their host; on-demand ones as they are."""
     settled = host_levels.settled_rows(books, instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")), policy,
                                        level=LEVEL_OCCUPIED, detail=nova_instances.instance_reject_detail())
@@ -82,7 +81,7 @@ def stop_windows(frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame) ->
 
 
 def stopped_spans(books: SpanBooks, windows: pl.DataFrame, occupied: pl.DataFrame,
-                   policy: host_levels.Policy) -> pl.DataFrame:
+                   policy: Policy) -> pl.DataFrame:
     settled = host_levels.settled_rows(books, windows, policy, level=LEVEL_STOPPED,
                                        detail=instance_actions.stop_reject_detail())
     merged = books.merged(settled, by=["entity_id"])
@@ -138,21 +137,3 @@ def _own_resources(spans: pl.DataFrame) -> pl.DataFrame:
         sizes = {f"own_{c}": pl.lit(None, dtype=pl.Float64) for c in host_resources.INVENTORY}
     sized = spans.with_columns(**sizes)
     return sized.drop([c for c in ("node_type", "gpus", "nodes", *host_resources.INVENTORY) if c in columns])
-
-
-def site_policy_for(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, *, rules: Sequence[Rule],
-            priority: Mapping[str, tuple[str, ...]] | None, inference: str) -> tuple[host_levels.Policy, list[str]]:
-    """The site's policy, and the warning when Blazar has no soft delete (inference then on in auto)."""
-    missing = blazar_schema.missing_soft_delete({name: frame.collect_schema().names() for name, frame in frames.items()
-                                                 if name in blazar_schema.SOFT_DELETE_TABLES})
-    warnings = [blazar_schema.soft_delete_warning(missing)] if missing else []
-    node_types: dict[str, tuple[str, ...]] = {}
-    if any(rule.matched("node_type") for rule in rules):
-        blazar_rows = hosts.lazy().filter(pl.col("rejection_reason").is_null()
-                                          & (pl.col("source_table") == "blazar.computehosts"))
-        attributes = blazar_hosts.host_attributes(blazar_rows, blazar_hosts.named_capabilities(frames)).collect()
-        for node_type, group in attributes.group_by("node_type"):
-            node_types[str(node_type[0])] = tuple(sorted(group.get_column("hypervisor_hostname").to_list()))
-    infer = inference == "on" or (inference == "auto" and bool(missing))
-    return host_levels.Policy(rules=tuple(rules), priority=dict(priority or DEFAULT_PRIORITY), infer=infer,
-                              node_types=node_types), warnings

@@ -107,3 +107,92 @@ def test_a_bad_rules_file_fails_with_one_clear_line(snapshot, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown action 'forget'" in lines[0] and "rack-4-never-cabled" in lines[0]
     assert not (tmp_path / "out" / "spans.parquet").exists()
+
+
+@pytest.fixture(scope="module")
+def base(snapshot, tmp_path_factory):
+    """The site's spans without rules."""
+    snapshot_dir, _ = snapshot
+    out = tmp_path_factory.mktemp("base")
+    result = reconstruct(snapshot_dir, out)
+    assert result.returncode == 0, result.stderr
+    return pl.read_parquet(out / "spans.parquet")
+
+
+def reservable_host(base: pl.DataFrame, site_end: dt.datetime) -> tuple[str, float]:
+    """A host Blazar has reservable during the cut, and its reservable hours in it."""
+    reservable = base.filter(pl.col("level") == "reservable")
+    for host in reservable.get_column("hypervisor_hostname").unique().sort():
+        hours = hours_in(reservable.filter(pl.col("hypervisor_hostname") == host), CUT_FROM, CUT_TO, site_end)
+        if hours > 0:
+            return host, hours
+    raise AssertionError("no reservable host in the cut")
+
+
+def test_set_pool_ondemand_ends_blazars_say_and_the_audit_counts_the_overridden_hours(snapshot, base, tmp_path):
+    snapshot_dir, site = snapshot
+    host, hours = reservable_host(base, site.end)
+    rules = tmp_path / "rules.yaml"
+    write_rules(rules, host, "    action: set_pool\n    pool: ondemand")
+    result = reconstruct(snapshot_dir, tmp_path / "out", "--rules", str(rules))
+    assert result.returncode == 0, result.stderr
+    after = pl.read_parquet(tmp_path / "out" / "spans.parquet").filter(
+        (pl.col("level") == "reservable") & (pl.col("hypervisor_hostname") == host))
+    assert hours_in(after, CUT_FROM, CUT_TO, site.end) == 0.0
+    audit = json.loads((tmp_path / "out" / "audit.json").read_text())
+    (row,) = [row for row in audit["rules"] if row["rule_id"] == "rack-4-never-cabled"]
+    assert row["level"] == "reservable" and row["rows_overridden"] >= 1 and row["confidence"] == "direct"
+    assert row["hours_overridden"] == pytest.approx(hours, rel=1e-9)
+    assert not [w for w in audit["warnings"] if "matches nothing" in w]
+
+
+def rules_check(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from exporter.cli import main; main()", "rules", "check", "--site",
+                           "chi", "--quiet", *args], capture_output=True, text=True, check=False)
+
+
+def test_rules_check_prints_per_rule_what_reconstruct_would_change_and_writes_nothing(snapshot, base, tmp_path):
+    snapshot_dir, site = snapshot
+    pooled, hours = reservable_host(base, site.end)
+    excluded = next(h for h in base.get_column("hypervisor_hostname").unique().sort() if h != pooled)
+    rules = tmp_path / "rules.yaml"
+    write_rules(rules, excluded, "    action: exclude")
+    text = rules.read_text()
+    rules.write_text(text + text.replace("rules:\n", "").replace("rack-4-never-cabled", "pool-change")
+                     .replace(excluded, pooled).replace("action: exclude", "action: set_pool\n    pool: ondemand")
+                     + text.replace("rules:\n", "").replace("rack-4-never-cabled", "ghost")
+                     .replace(excluded, "no-such-host").replace("from: 2023-03-01", "from: 2023-05-01")
+                     .replace("to: 2023-04-01", "to: 2023-06-01"))
+    before = sorted(p for p in tmp_path.rglob("*"))
+    snapshot_files = sorted(p for p in snapshot_dir.rglob("*"))
+    result = rules_check("--rules", str(rules), str(snapshot_dir))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p for p in tmp_path.rglob("*")) == before and sorted(snapshot_dir.rglob("*")) == snapshot_files
+    # the same numbers as a real reconstruct with these rules
+    assert reconstruct(snapshot_dir, tmp_path / "out", "--rules", str(rules)).returncode == 0
+    audit = json.loads((tmp_path / "out" / "audit.json").read_text())
+    blocks = result.stdout.split("\nrule ")
+    assert blocks[0].startswith("rules check: site chi, 3 rule(s)")
+    printed = {block.split("'")[1]: block.splitlines() for block in blocks[1:]}
+    for row in audit["rules"]:
+        line = next(line.split() for line in printed[row["rule_id"]] if line.split()[0] == row["level"])
+        assert float(line[2].replace(",", "")) == pytest.approx(row["hours_excluded"], abs=0.05)
+        assert float(line[4].replace(",", "")) == pytest.approx(row["hours_overridden"], abs=0.05)
+    assert float(next(line for line in printed["pool-change"] if "reservable" in line).split()[4]
+                 .replace(",", "")) == pytest.approx(hours, abs=0.05)
+    assert printed["ghost"][1].strip() == "changes nothing"
+    assert "warning: rule 'ghost' (exclude) matches nothing" in result.stdout
+
+
+@pytest.mark.parametrize("body, message", [
+    ("rules:\n  - id: x\n    action: exclude\n", "rule 'x': missing site"),
+    ("rules: []\n", "no rule names site 'chi'"),
+])
+def test_rules_check_errors_are_one_line(snapshot, tmp_path, body, message):
+    snapshot_dir, _ = snapshot
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(body)
+    result = rules_check("--rules", str(rules), str(snapshot_dir))
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line
