@@ -108,7 +108,8 @@ REJECT_REASONS: dict[str, str] = {
     "outside_parent": "none of its time lies inside its parent level",
     "after_snapshot": "it starts at or after the snapshot time",
     "manual_rule": "an operator's exclude rule covers it (rule_id names the rule)",
-    "overridden": "a higher-priority source speaks for the entity then (exporter.priority)",
+    "overridden": "a higher-priority source (or an operator's `set_pool: ondemand` rule) speaks for the entity then, "
+                  "or the site's priority list leaves its source out (exporter.priority, docs/rules.md)",
 }
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),
