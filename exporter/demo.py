@@ -4,6 +4,11 @@ Generates a bare-metal site and a KVM site (exporter.sitegen) ending today, writ
 for them, runs extract -> reconstruct -> backfill for each (exporter.run.run_site, the same code
 ``usage-exporter run`` uses), and compares the reconstructed node-hours per level with the
 generator's truth, so the demo also shows how much the reconstruction recovers.
+
+The bare-metal site also gets a small commented rules file (docs/rules.md): one ``exclude`` rule
+for one node over a few weeks. The comparison shows its effect on the truth in a column of its
+own and compares the reconstruction with the truth *with* that effect, so the rule is visible
+and the difference still measures only the reconstruction.
 """
 
 from __future__ import annotations
@@ -37,11 +42,51 @@ DEMO_SITES = (
 
 
 @dataclass(frozen=True)
+class DemoRule:
+    """The demo's one manual rule: leave out ``host`` during [start, end)."""
+
+    id: str
+    host: str
+    start: dt.datetime
+    end: dt.datetime
+    path: Path
+
+
+RULED_SITE = "demo-chi"  # the demo site that ships a rules file
+RULES_NAME = "rules.yaml"  # next to the demo's sites.yaml
+_RULES_TEXT = """\
+# Written by `usage-exporter demo`: operators' manual rules for the demo sites (docs/rules.md).
+# What the databases do not know goes here as data. Try a change before a run with
+#   usage-exporter rules check --site {site} --config {config}
+# which prints, per rule, the rows and hours it would change, and writes nothing.
+rules:
+  # A node was pulled from its rack for a firmware recall: for these weeks its evidence (the host,
+  # its reservations, the instances on it) must not count. The removed pieces are in
+  # rejected.parquet (rejection_reason manual_rule, rule_id {id}); audit.json "rules" counts them.
+  # The demo prints this rule's effect on the truth per level, and compares with truth + effect.
+  - id: {id}
+    site: {site}
+    match:
+      hypervisor_hostname: {host}
+    from: {start:%Y-%m-%d}
+    to: {end:%Y-%m-%d}
+    action: exclude
+    confidence: direct   # a record states it (the ticket); see docs/semantics.md "Confidence"
+    provenance:
+      author: usage-exporter demo
+      date: {end:%Y-%m-%d}
+      reason: node pulled for a firmware recall, back in service after the fix
+      reference: https://tickets.example.org/DEMO-1
+"""
+
+
+@dataclass(frozen=True)
 class DemoSiteResult:
     site: DemoSite
     generated: GeneratedSite
     run: RunResult
-    versus_truth: pl.DataFrame  # level, truth_node_hours, reconstructed_node_hours, difference_pct
+    versus_truth: pl.DataFrame  # level, truth, rules (their effect on truth), reconstructed, difference_pct
+    rule: DemoRule | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +109,8 @@ def write_demo_config(out_dir: Path, start: dt.datetime, sites=DEMO_SITES) -> Pa
         "defaults": {"history_start": start.isoformat(), "maintenance_projects": ["maintenance"],
                      "refresh_interval": 60, "live_holdback_hours": 3},
         "sites": {site.name: {"display_name": site.display_name, "db_url": _sqlite_url(out_dir, site),
-                              "hypervisor": "kvm" if site.kind == "kvm" else "ironic"}
+                              "hypervisor": "kvm" if site.kind == "kvm" else "ironic",
+                              **({"rules": RULES_NAME} if site.name == RULED_SITE else {})}
                   for site in sites},
     }
     path = out_dir / "sites.yaml"
@@ -86,37 +132,78 @@ def run_demo(out_dir: Path, *, years: float = 2, seed: int = 7, start: dt.dateti
         with progress.stage(f"{site.name}: generate ({site.kind}, {site.hosts} hosts, {years:g} years)"):
             generated = generate_site(_sqlite_url(out_dir, site), hosts=site.hosts, years=years,
                                       seed=seed + site.seed_offset, start=start, kind=site.kind)
+        rule = write_demo_rules(config_path, generated) if site.name == RULED_SITE else None
         # The databases describe the moment the simulation ends, not the moment we extract them.
         run = run_site(config, site.name, blocks=blocks, promtool=promtool, progress=progress,
                        out_dir=out_dir / "data" / site.name / "out", snapshot_time=generated.end,
                        now=max(generated.end, _utc_now()))
-        results.append(DemoSiteResult(site, generated, run, _versus_truth(config, site.name, generated, run)))
+        results.append(DemoSiteResult(site, generated, run, _versus_truth(config, site.name, generated, run, rule),
+                                      rule))
     return DemoResult(out_dir=out_dir, config_path=config_path, sites=tuple(results))
 
 
-def _versus_truth(config: Config, site_name: str, generated: GeneratedSite, run: RunResult) -> pl.DataFrame:
-    """Node-hours per level over the simulated period: truth vs reconstruction."""
+def write_demo_rules(config_path: Path, generated: GeneratedSite) -> DemoRule:
+    """The demo's rules file next to ``config_path``: exclude one node for three weeks mid-history.
+
+    The node is, among those the truth shows for the whole range, the one most reservable and
+    then most occupied in it (so the rule's effect reaches every level); ties by name.
+    """
+    length = min(dt.timedelta(days=21), (generated.end - generated.start) * 0.15)
+    start = _midnight(generated.start + (generated.end - generated.start) * 0.4)
+    end = max(_midnight(start + length), start + dt.timedelta(days=1))
+    truth = pl.read_parquet(generated.truth_dir / "truth_spans.parquet")
+    window = {"start": start, "end": end, "open_end": generated.end, "by": "hypervisor_hostname"}
+    covered, reservable, busy = (_node_hours(truth.filter(pl.col("level") == level), **window)
+                                 for level in ("total", "reservable", "occupied"))
+    full = (end - start).total_seconds() / 3600
+    ranked = (covered.filter(pl.col("node_hours") >= full - 1e-6).select("hypervisor_hostname")
+              .join(reservable, on="hypervisor_hostname", how="left")
+              .join(busy, on="hypervisor_hostname", how="left", suffix="_busy").fill_null(0.0)
+              .sort("node_hours", "node_hours_busy", "hypervisor_hostname", descending=[True, True, False]))
+    rule = DemoRule(id="demo-firmware-recall", host=ranked.get_column("hypervisor_hostname")[0], start=start,
+                    end=end, path=config_path.parent / RULES_NAME)
+    rule.path.write_text(_RULES_TEXT.format(site=RULED_SITE, config=config_path, id=rule.id, host=rule.host,
+                                            start=start, end=end))
+    return rule
+
+
+def _versus_truth(config: Config, site_name: str, generated: GeneratedSite, run: RunResult,
+                  rule: DemoRule | None) -> pl.DataFrame:
+    """Node-hours per level over the simulated period: truth, the rule's effect on it (the
+    matched host's truth inside the rule's range, negative), reconstruction, and the difference
+    of reconstruction from truth + effect."""
     window = {"start": config.site(site_name).history_start, "end": generated.end, "open_end": generated.end}
-    truth = _node_hours(pl.read_parquet(generated.truth_dir / "truth_spans.parquet"), **window)
+    spans = pl.read_parquet(generated.truth_dir / "truth_spans.parquet")
+    truth = _node_hours(spans, **window)
+    effect = truth.clear() if rule is None else _node_hours(
+        spans.filter(pl.col("hypervisor_hostname") == rule.host), start=max(rule.start, window["start"]),
+        end=min(rule.end, window["end"]), open_end=generated.end)
     rebuilt = _node_hours(pl.read_parquet(run.timeline_dir / "spans.parquet"), **window)
+    expected = pl.col("truth") + pl.col("rules")
     return (
-        truth.join(rebuilt, on="level", how="full", coalesce=True, suffix="_rebuilt")
+        truth.join(effect, on="level", how="full", coalesce=True, suffix="_rules")
+        .join(rebuilt, on="level", how="full", coalesce=True, suffix="_rebuilt")
         .select("level", pl.col("node_hours").fill_null(0.0).alias("truth"),
+                (0.0 - pl.col("node_hours_rules").fill_null(0.0)).alias("rules"),  # 0.0 - x: no "-0"
                 pl.col("node_hours_rebuilt").fill_null(0.0).alias("reconstructed"))
         .with_columns(
-            pl.when(pl.col("truth") > 0)
-            .then((pl.col("reconstructed") - pl.col("truth")) / pl.col("truth") * 100)
+            pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
             .otherwise(None).alias("difference_pct"))
         .sort("level")
     )
 
 
-def _node_hours(spans: pl.DataFrame, *, start: dt.datetime, end: dt.datetime, open_end: dt.datetime) -> pl.DataFrame:
-    """Node-hours per level inside [start, end), every span counted (whatever leaf it feeds)."""
+def _node_hours(spans: pl.DataFrame, *, start: dt.datetime, end: dt.datetime, open_end: dt.datetime,
+                by: str = "level") -> pl.DataFrame:
+    """Node-hours per ``by`` inside [start, end), every span counted (whatever leaf it feeds)."""
     lo = pl.max_horizontal(pl.col("start"), pl.lit(start))
     hi = pl.min_horizontal(pl.col("end").fill_null(pl.lit(open_end)), pl.lit(end))
     hours = pl.max_horizontal((hi - lo).dt.total_seconds(fractional=True) / 3600, pl.lit(0.0))
-    return spans.group_by("level").agg((hours * pl.col("nodes").fill_null(0.0)).sum().alias("node_hours"))
+    return spans.group_by(by).agg((hours * pl.col("nodes").fill_null(0.0)).sum().alias("node_hours"))
+
+
+def _midnight(when: dt.datetime) -> dt.datetime:
+    return dt.datetime(when.year, when.month, when.day)
 
 
 def _utc_now() -> dt.datetime:
@@ -138,10 +225,15 @@ def summary_text(result: DemoResult) -> str:
         lines.append(f"   timeline  {item.run.timeline_dir / 'timeline.parquet'}")
         blocks = f", {len(backfill.blocks)} TSDB blocks in {backfill.blocks_dir}" if backfill.blocks_created else ""
         lines.append(f"   backfill  {backfill.samples:,} samples in {len(backfill.files)} OpenMetrics files{blocks}")
-        lines.append("   node-hours per level      truth   reconstructed   difference")
+        if item.rule:
+            rule = item.rule
+            lines.append(f"   rules     {rule.path}: {rule.id!r} excludes node {rule.host} "
+                         f"{rule.start:%Y-%m-%d} .. {rule.end:%Y-%m-%d}")
+        lines.append("   node-hours per level      truth        rules   reconstructed   difference vs truth + rules")
         for row in item.versus_truth.iter_rows(named=True):
             pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
-            lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {row['reconstructed']:>15,.0f}   {pct:>10}")
+            lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {row['rules']:>12,.0f} "
+                         f"{row['reconstructed']:>15,.0f}   {pct:>10}")
     lines.append("")
     lines.append(f"config for the demo sites: {result.config_path}")
     lines.append("next:")

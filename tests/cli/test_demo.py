@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -29,18 +30,48 @@ def test_demo_runs_every_stage_for_every_site_and_reports_truth(tmp_path):
     assert "usage-exporter serve --config" in result.output
 
 
-def test_demo_comparison_matches_truth_up_to_the_quantified_blazar_kills(tmp_path):
+@pytest.fixture(scope="module")
+def demo_result(tmp_path_factory):
     from exporter.demo import run_demo
 
-    result = run_demo(tmp_path / "demo", years=0.2, start=dt.datetime(2026, 1, 5), blocks=False)
+    return run_demo(tmp_path_factory.mktemp("demo"), years=0.2, start=dt.datetime(2026, 1, 5), blocks=False)
+
+
+def test_demo_comparison_matches_truth_up_to_the_quantified_blazar_kills(demo_result):
+    result = demo_result
     for item in result.sites:
         table = {row["level"]: row for row in item.versus_truth.iter_rows(named=True)}
         # after 2022 no history was hard-deleted, so host and lease levels are recovered exactly
         for level in ("total", "reservable", "committed", "maintenance"):
-            row = table.get(level, {"truth": 0.0, "reconstructed": 0.0})  # a level absent on both sides
-            assert row["reconstructed"] == pytest.approx(row["truth"], rel=1e-9, abs=1e-6), level
+            row = table.get(level, {"truth": 0.0, "rules": 0.0, "reconstructed": 0.0})  # absent on both sides
+            # the truth less exactly the host-time the demo's exclude rule leaves out
+            assert row["reconstructed"] == pytest.approx(row["truth"] + row["rules"], rel=1e-9, abs=1e-6), level
         truth = json.loads((item.generated.truth_dir / "truth.json").read_text())
         killed = truth["quirks"]["killed_by_blazar"]["hours"].get("lost_occupied_node_hours", 0.0)
         occupied = table["occupied"]
-        # the only occupied loss is the minutes Blazar's kills ran past the lease (clipped)
-        assert occupied["reconstructed"] == pytest.approx(occupied["truth"] - killed, rel=1e-9, abs=2e-3)
+        # The only occupied loss is the minutes Blazar's kills ran past the lease (clipped). The
+        # rule's effect is the truth's host-time in its range, kill minutes included, which the
+        # reconstruction never had: so the loss is at most the kill minutes, and exactly them
+        # when the rule's range holds none (the KVM site has no rule).
+        expected = occupied["truth"] + occupied["rules"]
+        assert expected - killed - 2e-3 <= occupied["reconstructed"] <= expected + 2e-3
+        if item.rule is None:
+            assert occupied["reconstructed"] == pytest.approx(expected - killed, rel=1e-9, abs=2e-3)
+
+
+def test_the_demo_rule_is_visible_in_the_output_and_traceable(demo_result):
+    from exporter.demo import RULED_SITE, summary_text
+
+    result = demo_result
+    ruled = {item.site.name: item for item in result.sites}
+    item = ruled.pop(RULED_SITE)
+    assert all(other.rule is None for other in ruled.values())
+    effect = {row["level"]: row["rules"] for row in item.versus_truth.iter_rows(named=True)}
+    # one node for three weeks (at most 15 % of the period): its host-time leaves every level it had
+    days = (item.rule.end - item.rule.start).total_seconds() / 86400
+    assert effect["total"] == pytest.approx(-24 * days) and effect["reservable"] < 0 and effect["occupied"] < 0
+    rejected = pl.read_parquet(item.run.timeline_dir / "rejected.parquet").filter(pl.col("rule_id") == item.rule.id)
+    assert set(rejected["rejection_reason"]) == {"manual_rule"} and set(rejected["level"]) >= {"total", "occupied"}
+    text = (result.out_dir / "rules.yaml").read_text()
+    assert text.startswith("# Written by `usage-exporter demo`") and f"hypervisor_hostname: {item.rule.host}" in text
+    assert f"{item.rule.id!r} excludes node {item.rule.host}" in summary_text(result)
