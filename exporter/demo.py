@@ -241,8 +241,7 @@ def summary_text(result: DemoResult) -> str:
     timelines = " ".join(str(item.run.timeline_dir) for item in result.sites)
     first = result.sites[0]
     lines.append(f"  usage-exporter plot {timelines} --config {result.config_path} --out {result.out_dir / 'plots'}")
-    lines.append(f"  usage-exporter compare {first.run.timeline_dir} --snapshot {first.run.snapshot_dir}"
-                 "     # vs the legacy reports")
+    lines.append(f"  usage-exporter compare {first.run.timeline_dir}     # vs the legacy reports")
     lines.append(f"  usage-exporter report {first.run.timeline_dir} --period month     # KPI table; --coverage")
     lines.append("  docs/backfill.md: load the blocks into Prometheus; docs/dashboards.md: Grafana")
     return "\n".join(lines)

@@ -178,3 +178,24 @@ def read_timeline(timeline_dir: Path) -> pl.DataFrame:
         return pl.read_parquet(path)
     except Exception as err:  # polars raises several unrelated types for a bad file
         raise TimelineError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None
+
+
+def reconstruction_dir(out: Path) -> Path:
+    """The directory holding a reconstruction's outputs: ``out`` itself (``reconstruct --out``),
+    or ``out/timeline`` when that holds them (``run``'s output directory)."""
+    out = Path(out)
+    nested = out / TIMELINE_DIR
+    if not (out / TIMELINE_FILE).exists() and (nested / TIMELINE_FILE).exists():
+        return nested
+    return out
+
+
+def read_audit(reconstruction: Path) -> dict:
+    """``audit.json`` of a reconstruction directory, or a TimelineError."""
+    path = Path(reconstruction) / AUDIT_FILE
+    if not path.exists():
+        raise TimelineError(f"no {AUDIT_FILE} in {reconstruction} (is it a `usage-exporter reconstruct` output?)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise TimelineError(f"cannot read {path}: {first_line(err)[:200]}") from None

@@ -172,7 +172,8 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
         timeline = timeline_from_spans(span_set.spans, start=options.start, end=end, step=options.step,
                                        open_end=snapshot_time)
     with progress.stage("audit"):
-        audit = dict(span_set.audit, snapshot_time_source=time_source)
+        # where the evidence came from, so later stages (compare) find the snapshot again
+        audit = dict(span_set.audit, snapshot_time_source=time_source, snapshot_dir=str(Path(snapshot_dir).resolve()))
         audit["timeline"] = auditing.timeline_accounting(
             span_set.spans, timeline, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
         auditing.check_invariants(audit)

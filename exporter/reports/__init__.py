@@ -11,6 +11,7 @@ import polars as pl
 
 from exporter.config import Config
 from exporter.errors import SnapshotError, TimelineError
+from exporter.layout import REJECTED_FILE
 from exporter.reports import coverage as cov
 from exporter.reports import kpi
 from exporter.reports import legacy as leg
@@ -72,9 +73,9 @@ def _legacy_table(snapshot: Path) -> pl.DataFrame | str:
 
 
 def _rejected(directory: Path) -> pl.DataFrame:
-    path = directory / "rejected.parquet"
+    path = directory / REJECTED_FILE
     if not path.exists():
-        raise TimelineError(f"no rejected.parquet in {directory} (is it a `usage-exporter reconstruct` output?)")
+        raise TimelineError(f"no {REJECTED_FILE} in {directory} (is it a `usage-exporter reconstruct` output?)")
     return pl.read_parquet(path, columns=["level", "start", "end", "hours", "rejection_reason"])
 
 

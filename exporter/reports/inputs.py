@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from exporter.layout import read_timeline
 from exporter.errors import TimelineError
+from exporter.layout import read_audit, read_timeline, reconstruction_dir
 
 
 @dataclass(frozen=True)
@@ -29,26 +28,8 @@ class Reconstruction:
         return Path(recorded) if recorded else None
 
 
-def timeline_directory(out: str | Path) -> Path:
-    """``out`` itself when it holds timeline.parquet, else ``out/timeline`` (the layout of ``run``)."""
-    out = Path(out)
-    if (out / "timeline.parquet").exists() or not (out / "timeline" / "timeline.parquet").exists():
-        return out
-    return out / "timeline"
-
-
-def read_audit(directory: Path) -> dict:
-    path = directory / "audit.json"
-    if not path.exists():
-        raise TimelineError(f"no audit.json in {directory} (is it a `usage-exporter reconstruct` output?)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise TimelineError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None
-
-
 def load_reconstruction(out: str | Path) -> Reconstruction:
-    directory = timeline_directory(out)
+    directory = reconstruction_dir(out)
     return Reconstruction(directory, read_timeline(directory), read_audit(directory))
 
 

@@ -199,3 +199,11 @@ def test_coverage_books_are_the_audit_and_unknown_is_the_timeline(site, tmp_path
     unknown = timeline.filter((pl.col("resource") == "nodes") & (pl.col("node_type") == "unknown"))
     assert summary.filter(pl.col("level") == "total")["unknown"].sum() == pytest.approx(unknown["value"].sum())
     assert (tmp_path / "coverage-summary.md").read_text().startswith("# Coverage")
+
+
+def test_compare_finds_the_snapshot_reconstruct_recorded(site, tmp_path):
+    root, snapshot, out = site
+    assert json.loads((out / "audit.json").read_text())["snapshot_dir"] == str(snapshot.resolve())
+    result = CliRunner().invoke(cli, ["compare", str(out), "--no-figure", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "comparison.parquet").exists() and "agrees" in result.output
