@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.engine.sweepline import order_free_sum
 from exporter.reports.levels import LEVELS
 
 KINDS = ("counted", "clipped", "rejected")
@@ -40,7 +41,7 @@ def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: in
     chosen = timeline.lazy().filter((pl.col("resource").cast(pl.String) == "nodes") & unknown)
     parts = [chosen.filter(LEVELS[level]).group_by(pl.col("site").cast(pl.String),
                                                      pl.col("timestamp").dt.year().cast(pl.Int32).alias("year"))
-             .agg(hours.sum().alias("hours")).with_columns(pl.lit(level).alias("level"))
+             .agg(order_free_sum(hours).alias("hours")).with_columns(pl.lit(level).alias("level"))
              for level in levels if level in LEVELS]
     if not parts:
         return pl.DataFrame(schema=LONG_SCHEMA)
@@ -57,10 +58,10 @@ def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
     def hours(kind: str, name: str | None = None, duplicate: bool = False) -> pl.Expr:
         elsewhere = pl.col("reason").is_in(COUNTED_ELSEWHERE).fill_null(False)
         chosen = (pl.col("kind") == kind) & (elsewhere == duplicate)
-        return pl.col("hours").filter(chosen).sum().alias(name or kind)
+        return order_free_sum(pl.col("hours").filter(chosen)).alias(name or kind)
 
     rejected = (long.filter(pl.col("kind") == "rejected").group_by("site", "year", "level", "reason")
-                .agg(pl.col("hours").sum()).sort("reason")
+                .agg(order_free_sum(pl.col("hours"))).sort("reason")
                 .group_by("site", "year", "level", maintain_order=True)
                 .agg(pl.format("{} {}", "reason", pl.col("hours").round(1)).str.join("; ").alias("rejected_by_reason")))
     sources = (long.filter(pl.col("kind") == "counted").group_by("site", "year", "level")

@@ -7,6 +7,7 @@ import polars as pl
 
 from exporter.colours import site_colours
 from exporter.config import Config
+from exporter.engine.sweepline import order_free_sum
 from exporter.plot import _new_figure
 from exporter.reports.legacy import LEGACY_LEVELS
 
@@ -15,9 +16,9 @@ LEGACY_COLOUR = "#404040"
 
 def comparison_figure(comparison: pl.DataFrame, *, config: Config | None = None):
     """Rows of panels = levels (LEGACY_LEVELS order); lines per site."""
-    legacy = pl.when(pl.col("legacy_hours").is_not_null().any()).then(pl.col("legacy_hours").sum())
+    legacy = pl.when(pl.col("legacy_hours").is_not_null().any()).then(order_free_sum(pl.col("legacy_hours")))
     daily = (comparison.group_by("site", "date", "level")  # a day without legacy rows is a gap, not a zero
-             .agg(legacy.alias("legacy_hours"), pl.col("reconstructed_hours").sum()).sort("date"))
+             .agg(legacy.alias("legacy_hours"), order_free_sum(pl.col("reconstructed_hours"))).sort("date"))
     sites = sorted(daily["site"].unique().to_list())
     colours = site_colours(config, sites)
     levels = list(LEGACY_LEVELS)

@@ -3,12 +3,14 @@
 A timeline row's value is the mean over [timestamp, timestamp + step), so the hours of a period
 are the sum of value x step over the rows whose timestamp falls in it — the same number the
 node-hours dashboard reads from the counters (their difference at the period's two ends).
+Sums are order-free (engine.sweepline.order_free_sum), so the files are the same on every run.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
+from exporter.engine.sweepline import order_free_sum
 from exporter.reports.levels import all_levels
 
 PERIODS = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}  # weeks start on Monday
@@ -17,7 +19,6 @@ KEYS = ("site", "period", "period_start", "period_end", "node_type")
 # Utilization ratios of node-hours: numerator level, denominator level.
 RATIOS = {"utilization": ("committed", "reservable"), "occupied_share": ("occupied", "total"),
           "active_share": ("active", "total")}
-_MILLI = 1000  # hours are summed as integer milli-resource-seconds: the same bits in any order
 
 
 def kpi_table(timeline: pl.DataFrame | pl.LazyFrame, *, period: str, step_seconds: int) -> pl.DataFrame:
@@ -31,17 +32,14 @@ def kpi_table(timeline: pl.DataFrame | pl.LazyFrame, *, period: str, step_second
         .with_columns(pl.col("timestamp").dt.truncate(every).alias("period_start"))
         .group_by(pl.col("site").cast(pl.String), "period_start", pl.col("node_type").cast(pl.String),
                   "resource", "pool", "state")
-        .agg((pl.col("value") * (step_seconds * _MILLI)).round().cast(pl.Int64).sum().alias("units"),
-             pl.len().alias("samples"))
+        .agg(order_free_sum(pl.col("value") * (step_seconds / 3600)).alias("hours"), pl.len().alias("samples"))
     )
-    sums = [pl.col("units").filter((pl.col("resource").cast(pl.String) == resource) & chosen).sum()
+    sums = [order_free_sum(pl.col("hours").filter((pl.col("resource").cast(pl.String) == resource) & chosen))
             .alias(f"{prefix}_hours_{level}")
             for prefix, resource in RESOURCES.items() for level, chosen in levels.items()]
     table = leaves.group_by("site", "period_start", "node_type").agg(*sums, pl.col("samples").max()).collect()
-    hours = [pl.col(name) / (3600 * _MILLI) for name in table.columns if "_hours_" in name]
     return (
-        table.with_columns(*hours)
-        .with_columns(pl.lit(period).alias("period"),
+        table.with_columns(pl.lit(period).alias("period"),
                       pl.col("period_start").dt.offset_by(every).alias("period_end"),
                       (pl.col("samples") * step_seconds / 3600).alias("hours_covered"))
         .with_columns(((pl.col("period_end") - pl.col("period_start")).dt.total_seconds() / 3600

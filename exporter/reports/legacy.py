@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.engine.sweepline import order_free_sum
 from exporter.reports.coverage import COUNTED_ELSEWHERE
 from exporter.columns import POOL_RESERVABLE
 
@@ -47,7 +48,7 @@ def legacy_levels(legacy: pl.DataFrame, *, site: str) -> pl.DataFrame:
     parts = [daily.select("date", "node_type", pl.lit(level).alias("level"),
                           pl.sum_horizontal([pl.col(c).cast(pl.Float64) for c in columns]).alias("legacy_hours"))
              for level, columns in LEGACY_LEVELS.items()]
-    return (pl.concat(parts).group_by("date", "node_type", "level").agg(pl.col("legacy_hours").sum())
+    return (pl.concat(parts).group_by("date", "node_type", "level").agg(order_free_sum(pl.col("legacy_hours")))
             .with_columns(pl.lit(site).alias("site")))
 
 
@@ -60,14 +61,14 @@ def daily_leaves(timeline: pl.DataFrame, *, step_seconds: int) -> pl.DataFrame:
     return (nodes.group_by(pl.col("site").cast(pl.String), pl.col("timestamp").dt.date().alias("date"),
                            pl.col("node_type").cast(pl.String), pl.col("pool").cast(pl.String),
                            pl.col("state").cast(pl.String))
-            .agg((pl.col("value").sum() * step_seconds / 3600).alias("hours"))
+            .agg(order_free_sum(pl.col("value") * (step_seconds / 3600)).alias("hours"))
             .join(whole_days, on="date", how="semi").collect())
 
 
 def reconstructed_levels(leaves: pl.DataFrame) -> pl.DataFrame:
     """site, date, node_type, level, reconstructed_hours: TIMELINE_LEVELS over the daily leaves."""
     parts = [leaves.filter(chosen).group_by("site", "date", "node_type")
-             .agg(pl.col("hours").sum().alias("reconstructed_hours")).with_columns(pl.lit(level).alias("level"))
+             .agg(order_free_sum(pl.col("hours")).alias("reconstructed_hours")).with_columns(pl.lit(level).alias("level"))
              for level, chosen in TIMELINE_LEVELS.items()]
     return pl.concat(parts)
 
@@ -118,7 +119,7 @@ def summary(comparison: pl.DataFrame) -> pl.DataFrame:
     """Per level: legacy and reconstructed hours and the number of rows of each finding."""
     counts = [(pl.col("finding") == finding).sum().alias(finding) for finding in FINDINGS]
     return (comparison.group_by("site", "level")
-            .agg(pl.col("legacy_hours").sum(), pl.col("reconstructed_hours").sum(), *counts)
+            .agg(order_free_sum(pl.col("legacy_hours")), order_free_sum(pl.col("reconstructed_hours")), *counts)
             .with_columns(((pl.col("reconstructed_hours") - pl.col("legacy_hours")) / pl.col("legacy_hours"))
                           .alias("relative_difference"))
             .sort("site", pl.col("level").replace_strict(list(LEGACY_LEVELS), range(len(LEGACY_LEVELS)))))

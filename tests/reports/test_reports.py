@@ -134,11 +134,15 @@ def test_day_report_is_the_timeline_hours_and_adds_up_to_the_month(site, tmp_pat
     assert md.startswith("# Node-hours per month") and md.count("\n| rep |") == month.height
 
 
-def test_report_files_are_byte_identical_on_a_rerun(site, tmp_path):
+def test_report_compare_and_coverage_files_are_byte_identical_on_a_rerun(site, tmp_path):
     root, snapshot, out = site
-    first = [path.read_bytes() for path in run_report(out, period="week", out_dir=tmp_path / "a").paths]
-    second = [path.read_bytes() for path in run_report(out, period="week", out_dir=tmp_path / "b").paths]
-    assert first == second
+
+    def written(target):
+        paths = [*run_report(out, period="week", out_dir=target).paths, *run_coverage(out, out_dir=target).paths,
+                 *run_compare(out, out_dir=target, figure=False).paths]
+        return [path.read_bytes() for path in paths]
+
+    assert written(tmp_path / "a") == written(tmp_path / "b")
 
 
 def _rows(url: str, table: str) -> list[tuple]:
