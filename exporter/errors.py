@@ -50,3 +50,11 @@ class TimelineError(UsageExporterError):
 
 class ToolMissing(UsageExporterError):
     """An external tool (promtool, prometheus) is not installed."""
+
+
+class OutputError(UsageExporterError):
+    """An output directory cannot be written or replaced safely."""
+
+
+class DiskFull(OutputError):
+    """The disk filled up while writing an output; nothing partial was left behind."""

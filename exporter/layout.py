@@ -5,6 +5,11 @@ files and, when written by ``extract``, ``manifest.json`` (fields documented in
 :func:`exporter.extract.copy.manifest_for`); plain directories of upstream archive dumps have no
 manifest. Reconstruct writes spans.parquet, rejected.parquet, timeline.parquet and audit.json
 into its output directory; ``run`` puts that under ``<data_dir>/<site>/out/<snapshot-id>/``.
+
+It also decides which snapshot may be used: :func:`verify_snapshot` (complete, unaltered: the
+manifest's sha256 of every file) and :func:`newest_snapshot` (never a hidden temporary directory
+of a running or killed extract, never an incomplete snapshot). How outputs are replaced as one
+set is exporter.publish.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +65,11 @@ def manifest_time(manifest: dict) -> dt.datetime:
         raise SnapshotError("manifest has no valid finished_at") from None
 
 
-def table_files(snapshot_dir: Path, manifest: dict | None, *, verify: bool = False) -> dict[str, Path]:
+def table_files(snapshot_dir: Path, manifest: dict | None) -> dict[str, Path]:
     """``{"schema.table": path}`` of every table file in the snapshot.
 
-    With a manifest, only tables it lists as copied, and ``verify=True`` checks each file's
-    sha256 against it (SnapshotError on a mismatch or a missing file). Without one, every
-    ``*.parquet`` file.
+    With a manifest, only tables it lists as copied (SnapshotError when one is missing; hashes
+    are checked by :func:`verify_snapshot`). Without one, every ``*.parquet`` file.
     """
     snapshot_dir = Path(snapshot_dir)
     if manifest is None:
@@ -75,16 +81,18 @@ def table_files(snapshot_dir: Path, manifest: dict | None, *, verify: bool = Fal
         path = snapshot_dir / entry["file"]
         if not path.exists():
             raise SnapshotError(f"{path}: listed in the manifest but missing")
-        if verify and file_sha256(path) != entry.get("sha256"):
-            raise SnapshotError(f"{path}: content hash differs from the manifest (file changed?)")
         files[name] = path
     return files
 
 
 def scan_tables(snapshot_dir: Path, *, verify: bool = False) -> dict[str, pl.LazyFrame]:
-    """``{"schema.table": LazyFrame}`` of every table file (:func:`table_files`), all columns."""
-    files = table_files(snapshot_dir, read_manifest(snapshot_dir), verify=verify)
-    return {name: pl.scan_parquet(path) for name, path in files.items()}
+    """``{"schema.table": LazyFrame}`` of every table file (:func:`table_files`), all columns;
+    ``verify=True`` first checks every file's sha256 against the manifest (SnapshotError)."""
+    manifest = read_manifest(snapshot_dir)
+    altered = altered_files(snapshot_dir, manifest) if verify and manifest is not None else []
+    if altered:
+        raise SnapshotError(f"snapshot {snapshot_dir}: {altered[0]}")
+    return {name: pl.scan_parquet(path) for name, path in table_files(snapshot_dir, manifest).items()}
 
 
 def file_sha256(path: Path) -> str:
@@ -96,12 +104,78 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def newest_snapshot(site_dir: Path) -> Path:
-    """The last (by name = by time) snapshot directory under ``site_dir``."""
-    candidates = sorted(p for p in Path(site_dir).glob("*") if p.is_dir() and
-                        ((p / MANIFEST_NAME).exists() or any(p.glob("*.parquet"))))
+def verify_snapshot(snapshot_dir: Path, *, allow_incomplete: bool = False) -> list[str]:
+    """Check that a snapshot is complete and unaltered before it is used; returns warnings.
+
+    - No manifest (a dump made by other tools): accepted, with a warning that its integrity
+      cannot be checked.
+    - A required table not copied (extract failed on it), a listed file missing, or a file whose
+      sha256 differs from the manifest: SnapshotError (one line), or with ``allow_incomplete``
+      a warning naming the problem.
+    """
+    snapshot_dir = Path(snapshot_dir)
+    manifest = read_manifest(snapshot_dir)
+    if manifest is None:
+        return [f"snapshot {snapshot_dir} has no {MANIFEST_NAME} (not written by extract): "
+                "its completeness and integrity cannot be checked"]
+    problems = incomplete_tables(manifest) + altered_files(snapshot_dir, manifest)
+    if problems and not allow_incomplete:
+        raise SnapshotError(f"snapshot {snapshot_dir} is incomplete or altered: {problems[0]}"
+                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                            + "; extract a new one, or pass --allow-incomplete to use it anyway")
+    return [f"snapshot used although incomplete or altered (--allow-incomplete): {p}" for p in problems]
+
+
+def incomplete_tables(manifest: dict) -> list[str]:
+    """Required tables the extract did not copy, with the status it recorded."""
+    return [f"required table {name} was not copied ({entry.get('status')}"
+            + (f": {entry['error']}" if entry.get("error") else "") + ")"
+            for name, entry in sorted(manifest["tables"].items())
+            if not entry.get("optional") and entry.get("status") != "ok"]
+
+
+def altered_files(snapshot_dir: Path, manifest: dict) -> list[str]:
+    """Listed table files that are missing or whose sha256 differs (hashed in parallel threads)."""
+    listed = [(name, entry) for name, entry in sorted(manifest["tables"].items()) if entry.get("file")]
+    paths = [Path(snapshot_dir) / entry["file"] for _, entry in listed]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        digests = list(pool.map(_sha256_or_none, paths))
+    problems = []
+    for (name, entry), path, digest in zip(listed, paths, digests):
+        if digest is None:
+            problems.append(f"{path.name} is listed in the manifest but missing")
+        elif digest != entry.get("sha256"):
+            problems.append(f"{path.name} differs from the sha256 in the manifest")
+    return problems
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return file_sha256(path)
+    except FileNotFoundError:
+        return None
+
+
+def is_snapshot_candidate(path: Path, *, allow_incomplete: bool = False) -> bool:
+    """A directory ``newest_snapshot`` may pick: not hidden (extract's temporary directories are),
+    with a manifest that says complete (any manifest with ``allow_incomplete``), or a dump of parquet
+    files without one."""
+    if path.name.startswith(".") or not path.is_dir():
+        return False
+    try:
+        manifest = read_manifest(path)
+    except SnapshotError:
+        return False
+    if manifest is None:
+        return any(path.glob("*.parquet"))
+    return allow_incomplete or (manifest.get("complete") is True and not incomplete_tables(manifest))
+
+
+def newest_snapshot(site_dir: Path, *, allow_incomplete: bool = False) -> Path:
+    """The last (by name = by time) usable snapshot directory under ``site_dir``."""
+    candidates = sorted(p for p in Path(site_dir).glob("*") if is_snapshot_candidate(p, allow_incomplete=allow_incomplete))
     if not candidates:
-        raise SnapshotError(f"no snapshot under {site_dir} (run usage-exporter extract first)")
+        raise SnapshotError(f"no complete snapshot under {site_dir} (run usage-exporter extract first)")
     return candidates[-1]
 
 
@@ -115,18 +189,22 @@ class LoadedSnapshot:
     tables: dict[str, pl.LazyFrame]  # parquet scans of the wanted columns (read when collected)
     snapshot_time: dt.datetime
     snapshot_time_source: str  # option | manifest | max_timestamp
+    warnings: tuple[str, ...] = ()  # about the snapshot itself (no manifest, used although incomplete)
 
 
 def load_snapshot(snapshot_dir: Path, *, columns: Mapping[str, Sequence[str]], essential: Sequence[str] = (),
-                  snapshot_time: dt.datetime | None = None) -> LoadedSnapshot:
+                  snapshot_time: dt.datetime | None = None, allow_incomplete: bool = False) -> LoadedSnapshot:
     """The tables of ``columns`` ({name: wanted columns}) found in ``snapshot_dir`` (lazy scans of
     the wanted columns present) and the snapshot time.
 
     Each file's parquet footer is read now, so a truncated or non-parquet file fails here.
     Snapshot time: the given one, else the manifest's, else the latest timestamp in the data.
-    Raises SnapshotError for a missing directory, an unreadable file or a missing ``essential`` table.
+    Raises SnapshotError for a missing directory, an unreadable file, a missing ``essential`` table,
+    or (unless ``allow_incomplete``) a snapshot that is incomplete or differs from its manifest's
+    hashes (:func:`verify_snapshot`).
     """
     snapshot_dir = Path(snapshot_dir)
+    warnings = tuple(verify_snapshot(snapshot_dir, allow_incomplete=allow_incomplete))
     manifest = read_manifest(snapshot_dir)
     files = table_files(snapshot_dir, manifest)
     missing = [name for name in essential if name not in files]
@@ -134,10 +212,10 @@ def load_snapshot(snapshot_dir: Path, *, columns: Mapping[str, Sequence[str]], e
         raise SnapshotError(f"snapshot {snapshot_dir} lacks {', '.join(missing)}; nothing can be reconstructed")
     tables = {name: _scan_columns(files[name], wanted) for name, wanted in columns.items() if name in files}
     if snapshot_time is not None:
-        return LoadedSnapshot(tables, snapshot_time, "option")
+        return LoadedSnapshot(tables, snapshot_time, "option", warnings)
     if manifest is not None:
-        return LoadedSnapshot(tables, manifest_time(manifest), "manifest")
-    return LoadedSnapshot(tables, _latest_timestamp(tables, snapshot_dir), "max_timestamp")
+        return LoadedSnapshot(tables, manifest_time(manifest), "manifest", warnings)
+    return LoadedSnapshot(tables, _latest_timestamp(tables, snapshot_dir), "max_timestamp", warnings)
 
 
 def _scan_columns(path: Path, columns: Sequence[str]) -> pl.LazyFrame:

@@ -27,8 +27,8 @@ class RunResult:
 def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None, out_dir: Path | None = None,
              blocks: bool = True, promtool: str | None = None, mimir: bool = False,
              step: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None,
-             snapshot_time: dt.datetime | None = None, progress: Progress | None = None,
-             rules_path: Path | None = None) -> RunResult:
+             snapshot_time: dt.datetime | None = None, allow_incomplete: bool = False,
+             progress: Progress | None = None, rules_path: Path | None = None) -> RunResult:
     """Snapshot ``site_name`` (unless ``snapshot_dir`` is given), reconstruct it from its
     history_start, and backfill the timeline with the site's holdback and the config's job/instance.
 
@@ -37,7 +37,8 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     ``snapshot_time`` overrides the moment the data describes (default: the extract's time), e.g.
     for a restored backup or a synthetic site whose history ends before today. ``rules_path``
     replaces the site's rules file (docs/rules.md).
-    Raises SnapshotError when the extract misses required tables, and whatever the stages raise.
+    Raises SnapshotError when the extract misses required tables or the snapshot fails its checks
+    (unless ``allow_incomplete``), and whatever the stages raise.
     """
     from exporter.extract.copy import extract_snapshot
     from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
@@ -49,7 +50,7 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     policy = site_policy(site, rules_path)  # a bad rules file fails before the extract
     if snapshot_dir is None:
         extracted = extract_snapshot(site, config.data_dir, progress=progress)
-        if extracted.failed_required:
+        if extracted.failed_required and not allow_incomplete:
             raise SnapshotError(f"extract did not copy required table(s) {', '.join(extracted.failed_required)}; "
                                 f"see {extracted.snapshot_dir / 'manifest.json'}")
         snapshot_dir = extracted.snapshot_dir
@@ -59,7 +60,7 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     out = Path(out_dir) if out_dir else layout.run_out_dir(config.data_dir, site.name, snapshot_dir)
     options = ReconstructOptions(site=site.name, start=site.history_start, step=step,
                                  maintenance_projects=site.maintenance_projects, snapshot_time=snapshot_time,
-                                 **policy)
+                                 allow_incomplete=allow_incomplete, **policy)
     reconstruction = reconstruct_snapshot(snapshot_dir, options, progress=progress)
     with progress.stage("write outputs"):
         summary = write_reconstruction(reconstruction, out / layout.TIMELINE_DIR)

@@ -35,3 +35,11 @@ def prometheus_bin() -> str:
     path = support.binary("prometheus")
     support.require(path is not None, "prometheus (apt package prometheus)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_site(tmp_path_factory, promtool):
+    """A generated 3-host, 5-week SQLite site with a clean snapshot, reconstruction and backfill."""
+    from tests.core.crash_support import build_tiny_site
+
+    return build_tiny_site(tmp_path_factory.mktemp("tiny-site"), promtool)

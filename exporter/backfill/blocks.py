@@ -20,25 +20,28 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
 
+from exporter import children
 from exporter.errors import TimelineError, ToolMissing
 from exporter.layout import BACKFILL_MANIFEST, BLOCKS_DIR, OPENMETRICS_DIR, read_timeline
+from exporter.faults import fault_point
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
 from exporter.backfill.openmetrics import (checked_timeline, sample_lines, sample_prefixes, sample_values, series_labels,
                                   write_samples)
 from exporter.progress import SILENT, Progress
+from exporter.publish import staged_directory
 
 # promtool's block durations: ExponentialBlockRanges(2h, 10, 3) (reference §1.1)
 BLOCK_HOURS = (2, 6, 18, 54, 162, 486, 1458, 4374, 13122, 39366)
 DEFAULT_BLOCK_HOURS = 1458  # ~61 days: ~60 files for 10 years, each parsed twice by promtool
 MIMIR_BLOCK_HOURS = 6  # Mimir rejects blocks longer than 24h or crossing a day; 6h never does
 DEFAULT_HOLDBACK = dt.timedelta(hours=3)
+OWNED = (OPENMETRICS_DIR, BLOCKS_DIR, BACKFILL_MANIFEST)  # everything backfill writes into --out
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
@@ -125,22 +128,22 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
         raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {_hours(holdback)})")
     out = Path(out_dir)
-    _remove_previous_outputs(out)
     tool = _find_promtool(promtool) if blocks else None
-    files, write_seconds, promtool_seconds = _write_and_convert(
-        kept, series, out, hours=hours, tool=tool, workers=workers, progress=progress)
-    result = BackfillResult(
-        out_dir=out, timeline_path=timeline_path, job=job, instance=instance,
-        step_seconds=step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
-        first_sample=_datetime(kept["t"].min()), last_sample=_datetime(kept["t"].max()),
-        origins=origins, series=series.height, samples=kept.height,
-        negative_samples=kept.filter((pl.col("family") % 2 == 0) & (pl.col("value") < 0)).height,
-        files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
-                                    for f in files),
-        blocks_created=tool is not None, blocks_requested=blocks, promtool=tool, write_seconds=write_seconds,
-        promtool_seconds=promtool_seconds if tool else 0.0,
-    )
-    _write_manifest(result)
+    with staged_directory(out, owned=OWNED, stage="backfill") as staging:
+        files, write_seconds, promtool_seconds = _write_and_convert(
+            kept, series, staging, hours=hours, tool=tool, workers=workers, progress=progress)
+        result = BackfillResult(
+            out_dir=out, timeline_path=timeline_path, job=job, instance=instance,
+            step_seconds=step_seconds, block_hours=hours, holdback=holdback, cutoff=cutoff,
+            first_sample=_datetime(kept["t"].min()), last_sample=_datetime(kept["t"].max()),
+            origins=origins, series=series.height, samples=kept.height,
+            negative_samples=kept.filter((pl.col("family") % 2 == 0) & (pl.col("value") < 0)).height,
+            files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
+                                        for f in files),
+            blocks_created=tool is not None, blocks_requested=blocks, promtool=tool, write_seconds=write_seconds,
+            promtool_seconds=promtool_seconds if tool else 0.0,
+        )
+        _write_manifest(result, staging)
     return result
 
 
@@ -175,27 +178,31 @@ def _write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *
     def write_and_convert(window: int, part: pl.DataFrame) -> WindowFile:
         nonlocal written_at
         info = _write_window(sample_lines(part, prefixes), out, _datetime(window * window_seconds), hours)
+        fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         return WindowFile(**{**asdict(info), "blocks": _run_promtool(tool, out, info, hours)}) if tool else info
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
             progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
         futures = [pool.submit(write_and_convert, window, part) for (window,), part in windows]
-        for future in concurrent.futures.as_completed(futures):
-            bar.item(future.result().path)
-            bar.advance()
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                bar.item(future.result().path)
+                bar.advance()
+        except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
+            for future in futures:
+                future.cancel()
+            children.kill_all()
+            raise
     return tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started
 
 
 def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
-    """Write one window file atomically (temp file + rename), hashing it on the way."""
+    """Write one window file into the staging directory, hashing it on the way."""
     relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
-    path = out / relative
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with open(out / relative, "wb") as handle:
         sink = _HashingWriter(handle)
         write_samples(lines, sink)
-    os.replace(tmp, path)
     return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
                       samples=lines.height, bytes=sink.bytes, sha256=sink.sha256.hexdigest())
 
@@ -216,12 +223,13 @@ class _HashingWriter:
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:
-    """Run promtool into a private staging dir, then move its block(s) into ``blocks/``."""
-    staging = out / BLOCKS_DIR / f".staging-{Path(info.path).stem}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
+    files go there too, via TMPDIR), then move its block(s) into ``blocks/``."""
+    staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
+    (staging / "tmp").mkdir(parents=True)
     command = promtool_command(out / info.path, staging, hours, tool)
-    done = subprocess.run([*command[:-1], "--quiet", command[-1]], capture_output=True, text=True)
+    done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
+                        on_start=lambda: fault_point("backfill:promtool-running"))
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
@@ -239,24 +247,7 @@ def _find_promtool(promtool: str | None) -> str | None:
     return shutil.which("promtool")
 
 
-def _remove_previous_outputs(out: Path) -> None:
-    """Remove the files and blocks a previous run recorded in backfill.json (a re-run replaces them)."""
-    manifest = out / BACKFILL_MANIFEST
-    if not manifest.exists():
-        return
-    try:
-        previous = json.loads(manifest.read_text())
-    except (OSError, ValueError):
-        raise TimelineError(f"{manifest} exists but is not a backfill manifest; use an empty --out") from None
-    for entry in previous.get("files", []):
-        (out / entry["path"]).unlink(missing_ok=True)
-        for ulid in entry.get("blocks", []):
-            if _ULID.match(ulid):
-                shutil.rmtree(out / BLOCKS_DIR / ulid, ignore_errors=True)
-    manifest.unlink()
-
-
-def _write_manifest(result: BackfillResult) -> None:
+def _write_manifest(result: BackfillResult, directory: Path) -> None:
     """``backfill.json``: where history ends (cut-off) and what was written, for the live exporter."""
     document = {
         "format": 1,
@@ -277,10 +268,7 @@ def _write_manifest(result: BackfillResult) -> None:
                    "samples": f.samples, "bytes": f.bytes, "sha256": f.sha256, "blocks": list(f.blocks)}
                   for f in result.files],
     }
-    path = result.out_dir / BACKFILL_MANIFEST
-    tmp = path.with_name(BACKFILL_MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    (directory / BACKFILL_MANIFEST).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def _epoch(moment: dt.datetime) -> int:

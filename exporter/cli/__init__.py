@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from exporter import __version__
+from exporter import __version__, children
 from exporter.errors import UsageExporterError
 
 # command name -> module under exporter.cli (imported only when the command is used)
@@ -24,6 +24,7 @@ COMMANDS = {
     "reconstruct": "reconstruct",
     "rules": "rules",
     "backfill": "backfill",
+    "install-blocks": "install_blocks",
     "run": "run",
     "serve": "serve",
     "plot": "plot",
@@ -60,13 +61,18 @@ def cli() -> None:
       usage-exporter demo                         # everything on a synthetic demo site
       usage-exporter extract --site chi_uc        # DB -> dated parquet snapshot
       usage-exporter reconstruct SNAPSHOT --site chi_uc --out OUT
-      usage-exporter backfill OUT --out BLOCKS --blocks
+      usage-exporter backfill OUT --out BACKFILL --blocks
+      usage-exporter install-blocks BACKFILL --data-dir /var/lib/prometheus/metrics2
       usage-exporter serve                        # live /metrics
     """
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: library errors become one line on stderr and a non-zero exit."""
+    """Console entry point: library errors become one line on stderr and a non-zero exit.
+
+    SIGTERM and Ctrl-C kill child processes and remove temporary outputs before exiting.
+    """
+    children.install_signal_handlers()
     try:
         cli.main(args=argv, prog_name="usage-exporter", standalone_mode=False)
     except UsageExporterError as err:
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
 
         click.secho(f"error: {redact(str(err))}", fg="red", err=True)
         sys.exit(err.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        children.kill_all()
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as err:
@@ -83,5 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
+        children.kill_all()
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except children.Terminated:
+        children.kill_all()
+        click.echo("terminated", err=True)
+        sys.exit(143)

@@ -30,16 +30,22 @@ DEFAULT_START = "2016-01-01"
 @click.option("--step", type=Duration(), default="1h", show_default=True, help="Timeline grid step.")
 @click.option("--snapshot-time", type=DateTime(), default=None,
               help="Override the snapshot time (default: manifest, else the latest timestamp in the data).")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Use a snapshot although a required table was not copied or a file fails the manifest's "
+                   "sha256 check (warned about in the summary and audit.json).")
 @config_option
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Manual rules file (docs/rules.md) [default: the site's rules: from the config, if any].")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, config_path, rules_path,
+def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, allow_incomplete, config_path,
+            rules_path,
             quiet) -> None:
     """Rebuild the site's history from SNAPSHOT_DIR into OUT_DIR, checking both invariants.
 
-    Without SNAPSHOT_DIR the newest snapshot under <data_dir>/<site>/ from the config is used.
-    Exit code 3 when rows or hours do not balance (the numbers must not be used).
+    Without SNAPSHOT_DIR the newest complete snapshot under <data_dir>/<site>/ from the config is
+    used. The snapshot is checked against its manifest first (every required table copied, every
+    file's sha256); a directory without a manifest is used with a warning. The outputs replace the
+    previous ones as one set, only once all are written. Exit code 3 when rows or hours do not balance (the numbers must not be used).
 
     \b
     Examples:
@@ -47,7 +53,8 @@ def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, c
       usage-exporter reconstruct --site chi_uc --config etc/sites.yaml --out out/chi_uc --step 1d
     """
     options, snapshot_dir = resolve_options(snapshot_dir, site_name, config_path, start=start, end=end, step=step,
-                                     snapshot_time=snapshot_time, rules_path=rules_path)
+                                            snapshot_time=snapshot_time, rules_path=rules_path,
+                                            allow_incomplete=allow_incomplete)
     click.echo(reconstruct_to_directory(snapshot_dir, options, out_dir,
                                         progress=for_cli(quiet=quiet, stages=len(STAGES))))
 
@@ -57,15 +64,15 @@ def resolve_options(snapshot_dir, site_name, config_path, **window) -> tuple[Rec
     check_site_name(site_name)  # it names directories and labels
     config = load_config(config_path) if config_path and Path(config_path).exists() else None
     site = config.find_site(site_name, resolve_env=False) if config else None
+    allow_incomplete = window.get("allow_incomplete", False)
     if snapshot_dir is None:
         if config is None:
             raise ConfigError("give SNAPSHOT_DIR, or --site with a config file to use its newest snapshot")
-        snapshot_dir = newest_snapshot(config.data_dir / site_name)
+        snapshot_dir = newest_snapshot(config.data_dir / site_name, allow_incomplete=allow_incomplete)
     start = window["start"] or (site.history_start if site else ReconstructOptions.start)
     projects = site.maintenance_projects if site else ReconstructOptions.maintenance_projects
     policy = site_policy(site or SiteConfig(name=site_name, display_name=site_name), window["rules_path"])
     return ReconstructOptions(site=site_name, start=start, end=window["end"], step=window["step"],
                               maintenance_projects=projects, snapshot_time=window["snapshot_time"],
-                              **policy), snapshot_dir
-
+                              allow_incomplete=allow_incomplete, **policy), snapshot_dir
 

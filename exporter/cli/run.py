@@ -26,8 +26,11 @@ from exporter.run import STAGES, run_site
 @click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts.")
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Manual rules file (docs/rules.md) [default: the site's rules: from the config, if any].")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Go on although a required table was not copied or a snapshot file fails its sha256 check.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, rules_path, quiet):
+def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, rules_path, allow_incomplete,
+            quiet):
     """Extract the site's databases (or use --snapshot), reconstruct its history from the site's
     history_start, and backfill it (OpenMetrics files + promtool blocks), printing the next steps.
 
@@ -36,7 +39,7 @@ def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path
       usage-exporter run --site chi_uc --config etc/sites.yaml
     """
     result = run_site(load_config(config_path), site_name, snapshot_dir=snapshot_dir, out_dir=out_dir,
-                      blocks=blocks, promtool=promtool_path, mimir=mimir,
+                      blocks=blocks, promtool=promtool_path, mimir=mimir, allow_incomplete=allow_incomplete,
                       progress=for_cli(quiet=quiet, stages=STAGES), rules_path=rules_path)
     click.echo(f"snapshot: {result.snapshot_dir}\n{result.reconstruct_summary}\n")
     click.echo(summary(result.backfill))

@@ -3,8 +3,9 @@
 A snapshot is the directory ``<out_root>/<site>/<snapshot-id>/`` holding one
 ``<schema>.<table>.parquet`` per table that could be read (the naming of the upstream
 chameleon-usage archives) and ``manifest.json`` (see :func:`manifest_for` for its fields). It is
-written into a hidden temporary directory and renamed into place when complete, and an existing
-snapshot is never overwritten.
+written into a hidden, locked temporary directory (``.<id>.staging-*``, never taken for a snapshot;
+the next extract removes those left by killed runs), the manifest last, every file synced, and
+renamed into place when complete; an existing snapshot is never overwritten.
 
 Rows are copied as stored (facts are immutable), ordered by primary key, so the same rows give
 byte-identical parquet files and the same content hashes.
@@ -17,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,9 @@ from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables
 from exporter.extract.tableread import STATUSES, TableRead, connection_failure, dtype_name, read_table, read_tables
+from exporter.faults import fault_point
+from exporter.publish import (disk_errors, fsync_directory, fsync_tree, is_disk_full, remove_stale_staging,
+                              staging_directory)
 
 __all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_statements", "prefixed_databases",
            "read_tables", "snapshot_id_for"]
@@ -98,17 +101,15 @@ def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | Non
             failure = connection_failure(engine)
             if failure is not None:
                 raise failure
-        site_dir.mkdir(parents=True, exist_ok=True)
-        work_dir = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=site_dir))
-        try:
+        remove_stale_staging(site_dir)
+        with disk_errors(final_dir, "extract"), staging_directory(site_dir, snapshot_id) as work_dir:
             reads, files = _copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT)
+            fault_point("extract:before-manifest")
             manifest = manifest_for(site, sources, reads, files, snapshot_id=snapshot_id, started=started,
                                     finished=_utc_now(), batch_rows=batch_rows)
-            (work_dir / MANIFEST_NAME).write_text(_json(manifest))
+            _write_manifest_last(work_dir, manifest)
+            fault_point("extract:before-publish")
             _publish(work_dir, final_dir)
-        except BaseException:
-            shutil.rmtree(work_dir, ignore_errors=True)
-            raise
     finally:
         for engine in engines.values():
             engine.dispose()
@@ -131,6 +132,8 @@ def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple
             reads[source.name], file_facts = _copy_table(engine, source, work_dir, batch_rows, bar)
             if file_facts:
                 files[source.name] = file_facts
+                if len(files) == 1:
+                    fault_point("extract:after-first-table")
             bar.advance()
     return reads, files
 
@@ -222,6 +225,15 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def _write_manifest_last(work_dir: Path, manifest: dict) -> None:
+    """The manifest is the completion record: written once every table file is, atomically, then
+    every file and directory is synced, so the rename that publishes the snapshot comes last."""
+    tmp = work_dir / f"{MANIFEST_NAME}.tmp"
+    tmp.write_text(_json(manifest))
+    os.replace(tmp, work_dir / MANIFEST_NAME)
+    fsync_tree(work_dir)
+
+
 def _publish(work_dir: Path, final_dir: Path) -> None:
     """Rename the finished temporary directory into place; never replace an existing snapshot."""
     if final_dir.exists():
@@ -229,7 +241,10 @@ def _publish(work_dir: Path, final_dir: Path) -> None:
     try:
         work_dir.chmod(0o755)  # mkdtemp made it private; a finished snapshot is ordinary data
         os.rename(work_dir, final_dir)
+        fsync_directory(final_dir.parent)
     except OSError as err:
+        if is_disk_full(err):
+            raise
         raise SnapshotError(f"cannot move snapshot into {final_dir}: {err.strerror}") from None
 
 

@@ -6,13 +6,14 @@ fixed parquet settings, so the same input gives byte-identical files) and audit.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import polars as pl
 
 from exporter import layout
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
+from exporter.faults import fault_point
+from exporter.publish import staged_directory
 from exporter.reconstruct.audit import audit_json
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True, "row_group_size": 262_144}
@@ -22,24 +23,24 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": 
 TIMELINE_PARQUET_OPTIONS = {**PARQUET_OPTIONS, "statistics": False}
 
 
+OUTPUT_FILES = (layout.SPANS_FILE, layout.REJECTED_FILE, layout.TIMELINE_FILE, layout.AUDIT_FILE)
+
+
 def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS) -> None:
-    """Write ``frame`` with fixed parquet settings via a temporary file and an atomic rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    frame.write_parquet(tmp, **options)
-    os.replace(tmp, path)
+    """Write ``frame`` with fixed parquet settings (into a staging directory: see write_outputs)."""
+    frame.write_parquet(path, **options)
 
 
 def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: pl.DataFrame,
                   audit: dict) -> None:
-    """spans/rejected/timeline parquet in their schemas' column order, and audit.json (sorted keys)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_frame(spans.select(list(SPAN_SCHEMA)), out_dir / layout.SPANS_FILE)
-    write_frame(rejected.select(list(REJECT_SCHEMA)), out_dir / layout.REJECTED_FILE)
-    write_frame(timeline.select(list(TIMELINE_SCHEMA)), out_dir / layout.TIMELINE_FILE, TIMELINE_PARQUET_OPTIONS)
-    tmp = out_dir / (layout.AUDIT_FILE + ".tmp")
-    tmp.write_text(audit_json(audit))
-    os.replace(tmp, out_dir / layout.AUDIT_FILE)
+    """spans/rejected/timeline parquet in their schemas' column order, and audit.json (sorted keys),
+    published as one set: all four new files or the previous four (exporter.publish)."""
+    with staged_directory(Path(out_dir), owned=OUTPUT_FILES, stage="reconstruct") as staging:
+        write_frame(spans.select(list(SPAN_SCHEMA)), staging / layout.SPANS_FILE)
+        fault_point("reconstruct:after-spans")
+        write_frame(rejected.select(list(REJECT_SCHEMA)), staging / layout.REJECTED_FILE)
+        write_frame(timeline.select(list(TIMELINE_SCHEMA)), staging / layout.TIMELINE_FILE, TIMELINE_PARQUET_OPTIONS)
+        (staging / layout.AUDIT_FILE).write_text(audit_json(audit))
 
 
 def summary_text(audit: dict) -> str:

@@ -59,6 +59,7 @@ class ReconstructOptions:
     rules: tuple[Rule, ...] = ()  # this site's manual rules (exporter.reconstruct.rulesfile)
     priority: Mapping[str, tuple[str, ...]] | None = None  # None: exporter.priority.DEFAULT_PRIORITY
     inference: str = "auto"
+    allow_incomplete: bool = False  # use a snapshot that is incomplete or fails its hash check (with a warning)
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
     """Load (declared columns only) and build spans; the raw tables are freed on return."""
     with progress.stage("load snapshot"):
         loaded = layout.load_snapshot(snapshot_dir, columns={source.name: source.columns for source in declared_tables()},
-                                       essential=ESSENTIAL_TABLES, snapshot_time=options.snapshot_time)
+                                       essential=ESSENTIAL_TABLES, snapshot_time=options.snapshot_time,
+                                       allow_incomplete=options.allow_incomplete)
     with progress.stage("spans"):
         try:
             span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
@@ -197,6 +199,7 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
                 raise
             raise SnapshotError(f"snapshot {snapshot_dir}: a table file is corrupt "
                                 f"({layout.first_line(err)})") from None
+    span_set.audit["warnings"][:0] = loaded.warnings  # the snapshot's own problems come first
     return span_set, loaded.snapshot_time, loaded.snapshot_time_source
 
 

@@ -7,13 +7,13 @@ the backfill's own files: every series over the whole history, and daily node-ho
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import polars as pl
 import pytest
 
 from exporter.backfill.blocks import backfill
 from exporter.config import load_config
+from exporter.backfill.install import install_blocks
 from exporter.metrics import FAMILIES
 from exporter.run import run_site
 from exporter.columns import TIMELINE_KEYS
@@ -43,8 +43,8 @@ def pipeline(tmp_path_factory, promtool, prometheus_bin):
     result = run_site(load_config(config_path), "gen", out_dir=root / "out", promtool=promtool)
     data = root / "promdata"
     data.mkdir()
-    for ulid in result.backfill.blocks:
-        shutil.copytree(result.backfill.blocks_dir / ulid, data / ulid)
+    installed = install_blocks(result.backfill.out_dir, data)  # what the printed next steps tell operators
+    assert sorted(b.ulid for b in installed.installed) == sorted(result.backfill.blocks)
     # Prometheus labels are text: compare against the timeline's labels as text.
     timeline = pl.read_parquet(result.timeline_dir / "timeline.parquet").with_columns(
         pl.col(TIMELINE_KEYS).cast(pl.String))

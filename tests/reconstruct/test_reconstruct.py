@@ -16,6 +16,7 @@ from exporter.errors import InvariantViolation, SnapshotError
 from exporter.reconstruct.pipeline import (
     ReconstructOptions, reconstruct_snapshot, spans_from_tables, write_reconstruction,
 )
+from exporter.layout import file_sha256
 from tests.adapters.tables import (
     SNAPSHOT, allocations, compute_nodes, computehosts, instances, leases, request_specs, reservations, spec, t,
     tables,
@@ -46,10 +47,11 @@ def write_snapshot(directory, frames, manifest_time=None):
     directory.mkdir(parents=True, exist_ok=True)
     for name, frame in frames.items():
         frame.write_parquet(directory / f"{name}.parquet")
-    if manifest_time:
-        entries = {name: {"file": f"{name}.parquet"} for name in frames}
+    if manifest_time:  # what extract records for a complete snapshot
+        entries = {name: {"file": f"{name}.parquet", "status": "ok", "optional": False,
+                          "sha256": file_sha256(directory / f"{name}.parquet")} for name in frames}
         (directory / "manifest.json").write_text(json.dumps({
-            "tables": entries, "finished_at": manifest_time.strftime("%Y-%m-%dT%H:%M:%SZ")}))
+            "tables": entries, "complete": True, "finished_at": manifest_time.strftime("%Y-%m-%dT%H:%M:%SZ")}))
     return directory
 
 

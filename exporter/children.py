@@ -1,0 +1,90 @@
+"""Child processes (promtool) that never outlive the command that started them.
+
+- Each child runs in its own process group, and every live child is tracked: when the command
+  ends by an exception, by Ctrl-C (SIGINT) or by SIGTERM (see :func:`install_signal_handlers`),
+  :func:`kill_all` kills each child's whole group before the command exits.
+- On Linux each child also gets ``PR_SET_PDEATHSIG(SIGKILL)`` before it executes, so even
+  ``kill -9`` of this process, which runs no cleanup, takes the children down. The kernel sends
+  that signal when the *thread* that started the child ends; the thread waits for its child, so
+  that is never earlier than the child's own end.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+_PR_SET_PDEATHSIG = 1
+_live: set[subprocess.Popen] = set()
+_stopping = threading.Event()
+_guard = threading.RLock()  # re-entrant: the signal handler may run while this thread holds it
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
+
+
+def run(command: list[str], *, env: dict[str, str] | None = None,
+        on_start: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """Run ``command`` to completion (text output captured); it is killed if this process stops.
+
+    ``on_start`` is called once the child runs (the fault-injection tests die there).
+    """
+    if _stopping.is_set():
+        raise Terminated()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               process_group=0, preexec_fn=_die_with_parent(os.getpid()))
+    with _guard:
+        _live.add(process)
+    try:
+        if on_start is not None:
+            on_start()
+        out, err = process.communicate()
+    except BaseException:
+        _kill(process)
+        raise
+    finally:
+        with _guard:
+            _live.discard(process)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def kill_all() -> None:
+    """Kill every live child's process group and reap it."""
+    with _guard:
+        processes = list(_live)
+    for process in processes:
+        _kill(process)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that cleanup (``finally``) runs as for Ctrl-C."""
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM ends the command like Ctrl-C does: children killed, temporary outputs removed."""
+    def on_term(signum, frame):
+        _stopping.set()  # no new children from other threads either
+        kill_all()
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def _die_with_parent(parent_pid: int):
+    def in_child() -> None:  # runs in the child between fork and exec
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:
+            os._exit(1)  # the parent died before the death signal was armed
+    return in_child
