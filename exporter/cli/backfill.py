@@ -7,12 +7,8 @@ from pathlib import Path
 
 import click
 
-from exporter.backfill.blocks import DEFAULT_HOLDBACK, backfill, require_blocks
-from exporter.backfill.report import next_steps, summary
 from exporter.cli.options import Duration, config_option
-from exporter.config import load_config
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
-from exporter.progress import for_cli
 
 
 @click.command("backfill")
@@ -43,6 +39,12 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
     Example:
       usage-exporter backfill out/chi_uc --out backfill/chi_uc --blocks
     """
+    # imported here, not at the top: `usage-exporter --help` loads every subcommand module
+    from exporter.backfill.blocks import DEFAULT_HOLDBACK, backfill, require_blocks
+    from exporter.backfill.report import next_steps, summary
+    from exporter.config import load_config
+    from exporter.progress import for_cli
+
     origin = None
     if site:
         config = load_config(config_path)

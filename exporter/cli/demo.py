@@ -7,9 +7,6 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import DateTime
-from exporter.demo import DEMO_SITES, run_demo, summary_text
-from exporter.progress import for_cli
-from exporter.run import STAGES
 
 
 @click.command("demo")
@@ -27,6 +24,11 @@ def command(out_dir, years, seed, start, blocks, quiet):
     """Run the whole job on two synthetic sites (bare metal + KVM) stored in SQLite: generate ->
     extract -> reconstruct -> backfill, then compare the reconstruction with the simulated truth.
     """
+    # imported here, not at the top: `usage-exporter --help` loads every subcommand module
+    from exporter.demo import DEMO_SITES, run_demo, summary_text
+    from exporter.progress import for_cli
+    from exporter.run import STAGES
+
     stages = len(DEMO_SITES) * (1 + STAGES)
     result = run_demo(out_dir, years=years, seed=seed, start=start, blocks=blocks,
                       progress=for_cli(quiet=quiet, stages=stages))

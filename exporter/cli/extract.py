@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from exporter.cli.options import config_option
 from exporter.cli.sitechoice import site_from_options, site_options
-from exporter.extract.copy import ExtractResult, extract_snapshot
-from exporter.progress import for_cli
+
+if TYPE_CHECKING:
+    from exporter.extract.copy import ExtractResult
 
 
 @click.command("extract")
@@ -33,6 +35,10 @@ def command(db_url, site_name, db_prefix, config_path, out, snapshot_id, quiet) 
       usage-exporter extract --db-url sqlite:///demo/site.sqlite --out data
       usage-exporter extract --site chi_uc --config etc/sites.yaml
     """
+    # imported here, not at the top: `usage-exporter --help` loads every subcommand module
+    from exporter.extract.copy import extract_snapshot
+    from exporter.progress import for_cli
+
     site, data_dir = site_from_options(db_url=db_url, site_name=site_name, db_prefix=db_prefix,
                                        config_path=config_path)
     result = extract_snapshot(site, out or data_dir, snapshot_id=snapshot_id, progress=for_cli(quiet=quiet))

@@ -5,9 +5,6 @@ from __future__ import annotations
 import click
 
 from exporter.cli.options import config_option
-from exporter.config import load_config
-from exporter.extract.copy import prefixed_databases
-from exporter.extract.grants import column_grants, create_user_guidance, table_grants
 
 
 @click.command("grants")
@@ -33,6 +30,11 @@ def command(user, host, site_name, db_prefix, columns, config_path) -> None:
       usage-exporter grants --user usage_ro --host 10.0.0.5 --site chi_uc --columns \\
           | mysql --force -u root -p
     """
+    # imported here, not at the top: `usage-exporter --help` loads every subcommand module
+    from exporter.config import load_config
+    from exporter.extract.copy import prefixed_databases
+    from exporter.extract.grants import column_grants, create_user_guidance, table_grants
+
     databases = load_config(config_path).site(site_name, resolve_env=False).databases if site_name else {}
     if db_prefix:
         databases = {**databases, **prefixed_databases(db_prefix)}

@@ -6,12 +6,7 @@ from pathlib import Path
 
 import click
 
-from exporter.backfill.blocks import require_blocks
-from exporter.backfill.report import next_steps, summary
 from exporter.cli.options import config_option
-from exporter.config import load_config
-from exporter.progress import for_cli
-from exporter.run import STAGES, run_site
 
 
 @click.command("run")
@@ -38,6 +33,13 @@ def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path
     Example:
       usage-exporter run --site chi_uc --config etc/sites.yaml
     """
+    # imported here, not at the top: `usage-exporter --help` loads every subcommand module
+    from exporter.backfill.blocks import require_blocks
+    from exporter.backfill.report import next_steps, summary
+    from exporter.config import load_config
+    from exporter.progress import for_cli
+    from exporter.run import STAGES, run_site
+
     result = run_site(load_config(config_path), site_name, snapshot_dir=snapshot_dir, out_dir=out_dir,
                       blocks=blocks, promtool=promtool_path, mimir=mimir, allow_incomplete=allow_incomplete,
                       progress=for_cli(quiet=quiet, stages=STAGES), rules_path=rules_path)

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import Duration, config_option
-from exporter.reconstruct.rulesfile import site_policy
 
 PASSWORD_ENV = "USAGE_EXPORTER_BASIC_AUTH_PASSWORD"
 
@@ -67,6 +66,7 @@ def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_f
             log_level, rules_path):
     from exporter.config import load_config
     from exporter.live import serve_config
+    from exporter.reconstruct.rulesfile import site_policy
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
