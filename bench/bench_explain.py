@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import resource
 import statistics
 import subprocess
 import sys
@@ -40,17 +41,25 @@ def main() -> None:
     explain_output(args.out, times[0], Selection())  # warm-up: imports, page cache
     for name, filters in CASES.items():
         for at in times:
-            seconds = []
+            seconds, cpu = [], []
             for _ in range(args.repeat):
-                began = time.perf_counter()
+                began, began_cpu = time.perf_counter(), time.process_time()
                 result = explain_output(args.out, at, Selection(**filters))
                 seconds.append(time.perf_counter() - began)
-            report(f"{name:<26} {at:%Y-%m-%d %H:%M}  spans {result['spans_total']:>5}", seconds)
+                cpu.append(time.process_time() - began_cpu)
+            report(f"{name:<26} {at:%Y-%m-%d %H:%M}  spans {result['spans_total']:>5}", seconds, cpu)
     whole_process(args.out, times[1], args.repeat)
 
 
-def report(label: str, seconds: list[float]) -> None:
-    print(f"{label}  median {statistics.median(seconds):.3f} s  (min {min(seconds):.3f}, max {max(seconds):.3f})")
+def report(label: str, seconds: list[float], cpu: list[float]) -> None:
+    """Wall median and range, and the median CPU time (user + sys, all threads): steadier on a busy host."""
+    print(f"{label}  median {statistics.median(seconds):.3f} s  (min {min(seconds):.3f}, max {max(seconds):.3f})"
+          f"  CPU median {statistics.median(cpu):.3f} s")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def whole_process(out: Path, at: dt.datetime, repeat: int) -> None:
@@ -60,13 +69,15 @@ def whole_process(out: Path, at: dt.datetime, repeat: int) -> None:
                                                                   f"{at:%Y-%m-%dT%H:%M}", "--json"],
                 "CLI: usage-exporter --help": [script, "--help"]}
     seconds: dict[str, list[float]] = {label: [] for label in commands}
+    cpu: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(repeat):
         for label, command in commands.items():
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), children_cpu()
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             seconds[label].append(time.perf_counter() - began)
-    for label, values in seconds.items():
-        report(f"{label:<47}", values)
+            cpu[label].append(children_cpu() - began_cpu)
+    for label in commands:
+        report(f"{label:<47}", seconds[label], cpu[label])
 
 
 if __name__ == "__main__":
