@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.engine.sweepline import deltas_from_steps, sums_by_sorted_key
+from exporter.engine.sweepline import sums_by_sorted_key
 
 
 def grid_size(*, start: datetime, end: datetime, step: timedelta) -> int:
@@ -35,29 +35,6 @@ def grid_size(*, start: datetime, end: datetime, step: timedelta) -> int:
 def grid_end(*, start: datetime, end: datetime, step: timedelta) -> datetime:
     """End of the last grid cell: start + n × step (>= end when end - start is not a multiple)."""
     return start + grid_size(start=start, end=end, step=step) * step
-
-
-def time_weighted_grid(
-    steps: pl.LazyFrame,
-    *,
-    keys: Sequence[str],
-    values: Sequence[str],
-    start: datetime,
-    end: datetime,
-    step: timedelta,
-    time: str = "time",
-) -> pl.LazyFrame:
-    """Exact cell means of step functions on the regular grid.
-
-    Input: ``keys`` + ``time`` + ``values``: each row is the level holding from ``time`` until
-    the key's next row (level 0 before the first row). Output: ``keys`` + ``time`` + ``values``,
-    one row per key (every key present in the input) per grid point, sorted by keys + time;
-    a value is the mean of the level over ``[t, t + step)`` (0 where nothing happens).
-    """
-    deltas = deltas_from_steps(steps, keys=keys, values=values, time=time)
-    return grid_means_from_deltas(
-        deltas, keys=keys, values=values, start=start, end=end, step=step, time=time
-    )
 
 
 @dataclass(frozen=True)
@@ -89,7 +66,13 @@ def dense_grid_from_deltas(
     step: timedelta,
     time: str = "time",
 ) -> DenseGrid:
-    """The cell means of :func:`grid_means_from_deltas` without repeating keys and times per row."""
+    """Exact cell means of step functions on the regular grid, from signed deltas.
+
+    ``deltas``: ``keys`` + ``time`` + ``values``, the change of each key's level at each time
+    (unsorted, several rows may share a key and time; level 0 before a key's first change).
+    Every key gets every grid point; a value is the mean of the level over ``[t, t + step)``.
+    Collects the deltas (the grid is built eagerly).
+    """
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
     deltas = deltas.lazy()
@@ -108,25 +91,6 @@ def dense_grid_from_deltas(
         columns = list(pool.map(lambda v: _cell_means(weights, v, size=size, n=n), values))
     times = pl.datetime_range(start, start + step * max(n - 1, 0), step, time_unit="us", eager=True).head(n)
     return DenseGrid(keys=key_index.drop("__key"), cells=n, times=times.alias(time), values=pl.DataFrame(columns))
-
-
-def grid_means_from_deltas(
-    deltas: pl.LazyFrame,
-    *,
-    keys: Sequence[str],
-    values: Sequence[str],
-    start: datetime,
-    end: datetime,
-    step: timedelta,
-    time: str = "time",
-) -> pl.LazyFrame:
-    """Like :func:`time_weighted_grid`, but from signed deltas (``keys`` + ``time`` + ``values``).
-
-    The deltas need not be sorted or aggregated: several rows may share a key and time.
-    Collects the deltas (the grid is built eagerly) and returns the grid as a LazyFrame.
-    """
-    grid = dense_grid_from_deltas(deltas, keys=keys, values=values, start=start, end=end, step=step, time=time)
-    return grid.long().lazy()
 
 
 def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int) -> pl.Series:

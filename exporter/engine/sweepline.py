@@ -1,4 +1,4 @@
-"""Sweepline ledger: spans -> signed deltas -> step function.
+"""Sweepline: spans -> signed changes (+ at start, - at end), and exact per-key sums.
 
 No domain knowledge: keys, value columns and time columns are parameters. Spans are half-open
 ``[start, end)``: a span adds its values at ``start`` and removes them at ``end``, so the level
@@ -42,29 +42,6 @@ def signed_changes(
     return pl.concat([opening, closing], how="vertical")
 
 
-def deltas_from_spans(
-    spans: pl.LazyFrame,
-    *,
-    keys: Sequence[str],
-    values: Sequence[str],
-    start: str = "start",
-    end: str = "end",
-    open_end: datetime,
-    time: str = "time",
-) -> pl.LazyFrame:
-    """Signed changes of the level per key, summed per (keys, time).
-
-    Input: ``keys`` + ``start`` + ``end`` + ``values`` (null values count as 0).
-    Output: ``keys`` + ``time`` + ``values`` — +value at start, −value at end (null end closed
-    at ``open_end``), summed per (keys, time), sorted by keys + time (null keys first). Empty
-    spans (end <= start) change nothing and leave no delta.
-    """
-    changes = signed_changes(
-        spans, keys=keys, values=values, start=start, end=end, open_end=open_end, time=time
-    )
-    return sums_by_sorted_key(changes, by=[*keys, time], values=values)
-
-
 def sums_by_sorted_key(
     frame: pl.LazyFrame, *, by: Sequence[str], values: Sequence[str]
 ) -> pl.LazyFrame:
@@ -82,39 +59,6 @@ def sums_by_sorted_key(
         .group_by(by, maintain_order=True)
         .agg(*(pl.col(v) for v in values))
         .with_columns(pl.col(v).list.sum() for v in values)
-    )
-
-
-def step_function(
-    deltas: pl.LazyFrame,
-    *,
-    keys: Sequence[str],
-    values: Sequence[str],
-    time: str = "time",
-) -> pl.LazyFrame:
-    """Level per key from each change time on: cumulative sum of deltas.
-
-    Input: ``keys`` + ``time`` + ``values`` (deltas). Output: the same columns, sorted by keys +
-    time, each value being the level holding on ``[time, next change time)``; before a key's
-    first change its level is 0.
-    """
-    keys, values = list(keys), list(values)
-    return sums_by_sorted_key(deltas, by=[*keys, time], values=values).with_columns(
-        pl.col(v).cum_sum().over(keys) for v in values
-    )
-
-
-def deltas_from_steps(
-    steps: pl.LazyFrame,
-    *,
-    keys: Sequence[str],
-    values: Sequence[str],
-    time: str = "time",
-) -> pl.LazyFrame:
-    """Inverse of :func:`step_function`: the change of the level at each time, per key."""
-    keys, values = list(keys), list(values)
-    return steps.sort([*keys, time]).with_columns(
-        (pl.col(v) - pl.col(v).shift(1).over(keys).fill_null(0.0)) for v in values
     )
 
 

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.engine.intervals import clip_to_parent, duplicate_overlap, union_intervals
-from exporter.engine.sweepline import deltas_from_spans
-from exporter.engine.resample import grid_end, grid_means_from_deltas, grid_size
+from exporter.engine.sweepline import signed_changes
+from exporter.engine.resample import dense_grid_from_deltas, grid_end, grid_size
 from exporter.columns import SPAN_SCHEMA, conform
 from exporter.reconstruct.leaves import SERIES
 from exporter.reconstruct.audit import check_hours_conserved, hours_conservation
@@ -73,9 +73,9 @@ step_choice = st.sampled_from([timedelta(minutes=30), timedelta(hours=1), timede
 def test_resampled_cell_means_equal_reference_integrals(rows, values, step, window_minutes):
     spans = windows_frame(rows, v=[float(x) for x in values[: len(rows)]])
     end = minutes(window_minutes)
-    deltas = deltas_from_spans(spans, keys=["k"], values=["v"], open_end=OPEN_END)
-    grid = grid_means_from_deltas(deltas, keys=["k"], values=["v"], start=T0, end=end, step=step)
-    got = {(k, t): v for k, t, v in grid.collect().rows()}
+    deltas = signed_changes(spans, keys=["k"], values=["v"], open_end=OPEN_END)
+    grid = dense_grid_from_deltas(deltas, keys=["k"], values=["v"], start=T0, end=end, step=step)
+    got = {(k, t): v for k, t, v in grid.long().rows()}
     n = grid_size(start=T0, end=end, step=step)
     # keys with at least one non-empty span have deltas, hence grid rows
     live_keys = {k for k, s, e in rows if seconds_inside(s, e, datetime.min, datetime.max) > 0}

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.engine.sweepline import deltas_from_spans, step_function
-from exporter.engine.resample import grid_end, grid_means_from_deltas, grid_size, time_weighted_grid
+from exporter.engine.resample import dense_grid_from_deltas, grid_end, grid_size
+from exporter.engine.sweepline import signed_changes
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2020, 1, 1)
@@ -27,9 +27,9 @@ def grid_of(keys, starts, ends, values, *, hours=3) -> list[tuple]:
         {"k": keys, "start": starts, "end": ends, "v": values},
         schema_overrides={"start": pl.Datetime("us"), "end": pl.Datetime("us"), "v": pl.Float64},
     )
-    deltas = deltas_from_spans(spans, keys=["k"], values=["v"], open_end=at(100))
-    got = grid_means_from_deltas(deltas, keys=["k"], values=["v"], start=T0, end=at(hours), step=HOUR)
-    return [tuple(r) for r in got.collect().rows()]
+    deltas = signed_changes(spans, keys=["k"], values=["v"], open_end=at(100))
+    grid = dense_grid_from_deltas(deltas, keys=["k"], values=["v"], start=T0, end=at(hours), step=HOUR)
+    return [tuple(r) for r in grid.long().rows()]
 
 
 def test_mean_over_partial_cell_is_time_weighted():
@@ -61,12 +61,3 @@ def test_grid_covers_a_last_partial_window_with_a_whole_cell():
     assert grid_size(start=T0, end=at(2.5), step=HOUR) == 3
     assert grid_end(start=T0, end=at(2.5), step=HOUR) == at(3)
     assert grid_size(start=T0, end=T0, step=HOUR) == 0
-
-
-def test_time_weighted_grid_takes_a_step_function():
-    steps = step_function(
-        pl.LazyFrame({"k": ["a", "a"], "time": [at(0.25), at(1.5)], "v": [4.0, -4.0]}),
-        keys=["k"], values=["v"],
-    )
-    got = time_weighted_grid(steps, keys=["k"], values=["v"], start=T0, end=at(2), step=HOUR)
-    assert got.collect().rows() == [("a", at(0), 3.0), ("a", at(1), 2.0)]

@@ -1,4 +1,4 @@
-"""Sweepline ledger on hand-built frames.
+"""Sweepline on hand-built frames (the functions the timeline runs: signed_changes, sums_by_sorted_key).
 
 Semantics: a span adds its values at start and removes them at end, so the level at t counts
 spans with start <= t < end; a null end is closed at open_end; changes at one time add up.
@@ -11,7 +11,7 @@ from datetime import datetime
 import polars as pl
 import pytest
 
-from exporter.engine.sweepline import deltas_from_spans, deltas_from_steps, step_function
+from exporter.engine.sweepline import signed_changes, sums_by_sorted_key
 
 SNAPSHOT = datetime(2020, 1, 10)
 
@@ -27,63 +27,39 @@ def spans(keys, starts, ends, values) -> pl.LazyFrame:
     )
 
 
-def rows(lf: pl.LazyFrame) -> list[tuple]:
-    return [tuple(r) for r in lf.select("k", "time", "v").collect().rows()]
+def changes(frame: pl.LazyFrame) -> list[tuple]:
+    """signed_changes of ``frame`` (in no particular order), sorted for comparison."""
+    got = signed_changes(frame, keys=["k"], values=["v"], open_end=SNAPSHOT)
+    return sorted(tuple(r) for r in got.select("k", "time", "v").collect().rows())
 
 
 def test_span_adds_value_at_start_and_removes_it_at_end():
-    got = deltas_from_spans(spans(["a"], [day(1)], [day(3)], [2.0]), keys=["k"], values=["v"],
-                            open_end=SNAPSHOT)
-    assert rows(got) == [("a", day(1), 2.0), ("a", day(3), -2.0)]
+    assert changes(spans(["a"], [day(1)], [day(3)], [2.0])) == [("a", day(1), 2.0), ("a", day(3), -2.0)]
 
 
 def test_open_span_is_closed_at_open_end():
-    got = deltas_from_spans(spans(["a"], [day(1)], [None], [1.0]), keys=["k"], values=["v"],
-                            open_end=SNAPSHOT)
-    assert rows(got) == [("a", day(1), 1.0), ("a", SNAPSHOT, -1.0)]
+    assert changes(spans(["a"], [day(1)], [None], [1.0])) == [("a", day(1), 1.0), ("a", SNAPSHOT, -1.0)]
 
 
-def test_simultaneous_changes_of_one_key_are_summed():
-    got = deltas_from_spans(
-        spans(["a", "a", "b"], [day(1), day(2), day(2)], [day(2), day(4), day(4)], [1.0, 3.0, 5.0]),
-        keys=["k"], values=["v"], open_end=SNAPSHOT,
-    )
-    assert rows(got) == [
+def test_simultaneous_changes_of_one_key_add_up():
+    frame = spans(["a", "a", "b"], [day(1), day(2), day(2)], [day(2), day(4), day(4)], [1.0, 3.0, 5.0])
+    summed = sums_by_sorted_key(signed_changes(frame, keys=["k"], values=["v"], open_end=SNAPSHOT),
+                                by=["k", "time"], values=["v"])
+    assert summed.select("k", "time", "v").collect().rows() == [
         ("a", day(1), 1.0), ("a", day(2), 2.0), ("a", day(4), -3.0),
         ("b", day(2), 5.0), ("b", day(4), -5.0),
     ]
 
 
-def test_empty_span_leaves_no_delta_and_null_value_counts_as_zero():
-    got = deltas_from_spans(
-        spans(["a", "a"], [day(2), day(5)], [day(2), day(6)], [7.0, None]),
-        keys=["k"], values=["v"], open_end=SNAPSHOT,
-    )
-    assert rows(got) == [("a", day(5), 0.0), ("a", day(6), 0.0)]
-
-
-def test_step_function_is_the_running_level_and_drops_to_zero_at_end():
-    deltas = deltas_from_spans(
-        spans(["a", "a"], [day(1), day(2)], [day(3), day(4)], [1.0, 2.0]),
-        keys=["k"], values=["v"], open_end=SNAPSHOT,
-    )
-    got = step_function(deltas, keys=["k"], values=["v"])
-    # [1,2): 1; [2,3): 1+2; [3,4): 2; from 4: 0 (half-open ends leave nothing behind)
-    assert rows(got) == [("a", day(1), 1.0), ("a", day(2), 3.0), ("a", day(3), 2.0), ("a", day(4), 0.0)]
-
-
-def test_deltas_from_steps_inverts_step_function():
-    deltas = pl.LazyFrame({"k": ["a", "a", "b"], "time": [day(1), day(2), day(1)], "v": [1.0, 4.0, 2.0]})
-    steps = step_function(deltas, keys=["k"], values=["v"])
-    assert rows(deltas_from_steps(steps, keys=["k"], values=["v"])) == rows(deltas)
+def test_empty_span_changes_nothing_and_null_value_counts_as_zero():
+    frame = spans(["a", "a"], [day(2), day(5)], [day(2), day(6)], [7.0, None])
+    assert changes(frame) == [("a", day(5), 0.0), ("a", day(6), 0.0)]
 
 
 def test_sums_per_key_are_bit_identical_between_runs():
     """Large groups of floats whose total depends on the order they are added in: the parallel
     engine must add them in the same order every run (polars' own grouped sum did not)."""
     import math
-
-    from exporter.engine.sweepline import sums_by_sorted_key
 
     noise = pl.int_range(0, 2_000_000, eager=True).hash(seed=5)  # fixed pseudo-random u64s
     frame = pl.DataFrame({"k": (noise % 40).cast(pl.Int64),
