@@ -254,3 +254,13 @@ def hours_between(start: str | pl.Expr, end: str | pl.Expr, *, snapshot_time: dt
     end = pl.col(end) if isinstance(end, str) else end
     micros = (end.fill_null(pl.lit(snapshot_time, dtype=TIME)) - start).dt.total_microseconds()
     return (micros.cast(pl.Float64) / MICROSECONDS_PER_HOUR).clip(lower_bound=0.0).fill_null(0.0)
+
+
+def overlap_seconds(start: datetime, end: datetime, *, open_end: datetime) -> pl.Expr:
+    """Seconds of each row's [``start``, ``end``) columns inside the window [start, end).
+
+    A null end is closed at ``open_end``; a row outside the window counts 0."""
+    lo = pl.max_horizontal(pl.col("start"), pl.lit(start, dtype=TIME))
+    hi = pl.min_horizontal(closed_end("end", open_end), pl.lit(end, dtype=TIME))
+    micros = (hi - lo).dt.total_microseconds().cast(pl.Float64)
+    return pl.max_horizontal(micros, 0.0) / 1_000_000

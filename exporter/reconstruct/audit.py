@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from exporter.columns import LEVEL_TOTAL, LEVELS, REJECT_REASONS
-from exporter.engine.intervals import hours_between
+from exporter.engine.intervals import hours_between, overlap_seconds
 from exporter.engine.resample import grid_end
 from exporter.engine.sweepline import order_free_sum
 from exporter.errors import InvariantViolation
 from exporter.reconstruct.books import KEYS, SpanBooks
 from exporter.reconstruct.leaves import RESOURCES, SERIES, series_name, series_weights
 from exporter.reconstruct.timeline import (
-    GROUP, SpanInput, overlap_seconds, series_spans, series_totals, unexported_hours,
+    GROUP, SpanInput, series_spans, series_totals, unexported_hours,
 )
 
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from exporter.errors import InvariantViolation, TimelineError
-from exporter.engine.intervals import closed_end
+from exporter.engine.intervals import overlap_seconds
 from exporter.reconstruct.leaves import RESOURCES, SERIES_NAMES, long_leaves, long_timeline, wide_by_series
 from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_sorted_key
 from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_end
@@ -212,14 +212,6 @@ def levels_at(spans: SpanInput, at: datetime) -> pl.DataFrame:
         .with_columns(timestamp=pl.lit(at, dtype=pl.Datetime("us")))
         .select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
     )
-
-
-def overlap_seconds(start: datetime, end: datetime, *, open_end: datetime) -> pl.Expr:
-    """Seconds of each span's [start, end) inside the window [start, end) (open spans closed)."""
-    lo = pl.max_horizontal(pl.col("start"), pl.lit(start, dtype=pl.Datetime("us")))
-    hi = pl.min_horizontal(closed_end("end", open_end), pl.lit(end, dtype=pl.Datetime("us")))
-    micros = (hi - lo).dt.total_microseconds().cast(pl.Float64)
-    return pl.max_horizontal(micros, 0.0) / 1_000_000
 
 
 def counters_until(spans: SpanInput, *, origin: datetime, at: datetime) -> pl.DataFrame:
