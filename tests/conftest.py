@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,24 @@ def tiny_site(tmp_path_factory, promtool):
     from tests.core.crash_support import build_tiny_site
 
     return build_tiny_site(tmp_path_factory.mktemp("tiny-site"), promtool)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite the golden files (tests/*/golden/) from the current output; review the diff")
+
+
+@pytest.fixture
+def golden(request):
+    """``golden(path, data)``: assert ``data`` equals the file's bytes (``--update-golden`` rewrites it)."""
+    update = request.config.getoption("--update-golden")
+
+    def check(path: Path, data: bytes) -> None:
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return
+        assert path.exists(), f"{path} is missing: run pytest --update-golden once and review it"
+        assert data == path.read_bytes(), f"output differs from {path} (pytest --update-golden rewrites it)"
+
+    return check
