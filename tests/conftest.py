@@ -65,3 +65,18 @@ def golden(request):
         assert data == path.read_bytes(), f"output differs from {path} (pytest --update-golden rewrites it)"
 
     return check
+
+
+
+
+
+SERVICE_MARKERS = {"promtool": "prometheus", "prometheus_bin": "prometheus", "mariadb_url": "mariadb"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses a service fixture carries that service's marker (so -m selects it)."""
+    missing = [f"{item.nodeid} (uses {name}: mark it {marker})" for item in items
+               for name, marker in SERVICE_MARKERS.items()
+               if name in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None]
+    if missing:
+        raise pytest.UsageError("service tests without their marker:\n  " + "\n  ".join(missing))

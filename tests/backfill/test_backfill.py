@@ -101,6 +101,7 @@ def test_everything_inside_the_holdback_is_an_error(timeline_dir, tmp_path):
         backfill(timeline_dir, tmp_path, now=START + dt.timedelta(hours=2))
 
 
+@pytest.mark.prometheus
 def test_blocks_one_per_file_inside_its_window(timeline_dir, tmp_path, promtool):
     result = backfill(timeline_dir, tmp_path, blocks=True, promtool=promtool, block_hours=54, now=NOW)
     assert result.blocks_created and len(result.blocks) == len(result.files)

@@ -21,7 +21,7 @@ from exporter.reconstruct.timeline import counters_until
 from exporter.sitegen import generate_site
 from tests.support import PrometheusServer
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+pytestmark = pytest.mark.prometheus
 
 # a year before today: the snapshot is taken now, so the timeline runs from START to now
 START = dt.datetime.combine(dt.date.today() - dt.timedelta(days=365), dt.time())

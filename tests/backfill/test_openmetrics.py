@@ -87,6 +87,7 @@ def test_label_values_are_escaped_and_round_trip():
     assert {(s.labels["site"], s.labels["job"], s.labels["instance"]) for s in samples} == {(tricky, 'j"1', "i\\2")}
 
 
+@pytest.mark.prometheus
 def test_promtool_accepts_the_output_and_keeps_every_sample(promtool, tmp_path):
     timeline = synthetic_timeline(start=T0, hours=48, node_types=("a",), resources=("nodes", "disk_bytes"))
     path = tmp_path / "in.om"

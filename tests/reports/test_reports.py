@@ -154,6 +154,7 @@ def _rows(url: str, table: str) -> list[tuple]:
     return result
 
 
+@pytest.mark.mariadb
 def test_report_into_mariadb_is_idempotent_and_replaces_the_reported_periods(site, tmp_path, mariadb_url, db_prefix):
     root, snapshot, out = site
     engine = sa.create_engine(mariadb_url)
