@@ -111,7 +111,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "chameleon_usage")
+SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "chameleon_usage", "openstack_audit")
 
 
 @contextlib.contextmanager
