@@ -13,6 +13,7 @@ byte-identical parquet files and the same content hashes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -33,7 +34,8 @@ from exporter.layout import MANIFEST_NAME, file_sha256
 from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables
-from exporter.extract.tableread import STATUSES, TableRead, connection_failure, dtype_name, read_table, read_tables
+from exporter.extract.tableread import (STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_table,
+                                       read_tables)
 from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_directory, fsync_tree, is_disk_full, remove_stale_staging,
                               staging_directory)
@@ -126,10 +128,12 @@ def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple
                  work_dir: Path, batch_rows: int, progress: Progress) -> tuple[dict[str, TableRead], dict[str, dict]]:
     reads: dict[str, TableRead] = {}
     files: dict[str, dict] = {}
-    with progress.stage("extract tables", total=len(sources)) as bar:
+    with progress.stage("extract tables", total=len(sources)) as bar, contextlib.ExitStack() as stack:
+        # every table of one server in one consistent snapshot (exporter.extract.tableread)
+        views = {url: stack.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
         for source in sources:
-            engine = engines[site.url_for(source.schema)]
-            reads[source.name], file_facts = _copy_table(engine, source, work_dir, batch_rows, bar)
+            view = views[site.url_for(source.schema)]
+            reads[source.name], file_facts = _copy_table(view, source, work_dir, batch_rows, bar)
             if file_facts:
                 files[source.name] = file_facts
                 if len(files) == 1:
@@ -138,7 +142,7 @@ def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple
     return reads, files
 
 
-def _copy_table(engine, source: SourceTable, work_dir: Path, batch_rows: int,
+def _copy_table(view: ConsistentView, source: SourceTable, work_dir: Path, batch_rows: int,
                 bar: StageBar) -> tuple[TableRead, dict | None]:
     """Stream one table into parquet parts, then one final file; returns the read and file facts."""
     parts_dir = work_dir / f".parts.{source.name}"
@@ -151,7 +155,7 @@ def _copy_table(engine, source: SourceTable, work_dir: Path, batch_rows: int,
         parts.append(part)
 
     try:
-        read = read_table(engine, source, write_part, batch_rows=batch_rows, bar=bar)
+        read = read_table(view, source, write_part, batch_rows=batch_rows, bar=bar)
         if not read.copied:
             return read, None
         target = work_dir / source.file_name
@@ -170,7 +174,8 @@ def manifest_for(site: SiteConfig, sources: tuple[SourceTable, ...], reads: Mapp
     """The manifest: site, masked source URLs, tool version, UTC times and one entry per table.
 
     Per table: status, optional, rows, file, sha256 (of the parquet file), columns (name,
-    source_type, dtype), missing_columns, invalid_values (column -> values stored as null), error.
+    source_type, dtype), missing_columns, invalid_values (column -> values stored as null), error,
+    read_view (tables with one number were read in one consistent snapshot of their server).
     """
     tables = {}
     for source in sources:
@@ -184,6 +189,7 @@ def manifest_for(site: SiteConfig, sources: tuple[SourceTable, ...], reads: Mapp
             "missing_columns": list(read.missing_columns),
             "invalid_values": dict(read.invalid_values),
             "error": read.error,
+            "read_view": read.view,  # tables with the same number were read in one consistent snapshot
         }
     schemas = sorted({s.schema for s in sources})
     return {

@@ -5,6 +5,12 @@ ordered by primary key in batches of ``batch_rows`` through a server-side cursor
 bounded by one batch whatever the table size. Every failure becomes a per-table status; one
 missing or forbidden table never stops the others.
 
+All tables of one engine are read in ONE consistent-snapshot read transaction
+(:class:`ConsistentView`), so a concurrent change between two table reads (an archive run moving
+rows from ``instances`` to ``shadow_instances``) cannot show a row twice or not at all. Only
+when a failure breaks the connection (a query timeout) do the remaining tables get a new view;
+``TableRead.view`` numbers the views, so a snapshot says which tables were read together.
+
 SQL types map to stable polars dtypes, also for empty tables: integers and booleans (TINYINT(1)
 as stored) -> Int64, DATETIME/TIMESTAMP/DATE -> Datetime("us") (naive UTC), FLOAT/DECIMAL ->
 Float64, BLOB -> Binary, everything else (VARCHAR, TEXT, ENUM, JSON) -> String. Values that do not
@@ -16,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+
+import contextlib
 
 import polars as pl
 import sqlalchemy as sa
@@ -60,6 +68,7 @@ class TableRead:
     rows: int = 0
     invalid_values: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    view: int = 0  # which consistent-snapshot transaction of its engine read it (1, 2, ...; 0: none)
 
     @property
     def copied(self) -> bool:
@@ -126,10 +135,10 @@ def read_tables(engine: Engine, sources: Iterable[SourceTable], *, batch_rows: i
         return {s.name: TableRead(s.name, failure.kind, optional=s.optional, error=str(failure)) for s in sources}
     reads: dict[str, TableRead] = {}
     progress = progress or SILENT
-    with progress.stage("read tables", total=len(sources)) as bar:
+    with progress.stage("read tables", total=len(sources)) as bar, ConsistentView(engine) as view:
         for source in sources:
             batches: list[pl.DataFrame] = []
-            read = read_table(engine, source, batches.append, batch_rows=batch_rows, bar=bar)
+            read = read_table(view, source, batches.append, batch_rows=batch_rows, bar=bar)
             if read.copied:
                 read.frame = pl.concat(batches) if batches else pl.DataFrame(schema=read.schema)
             reads[source.name] = read
@@ -147,32 +156,62 @@ def connection_failure(engine: Engine) -> DatabaseError | None:
     return None
 
 
-def read_table(engine: Engine, source: SourceTable, sink: Callable[[pl.DataFrame], None], *,
-               batch_rows: int = 50_000, bar: StageBar | None = None) -> TableRead:
-    """Stream one table into ``sink`` as typed frames of at most ``batch_rows`` rows.
+class ConsistentView(contextlib.AbstractContextManager):
+    """One connection in one read-only consistent-snapshot transaction: every read through it
+    sees the database as of the same moment. MySQL/MariaDB: ``START TRANSACTION WITH CONSISTENT
+    SNAPSHOT, READ ONLY`` (InnoDB: one read view for every database on the server); SQLite: one
+    read transaction (``BEGIN``; the snapshot is taken at its first read). A broken connection is
+    replaced by a new view on the next read (``number`` counts them)."""
 
-    Returns the outcome without a frame; any database error becomes the table's status.
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.number = engine, 0
+        self._conn: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._conn is not None and (self._conn.invalidated or self._conn.closed):
+            self.close()
+        if self._conn is None:
+            self._conn = self.engine.connect()
+            self.number += 1
+            mysql = self._conn.dialect.name in ("mysql", "mariadb")
+            self._conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY" if mysql else "BEGIN")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError, OSError):
+                self._conn.close()  # rolls the read transaction back
+            self._conn = None
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_table(view: ConsistentView, source: SourceTable, sink: Callable[[pl.DataFrame], None], *,
+               batch_rows: int = 50_000, bar: StageBar | None = None) -> TableRead:
+    """Stream one table into ``sink`` as typed frames of at most ``batch_rows`` rows, read in
+    ``view``. Returns the outcome without a frame; any database error becomes the table's status.
     """
     bar = bar or StageBar()
     bar.item(source.name)
     try:
-        with engine.connect() as conn:
-            plan = _plan(conn, source)
-            rows, invalid = 0, dict.fromkeys((c.name for c in plan.columns), 0)
-            for frame, bad in _batches(conn, plan, batch_rows):
-                sink(frame)
-                rows += frame.height
-                invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
-                bar.item(f"{source.name} {rows:,} rows")
+        conn = view.connection()
+        plan = _plan(conn, source)
+        rows, invalid = 0, dict.fromkeys((c.name for c in plan.columns), 0)
+        for frame, bad in _batches(conn, plan, batch_rows):
+            sink(frame)
+            rows += frame.height
+            invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
+            bar.item(f"{source.name} {rows:,} rows")
     except DatabaseError as err:
-        return TableRead(source.name, err.kind, optional=source.optional, error=str(err))
+        return TableRead(source.name, err.kind, optional=source.optional, error=str(err), view=view.number)
     except (sa.exc.SQLAlchemyError, OSError) as exc:
         err = classify(exc, what=source.name)
-        return TableRead(source.name, err.kind, optional=source.optional, error=str(err))
+        return TableRead(source.name, err.kind, optional=source.optional, error=str(err), view=view.number)
     lacking = sorted(set(source.required) & set(plan.missing))
     return TableRead(
         source.name, plan.status, optional=source.optional, columns=plan.columns, missing_columns=plan.missing,
-        rows=rows, invalid_values={k: v for k, v in invalid.items() if v},
+        rows=rows, invalid_values={k: v for k, v in invalid.items() if v}, view=view.number,
         error=f"{source.name}: required column(s) missing: {', '.join(lacking)}" if lacking else None,
     )
 
@@ -206,7 +245,7 @@ def _plan(conn: Connection, source: SourceTable) -> ReadPlan:
 
 def _batches(conn: Connection, plan: ReadPlan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, int]]]:
     """Typed frames of at most ``batch_rows`` rows, with per-column counts of invalid values."""
-    result = conn.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(plan.select())
+    result = conn.execute(plan.select(), execution_options={"stream_results": True, "max_row_buffer": batch_rows})
     for rows in result.partitions(batch_rows):
         yield typed_frame(plan.columns, rows)
 

@@ -91,7 +91,9 @@ def test_snapshot_files_manifest_and_reading_back(sqlite_site, tmp_path):
     assert {c["name"]: c["source_type"] for c in hosts["columns"]}["hypervisor_hostname"] == "VARCHAR(255)"
     assert manifest["tables"]["zun.container"] == {
         "status": "missing", "optional": True, "rows": None, "file": None, "sha256": None, "bytes": None,
-        "columns": [], "missing_columns": [], "invalid_values": {}, "error": "zun.container: does not exist"}
+        "columns": [], "missing_columns": [], "invalid_values": {}, "error": "zun.container: does not exist",
+        "read_view": 1}
+    assert {entry["read_view"] for entry in manifest["tables"].values()} == {1}  # one consistent snapshot
     assert manifest["complete"] is True and result.failed_required == []
     assert manifest["started_at"] <= manifest["finished_at"]
     frames = scan_tables(result.snapshot_dir, verify=True)
