@@ -104,12 +104,15 @@ REJECT_REASONS: dict[str, str] = {
     "missing_host": "no hypervisor hostname",
     "orphan": "a reserved instance outside every window of its reservation on its host",
     "never_effective": "the row's window is empty",
-    "duplicate_entity": "an earlier row of the same identity covers all of its time",
+    "duplicate_entity": "an earlier row of the same identity covers all of its time, or it is the shadow_ "
+                        "archive copy of a row still in the main table",
     "outside_parent": "none of its time lies inside its parent level",
     "after_snapshot": "it starts at or after the snapshot time",
     "manual_rule": "an operator's exclude rule covers it (rule_id names the rule)",
     "overridden": "a higher-priority source (or an operator's `set_pool: ondemand` rule) speaks for the entity then, "
                   "or the site's priority list leaves its source out (exporter.priority, docs/rules.md)",
+    "implausible_time": "a time before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)",
+    "non_finite_inventory": "its vcpus, memory or disk is NaN or infinite",
 }
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),

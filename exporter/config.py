@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from exporter.errors import ConfigError
+from exporter.timeutil import EARLIEST_PLAUSIBLE
 from exporter.priority import inference_mode, site_priority
 
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
@@ -27,7 +28,7 @@ DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
 KNOWN_SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "zun", "openstack_audit", "chameleon_usage")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Earlier than any OpenStack cloud; later than anything this tool will be used for.
-EARLIEST_DATE = dt.datetime(2000, 1, 1)
+EARLIEST_DATE = EARLIEST_PLAUSIBLE
 LATEST_DATE = dt.datetime(2100, 1, 1)
 # (low, high, unit) of every numeric site option; NaN and infinities are never accepted.
 NUMBER_RANGES = {

@@ -34,6 +34,11 @@ class SnapshotError(UsageExporterError):
     """A snapshot directory or one of its files is missing, corrupt or inconsistent."""
 
 
+class SchemaError(UsageExporterError):
+    """A source table cannot be read as the Nova/Blazar table the tool expects (a required column
+    missing, a column stored in the wrong type, an essential table empty); names table.column."""
+
+
 class InvariantViolation(UsageExporterError):
     """A conservation invariant (rows or hours) does not hold; the numbers must not be used."""
 

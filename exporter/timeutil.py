@@ -11,6 +11,8 @@ import datetime as dt
 import polars as pl
 
 TIME = pl.Datetime("us")  # the dtype of every timestamp column
+# No OpenStack cloud is older (Austin, 2010; 2000 leaves room): earlier times are broken clocks.
+EARLIEST_PLAUSIBLE = dt.datetime(2000, 1, 1)
 
 
 def utc_now() -> dt.datetime:

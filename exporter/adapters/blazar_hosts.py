@@ -47,7 +47,7 @@ def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     ``capability_id`` (extra_capabilities, Chameleon 2020-2024), else behind ``property_id``
     (resource_properties). Rows whose name cannot be resolved get a null name.
     """
-    caps = common.typed(tables["blazar.computehost_extra_capabilities"], {
+    caps = common.table_rows(tables, "blazar.computehost_extra_capabilities", {
         "computehost_id": common.ID, "capability_name": common.TEXT, "capability_id": common.ID,
         "property_id": common.ID, "capability_value": common.TEXT, "created_at": common.WHEN,
         "updated_at": common.WHEN,

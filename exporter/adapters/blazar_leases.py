@@ -62,6 +62,7 @@ def allocation_rules() -> list[tuple[str, pl.Expr]]:
     return [
         ("missing_fk", ~pl.col("reservation_found") | ~pl.col("lease_found") | ~pl.col("host_found")),
         ("null_start", pl.col("lease_start").is_null()),
+        ("implausible_time", common.implausible_time("start", "end")),
         ("invalid_time_range", pl.col("lease_end") < pl.col("lease_start")),
         ("never_effective", pl.col("end") <= pl.col("start")),
     ]
@@ -75,7 +76,7 @@ def allocation_reject_detail() -> pl.Expr:
 
 
 def _allocations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    rows = common.typed(tables[ALLOCATIONS], {
+    rows = common.table_rows(tables, ALLOCATIONS, {
         "id": common.ID, "compute_host_id": common.ID, "reservation_id": common.ID,
         "created_at": common.WHEN, "deleted_at": common.WHEN})
     return rows.select(
@@ -85,7 +86,7 @@ def _allocations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def _reservations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    rows = common.typed(tables["blazar.reservations"], {
+    rows = common.table_rows(tables, "blazar.reservations", {
         "id": common.ID, "lease_id": common.ID, "resource_id": common.ID, "resource_type": common.TEXT})
     return rows.unique("id", keep="first").select(
         pl.col("id").alias("reservation_id"), "lease_id", "resource_id", "resource_type",
@@ -93,7 +94,7 @@ def _reservations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def _leases(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    rows = common.typed(tables["blazar.leases"], {
+    rows = common.table_rows(tables, "blazar.leases", {
         "id": common.ID, "project_id": common.TEXT, "start_date": common.WHEN, "end_date": common.WHEN,
         "deleted_at": common.WHEN})
     return rows.unique("id", keep="first").select(
@@ -103,9 +104,16 @@ def _leases(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def _host_names(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    rows = common.typed(tables["blazar.computehosts"], {"id": common.ID, "hypervisor_hostname": common.TEXT})
+    rows = common.table_rows(tables, "blazar.computehosts", {"id": common.ID, "hypervisor_hostname": common.TEXT})
     return rows.filter(pl.col("hypervisor_hostname").is_not_null()).unique("id", keep="first").select(
         pl.col("id").alias("compute_host_id"), "hypervisor_hostname", pl.lit(True).alias("host_found"))
+
+
+def with_slots(windows: pl.LazyFrame, slots: pl.LazyFrame) -> pl.LazyFrame:
+    """Allocation windows + their reservation's slot size; a non-finite slot size rejects the row."""
+    bad_slot = common.non_finite("slot_vcpus", "slot_memory_mb", "slot_disk_gb").fill_null(False)
+    return windows.join(slots, on="reservation_id", how="left").with_columns(
+        pl.coalesce("rejection_reason", pl.when(bad_slot).then(pl.lit("non_finite_inventory"))).alias("rejection_reason"))
 
 
 def reservation_slices(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
@@ -113,7 +121,7 @@ def reservation_slices(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     if "blazar.instance_reservations" not in tables:
         return common.typed(pl.LazyFrame(), {"reservation_id": common.ID, "slot_vcpus": common.NUMBER,
                                              "slot_memory_mb": common.NUMBER, "slot_disk_gb": common.NUMBER})
-    rows = common.typed(tables["blazar.instance_reservations"], {
+    rows = common.table_rows(tables, "blazar.instance_reservations", {
         "reservation_id": common.ID, "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "disk_gb": common.NUMBER})
     return rows.filter(pl.col("reservation_id").is_not_null()).unique("reservation_id", keep="first").select(
         "reservation_id", pl.col("vcpus").alias("slot_vcpus"), pl.col("memory_mb").alias("slot_memory_mb"),

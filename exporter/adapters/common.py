@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from exporter.timeutil import TIME
+from exporter.errors import SchemaError
+from exporter.timeutil import EARLIEST_PLAUSIBLE, TIME
 
 ID = "id"  # kind marker for ``typed``: text identifier
 TEXT = "text"
@@ -20,24 +21,68 @@ NUMBER = "number"
 WHEN = "time"
 
 
-def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str]) -> pl.LazyFrame:
-    """``frame`` reduced to ``columns`` ({name: kind}), cast to one dtype per kind; absent -> null."""
+def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str], *, table: str = "table") -> pl.LazyFrame:
+    """``frame`` reduced to ``columns`` ({name: kind}), cast to one dtype per kind; absent -> null.
+
+    A column stored in a type its kind cannot be read from (e.g. a time as epoch integers) is a
+    SchemaError naming ``table.column``: reinterpreting it would be a silent wrong number.
+    """
     lazy = frame.lazy()
     schema = lazy.collect_schema()
+    for name, kind in columns.items():
+        _check_storable(table, name, kind, schema.get(name))
     # with_columns (not select) so absent columns broadcast to the frame's height, even 0 rows.
     typed_columns = [_typed_column(name, kind, schema.get(name)) for name, kind in columns.items()]
     return lazy.with_columns(typed_columns).select(list(columns))
 
 
+def table_rows(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, columns: Mapping[str, str]) -> pl.LazyFrame:
+    """``typed`` rows of the table ``name`` (absent -> no rows)."""
+    return typed(tables.get(name, pl.LazyFrame()), columns, table=name)
+
+
 def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[str, ...],
                 columns: Mapping[str, str]) -> pl.LazyFrame:
     """``typed`` rows of every table in ``names`` present in ``tables`` (e.g. a table and its
-    ``shadow_`` archive), stacked, with a ``source_table`` column naming each row's table."""
-    parts = [typed(tables[name], columns).with_columns(pl.lit(name).alias("source_table"))
-             for name in names if name in tables]
+    ``shadow_`` archive), stacked, with a ``source_table`` column naming each row's table and
+    ``shadow_twin``: the row is in a ``shadow_`` table and a row with its ``id`` is still in the
+    main table (archived while being read, or archived twice) — the main table's row counts."""
+    parts = {name: typed(tables[name], columns, table=name).with_columns(pl.lit(name).alias("source_table"))
+             for name in names if name in tables}
     if not parts:
-        return typed(pl.LazyFrame(), columns).with_columns(pl.lit(None, dtype=pl.String).alias("source_table"))
-    return pl.concat(parts, how="vertical")
+        empty = typed(pl.LazyFrame(), columns)
+        return empty.with_columns(pl.lit(None, dtype=pl.String).alias("source_table"), _NOT_A_TWIN)
+    return pl.concat([_with_twin_flag(name, parts, columns) for name in parts], how="vertical")
+
+
+_NOT_A_TWIN = pl.lit(False).alias("shadow_twin")
+
+
+def _with_twin_flag(name: str, parts: Mapping[str, pl.LazyFrame], columns: Mapping[str, str]) -> pl.LazyFrame:
+    schema, _, table = name.partition(".")
+    main = f"{schema}.{table.removeprefix(SHADOW_PREFIX)}"
+    if not table.startswith(SHADOW_PREFIX) or main not in parts or "id" not in columns:
+        return parts[name].with_columns(_NOT_A_TWIN)
+    main_ids = parts[main].select("id", pl.lit(True).alias("shadow_twin")).drop_nulls("id").unique("id")
+    return (parts[name].join(main_ids, on="id", how="left", maintain_order="left")
+            .with_columns(pl.col("shadow_twin").fill_null(False)))
+
+
+SHADOW_PREFIX = "shadow_"
+# kind -> dtypes a column of that kind may be stored as (besides all-null); ids and text read anything.
+_STORABLE = {
+    WHEN: lambda dtype: isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.String,
+    NUMBER: lambda dtype: dtype.is_numeric() or dtype in (pl.String, pl.Boolean),
+}
+_EXPECTED = {WHEN: "a date-time (or text holding one)", NUMBER: "a number (or text holding one)"}
+
+
+def _check_storable(table: str, name: str, kind: str, dtype: pl.DataType | None) -> None:
+    accepts = _STORABLE.get(kind)
+    if dtype is None or dtype == pl.Null or accepts is None or accepts(dtype):
+        return
+    raise SchemaError(f"{table}.{name}: stored as {dtype}, expected {_EXPECTED[kind]}; "
+                      "refusing to reinterpret it (epoch numbers would read as 1970)")
 
 
 def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
@@ -65,6 +110,16 @@ def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:
     for reason, condition in reversed(rules):
         expr = pl.when(condition.fill_null(False)).then(pl.lit(reason)).otherwise(expr)
     return expr.alias("rejection_reason")
+
+
+def implausible_time(*columns: str) -> pl.Expr:
+    """Any of ``columns`` before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)."""
+    return pl.any_horizontal([pl.col(c) < pl.lit(EARLIEST_PLAUSIBLE, dtype=TIME) for c in columns])
+
+
+def non_finite(*columns: str) -> pl.Expr:
+    """Any of ``columns`` NaN or infinite (null is unknown, not invalid)."""
+    return pl.any_horizontal([~pl.col(c).is_finite() for c in columns])
 
 
 def detail_json(*columns: str) -> pl.Expr:

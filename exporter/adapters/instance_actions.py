@@ -51,7 +51,7 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], instances: pl.LazyFrame) ->
         )
     )
     return windows.select(
-        "source_table", "source_id", "entity_id", "hypervisor_hostname", "project_id", "reservation_id",
+        "source_table", "shadow_twin", "source_id", "entity_id", "hypervisor_hostname", "project_id", "reservation_id",
         "booking", "vcpus", "memory_mb", "disk_gb", "action", "start", "end", "resumed_at", "instance_end", "instance_found",
     ).with_columns(common.first_rule_failed(stop_rules()))
 
@@ -59,8 +59,10 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], instances: pl.LazyFrame) ->
 def stop_rules() -> list[tuple[str, pl.Expr]]:
     """Why a stopping action carries no stopped window (first match wins)."""
     return [
+        ("duplicate_entity", pl.col("shadow_twin")),
         ("missing_fk", ~pl.col("instance_found")),
         ("null_start", pl.col("start").is_null()),
+        ("implausible_time", common.implausible_time("start")),
         ("invalid_time_range", pl.col("end") < pl.col("start")),
         ("never_effective", pl.col("end") == pl.col("start")),
     ]

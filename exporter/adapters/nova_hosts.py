@@ -37,7 +37,10 @@ HOST_ROW_COLUMNS = {
 def host_evidence_rules() -> list[tuple[str, pl.Expr]]:
     """Why a host row cannot evidence a host: checked in order, the first match is the reason."""
     return [
+        ("duplicate_entity", pl.col("shadow_twin")),
         ("null_start", pl.col("start").is_null()),
+        ("implausible_time", common.implausible_time("start", "end")),
+        ("non_finite_inventory", common.non_finite("vcpus", "memory_mb", "disk_gb")),
         ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
         ("invalid_time_range", pl.col("end") < pl.col("start")),
         ("never_effective", pl.col("end") == pl.col("start")),
@@ -59,7 +62,7 @@ def host_windows(tables: Mapping[str, pl.LazyFrame], names: tuple[str, ...]) -> 
     return rows.select(
         "source_table", pl.col("id").alias("source_id"), "hypervisor_hostname", "hypervisor_type",
         pl.col("created_at").alias("start"), pl.col("deleted_at").alias("end"),
-        "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"),
+        "vcpus", "memory_mb", pl.col("local_gb").alias("disk_gb"), "shadow_twin",
     ).with_columns(common.first_rule_failed(host_evidence_rules()))
 
 

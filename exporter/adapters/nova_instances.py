@@ -63,8 +63,11 @@ def instance_windows(tables: Mapping[str, pl.LazyFrame], *, links: pl.LazyFrame)
 def instance_rules() -> list[tuple[str, pl.Expr]]:
     """Why an instance row carries no occupied window (first match wins)."""
     return [
+        ("duplicate_entity", pl.col("shadow_twin")),
         ("never_launched", pl.col("launched_at").is_null()),
         ("null_start", pl.col("start").is_null()),
+        ("implausible_time", common.implausible_time("start", "end")),
+        ("non_finite_inventory", common.non_finite("vcpus", "memory_mb", "disk_gb")),
         ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
         ("invalid_time_range", pl.col("end") < pl.col("start")),
         ("never_effective", pl.col("end") == pl.col("start")),
@@ -88,7 +91,7 @@ def _instance_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         pl.col("uuid").alias("entity_id"), pl.col("node").alias("hypervisor_hostname"), "project_id",
         "vcpus", "memory_mb",
         (pl.col("root_gb").fill_null(0) + pl.col("ephemeral_gb").fill_null(0)).alias("disk_gb"),
-        "created_at", "launched_at", "terminated_at", "deleted_at")
+        "created_at", "launched_at", "terminated_at", "deleted_at", "shadow_twin")
 
 
 def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> pl.LazyFrame:
@@ -103,7 +106,7 @@ def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> 
         "id": common.ID, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
         "created_at": common.WHEN, "message": common.TEXT})
     actions = rows.select(
-        "source_table", pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
+        "source_table", "shadow_twin", pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
         pl.col("instance_uuid").alias("entity_id"), "action",
         pl.coalesce("start_time", "created_at").alias("at"),
         (pl.col("message").fill_null("") == "Error").alias("marked_error")).filter(pl.col("action").is_in(list(kinds)))
@@ -111,7 +114,7 @@ def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> 
     outcomes = events.group_by("action_id").agg(
         (pl.col("result") == "Error").any().alias("event_error"))
     return actions.join(outcomes, on="action_id", how="left").select(
-        "source_table", "source_id", "action_id", "entity_id", "action", "at",
+        "source_table", "shadow_twin", "source_id", "action_id", "entity_id", "action", "at",
         (pl.col("marked_error") | pl.col("event_error").fill_null(False)).alias("failed"))
 
 

@@ -111,7 +111,7 @@ def migration_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
 
 def flavor_sizes(tables: Mapping[str, pl.LazyFrame]) -> dict[str, tuple[float, float, float]]:
     """nova_api.flavors id -> (vcpus, memory_mb, disk_gb)."""
-    rows = common.typed(tables.get("nova_api.flavors", pl.LazyFrame()), {
+    rows = common.table_rows(tables, "nova_api.flavors", {
         "id": common.ID, "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "root_gb": common.NUMBER,
         "ephemeral_gb": common.NUMBER}).collect()
     return {r["id"]: (r["vcpus"], r["memory_mb"], (r["root_gb"] or 0) + (r["ephemeral_gb"] or 0))
@@ -120,8 +120,7 @@ def flavor_sizes(tables: Mapping[str, pl.LazyFrame]) -> dict[str, tuple[float, f
 
 def embedded_flavors(tables: Mapping[str, pl.LazyFrame]) -> dict[str, dict[str, tuple[float, float, float]]]:
     """instance uuid -> {"cur"/"old"/"new": (vcpus, memory_mb, disk_gb)} from instance_extra.flavor."""
-    rows = common.typed(tables.get("nova.instance_extra", pl.LazyFrame()),
-                        {"instance_uuid": common.ID, "flavor": common.TEXT})
+    rows = common.table_rows(tables, "nova.instance_extra", {"instance_uuid": common.ID, "flavor": common.TEXT})
 
     def size(which: str) -> pl.Expr:
         parts = [pl.col("flavor").str.json_path_match(f"$.{which}['nova_object.data'].{name}")

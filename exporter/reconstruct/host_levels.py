@@ -102,7 +102,7 @@ def committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reserv
     """Allocations (then inference) per host, add_maintenance rules above; clipped into reservable."""
     windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
     slots = blazar_leases.reservation_slices(frames)
-    parts = [windows.join(slots, on="reservation_id", how="left").collect(),
+    parts = [blazar_leases.with_slots(windows, slots).collect(),
              _rule_rows(policy, LEVEL_MAINTENANCE, host_names)]
     if inferred is not None:
         parts.append(inferred)

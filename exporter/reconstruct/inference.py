@@ -74,8 +74,8 @@ def reservable_hosts(inferred: pl.DataFrame) -> pl.DataFrame:
 
 def _lease_windows(frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """reservation_id, lease_id, project_id, start, end of every surviving reservation's lease."""
-    reservations = common.typed(frames["blazar.reservations"], {"id": common.ID, "lease_id": common.ID})
-    leases = common.typed(frames["blazar.leases"], {
+    reservations = common.table_rows(frames, "blazar.reservations", {"id": common.ID, "lease_id": common.ID})
+    leases = common.table_rows(frames, "blazar.leases", {
         "id": common.ID, "project_id": common.TEXT, "start_date": common.WHEN, "end_date": common.WHEN,
         "deleted_at": common.WHEN})
     return (reservations.unique("id", keep="first").rename({"id": "reservation_id"})

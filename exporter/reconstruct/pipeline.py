@@ -26,6 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter import layout
+from exporter.adapters import boundary
 from exporter.adapters.registry import declared_tables
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
@@ -36,7 +37,7 @@ from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
-from exporter.reconstruct.timeline import timeline_from_spans
+from exporter.reconstruct.timeline import check_timeline_size, timeline_from_spans
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt
 STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
@@ -146,6 +147,7 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
     """Every declared table as a LazyFrame (absent -> empty) and a warning per absent non-optional one."""
+    boundary.check_required_columns({name: frame.lazy() for name, frame in tables.items()})
     frames, warnings = {}, []
     for source in declared_tables():
         frame = tables.get(source.name)
@@ -169,6 +171,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     end = options.end or floor_to_step(snapshot_time, options.start, options.step)
     if end <= options.start:
         raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
+    check_timeline_size(span_set.spans, start=options.start, end=end, step=options.step)
     with progress.stage("timeline"):
         timeline = timeline_from_spans(span_set.spans, start=options.start, end=end, step=options.step,
                                        open_end=snapshot_time)
@@ -188,6 +191,7 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
         loaded = layout.load_snapshot(snapshot_dir, columns={source.name: source.columns for source in declared_tables()},
                                        essential=ESSENTIAL_TABLES, snapshot_time=options.snapshot_time,
                                        allow_incomplete=options.allow_incomplete)
+        boundary.check_not_empty(loaded.tables)
     with progress.stage("spans"):
         try:
             span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,

@@ -177,3 +177,14 @@ def test_text_timestamps_and_integer_ids_give_the_same_spans():
     texty = spans_from_tables({k: as_text(v) for k, v in small_site().items()}, site="s",
                               snapshot_time=SNAPSHOT).spans
     assert texty.equals(typed)
+
+
+def test_a_grid_too_large_is_refused_with_its_size_before_it_is_built(tmp_path, capsys):
+    snapshot = write_snapshot(tmp_path / "snap", small_site())
+    with pytest.raises(SystemExit) as exit_:  # 1 s steps over 365 days x 8 leaves x 5 resources
+        main(["reconstruct", str(snapshot), "--site", "s", "--out", str(tmp_path / "out"), "--from", "2020-01-01",
+              "--step", "1s", "--snapshot-time", "2020-12-31", "--quiet", "--config", str(tmp_path / "none.yaml")])
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "the timeline would have 1,261,440,000 rows (31,536,000 steps" in line
+    assert "more than the limit of 100,000,000" in line and not (tmp_path / "out").exists()
