@@ -46,7 +46,7 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     from exporter.reconstruct.rulesfile import site_policy
 
     progress = progress or SILENT
-    site = config.site(site_name)
+    site = config.site(site_name, resolve_env=snapshot_dir is None)  # a given snapshot needs no database
     policy = site_policy(site, rules_path)  # a bad rules file fails before the extract
     if snapshot_dir is None:
         extracted = extract_snapshot(site, config.data_dir, progress=progress)

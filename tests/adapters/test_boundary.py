@@ -114,3 +114,12 @@ def test_a_non_finite_reservation_slot_rejects_its_allocation():
                                snapshot_time=SNAPSHOT)
     assert reasons(result)[("blazar.computehost_allocations", "non_finite_inventory")] == 1
     assert result.spans.filter(pl.col("level") == "committed").height == 0
+
+
+def test_every_reject_reason_is_written_in_the_semantics_doc():
+    from pathlib import Path
+
+    from exporter.columns import REJECT_REASONS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "semantics.md").read_text()
+    assert [reason for reason in REJECT_REASONS if f"`{reason}`" not in text] == []

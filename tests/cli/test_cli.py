@@ -100,3 +100,16 @@ def test_serve_refuses_a_refresh_interval_that_would_spin_or_stop(tmp_path, valu
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: sites.s.refresh_interval must be a number from 1 to 86400 (seconds), got")
+
+
+def test_run_on_a_given_snapshot_needs_no_database_password(tmp_path):
+    from tests.reconstruct.test_reconstruct import small_site, write_snapshot
+
+    snapshot = write_snapshot(tmp_path / "snap", small_site())
+    config = tmp_path / "sites.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nsites:\n  locked:\n"
+                      "    db_url: mysql+pymysql://u:${ROBUST_A_UNSET_PW}@127.0.0.1:1/\n    history_start: 2020-01-01\n")
+    result = run_cli("run", "--site", "locked", "--config", str(config), "--snapshot", str(snapshot),
+                     "--no-blocks", "--quiet", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "timeline" / "timeline.parquet").exists()
