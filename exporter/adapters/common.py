@@ -19,6 +19,14 @@ ID = "id"  # kind marker for ``typed``: text identifier
 TEXT = "text"
 NUMBER = "number"
 WHEN = "time"
+SHADOW_PREFIX = "shadow_"
+# kind -> dtypes a column of that kind may be stored as (besides all-null); ids and text read anything.
+_STORABLE = {
+    WHEN: lambda dtype: isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.String,
+    NUMBER: lambda dtype: dtype.is_numeric() or dtype in (pl.String, pl.Boolean),
+}
+_EXPECTED = {WHEN: "a date-time (or text holding one)", NUMBER: "a number (or text holding one)"}
+_NOT_A_TWIN = pl.lit(False).alias("shadow_twin")
 
 
 def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str], *, table: str = "table") -> pl.LazyFrame:
@@ -28,9 +36,10 @@ def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str], *, tab
     SchemaError naming ``table.column``: reinterpreting it would be a silent wrong number.
     """
     lazy = frame.lazy()
-    schema = lazy.collect_schema()
+    schema = dict(lazy.collect_schema())
     for name, kind in columns.items():
-        _check_storable(table, name, kind, schema.get(name))
+        if not _readable_as(lazy, table, name, kind, schema.get(name)):
+            del schema[name]  # all null (an all-NaN float column of a dump): read as absent
     # with_columns (not select) so absent columns broadcast to the frame's height, even 0 rows.
     typed_columns = [_typed_column(name, kind, schema.get(name)) for name, kind in columns.items()]
     return lazy.with_columns(typed_columns).select(list(columns))
@@ -55,9 +64,6 @@ def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[
     return pl.concat([_with_twin_flag(name, parts, columns) for name in parts], how="vertical")
 
 
-_NOT_A_TWIN = pl.lit(False).alias("shadow_twin")
-
-
 def _with_twin_flag(name: str, parts: Mapping[str, pl.LazyFrame], columns: Mapping[str, str]) -> pl.LazyFrame:
     schema, _, table = name.partition(".")
     main = f"{schema}.{table.removeprefix(SHADOW_PREFIX)}"
@@ -68,19 +74,17 @@ def _with_twin_flag(name: str, parts: Mapping[str, pl.LazyFrame], columns: Mappi
             .with_columns(pl.col("shadow_twin").fill_null(False)))
 
 
-SHADOW_PREFIX = "shadow_"
-# kind -> dtypes a column of that kind may be stored as (besides all-null); ids and text read anything.
-_STORABLE = {
-    WHEN: lambda dtype: isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.String,
-    NUMBER: lambda dtype: dtype.is_numeric() or dtype in (pl.String, pl.Boolean),
-}
-_EXPECTED = {WHEN: "a date-time (or text holding one)", NUMBER: "a number (or text holding one)"}
-
-
-def _check_storable(table: str, name: str, kind: str, dtype: pl.DataType | None) -> None:
+def _readable_as(lazy: pl.LazyFrame, table: str, name: str, kind: str, dtype: pl.DataType | None) -> bool:
+    """Whether the column is readable as ``kind``: True; all null in a foreign type: False (read
+    as absent); values in a foreign type: SchemaError naming ``table.column``."""
     accepts = _STORABLE.get(kind)
     if dtype is None or dtype == pl.Null or accepts is None or accepts(dtype):
-        return
+        return True
+    values = pl.col(name).is_not_null()
+    if dtype.is_float():
+        values &= ~pl.col(name).is_nan()
+    if not lazy.select(values.any()).collect().item():
+        return False
     raise SchemaError(f"{table}.{name}: stored as {dtype}, expected {_EXPECTED[kind]}; "
                       "refusing to reinterpret it (epoch numbers would read as 1970)")
 

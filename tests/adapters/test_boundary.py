@@ -123,3 +123,12 @@ def test_every_reject_reason_is_written_in_the_semantics_doc():
 
     text = (Path(__file__).resolve().parents[2] / "docs" / "semantics.md").read_text()
     assert [reason for reason in REJECT_REASONS if f"`{reason}`" not in text] == []
+
+
+def test_an_all_null_time_column_in_a_foreign_type_reads_as_absent():
+    site = small_site()  # e.g. a pandas-written dump: a never-set deleted_at as all-NaN floats
+    nan_deleted = site["blazar.leases"].with_columns(pl.lit(math.nan).alias("deleted_at"))
+    honest = spans_from_tables(site, site="s", snapshot_time=SNAPSHOT)
+    result = spans_from_tables({**site, "blazar.leases": nan_deleted}, site="s", snapshot_time=SNAPSHOT)
+    assert hours(honest, "committed") > 0
+    assert hours(result, "committed") == pytest.approx(hours(honest, "committed"))
