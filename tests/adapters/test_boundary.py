@@ -116,15 +116,6 @@ def test_a_non_finite_reservation_slot_rejects_its_allocation():
     assert result.spans.filter(pl.col("level") == "committed").height == 0
 
 
-def test_every_reject_reason_is_written_in_the_semantics_doc():
-    from pathlib import Path
-
-    from exporter.columns import REJECT_REASONS
-
-    text = (Path(__file__).resolve().parents[2] / "docs" / "semantics.md").read_text()
-    assert [reason for reason in REJECT_REASONS if f"`{reason}`" not in text] == []
-
-
 def test_an_all_null_time_column_in_a_foreign_type_reads_as_absent():
     site = small_site()  # e.g. a pandas-written dump: a never-set deleted_at as all-NaN floats
     nan_deleted = site["blazar.leases"].with_columns(pl.lit(math.nan).alias("deleted_at"))
