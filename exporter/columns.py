@@ -101,7 +101,7 @@ REJECT_REASONS: dict[str, str] = {
     "invalid_time_range": "the row ends before it starts",
     "missing_fk": "a row it refers to (reservation, lease, host, instance) does not exist",
     "never_launched": "the instance was never launched (no launched_at)",
-    "missing_host": "no hypervisor hostname",
+    "missing_host": "no hypervisor hostname (an instance: neither its row nor any placement segment names one)",
     "orphan": "a reserved instance outside every window of its reservation on its host",
     "never_effective": "the row's window is empty",
     "duplicate_entity": "an earlier row of the same identity covers all of its time, or it is the shadow_ "
@@ -113,6 +113,7 @@ REJECT_REASONS: dict[str, str] = {
                   "or the site's priority list leaves its source out (exporter.priority, docs/rules.md)",
     "implausible_time": "a time before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)",
     "non_finite_inventory": "its vcpus, memory or disk is NaN or infinite",
+    "shelved_offloaded": "an instance's time while shelved and offloaded (it holds no host then)",
 }
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),

@@ -46,8 +46,9 @@ def instance_windows(tables: Mapping[str, pl.LazyFrame], *, links: pl.LazyFrame)
     compute_terminate_instance event)); so a late deleted_at cannot stretch it. ``links``:
     ``request_specs.reservation_links`` (instance_uuid, reservation_id).
     Output: source_table, source_id, entity_id (uuid), hypervisor_hostname (node), project_id,
-    reservation_id, booking, start, end, vcpus, memory_mb, disk_gb, rejection_reason, plus the
-    raw times (created_at, launched_at, terminated_at, deleted_at, terminate_event).
+    reservation_id, booking, start, end, vcpus, memory_mb, disk_gb, vm_state, placed (the row's
+    node is set), rejection_reason, plus the raw times (created_at, launched_at, terminated_at,
+    deleted_at, terminate_event).
     """
     instances = _instance_rows(tables)
     ended = instances.join(_terminate_times(tables), on="entity_id", how="left")
@@ -56,8 +57,23 @@ def instance_windows(tables: Mapping[str, pl.LazyFrame], *, links: pl.LazyFrame)
         .otherwise(pl.lit(BOOKING_ONDEMAND)).alias("booking"),
         pl.col("created_at").alias("start"),
         pl.min_horizontal("terminated_at", "deleted_at", "terminate_event").alias("end"),
+        (pl.col("hypervisor_hostname").fill_null("") != "").alias("placed"),
     )
     return booked.with_columns(common.first_rule_failed(instance_rules()))
+
+
+def placeable(windows: pl.DataFrame) -> pl.DataFrame:
+    """The windows whose placement is worth walking: every one that fails no rule but
+    missing_host (an offloaded row's node is NULL; its events may still name its hosts)."""
+    return windows.filter(pl.col("rejection_reason").is_null() | (pl.col("rejection_reason") == "missing_host"))
+
+
+def with_placements(windows: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
+    """``windows`` with the rules decided again: a row is placed when its node or one of its
+    placement segments (``nova_segments.placement_segments``) names a host."""
+    named = segments.filter(pl.col("hypervisor_hostname").is_not_null()).get_column("entity_id").unique()
+    return windows.with_columns((pl.col("placed") | pl.col("entity_id").is_in(named.implode())).alias("placed")) \
+        .with_columns(common.first_rule_failed(instance_rules()))
 
 
 def instance_rules() -> list[tuple[str, pl.Expr]]:
@@ -68,7 +84,7 @@ def instance_rules() -> list[tuple[str, pl.Expr]]:
         ("null_start", pl.col("start").is_null()),
         ("implausible_time", common.implausible_time("start", "end")),
         ("non_finite_inventory", common.non_finite("vcpus", "memory_mb", "disk_gb")),
-        ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
+        ("missing_host", ~pl.col("placed")),
         ("invalid_time_range", pl.col("end") < pl.col("start")),
         ("never_effective", pl.col("end") == pl.col("start")),
     ]
@@ -85,13 +101,13 @@ def _instance_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         "id": common.ID, "uuid": common.ID, "project_id": common.TEXT, "node": common.TEXT,
         "vcpus": common.NUMBER, "memory_mb": common.NUMBER, "root_gb": common.NUMBER,
         "ephemeral_gb": common.NUMBER, "created_at": common.WHEN, "launched_at": common.WHEN,
-        "terminated_at": common.WHEN, "deleted_at": common.WHEN})
+        "terminated_at": common.WHEN, "deleted_at": common.WHEN, "vm_state": common.TEXT})
     return rows.select(
         "source_table", pl.col("id").alias("source_id"),
         pl.col("uuid").alias("entity_id"), pl.col("node").alias("hypervisor_hostname"), "project_id",
         "vcpus", "memory_mb",
         (pl.col("root_gb").fill_null(0) + pl.col("ephemeral_gb").fill_null(0)).alias("disk_gb"),
-        "created_at", "launched_at", "terminated_at", "deleted_at", "shadow_twin")
+        "created_at", "launched_at", "terminated_at", "deleted_at", "vm_state", "shadow_twin")
 
 
 def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> pl.LazyFrame:

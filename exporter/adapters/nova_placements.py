@@ -13,7 +13,7 @@ Each segment's host and size come from the evidence that speaks for it, highest 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import polars as pl
 
@@ -132,3 +132,24 @@ def embedded_flavors(tables: Mapping[str, pl.LazyFrame]) -> dict[str, dict[str, 
         "instance_uuid", size("cur"), size("old"), size("new")).collect()
     return {r["instance_uuid"]: {k: tuple(v) for k, v in r.items() if k != "instance_uuid" and v is not None}
             for r in parsed.iter_rows(named=True)}
+
+
+EVIDENCE_TABLES = ("nova.instance_actions_events", "nova.migrations", "nova.shadow_migrations", "nova.instance_extra",
+                   "nova_api.flavors")
+
+
+def evidence_summary(present: Collection[str], tables: Mapping[str, pl.LazyFrame], segments: pl.DataFrame) -> dict:
+    """For the audit: rows per evidence table (None: absent), event rows naming a host, and how
+    many placement segments took their host and their size from each source."""
+    rows = {name: int(tables[name].select(pl.len()).collect().item()) if name in present else None
+            for name in EVIDENCE_TABLES}
+    events = tables.get("nova.instance_actions_events", pl.LazyFrame())
+    hosts = int(events.select(pl.col("host").is_not_null().sum()).collect().item() or 0) \
+        if "nova.instance_actions_events" in present and "host" in events.collect_schema().names() else 0
+
+    def counts(column: str) -> dict[str, int]:
+        grouped = segments.group_by(pl.col(column).fill_null("none")).len().sort(column)
+        return dict(grouped.iter_rows())
+
+    return {"table_rows": rows, "event_rows_naming_a_host": hosts,
+            "segments_by_host_evidence": counts("host_evidence"), "segments_by_size_evidence": counts("size_evidence")}

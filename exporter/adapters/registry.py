@@ -8,10 +8,12 @@ change, never a second list to keep in sync. Register a new adapter module in ``
 
 from __future__ import annotations
 
-from exporter.adapters import blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances
+from exporter.adapters import (
+    blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
+)
 from exporter.adapters.declared import SourceTable
 
-ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, legacy_usage, extras)
+ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, nova_placements, legacy_usage, extras)
 
 
 def declared_tables() -> tuple[SourceTable, ...]:

@@ -32,10 +32,8 @@ def _quirk_names() -> list[str]:
                    "else ./truth-<prefix or 'site'>].")
 @click.option("--db-prefix", default="", help="Prefix for physical database names, e.g. 'demo_' -> demo_nova (SQLite: demo_nova.sqlite).")
 @click.option("--no-quirk", "no_quirks", multiple=True, type=click.Choice(_quirk_names()), metavar="NAME",
-              help="Turn a quirk off (repeatable); all but the KVM lifecycles are on by default. Names: "
+              help="Turn a quirk off (repeatable); all are on by default. Names: "
                    + ", ".join(_quirk_names()) + " (see docs/synthetic-site.md).")
-@click.option("--quirk", "quirks_on", multiple=True, type=click.Choice(_quirk_names()), metavar="NAME",
-              help="Turn a quirk on (repeatable), e.g. the opt-in KVM lifecycles shelve_offload, resize, migrations.")
 @click.option("--capability-schema", type=click.Choice(["property_id", "capability_id", "capability_name"]),
               default="property_id", show_default=True, help="Which historical Blazar capability schema to write.")
 @click.option("--blazar", type=click.Choice(["chameleon", "upstream", "upstream_purged"]), default="chameleon",
@@ -43,8 +41,7 @@ def _quirk_names() -> list[str]:
               help="How Blazar stores deletes: Chameleon's fork soft-deletes; upstream hard-deletes (allocations at "
                    "lease end, deleted leases and hosts) and has no soft-delete columns; upstream_purged also "
                    "deletes ended leases.")
-def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_quirks, quirks_on,
-            capability_schema, blazar):
+def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_quirks, capability_schema, blazar):
     """Simulate a site's history, write it as Nova/Blazar would store it, and write the truth.
 
     The generator DROPS and re-creates its tables in the target databases: never point it at
@@ -60,7 +57,7 @@ def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_qu
             bar.update(done - bar.pos, label)
 
         site = generate_site(db_url, hosts=hosts, years=years, seed=seed, start=start, kind=kind,
-                             databases=databases, truth_dir=truth_dir, quirks={**{name: True for name in quirks_on}, **{name: False for name in no_quirks}},
+                             databases=databases, truth_dir=truth_dir, quirks={name: False for name in no_quirks},
                              progress=progress, capability_schema=capability_schema, blazar=blazar)
     click.echo(f"site ({site.kind}) {site.start:%Y-%m-%d} -> {site.end:%Y-%m-%d} written to {masked(site.url)}")
     width = max(len(name) for name in site.row_counts)

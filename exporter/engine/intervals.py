@@ -56,17 +56,17 @@ def union_intervals(
         frame.select(*by, pl.col(start), closed_end(end, open_end).alias(end))
         .filter(pl.col(start).is_not_null() & (pl.col(end) > pl.col(start)))
         .sort([*by, start, end], nulls_last=True)
-        .with_columns(__new_key=_key_starts(by))
+        .with_columns(__new_key=key_starts(by))
     )
     # Reach = the latest end of the key's earlier rows; a row past it starts a new merged run.
-    reach = _running_max(end, pl.col("__new_key")).shift(1)
+    reach = running_max(end, pl.col("__new_key")).shift(1)
     runs = ordered.with_columns(__run=(pl.col("__new_key") | (pl.col(start) > reach)).cum_sum())
     first_of_run = pl.col("__run") != pl.col("__run").shift(1).fill_null(-1)
     last_of_run = pl.col("__run") != pl.col("__run").shift(-1).fill_null(-1)
     merged = runs.select(
         *by,
         pl.when(first_of_run).then(pl.col(start)).forward_fill().alias(start),
-        _running_max(end, first_of_run).alias(end),
+        running_max(end, first_of_run).alias(end),
         last_of_run.alias("__last"),
     ).filter(pl.col("__last")).drop("__last")
     if open_end is None:
@@ -74,18 +74,18 @@ def union_intervals(
             pl.when(pl.col(end) == _FAR_FUTURE).then(None).otherwise(pl.col(end)).alias(end)
         )
     end_dtype = frame.collect_schema()[end]
-    if isinstance(end_dtype, pl.Datetime):  # _running_max works in microseconds
+    if isinstance(end_dtype, pl.Datetime):  # running_max works in microseconds
         merged = merged.with_columns(pl.col(end).cast(end_dtype))
     return merged
 
 
-def _key_starts(by: Sequence[str]) -> pl.Expr:
+def key_starts(by: Sequence[str]) -> pl.Expr:
     """True where a frame sorted by ``by`` starts a new key (no hashing of the key columns)."""
     first_row = pl.int_range(pl.len()) == 0
     return pl.any_horizontal(first_row, *(pl.col(c).ne_missing(pl.col(c).shift(1)) for c in by))
 
 
-def _running_max(column: str, group_starts: pl.Expr) -> pl.Expr:
+def running_max(column: str, group_starts: pl.Expr) -> pl.Expr:
     """Running max of the datetime ``column`` within runs of rows; a run begins where
     ``group_starts`` is True.
 
@@ -116,10 +116,10 @@ def duplicate_overlap(
     return (
         frame.with_columns(__end=closed_end(end, open_end))
         .sort([*by, start, "__end"], maintain_order=True, nulls_last=True)
-        .with_columns(__new_key=_key_starts(by))
+        .with_columns(__new_key=key_starts(by))
         .with_columns(
             __reach=pl.when(pl.col("__new_key")).then(None)
-            .otherwise(_running_max("__end", pl.col("__new_key")).shift(1))
+            .otherwise(running_max("__end", pl.col("__new_key")).shift(1))
         )
         .with_columns(
             pl.when(pl.col("__reach").is_null())

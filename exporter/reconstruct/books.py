@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from exporter.engine import intervals, painter
+from exporter.engine import intervals, painter, segments
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, conform
 from exporter.engine.intervals import MICROSECONDS_PER_HOUR, hours_between
 from exporter.engine.sweepline import order_free_sum
@@ -91,16 +91,39 @@ class SpanBooks:
         relevant = parents.lazy().join(spans.lazy().select(by).unique(), on=list(by), how="semi")
         # Only the window columns go through the clip (its joins and sorts copy every column);
         # the others are joined back by ``_row``.
-        window = [*by, "start", "end", "original_start", "original_end", "_row"]
+        window = [*by, "start", "end", "original_start", "original_end", *_identity(spans)]
         inside, beyond = intervals.clip_to_parent(spans.lazy().select(window), relevant, by=by,
                                                   open_end=self.snapshot_time)
         # A row cut into pieces earlier (an exclude rule) repeats its _row; its other columns agree.
-        rest = spans.select("_row", *(c for c in spans.columns if c not in window)).unique(
-            "_row", keep="first", maintain_order=True)
+        rest = spans.select(*_identity(spans), *(c for c in spans.columns if c not in window)).unique(
+            _identity(spans), keep="first", maintain_order=True)
         kept = ((beyond if outside else inside).collect().drop("trimmed")
-                .join(rest, on="_row", how="left", maintain_order="left").select(spans.columns))
+                .join(rest, on=_identity(spans), how="left", maintain_order="left").select(spans.columns))
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
         return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
+                          detail=detail)
+
+    def split_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str], take: Sequence[str],
+                   reason: str = "outside_parent") -> pl.DataFrame:
+        """Pieces of ``spans`` inside each of their key's ``parents``, each with that parent's ``take``
+        columns (e.g. the host and size of a placement segment).
+
+        Overlapping parents of one key count once (the earlier keeps the overlap). A row with no
+        piece is rejected with ``reason``; the rest of the others is clipped hours with ``reason``.
+        Pieces are numbered (``_piece``) so later stages keep each piece's own columns.
+        """
+        disjoint = segments.first_wins(parents.lazy().select(*by, "start", "end", *take), by=by,
+                                       open_end=self.snapshot_time)
+        pieces = segments.split_by_segments(spans.lazy(), disjoint, by=by, take=take,
+                                            open_end=self.snapshot_time).collect()
+        pieces = pieces.drop("_piece", strict=False).with_row_index("_piece")
+        detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
+        return self._kept(spans, pieces, rejected=reason, clipped=reason, detail=detail)
+
+    def dropped(self, spans: pl.DataFrame, where: pl.Expr, *, reason: str, detail: pl.Expr) -> pl.DataFrame:
+        """``spans`` without the pieces ``where`` holds for: a row left with none is rejected with
+        ``reason``, the lost pieces of the others are clipped hours with ``reason``."""
+        return self._kept(spans, spans.filter(~where.fill_null(False)), rejected=reason, clipped=reason,
                           detail=detail)
 
     def painted(self, layers: Sequence[pl.DataFrame], *, by: Sequence[str],
@@ -227,3 +250,8 @@ def split_rejected(
         hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"),
     )
     return kept, conform(rejected, REJECT_SCHEMA)
+
+
+def _identity(spans: pl.DataFrame) -> list[str]:
+    """What identifies a piece: its row, and its piece number once ``split_into`` cut the row."""
+    return ["_row", "_piece"] if "_piece" in spans.columns else ["_row"]

@@ -28,9 +28,14 @@ def settled_rows(books: SpanBooks, windows: pl.DataFrame, policy: Policy, *, lev
                  carry: Sequence[str] = ()) -> pl.DataFrame:
     """Rows that pass their rules, cut at the snapshot, minus what exclude rules cover."""
     settled = books.cut_at_snapshot(books.settled(windows, detail=detail, carry=carry))
+    return excluded_rows(books, settled, policy, level=level)
+
+
+def excluded_rows(books: SpanBooks, spans: pl.DataFrame, policy: Policy, *, level: str) -> pl.DataFrame:
+    """``spans`` minus what the policy's exclude rules cover."""
     if not policy.rules:
-        return settled
-    return manual_rules.excluded(books, settled, policy.rules, level=level, node_types=dict(policy.node_types))
+        return spans
+    return manual_rules.excluded(books, spans, policy.rules, level=level, node_types=dict(policy.node_types))
 
 
 def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,

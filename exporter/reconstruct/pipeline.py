@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter import layout
-from exporter.adapters import boundary
+from exporter.adapters import boundary, nova_placements
 from exporter.adapters.registry import declared_tables
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
@@ -103,7 +103,7 @@ def spans_from_tables(
     books = SpanBooks(site=site, snapshot_time=snapshot_time)
     hosts = semantics.host_evidence(frames)
     policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
-    levels = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects)
+    levels, segments = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects)
     context = semantics.host_context(frames, hosts)
     spans = pl.concat(pl.collect_all(  # one query per level, run side by side
         [semantics.canonical_spans(level, site=site, context=context) for level in levels.values()]), how="vertical")
@@ -115,6 +115,7 @@ def spans_from_tables(
     audit = auditing.span_audit(books, spans, rejected, tables=frames, warnings=warnings + gaps)
     audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
         levels["occupied"], levels["total"], snapshot_time=snapshot_time)
+    audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
     policy_module.policy_audit(audit, policy, books, spans, rejected)
     auditing.check_reject_reasons(rejected)
     auditing.check_sources(audit["sources"])
@@ -122,8 +123,9 @@ def spans_from_tables(
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
-            maintenance_projects: Sequence[str]) -> dict[str, pl.DataFrame]:
-    """Spans of every stage, in order: total, reservable, committed, occupied, stopped."""
+            maintenance_projects: Sequence[str]) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """Spans of every stage, in order: total, reservable, committed, occupied, stopped; and the
+    instances' placement segments (for the audit)."""
     # The instance windows (and then the stop windows) do not depend on the host levels, so a
     # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
     # keeps every core busy. Only this thread writes to the books.
@@ -132,17 +134,17 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
         names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
         inferred = None
         if policy.infer:
-            inferred = inference.commitments(instance_job.result(), frames, maintenance_projects=maintenance_projects)
+            inferred = inference.commitments(instance_job.result()[0], frames, maintenance_projects=maintenance_projects)
         total = host_levels.total_spans(books, hosts, policy, names)
         reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
         committed = host_levels.committed_spans(books, frames, reservable, policy, inferred=inferred,
                                                 maintenance_projects=maintenance_projects, host_names=names)
-        instances = instance_job.result()
+        instances, segments = instance_job.result()
         stop_job = side.submit(semantics.stop_windows, frames, instances)
-        occupied = semantics.occupied_spans(books, instances, committed, policy)
+        occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
         stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
-            "stopped": stopped}
+            "stopped": stopped}, segments
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:

@@ -7,10 +7,12 @@ docs/semantics.md:
 - total, reservable, committed / maintenance: the host levels, by source priority, manual
   rules and inference (exporter.reconstruct.host_levels), as the site's policy decides
   (exporter.reconstruct.policy).
-- occupied: reserved instances clipped into their reservation's window on their host (else
-  orphan); an instance inside a maintenance lease is booked maintenance; on-demand as they are.
-- stopped: stop..resume windows merged per instance, clipped into occupied, with the
-  instance's booking (booking inheritance).
+- occupied: each instance's window split by its placement segments (host and size over time;
+  offloaded time clipped ``shelved_offloaded``); reserved pieces clipped into their
+  reservation's window on their host (else orphan); an instance inside a maintenance lease is
+  booked maintenance; on-demand as they are.
+- stopped: stop..resume windows merged per instance, split into its occupied pieces, each with
+  that piece's host, size and booking (booking inheritance).
 - pool membership: reservable for host levels below total and for reserved/maintenance
   bookings, on-demand otherwise.
 """
@@ -22,7 +24,9 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from exporter.adapters import blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, request_specs
+from exporter.adapters import (
+    blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, nova_segments, request_specs,
+)
 from exporter.columns import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED,
     LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_ONDEMAND, POOL_RESERVABLE,
@@ -36,6 +40,8 @@ from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
 
 HOST_KEY = ["hypervisor_hostname"]
+# What a placement segment gives each piece of an instance's time (``source``: the host's evidence).
+PLACEMENT = ("hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "source")
 
 
 def host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
@@ -44,11 +50,17 @@ def host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     return pl.concat(parts, how="vertical_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level")).collect()
 
 
-def occupied_spans(books: SpanBooks, instances: pl.DataFrame, committed: pl.DataFrame,
-                    policy: Policy) -> pl.DataFrame:
-    """Reserved instances clipped into their reservation's window on their host; on-demand ones as they are."""
-    settled = host_levels.settled_rows(books, instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level")), policy,
-                                       level=LEVEL_OCCUPIED, detail=nova_instances.instance_reject_detail())
+def occupied_spans(books: SpanBooks, instances: pl.DataFrame, segments: pl.DataFrame, committed: pl.DataFrame,
+                   policy: Policy) -> pl.DataFrame:
+    """Instances split by placement segment; reserved pieces clipped into their reservation's
+    window on their host; on-demand ones as they are."""
+    windows = instances.with_columns(pl.lit(LEVEL_OCCUPIED).alias("level"))
+    rows = books.cut_at_snapshot(books.settled(windows, detail=nova_instances.instance_reject_detail()))
+    placed = books.split_into(rows, segments.rename({"host_evidence": "source"}), by=["entity_id"],
+                              take=PLACEMENT, reason="shelved_offloaded")
+    known = books.dropped(placed, pl.col("hypervisor_hostname").is_null(), reason="missing_host",
+                          detail=pl.struct("entity_id", pl.col("start").cast(pl.String)).struct.json_encode())
+    settled = host_levels.excluded_rows(books, known, policy, level=LEVEL_OCCUPIED)
     reserved = settled.filter(pl.col("booking") == BOOKING_RESERVATION)
     windows = committed.select("reservation_id", "hypervisor_hostname", "start", "end")
     inside = books.clipped_into(reserved, windows, by=["reservation_id", *HOST_KEY], reason="orphan")
@@ -67,11 +79,14 @@ def ondemand_hours_outside_total(occupied: pl.DataFrame, total: pl.DataFrame, *,
     return float(outside.select(order_free_sum(hours)).collect().item() or 0.0)
 
 
-def instance_windows(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
-    """Checkpoint: every instance row with its window and booking (or rejection reason)."""
+def instance_windows(frames: Mapping[str, pl.LazyFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Checkpoint: every instance row with its window and booking (or rejection reason), and the
+    placement segments (host and size over time) of those that can hold a host."""
     # Links first, streamed, so the large spec JSON column is never held whole.
     links = request_specs.reservation_links(frames["nova_api.request_specs"]).collect(engine="streaming")
-    return nova_instances.instance_windows(frames, links=links.lazy()).collect()
+    windows = nova_instances.instance_windows(frames, links=links.lazy()).collect()
+    segments = nova_segments.placement_segments(frames, nova_instances.placeable(windows))
+    return nova_instances.with_placements(windows, segments), segments
 
 
 def stop_windows(frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame) -> pl.DataFrame:
@@ -85,12 +100,9 @@ def stopped_spans(books: SpanBooks, windows: pl.DataFrame, occupied: pl.DataFram
     settled = host_levels.settled_rows(books, windows, policy, level=LEVEL_STOPPED,
                                        detail=instance_actions.stop_reject_detail())
     merged = books.merged(settled, by=["entity_id"])
-    parents = occupied.select("entity_id", "start", "end")
-    stopped = books.clipped_into(merged, parents, by=["entity_id"])
-    # A stopped period has its instance's booking (maintenance when the instance is in a maintenance lease).
-    bookings = occupied.select("entity_id", pl.col("booking").alias("_parent_booking")).unique("entity_id")
-    return (stopped.join(bookings, on="entity_id", how="left")
-            .with_columns(pl.coalesce("_parent_booking", "booking").alias("booking")).drop("_parent_booking"))
+    # Split like the instance's occupancy: each piece has the host, size and booking (maintenance
+    # when the instance is in a maintenance lease) of the occupied piece it falls in.
+    return books.split_into(merged, occupied, by=["entity_id"], take=(*PLACEMENT, "booking"))
 
 
 def host_context(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame) -> dict[str, pl.LazyFrame]:

@@ -1,8 +1,7 @@
 """The quirks the generator can inject: names, what they do, and their known effect on truth.
 
-Every quirk but the opt-in ones (``OPT_IN``) is on by default. ``resolve_quirks`` accepts ``None``
-(the defaults), a set/list of names to turn ON (everything else off), or a dict ``{name: bool}``
-overriding the defaults.
+Every quirk is on by default. ``resolve_quirks`` accepts ``None`` (all on), a set/list of names
+to turn ON (everything else off), or a dict ``{name: bool}`` overriding the defaults.
 Simulation quirks change what happens (so truth changes with them); render quirks change only
 how it is stored (truth is unchanged, reconstruction loses or must repair something).
 """
@@ -87,17 +86,14 @@ QUIRKS: dict[str, tuple[str, str, str]] = {
 
 # Lifecycles only a KVM site has (a bare-metal site simulates none of them).
 KVM_ONLY = frozenset({"shelve_offload", "resize", "migrations"})
-# Off unless asked for: reconstruction does not yet use placement segments (issue #20), so a
-# default site with them would not match its truth.
-OPT_IN = KVM_ONLY
 
 
 def resolve_quirks(quirks: Iterable[str] | Mapping[str, bool] | None) -> frozenset[str]:
     """The set of enabled quirk names (validated)."""
     if quirks is None:
-        return frozenset(QUIRKS) - OPT_IN
+        return frozenset(QUIRKS)
     if isinstance(quirks, Mapping):
-        enabled = {name for name in QUIRKS if quirks.get(name, name not in OPT_IN)}
+        enabled = {name for name in QUIRKS if quirks.get(name, True)}
         names = set(quirks)
     else:
         enabled = set(quirks)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from exporter.db import open_engine
 from exporter.errors import ConfigError
 from exporter.sitegen import QUIRKS, generate_site
-from exporter.sitegen.quirks import KVM_ONLY, OPT_IN
+from exporter.sitegen.quirks import KVM_ONLY
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS
 
 # 2016-2020 crosses every cut-off the render quirks use (2018 purge, 2019 Stein; 2022 purge covers all)
@@ -67,7 +67,7 @@ def test_truth_json_counts_follow_the_switches(sites):
     (_, on), (_, off) = sites
     assert set(on["quirks"]) == set(QUIRKS)
     for name in QUIRKS:
-        assert on["quirks"][name]["enabled"] == (name not in OPT_IN) and not off["quirks"][name]["enabled"]
+        assert on["quirks"][name]["enabled"] and not off["quirks"][name]["enabled"]
         assert off["quirks"][name]["count"] == 0, name
         if name not in KVM_ONLY:  # these sites are bare metal
             assert on["quirks"][name]["count"] > 0, name
