@@ -184,7 +184,7 @@ def _versus_truth(config: Config, site_name: str, generated: GeneratedSite, run:
         truth.join(effect, on="level", how="full", coalesce=True, suffix="_rules")
         .join(rebuilt, on="level", how="full", coalesce=True, suffix="_rebuilt")
         .select("level", pl.col("node_hours").fill_null(0.0).alias("truth"),
-                (0.0 - pl.col("node_hours_rules").fill_null(0.0)).alias("rules"),  # 0.0 - x: no "-0"
+                (-pl.col("node_hours_rules").fill_null(0.0)).alias("rules"),
                 pl.col("node_hours_rebuilt").fill_null(0.0).alias("reconstructed"))
         .with_columns(
             pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
@@ -232,7 +232,7 @@ def summary_text(result: DemoResult) -> str:
         lines.append("   node-hours per level      truth        rules   reconstructed   difference vs truth + rules")
         for row in item.versus_truth.iter_rows(named=True):
             pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
-            lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {row['rules']:>12,.0f} "
+            lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {round(row['rules']):>12,} "
                          f"{row['reconstructed']:>15,.0f}   {pct:>10}")
     lines.append("")
     lines.append(f"config for the demo sites: {result.config_path}")

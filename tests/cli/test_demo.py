@@ -74,4 +74,6 @@ def test_the_demo_rule_is_visible_in_the_output_and_traceable(demo_result):
     assert set(rejected["rejection_reason"]) == {"manual_rule"} and set(rejected["level"]) >= {"total", "occupied"}
     text = (result.out_dir / "rules.yaml").read_text()
     assert text.startswith("# Written by `usage-exporter demo`") and f"hypervisor_hostname: {item.rule.host}" in text
-    assert f"{item.rule.id!r} excludes node {item.rule.host}" in summary_text(result)
+    summary = summary_text(result)
+    assert f"{item.rule.id!r} excludes node {item.rule.host}" in summary
+    assert " -0 " not in summary  # a level the rule does not touch shows 0
