@@ -8,9 +8,6 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import DateTime, config_option
-from exporter.cli.reconstruct import resolve_options
-from exporter.progress import for_cli
-from exporter.reconstruct.rules_check import STAGES, check_rules, check_text
 
 
 @click.group("rules")
@@ -39,6 +36,10 @@ def check(snapshot_dir, site_name, config_path, rules_path, snapshot_time, quiet
       usage-exporter rules check --site chi_uc --config etc/sites.yaml
       usage-exporter rules check --site demo --rules my-rules.yaml data/demo/20261121T230000Z
     """
+    from exporter.cli.reconstruct import resolve_options
+    from exporter.progress import for_cli
+    from exporter.reconstruct.rules_check import STAGES, check_rules, check_text
+
     options, snapshot_dir = resolve_options(snapshot_dir, site_name, config_path, start=None, end=None,
                                             step=dt.timedelta(hours=1), snapshot_time=snapshot_time,
                                             rules_path=rules_path)
