@@ -20,8 +20,13 @@ from pathlib import Path
 import yaml
 
 from exporter.errors import ConfigError
+from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
 from exporter.timeutil import EARLIEST_PLAUSIBLE
 from exporter.priority import inference_mode, site_priority
+
+DEFAULT_HISTORY_START = dt.datetime(2016, 1, 1)  # a site's history_start when it gives none
+DEFAULT_HOLDBACK_HOURS = 3.0  # newest history left to the live exporter
+DEFAULT_MAINTENANCE_PROJECTS = ("maintenance",)
 
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
 # the logical schemas a site maps to databases (here, not in db.py: reading a config needs no sqlalchemy)
@@ -56,11 +61,11 @@ class SiteConfig:
     db_url: str | None = None  # default URL for every schema
     db_urls: dict[str, str] = field(default_factory=dict)  # per logical schema overrides
     databases: dict[str, str] = field(default_factory=dict)  # logical schema -> physical name
-    maintenance_projects: tuple[str, ...] = ("maintenance",)
-    history_start: dt.datetime = dt.datetime(2016, 1, 1)
+    maintenance_projects: tuple[str, ...] = DEFAULT_MAINTENANCE_PROJECTS
+    history_start: dt.datetime = DEFAULT_HISTORY_START
     refresh_interval: float = 60.0
     query_timeout: float = 30.0
-    live_holdback_hours: float = 3.0
+    live_holdback_hours: float = DEFAULT_HOLDBACK_HOURS
     hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
     rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
@@ -86,8 +91,8 @@ class Config:
 
     data_dir: Path
     unresolved_sites: dict[str, SiteConfig]  # URLs still hold their ${VAR} references
-    job: str = "openstack-usage"
-    instance: str = "openstack-usage-exporter"
+    job: str = DEFAULT_JOB
+    instance: str = DEFAULT_INSTANCE
     site_colours: dict[str, str] = field(default_factory=dict)  # fixed figure/dashboard colours
     environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)  # None: os.environ
 
@@ -160,8 +165,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
     return Config(
         data_dir=data_dir,
         unresolved_sites=sites,
-        job=str(document.get("job", "openstack-usage")),
-        instance=str(document.get("instance", "openstack-usage-exporter")),
+        job=str(document.get("job", DEFAULT_JOB)),
+        instance=str(document.get("instance", DEFAULT_INSTANCE)),
         site_colours={str(name): _colour(value, f"site_colours.{name}")
                       for name, value in _mapping(document.get("site_colours", {}), "site_colours").items()},
         environ=environ,
@@ -198,7 +203,7 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
                               f"(known: {', '.join(KNOWN_SCHEMAS)})")
     if not merged.get("db_url") and not merged.get("db_urls"):
         raise ConfigError(f"sites.{name}: needs db_url (or db_urls per schema)")
-    projects = merged.get("maintenance_projects", ["maintenance"])
+    projects = merged.get("maintenance_projects", DEFAULT_MAINTENANCE_PROJECTS)
     try:
         return SiteConfig(
             name=name,
@@ -209,7 +214,7 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             databases={str(k): str(v)
                        for k, v in _mapping(merged.get("databases", {}), f"sites.{name}.databases").items()},
             maintenance_projects=(str(projects),) if isinstance(projects, str) else tuple(map(str, projects)),
-            history_start=_datetime(merged.get("history_start", "2016-01-01"), f"sites.{name}.history_start"),
+            history_start=_datetime(merged.get("history_start", DEFAULT_HISTORY_START), f"sites.{name}.history_start"),
             **{key: merged[key] for key in NUMBER_RANGES if key in merged},  # checked by SiteConfig
             hypervisor=_choice(merged.get("hypervisor", "ironic"), HYPERVISORS, f"sites.{name}.hypervisor"),
             rules_file=base / str(merged["rules"]) if merged.get("rules") else None,

@@ -21,6 +21,7 @@ import polars as pl
 import yaml
 
 from exporter.config import Config, load_config
+from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
 from exporter.sitegen import GeneratedSite, add_years, generate_site
@@ -124,7 +125,7 @@ def run_demo(out_dir: Path, *, years: float = 2, seed: int = 7, start: dt.dateti
     progress = progress or SILENT
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    start = start or demo_start(_utc_now().date(), years)
+    start = start or demo_start(utc_now().date(), years)
     config_path = write_demo_config(out_dir, start)
     config = load_config(config_path)
     results = []
@@ -136,7 +137,7 @@ def run_demo(out_dir: Path, *, years: float = 2, seed: int = 7, start: dt.dateti
         # The databases describe the moment the simulation ends, not the moment we extract them.
         run = run_site(config, site.name, blocks=blocks, promtool=promtool, progress=progress,
                        out_dir=out_dir / "data" / site.name / "out", snapshot_time=generated.end,
-                       now=max(generated.end, _utc_now()))
+                       now=max(generated.end, utc_now()))
         results.append(DemoSiteResult(site, generated, run, _versus_truth(config, site.name, generated, run, rule),
                                       rule))
     return DemoResult(out_dir=out_dir, config_path=config_path, sites=tuple(results))
@@ -204,10 +205,6 @@ def _node_hours(spans: pl.DataFrame, *, start: dt.datetime, end: dt.datetime, op
 
 def _midnight(when: dt.datetime) -> dt.datetime:
     return dt.datetime(when.year, when.month, when.day)
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def _sqlite_url(out_dir: Path, site: DemoSite) -> str:

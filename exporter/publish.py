@@ -74,6 +74,14 @@ def staging_directory(parent: Path, name: str) -> Iterator[Path]:
         os.close(lock)
 
 
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace the single file ``path`` by ``text`` in one rename: a reader sees the old or the new
+    file, a crash leaves at most ``<name>.tmp`` beside it (a set of files: staged_directory)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
 def remove_stale_staging(parent: Path) -> None:
     """Remove every unlocked staging directory in ``parent`` (the leftovers of killed runs)."""
     for path in sorted(parent.glob(f".*{STAGING_INFIX}*")):

@@ -26,7 +26,7 @@ class RunResult:
 
 def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None, out_dir: Path | None = None,
              blocks: bool = True, promtool: str | None = None, mimir: bool = False,
-             step: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None,
+             step: dt.timedelta | None = None, now: dt.datetime | None = None,
              snapshot_time: dt.datetime | None = None, allow_incomplete: bool = False,
              progress: Progress | None = None, rules_path: Path | None = None) -> RunResult:
     """Snapshot ``site_name`` (unless ``snapshot_dir`` is given), reconstruct it from its
@@ -41,13 +41,14 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     (unless ``allow_incomplete``), and whatever the stages raise.
     """
     from exporter.extract.copy import extract_snapshot
-    from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
-
-    from exporter.reconstruct.rulesfile import site_policy
+    from exporter.reconstruct.pipeline import reconstruct_snapshot, write_reconstruction
+    from exporter.stage_options import backfill_options, reconstruct_options
 
     progress = progress or SILENT
     site = config.site(site_name, resolve_env=snapshot_dir is None)  # a given snapshot needs no database
-    policy = site_policy(site, rules_path)  # a bad rules file fails before the extract
+    # a bad rules file fails here, before the extract
+    options = reconstruct_options(site, rules_path=rules_path, step=step, snapshot_time=snapshot_time,
+                                  allow_incomplete=allow_incomplete)
     if snapshot_dir is None:
         extracted = extract_snapshot(site, config.data_dir, progress=progress)
         if extracted.failed_required and not allow_incomplete:
@@ -58,14 +59,12 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
         with progress.stage("snapshot (given)"):
             snapshot_dir = Path(snapshot_dir)
     out = Path(out_dir) if out_dir else layout.run_out_dir(config.data_dir, site.name, snapshot_dir)
-    options = ReconstructOptions(site=site.name, start=site.history_start, step=step,
-                                 maintenance_projects=site.maintenance_projects, snapshot_time=snapshot_time,
-                                 allow_incomplete=allow_incomplete, **policy)
     reconstruction = reconstruct_snapshot(snapshot_dir, options, progress=progress)
     with progress.stage("write outputs"):
         summary = write_reconstruction(reconstruction, out / layout.TIMELINE_DIR)
+    settings = backfill_options(site, config)
     result = backfill(out / layout.TIMELINE_DIR, out / layout.BACKFILL_DIR, blocks=blocks, promtool=promtool,
-                      holdback=dt.timedelta(hours=site.live_holdback_hours), job=config.job,
-                      instance=config.instance, mimir=mimir, origin=site.history_start, now=now, progress=progress)
+                      holdback=settings.holdback, job=settings.job, instance=settings.instance,
+                      origin=settings.origin, mimir=mimir, now=now, progress=progress)
     return RunResult(snapshot_dir=Path(snapshot_dir), timeline_dir=out / layout.TIMELINE_DIR, reconstruct_summary=summary,
                      backfill=result)

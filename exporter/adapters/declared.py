@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -10,7 +10,9 @@ class SourceTable:
     """A table the tool reads: ``schema.table``, the columns wanted, and whether it must exist.
 
     ``columns`` are the columns to copy when present (older releases lack some; newer have
-    more). ``required`` columns must exist for the table to be usable at all.
+    more). ``required`` columns must exist for the table to be usable at all. ``feeds_spans``:
+    some adapter builds spans from it (False: archived for later use or comparison only, so the
+    live exporter does not read it).
     """
 
     schema: str
@@ -20,6 +22,7 @@ class SourceTable:
     optional: bool = False
     required: tuple[str, ...] = field(default=())
     description: str = ""
+    feeds_spans: bool = True
 
     @property
     def name(self) -> str:
@@ -32,3 +35,8 @@ class SourceTable:
 
 
 TIMESTAMPS = ("created_at", "updated_at", "deleted_at", "deleted")
+
+
+def archive_only(sources: tuple[SourceTable, ...]) -> tuple[SourceTable, ...]:
+    """``sources`` marked as feeding no span (extracted, never read live)."""
+    return tuple(replace(source, feeds_spans=False) for source in sources)

@@ -9,7 +9,7 @@ buried in cell0 (failed scheduling, never consumed capacity). All are optional.
 from __future__ import annotations
 
 from exporter.adapters import nova_instances
-from exporter.adapters.declared import TIMESTAMPS, SourceTable
+from exporter.adapters.declared import TIMESTAMPS, SourceTable, archive_only
 
 _AUDIT_COLUMNS = ("audit_id", "id", "audit_event_type", "audit_event_time", "audit_changed_by",
                   "audit_changed_at", "data")
@@ -35,7 +35,7 @@ def _audit_table(source: str) -> SourceTable:
 _CELL_INSTANCE_COLUMNS = next(s.columns for s in nova_instances.READS if s.name == "nova.instances")
 _ZUN_TIMESTAMPS = ("created_at", "updated_at")  # Zun hard-deletes: no deleted/deleted_at
 
-READS = (
+READS = archive_only((
     *(_audit_table(source) for source in _AUDITED),
     # container.environment is left out on purpose: users put secrets there
     SourceTable("zun", "container",
@@ -63,4 +63,4 @@ READS = (
                 optional=True, description="device capabilities (capability_id renamed property_id in 2024)"),
     SourceTable("nova_cell0", "instances", _CELL_INSTANCE_COLUMNS, optional=True,
                 description="instances that failed scheduling (never on a host)"),
-)
+))

@@ -34,5 +34,11 @@ def declared_tables() -> tuple[SourceTable, ...]:
                     optional=previous.optional and source.optional,
                     required=tuple(dict.fromkeys(previous.required + source.required)),
                     description=previous.description or source.description,
+                    feeds_spans=previous.feeds_spans or source.feeds_spans,
                 )
     return tuple(seen.values())
+
+
+def span_tables() -> tuple[SourceTable, ...]:
+    """The declared tables some adapter builds spans from: what the live exporter reads."""
+    return tuple(source for source in declared_tables() if source.feeds_spans)

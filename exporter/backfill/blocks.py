@@ -27,12 +27,14 @@ from pathlib import Path
 import polars as pl
 
 from exporter import children
+from exporter.config import DEFAULT_HOLDBACK_HOURS
 from exporter.errors import TimelineError, ToolMissing
 from exporter.layout import BACKFILL_MANIFEST, BLOCKS_DIR, OPENMETRICS_DIR, read_timeline
 from exporter.faults import fault_point
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
 from exporter.backfill.openmetrics import (checked_timeline, sample_lines, sample_prefixes, sample_values, series_labels,
                                   write_samples)
+from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.publish import staged_directory
 
@@ -40,7 +42,7 @@ from exporter.publish import staged_directory
 BLOCK_HOURS = (2, 6, 18, 54, 162, 486, 1458, 4374, 13122, 39366)
 DEFAULT_BLOCK_HOURS = 1458  # ~61 days: ~60 files for 10 years, each parsed twice by promtool
 MIMIR_BLOCK_HOURS = 6  # Mimir rejects blocks longer than 24h or crossing a day; 6h never does
-DEFAULT_HOLDBACK = dt.timedelta(hours=3)
+DEFAULT_HOLDBACK = dt.timedelta(hours=DEFAULT_HOLDBACK_HOURS)
 OWNED = (OPENMETRICS_DIR, BLOCKS_DIR, BACKFILL_MANIFEST)  # everything backfill writes into --out
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -118,7 +120,7 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     timeline_path = Path(timeline_dir)
     hours = block_hours_for(mimir=mimir, requested=block_hours)
     checked = checked_timeline(read_timeline(timeline_path))
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or utc_now()
     cutoff = min(now, max(checked.ends.values())) - holdback
     series = series_labels(checked, job=job, instance=instance)
     kept = sample_values(checked, origin=origin).filter(pl.col("t") < _epoch(cutoff))

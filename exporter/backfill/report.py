@@ -7,13 +7,14 @@ import math
 
 from exporter.backfill.blocks import BackfillResult, shell_line
 from exporter.layout import OPENMETRICS_DIR
+from exporter.timeutil import utc_now
 
 DEBIAN_DATA_DIR = "/var/lib/prometheus/metrics2"
 
 
 def retention_flag(result: BackfillResult, now: dt.datetime | None = None) -> str:
     """A ``--storage.tsdb.retention.time`` that keeps the oldest backfilled sample (at least 15y)."""
-    now = now or max(result.cutoff, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    now = now or max(result.cutoff, utc_now())
     years = (now - result.first_sample).days / 365.25
     return f"--storage.tsdb.retention.time={max(15, math.ceil(years) + 1)}y"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
@@ -40,20 +39,19 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
       usage-exporter backfill out/chi_uc --out backfill/chi_uc --blocks
     """
     # imported here, not at the top: `usage-exporter --help` loads every subcommand module
-    from exporter.backfill.blocks import DEFAULT_HOLDBACK, backfill, require_blocks
+    from exporter.backfill.blocks import backfill, require_blocks
     from exporter.backfill.report import next_steps, summary
     from exporter.config import load_config
     from exporter.progress import for_cli
+    from exporter.stage_options import BackfillOptions, backfill_options
 
-    origin = None
+    options = BackfillOptions()
     if site:
         config = load_config(config_path)
-        site_config = config.site(site, resolve_env=False)
-        holdback = holdback or dt.timedelta(hours=site_config.live_holdback_hours)
-        job, instance, origin = job or config.job, instance or config.instance, site_config.history_start
+        options = backfill_options(config.site(site, resolve_env=False), config)
     result = backfill(timeline_dir, out_dir, blocks=blocks, promtool=promtool_path,
-                      holdback=holdback or DEFAULT_HOLDBACK, job=job or DEFAULT_JOB,
-                      instance=instance or DEFAULT_INSTANCE, mimir=mimir, origin=origin,
+                      holdback=holdback or options.holdback, job=job or options.job,
+                      instance=instance or options.instance, mimir=mimir, origin=options.origin,
                       progress=for_cli(quiet=quiet, stages=1))
     click.echo(summary(result))
     click.echo("\n" + next_steps(result))

@@ -7,14 +7,13 @@ from pathlib import Path
 import click
 
 from exporter.cli.options import DateTime, Duration, config_option
-from exporter.config import SiteConfig, check_site_name, load_config
+from exporter.config import DEFAULT_HISTORY_START, SiteConfig, check_site_name, load_config
 from exporter.errors import ConfigError
 from exporter.layout import newest_snapshot
-from exporter.reconstruct.rulesfile import site_policy
 from exporter.progress import for_cli
 from exporter.reconstruct.pipeline import STAGES, ReconstructOptions, reconstruct_to_directory
 
-DEFAULT_START = "2016-01-01"
+DEFAULT_START = f"{DEFAULT_HISTORY_START:%Y-%m-%d}"
 
 
 @click.command("reconstruct")
@@ -61,18 +60,16 @@ def command(snapshot_dir, site_name, out_dir, start, end, step, snapshot_time, a
 
 def resolve_options(snapshot_dir, site_name, config_path, **window) -> tuple[ReconstructOptions, Path]:
     """Options from the command line, filled from the site's config entry when there is one."""
+    from exporter.stage_options import reconstruct_options  # it imports backfill: load it only when used
+
     check_site_name(site_name)  # it names directories and labels
     config = load_config(config_path) if config_path and Path(config_path).exists() else None
     site = config.find_site(site_name, resolve_env=False) if config else None
-    allow_incomplete = window.get("allow_incomplete", False)
     if snapshot_dir is None:
         if config is None:
             raise ConfigError("give SNAPSHOT_DIR, or --site with a config file to use its newest snapshot")
-        snapshot_dir = newest_snapshot(config.data_dir / site_name, allow_incomplete=allow_incomplete)
-    start = window["start"] or (site.history_start if site else ReconstructOptions.start)
-    projects = site.maintenance_projects if site else ReconstructOptions.maintenance_projects
-    policy = site_policy(site or SiteConfig(name=site_name, display_name=site_name), window["rules_path"])
-    return ReconstructOptions(site=site_name, start=start, end=window["end"], step=window["step"],
-                              maintenance_projects=projects, snapshot_time=window["snapshot_time"],
-                              allow_incomplete=allow_incomplete, **policy), snapshot_dir
+        snapshot_dir = newest_snapshot(config.data_dir / site_name,
+                                       allow_incomplete=window.get("allow_incomplete", False))
+    site = site or SiteConfig(name=site_name, display_name=site_name)  # the defaults of a configured site
+    return reconstruct_options(site, **window), snapshot_dir
 

@@ -29,6 +29,7 @@ from exporter import __version__
 from exporter.config import SiteConfig
 from exporter.db import KNOWN_SCHEMAS, masked, open_engine
 from exporter.errors import ConfigError, SnapshotError
+from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress, StageBar
 from exporter.layout import MANIFEST_NAME, file_sha256
 from exporter.adapters import blazar_schema
@@ -38,7 +39,7 @@ from exporter.extract.tableread import (STATUSES, ConsistentView, TableRead, con
                                        read_tables)
 from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_directory, fsync_tree, is_disk_full, remove_stale_staging,
-                              staging_directory)
+                              staging_directory, write_text_atomically)
 
 __all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_statements", "prefixed_databases",
            "read_tables", "snapshot_id_for"]
@@ -234,9 +235,7 @@ def _sql_string(text: str) -> str:
 def _write_manifest_last(work_dir: Path, manifest: dict) -> None:
     """The manifest is the completion record: written once every table file is, atomically, then
     every file and directory is synced, so the rename that publishes the snapshot comes last."""
-    tmp = work_dir / f"{MANIFEST_NAME}.tmp"
-    tmp.write_text(_json(manifest))
-    os.replace(tmp, work_dir / MANIFEST_NAME)
+    write_text_atomically(work_dir / MANIFEST_NAME, _json(manifest))
     fsync_tree(work_dir)
 
 
@@ -255,7 +254,7 @@ def _publish(work_dir: Path, final_dir: Path) -> None:
 
 
 def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    return utc_now().replace(microsecond=0)  # the manifest records whole seconds
 
 
 def _iso(when: dt.datetime) -> str:

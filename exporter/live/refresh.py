@@ -18,15 +18,11 @@ import sqlalchemy as sa
 from exporter.db import classify
 from exporter.errors import DatabaseError, UsageExporterError
 from exporter.live.state import SiteState, Usage, rendered
+from exporter.timeutil import utc_now
 
 log = logging.getLogger("exporter.live")
 
 Compute = Callable[[dt.datetime], Usage]
-
-
-def utc_now() -> dt.datetime:
-    """Naive UTC now (the convention of every timestamp in the pipeline)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def unix_seconds(moment: dt.datetime) -> float:

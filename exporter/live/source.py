@@ -28,7 +28,7 @@ from exporter.live.recent import recent_tables
 from exporter.live.state import USAGE_SCHEMA, Usage
 from exporter.live.tables import ChildOf, TableCache
 from exporter.adapters.declared import SourceTable
-from exporter.adapters.registry import declared_tables
+from exporter.adapters.registry import span_tables
 
 
 # reconstruct cuts every span known to continue past the snapshot at the snapshot time (nothing is
@@ -112,14 +112,11 @@ NOVA_CHILD_TABLES = {
 def live_sources() -> tuple[SourceTable, ...]:
     """The declared tables that feed spans: what the live exporter reads on every refresh.
 
-    Archive-only sources (``adapters.extras``: audit trigger tables that can hold every change
-    ever made, Zun, cell0) and the legacy usage cache (``adapters.legacy_usage``) feed no span,
-    so reading them live would cost time and change no value; ``extract`` still copies them.
+    Archive-only sources (declared ``feeds_spans=False``: audit trigger tables that can hold every
+    change ever made, Zun, cell0, the legacy usage cache) would cost time and change no value;
+    ``extract`` still copies them.
     """
-    from exporter.adapters import extras, legacy_usage
-
-    skipped = {source.name for module in (extras, legacy_usage) for source in module.READS}
-    return tuple(source for source in declared_tables() if source.name not in skipped)
+    return span_tables()
 
 
 class LiveSite:

@@ -28,6 +28,7 @@ import polars as pl
 from exporter import layout
 from exporter.adapters import boundary, nova_placements
 from exporter.adapters.registry import declared_tables
+from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
@@ -40,6 +41,7 @@ from exporter.reconstruct.rulesfile import Rule
 from exporter.reconstruct.timeline import check_timeline_size, timeline_from_spans
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt
+DEFAULT_STEP = dt.timedelta(hours=1)  # the timeline grid
 STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
 
 
@@ -52,10 +54,10 @@ class ReconstructOptions:
     """
 
     site: str
-    start: dt.datetime = dt.datetime(2016, 1, 1)
+    start: dt.datetime = DEFAULT_HISTORY_START
     end: dt.datetime | None = None
-    step: dt.timedelta = dt.timedelta(hours=1)
-    maintenance_projects: tuple[str, ...] = ("maintenance",)
+    step: dt.timedelta = DEFAULT_STEP
+    maintenance_projects: tuple[str, ...] = DEFAULT_MAINTENANCE_PROJECTS
     snapshot_time: dt.datetime | None = None
     rules: tuple[Rule, ...] = ()  # this site's manual rules (exporter.reconstruct.rulesfile)
     priority: Mapping[str, tuple[str, ...]] | None = None  # None: exporter.priority.DEFAULT_PRIORITY
@@ -87,7 +89,7 @@ def spans_from_tables(
     *,
     site: str,
     snapshot_time: dt.datetime,
-    maintenance_projects: Sequence[str] = ("maintenance",),
+    maintenance_projects: Sequence[str] = DEFAULT_MAINTENANCE_PROJECTS,
     rules: Sequence[Rule] = (),
     priority: Mapping[str, tuple[str, ...]] | None = None,
     inference: str = "auto",

@@ -4,18 +4,16 @@ byte-identical for the same table (fixed parquet settings, sorted rows, fixed nu
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import polars as pl
 
+from exporter.publish import write_text_atomically
 from exporter.reconstruct.outputs import write_frame
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text_atomically(path, text)
 
 
 def write_table(table: pl.DataFrame, out_dir: Path, stem: str, *, markdown_columns: list[str] | None = None,
