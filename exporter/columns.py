@@ -99,7 +99,8 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
 REJECT_REASONS: dict[str, str] = {
     "null_start": "the row has no start time",
     "invalid_time_range": "the row ends before it starts",
-    "missing_fk": "a row it refers to (reservation, lease, host, instance) does not exist",
+    "missing_fk": "a row it refers to (reservation, lease, host, instance, device) does not exist "
+                  "(a container: it names no reservation)",
     "never_launched": "the instance was never launched (no launched_at)",
     "missing_host": "no hypervisor hostname (an instance: neither its row nor any placement segment names one)",
     "orphan": "a reserved instance outside every window of its reservation on its host",

@@ -85,6 +85,16 @@ def _allocations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         pl.col("created_at").alias("allocation_created"), pl.col("deleted_at").alias("allocation_deleted"))
 
 
+def reservation_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """reservation_id, lease_id, resource_id, resource_type, reservation_found: one row per reservation."""
+    return _reservations(tables)
+
+
+def lease_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """lease_id, project_id, lease_start, lease_end, lease_deleted, lease_found: one row per lease."""
+    return _leases(tables)
+
+
 def _reservations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     rows = common.table_rows(tables, "blazar.reservations", {
         "id": common.ID, "lease_id": common.ID, "resource_id": common.ID, "resource_type": common.TEXT})

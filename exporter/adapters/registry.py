@@ -9,11 +9,13 @@ change, never a second list to keep in sync. Register a new adapter module in ``
 from __future__ import annotations
 
 from exporter.adapters import (
-    blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
+    blazar_devices, blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
+    zun_containers,
 )
 from exporter.adapters.declared import SourceTable
 
-ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, nova_placements, legacy_usage, extras)
+ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, nova_placements, legacy_usage,
+                   blazar_devices, zun_containers, extras)
 
 
 def declared_tables() -> tuple[SourceTable, ...]:

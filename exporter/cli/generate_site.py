@@ -20,13 +20,15 @@ def _quirk_names() -> list[str]:
 @click.option("--db-url", default=DEFAULT_DB_URL, show_default=True,
               help="SQLAlchemy URL. SQLite: the main file (schemas become sibling <schema>.sqlite files); "
                    "MariaDB/MySQL: one database per schema (nova, nova_api, blazar, chameleon_usage).")
-@click.option("--hosts", type=click.IntRange(min=1), default=40, show_default=True, help="Number of hosts.")
+@click.option("--hosts", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Number of hosts (--kind edge: number of devices).")
 @click.option("--years", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
               help="Simulated history length; the snapshot ('now') is start + years.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed (and start) -> identical site.")
 @click.option("--start", type=DateTime(), default="2016-01-01", show_default=True, help="First simulated day (UTC).")
-@click.option("--kind", type=click.Choice(["baremetal", "kvm"]), default="baremetal", show_default=True,
-              help="Ironic bare-metal site with physical:host leases, or KVM site with on-demand VMs.")
+@click.option("--kind", type=click.Choice(["baremetal", "kvm", "edge"]), default="baremetal", show_default=True,
+              help="Ironic bare-metal site with physical:host leases, KVM site with on-demand VMs, or CHI@Edge "
+                   "site with devices, device leases and Zun containers (docs/synthetic-site.md).")
 @click.option("--truth-dir", type=click.Path(file_okay=False), default=None,
               help="Where truth_spans.parquet and truth.json go [default: <sqlite dir>/truth, "
                    "else ./truth-<prefix or 'site'>].")

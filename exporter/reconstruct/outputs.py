@@ -23,7 +23,8 @@ PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": 
 TIMELINE_PARQUET_OPTIONS = {**PARQUET_OPTIONS, "statistics": False}
 
 
-OUTPUT_FILES = (layout.SPANS_FILE, layout.REJECTED_FILE, layout.TIMELINE_FILE, layout.AUDIT_FILE)
+OUTPUT_FILES = (layout.SPANS_FILE, layout.REJECTED_FILE, layout.TIMELINE_FILE, layout.AUDIT_FILE,
+                layout.DEVICE_SPANS_FILE, layout.DEVICE_TIMELINE_FILE)
 
 
 def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS) -> None:
@@ -32,14 +33,19 @@ def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS
 
 
 def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: pl.DataFrame,
-                  audit: dict) -> None:
+                  audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None) -> None:
     """spans/rejected/timeline parquet in their schemas' column order, and audit.json (sorted keys),
-    published as one set: all four new files or the previous four (exporter.publish)."""
+    (an edge site: also device_spans/device_timeline) published as one set: all new files or the
+    previous set (exporter.publish)."""
     with staged_directory(Path(out_dir), owned=OUTPUT_FILES, stage="reconstruct") as staging:
         write_frame(spans.select(list(SPAN_SCHEMA)), staging / layout.SPANS_FILE)
         fault_point("reconstruct:after-spans")
         write_frame(rejected.select(list(REJECT_SCHEMA)), staging / layout.REJECTED_FILE)
         write_frame(timeline.select(list(TIMELINE_SCHEMA)), staging / layout.TIMELINE_FILE, TIMELINE_PARQUET_OPTIONS)
+        if devices is not None and device_timeline is not None:
+            write_frame(devices.select(list(SPAN_SCHEMA)), staging / layout.DEVICE_SPANS_FILE)
+            write_frame(device_timeline.select(list(TIMELINE_SCHEMA)), staging / layout.DEVICE_TIMELINE_FILE,
+                        TIMELINE_PARQUET_OPTIONS)
         (staging / layout.AUDIT_FILE).write_text(audit_json(audit))
 
 

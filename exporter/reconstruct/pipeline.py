@@ -26,14 +26,14 @@ from pathlib import Path
 import polars as pl
 
 from exporter import layout
-from exporter.adapters import boundary, nova_placements
+from exporter.adapters import blazar_devices, boundary, nova_placements
 from exporter.adapters.registry import declared_tables
 from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import host_levels, inference, manual_rules, semantics
+from exporter.reconstruct import device_levels, devices_audit, host_levels, inference, manual_rules, semantics
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -67,12 +67,15 @@ class ReconstructOptions:
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), timeline (TIMELINE_SCHEMA), audit dict."""
+    """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), timeline (TIMELINE_SCHEMA), audit dict;
+    an edge site's device spans and device timeline (same schemas; None: no devices)."""
 
     spans: pl.DataFrame
     rejected: pl.DataFrame
     timeline: pl.DataFrame
     audit: dict
+    devices: pl.DataFrame | None = None
+    device_timeline: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class SpanSet:
     spans: pl.DataFrame
     rejected: pl.DataFrame
     audit: dict
+    devices: pl.DataFrame | None = None  # an edge site's device spans (SPAN_SCHEMA); None: no device rows
 
 
 def spans_from_tables(
@@ -112,16 +116,23 @@ def spans_from_tables(
     spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
                                          node_types=dict(policy.node_types))
     spans = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    devices = None
+    if blazar_devices.present(frames):
+        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects).sort(
+            "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
-    audit = auditing.span_audit(books, spans, rejected, tables=frames, warnings=warnings + gaps)
+    every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
+    audit = auditing.span_audit(books, every_span, rejected, tables=frames, warnings=warnings + gaps)
     audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
         levels["occupied"], levels["total"], snapshot_time=snapshot_time)
     audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
     policy_module.policy_audit(audit, policy, books, spans, rejected)
     auditing.check_reject_reasons(rejected)
     auditing.check_sources(audit["sources"])
-    return SpanSet(spans=spans, rejected=rejected, audit=audit)
+    if devices is not None:
+        audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, snapshot_time=snapshot_time)
+    return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices)
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
@@ -185,7 +196,11 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
         audit["timeline"] = auditing.timeline_accounting(
             span_set.spans, timeline, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
         auditing.check_invariants(audit)
-    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit)
+        device_timeline = None  # built and checked here: it is small (a few devices, one resource)
+        if span_set.devices is not None:
+            device_timeline = devices_audit.device_timeline(span_set.devices, audit, start=options.start, end=end,
+                                                            step=options.step, snapshot_time=snapshot_time)
+    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit, span_set.devices, device_timeline)
 
 
 def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
@@ -229,5 +244,5 @@ def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) ->
 def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
     """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
     reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.timeline,
-                                 audit=rec.audit)
+                                 audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline)
     return reconstruct_io.summary_text(rec.audit)

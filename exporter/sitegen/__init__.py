@@ -19,7 +19,7 @@ from exporter.sitegen.quirks import QUIRKS, resolve_quirks
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS
 
 DEFAULT_START = dt.datetime(2016, 1, 1)
-KINDS = ("baremetal", "kvm")
+KINDS = ("baremetal", "kvm", "edge")  # edge: CHI@Edge devices and containers (hosts = devices)
 
 __all__ = ["CAPABILITY_SCHEMAS", "DEFAULT_START", "GeneratedSite", "KINDS", "QUIRKS", "add_years", "default_truth_dir",
            "generate_site", "simulate"]
@@ -62,8 +62,9 @@ def add_years(start: dt.datetime, years: float) -> dt.datetime:
 def simulate(*, hosts: int, years: float, seed: int, start: dt.datetime | None = None, kind: str = "baremetal",
              quirks: Iterable[str] | Mapping[str, bool] | None = None) -> World:
     """What really happened (no database involved); deterministic in its arguments."""
-    if kind not in KINDS:
-        raise ConfigError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind not in KINDS or kind == "edge":
+        raise ConfigError(f"kind must be one of {', '.join(k for k in KINDS if k != 'edge')}, not {kind!r} "
+                          "(an edge site is simulated by generate_site)")
     if hosts < 1 or years <= 0:
         raise ConfigError("hosts must be >= 1 and years > 0")
     enabled = resolve_quirks(quirks)
@@ -95,6 +96,13 @@ def generate_site(url: str, *, hosts: int, years: float, seed: int, start: dt.da
     dropped and re-created. Deterministic: same arguments -> identical tables and truth.
     Raises ConfigError for bad arguments, DatabaseError when the database refuses.
     """
+    if kind == "edge":
+        from exporter.sitegen.edge_pipeline import run_edge_pipeline
+        from exporter.sitegen.pipeline import db_prefix
+
+        return run_edge_pipeline(url, devices=hosts, years=years, seed=seed, start=start or DEFAULT_START,
+                                 databases=dict(databases or {}), truth_dir=truth_dir, progress=progress,
+                                 capability_schema=capability_schema, site=site, prefix=db_prefix(dict(databases or {})))
     from exporter.sitegen.pipeline import run_pipeline
 
     return run_pipeline(url, hosts=hosts, years=years, seed=seed, start=start or DEFAULT_START, kind=kind,

@@ -28,7 +28,7 @@ from exporter.sitegen.truth import node_hours, truth_spans
 from exporter.sitegen.upstream import BLAZAR_VARIANTS, as_upstream, upstream_losses
 from exporter.sitegen.truth_pools import blazar_evident_since, pool_hours, truth_pools
 from exporter.sitegen.render_control import disabled_by_node_type, ORPHAN_SERVICE
-from exporter.sitegen.writer import insert_tables, open_site_engine, recreate_tables
+from exporter.sitegen.writer import write_site
 
 FLAVOR_IDS = {"baremetal": 1, "m1.tiny": 2, "m1.small": 3, "m1.medium": 4, "m1.large": 5, "m1.xlarge": 6,
               "g1.t4": 7, "m1.2xlarge": 8}
@@ -89,12 +89,7 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
     cache = legacy_usage_cache(spans, snapshot=snapshot, kind=kind, seed=seed)
     rendered["chameleon_usage.node_usage_report_cache"] = RenderedTable(tuple(cache.columns), cache.rows())
     step("truth")
-    engine = open_site_engine(url, databases, metadata)
-    try:
-        recreate_tables(engine, metadata)
-        row_counts = insert_tables(engine, metadata, rendered, on_table=step)
-    finally:
-        engine.dispose()
+    row_counts = write_site(url, databases, metadata, rendered, on_table=step)
     out = Path(truth_dir) if truth_dir is not None else default_truth_dir(url, db_prefix(databases))
     out.mkdir(parents=True, exist_ok=True)
     spans.write_parquet(out / "truth_spans.parquet", statistics=False)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from exporter.db import classify, is_sqlite, open_engine
 from exporter.sitegen.render import Rendered
+from exporter.sitegen.edge_schema import edge_table_names
 from exporter.sitegen.schema import all_table_names
 
 CHUNK_ROWS = 5_000
@@ -45,7 +46,7 @@ def recreate_tables(engine: Engine, metadata: sa.MetaData) -> None:
     """Drop every generator table (all capability variants) and create ``metadata``'s."""
     try:
         with engine.begin() as conn:
-            for schema, table in sorted(all_table_names()):
+            for schema, table in sorted(all_table_names() | edge_table_names()):
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS {_quoted(engine, schema, table)}'))
             metadata.create_all(conn)
     except sa.exc.SQLAlchemyError as exc:
@@ -79,6 +80,17 @@ def insert_tables(engine: Engine, metadata: sa.MetaData, rendered: Rendered,
         if on_table is not None:
             on_table(key)
     return counts
+
+
+def write_site(url: str, databases: Mapping[str, str], metadata: sa.MetaData, rendered: Rendered,
+               on_table: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Re-create ``metadata``'s tables in the site's databases and insert ``rendered``; rows per table."""
+    engine = open_site_engine(url, databases, metadata)
+    try:
+        recreate_tables(engine, metadata)
+        return insert_tables(engine, metadata, rendered, on_table=on_table)
+    finally:
+        engine.dispose()
 
 
 def _chunks(rows: Iterable[tuple], size: int) -> Iterator[list[tuple]]:

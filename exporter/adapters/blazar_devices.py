@@ -1,0 +1,130 @@
+"""Blazar devices (CHI@Edge, Chameleon fork): device existence, hardware model, device allocations.
+
+A device exists (total) from its ``devices`` row's created_at to its deleted_at (soft delete only
+since May 2022: a device retired before has no row). It is reservable for the same window, except
+that ``reservable = 0`` (the k8s plugin marks a failing device unreservable; only the current value
+is stored) ends it at the row's updated_at. Its hardware model is its ``machine_name`` capability
+(set by Chameleon's inventory service doni); ``unknown`` when it has none. A device allocation is
+committed (maintenance for a maintenance project's lease) for its lease's window, as host
+allocations are (exporter.adapters.blazar_leases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from exporter.adapters import blazar_leases, common
+from exporter.adapters.declared import TIMESTAMPS, SourceTable
+from exporter.columns import LEVEL_COMMITTED, LEVEL_MAINTENANCE, UNKNOWN_NODE_TYPE
+
+READS = (
+    SourceTable("blazar", "devices", ("id", "name", "device_type", "device_driver", "reservable", *TIMESTAMPS),
+                optional=True, required=("id", "name", "created_at"),
+                description="Blazar devices (CHI@Edge); deleted_at only since May 2022"),
+    SourceTable("blazar", "device_extra_capabilities",
+                ("id", "device_id", "capability_id", "property_id", "capability_value", *TIMESTAMPS),
+                optional=True, required=("device_id", "capability_value"),
+                description="device capabilities (machine_name ...); capability_id renamed property_id in 2024"),
+    SourceTable("blazar", "device_reservations",
+                ("id", "reservation_id", "count_range", "resource_properties", "before_end", *TIMESTAMPS),
+                optional=True, description="device reservation requests (how many devices, which properties)"),
+    SourceTable("blazar", "device_allocations", ("id", "device_id", "reservation_id", *TIMESTAMPS),
+                optional=True, required=("id", "device_id", "reservation_id"),
+                description="device<->reservation; soft-deleted at lease end"),
+)
+
+DEVICES = "blazar.devices"
+DEVICE_ALLOCATIONS = "blazar.device_allocations"
+MODEL_CAPABILITY = "machine_name"  # doni's BlazarDeviceWorker; e.g. raspberrypi4-64, jetson-nano
+
+
+def present(tables: Mapping[str, pl.LazyFrame]) -> bool:
+    """Whether the site has device rows at all (an edge site)."""
+    frame = tables.get(DEVICES)
+    return frame is not None and bool(frame.select(pl.len()).collect().item())
+
+
+def device_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """One row per devices row: [created_at, deleted_at) with its rejection reason (null: usable).
+
+    Output: source_table, source_id, entity_id, hypervisor_hostname (the device name), start, end,
+    reservable_until (updated_at when reservable = 0), rejection_reason.
+    """
+    rows = common.table_rows(tables, DEVICES, {
+        "id": common.ID, "name": common.TEXT, "reservable": common.NUMBER, "created_at": common.WHEN,
+        "updated_at": common.WHEN, "deleted_at": common.WHEN})
+    return rows.select(
+        pl.lit(DEVICES).alias("source_table"), pl.col("id").alias("source_id"), pl.col("id").alias("entity_id"),
+        pl.col("name").alias("hypervisor_hostname"), pl.col("created_at").alias("start"),
+        pl.col("deleted_at").alias("end"),
+        pl.when(pl.col("reservable") == 0).then(pl.coalesce("updated_at", "created_at")).alias("reservable_until"),
+    ).with_columns(common.first_rule_failed([
+        ("null_start", pl.col("start").is_null()),
+        ("implausible_time", common.implausible_time("start", "end")),
+        ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
+        ("invalid_time_range", pl.col("end") < pl.col("start")),
+        ("never_effective", pl.col("end") == pl.col("start")),
+    ]))
+
+
+def device_reject_detail() -> pl.Expr:
+    return common.detail_json("hypervisor_hostname", "start", "end")
+
+
+def device_models(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """entity_id (device id), node_type (its machine_name; newest non-empty row wins; else unknown)."""
+    caps = common.table_rows(tables, "blazar.device_extra_capabilities", {
+        "device_id": common.ID, "capability_id": common.ID, "property_id": common.ID,
+        "capability_value": common.TEXT, "created_at": common.WHEN, "updated_at": common.WHEN})
+    names = pl.concat([_names(tables, "blazar.extra_capabilities", "capability_name"),
+                       _names(tables, "blazar.resource_properties", "property_name")])
+    named = (caps.with_columns(pl.coalesce("property_id", "capability_id").alias("name_id"))
+             .join(names, on="name_id", how="left")
+             .filter((pl.col("name") == MODEL_CAPABILITY) & (pl.col("capability_value").str.strip_chars() != "")))
+    models = (named.sort(pl.coalesce("updated_at", "created_at"), nulls_last=False)
+              .group_by("device_id").agg(pl.col("capability_value").str.strip_chars().last().alias("node_type")))
+    devices = common.table_rows(tables, DEVICES, {"id": common.ID}).select(pl.col("id").alias("entity_id"))
+    return devices.join(models, left_on="entity_id", right_on="device_id", how="left").select(
+        "entity_id", pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE)).unique("entity_id", keep="first")
+
+
+def _names(tables: Mapping[str, pl.LazyFrame], table: str, column: str) -> pl.LazyFrame:
+    rows = common.table_rows(tables, table, {"id": common.ID, column: common.TEXT})
+    return rows.select(pl.col("id").alias("name_id"), pl.col(column).alias("name")).unique("name_id", keep="first")
+
+
+def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projects: Sequence[str]) -> pl.LazyFrame:
+    """One row per device allocation: [max(lease start, created_at), min(lease end, lease deleted_at,
+    allocation deleted_at)), level committed or maintenance, or why it has none (as host allocations).
+
+    Output: source_table, source_id, entity_id (the device id), hypervisor_hostname, project_id,
+    lease_id, reservation_id, start, end, level, rejection_reason and the joined raw times.
+    """
+    rows = common.table_rows(tables, DEVICE_ALLOCATIONS, {
+        "id": common.ID, "device_id": common.ID, "reservation_id": common.ID, "created_at": common.WHEN,
+        "deleted_at": common.WHEN})
+    devices = common.table_rows(tables, DEVICES, {"id": common.ID, "name": common.TEXT}).unique("id", keep="first")
+    joined = (
+        rows.select(pl.lit(DEVICE_ALLOCATIONS).alias("source_table"), pl.col("id").alias("source_id"),
+                    pl.col("device_id").alias("entity_id"), "reservation_id",
+                    pl.col("created_at").alias("allocation_created"), pl.col("deleted_at").alias("allocation_deleted"))
+        .join(blazar_leases.reservation_rows(tables), on="reservation_id", how="left")
+        .join(blazar_leases.lease_rows(tables), on="lease_id", how="left")
+        .join(devices.select(pl.col("id").alias("entity_id"), pl.col("name").alias("hypervisor_hostname"),
+                             pl.lit(True).alias("host_found")), on="entity_id", how="left")
+        .with_columns(pl.col("reservation_found", "lease_found", "host_found").fill_null(False))
+    )
+    return joined.with_columns(
+        pl.max_horizontal("lease_start", "allocation_created").alias("start"),
+        pl.min_horizontal("lease_end", "lease_deleted", "allocation_deleted").alias("end"),
+        pl.when(pl.col("project_id").is_in(list(maintenance_projects)))
+        .then(pl.lit(LEVEL_MAINTENANCE)).otherwise(pl.lit(LEVEL_COMMITTED)).alias("level"),
+    ).with_columns(common.first_rule_failed(blazar_leases.allocation_rules()))
+
+
+def allocation_reject_detail() -> pl.Expr:
+    return common.detail_json("reservation_id", "reservation_found", "lease_id", "lease_found", "entity_id",
+                              "host_found", "lease_start", "lease_end", "lease_deleted", "allocation_created",
+                              "allocation_deleted")

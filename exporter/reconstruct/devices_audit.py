@@ -1,0 +1,70 @@
+"""An edge site's device timeline and what its audit says about device evidence and its limits.
+
+The device timeline is the host timeline's engine run on the device spans (one resource: nodes =
+devices), with the same hour-conservation check. The audit's ``devices`` part quantifies what the
+databases cannot give back (docs/semantics.md "Devices"):
+- ``history_complete_since``: the earliest soft-deleted device row; before it (Blazar's device
+  tables had no soft delete until May 2022) a retired device left no row, so device-hours before
+  it may be missing (null: no device row was ever soft-deleted, so nothing proves completeness);
+- allocations and containers whose device or reservation has no row (rejected, with hours);
+- ``committed_hours_without_container``: committed device-hours of reservations with no container
+  row at all — an upper bound of the occupancy Zun's hard deletes hid (or the reservation was idle);
+- ``multi_device_occupied_hours``: occupied device-hours of reservations holding more than one
+  device, where the device a container ran on is unknown and every device counts as occupied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import polars as pl
+
+from exporter.adapters import blazar_devices, zun_containers
+from exporter.columns import LEVEL_COMMITTED, LEVEL_OCCUPIED
+from exporter.engine.intervals import hours_between
+from exporter.engine.sweepline import order_free_sum
+from exporter.reconstruct import audit as auditing
+from exporter.reconstruct.timeline import timeline_from_spans
+
+DEVICE_RESOURCE = "nodes"  # device spans carry nodes = 1; the other resources are 0
+
+
+def device_timeline(devices: pl.DataFrame, audit: dict, *, start: dt.datetime, end: dt.datetime,
+                    step: dt.timedelta, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """The device leaves (TIMELINE_SCHEMA, resource nodes only); hours conservation checked and
+    recorded in ``audit["devices"]["timeline"]``."""
+    timeline = timeline_from_spans(devices, start=start, end=end, step=step, open_end=snapshot_time)
+    conservation = auditing.hours_conservation(devices, timeline, start=start, end=end, step=step,
+                                               open_end=snapshot_time)
+    auditing.check_hours_conserved(conservation)
+    timeline = timeline.filter(pl.col("resource") == DEVICE_RESOURCE)
+    audit.setdefault("devices", {})["timeline"] = {
+        "rows": timeline.height, "negative_leaves": auditing.negative_leaves(timeline).height,
+        "conservation": conservation.filter(pl.col("resource") == DEVICE_RESOURCE).drop("difference").to_dicts(),
+    }
+    return timeline
+
+
+def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, rejected: pl.DataFrame, *,
+                    snapshot_time: dt.datetime) -> dict:
+    hours = hours_between("start", "end", snapshot_time=snapshot_time)
+    deleted = blazar_devices.device_windows(frames).select(pl.col("end").min()).collect().item()
+    device_tables = ("blazar.devices", "blazar.device_allocations", "zun.container", "zun.container_actions")
+    lost = (rejected.filter(pl.col("source_table").is_in(device_tables))
+            .group_by("level", "source_table", "rejection_reason").agg(pl.len().alias("rows"), order_free_sum(pl.col("hours")))
+            .sort("level", "source_table", "rejection_reason"))
+    used = zun_containers.container_windows(frames).select("reservation_id").unique().collect()
+    committed = devices.filter(pl.col("level") == LEVEL_COMMITTED)
+    idle = committed.join(used, on="reservation_id", how="anti")
+    width = devices.filter(pl.col("level") == LEVEL_COMMITTED).group_by("reservation_id").agg(
+        pl.col("hypervisor_hostname").n_unique().alias("devices"))
+    multi = devices.filter(pl.col("level") == LEVEL_OCCUPIED).join(
+        width.filter(pl.col("devices") > 1), on="reservation_id", how="semi")
+    return {
+        "devices_seen": int(devices.filter(pl.col("level") == "total").get_column("hypervisor_hostname").n_unique()),
+        "history_complete_since": None if deleted is None else deleted.isoformat(),
+        "rejected": lost.to_dicts(),
+        "committed_hours_without_container": float(idle.select(order_free_sum(hours)).item() or 0.0),
+        "multi_device_occupied_hours": float(multi.select(order_free_sum(hours)).item() or 0.0),
+    }
