@@ -67,6 +67,7 @@ class SiteConfig:
     query_timeout: float = 30.0
     live_holdback_hours: float = DEFAULT_HOLDBACK_HOURS
     hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
+    kind: str = ""  # baremetal | kvm | edge, for presentation (dashboards, demo, colours); "" = from hypervisor
     rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
     inference: str = "auto"  # auto | on | off (exporter.priority)
@@ -74,6 +75,8 @@ class SiteConfig:
 
     def __post_init__(self) -> None:
         check_site_name(self.name)
+        if not self.kind:
+            object.__setattr__(self, "kind", "kvm" if self.hypervisor == "kvm" else "baremetal")
         for key in NUMBER_RANGES:
             object.__setattr__(self, key, _number(getattr(self, key), key, f"sites.{self.name}.{key}"))
         _plausible(self.history_start, f"sites.{self.name}.history_start")
@@ -186,8 +189,11 @@ _DatesAsText.yaml_implicit_resolvers = {
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
               "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority", "history_dir",
-              "inference"}
+              "inference", "kind"}
 HYPERVISORS = ("ironic", "kvm")
+# What a site is, for presentation only (per-host detection still decides how hosts are counted):
+# bare metal (Ironic + physical:host leases), KVM, or CHI@Edge (devices + Zun containers).
+SITE_KINDS = ("baremetal", "kvm", "edge")
 _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
@@ -217,6 +223,7 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             history_start=_datetime(merged.get("history_start", DEFAULT_HISTORY_START), f"sites.{name}.history_start"),
             **{key: merged[key] for key in NUMBER_RANGES if key in merged},  # checked by SiteConfig
             hypervisor=_choice(merged.get("hypervisor", "ironic"), HYPERVISORS, f"sites.{name}.hypervisor"),
+            kind=_choice(merged["kind"], SITE_KINDS, f"sites.{name}.kind") if merged.get("kind") else "",
             rules_file=base / str(merged["rules"]) if merged.get("rules") else None,
             priority=site_priority(merged.get("priority"), f"sites.{name}.priority") if merged.get("priority") else None,
             inference=inference_mode(merged.get("inference"), f"sites.{name}.inference"),

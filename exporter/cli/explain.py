@@ -10,7 +10,7 @@ import click
 from exporter.cli.options import DateTime
 from exporter.columns import POOLS, STATES, TIMELINE_RESOURCES
 
-RESOURCES = tuple(TIMELINE_RESOURCES)
+RESOURCES = (*TIMELINE_RESOURCES, "devices")  # devices: an edge site's device family (node type = machine_name)
 
 
 def _listed(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...] | None:
@@ -35,7 +35,8 @@ def _listed(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 @click.option("--state", "states", multiple=True, callback=_listed,
               help=f"State(s): {', '.join(STATES)} (repeatable or comma-separated). Default: all, summed.")
 @click.option("--resource", type=click.Choice(RESOURCES), default="nodes", show_default=True,
-              help="One resource (a metric family; resources are never summed).")
+              help="One resource (a metric family; resources are never summed). devices: an edge site's "
+                   "devices (openstack_usage_devices; --node-type is then the machine_name).")
 @click.option("--limit", type=click.IntRange(min=1), help="List at most this many spans and deltas [default: "
               "all with --json, 10 in the table].")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many spans and deltas (paging).")
@@ -49,6 +50,7 @@ def command(out, at, site, node_types, pools, states, resource, limit, offset, a
     Examples:
       usage-exporter explain out/chi_uc --at 2023-03-07T14:00 --node-type gpu_a100 --pool reservable --state idle
       usage-exporter explain out/chi_uc --at 2023-03-07T14:30 --json > why.json
+      usage-exporter explain out/chi_edge --at 2023-03-07T14:00 --resource devices --node-type jetson-nano
     """
     from exporter.explain import Selection, explain_output, render_table
 

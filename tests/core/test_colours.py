@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.colours import KVM_PALETTE, SITE_PALETTE, site_colours
+from exporter.colours import EDGE_PALETTE, KVM_PALETTE, SITE_PALETTE, site_colours
 from exporter.config import load_config
 from exporter.errors import ConfigError
 
@@ -29,6 +29,15 @@ def test_kvm_site_is_yellow_and_the_others_take_the_palette_in_config_order(tmp_
     assert colours == {"kvm_tacc": KVM_PALETTE[0], "chi_uc": SITE_PALETTE[0], "chi_tacc": SITE_PALETTE[1]}
 
 
+def test_site_kind_edge_is_green_and_kind_kvm_is_yellow_like_hypervisor_kvm(tmp_path):
+    config = config_file(tmp_path, SITES + '  edge: {db_url: "sqlite:///d", kind: edge}\n'
+                         '  kvm2: {db_url: "sqlite:///e", kind: kvm}\n')
+    colours = site_colours(config)
+    assert colours["edge"] == EDGE_PALETTE[0] and colours["kvm2"] == KVM_PALETTE[1]
+    assert [config.site(n).kind for n in ("chi_uc", "kvm_tacc", "edge")] == ["baremetal", "kvm", "edge"]
+    assert len(set(colours.values())) == len(colours)
+
+
 def test_explicit_colours_win_and_are_never_handed_out_twice(tmp_path):
     config = config_file(tmp_path, f'site_colours: {{chi_tacc: "{SITE_PALETTE[0].upper()}", other: "#123456"}}\n'
                          + SITES)
@@ -47,6 +56,7 @@ def test_six_sites_all_distinct_without_config():
 @pytest.mark.parametrize("body, message", [
     ('site_colours: {a: red}\nsites: {}\n', 'site_colours.a must be a colour like "#0072b2"'),
     ('sites: {a: {db_url: "sqlite:///a", hypervisor: xen}}\n', "sites.a.hypervisor must be one of ironic, kvm"),
+    ('sites: {a: {db_url: "sqlite:///a", kind: fog}}\n', "sites.a.kind must be one of baremetal, kvm, edge"),
 ])
 def test_bad_colour_config_is_one_clear_error(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):

@@ -15,7 +15,9 @@ import pytest
 
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
-from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, spans_from_tables
+from exporter.explain import Selection, explain_output
+from exporter.reconstruct.pipeline import (ReconstructOptions, reconstruct_snapshot, spans_from_tables,
+                                           write_reconstruction)
 from exporter.sitegen import generate_site
 
 LEVELS = ("total", "reservable", "committed", "maintenance", "occupied", "stopped")
@@ -59,6 +61,20 @@ def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema):
     # the device timeline integrates to the span-hours (checked in the run) and has the model label
     assert set(rec.device_timeline.get_column("node_type").cast(pl.String)) <= {m[1] for m in models(truth_spans)}
     assert rec.audit["devices"]["timeline"]["negative_leaves"] == 0
+    _explains_a_device_cell(rec, tmp_path / "out", site.end)
+
+
+def _explains_a_device_cell(rec, out, end):
+    """`explain --resource devices` answers from the device spans: the cell's value, span by span."""
+    write_reconstruction(rec, out)
+    at = end - dt.timedelta(days=30)
+    cell = rec.device_timeline.filter((pl.col("timestamp") == at.replace(minute=0, second=0, microsecond=0))
+                                      & (pl.col("pool") == "reservable") & (pl.col("state") == "active"))
+    answer = explain_output(out, at, Selection(pools=("reservable",), states=("active",), resource="devices"),
+                            limit=1000)
+    assert answer["family"] == "openstack_usage_devices"
+    assert answer["value"] == pytest.approx(cell.get_column("value").sum(), abs=1e-9)
+    assert sum(span["contribution"] for span in answer["spans"]) == pytest.approx(answer["value"], abs=1e-9)
 
 
 def _tables(devices, allocations, containers, actions=()):
