@@ -26,8 +26,8 @@ import numpy as np
 import polars as pl
 
 from exporter.backfill.blocks import backfill
-from exporter.backfill.openmetrics import (checked_timeline, sample_lines, sample_prefixes, sample_values, series_labels,
-                                  write_samples)
+from exporter.backfill.checked import checked_timeline
+from exporter.backfill.openmetrics import sample_lines, sample_prefixes, sample_values, series_labels, write_samples
 from exporter.columns import TIMELINE_SCHEMA
 
 NODE_TYPES = ("compute_haswell", "compute_skylake", "compute_cascadelake_r", "storage", "gpu_p100", "gpu_v100",

@@ -28,7 +28,8 @@ def summary(result: BackfillResult) -> str:
         f"{result.holdback.total_seconds() / 3600:g}h: the live exporter owns everything from there",
         f"written:  {len(result.files)} OpenMetrics file(s) in {result.out_dir / OPENMETRICS_DIR}, "
         f"{result.samples:,} samples, {result.block_hours}h windows, job={result.job!r} "
-        f"instance={result.instance!r} ({result.write_seconds:.1f}s)",
+        f"instance={result.instance!r} ({result.write_seconds:.1f}s)"
+        + ("" if all(f.kept for f in result.files) else "; each removed once its block was verified"),
     ]
     if result.blocks_created:
         lines.append(f"blocks:   {len(result.blocks)} TSDB block(s) in {result.blocks_dir} "

@@ -23,13 +23,18 @@ from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
 @config_option
 @click.option("--job", default=None, help=f"job label written on every sample [default: {DEFAULT_JOB}].")
 @click.option("--instance", default=None, help=f"instance label written on every sample [default: {DEFAULT_INSTANCE}].")
+@click.option("--keep-openmetrics", is_flag=True,
+              help="Keep each window's OpenMetrics file after its block is verified (default: remove it, so the "
+                   "extra disk stays within the files of the windows in flight).")
 @click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts (default: 1458h).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config_path, job, instance, mimir, quiet):
+def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config_path, job, instance, keep_openmetrics,
+            mimir, quiet):
     """Turn a reconstructed timeline (TIMELINE_DIR/timeline.parquet) into Prometheus history.
 
     Writes one OpenMetrics file per block window, and with --blocks runs promtool on each (in
-    parallel) to make TSDB blocks. Samples at or after min(end of timeline, now) - --holdback are
+    parallel) to make TSDB blocks, checks each block against its file and removes the file
+    (--keep-openmetrics keeps it). Samples at or after min(end of timeline, now) - --holdback are
     never written: the live exporter owns them. Without --blocks, or without promtool, it prints
     the exact promtool commands. It always prints the next steps (retention, installing blocks,
     Thanos/Mimir upload).
@@ -52,6 +57,7 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
     result = backfill(timeline_dir, out_dir, blocks=blocks, promtool=promtool_path,
                       holdback=holdback or options.holdback, job=job or options.job,
                       instance=instance or options.instance, mimir=mimir, origin=options.origin,
+                      keep_openmetrics=keep_openmetrics,
                       progress=for_cli(quiet=quiet, stages=1))
     click.echo(summary(result))
     click.echo("\n" + next_steps(result))

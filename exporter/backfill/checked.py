@@ -1,0 +1,183 @@
+"""Validation of a timeline before export: shape, types, vocabularies, a dense regular grid.
+
+:func:`checked_timeline` turns a TIMELINE_SCHEMA frame into compact numeric samples (series
+rank, family, epoch seconds, value) or raises TimelineError saying what is wrong; the writers
+(``openmetrics``, ``victoria``) start from its result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from exporter.columns import POOLS, STATES, TIME, TIMELINE_KEYS, TIMELINE_SCHEMA
+from exporter.errors import TimelineError
+from exporter.metrics import FAMILIES, FAMILY_BY_RESOURCE
+
+SERIES_KEYS = TIMELINE_KEYS  # site, node_type, pool, state, resource
+_US = 1_000_000
+
+
+@dataclass(frozen=True)
+class CheckedTimeline:
+    """A timeline that passed :func:`checked_timeline`."""
+
+    samples: pl.DataFrame  # rank (UInt32), family (UInt8, gauge index), t (Int64 epoch s), value; by rank, t
+    keys: pl.DataFrame  # SERIES_KEYS + rank: one row per series, rank = output order
+    step_seconds: int
+    starts: dict[str, dt.datetime]  # site -> first grid time (the counters' origin)
+    ends: dict[str, dt.datetime]  # site -> last grid time + step (end of the covered range)
+
+
+def checked_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> CheckedTimeline:
+    """Validate a timeline (TIMELINE_SCHEMA) and infer its step; TimelineError says what is wrong.
+
+    Requires: exactly the TIMELINE_SCHEMA columns, no nulls, finite values, known
+    resource/pool/state, whole-second timestamps at or after 1970, and per site a regular grid on
+    which every series has exactly one row per grid time. ``step_seconds`` is needed only when a
+    site has a single grid time. Returns the samples in compact numeric form (no strings).
+    """
+    frame = _conformed(frame)
+    _check_values(frame)
+    grid = (frame.lazy().select("site", "timestamp").unique()
+            .sort("site", "timestamp")
+            .with_columns(gap=pl.col("timestamp").diff().dt.total_microseconds().over("site"))
+            .group_by("site").agg(start=pl.col("timestamp").min(), last=pl.col("timestamp").max(),
+                                  points=pl.len(), gap_min=pl.col("gap").min(), gap_max=pl.col("gap").max())
+            .with_columns(pl.col("site").cast(pl.String)).sort("site").collect())
+    irregular = grid.filter(pl.col("gap_min") != pl.col("gap_max"))
+    if irregular.height:
+        row = irregular.row(0, named=True)
+        raise TimelineError(f"timeline grid is irregular for site {row['site']!r}: spacing varies between "
+                            f"{row['gap_min'] / _US:g}s and {row['gap_max'] / _US:g}s")
+    steps = set(grid["gap_min"].drop_nulls().to_list())
+    if len(steps) > 1:
+        raise TimelineError(f"timeline sites use different steps ({', '.join(f'{s / _US:g}s' for s in sorted(steps))})")
+    step_us = steps.pop() if steps else (step_seconds * _US if step_seconds else None)
+    if step_us is None:
+        raise TimelineError("timeline has a single timestamp per site: cannot infer its step (pass step_seconds)")
+    if step_us % _US or (step_seconds and step_us != step_seconds * _US):
+        raise TimelineError(f"timeline step {step_us / _US:g}s is not the expected whole number of seconds"
+                            + (f" ({step_seconds}s)" if step_seconds else ""))
+    codes = _series_codes(frame)
+    keys = _ranked_keys(frame, codes)
+    samples = _numeric_samples(frame, codes, keys)
+    keys = keys.drop("code")
+    _check_dense(samples, keys, grid, step_us // _US)
+    step = dt.timedelta(microseconds=step_us)
+    return CheckedTimeline(samples=samples, keys=keys, step_seconds=step_us // _US,
+                           starts=dict(zip(grid["site"], grid["start"])),
+                           ends={site: last + step for site, last in zip(grid["site"], grid["last"])})
+
+
+def _conformed(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` in TIMELINE_SCHEMA dtypes; label columns may also come as text (String,
+    Categorical or another Enum), checked against the fixed vocabularies before the cast."""
+    if not isinstance(frame, pl.DataFrame):
+        raise TimelineError(f"timeline must be a polars DataFrame, got {type(frame).__name__}")
+    names = set(frame.columns)
+    missing = [name for name in TIMELINE_SCHEMA if name not in names]
+    extra = sorted(names - set(TIMELINE_SCHEMA))
+    if missing:
+        raise TimelineError(f"timeline is missing column(s): {', '.join(missing)}")
+    if extra:
+        raise TimelineError(f"timeline has unexpected column(s): {', '.join(extra)}")
+    if frame.height == 0:
+        raise TimelineError("timeline is empty (no rows)")
+    for name, dtype in TIMELINE_SCHEMA.items():
+        actual = frame.schema[name]
+        if dtype == TIME:
+            ok = isinstance(actual, pl.Datetime) and actual.time_zone is None
+        elif dtype == pl.Float64():
+            ok = actual.is_numeric()
+        else:
+            ok = actual == dtype or actual in (pl.String, pl.Categorical) or isinstance(actual, pl.Enum)
+        if not ok:
+            raise TimelineError(f"timeline column {name!r} has type {actual}, expected {dtype}")
+    vocabularies = {"resource": tuple(FAMILY_BY_RESOURCE), "pool": POOLS, "state": STATES}
+    for column, allowed in vocabularies.items():
+        if frame.schema[column] == TIMELINE_SCHEMA[column]:
+            continue  # the Enum dtype admits nothing else
+        unknown = frame.filter(~pl.col(column).cast(pl.String).is_in(allowed))[column].cast(pl.String)
+        if unknown.len():
+            raise TimelineError(f"timeline column {column!r} has unknown value(s) {unknown.unique().sort().to_list()[:5]} "
+                                f"(allowed: {', '.join(allowed)})")
+    return frame.select(pl.col(name).cast(dtype) for name, dtype in TIMELINE_SCHEMA.items())
+
+
+def _check_values(frame: pl.DataFrame) -> None:
+    nulls = frame.null_count().row(0, named=True)
+    with_nulls = {name: count for name, count in nulls.items() if count}
+    if with_nulls:
+        listed = ", ".join(f"{name} ({count})" for name, count in with_nulls.items())
+        raise TimelineError(f"timeline has null values in column(s): {listed}")
+    problems = frame.select(
+        nonfinite=(~pl.col("value").is_finite()).sum(),
+        subsecond=(pl.col("timestamp").dt.epoch("us") % _US != 0).sum(),
+        before_epoch=(pl.col("timestamp").dt.epoch("us") < 0).sum(),
+    ).row(0, named=True)
+    if problems["nonfinite"]:
+        raise TimelineError(f"timeline has {problems['nonfinite']} NaN or infinite value(s)")
+    if problems["subsecond"]:
+        raise TimelineError(f"timeline has {problems['subsecond']} timestamp(s) that are not whole seconds")
+    if problems["before_epoch"]:
+        raise TimelineError(f"timeline has {problems['before_epoch']} timestamp(s) before 1970 "
+                            "(promtool silently drops them)")
+
+
+def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
+    """One row per series: SERIES_KEYS, ``code`` and ``rank`` (output order = family,
+    node_type, pool, site, state)."""
+    family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
+    first = codes.arg_unique()
+    return (frame.select(pl.col(SERIES_KEYS).cast(pl.String))[first].with_columns(code=codes.gather(first))
+            .sort(pl.col("resource").replace_strict(family_order, return_dtype=pl.UInt8),
+                  "node_type", "pool", "site", "state")
+            .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
+
+
+def _series_codes(frame: pl.DataFrame) -> pl.Series:
+    """A UInt64 per row naming its series: packed categorical codes of SERIES_KEYS (a single
+    integer column keeps unique/join cheap on tens of millions of rows)."""
+    physical = frame.select(pl.col(SERIES_KEYS).to_physical().cast(pl.UInt64))  # Enum/Categorical codes
+    bits = [max(int(physical[name].max() or 0).bit_length(), 1) for name in SERIES_KEYS]
+    if sum(bits) > 63:  # a huge category cache: fall back to a dense rank of the tuple
+        return physical.select(pl.struct(SERIES_KEYS).rank("dense").cast(pl.UInt64)).to_series()
+    code = pl.lit(0, dtype=pl.UInt64)
+    for name, width in zip(SERIES_KEYS, bits):
+        code = code * (1 << width) + pl.col(name)
+    return physical.select(code.alias("code")).to_series()
+
+
+def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) -> pl.DataFrame:
+    """The timeline as (rank, family, t, value) sorted by rank then t: no strings left."""
+    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(family_index,
+                                                                                 return_dtype=pl.UInt8))
+    return (pl.DataFrame({"code": codes, "t": frame["timestamp"].dt.epoch("s"), "value": frame["value"]}).lazy()
+            .join(ranks.lazy(), on="code")
+            .select("rank", "family", "t", "value")
+            .sort(pl.col("rank").cast(pl.Int64) * (1 << 40) + pl.col("t"))  # one integer key: fast
+            .collect())
+
+
+def _check_dense(samples: pl.DataFrame, keys: pl.DataFrame, grid: pl.DataFrame, step: int) -> None:
+    """Each series has exactly one row per grid time of its site (no duplicates, no holes)."""
+    per_series = samples.group_by("rank").agg(
+        rows=pl.len(), repeats=(pl.col("t").diff() == 0).sum(), first=pl.col("t").first(),
+        gaps=(pl.col("t").diff() > step).sum())
+    stats = per_series.join(keys, on="rank").join(
+        grid.select("site", "points", start=pl.col("start").dt.epoch("s")), on="site")
+    duplicates = stats["repeats"].sum()
+    if duplicates:
+        raise TimelineError(f"timeline has {duplicates} rows sharing a (site, timestamp, node_type, pool, "
+                            "state, resource) key; each key must appear once")
+    holes = stats.filter((pl.col("rows") != pl.col("points")) | (pl.col("first") != pl.col("start"))
+                         | (pl.col("gaps") > 0)).sort(SERIES_KEYS)
+    if holes.height:
+        row = holes.row(0, named=True)
+        key = ", ".join(f"{name}={row[name]}" for name in SERIES_KEYS)
+        raise TimelineError(f"timeline grid is irregular: {holes.height} series lack grid times, e.g. "
+                            f"({key}) has {row['rows']} of the site's {row['points']} timestamps")

@@ -1,0 +1,84 @@
+"""What every backfill target gets: the timeline's samples before the cut-off, split into windows.
+
+Shared by the promtool path (``blocks``) and the VictoriaMetrics import (``victoria``), so both
+write the same samples with the same labels for the same timeline and ``now``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from exporter.backfill.checked import checked_timeline
+from exporter.backfill.openmetrics import sample_values, series_labels
+from exporter.errors import TimelineError
+from exporter.layout import read_timeline
+from exporter.timeutil import utc_now
+
+EPOCH = dt.datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class History:
+    """The samples to backfill (``sample_values`` columns: family, rank, t, value) and their series."""
+
+    timeline_path: Path
+    samples: pl.DataFrame  # only t < cutoff
+    series: pl.DataFrame  # series_labels(): SERIES_KEYS, rank, labels
+    cutoff: dt.datetime  # first time NOT backfilled; the live exporter owns [cutoff, ...)
+    origins: dict[str, dt.datetime]  # site -> counters' origin (first grid time)
+    step_seconds: int
+
+    @property
+    def first_sample(self) -> dt.datetime:
+        return datetime_of(self.samples["t"].min())
+
+    @property
+    def last_sample(self) -> dt.datetime:
+        return datetime_of(self.samples["t"].max())
+
+    @property
+    def negative_samples(self) -> int:
+        """Gauge samples < 0 (data anomalies kept by reconstruct)."""
+        return self.samples.filter((pl.col("family") % 2 == 0) & (pl.col("value") < 0)).height
+
+
+def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, job: str, instance: str,
+                          origin: dt.datetime | None = None, now: dt.datetime | None = None) -> History:
+    """Read and check the timeline; keep the samples before ``min(now, end) - holdback``.
+
+    TimelineError when the timeline is malformed or nothing lies before the cut-off.
+    """
+    timeline_path = Path(timeline_dir)
+    checked = checked_timeline(read_timeline(timeline_path))
+    cutoff = min(now or utc_now(), max(checked.ends.values())) - holdback
+    series = series_labels(checked, job=job, instance=instance)
+    kept = sample_values(checked, origin=origin).filter(pl.col("t") < epoch_of(cutoff))
+    if kept.height == 0:
+        raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
+                            f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
+    return History(timeline_path=timeline_path, samples=kept, series=series, cutoff=cutoff,
+                   origins=checked.starts, step_seconds=checked.step_seconds)
+
+
+def split_windows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.DataFrame]]:
+    """``samples`` cut into epoch-aligned windows of ``hours``, in time order (row order kept)."""
+    seconds = hours * 3600
+    parts = samples.with_columns(window=pl.col("t") // seconds).partition_by(
+        "window", maintain_order=True, include_key=False, as_dict=True)
+    return [(datetime_of(window * seconds), part) for (window,), part in sorted(parts.items())]
+
+
+def epoch_of(moment: dt.datetime) -> int:
+    return int((moment - EPOCH).total_seconds())
+
+
+def datetime_of(seconds: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(seconds=int(seconds))
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,160 @@
+"""One block window at a time: OpenMetrics file -> promtool block -> block verified -> text removed.
+
+Each worker thread takes a window, writes its file, runs promtool on it, checks the block against
+the window (sample count, time range) and deletes the file (unless asked to keep it). So at any
+moment at most ``workers`` window files exist: the extra disk of a run, beyond its blocks, is
+bounded by the text of the windows in flight, not by the whole history (docs/backfill.md).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import time
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import polars as pl
+
+from exporter import children
+from exporter.backfill.history import epoch_of, split_windows
+from exporter.backfill.openmetrics import sample_lines, sample_prefixes, write_samples
+from exporter.errors import TimelineError
+from exporter.faults import fault_point
+from exporter.layout import BLOCKS_DIR, OPENMETRICS_DIR
+from exporter.progress import Progress
+
+ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+@dataclass(frozen=True)
+class WindowFile:
+    """One OpenMetrics file: the samples of one block window."""
+
+    path: str  # relative to the output directory
+    window_start: dt.datetime
+    window_end: dt.datetime
+    samples: int
+    bytes: int
+    sha256: str
+    blocks: tuple[str, ...] = ()  # ULIDs promtool created from this file
+    kept: bool = True  # False: removed once its block was verified
+
+
+@dataclass(frozen=True)
+class Converted:
+    files: tuple[WindowFile, ...]  # in window order
+    write_seconds: float  # wall time until every file was written
+    seconds: float  # wall time of the whole stage
+
+
+def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str | None = None) -> tuple[str, ...]:
+    """The exact promtool invocation turning one window file into one block."""
+    return (promtool or "promtool", "tsdb", "create-blocks-from", "openmetrics",
+            f"--max-block-duration={hours}h", str(om_file), str(blocks_dir))
+
+
+def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None,
+                      workers: int | None, keep_openmetrics: bool, progress: Progress) -> Converted:
+    """Write the window files in parallel; with ``tool``, convert each one as soon as it is written,
+    verify its block and (unless ``keep_openmetrics``) remove the file."""
+    windows = split_windows(samples, hours)
+    (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
+    prefixes = sample_prefixes(series)
+    started = time.perf_counter()
+    written_at = started
+
+    def one_window(start: dt.datetime, part: pl.DataFrame) -> WindowFile:
+        nonlocal written_at
+        info = _write_window(sample_lines(part, prefixes), out, start, hours)
+        fault_point("backfill:after-openmetrics")
+        written_at = max(written_at, time.perf_counter())
+        if not tool:
+            return info
+        info = replace(info, blocks=_run_promtool(tool, out, info, hours))
+        _verify_blocks(out / BLOCKS_DIR, info)
+        if keep_openmetrics:
+            return info
+        os.remove(out / info.path)
+        return replace(info, kept=False)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
+            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
+        futures = [pool.submit(one_window, start, part) for start, part in windows]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                bar.item(future.result().path)
+                bar.advance()
+        except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
+            for future in futures:
+                future.cancel()
+            children.kill_all()
+            raise
+    return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
+
+
+def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
+    """Write one window file into the staging directory, hashing it on the way."""
+    relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
+    with open(out / relative, "wb") as handle:
+        sink = _HashingWriter(handle)
+        write_samples(lines, sink)
+    return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
+                      samples=lines.height, bytes=sink.bytes, sha256=sink.sha256.hexdigest())
+
+
+class _HashingWriter:
+    """A binary writer that passes data through to ``handle`` and keeps its sha256 and size."""
+
+    def __init__(self, handle) -> None:
+        self.handle, self.sha256, self.bytes = handle, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        return self.handle.write(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:
+    """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
+    files go there too, via TMPDIR), then move its block(s) into ``blocks/``."""
+    staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
+    (staging / "tmp").mkdir(parents=True)
+    command = promtool_command(out / info.path, staging, hours, tool)
+    done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
+                        on_start=lambda: fault_point("backfill:promtool-running"))
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
+    ulids = sorted(p.name for p in staging.iterdir() if ULID.match(p.name))
+    for ulid in ulids:
+        os.replace(staging / ulid, out / BLOCKS_DIR / ulid)
+    shutil.rmtree(staging)
+    return tuple(ulids)
+
+
+def _verify_blocks(blocks_dir: Path, info: WindowFile) -> None:
+    """The window's block(s) hold every sample of its file, inside the window; else TimelineError
+    (promtool drops some out-of-order or duplicate samples silently: reference §1.2)."""
+    start_ms, end_ms = epoch_of(info.window_start) * 1000, epoch_of(info.window_end) * 1000
+    samples = 0
+    for ulid in info.blocks:
+        try:
+            meta = json.loads((blocks_dir / ulid / "meta.json").read_text())
+            low, high, count = int(meta["minTime"]), int(meta["maxTime"]), int(meta["stats"]["numSamples"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise TimelineError(f"promtool made block {ulid} from {info.path} without a readable meta.json") from None
+        if low < start_ms or high > end_ms:
+            raise TimelineError(f"promtool made block {ulid} from {info.path} reaching outside its window")
+        samples += count
+    if samples != info.samples:
+        raise TimelineError(f"promtool's block(s) from {info.path} hold {samples} samples, the file "
+                            f"{info.samples} (promtool dropped or added samples)")

@@ -1,0 +1,122 @@
+"""Bounded disk: with --blocks each window's OpenMetrics file is removed once its block is verified,
+so the text on disk at any moment is at most that of the windows in flight (one per worker).
+
+The text present is measured from outside the code under test: a wrapper around the real promtool
+sums the .om files in the directory each time promtool starts, and a thread polls the directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import stat
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from exporter.backfill.blocks import backfill
+from tests.backfill.timelines import synthetic_timeline, write_timeline
+
+pytestmark = pytest.mark.prometheus
+
+START = dt.datetime(2024, 1, 1)
+NOW = dt.datetime(2030, 1, 1)
+
+WRAPPER = """#!{python}
+import glob, os, sys
+om = next(a for a in sys.argv[1:] if a.endswith(".om"))
+total = 0
+for path in glob.glob(os.path.join(os.path.dirname(om), "*.om")):
+    try:
+        total += os.path.getsize(path)
+    except FileNotFoundError:
+        pass
+with open({log!r}, "a") as log:
+    log.write(f"{{total}}\\n")
+os.execv({real!r}, [{real!r}] + sys.argv[1:])
+"""
+
+
+@pytest.fixture(scope="module")
+def timeline_dir(tmp_path_factory):
+    frame = synthetic_timeline(start=START, hours=24 * 30, node_types=("a", "b"), resources=("nodes", "vcpus"))
+    return write_timeline(frame, tmp_path_factory.mktemp("timeline"))
+
+
+def counting_promtool(tmp_path: Path, promtool: str) -> tuple[Path, Path]:
+    log = tmp_path / "om-bytes.log"
+    wrapper = tmp_path / "promtool-wrapper"
+    wrapper.write_text(WRAPPER.format(python=sys.executable, log=str(log), real=promtool))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return wrapper, log
+
+
+class Poller:
+    """Polls every .om file under ``root`` (the staging directory is a hidden sibling of --out)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.peak, self._stop = root, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for directory, _, names in os.walk(self.root):
+                for name in names:
+                    if name.endswith(".om"):
+                        try:
+                            total += os.path.getsize(os.path.join(directory, name))
+                        except FileNotFoundError:
+                            pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.002)
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def measured_run(timeline_dir: Path, tmp_path: Path, promtool: str, **options):
+    wrapper, log = counting_promtool(tmp_path, promtool)
+    root = tmp_path / "work"
+    root.mkdir()
+    with Poller(root) as poller:
+        result = backfill(timeline_dir, root / "out", blocks=True, promtool=str(wrapper), block_hours=54,
+                          now=NOW, **options)
+    at_starts = [int(line) for line in log.read_text().split()]
+    assert len(at_starts) == len(result.files)
+    return result, max(max(at_starts), poller.peak)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_text_on_disk_never_exceeds_the_windows_in_flight(timeline_dir, tmp_path, promtool, workers):
+    result, peak = measured_run(timeline_dir, tmp_path, promtool, workers=workers)
+    sizes = sorted((f.bytes for f in result.files), reverse=True)
+    assert len(sizes) > 10
+    assert 0 < peak <= sum(sizes[:workers])
+    assert peak < sum(sizes) / 4  # far below the whole history's text
+    assert list((tmp_path / "work" / "out" / "openmetrics").iterdir()) == []
+    manifest = json.loads((tmp_path / "work" / "out" / "backfill.json").read_text())
+    assert [f["kept"] for f in manifest["files"]] == [False] * len(result.files)
+    assert [f["sha256"] for f in manifest["files"]] == [f.sha256 for f in result.files]
+    assert sum(f["samples"] for f in manifest["files"]) == result.samples
+
+
+def test_keep_openmetrics_keeps_every_file_and_the_measure_sees_them_pile_up(timeline_dir, tmp_path, promtool):
+    result, peak = measured_run(timeline_dir, tmp_path, promtool, workers=2, keep_openmetrics=True)
+    out = tmp_path / "work" / "out"
+    assert sorted(p.name for p in (out / "openmetrics").iterdir()) == sorted(Path(f.path).name for f in result.files)
+    assert all(f.kept for f in result.files)
+    assert peak >= sum(f.bytes for f in result.files[:-2])  # the last start sees all but the two in flight
+
+
+def test_without_blocks_the_files_are_the_output_and_stay(timeline_dir, tmp_path):
+    result = backfill(timeline_dir, tmp_path / "out", block_hours=54, now=NOW)
+    assert all(f.kept for f in result.files)
+    assert all((tmp_path / "out" / f.path).stat().st_size == f.bytes for f in result.files)
