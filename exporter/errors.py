@@ -57,6 +57,10 @@ class ToolMissing(UsageExporterError):
     """An external tool (promtool, prometheus) is not installed."""
 
 
+class StoreError(UsageExporterError):
+    """A metrics store (VictoriaMetrics) cannot be reached, refused data or kept other samples than sent."""
+
+
 class OutputError(UsageExporterError):
     """An output directory cannot be written or replaced safely."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent setup on a fresh Debian machine: apt packages (promtool/prometheus, MariaDB),
+# Idempotent setup on a fresh Debian machine: apt packages (promtool/prometheus, MariaDB, victoria-metrics),
 # a running MariaDB reachable as root without password on 127.0.0.1, and .venv with the package.
 # Safe to run again: each step checks before it acts.
 set -euo pipefail
@@ -12,6 +12,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 missing=()
 command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+command -v victoria-metrics >/dev/null 2>&1 || missing+=(victoria-metrics)  # single node, for the import-vm tests
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing apt packages: ${missing[*]}"

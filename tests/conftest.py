@@ -39,6 +39,13 @@ def prometheus_bin() -> str:
 
 
 @pytest.fixture(scope="session")
+def victoria_bin() -> str:
+    path = support.binary("victoria-metrics")
+    support.require(path is not None, "victoria-metrics (apt package victoria-metrics)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_site(tmp_path_factory, promtool):
     """A generated 3-host, 5-week SQLite site with a clean snapshot, reconstruction and backfill."""
     from tests.core.crash_support import build_tiny_site
@@ -70,7 +77,8 @@ def golden(request):
 
 
 
-SERVICE_MARKERS = {"promtool": "prometheus", "prometheus_bin": "prometheus", "mariadb_url": "mariadb"}
+SERVICE_MARKERS = {"promtool": "prometheus", "prometheus_bin": "prometheus", "mariadb_url": "mariadb",
+                   "victoria_bin": "victoriametrics"}
 
 
 def pytest_collection_modifyitems(config, items):

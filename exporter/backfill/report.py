@@ -47,7 +47,7 @@ def promtool_commands(result: BackfillResult) -> str:
 
 
 def next_steps(result: BackfillResult) -> str:
-    """How to get the blocks into Prometheus, Thanos or Mimir."""
+    """How to get the history into Prometheus, Thanos, Mimir or VictoriaMetrics."""
     blocks = result.blocks_dir
     steps = [
         "Next steps",
@@ -68,7 +68,9 @@ def next_steps(result: BackfillResult) -> str:
         "       --label='<external_label>=\"<value>\"'",
         "5. Mimir (re-run with --mimir for 6h blocks; needs limits.compactor_block_upload_enabled: true):",
         f"     mimirtool backfill --address=http://<mimir> --id=<tenant> {blocks}/01*",
-        "6. Grafana: hourly history needs last_over_time(m[1h]) (the shipped dashboards do this),",
+        "6. VictoriaMetrics (single node or cluster; no blocks needed, start it with -retentionPeriod=100y):",
+        f"     usage-exporter import-vm {result.timeline_path} --url http://<victoria-metrics>:8428",
+        "7. Grafana: hourly history needs last_over_time(m[1h]) (the shipped dashboards do this),",
         "   and resource-hours come from counter differences (docs/metrics.md, docs/dashboards.md).",
     ]
     if not result.blocks_created:

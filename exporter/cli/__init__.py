@@ -25,6 +25,7 @@ COMMANDS = {
     "rules": "rules",
     "backfill": "backfill",
     "install-blocks": "install_blocks",
+    "import-vm": "import_vm",
     "run": "run",
     "serve": "serve",
     "plot": "plot",
@@ -63,6 +64,7 @@ def cli() -> None:
       usage-exporter reconstruct SNAPSHOT --site chi_uc --out OUT
       usage-exporter backfill OUT --out BACKFILL --blocks
       usage-exporter install-blocks BACKFILL --data-dir /var/lib/prometheus/metrics2
+      usage-exporter import-vm OUT --url http://127.0.0.1:8428   # or straight into VictoriaMetrics
       usage-exporter serve                        # live /metrics
     """
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.options import Duration, config_option
-from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
+from exporter.cli.options import history_options
 
 
 @click.command("backfill")
@@ -16,13 +15,7 @@ from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
               help="Output directory: openmetrics/, blocks/ and backfill.json.")
 @click.option("--blocks", is_flag=True, help="Also create TSDB blocks with promtool (in parallel).")
 @click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
-@click.option("--holdback", type=Duration(), default=None,
-              help="Newest history left to the live exporter [default: 3h, or the site's live_holdback_hours].")
-@click.option("--site", metavar="NAME", help="Take holdback, job, instance and the counter origin (history_start) from this "
-                             "site in the config.")
-@config_option
-@click.option("--job", default=None, help=f"job label written on every sample [default: {DEFAULT_JOB}].")
-@click.option("--instance", default=None, help=f"instance label written on every sample [default: {DEFAULT_INSTANCE}].")
+@history_options
 @click.option("--keep-openmetrics", is_flag=True,
               help="Keep each window's OpenMetrics file after its block is verified (default: remove it, so the "
                    "extra disk stays within the files of the windows in flight).")
@@ -46,19 +39,13 @@ def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config
     # imported here, not at the top: `usage-exporter --help` loads every subcommand module
     from exporter.backfill.blocks import backfill, require_blocks
     from exporter.backfill.report import next_steps, summary
-    from exporter.config import load_config
+    from exporter.cli.options import history_settings
     from exporter.progress import for_cli
-    from exporter.stage_options import BackfillOptions, backfill_options
 
-    options = BackfillOptions()
-    if site:
-        config = load_config(config_path)
-        options = backfill_options(config.site(site, resolve_env=False), config)
+    options = history_settings(site, config_path, holdback, job, instance)
     result = backfill(timeline_dir, out_dir, blocks=blocks, promtool=promtool_path,
-                      holdback=holdback or options.holdback, job=job or options.job,
-                      instance=instance or options.instance, mimir=mimir, origin=options.origin,
-                      keep_openmetrics=keep_openmetrics,
-                      progress=for_cli(quiet=quiet, stages=1))
+                      holdback=options.holdback, job=options.job, instance=options.instance, mimir=mimir,
+                      origin=options.origin, keep_openmetrics=keep_openmetrics, progress=for_cli(quiet=quiet, stages=1))
     click.echo(summary(result))
     click.echo("\n" + next_steps(result))
     require_blocks(result)

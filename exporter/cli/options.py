@@ -57,3 +57,37 @@ config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), default=str(DEFAULT_CONFIG_PATH),
     envvar="USAGE_EXPORTER_CONFIG", show_default=True, show_envvar=True, help="Sites configuration file.",
 )
+
+
+def history_options(command):
+    """The options that choose which history is written and how it is labelled: shared by
+    ``backfill`` and ``import-vm``, so both write the same samples for the same site."""
+    from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
+
+    for option in reversed([
+        click.option("--holdback", type=Duration(), default=None,
+                     help="Newest history left to the live exporter [default: 3h, or the site's live_holdback_hours]."),
+        click.option("--site", metavar="NAME", help="Take holdback, job, instance and the counter origin "
+                                                    "(history_start) from this site in the config."),
+        config_option,
+        click.option("--job", default=None, help=f"job label written on every sample [default: {DEFAULT_JOB}]."),
+        click.option("--instance", default=None,
+                     help=f"instance label written on every sample [default: {DEFAULT_INSTANCE}]."),
+    ]):
+        command = option(command)
+    return command
+
+
+def history_settings(site: str | None, config_path: str, holdback, job, instance):
+    """The BackfillOptions the history options select (the site's, overridden by the flags)."""
+    import dataclasses
+
+    from exporter.config import load_config
+    from exporter.stage_options import BackfillOptions, backfill_options
+
+    options = BackfillOptions()
+    if site:
+        config = load_config(config_path)
+        options = backfill_options(config.site(site, resolve_env=False), config)
+    given = {"holdback": holdback, "job": job, "instance": instance}
+    return dataclasses.replace(options, **{key: value for key, value in given.items() if value})

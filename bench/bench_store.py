@@ -1,0 +1,130 @@
+"""Backfill vs promtool's floor, and import-vm vs the promtool path (issue #19 items 2 and 6).
+
+    .venv/bin/python bench/bench_store.py                    # 360 series x 1 year (6.3M samples), 3 rounds
+    .venv/bin/python bench/bench_store.py --years 3 --rounds 5
+
+One synthetic dense timeline (bench_backfill.synthetic: 9 node types x 8 leaves x 5 resources,
+hourly). Each round runs, in rotating order so load changes hit all three alike:
+
+- floor:    promtool alone on the same 1458h window files backfill writes (written once,
+            beforehand), one promtool per file, os.cpu_count() in parallel — what promtool needs
+            just to parse and write, with the text already on disk;
+- backfill: ``usage-exporter backfill TL --out X --blocks --quiet`` (the whole command: read,
+            check, write text, promtool, verify, remove text), while a thread polls the peak size
+            of the .om files present;
+- import:   ``usage-exporter import-vm TL --url … --quiet`` into a fresh single-node
+            victoria-metrics on a free loopback port (start-up not timed; the command's own
+            count-back of the samples is).
+
+Prints medians, the ratios backfill/floor and import/backfill, and ``uptime`` before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import datetime as dt  # noqa: E402
+
+from bench_backfill import synthetic  # noqa: E402
+from exporter.backfill.blocks import backfill  # noqa: E402
+from tests.backfill.test_backfill_disk import Poller  # noqa: E402
+from tests.support import VictoriaMetricsServer  # noqa: E402
+
+CLI = str(Path(sys.executable).parent / "usage-exporter")
+
+
+def run_floor(files: list[Path], work: Path) -> float:
+    blocks = work / "floor-blocks"
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        list(pool.map(lambda f: subprocess.run(
+            ["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", "--max-block-duration=1458h",
+             str(f), str(blocks / f.stem)], check=True, capture_output=True), files))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(blocks)
+    return seconds
+
+
+def run_backfill(timeline: Path, work: Path) -> tuple[float, int]:
+    root = work / "bf"
+    root.mkdir()
+    with Poller(root) as poller:  # the staging directory is a hidden sibling of --out
+        started = time.perf_counter()
+        subprocess.run([CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks", "--quiet"],
+                       check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+    shutil.rmtree(root)
+    return seconds, poller.peak
+
+
+def run_import(timeline: Path) -> float:
+    with VictoriaMetricsServer(shutil.which("victoria-metrics")) as vm:
+        started = time.perf_counter()
+        subprocess.run([CLI, "import-vm", str(timeline), "--url", vm.url, "--quiet"], check=True, capture_output=True)
+        return time.perf_counter() - started
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--years", type=float, default=1.0)
+    parser.add_argument("--node-types", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
+    try:
+        print(f"before: {uptime()}")
+        timeline = work / "tl"
+        timeline.mkdir()
+        synthetic(args.node_types, args.years, 5, dt.datetime(2016, 1, 1)).write_parquet(timeline / "timeline.parquet")
+        written = backfill(timeline, work / "files")  # the text backfill writes, for the floor runs
+        files = [work / "files" / f.path for f in written.files]
+        text = sum(f.bytes for f in written.files)
+        print(f"timeline: {written.series} series, {written.samples:,} samples, {len(files)} window files, "
+              f"{text / 1e6:.0f} MB of OpenMetrics text; {os.cpu_count()} cores")
+        times: dict[str, list[float]] = {"floor": [], "backfill": [], "import": []}
+        peaks = []
+        for index in range(args.rounds):
+            order = ["floor", "backfill", "import"]
+            order = order[index % 3:] + order[:index % 3]
+            for name in order:
+                if name == "floor":
+                    times[name].append(run_floor(files, work))
+                elif name == "backfill":
+                    seconds, peak = run_backfill(timeline, work)
+                    times[name].append(seconds)
+                    peaks.append(peak)
+                else:
+                    times[name].append(run_import(timeline))
+                print(f"  round {index + 1} {name:<8} {times[name][-1]:7.2f} s", flush=True)
+        median = {name: statistics.median(values) for name, values in times.items()}
+        for name, values in times.items():
+            print(f"{name:<8} median {median[name]:7.2f} s  (runs: {', '.join(f'{v:.2f}' for v in values)})")
+        print(f"backfill / floor  = {median['backfill'] / median['floor']:.2f}x (medians)")
+        print(f"import-vm / backfill = {median['import'] / median['backfill']:.2f}x (medians)")
+        largest = sorted((f.bytes for f in written.files), reverse=True)[:os.cpu_count() or 1]
+        print(f"peak .om text during backfill: {max(peaks) / 1e6:.1f} MB (bound: {sum(largest) / 1e6:.1f} MB = "
+              f"the {len(largest)} largest windows; whole history {text / 1e6:.0f} MB)")
+        print(f"after:  {uptime()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
