@@ -260,6 +260,15 @@ def read_timeline(timeline_dir: Path) -> pl.DataFrame:
         raise TimelineError(f"cannot read {path}: {str(err).splitlines()[0][:200]}") from None
 
 
+def read_device_timeline(timeline_dir: Path) -> pl.DataFrame | None:
+    """An edge site's ``device_timeline.parquet`` beside its timeline (None when there is none)."""
+    path = Path(timeline_dir)
+    path = (path if path.is_dir() else path.parent) / DEVICE_TIMELINE_FILE
+    if not path.exists():
+        return None
+    return read_timeline(path)
+
+
 def reconstruction_dir(out: Path) -> Path:
     """The directory holding a reconstruction's outputs: ``out`` itself (``reconstruct --out``),
     or ``out/timeline`` when that holds them (``run``'s output directory)."""

@@ -18,7 +18,7 @@ import polars as pl
 
 from exporter.colours import site_colours
 from exporter.config import Config
-from exporter.layout import read_timeline
+from exporter.layout import read_device_timeline, read_timeline
 from exporter.errors import TimelineError, ToolMissing
 from exporter.columns import POOL_ONDEMAND, POOL_RESERVABLE, TIMELINE_RESOURCES
 
@@ -131,8 +131,9 @@ def _finish(ax, *, title: str, ylabel: str, legend_columns: int = 1) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=legend_columns, fontsize="small", frameon=False)
 
 
-def site_usage_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nodes"):
-    """Stacked states (they add up to the total line) with the total and reservable-pool lines."""
+def site_usage_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nodes", unit: str | None = None):
+    """Stacked states (they add up to the total line) with the total and reservable-pool lines;
+    ``unit`` names what is counted (default: the resource; an edge site's: devices)."""
     table = bucket_means(state_table(timeline, site=site, resource=resource))
     figure = _new_figure()
     ax = figure.add_subplot()
@@ -148,11 +149,11 @@ def site_usage_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nod
     ax.step(x, table["reservable"].to_numpy(), where="post", color=RESERVABLE_COLOUR, linewidth=1.2,
             linestyle="--", label="reservable pool")
     ax.set_ylim(bottom=0)
-    _finish(ax, title=f"{site}: {resource} by state", ylabel=resource)
+    _finish(ax, title=f"{site}: {unit or resource} by state", ylabel=unit or resource)
     return figure
 
 
-def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nodes"):
+def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "nodes", unit: str | None = None):
     """committed / occupied / active as shares of the reservable pool."""
     table = bucket_utilization(utilization_table(timeline, sites=(site,), resource=resource))
     figure = _new_figure(height=4.0)
@@ -167,15 +168,15 @@ def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "no
             label="committed, 30-day mean")
     ax.axhline(TARGET_UTILIZATION * 100, color="#e02f44", linestyle=":", linewidth=1, label="80 %")
     ax.set_ylim(0, 100)
-    _finish(ax, title=f"{site}: share of the reservable pool ({resource})", ylabel="%")
+    _finish(ax, title=f"{site}: share of the reservable pool ({unit or resource})", ylabel="%")
     return figure
 
 
 def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None = None, resource: str = "nodes",
-                      config: Config | None = None):
+                      config: Config | None = None, edge: tuple[str, ...] = ()):
     """Top: capacity per site, stacked, with the all-sites total. Bottom: committed / reservable per
     site (thin) and its 30-day rolling mean (thick), each site in its configured colour
-    (``exporter.colours``, the dashboards' colours)."""
+    (``exporter.colours``, the dashboards' colours). ``edge``: sites whose rows count devices."""
     table = bucket_utilization(utilization_table(timeline, sites=sites, resource=resource))
     capacity = (_select(timeline, resource=resource, sites=sites).group_by("site", "timestamp")
                 .agg(pl.col("value").sum()).pivot(on="site", index="timestamp", values="value")
@@ -193,7 +194,7 @@ def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None =
         base = upper
     top.step(x, base, where="post", color=TOTAL_COLOUR, linewidth=1.5, label="all sites")
     top.set_ylim(bottom=0)
-    _finish(top, title=f"Capacity by site ({resource})", ylabel=resource)
+    _finish(top, title=f"Capacity by site ({resource}{'; edge sites: devices' if edge else ''})", ylabel=resource)
     for site in names:
         rows = table.filter(pl.col("site") == site)
         xs = rows["timestamp"].to_numpy()
@@ -207,6 +208,19 @@ def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None =
     return figure
 
 
+def _timelines(timeline_dirs: tuple[str | Path, ...], resource: str) -> tuple[pl.DataFrame, set[str]]:
+    """Every given timeline, plus (for ``nodes``) the device timelines of edge sites beside them
+    (an edge site's devices are its nodes in the figures), and the set of those edge sites."""
+    frames, edge = [], set()
+    for path in timeline_dirs:
+        frames.append(read_timeline(Path(path)))
+        devices = read_device_timeline(Path(path)) if resource == "nodes" else None
+        if devices is not None and devices.height:
+            frames.append(devices)
+            edge |= set(devices.get_column("site").cast(pl.String).unique().to_list())
+    return pl.concat(frames, how="vertical_relaxed"), edge
+
+
 @dataclass(frozen=True)
 class PlotResult:
     out_dir: Path
@@ -216,18 +230,22 @@ class PlotResult:
 def render_plots(timeline_dirs: tuple[str | Path, ...], out_dir: str | Path, *, sites: tuple[str, ...] = (),
                  resource: str = "nodes", dpi: int = 100, config: Config | None = None) -> PlotResult:
     """Write ``<site>-usage.png`` and ``<site>-utilization.png`` per site, and ``cross-site.png`` when
-    there is more than one site, from one or more timeline directories (or timeline.parquet files)."""
+    there is more than one site, from one or more timeline directories (or timeline.parquet files);
+    an edge site's device_timeline.parquet beside its timeline is drawn as its nodes (labelled devices)."""
     _new_figure()  # fail early, before reading anything, when matplotlib is missing
-    timeline = pl.concat([read_timeline(Path(path)) for path in timeline_dirs], how="vertical_relaxed")
+    timeline, edge = _timelines(timeline_dirs, resource)
     chosen = tuple(sites) or tuple(sorted(timeline["site"].unique().to_list()))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    figures = [(f"{site}-usage.png", site_usage_figure(timeline, site=site, resource=resource)) for site in chosen]
-    figures += [(f"{site}-utilization.png", utilization_figure(timeline, site=site, resource=resource))
-                for site in chosen]
+    unit = {site: "devices" if site in edge else None for site in chosen}
+    figures = [(f"{site}-usage.png", site_usage_figure(timeline, site=site, resource=resource, unit=unit[site]))
+               for site in chosen]
+    figures += [(f"{site}-utilization.png", utilization_figure(timeline, site=site, resource=resource,
+                                                               unit=unit[site])) for site in chosen]
     if len(chosen) > 1:
-        figures.append(("cross-site.png", cross_site_figure(timeline, sites=chosen, resource=resource, config=config)))
+        figures.append(("cross-site.png", cross_site_figure(timeline, sites=chosen, resource=resource, config=config,
+                                                            edge=tuple(s for s in chosen if s in edge))))
     for name, figure in figures:
         path = out / name
         figure.savefig(path, dpi=dpi, metadata={"Software": None})

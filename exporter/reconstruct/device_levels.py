@@ -4,8 +4,9 @@ Stages (settle -> cut at snapshot -> [merge] -> [clip into parent]; rules in the
 exporter.adapters.blazar_devices and zun_containers, in words in docs/semantics.md "Devices"):
 
 1. total       devices rows per device name, merged                           -> total
-2. reservable  the same rows, ended at updated_at when reservable = 0, into total
-3. committed   device allocations in their lease window, into reservable     -> committed / maintenance
+2. reservable  the same rows, into total (every device is a Blazar device)
+3. committed   device allocations in their lease window, into reservable     -> committed / maintenance;
+               a device now marked reservable = 0: maintenance from its updated_at, into reservable
 4. occupied    each container × every device its reservation holds (Zun stores no device: the
                reservation's devices count as occupied while any of its containers exists), clipped
                into that device's committed window (else orphan), merged per (reservation, device)
@@ -41,10 +42,12 @@ def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: 
     detail = blazar_devices.device_reject_detail()
     total = books.merged(books.cut_at_snapshot(books.settled(windows, detail=detail)), by=KEY)
     reservable = books.clipped_into(books.merged(books.cut_at_snapshot(books.settled(
-        _reservable(windows), detail=detail)), by=KEY), total, by=KEY)
+        windows.with_columns(pl.lit(LEVEL_RESERVABLE).alias("level")), detail=detail)), by=KEY), total, by=KEY)
     allocations = blazar_devices.allocation_windows(frames, maintenance_projects=maintenance_projects).collect()
     committed = books.clipped_into(books.cut_at_snapshot(books.settled(
         allocations, detail=blazar_devices.allocation_reject_detail())), reservable, by=KEY)
+    failing = books.clipped_into(books.merged(books.cut_at_snapshot(books.settled(
+        _unreservable(windows), detail=detail)), by=KEY), reservable, by=KEY)
     slots = allocations.filter(pl.col("rejection_reason").is_null()).select(
         "reservation_id", "hypervisor_hostname", pl.col("entity_id").alias("device_id")).unique(maintain_order=True)
     containers = zun_containers.container_windows(frames).collect()
@@ -52,15 +55,18 @@ def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: 
     stops = zun_containers.stop_windows(frames, containers.filter(pl.col("rejection_reason").is_null()).lazy())
     stopped = _stopped(books, stops.collect(), slots, occupied_pieces, occupied)
     models = _models(frames)
-    levels = [total, reservable, committed, _with_maintenance(occupied, committed), _with_maintenance(stopped, committed)]
+    levels = [total, reservable, committed, failing, _with_maintenance(occupied, committed),
+              _with_maintenance(stopped, committed)]
     return pl.concat([_canonical(level, site=site, models=models) for level in levels], how="vertical")
 
 
-def _reservable(windows: pl.DataFrame) -> pl.DataFrame:
-    ended = windows.with_columns(pl.lit(LEVEL_RESERVABLE).alias("level"),
-                                 pl.min_horizontal("end", "reservable_until").alias("end"))
-    return ended.with_columns(pl.coalesce("rejection_reason", pl.when(pl.col("end") <= pl.col("start"))
-                                          .then(pl.lit("never_effective"))).alias("rejection_reason"))
+def _unreservable(windows: pl.DataFrame) -> pl.DataFrame:
+    """Devices now marked unreservable: maintenance from the row's updated_at (only the current
+    value is stored) to its end."""
+    failing = windows.filter(pl.col("reservable_until").is_not_null()).with_columns(
+        pl.lit(LEVEL_MAINTENANCE).alias("level"), pl.max_horizontal("start", "reservable_until").alias("start"))
+    return failing.with_columns(pl.coalesce("rejection_reason", pl.when(pl.col("end") <= pl.col("start"))
+                                            .then(pl.lit("never_effective"))).alias("rejection_reason"))
 
 
 def _on_devices(rows: pl.DataFrame, slots: pl.DataFrame, *, level: str) -> pl.DataFrame:

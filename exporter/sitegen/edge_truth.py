@@ -1,7 +1,8 @@
 """The truth of an edge site: what really happened, and what of it the databases can still tell.
 
-Physical truth (truth_spans.parquet, SPAN_SCHEMA): total (device enrolled), reservable (enrolled
-and not marked unreservable), committed / maintenance (device allocation: lease window),
+Physical truth (truth_spans.parquet, SPAN_SCHEMA): total and reservable (device enrolled),
+committed / maintenance (device allocation: lease window; maintenance also while a failing device
+is marked unreservable),
 occupied (a container held its device: created -> end), stopped (its stopped windows).
 
 Recoverable truth (truth.json ``device_hours_recoverable``), computed here with plain interval
@@ -51,9 +52,11 @@ def absent(device: Device) -> bool:
 
 
 def device_levels(device: Device, end: int) -> dict[str, list[Window]]:
+    """total and reservable (enrolled), maintenance while marked unreservable (failing)."""
     gone = device.retired if device.retired is not None else end
-    usable = min(gone, device.unreservable_since or gone)
-    return {"total": clip([(device.created, gone)], 0, end), "reservable": clip([(device.created, usable)], 0, end)}
+    failing = [(device.unreservable_since, gone)] if device.unreservable_since is not None else []
+    return {"total": clip([(device.created, gone)], 0, end), "reservable": clip([(device.created, gone)], 0, end),
+            "maintenance": clip(failing, 0, end)}
 
 
 def lease_window(lease: DeviceLease, end: int) -> list[Window]:
