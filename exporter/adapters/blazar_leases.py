@@ -8,25 +8,31 @@ import polars as pl
 
 from exporter.adapters import common
 from exporter.columns import LEVEL_COMMITTED, LEVEL_MAINTENANCE
-from exporter.adapters.declared import TIMESTAMPS, SourceTable
+from exporter.adapters.declared import TIMESTAMPS, ChildOf, SourceTable
+
+# Blazar changes a reservation or allocation on its own (status, reallocation): the live exporter
+# scans these tables; the relation only says which lease a row belongs to.
+OF_RESERVATION = ChildOf("blazar.reservations", "id", "reservation_id")
 
 READS = (
     SourceTable("blazar", "leases",
                 ("id", "name", "user_id", "project_id", "start_date", "end_date", "status",
                  *TIMESTAMPS),
-                required=("id", "start_date", "end_date"),
+                required=("id", "start_date", "end_date"), spans_end=("end_date", "deleted_at"),
                 description="leases; start/end at minute precision; deleted_at = early deletion"),
     SourceTable("blazar", "reservations",
                 ("id", "lease_id", "resource_id", "resource_type", "status", *TIMESTAMPS),
-                required=("id", "lease_id")),
+                required=("id", "lease_id"), child_of=ChildOf("blazar.leases", "id", "lease_id")),
     SourceTable("blazar", "computehost_allocations",
                 ("id", "compute_host_id", "reservation_id", *TIMESTAMPS),
-                required=("id", "compute_host_id", "reservation_id"),
+                required=("id", "compute_host_id", "reservation_id"), child_of=OF_RESERVATION,
+                spans_end=("deleted_at",),
                 description="host<->reservation; soft-deleted at lease end or on reallocation"),
     SourceTable("blazar", "instance_reservations",
                 ("id", "reservation_id", "vcpus", "memory_mb", "disk_gb", "amount", "affinity",
                  *TIMESTAMPS),
-                optional=True, description="per-slot resources of virtual/flavor:instance reservations"),
+                optional=True, child_of=OF_RESERVATION,
+                description="per-slot resources of virtual/flavor:instance reservations"),
 )
 
 ALLOCATIONS = "blazar.computehost_allocations"

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from exporter.adapters.declared import shadow_twin
 from exporter.adapters.registry import declared_tables
 from exporter.errors import SchemaError
 
@@ -48,6 +49,5 @@ def check_not_empty(tables: Mapping[str, pl.LazyFrame]) -> None:
 
 
 def _rows(tables: Mapping[str, pl.LazyFrame], name: str) -> int:
-    schema, table = name.split(".", 1)
-    frames = [tables[n] for n in (name, f"{schema}.shadow_{table}") if n in tables]
+    frames = [tables[n] for n in (name, shadow_twin(name)) if n in tables]
     return sum(int(frame.select(pl.len()).collect().item()) for frame in frames)

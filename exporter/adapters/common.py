@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from exporter.adapters.declared import SHADOW_PREFIX
 from exporter.errors import SchemaError
 from exporter.timeutil import EARLIEST_PLAUSIBLE, TIME
 
@@ -19,7 +20,6 @@ ID = "id"  # kind marker for ``typed``: text identifier
 TEXT = "text"
 NUMBER = "number"
 WHEN = "time"
-SHADOW_PREFIX = "shadow_"
 # kind -> dtypes a column of that kind may be stored as (besides all-null); ids and text read anything.
 _STORABLE = {
     WHEN: lambda dtype: isinstance(dtype, (pl.Datetime, pl.Date)) or dtype == pl.String,

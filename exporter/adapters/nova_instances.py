@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import polars as pl
 
 from exporter.adapters import common
 from exporter.columns import BOOKING_ONDEMAND, BOOKING_RESERVATION
-from exporter.adapters.declared import TIMESTAMPS, SourceTable
+from exporter.adapters.declared import TIMESTAMPS, ChildOf, SourceTable
 
 _INSTANCE_COLUMNS = (
     "id", "uuid", "user_id", "project_id", "host", "node", "vcpus", "memory_mb", "root_gb",
@@ -20,18 +21,30 @@ _ACTION_COLUMNS = ("id", "instance_uuid", "action", "request_id", "start_time", 
 _EVENT_COLUMNS = ("id", "action_id", "event", "start_time", "finish_time", "result", "host",
                   *TIMESTAMPS)
 
+# Nova writes an action, its events and a request spec only while it also saves the instance row
+# (task_state/vm_state -> updated_at): the live exporter reads them by the changed instances' keys.
+OF_INSTANCE = ChildOf("nova.instances", "uuid", "instance_uuid", written_with_parent=True)
+OF_ACTION = ChildOf("nova.instance_actions", "id", "action_id", written_with_parent=True)
+# archived rows belong to the same instances (their keys may be in either table) but are moved by
+# nova-manage, not written with an instance save: the live exporter scans them like any table.
+ARCHIVED_OF_INSTANCE = replace(OF_INSTANCE, written_with_parent=False)
+ARCHIVED_OF_ACTION = replace(OF_ACTION, written_with_parent=False)
+INSTANCE_SPANS_END = ("deleted_at", "terminated_at")  # an instance's span ends at the first of them
+
 READS = (
     SourceTable("nova", "instances", _INSTANCE_COLUMNS,
-                required=("id", "uuid", "created_at", "node", "launched_at")),
-    SourceTable("nova", "instance_actions", _ACTION_COLUMNS, required=("id", "instance_uuid", "action")),
+                required=("id", "uuid", "created_at", "node", "launched_at"), spans_end=INSTANCE_SPANS_END),
+    SourceTable("nova", "instance_actions", _ACTION_COLUMNS, required=("id", "instance_uuid", "action"),
+                child_of=OF_INSTANCE),
     SourceTable("nova", "instance_actions_events", _EVENT_COLUMNS,
-                required=("id", "action_id", "event", "result")),
+                required=("id", "action_id", "event", "result"), child_of=OF_ACTION),
     SourceTable("nova_api", "request_specs", ("id", "instance_uuid", "spec", "created_at", "updated_at"),
-                required=("instance_uuid", "spec"),
+                required=("instance_uuid", "spec"), child_of=OF_INSTANCE,
                 description="scheduler hints / flavor name link instances to Blazar reservations"),
-    SourceTable("nova", "shadow_instances", _INSTANCE_COLUMNS, optional=True),
-    SourceTable("nova", "shadow_instance_actions", _ACTION_COLUMNS, optional=True),
-    SourceTable("nova", "shadow_instance_actions_events", _EVENT_COLUMNS, optional=True),
+    SourceTable("nova", "shadow_instances", _INSTANCE_COLUMNS, optional=True, spans_end=INSTANCE_SPANS_END),
+    SourceTable("nova", "shadow_instance_actions", _ACTION_COLUMNS, optional=True, child_of=ARCHIVED_OF_INSTANCE),
+    SourceTable("nova", "shadow_instance_actions_events", _EVENT_COLUMNS, optional=True,
+                child_of=ARCHIVED_OF_ACTION),
 )
 
 TERMINATE_EVENT = "compute_terminate_instance"

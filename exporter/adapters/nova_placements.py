@@ -19,16 +19,19 @@ import polars as pl
 
 from exporter.adapters import common
 from exporter.adapters.declared import SourceTable
+from exporter.adapters.nova_instances import ARCHIVED_OF_INSTANCE, OF_INSTANCE
 
 _MIGRATION_COLUMNS = ("id", "instance_uuid", "migration_type", "status", "source_compute", "dest_compute",
                       "source_node", "dest_node", "old_instance_type_id", "new_instance_type_id",
                       "created_at", "updated_at", "deleted_at", "deleted")
 READS = (
+    # a resize, migration or offload also saves the instance (host/node, flavor, vm_state)
     SourceTable("nova", "migrations", _MIGRATION_COLUMNS, optional=True, required=("instance_uuid",),
+                child_of=OF_INSTANCE,
                 description="resizes and migrations: source/dest hypervisor and old/new flavor per move"),
-    SourceTable("nova", "shadow_migrations", _MIGRATION_COLUMNS, optional=True),
+    SourceTable("nova", "shadow_migrations", _MIGRATION_COLUMNS, optional=True, child_of=ARCHIVED_OF_INSTANCE),
     SourceTable("nova", "instance_extra", ("instance_uuid", "flavor", "deleted_at", "deleted"), optional=True,
-                primary_key="instance_uuid", required=("instance_uuid", "flavor"),
+                primary_key="instance_uuid", required=("instance_uuid", "flavor"), child_of=OF_INSTANCE,
                 description="embedded flavor copies {cur, old, new}: sizes of hard-deleted flavors"),
     SourceTable("nova_api", "flavors", ("id", "name", "vcpus", "memory_mb", "root_gb", "ephemeral_gb"),
                 optional=True, required=("id", "vcpus"), description="flavor sizes by id (hard-deleted)"),

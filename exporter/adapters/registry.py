@@ -12,7 +12,7 @@ from exporter.adapters import (
     blazar_devices, blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
     zun_containers,
 )
-from exporter.adapters.declared import SourceTable
+from exporter.adapters.declared import ChildOf, SourceTable
 
 ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, nova_placements, legacy_usage,
                    blazar_devices, zun_containers, extras)
@@ -37,8 +37,15 @@ def declared_tables() -> tuple[SourceTable, ...]:
                     required=tuple(dict.fromkeys(previous.required + source.required)),
                     description=previous.description or source.description,
                     feeds_spans=previous.feeds_spans or source.feeds_spans,
+                    child_of=previous.child_of or source.child_of,
+                    spans_end=tuple(dict.fromkeys(previous.spans_end + source.spans_end)),
                 )
     return tuple(seen.values())
+
+
+def read_with_parent(sources: tuple[SourceTable, ...]) -> dict[str, ChildOf]:
+    """Of ``sources``, the tables whose rows change only with their parent's: name -> relation."""
+    return {s.name: s.child_of for s in sources if s.child_of is not None and s.child_of.written_with_parent}
 
 
 def span_tables() -> tuple[SourceTable, ...]:

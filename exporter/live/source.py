@@ -26,9 +26,9 @@ from exporter.config import SiteConfig
 from exporter.db import open_engine
 from exporter.live.recent import recent_tables
 from exporter.live.state import USAGE_SCHEMA, Usage
-from exporter.live.tables import ChildOf, TableCache
+from exporter.live.tables import TableCache
 from exporter.adapters.declared import SourceTable
-from exporter.adapters.registry import span_tables
+from exporter.adapters.registry import read_with_parent, span_tables
 
 
 # reconstruct cuts every span known to continue past the snapshot at the snapshot time (nothing is
@@ -96,19 +96,6 @@ def _usage_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return _collected(frame).select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA)
 
 
-# Nova records an action, its events, a request spec, a migration or the embedded flavors only while it also saves the instance row
-# (task_state/vm_state -> updated_at), so these are read by the changed instances' keys instead of
-# being scanned; a change they miss is caught by the next full reload.
-NOVA_CHILD_TABLES = {
-    "nova.instance_actions": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
-    "nova.instance_actions_events": ChildOf(parent="nova.instance_actions", parent_column="id", column="action_id"),
-    "nova_api.request_specs": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
-    # a resize, migration or offload also saves the instance (host/node, flavor, vm_state)
-    "nova.migrations": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
-    "nova.instance_extra": ChildOf(parent="nova.instances", parent_column="uuid", column="instance_uuid"),
-}
-
-
 def live_sources() -> tuple[SourceTable, ...]:
     """The declared tables that feed spans: what the live exporter reads on every refresh.
 
@@ -133,7 +120,7 @@ class LiveSite:
         self._engines = site_engines(site, sources)
         self.tables = TableCache({s.name: self._engines[site.url_for(s.schema)] for s in sources}, sources,
                                  full_reload_interval=full_reload_interval, query_timeout=site.query_timeout,
-                                 children=NOVA_CHILD_TABLES)
+                                 children=read_with_parent(sources))
         self.timings: dict[str, float] = {}
         self._cutoff_usage: Usage | None = None  # the full computation at the last full reload
 

@@ -33,15 +33,13 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-from dataclasses import dataclass
-
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from exporter.db import classify
 from exporter.errors import DatabaseError
-from exporter.adapters.declared import SourceTable
+from exporter.adapters.declared import ChildOf, SourceTable
 from exporter.extract.tableread import TableRead, ReadPlan, typed_frame, read_tables
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
@@ -144,19 +142,6 @@ class TableCache:
             engine = self._engines[source.name]
             grouped.setdefault(id(engine), (engine, []))[1].append(source)
         return [(engine, tuple(sources)) for engine, sources in grouped.values()]
-
-
-@dataclass(frozen=True)
-class ChildOf:
-    """A table whose rows change only together with a row of ``parent``.
-
-    Instead of scanning it for changed timestamps, an incremental refresh reads its rows whose
-    ``column`` is among ``parent_column`` of the parent's changed rows (an index lookup).
-    """
-
-    parent: str
-    parent_column: str
-    column: str
 
 
 def usable_frame(read: TableRead) -> pl.DataFrame | None:

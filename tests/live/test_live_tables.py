@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from exporter.db import open_engine
 from exporter.errors import DatabaseError
-from exporter.live.source import NOVA_CHILD_TABLES
+from exporter.adapters.registry import read_with_parent
 from exporter.live.tables import TableCache
 from exporter.adapters.registry import declared_tables
 from exporter.extract.tableread import read_tables
@@ -142,7 +142,7 @@ def test_child_rows_are_read_with_their_changed_parent_and_otherwise_at_the_full
     admin, engine, databases = site_db
     ticks = Ticks()
     cache = TableCache({s.name: engine for s in SOURCES}, SOURCES, full_reload_interval=3600, monotonic=ticks,
-                       children=NOVA_CHILD_TABLES)
+                       children=read_with_parent(SOURCES))
     cache.refresh(NOW)
     later = NOW + dt.timedelta(minutes=1)
     with admin.begin() as conn:
