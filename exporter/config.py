@@ -140,21 +140,30 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None, where: str =
     return _ENV_REF.sub(substitute, text)
 
 
+def read_text(path: Path, what: str) -> str:
+    """The text of an operator's file (``what``: "config file", "rules file"), or one-line ConfigError."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
+
+
+def invalid_yaml(err: yaml.YAMLError, where: str) -> ConfigError:
+    """The one-line error for a YAML file that does not parse, with the line when known."""
+    mark = getattr(err, "problem_mark", None)
+    return ConfigError(f"{where}:{f' line {mark.line + 1}' if mark else ''} is not valid YAML")
+
+
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, str] | None = None) -> Config:
     """Parse and validate a sites file (a site's ``${VAR}``s are resolved when it is used)."""
     path = Path(path)
-    try:
-        raw_text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    raw_text = read_text(path, "config file")
     try:
         document = yaml.load(raw_text, Loader=_DatesAsText) or {}
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path}:{where} is not valid YAML") from None
+        raise invalid_yaml(err, f"config file {path}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping")
     unknown = set(document) - _TOP_KEYS

@@ -74,8 +74,11 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
     """hypervisor_hostname, node_type, gpus: one row per hostname seen in Blazar.
 
     Per hostname the newest non-empty value wins (newest computehosts row, then newest capability
-    row). No node_type capability -> "unknown"; no GPU count -> 0.
+    row). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
+    finite number >= 0 ("nan", "inf", "-1", "two") is no GPU count: an older valid one wins.
     """
+    count = pl.col("value").cast(pl.Float64, strict=False)
+    gpu_count = pl.col("name").is_in(GPU_COUNT_CAPABILITIES) & count.is_finite() & (count >= 0)
     hosts = host_windows.select(
         pl.col("source_id").alias("computehost_id"), "hypervisor_hostname", pl.col("start").alias("host_created"))
     found = (
@@ -85,11 +88,11 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
         .group_by("hypervisor_hostname")
         .agg(
             pl.col("value").filter(pl.col("name") == NODE_TYPE_CAPABILITY).last().alias("node_type"),
-            pl.col("value").filter(pl.col("name").is_in(GPU_COUNT_CAPABILITIES)).last().alias("gpu_text"),
+            count.filter(gpu_count).last().alias("gpus"),
         )
     )
     return found.select(
         "hypervisor_hostname",
         pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE),
-        pl.col("gpu_text").cast(pl.Float64, strict=False).fill_null(0.0).alias("gpus"),
+        pl.col("gpus").fill_null(0.0),
     )

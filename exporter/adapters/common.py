@@ -7,7 +7,6 @@ columns an adapter uses into one set of dtypes, adding absent optional columns a
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 import polars as pl

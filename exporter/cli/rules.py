@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import click
@@ -41,6 +40,6 @@ def check(snapshot_dir, site_name, config_path, rules_path, snapshot_time, quiet
     from exporter.reconstruct.rules_check import STAGES, check_rules, check_text
 
     options, snapshot_dir = resolve_options(snapshot_dir, site_name, config_path, start=None, end=None,
-                                            step=dt.timedelta(hours=1), snapshot_time=snapshot_time,
+                                            snapshot_time=snapshot_time,
                                             rules_path=rules_path)
     click.echo(check_text(check_rules(snapshot_dir, options, progress=for_cli(quiet=quiet, stages=len(STAGES)))))

@@ -248,7 +248,7 @@ def _pieces_as_children(
     )
 
 
-def hours_between(start: str | pl.Expr, end: str | pl.Expr, *, snapshot_time: dt.datetime) -> pl.Expr:
+def hours_between(start: str | pl.Expr, end: str | pl.Expr, *, snapshot_time: datetime) -> pl.Expr:
     """Hours in [start, end) with a null end read as ``snapshot_time``; negative or unknown -> 0."""
     start = pl.col(start) if isinstance(start, str) else start
     end = pl.col(end) if isinstance(end, str) else end

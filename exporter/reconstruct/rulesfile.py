@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from exporter.columns import CONFIDENCES
-from exporter.config import parse_datetime
+from exporter.config import invalid_yaml, parse_datetime, read_text
 from exporter.errors import ConfigError
 
 ACTIONS = ("exclude", "set_pool", "set_node_type", "add_maintenance", "add_host")
@@ -68,13 +68,7 @@ class Rule:
 def load_rules(path: str | Path) -> tuple[Rule, ...]:
     """Every rule of a rules file, validated (ConfigError with one line otherwise)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"rules file {path} not found") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read rules file {path}: {err.strerror}") from None
-    return parse_rules(text, where=f"rules file {path}")
+    return parse_rules(read_text(path, "rules file"), where=f"rules file {path}")
 
 
 def parse_rules(text: str, *, where: str = "rules") -> tuple[Rule, ...]:
@@ -82,8 +76,7 @@ def parse_rules(text: str, *, where: str = "rules") -> tuple[Rule, ...]:
     try:
         document = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError(f"{where}:{f' line {mark.line + 1}' if mark else ''} is not valid YAML") from None
+        raise invalid_yaml(err, where) from None
     if not isinstance(document, dict) or set(document) - {"rules"}:
         raise ConfigError(f"{where}: top level must be a mapping with the one key 'rules'")
     raw = document.get("rules") or []

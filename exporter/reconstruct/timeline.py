@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.errors import ConfigError, InvariantViolation, TimelineError
+from exporter.errors import ConfigError, TimelineError
 from exporter.engine.intervals import overlap_seconds
-from exporter.reconstruct.leaves import RESOURCES, SERIES_NAMES, long_leaves, long_timeline, wide_by_series
 from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_sorted_key
-from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_end, grid_size
+from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size
 from exporter.columns import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
-from exporter.reconstruct.leaves import LEAVES, SERIES, UNEXPORTED_SERIES, series_name, series_weights
+from exporter.reconstruct.leaves import (
+    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, long_leaves, long_timeline, series_name, wide_by_series,
+)
 
 GROUP = ["site", "node_type"]
 # Measured: in-memory is faster for the dense window/join plans of the sweep; streaming

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from exporter.sitegen.schema import DATETIME, MEDIUMTEXT, TINYINT1, _blazar_timestamps, _s, _uuid_pk
+from exporter.sitegen.ddl_columns import DATETIME, MEDIUMTEXT, TINYINT1, blazar_timestamps, uuid_pk, varchar
 
 DEVICE_CAPABILITY_SCHEMAS = ("property_id", "capability_id")
 
@@ -27,31 +27,31 @@ def edge_table_names() -> set[tuple[str, str]]:
 def add_edge_tables(md: sa.MetaData, capability_schema: str) -> None:
     """The device and Zun tables; the device capabilities in ``capability_schema``'s shape."""
     sa.Table(
-        "devices", md, _uuid_pk(),
-        sa.Column("name", _s(), nullable=False, unique=True),
+        "devices", md, uuid_pk(),
+        sa.Column("name", varchar(), nullable=False, unique=True),
         sa.Column("device_type", sa.String(16), nullable=False),  # ENUM('container','vm','shell')
         sa.Column("device_driver", sa.String(8), nullable=False),  # ENUM('zun','k8s')
         sa.Column("reservable", TINYINT1, nullable=False, default=1),
-        *_blazar_timestamps(), schema="blazar",
+        *blazar_timestamps(), schema="blazar",
     )
     name_column = "property_id" if capability_schema == "property_id" else "capability_id"
     sa.Table(
-        "device_extra_capabilities", md, _uuid_pk(),
+        "device_extra_capabilities", md, uuid_pk(),
         sa.Column("device_id", sa.String(36), nullable=False, index=True),
-        sa.Column(name_column, _s(), nullable=False),
+        sa.Column(name_column, varchar(), nullable=False),
         sa.Column("capability_value", MEDIUMTEXT, nullable=False),
-        *_blazar_timestamps(), schema="blazar",
+        *blazar_timestamps(), schema="blazar",
     )
     sa.Table(
-        "device_reservations", md, _uuid_pk(),
+        "device_reservations", md, uuid_pk(),
         sa.Column("reservation_id", sa.String(36)), sa.Column("count_range", sa.String(36)),
         sa.Column("resource_properties", MEDIUMTEXT), sa.Column("before_end", sa.String(36)),
-        *_blazar_timestamps(), schema="blazar",
+        *blazar_timestamps(), schema="blazar",
     )
     sa.Table(
-        "device_allocations", md, _uuid_pk(),
+        "device_allocations", md, uuid_pk(),
         sa.Column("device_id", sa.String(36), index=True), sa.Column("reservation_id", sa.String(36), index=True),
-        *_blazar_timestamps(), schema="blazar",
+        *blazar_timestamps(), schema="blazar",
     )
     _zun_tables(md)
 
@@ -60,10 +60,10 @@ def _zun_tables(md: sa.MetaData) -> None:
     stamps = [sa.Column("created_at", DATETIME), sa.Column("updated_at", DATETIME)]
     sa.Table(
         "container", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("uuid", sa.String(36), unique=True), sa.Column("project_id", _s()), sa.Column("user_id", _s()),
-        sa.Column("name", _s()), sa.Column("image", _s()), sa.Column("cpu", sa.Float), sa.Column("memory", _s()),
+        sa.Column("uuid", sa.String(36), unique=True), sa.Column("project_id", varchar()), sa.Column("user_id", varchar()),
+        sa.Column("name", varchar()), sa.Column("image", varchar()), sa.Column("cpu", sa.Float), sa.Column("memory", varchar()),
         sa.Column("disk", sa.Integer, default=0), sa.Column("status", sa.String(20)),
-        sa.Column("status_reason", sa.Text), sa.Column("task_state", sa.String(20)), sa.Column("host", _s()),
+        sa.Column("status_reason", sa.Text), sa.Column("task_state", sa.String(20)), sa.Column("host", varchar()),
         sa.Column("hostname", sa.String(63)), sa.Column("started_at", DATETIME),
         sa.Column("container_type", sa.Integer, default=0), sa.Column("capsule_id", sa.Integer),
         sa.Column("annotations", MEDIUMTEXT), sa.Column("auto_remove", TINYINT1),
@@ -71,15 +71,15 @@ def _zun_tables(md: sa.MetaData) -> None:
     )
     sa.Table(
         "container_actions", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("action", _s()), sa.Column("container_uuid", sa.String(36), nullable=False, index=True),
-        sa.Column("request_id", _s()), sa.Column("user_id", _s()), sa.Column("project_id", _s()),
-        sa.Column("start_time", DATETIME), sa.Column("finish_time", DATETIME), sa.Column("message", _s()),
+        sa.Column("action", varchar()), sa.Column("container_uuid", sa.String(36), nullable=False, index=True),
+        sa.Column("request_id", varchar()), sa.Column("user_id", varchar()), sa.Column("project_id", varchar()),
+        sa.Column("start_time", DATETIME), sa.Column("finish_time", DATETIME), sa.Column("message", varchar()),
         *[c._copy() for c in stamps], schema="zun",
     )
     sa.Table(
         "container_actions_events", md, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("event", _s()), sa.Column("action_id", sa.Integer, nullable=False, index=True),
-        sa.Column("start_time", DATETIME), sa.Column("finish_time", DATETIME), sa.Column("result", _s()),
+        sa.Column("event", varchar()), sa.Column("action_id", sa.Integer, nullable=False, index=True),
+        sa.Column("start_time", DATETIME), sa.Column("finish_time", DATETIME), sa.Column("result", varchar()),
         sa.Column("traceback", sa.Text), sa.Column("details", sa.Text),
         *[c._copy() for c in stamps], schema="zun",
     )

@@ -120,6 +120,23 @@ def test_newest_capability_value_wins_and_empty_values_are_ignored():
     assert attributes.row(0, named=True)["node_type"] == "new"
 
 
+def test_a_gpu_count_that_is_no_finite_count_is_ignored_never_nan():
+    caps = capabilities(*(
+        {"computehost_id": "7", "capability_name": "gpu.gpu_count", "capability_value": value,
+         "created_at": t(f"0{month}-01 00:00")}
+        for month, value in enumerate(("2", "nan", "inf", "-1", "two"), start=1)))
+    hosts = computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")})
+    frames = {"blazar.computehost_extra_capabilities": caps.lazy()}
+    windows = blazar_hosts.blazar_host_windows({"blazar.computehosts": hosts.lazy()})
+    attributes = blazar_hosts.host_attributes(windows, blazar_hosts.named_capabilities(frames)).collect()
+    assert attributes.row(0, named=True)["gpus"] == 2.0  # the newest value that is a count
+    only_nan = capabilities({"computehost_id": "7", "capability_name": "gpu.gpu_count", "capability_value": "NaN",
+                             "created_at": t("01-01 00:00")})
+    frames = {"blazar.computehost_extra_capabilities": only_nan.lazy()}
+    attributes = blazar_hosts.host_attributes(windows, blazar_hosts.named_capabilities(frames)).collect()
+    assert attributes.row(0, named=True)["gpus"] == 0.0  # as a host without a GPU count
+
+
 def test_reservable_outside_total_cannot_happen_because_blazar_rows_evidence_total():
     result = run(computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")}))
     assert hours(level(result, "reservable")) == hours(level(result, "total"))
