@@ -53,6 +53,46 @@ CONFIDENCES = (
     "assumed",  # asserted without a record (configuration an operator set; a rule from memory)
 )
 
+# --- what a span is (span_type) and the evidence that created it (evidence) ---------------
+# Which span gets which kind is decided in exporter.reconstruct.span_kinds; a kind not listed
+# here fails the run. Each is one line here and one row in docs/semantics.md ("Span kinds").
+SPAN_TYPES: dict[str, str] = {
+    "nova_host": "total: the host exists (usable capacity)",
+    "blazar_host": "reservable: the host is enrolled in Blazar (reservable capacity)",
+    "blazar_allocation": "committed: the host (slice) is allocated to a user's lease",
+    "maintenance_allocation": "maintenance: the host is allocated to a maintenance project's lease",
+    "nova_instance_occupied": "occupied: an instance holds the host (slice)",
+    "nova_instance_stopped": "stopped: the instance holding it is stopped, suspended, paused or shelved",
+    "maintenance_mask": "the host is flagged not reservable: its reservable time is not admittable",
+    "conflict_exclusion": "a duplicate Blazar host row's time that an earlier row of the host already covers",
+    "rule_host": "total, added by an operator's add_host rule",
+    "rule_reservable_host": "reservable, added by an operator's set_pool: reservable rule",
+    "rule_maintenance": "maintenance, added by an operator's add_maintenance rule",
+    "inferred_blazar_host": "reservable, inferred: a reserved instance ran on the host",
+    "inferred_allocation": "committed, inferred from reserved instances where Blazar forgot the allocation",
+    "inferred_maintenance_allocation": "maintenance, inferred from reserved instances of a maintenance project",
+    "blazar_device": "an edge device exists (total of device_spans)",
+    "blazar_device_reservable": "an edge device is reservable",
+    "blazar_device_allocation": "an edge device is allocated to a user's lease",
+    "maintenance_device_allocation": "an edge device is allocated to a maintenance project's lease",
+    "zun_container_occupied": "a container of the device's reservation exists",
+    "zun_container_stopped": "the reservation's containers on the device are stopped",
+}
+EVIDENCE_KINDS: dict[str, str] = {
+    "nova_compute_node": "a nova.compute_nodes row (or its shadow_ archive copy)",
+    "nova_service": "a nova.services row of a nova-compute service",
+    "blazar_computehost": "a blazar.computehosts row",
+    "blazar_allocation": "a blazar.computehost_allocations row (with its reservation and lease)",
+    "nova_instance": "a nova.instances row (shadow_ or cell0 copy included), split by its placement",
+    "nova_instance_action": "a nova.instance_actions stopping action (and the action that ended it)",
+    "blazar_device": "a blazar.devices row",
+    "blazar_device_allocation": "a blazar.device_allocations row (with its reservation and lease)",
+    "zun_container": "a zun.container row (with its reservation annotation)",
+    "zun_container_action": "a zun.container_actions stopping action",
+    "manual_rule": "an operator's rule (source_id is the rule id)",
+    "reserved_instances": "reserved instances naming their reservation (the inference source)",
+}
+
 # --- resources: span columns (source units) and timeline names (base units) ---------------
 SPAN_RESOURCES = ("nodes", "vcpus", "memory_mb", "disk_gb", "gpus")
 # timeline resource name -> (span column, factor to base unit)
@@ -90,6 +130,10 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
     "hierarchy_status": pl.String(),
     "source": pl.String(),  # the priority source whose say won this span (exporter.priority)
     "rule_id": pl.String(),  # the manual rule that added or changed this span (null: none)
+    "span_type": pl.String(),  # what the span is: a key of SPAN_TYPES
+    "evidence": pl.String(),  # the kind of evidence that created it: a key of EVIDENCE_KINDS
+    "confidence": pl.String(),  # how sure it is: one of CONFIDENCES
+    "hours": pl.Float64(),  # end (null: the snapshot time) - start, in hours
 }
 
 # --- rejected input rows ------------------------------------------------------------------

@@ -72,7 +72,7 @@ rules:
     from: {start:%Y-%m-%d}
     to: {end:%Y-%m-%d}
     action: exclude
-    confidence: direct   # a record states it (the ticket); see docs/semantics.md "Confidence"
+    confidence: direct   # a record states it (the ticket); see docs/semantics.md "Span kinds"
     provenance:
       author: usage-exporter demo
       date: {end:%Y-%m-%d}

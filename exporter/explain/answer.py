@@ -18,8 +18,8 @@ from exporter.explain.cell import Window, contributions, ledger_deltas
 from exporter.explain.formula import leaf_terms, selection_formula
 from exporter.columns import LEVEL_OCCUPIED, LEVEL_STOPPED, SPAN_SCHEMA, TIMELINE_RESOURCES, UNKNOWN_NODE_TYPE
 
-# Span columns defined by other stages that an answer shows when the output has them.
-OPTIONAL_COLUMNS = ("span_type", "evidence", "confidence")
+# What each span is and how sure (exporter.reconstruct.span_kinds); null in outputs written before them.
+KIND_COLUMNS = ("span_type", "evidence", "confidence")
 DEFAULT_RESOURCE = "nodes"
 
 
@@ -61,7 +61,7 @@ def _listed(values: Sequence[str] | None) -> list[str] | str:
 
 def span_columns(present: Sequence[str]) -> list[str]:
     """The columns an answer reads from a span frame with ``present`` columns."""
-    return [c for c in (*SPAN_SCHEMA, *OPTIONAL_COLUMNS) if c in present]
+    return [c for c in SPAN_SCHEMA if c in present]
 
 
 def answer(spans: pl.DataFrame, leaves: pl.DataFrame, *, selection: Selection, window: Window,
@@ -127,7 +127,7 @@ def _span_json(row: dict) -> dict:
     out = {
         "source_table": row["source_table"], "source_id": row["source_id"], "level": level,
         "booking": row.get("booking"), "series": row["series"],
-        **{c: row.get(c) for c in OPTIONAL_COLUMNS},
+        **{c: row.get(c) for c in KIND_COLUMNS},
         "hostname": row.get("hypervisor_hostname"), "node_type": row.get("node_type") or UNKNOWN_NODE_TYPE,
         "pool": row.get("pool"), "project_id": row.get("project_id"), "lease_id": row.get("lease_id"),
         "reservation_id": row.get("reservation_id"),

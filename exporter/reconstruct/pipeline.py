@@ -34,6 +34,7 @@ from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import outputs as reconstruct_io
 from exporter.reconstruct import device_levels, devices_audit, host_levels, inference, manual_rules, semantics
+from exporter.reconstruct import span_kinds
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -115,10 +116,12 @@ def spans_from_tables(
         [semantics.canonical_spans(level, site=site, context=context) for level in levels.values()]), how="vertical")
     spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
                                          node_types=dict(policy.node_types))
-    spans = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    spans = span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
+        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     devices = None
     if blazar_devices.present(frames):
-        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects).sort(
+        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects)
+        devices = span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
             "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
@@ -129,6 +132,7 @@ def spans_from_tables(
     audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
     policy_module.policy_audit(audit, policy, books, spans, rejected)
     auditing.check_reject_reasons(rejected)
+    span_kinds.check_kinds(every_span)
     auditing.check_sources(audit["sources"])
     if devices is not None:
         audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, snapshot_time=snapshot_time)
