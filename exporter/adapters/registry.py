@@ -12,6 +12,8 @@ from exporter.adapters import (
     blazar_devices, blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
     zun_containers,
 )
+from dataclasses import replace
+
 from exporter.adapters.declared import ChildOf, SourceTable
 
 ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, nova_placements, legacy_usage,
@@ -51,3 +53,22 @@ def read_with_parent(sources: tuple[SourceTable, ...]) -> dict[str, ChildOf]:
 def span_tables() -> tuple[SourceTable, ...]:
     """The declared tables some adapter builds spans from: what the live exporter reads."""
     return tuple(source for source in declared_tables() if source.feeds_spans)
+
+
+# What a CHI@Edge site must have: Blazar's leases and device tables and Zun's containers. It runs no
+# Nova and no host plugin, so every other table is optional there (extract and the live exporter
+# record it missing instead of failing).
+EDGE_REQUIRED = ("blazar.leases", "blazar.reservations", "blazar.devices", "blazar.device_allocations",
+                 "zun.container", "zun.container_actions")
+
+
+def site_tables(kind: str = "baremetal") -> tuple[SourceTable, ...]:
+    """The declared tables as a site of ``kind`` (exporter.config.SITE_KINDS) needs them."""
+    if kind != "edge":
+        return declared_tables()
+    return tuple(replace(source, optional=source.name not in EDGE_REQUIRED) for source in declared_tables())
+
+
+def site_span_tables(kind: str = "baremetal") -> tuple[SourceTable, ...]:
+    """``site_tables`` that feed spans: what the live exporter reads for a site of ``kind``."""
+    return tuple(source for source in site_tables(kind) if source.feeds_spans)

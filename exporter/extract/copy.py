@@ -34,7 +34,7 @@ from exporter.progress import SILENT, Progress, StageBar
 from exporter.layout import MANIFEST_NAME, file_sha256
 from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
-from exporter.adapters.registry import declared_tables
+from exporter.adapters.registry import declared_tables, site_tables
 from exporter.extract.tableread import (STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_table,
                                        read_tables)
 from exporter.faults import fault_point
@@ -83,7 +83,8 @@ def prefixed_databases(prefix: str) -> dict[str, str]:
 def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | None = None,
                      progress: Progress | None = None, batch_rows: int = 50_000,
                      sources: Iterable[SourceTable] | None = None) -> ExtractResult:
-    """Copy ``sources`` (default: every declared table) of ``site`` into a new snapshot directory.
+    """Copy ``sources`` (default: every declared table, as the site's kind needs it) of ``site`` into a
+    new snapshot directory.
 
     Raises DatabaseError (one clear line, no password) when a server cannot be reached or
     rejects the login, SnapshotError when the snapshot already exists; per-table problems
@@ -93,7 +94,7 @@ def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | Non
     snapshot_id = snapshot_id or snapshot_id_for(started)
     if not _SNAPSHOT_ID.match(snapshot_id):
         raise ConfigError(f"snapshot id {snapshot_id!r} must be letters, digits, '.', '_' or '-'")
-    sources = tuple(sources if sources is not None else declared_tables())
+    sources = tuple(sources if sources is not None else site_tables(site.kind))
     site_dir = Path(out_root) / site.name
     final_dir = site_dir / snapshot_id
     if final_dir.exists():

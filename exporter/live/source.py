@@ -28,7 +28,7 @@ from exporter.live.recent import recent_tables
 from exporter.live.state import USAGE_SCHEMA, Usage
 from exporter.live.tables import TableCache
 from exporter.adapters.declared import SourceTable
-from exporter.adapters.registry import read_with_parent, span_tables
+from exporter.adapters.registry import read_with_parent, site_span_tables
 
 
 # reconstruct cuts every span known to continue past the snapshot at the snapshot time (nothing is
@@ -96,14 +96,15 @@ def _usage_frame(frame: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     return _collected(frame).select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA)
 
 
-def live_sources() -> tuple[SourceTable, ...]:
-    """The declared tables that feed spans: what the live exporter reads on every refresh.
+def live_sources(kind: str = "baremetal") -> tuple[SourceTable, ...]:
+    """The declared tables that feed spans: what the live exporter reads on every refresh (an edge
+    site: Nova and the host tables optional, exporter.adapters.registry.site_tables).
 
     Archive-only sources (declared ``feeds_spans=False``: audit trigger tables that can hold every
-    change ever made, Zun, cell0, the legacy usage cache) would cost time and change no value;
+    change ever made, cell0, the legacy usage cache) would cost time and change no value;
     ``extract`` still copies them.
     """
-    return span_tables()
+    return site_span_tables(kind)
 
 
 class LiveSite:
@@ -116,7 +117,7 @@ class LiveSite:
     def __init__(self, site: SiteConfig, *, full_reload_interval: float = 3600.0,
                  sources: tuple[SourceTable, ...] | None = None) -> None:
         self.site = site
-        sources = sources if sources is not None else live_sources()
+        sources = sources if sources is not None else live_sources(site.kind)
         self._engines = site_engines(site, sources)
         self.tables = TableCache({s.name: self._engines[site.url_for(s.schema)] for s in sources}, sources,
                                  full_reload_interval=full_reload_interval, query_timeout=site.query_timeout,

@@ -27,7 +27,7 @@ import polars as pl
 
 from exporter import layout
 from exporter.adapters import blazar_devices, boundary, nova_placements
-from exporter.adapters.registry import declared_tables
+from exporter.adapters.registry import declared_tables, site_tables
 from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
@@ -41,7 +41,8 @@ from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
 from exporter.reconstruct.timeline import check_timeline_size, timeline_from_spans
 
-ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt
+ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt ...
+EDGE_ESSENTIAL = "blazar.devices"  # ... unless the site is a CHI@Edge site (devices, no Nova)
 DEFAULT_STEP = dt.timedelta(hours=1)  # the timeline grid
 STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
 
@@ -168,7 +169,8 @@ def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple
     """Every declared table as a LazyFrame (absent -> empty) and a warning per absent non-optional one."""
     boundary.check_required_columns({name: frame.lazy() for name, frame in tables.items()})
     frames, warnings = {}, []
-    for source in declared_tables():
+    edge = EDGE_ESSENTIAL in tables and not any(name in tables for name in ESSENTIAL_TABLES)
+    for source in site_tables("edge" if edge else "baremetal"):
         frame = tables.get(source.name)
         if frame is None and not source.optional:
             effect = "no Blazar data: every host and instance counts as on-demand" if source.schema == "blazar" \
@@ -212,8 +214,10 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
     """Load (declared columns only) and build spans; the raw tables are freed on return."""
     with progress.stage("load snapshot"):
         loaded = layout.load_snapshot(snapshot_dir, columns={source.name: source.columns for source in declared_tables()},
-                                       essential=ESSENTIAL_TABLES, snapshot_time=options.snapshot_time,
-                                       allow_incomplete=options.allow_incomplete)
+                                       snapshot_time=options.snapshot_time, allow_incomplete=options.allow_incomplete)
+        missing = [name for name in ESSENTIAL_TABLES if name not in loaded.tables]
+        if missing and EDGE_ESSENTIAL not in loaded.tables:  # an edge site runs no Nova
+            raise SnapshotError(f"snapshot {snapshot_dir} lacks {', '.join(missing)}; nothing can be reconstructed")
         boundary.check_not_empty(loaded.tables)
     with progress.stage("spans"):
         try:

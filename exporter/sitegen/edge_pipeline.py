@@ -1,7 +1,7 @@
 """generate_site for ``kind="edge"``: simulate devices, leases and containers -> render -> write -> truth.
 
-The site's Nova and host tables are created empty (an edge site runs no Nova), the device and
-Zun tables are filled; the truth directory gets ``truth_spans.parquet`` (physical truth) and
+The site has Blazar's database (its host tables empty) and Zun's, and no Nova (an edge site runs
+none); the device, lease and Zun tables are filled; the truth directory gets ``truth_spans.parquet`` (physical truth) and
 ``truth.json`` with device-hours per level: true, recoverable, and the unrecoverable parts.
 """
 
@@ -13,11 +13,10 @@ from pathlib import Path
 from exporter.errors import ConfigError
 from exporter.sitegen import GeneratedSite, Progress, add_years, default_truth_dir, write_json
 from exporter.sitegen.edge import DEVICE_SOFT_DELETE_SINCE, simulate_edge
-from exporter.sitegen.edge_schema import DEVICE_CAPABILITY_SCHEMAS, add_edge_tables
+from exporter.sitegen.edge_schema import DEVICE_CAPABILITY_SCHEMAS, edge_metadata
 from exporter.sitegen.edge_truth import edge_hours, edge_truth_spans
 from exporter.sitegen.model import Rng, to_dt, ts
 from exporter.sitegen.render_edge import CAPABILITIES, render_edge
-from exporter.sitegen.schema import build_metadata
 from exporter.sitegen.writer import write_site
 
 
@@ -29,8 +28,7 @@ def run_edge_pipeline(url: str, *, devices: int, years: float, seed: int, start:
                           f"not {capability_schema!r}")
     if devices < 1 or years <= 0:
         raise ConfigError("devices must be >= 1 and years > 0")
-    metadata = build_metadata(capability_schema)
-    add_edge_tables(metadata, capability_schema)
+    metadata = edge_metadata(capability_schema)
     steps = ["simulate", "render", *sorted(metadata.tables), "truth"]
     done = [0]
 

@@ -10,8 +10,20 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from exporter.sitegen.ddl_columns import DATETIME, MEDIUMTEXT, TINYINT1, blazar_timestamps, uuid_pk, varchar
+from exporter.sitegen.schema import build_metadata
 
 DEVICE_CAPABILITY_SCHEMAS = ("property_id", "capability_id")
+
+
+def edge_metadata(capability_schema: str) -> sa.MetaData:
+    """An edge site's tables: all of Blazar's (the host plugin's stay empty), the device tables and
+    Zun's; no Nova, no legacy cache, no audit database."""
+    metadata = sa.MetaData()
+    for table in build_metadata(capability_schema).tables.values():
+        if table.schema == "blazar":
+            table.to_metadata(metadata)
+    add_edge_tables(metadata, capability_schema)
+    return metadata
 
 
 def edge_table_names() -> set[tuple[str, str]]:

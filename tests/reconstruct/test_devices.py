@@ -34,10 +34,13 @@ def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema):
     site = generate_site(f"sqlite:///{tmp_path}/site.sqlite", hosts=14, years=2.5, seed=11, kind="edge",
                          start=dt.datetime(2021, 6, 1), truth_dir=tmp_path / "truth", capability_schema=schema)
     truth = json.loads((tmp_path / "truth" / "truth.json").read_text())
-    snapshot = extract_snapshot(SiteConfig(name="edge", display_name="edge", db_url=site.url,
-                                           databases=site.databases), tmp_path / "snapshots").snapshot_dir
-    rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="edge", start=site.start, snapshot_time=site.end))
+    extracted = extract_snapshot(SiteConfig(name="edge", display_name="edge", db_url=site.url, kind="edge",
+                                            databases=site.databases), tmp_path / "snapshots")
+    assert extracted.failed_required == [] and extracted.manifest["tables"]["nova.instances"]["status"] == "missing"
+    rec = reconstruct_snapshot(extracted.snapshot_dir, ReconstructOptions(site="edge", start=site.start,
+                                                                          snapshot_time=site.end))
     assert rec.spans.height == 0 and rec.devices is not None  # no Nova: everything is a device
+    assert not rec.audit["warnings"]  # an edge site is complete without Nova
     rebuilt = device_hours(rec.devices, site.end)
     for level in LEVELS:
         expected = truth["device_hours_recoverable"][level]
