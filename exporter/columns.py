@@ -77,6 +77,7 @@ SPAN_TYPES: dict[str, str] = {
     "maintenance_device_allocation": "an edge device is allocated to a maintenance project's lease",
     "zun_container_occupied": "a container of the device's reservation exists",
     "zun_container_stopped": "the reservation's containers on the device are stopped",
+    "device_unreservable": "an edge device is marked unreservable (a failing kubelet): maintenance",
 }
 EVIDENCE_KINDS: dict[str, str] = {
     "nova_compute_node": "a nova.compute_nodes row (or its shadow_ archive copy)",

@@ -75,6 +75,7 @@ def with_kinds(spans: pl.DataFrame, rules: Sequence[Rule], *, snapshot_time: dt.
     table, level = pl.col("source_table"), pl.col("level")
     kind = (pl.when(table == RULES_SOURCE).then(level.replace_strict(RULE_SPAN_TYPES, default=None))
             .when(table == INFERENCE_SOURCE).then(level.replace_strict(INFERRED_SPAN_TYPES, default=None))
+            .when((table == "blazar.devices") & (level == LEVEL_MAINTENANCE)).then(pl.lit("device_unreservable"))
             .when(table.is_in(DEVICE_TABLES)).then(level.replace_strict(DEVICE_SPAN_TYPES, default=None))
             .otherwise(level.replace_strict(SPAN_TYPE_OF_LEVEL, default=None)))
     rule_confidence = pl.col("rule_id").replace_strict({rule.id: rule.confidence for rule in rules}, default=None,

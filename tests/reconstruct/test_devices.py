@@ -41,6 +41,8 @@ def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema):
                                                                           snapshot_time=site.end))
     assert rec.spans.height == 0 and rec.devices is not None  # no Nova: everything is a device
     assert not rec.audit["warnings"]  # an edge site is complete without Nova
+    kinds = set(rec.devices.select("level", "span_type").unique().rows())
+    assert ("maintenance", "device_unreservable") in kinds and ("occupied", "zun_container_occupied") in kinds
     rebuilt = device_hours(rec.devices, site.end)
     for level in LEVELS:
         expected = truth["device_hours_recoverable"][level]
