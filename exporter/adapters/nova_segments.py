@@ -205,7 +205,7 @@ def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, c
     by_change = changes.filter(pl.col("entity_id").is_in(wanted)).partition_by("entity_id", as_dict=True)
     moves = placements.migration_rows(tables).filter(pl.col("entity_id").is_in(wanted))
     by_move = moves.partition_by("entity_id", as_dict=True)
-    embedded = placements.embedded_flavors(tables)
+    embedded = placements.embedded_flavors(tables, walked.get_column("entity_id"))
     rows = []
     for instance in walked.iter_rows(named=True):
         key = (instance["entity_id"],)
