@@ -65,11 +65,12 @@ def paint(candidates: Mapping[str, object], priority: Sequence[str]) -> tuple[ob
     return None, None
 
 
-def instance_changes(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+def instance_changes(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """Successful events that place, move or offload an instance, and host-naming events.
 
     Columns: entity_id, action, event, start, at (finish, else start), service_host, scheduled
-    (the action also scheduled the instance).
+    (the action also scheduled the instance). Not sorted, not collected: callers filter first
+    (joining and sorting every event of a site is most of the cost, for a few instances).
     """
     actions = common.typed_union(tables, ("nova.instance_actions", "nova.shadow_instance_actions"), {
         "id": common.ID, "instance_uuid": common.ID, "action": common.TEXT})
@@ -87,8 +88,6 @@ def instance_changes(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
                 pl.coalesce("finish_time", "start_time").alias("at"), pl.col("host").alias("service_host"),
                 pl.col("scheduled").fill_null(False))
         .filter(pl.col("at").is_not_null())
-        .sort("entity_id", "at", "event")
-        .collect()
     )
 
 

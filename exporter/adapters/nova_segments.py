@@ -190,7 +190,8 @@ def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFra
     """
     changes = placements.instance_changes(tables)
     movers = changes.filter(pl.col("event").is_in(list(placements.ARRIVALS)) | pl.col("event").is_in(
-        ["compute_shelve_instance", "compute_shelve_offload_instance"])).get_column("entity_id").unique()
+        ["compute_shelve_instance", "compute_shelve_offload_instance"])).select(
+        pl.col("entity_id").unique()).collect().get_column("entity_id")
     unique = instances.unique("entity_id", keep="first", maintain_order=True)
     walked = unique.filter(pl.col("entity_id").is_in(movers.implode()) | pl.col("hypervisor_hostname").is_null())
     still = unique.join(walked.select("entity_id"), on="entity_id", how="anti").select(
@@ -199,10 +200,11 @@ def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFra
     return pl.concat([still, _walked_segments(tables, walked, changes)], how="vertical_relaxed")
 
 
-def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, changes: pl.LazyFrame) -> pl.DataFrame:
     evidence = Evidence(placements.service_hypervisors(tables), placements.flavor_sizes(tables))
     wanted = walked.get_column("entity_id").implode()
-    by_change = changes.filter(pl.col("entity_id").is_in(wanted)).partition_by("entity_id", as_dict=True)
+    by_change = (changes.filter(pl.col("entity_id").is_in(wanted)).sort("entity_id", "at", "event").collect()
+                 .partition_by("entity_id", as_dict=True))
     moves = placements.migration_rows(tables).filter(pl.col("entity_id").is_in(wanted))
     by_move = moves.partition_by("entity_id", as_dict=True)
     embedded = placements.embedded_flavors(tables, walked.get_column("entity_id"))
