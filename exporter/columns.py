@@ -20,9 +20,12 @@ LEVEL_COMMITTED = "committed"  # host (slice) allocated to a user's lease
 LEVEL_MAINTENANCE = "maintenance"  # host allocated to a lease of a maintenance project
 LEVEL_OCCUPIED = "occupied"  # an instance holds the host (slice)
 LEVEL_STOPPED = "stopped"  # sub-span of occupied: the instance is stopped/suspended/paused/shelved
+# host evidenced outside Blazar (exporter.reconstruct.pools); total - reservable - ondemand is the unknown pool
+LEVEL_ONDEMAND = "ondemand"
 LEVELS = (
     LEVEL_TOTAL,
     LEVEL_RESERVABLE,
+    LEVEL_ONDEMAND,
     LEVEL_COMMITTED,
     LEVEL_MAINTENANCE,
     LEVEL_OCCUPIED,
@@ -42,7 +45,8 @@ HIERARCHY_CLIPPED = "clipped"  # trimmed to its parent; original_start/original_
 # --- exported leaves: mutually exclusive, sum over (pool, state) = total capacity ----------
 POOL_RESERVABLE = "reservable"
 POOL_ONDEMAND = "ondemand"
-POOLS = (POOL_RESERVABLE, POOL_ONDEMAND)
+POOL_UNKNOWN = "unknown"  # neither pool is evidenced (docs/semantics.md, "Pools")
+POOLS = (POOL_RESERVABLE, POOL_ONDEMAND, POOL_UNKNOWN)
 STATES = ("available", "maintenance", "idle", "active", "stopped")
 UNKNOWN_NODE_TYPE = "unknown"
 
@@ -63,6 +67,9 @@ SPAN_TYPES: dict[str, str] = {
     "maintenance_allocation": "maintenance: the host is allocated to a maintenance project's lease",
     "nova_instance_occupied": "occupied: an instance holds the host (slice)",
     "nova_instance_stopped": "stopped: the instance holding it is stopped, suspended, paused or shelved",
+    "ondemand_host": "ondemand: the host was outside Blazar (its complete history holds no row of it, or an "
+                     "on-demand instance ran on it)",
+    "rule_ondemand_host": "ondemand, said by an operator's set_pool: ondemand rule",
     "maintenance_mask": "the host is flagged not reservable: its reservable time is not admittable",
     "conflict_exclusion": "a duplicate Blazar host row's time that an earlier row of the host already covers",
     "rule_host": "total, added by an operator's add_host rule",
@@ -83,6 +90,8 @@ EVIDENCE_KINDS: dict[str, str] = {
     "nova_compute_node": "a nova.compute_nodes row (or its shadow_ archive copy)",
     "nova_service": "a nova.services row of a nova-compute service",
     "blazar_computehost": "a blazar.computehosts row",
+    "blazar_history_absence": "Blazar's host history is complete then (docs/semantics.md, Pools) and holds no "
+                              "row of the host",
     "blazar_allocation": "a blazar.computehost_allocations row (with its reservation and lease)",
     "nova_instance": "a nova.instances row (shadow_ or cell0 copy included), split by its placement",
     "nova_instance_action": "a nova.instance_actions stopping action (and the action that ended it)",
@@ -114,7 +123,7 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
     "entity_id": pl.String(),  # what the span is about: host, allocation or instance id
     "hypervisor_hostname": pl.String(),
     "node_type": pl.String(),
-    "pool": pl.String(),  # reservable | ondemand (null where not applicable)
+    "pool": pl.String(),  # reservable | ondemand (null where not applicable: total, whose unknown part is derived)
     "booking": pl.String(),  # reservation | ondemand (occupied/stopped only)
     "project_id": pl.String(),
     "lease_id": pl.String(),
@@ -160,6 +169,8 @@ REJECT_REASONS: dict[str, str] = {
     "implausible_time": "a time before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)",
     "non_finite_inventory": "its vcpus, memory or disk is NaN or infinite",
     "shelved_offloaded": "an instance's time while shelved and offloaded (it holds no host then)",
+    "reservable_pool": "on-demand pool evidence for a time the host was reservable (a Blazar row, inference "
+                       "or a rule says so), which outranks it",
 }
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),

@@ -71,6 +71,8 @@ class SiteConfig:
     rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
     inference: str = "auto"  # auto | on | off (exporter.priority)
+    # when Blazar's host history is complete (exporter.reconstruct.pools): None = from the data
+    blazar_complete_since: dt.datetime | str | None = None
     history_dir: Path | None = None  # reconstruct output `serve` answers /explain from; relative to the config
 
     def __post_init__(self) -> None:
@@ -198,7 +200,7 @@ _DatesAsText.yaml_implicit_resolvers = {
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
               "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority", "history_dir",
-              "inference", "kind"}
+              "inference", "kind", "blazar_complete_since"}
 HYPERVISORS = ("ironic", "kvm")
 # What a site is, for presentation only (per-host detection still decides how hosts are counted):
 # bare metal (Ironic + physical:host leases), KVM, or CHI@Edge (devices + Zun containers).
@@ -236,10 +238,19 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             rules_file=base / str(merged["rules"]) if merged.get("rules") else None,
             priority=site_priority(merged.get("priority"), f"sites.{name}.priority") if merged.get("priority") else None,
             inference=inference_mode(merged.get("inference"), f"sites.{name}.inference"),
+            blazar_complete_since=_complete_since(merged.get("blazar_complete_since"),
+                                                  f"sites.{name}.blazar_complete_since"),
             history_dir=base / str(merged["history_dir"]) if merged.get("history_dir") else None,
         )
     except (TypeError, ValueError) as err:
         raise ConfigError(f"sites.{name}: {err}") from None
+
+
+def _complete_since(value: object, what: str) -> dt.datetime | str | None:
+    """None (derive from the data), ``never``, or a date-time."""
+    if value is None or value == "never":
+        return value
+    return _datetime(value, what)
 
 
 def parse_datetime(value: object, what: str = "time") -> dt.datetime:

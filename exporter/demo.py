@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from exporter.config import Config, load_config
+from exporter.config import load_config
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
@@ -88,6 +88,8 @@ class DemoSiteResult:
     run: RunResult
     versus_truth: pl.DataFrame  # level, truth, rules (their effect on truth), reconstructed, difference_pct
     rule: DemoRule | None = None
+    # pool, truth, decidable (by the data), rules (effect on decidable), reconstructed, difference_pct
+    pools: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -138,8 +140,9 @@ def run_demo(out_dir: Path, *, years: float = 2, seed: int = 7, start: dt.dateti
         run = run_site(config, site.name, blocks=blocks, promtool=promtool, progress=progress,
                        out_dir=out_dir / "data" / site.name / "out", snapshot_time=generated.end,
                        now=max(generated.end, utc_now()))
-        results.append(DemoSiteResult(site, generated, run, _versus_truth(config, site.name, generated, run, rule),
-                                      rule))
+        window = {"start": config.site(site.name).history_start, "end": generated.end, "open_end": generated.end}
+        results.append(DemoSiteResult(site, generated, run, _versus_truth(generated, run, rule, window), rule,
+                                      _pools_versus_truth(generated, run, rule, window)))
     return DemoResult(out_dir=out_dir, config_path=config_path, sites=tuple(results))
 
 
@@ -168,18 +171,17 @@ def write_demo_rules(config_path: Path, generated: GeneratedSite) -> DemoRule:
     return rule
 
 
-def _versus_truth(config: Config, site_name: str, generated: GeneratedSite, run: RunResult,
-                  rule: DemoRule | None) -> pl.DataFrame:
+def _versus_truth(generated: GeneratedSite, run: RunResult, rule: DemoRule | None, window: dict) -> pl.DataFrame:
     """Node-hours per level over the simulated period: truth, the rule's effect on it (the
     matched host's truth inside the rule's range, negative), reconstruction, and the difference
-    of reconstruction from truth + effect."""
-    window = {"start": config.site(site_name).history_start, "end": generated.end, "open_end": generated.end}
+    of reconstruction from truth + effect. (The ondemand level is pool evidence: see the pools.)"""
     spans = pl.read_parquet(generated.truth_dir / "truth_spans.parquet")
     truth = _node_hours(spans, **window)
     effect = truth.clear() if rule is None else _node_hours(
         spans.filter(pl.col("hypervisor_hostname") == rule.host), start=max(rule.start, window["start"]),
         end=min(rule.end, window["end"]), open_end=generated.end)
-    rebuilt = _node_hours(pl.read_parquet(run.timeline_dir / "spans.parquet"), **window)
+    rebuilt = _node_hours(pl.read_parquet(run.timeline_dir / "spans.parquet").filter(pl.col("level") != "ondemand"),
+                          **window)
     expected = pl.col("truth") + pl.col("rules")
     return (
         truth.join(effect, on="level", how="full", coalesce=True, suffix="_rules")
@@ -191,6 +193,35 @@ def _versus_truth(config: Config, site_name: str, generated: GeneratedSite, run:
             pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
             .otherwise(None).alias("difference_pct"))
         .sort("level")
+    )
+
+
+def _pools_versus_truth(generated: GeneratedSite, run: RunResult, rule: DemoRule | None,
+                        window: dict) -> pl.DataFrame:
+    """Node-hours per pool: the true pool, what the written data evidences (truth_pools evidence:
+    the hours it decides for that pool; for unknown, the hours it cannot decide), the rule's effect
+    on that, the reconstruction
+    (reservable and ondemand levels; unknown = total - both), and its difference from decidable + rules."""
+    truth = pl.read_parquet(generated.truth_dir / "truth_pools.parquet").filter(pl.col("evidence") != "absent")
+    true_pool = _node_hours(truth.with_columns(pl.lit(1.0).alias("nodes")), by="pool", **window)
+    decidable = truth.with_columns(pl.lit(1.0).alias("nodes"), pl.col("evidence").alias("decided"))
+    by_evidence = _node_hours(decidable, by="decided", **window).rename({"decided": "pool"})
+    effect = by_evidence.clear() if rule is None else _node_hours(
+        decidable.filter(pl.col("hypervisor_hostname") == rule.host), by="decided",
+        start=max(rule.start, window["start"]), end=min(rule.end, window["end"]), open_end=window["open_end"]).rename({"decided": "pool"})
+    levels = dict(_node_hours(pl.read_parquet(run.timeline_dir / "spans.parquet"), **window).iter_rows())
+    rebuilt = {"reservable": levels.get("reservable", 0.0), "ondemand": levels.get("ondemand", 0.0)}
+    rebuilt["unknown"] = levels.get("total", 0.0) - rebuilt["reservable"] - rebuilt["ondemand"]
+    table = pl.DataFrame({"pool": list(rebuilt), "reconstructed": list(rebuilt.values())})
+    expected = pl.col("decidable") + pl.col("rules")
+    return (
+        table.join(true_pool.rename({"node_hours": "truth"}), on="pool", how="left")
+        .join(by_evidence.rename({"node_hours": "decidable"}), on="pool", how="left")
+        .join(effect.rename({"node_hours": "rules"}), on="pool", how="left")
+        .select("pool", *(pl.col(c).fill_null(0.0) for c in ("truth", "decidable")),
+                (-pl.col("rules").fill_null(0.0)).alias("rules"), "reconstructed")
+        .with_columns(pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
+                      .otherwise(None).alias("difference_pct"))
     )
 
 
@@ -231,6 +262,13 @@ def summary_text(result: DemoResult) -> str:
             pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
             lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {round(row['rules']):>12,} "
                          f"{row['reconstructed']:>15,.0f}   {pct:>10}")
+        if item.pools is not None:
+            lines.append("   node-hours per pool       truth     evidence        rules   reconstructed   "
+                         "difference vs evidence + rules")
+            for row in item.pools.iter_rows(named=True):
+                pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
+                lines.append(f"   {row['pool']:<20} {row['truth']:>12,.0f} {row['decidable']:>12,.0f} "
+                             f"{round(row['rules']):>12,} {row['reconstructed']:>15,.0f}   {pct:>10}")
     lines.append("")
     lines.append(f"config for the demo sites: {result.config_path}")
     lines.append("next:")

@@ -20,7 +20,7 @@ from exporter.colours import site_colours
 from exporter.config import Config
 from exporter.layout import read_device_timeline, read_timeline
 from exporter.errors import TimelineError, ToolMissing
-from exporter.columns import POOL_ONDEMAND, POOL_RESERVABLE, TIMELINE_RESOURCES
+from exporter.columns import POOL_ONDEMAND, POOL_RESERVABLE, POOL_UNKNOWN, TIMELINE_RESOURCES
 
 INSTALL_HINT = "plotting needs matplotlib: pip install 'openstack-usage-exporter[plot]'"
 # (pool, state) in stacking order, bottom up, with the dashboards' colours.
@@ -33,6 +33,8 @@ STATE_COLOURS: dict[tuple[str, str], str] = {
     (POOL_ONDEMAND, "active"): "#8ab8ff",
     (POOL_ONDEMAND, "stopped"): "#ca95e5",
     (POOL_ONDEMAND, "available"): "#c8f2c2",
+    # no evidence decides the pool: a neutral grey, on top, never inside another pool's colour
+    (POOL_UNKNOWN, "available"): "#c4c4c4",
 }
 TOTAL_COLOUR = "#808080"
 RESERVABLE_COLOUR = "#404040"

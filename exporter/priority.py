@@ -18,6 +18,9 @@ DEFAULT_PRIORITY: dict[str, tuple[str, ...]] = {
     "total": ("rules", "nova.compute_nodes", "blazar.computehosts"),
     "reservable": ("rules", "blazar.computehosts", "inference"),
     "committed": ("rules", "blazar.computehost_allocations", "inference"),  # and maintenance
+    # positive evidence of the on-demand pool: a rule, Blazar's complete history without the
+    # host (exporter.reconstruct.pools), an on-demand instance on it
+    "ondemand": ("rules", "blazar.computehosts", "nova.instances"),
 }
 INFERENCE_MODES = ("auto", "on", "off")
 

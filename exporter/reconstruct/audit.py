@@ -25,6 +25,7 @@ from exporter.engine.intervals import hours_between, overlap_seconds
 from exporter.engine.resample import grid_end
 from exporter.engine.sweepline import order_free_sum
 from exporter.errors import InvariantViolation
+from exporter.reconstruct import pools
 from exporter.reconstruct.books import KEYS, SpanBooks
 from exporter.reconstruct.leaves import RESOURCES, SERIES, series_name, series_weights
 from exporter.reconstruct.timeline import (
@@ -121,8 +122,10 @@ def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: d
         "rows": timeline.height, "negative_leaves": negative_leaves(timeline).height,
         # occupied/stopped node-hours inside maintenance leases: in the maintenance leaf, not active/idle
         "node_hours_inside_maintenance": unexported_hours(spans, start=start, end=end, open_end=snapshot_time),
+        "pools": pools.pool_node_hours(timeline, step=step),
         "conservation": conservation.drop("difference").to_dicts(),
     }
+
 
 
 def span_audit(books: SpanBooks, spans: pl.DataFrame, rejected: pl.DataFrame, *,

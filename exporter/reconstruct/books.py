@@ -80,11 +80,12 @@ class SpanBooks:
                           detail=pl.lit('{"overlaps": "an earlier row of the same identity"}'))
 
     def clipped_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str],
-                     reason: str = "outside_parent", outside: bool = False) -> pl.DataFrame:
+                     reason: str = "outside_parent", outside: bool = False,
+                     clipped: str | None = None) -> pl.DataFrame:
         """Pieces of ``spans`` inside the union of their key's ``parents`` (``outside=True``: not in it).
 
         A row with no piece kept is rejected with ``reason``; the removed part of the others
-        is clipped hours (reason outside_parent, or duplicate_entity when keeping the outside).
+        is clipped hours (``clipped``; default outside_parent, or duplicate_entity when keeping the outside).
         """
         # ``spans`` is eager, so its row order is stable: clip_to_parent numbers the children and
         # reads them more than once (a lazy join's output order may differ between reads).
@@ -100,7 +101,8 @@ class SpanBooks:
         kept = ((beyond if outside else inside).collect().drop("trimmed")
                 .join(rest, on=_identity(spans), how="left", maintain_order="left").select(spans.columns))
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
-        return self._kept(spans, kept, rejected=reason, clipped="duplicate_entity" if outside else "outside_parent",
+        clipped = clipped or ("duplicate_entity" if outside else "outside_parent")
+        return self._kept(spans, kept, rejected=reason, clipped=clipped,
                           detail=detail)
 
     def split_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str], take: Sequence[str],

@@ -80,7 +80,7 @@ def _rule_cover(won: pl.DataFrame, tombstone: pl.DataFrame | None, higher: Seque
 
 def total_spans(books: SpanBooks, hosts: pl.DataFrame, policy: Policy, host_names: Sequence[str]) -> pl.DataFrame:
     """Nova rows first, Blazar rows where nova is silent (by default); rules' add_host above both."""
-    windows = _stacked([hosts, _rule_rows(policy, LEVEL_TOTAL, host_names)])
+    windows = _stacked([hosts, rule_rows(policy, LEVEL_TOTAL, host_names)])
     settled = settled_rows(books, windows, policy, level=LEVEL_TOTAL, detail=nova_hosts.host_reject_detail())
     return painted(books, settled, policy.priority["total"], merge=True)
 
@@ -89,7 +89,7 @@ def reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame,
                      inferred: pl.DataFrame | None, host_names: Sequence[str]) -> pl.DataFrame:
     """Blazar host rows (then inference) per hostname, set_pool rules above them; clipped into total."""
     windows = [hosts.filter(pl.col("source_table") == "blazar.computehosts").with_columns(
-        pl.lit(LEVEL_RESERVABLE).alias("level")), _rule_rows(policy, LEVEL_RESERVABLE, host_names)]
+        pl.lit(LEVEL_RESERVABLE).alias("level")), rule_rows(policy, LEVEL_RESERVABLE, host_names)]
     if inferred is not None:
         windows.append(inference.reservable_hosts(inferred))
     settled = settled_rows(books, _stacked(windows), policy, level=LEVEL_RESERVABLE,
@@ -108,7 +108,7 @@ def committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reserv
     windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
     slots = blazar_leases.reservation_slices(frames)
     parts = [blazar_leases.with_slots(windows, slots).collect(),
-             _rule_rows(policy, LEVEL_MAINTENANCE, host_names)]
+             rule_rows(policy, LEVEL_MAINTENANCE, host_names)]
     if inferred is not None:
         parts.append(inferred)
     settled = settled_rows(books, _stacked(parts), policy, level=LEVEL_COMMITTED,
@@ -118,15 +118,15 @@ def committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reserv
 
 
 def _by_source(settled: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Rows per priority source, in input order (source_of: nova's archive counts as nova)."""
+    """Rows per priority source, in input order (nova's archive counts as nova.compute_nodes)."""
     table = pl.col("source_table")
     tagged = settled.with_columns(
-        pl.when(table.str.starts_with("nova.")).then(pl.lit("nova.compute_nodes")).otherwise(table).alias("__source"))
+        pl.when(table == "nova.shadow_compute_nodes").then(pl.lit("nova.compute_nodes")).otherwise(table).alias("__source"))
     return {name: tagged.filter(pl.col("__source") == name).drop("__source")
             for name in tagged.get_column("__source").unique(maintain_order=True).to_list()}
 
 
-def _rule_rows(policy: Policy, level: str, host_names: Sequence[str]) -> pl.DataFrame | None:
+def rule_rows(policy: Policy, level: str, host_names: Sequence[str]) -> pl.DataFrame | None:
     """The rules layer's raw windows at ``level`` (None when no rule speaks there)."""
     rows = manual_rules.rule_windows(policy.rules, level=level, hosts=host_names, node_types=policy.node_types)
     return rows if rows.height else None

@@ -25,11 +25,13 @@ from exporter.columns import (
     LEVEL_COMMITTED as COMMITTED,
     LEVEL_MAINTENANCE as MAINTENANCE,
     LEVEL_OCCUPIED as OCCUPIED,
+    LEVEL_ONDEMAND as ONDEMAND_POOL,
     LEVEL_RESERVABLE as RESERVABLE,
     LEVEL_STOPPED as STOPPED,
     LEVEL_TOTAL as TOTAL,
     POOL_ONDEMAND,
     POOL_RESERVABLE,
+    POOL_UNKNOWN,
     TIMELINE_RESOURCES,
     TIMELINE_SCHEMA,
 )
@@ -42,9 +44,12 @@ LEAF_TABLE: tuple[tuple[str, str, tuple[Term, ...]], ...] = (
     (POOL_RESERVABLE, "idle", ((+1, COMMITTED, None), (-1, OCCUPIED, RESERVATION))),
     (POOL_RESERVABLE, "active", ((+1, OCCUPIED, RESERVATION), (-1, STOPPED, RESERVATION))),
     (POOL_RESERVABLE, "stopped", ((+1, STOPPED, RESERVATION),)),
-    (POOL_ONDEMAND, "available", ((+1, TOTAL, None), (-1, RESERVABLE, None), (-1, OCCUPIED, ONDEMAND))),
+    (POOL_ONDEMAND, "available", ((+1, ONDEMAND_POOL, None), (-1, OCCUPIED, ONDEMAND))),
     (POOL_ONDEMAND, "active", ((+1, OCCUPIED, ONDEMAND), (-1, STOPPED, ONDEMAND))),
     (POOL_ONDEMAND, "stopped", ((+1, STOPPED, ONDEMAND),)),
+    # Neither pool evidenced. An instance on a host is itself pool evidence (reserved -> its
+    # reservation's host was reservable, on-demand -> ondemand), so this pool only has capacity.
+    (POOL_UNKNOWN, "available", ((+1, TOTAL, None), (-1, RESERVABLE, None), (-1, ONDEMAND_POOL, None))),
 )
 
 # Level-series that feed no leaf: instances inside a maintenance lease (operators testing a

@@ -3,7 +3,8 @@
 - ``exclude``: at every level, the matched rows lose their time inside the rule's range
   (rejected pieces, reason ``manual_rule``), right after the level's rows are settled.
 - ``add_host`` / ``set_pool`` / ``add_maintenance``: the ``rules`` layer of the painter at the
-  total / reservable / maintenance level (set_pool ondemand is a tombstone: "not reservable").
+  total / reservable / maintenance level (set_pool ondemand is a tombstone: "not reservable",
+  and speaks at the ondemand level: positive evidence of the on-demand pool).
 - ``set_node_type``: the node type of the matched hosts' spans in the range (spans split there).
 Rules match on span columns; ``instance_uuid`` is an instance's entity id, and ``node_type``
 is resolved to the hostnames Blazar gives that node type.
@@ -19,7 +20,7 @@ import polars as pl
 from exporter.engine import intervals
 from exporter.engine.sweepline import order_free_sum
 from exporter.reconstruct.rulesfile import RULES_SOURCE, Rule
-from exporter.columns import LEVEL_MAINTENANCE, LEVEL_RESERVABLE, LEVEL_TOTAL, TIME
+from exporter.columns import LEVEL_MAINTENANCE, LEVEL_ONDEMAND, LEVEL_RESERVABLE, LEVEL_TOTAL, TIME
 from exporter.reconstruct.books import SpanBooks
 
 _COLUMN = {"instance_uuid": "entity_id"}
@@ -63,7 +64,8 @@ def rule_windows(rules: Sequence[Rule], *, level: str, hosts: Sequence[str],
                  node_types: Mapping[str, tuple[str, ...]]) -> pl.DataFrame:
     """The rules layer's raw windows at ``level`` (speaking rules only), one per (rule, host).
 
-    total: add_host; reservable: set_pool reservable; maintenance: add_maintenance, on the hosts
+    total: add_host; reservable: set_pool reservable; ondemand: set_pool ondemand; maintenance:
+    add_maintenance, on the hosts
     the rule names (rule_hosts). Columns as an adapter's windows, plus ``rule_id``.
     """
     rows = [(rule.id, host, rule.start, rule.end) for rule in rules if _speaks_at(rule, level, tombstone=False)
@@ -123,6 +125,7 @@ def _speaks_at(rule: Rule, level: str, *, tombstone: bool) -> bool:
         return level == LEVEL_RESERVABLE and rule.action == "set_pool" and rule.value == "ondemand"
     return ((level == LEVEL_TOTAL and rule.action == "add_host")
             or (level == LEVEL_RESERVABLE and rule.action == "set_pool" and rule.value == "reservable")
+            or (level == LEVEL_ONDEMAND and rule.action == "set_pool" and rule.value == "ondemand")
             or (level == LEVEL_MAINTENANCE and rule.action == "add_maintenance"))
 
 

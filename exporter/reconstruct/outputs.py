@@ -64,6 +64,11 @@ def summary_text(audit: dict) -> str:
     if reasons:
         lines.append("rejected rows by reason: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
     lines.append(f"total host-hours evidenced only by Blazar: {audit['blazar_only_total_hours']:.1f}")
+    if "blazar_history" in audit:
+        history = audit["blazar_history"]
+        how = (f"from {history['derived_from']}" if history["decided_by"] == "data" and history["derived_from"]
+               else history["decided_by"])
+        lines.append(f"Blazar host history complete since: {history['complete_since'] or 'never'} ({how})")
     if audit.get("ondemand_hours_outside_total"):
         lines.append(f"on-demand instance-hours on hosts without total evidence: "
                      f"{audit['ondemand_hours_outside_total']:.1f} (shown as negative on-demand available)")
@@ -71,6 +76,12 @@ def summary_text(audit: dict) -> str:
         tl = audit["timeline"]
         lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "
                      f"{tl['negative_leaves']} negative leaf values")
+        if "pools" in tl:
+            lines.append("node-hours per pool: " + ", ".join(f"{pool} {hours:,.1f}"
+                                                            for pool, hours in tl["pools"]["node_hours"].items()))
+            if tl["pools"]["unknown_node_hours_by_year"]:
+                lines.append("unknown pool (no evidence decides) node-hours by year: " + ", ".join(
+                    f"{year} {hours:,.1f}" for year, hours in tl["pools"]["unknown_node_hours_by_year"].items()))
         if tl.get("node_hours_inside_maintenance"):
             lines.append(f"instance node-hours inside maintenance leases (counted as maintenance, not active): "
                          f"{tl['node_hours_inside_maintenance']:.1f}")

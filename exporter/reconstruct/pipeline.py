@@ -8,7 +8,9 @@ Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip in
 4. occupied     instances; reserved ones clipped into their reservation's committed (or
                 maintenance) window on the same host (else orphan)       -> occupied
 5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
-6. timeline     time-weighted leaves on the grid (exporter.reconstruct.timeline), then both invariants.
+6. ondemand     Blazar's complete history without the host, on-demand instances, rules; into
+                total, minus reservable (exporter.reconstruct.pools)     -> ondemand
+7. timeline     time-weighted leaves on the grid (exporter.reconstruct.timeline), then both invariants.
 
 Rules are in the adapters (exporter.adapters.*), in exporter.reconstruct.semantics and in
 docs/semantics.md; this module only wires them, collects at the named checkpoints and keeps the
@@ -33,8 +35,8 @@ from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import device_levels, devices_audit, host_levels, inference, manual_rules, semantics
-from exporter.reconstruct import span_kinds
+from exporter.reconstruct import device_levels, devices_audit, host_levels, inference, manual_rules, pools
+from exporter.reconstruct import semantics, span_kinds
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -64,6 +66,8 @@ class ReconstructOptions:
     rules: tuple[Rule, ...] = ()  # this site's manual rules (exporter.reconstruct.rulesfile)
     priority: Mapping[str, tuple[str, ...]] | None = None  # None: exporter.priority.DEFAULT_PRIORITY
     inference: str = "auto"
+    # when Blazar's host history is complete: None = derived from the data, a date, or "never"
+    blazar_complete_since: dt.datetime | str | None = None
     allow_incomplete: bool = False  # use a snapshot that is incomplete or fails its hash check (with a warning)
 
 
@@ -99,19 +103,23 @@ def spans_from_tables(
     rules: Sequence[Rule] = (),
     priority: Mapping[str, tuple[str, ...]] | None = None,
     inference: str = "auto",
+    blazar_complete_since: dt.datetime | str | None = None,
 ) -> SpanSet:
     """Every span the tables evidence, every row they reject, and the balanced books.
 
     ``tables``: ``{"schema.table": frame}`` (snapshot files or live DB reads). Absent tables
     are treated as empty, with a warning in the audit (no Blazar -> everything on-demand).
     ``rules`` (this site's), ``priority`` (exporter.priority) and ``inference`` (auto/on/off)
-    decide how sources combine. Raises InvariantViolation when rows or hours do not balance.
+    decide how sources combine; ``blazar_complete_since`` overrides when Blazar's host history
+    is complete (exporter.reconstruct.pools). Raises InvariantViolation when rows or hours do not balance.
     """
     frames, warnings = _complete_tables(tables)
     books = SpanBooks(site=site, snapshot_time=snapshot_time)
     hosts = semantics.host_evidence(frames)
     policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
-    levels, segments = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects)
+    history = pools.blazar_history(hosts, blazar_complete_since)
+    levels, segments = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects,
+                               complete_since=pools.complete_since(history))
     context = semantics.host_context(frames, hosts)
     spans = pl.concat(pl.collect_all(  # one query per level, run side by side
         [semantics.canonical_spans(level, site=site, context=context) for level in levels.values()]), how="vertical")
@@ -131,6 +139,7 @@ def spans_from_tables(
     audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
         levels["occupied"], levels["total"], snapshot_time=snapshot_time)
     audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
+    audit["blazar_history"] = history
     policy_module.policy_audit(audit, policy, books, spans, rejected)
     auditing.check_reject_reasons(rejected)
     span_kinds.check_kinds(every_span)
@@ -141,9 +150,10 @@ def spans_from_tables(
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
-            maintenance_projects: Sequence[str]) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """Spans of every stage, in order: total, reservable, committed, occupied, stopped; and the
-    instances' placement segments (for the audit)."""
+            maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
+            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
+    and the instances' placement segments (for the audit)."""
     # The instance windows (and then the stop windows) do not depend on the host levels, so a
     # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
     # keeps every core busy. Only this thread writes to the books.
@@ -161,8 +171,10 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
         stop_job = side.submit(semantics.stop_windows, frames, instances)
         occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
         stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
+    ondemand = pools.ondemand_spans(books, hosts, total, reservable, occupied, policy, since=complete_since,
+                                    host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
-            "stopped": stopped}, segments
+            "stopped": stopped, "ondemand": ondemand}, segments
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
@@ -173,7 +185,9 @@ def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple
     for source in site_tables("edge" if edge else "baremetal"):
         frame = tables.get(source.name)
         if frame is None and not source.optional:
-            effect = "no Blazar data: every host and instance counts as on-demand" if source.schema == "blazar" \
+            effect = ("no Blazar data: no host is reservable, every instance is on-demand, and a host's other time "
+                      "is the unknown pool unless blazar_complete_since says Blazar's history is complete") \
+                if source.schema == "blazar" \
                 else "its rows are treated as absent"
             warnings.append(f"table {source.name} is missing; {effect}")
         frames[source.name] = pl.LazyFrame() if frame is None else frame.lazy()
@@ -223,7 +237,8 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
         try:
             span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
                                          maintenance_projects=options.maintenance_projects, rules=options.rules,
-                                         priority=options.priority, inference=options.inference)
+                                         priority=options.priority, inference=options.inference,
+                                         blazar_complete_since=options.blazar_complete_since)
         except pl.exceptions.ComputeError as err:
             # Pages of a file whose footer read fine can still be corrupt; they fail when read.
             if "parquet" not in str(err).lower():

@@ -13,8 +13,9 @@ docs/semantics.md:
   booked maintenance; on-demand as they are.
 - stopped: stop..resume windows merged per instance, split into its occupied pieces, each with
   that piece's host, size and booking (booking inheritance).
-- pool membership: reservable for host levels below total and for reserved/maintenance
-  bookings, on-demand otherwise.
+- pool membership: reservable for the reservable/committed/maintenance levels and for
+  reserved/maintenance bookings, on-demand for the ondemand level (exporter.reconstruct.pools)
+  and on-demand bookings; the unknown pool is total - reservable - ondemand (the leaf table).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from exporter.adapters import (
 )
 from exporter.columns import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED,
-    LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_ONDEMAND, POOL_RESERVABLE,
+    LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_ONDEMAND, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_ONDEMAND,
+    POOL_RESERVABLE,
     SPAN_SCHEMA, conform,
 )
 from exporter.engine import intervals
@@ -120,7 +122,7 @@ def host_context(frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame) -> dic
 def canonical_spans(spans: pl.DataFrame, *, site: str, context: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
     """Spans of one stage in SPAN_SCHEMA: resources, node_type, pool and hierarchy_status."""
     level = spans.get_column("level")
-    whole_host = bool(level.is_in([LEVEL_TOTAL, LEVEL_RESERVABLE]).all())
+    whole_host = bool(level.is_in([LEVEL_TOTAL, LEVEL_RESERVABLE, LEVEL_ONDEMAND]).all())
     own = _own_resources(spans)
     enriched = host_resources.with_host_resources(own.lazy(), whole_host=whole_host, **context)
     if "booking" not in own.columns:

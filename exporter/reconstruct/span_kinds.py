@@ -5,8 +5,9 @@
   kind of its own (``rule_host``, ``inferred_allocation``, …), so no reader takes it for a row;
   an edge site's device spans have the device kinds (``blazar_device``, ``zun_container_occupied``, …).
 - evidence: the kind of the row (``source_table``) that created the span.
-- confidence: ``direct`` for a row that states it; ``inferred`` for the inference source and for
-  host existence known only from Blazar (a ``total`` span from ``blazar.computehosts``); the
+- confidence: ``direct`` for a row that states it; ``inferred`` for the inference source, for
+  host existence known only from Blazar (a ``total`` span from ``blazar.computehosts``) and for
+  on-demand pool evidence (an absence from Blazar's complete history, an on-demand instance); the
   rule's own confidence for a span a rule added or changed (``rule_id``).
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from exporter.columns import (
-    CONFIDENCES, EVIDENCE_KINDS, LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_RESERVABLE,
+    CONFIDENCES, EVIDENCE_KINDS, LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_ONDEMAND, LEVEL_RESERVABLE,
     LEVEL_STOPPED, LEVEL_TOTAL, SPAN_TYPES,
 )
 from exporter.engine.intervals import hours_between
@@ -33,9 +34,10 @@ SPAN_TYPE_OF_LEVEL = {
     LEVEL_MAINTENANCE: "maintenance_allocation",
     LEVEL_OCCUPIED: "nova_instance_occupied",
     LEVEL_STOPPED: "nova_instance_stopped",
+    LEVEL_ONDEMAND: "ondemand_host",
 }
 RULE_SPAN_TYPES = {LEVEL_TOTAL: "rule_host", LEVEL_RESERVABLE: "rule_reservable_host",
-                   LEVEL_MAINTENANCE: "rule_maintenance"}
+                   LEVEL_MAINTENANCE: "rule_maintenance", LEVEL_ONDEMAND: "rule_ondemand_host"}
 # An edge site's devices (exporter.reconstruct.device_levels) go through the same levels.
 DEVICE_SPAN_TYPES = {
     LEVEL_TOTAL: "blazar_device",
@@ -83,9 +85,12 @@ def with_kinds(spans: pl.DataFrame, rules: Sequence[Rule], *, snapshot_time: dt.
     confidence = (pl.when(pl.col("rule_id").is_not_null()).then(rule_confidence)
                   .when(table == INFERENCE_SOURCE).then(pl.lit("inferred"))
                   .when((level == LEVEL_TOTAL) & (table == "blazar.computehosts")).then(pl.lit("inferred"))
+                  .when(level == LEVEL_ONDEMAND).then(pl.lit("inferred"))  # pool from an absence or an instance
                   .otherwise(pl.lit("direct")))
-    derived = {"span_type": kind, "evidence": table.replace_strict(EVIDENCE_OF_TABLE, default=None),
-               "confidence": confidence}
+    evidence = (pl.when((level == LEVEL_ONDEMAND) & (table == "blazar.computehosts"))
+                .then(pl.lit("blazar_history_absence"))
+                .otherwise(table.replace_strict(EVIDENCE_OF_TABLE, default=None)))
+    derived = {"span_type": kind, "evidence": evidence, "confidence": confidence}
     return spans.with_columns(
         *((pl.coalesce(name, expr) if name in spans.columns else expr).alias(name) for name, expr in derived.items()),
         hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"))

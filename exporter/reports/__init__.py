@@ -19,7 +19,8 @@ from exporter.reports.inputs import load_reconstruction
 from exporter.reports.outputs import write_table
 
 KPI_MARKDOWN = ["site", "period_start", "node_type", "complete", *[f"node_hours_{level}" for level in (
-    "total", "reservable", "committed", "maintenance", "occupied", "active", "stopped")], *kpi.RATIOS]
+    "total", "reservable", "committed", "maintenance", "occupied", "active", "stopped", "pool_ondemand",
+    "pool_unknown")], *kpi.RATIOS]
 
 
 @dataclass(frozen=True)

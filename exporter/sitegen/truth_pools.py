@@ -41,13 +41,17 @@ def _closed(start: int, end: int | None, snapshot: int) -> tuple[int, int]:
 
 
 def _instances_by_host(world: World) -> dict[str, tuple[list, list]]:
-    """hostname -> (reserved instance windows, on-demand instance windows), launched ones only."""
+    """hostname -> (reserved instance windows, on-demand instance windows), launched ones only,
+    per placement (a migrated instance evidences each host it ran on, where a row names it)."""
     out: dict[str, tuple[list, list]] = {}
     for inst in world.instances:
         if inst.launched is None or inst.host is None:
             continue
-        reserved, ondemand = out.setdefault(inst.host.hostname, ([], []))
-        (reserved if inst.reservation_id else ondemand).append(_closed(inst.created, inst.end, world.end))
+        for place in inst.occupancy():
+            if place.host is None or not place.host_evidenced:
+                continue
+            reserved, ondemand = out.setdefault(place.host.hostname, ([], []))
+            (reserved if inst.reservation_id else ondemand).append(_closed(place.start, place.end, world.end))
     return out
 
 

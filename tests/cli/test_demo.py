@@ -59,6 +59,23 @@ def test_demo_comparison_matches_truth_up_to_the_quantified_blazar_kills(demo_re
             assert occupied["reconstructed"] == pytest.approx(expected - killed, rel=1e-9, abs=2e-3)
 
 
+def test_demo_prints_the_three_pools_against_the_truth(demo_result):
+    from exporter.demo import summary_text
+
+    for item in demo_result.sites:
+        pools = {row["pool"]: row for row in item.pools.iter_rows(named=True)}
+        assert set(pools) == {"reservable", "ondemand", "unknown"}
+        # ondemand within 1 % of what the data decides (less the rule's cut); unknown holds at
+        # least every hour the data cannot decide
+        ondemand = pools["ondemand"]
+        assert ondemand["reconstructed"] == pytest.approx(ondemand["decidable"] + ondemand["rules"], rel=0.01, abs=1)
+        assert pools["unknown"]["reconstructed"] >= pools["unknown"]["decidable"] + pools["unknown"]["rules"] - 1e-6
+        assert ondemand["reconstructed"] <= ondemand["truth"] + 1e-6
+    summary = summary_text(demo_result)
+    assert summary.count("node-hours per pool") == len(demo_result.sites)
+    assert "   unknown " in summary
+
+
 def test_the_demo_rule_is_visible_in_the_output_and_traceable(demo_result):
     from exporter.demo import RULED_SITE, summary_text
 

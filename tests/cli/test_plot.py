@@ -23,7 +23,8 @@ HOURS = 24 * 40
 
 def tiny_timeline(hours: int = HOURS) -> pl.DataFrame:
     """Two sites, hourly. Site a: 10 reservable nodes of which 4 committed (2 active, 1 stopped,
-    1 idle) in even hours and none in odd hours, plus 2 on-demand nodes (1 active). Site b:
+    1 idle) in even hours and none in odd hours, plus 2 on-demand nodes (1 active) and 3 nodes of
+    unknown pool. Site b:
     5 reservable nodes, always 5 committed-active, in two node types (3 + 2)."""
     rows = []
     for hour in range(hours):
@@ -31,7 +32,8 @@ def tiny_timeline(hours: int = HOURS) -> pl.DataFrame:
         even = hour % 2 == 0
         a = {("reservable", "available"): 6 if even else 10, ("reservable", "active"): 2 if even else 0,
              ("reservable", "stopped"): 1 if even else 0, ("reservable", "idle"): 1 if even else 0,
-             ("reservable", "maintenance"): 0, ("ondemand", "available"): 1, ("ondemand", "active"): 1}
+             ("reservable", "maintenance"): 0, ("ondemand", "available"): 1, ("ondemand", "active"): 1,
+             ("unknown", "available"): 3}
         rows += [("a", t, "compute", pool, state, value) for (pool, state), value in a.items()]
         rows += [("b", t, "gpu", "reservable", "active", 3.0), ("b", t, "cpu", "reservable", "active", 2.0)]
     frame = pl.DataFrame(rows, schema=["site", "timestamp", "node_type", "pool", "state", "value"], orient="row")
@@ -45,8 +47,11 @@ def test_state_table_stacks_to_the_total():
     leaves = [leaf_name(*key) for key in STATE_COLOURS]
     assert table.columns == ["timestamp", *leaves, "total", "reservable"]
     assert table.height == HOURS
-    assert table["total"].unique().to_list() == [12.0]
+    assert table["total"].unique().to_list() == [15.0]
     assert table["reservable"].unique().to_list() == [10.0]
+    # the unknown pool is its own layer, in a neutral colour no other leaf uses
+    assert table[leaf_name("unknown", "available")].unique().to_list() == [3.0]
+    assert list(STATE_COLOURS.values()).count(STATE_COLOURS[("unknown", "available")]) == 1
     assert table[leaf_name("ondemand", "stopped")].unique().to_list() == [0.0]  # absent leaf -> zeros
 
 

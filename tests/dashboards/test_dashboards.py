@@ -392,3 +392,43 @@ def test_kpi_report_equals_the_node_hours_dashboard_for_the_same_period(demo, pe
             assert got["utilization"] == pytest.approx(committed / reservable, rel=1e-9), (site, start)
             checked += 1
     assert checked >= (2 if period == "week" else 20)
+
+
+def truth_unknown_nodes(truth: pl.DataFrame, at: dt.datetime) -> float:
+    """Hosts at ``at`` that no evidence puts in a pool, by docs/semantics.md "Pools" from the truth:
+    these generated sites never soft-delete a Blazar host (so Blazar's history is never complete),
+    so only a Blazar row (reservable) or an on-demand instance running then decides a host."""
+    live = truth.filter((pl.col("start") <= at) & (pl.col("end").is_null() | (pl.col("end") > at)))
+    hosts = set(live.filter(pl.col("level") == "total")["hypervisor_hostname"])
+    decided = set(live.filter(pl.col("level") == "reservable")["hypervisor_hostname"]) | set(
+        live.filter((pl.col("level") == "occupied") & (pl.col("booking") == "ondemand"))["hypervisor_hostname"])
+    return float(len(hosts - decided))
+
+
+@pytest.mark.prometheus
+def test_unknown_pool_history_and_live_are_one_series(demo):
+    """pool="unknown" is backfilled and served live under one label set per (site, node type),
+    with the timeline's values in history (the hours before a host's Blazar enrolment) and the
+    truth's undecided hosts now."""
+    selector = f'openstack_usage_nodes{{pool="unknown",site=~"{"|".join(SITES)}"}}'
+    series = demo.prometheus.api("series", **{"match[]": selector, "start": demo.history_start, "end": demo.live_end})
+    assert series and {(s["job"], s["instance"], s["state"]) for s in series} == {
+        (DEFAULT_JOB, DEFAULT_INSTANCE, "available")}
+    query = f"sum(last_over_time({selector}[1h]))"
+    # history, hour by hour: the timeline's unknown pool (the backfill's input), not all zero
+    [history] = as_series(query_values(demo.prometheus, query, start=demo.history_start, end=demo.history_end,
+                                       step=3600)).values()
+    unknown = (demo.timeline.filter(pl.col("pool") == "unknown", pl.col("resource") == "nodes",
+                                    pl.col("site").cast(pl.String).is_in(list(SITES)))
+               .group_by("timestamp").agg(pl.col("value").sum()))
+    expected = {float(epoch(t)): v for t, v in unknown.iter_rows()}
+    assert history == pytest.approx({t: expected[t] for t in history}, abs=1e-9)
+    assert max(history.values()) > 0
+    # now: the live exporter's value of the same series
+    now = dt.datetime.fromtimestamp(demo.live_end, dt.timezone.utc).replace(tzinfo=None)
+    [live] = as_series(query_values(demo.prometheus, query, time=demo.live_end)).values()
+    assert next(iter(live.values())) == pytest.approx(truth_unknown_nodes(demo.truth, now))
+    # history and present of each label set are one series: the same keys at both ends
+    each = f"last_over_time({selector}[1h])"
+    ends = [as_series(query_values(demo.prometheus, each, time=t)).keys() for t in (demo.history_end, demo.live_end)]
+    assert ends[0] == ends[1] and len(ends[0]) == len(series)

@@ -139,9 +139,16 @@ def test_set_pool_ondemand_ends_blazars_say_and_the_audit_counts_the_overridden_
     after = pl.read_parquet(tmp_path / "out" / "spans.parquet").filter(
         (pl.col("level") == "reservable") & (pl.col("hypervisor_hostname") == host))
     assert hours_in(after, CUT_FROM, CUT_TO, site.end) == 0.0
+    # the rule is also positive evidence of the on-demand pool: the time it took from Blazar is ondemand
+    ondemand = pl.read_parquet(tmp_path / "out" / "spans.parquet").filter(
+        (pl.col("level") == "ondemand") & (pl.col("hypervisor_hostname") == host))
+    assert hours_in(ondemand.filter(pl.col("rule_id") == "rack-4-never-cabled"), CUT_FROM, CUT_TO, site.end) \
+        == pytest.approx(hours, rel=1e-9)
     audit = json.loads((tmp_path / "out" / "audit.json").read_text())
-    (row,) = [row for row in audit["rules"] if row["rule_id"] == "rack-4-never-cabled"]
-    assert row["level"] == "reservable" and row["rows_overridden"] >= 1 and row["confidence"] == "direct"
+    rows = {row["level"]: row for row in audit["rules"] if row["rule_id"] == "rack-4-never-cabled"}
+    assert set(rows) == {"reservable", "ondemand"}
+    row = rows["reservable"]
+    assert row["rows_overridden"] >= 1 and row["confidence"] == "direct"
     assert row["hours_overridden"] == pytest.approx(hours, rel=1e-9)
     assert not [w for w in audit["warnings"] if "matches nothing" in w]
 

@@ -117,12 +117,21 @@ def test_snapshot_time_comes_from_the_manifest_else_the_latest_timestamp(tmp_pat
     assert dump.audit["snapshot_time"] == "2020-03-05T00:00:00"  # the lease end, latest time in the data
 
 
-def test_missing_blazar_makes_everything_on_demand_with_a_warning():
+def test_missing_blazar_leaves_hosts_unknown_unless_the_site_says_its_history_is_complete():
     frames = {name: frame for name, frame in small_site().items() if not name.startswith("blazar.")}
     result = spans_from_tables(frames, site="s", snapshot_time=SNAPSHOT)
-    assert set(result.spans["level"]) == {"total", "occupied"}
+    assert set(result.spans["level"]) == {"total", "occupied", "ondemand"}
     assert set(result.spans.filter(pl.col("level") == "occupied")["pool"]) == {"ondemand"}
     assert any("blazar.computehosts is missing" in w for w in result.audit["warnings"])
+    assert result.audit["blazar_history"]["complete_since"] is None
+    span_hours = (pl.col("end").fill_null(SNAPSHOT) - pl.col("start")).dt.total_seconds() / 3600 * pl.col("nodes")
+    hours = lambda spans, level: float(spans.filter(pl.col("level") == level).select(span_hours.sum()).item())  # noqa: E731
+    # only the instances' time is evidenced on-demand; the rest of the hosts' time is unknown
+    assert hours(result.spans, "ondemand") < hours(result.spans, "total")
+    # a cloud without Blazar says so: its (empty) Blazar history is complete, every host on-demand
+    told = spans_from_tables(frames, site="s", snapshot_time=SNAPSHOT, blazar_complete_since=dt.datetime(2000, 1, 1))
+    assert told.audit["blazar_history"]["decided_by"] == "config"
+    assert hours(told.spans, "ondemand") == pytest.approx(hours(told.spans, "total"), rel=1e-12)
 
 
 def test_missing_essential_table_or_corrupt_file_is_a_snapshot_error(tmp_path):
@@ -186,5 +195,5 @@ def test_a_grid_too_large_is_refused_with_its_size_before_it_is_built(tmp_path, 
               "--step", "1s", "--snapshot-time", "2020-12-31", "--quiet", "--config", str(tmp_path / "none.yaml")])
     assert exit_.value.code == 2
     [line] = capsys.readouterr().err.strip().splitlines()
-    assert "the timeline would have 1,261,440,000 rows (31,536,000 steps" in line
+    assert "the timeline would have 1,419,120,000 rows (31,536,000 steps" in line
     assert "more than the limit of 100,000,000" in line and not (tmp_path / "out").exists()

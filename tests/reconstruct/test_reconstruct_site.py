@@ -26,9 +26,11 @@ LOSSY = {"nova_hard_deleted", "blazar_hard_deleted", "killed_by_blazar"}
 
 
 def node_hours(spans: pl.DataFrame, snapshot) -> dict[str, float]:
+    """Node-hours per level; the ondemand level (pool evidence) is checked against the pool truth
+    in tests/reconstruct/test_pools.py, not here."""
     end = pl.col("end").fill_null(pl.lit(snapshot))
     hours = (end - pl.col("start")).dt.total_seconds() / 3600 * pl.col("nodes")
-    return dict(spans.group_by("level").agg(hours.sum()).iter_rows())
+    return dict(spans.filter(pl.col("level") != "ondemand").group_by("level").agg(hours.sum()).iter_rows())
 
 
 def generated(tmp_path, **kwargs):
@@ -113,7 +115,7 @@ def _sources():
 
 def resource_hours(spans: pl.DataFrame, snapshot, column: str) -> dict[str, float]:
     end = pl.col("end").fill_null(pl.lit(snapshot))
-    return dict(spans.group_by("level").agg(((end - pl.col("start")).dt.total_seconds() / 3600 * pl.col(column))
+    return dict(spans.filter(pl.col("level") != "ondemand").group_by("level").agg(((end - pl.col("start")).dt.total_seconds() / 3600 * pl.col(column))
                                             .sum()).iter_rows())
 
 

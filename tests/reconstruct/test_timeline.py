@@ -2,8 +2,9 @@
 
 Leaf rule (exporter.reconstruct.leaves, docs/semantics.md): reservable pool: available = reservable −
 committed − maintenance, maintenance, idle = committed − occupied[reservation], active =
-occupied[reservation] − stopped[reservation], stopped; ondemand pool: available = total −
-reservable − occupied[ondemand], active, stopped. Leaves sum to total.
+occupied[reservation] − stopped[reservation], stopped; ondemand pool: available = ondemand −
+occupied[ondemand], active, stopped; unknown pool: available = total − reservable − ondemand.
+Leaves sum to total.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def frame(*rows) -> pl.DataFrame:
     return conform(pl.DataFrame(list(rows)), SPAN_SCHEMA)
 
 
-# one host: exists all along, reservable from 01:00, leased 01:30-03:00, instance 02:00-03:00
+# one host: exists all along, evidenced on-demand 00:00-00:30 (then no evidence until 01:00),
+# reservable from 01:00, leased 01:30-03:00, instance 02:00-03:00
 HOST = frame(
     span("total", at(0), None),
+    span("ondemand", at(0), at(0.5)),
     span("reservable", at(1), None),
     span("committed", at(1.5), at(3)),
     span("occupied", at(2), at(3), booking="reservation"),
@@ -52,7 +55,7 @@ def nodes(timeline: pl.DataFrame, hour: float) -> dict[str, float]:
 
 def test_leaves_follow_the_leaf_table_hour_by_hour():
     tl = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
-    assert nodes(tl, 0) == {"ondemand/available": 1.0}
+    assert nodes(tl, 0) == {"ondemand/available": 0.5, "unknown/available": 0.5}
     assert nodes(tl, 1) == {"reservable/available": 0.5, "reservable/idle": 0.5}
     assert nodes(tl, 2) == {"reservable/active": 1.0}
     assert nodes(tl, 3) == {"reservable/available": 1.0}
@@ -62,7 +65,7 @@ def test_timeline_has_exact_schema_sorted_and_one_row_per_key():
     tl = timeline_from_spans(HOST, start=T0, end=END, step=HOUR, open_end=END)
     assert dict(tl.schema) == TIMELINE_SCHEMA
     keys = ["site", "timestamp", "node_type", "pool", "state", "resource"]
-    assert tl.height == 4 * 8 * 5  # grid points × leaves × resources
+    assert tl.height == 4 * 9 * 5  # grid points × leaves × resources
     assert tl.select(keys).is_unique().all()
     assert tl.equals(tl.sort(keys))
 
@@ -70,14 +73,14 @@ def test_timeline_has_exact_schema_sorted_and_one_row_per_key():
 def test_memory_is_reported_in_bytes():
     spans = frame(span("total", at(0), None, memory_mb=2.0))
     tl = timeline_from_spans(spans, start=T0, end=at(1), step=HOUR, open_end=END)
-    got = tl.filter(resource="memory_bytes", pool="ondemand", state="available")["value"]
+    got = tl.filter(resource="memory_bytes", pool="unknown", state="available")["value"]
     assert got.to_list() == [2.0 * 1024 * 1024]
 
 
 def test_node_type_that_appears_only_outside_the_window_still_gets_zero_rows():
     spans = frame(span("total", at(0), None), span("total", at(10), at(11), node_type="cpu"))
     tl = timeline_from_spans(spans, start=T0, end=at(1), step=HOUR, open_end=END)
-    assert tl.filter(node_type="cpu")["value"].to_list() == [0.0] * 40
+    assert tl.filter(node_type="cpu")["value"].to_list() == [0.0] * 45
 
 
 def test_null_node_type_is_unknown():
@@ -121,7 +124,7 @@ def test_counters_until_integrates_leaves_in_resource_seconds():
     got = counters_until(HOST, origin=T0, at=END)
     seconds = {f"{p}/{s}": v for p, s, r, v in got.select("pool", "state", "resource", "value").rows()
                if r == "nodes" and v}
-    assert seconds == {"ondemand/available": 3600.0, "reservable/available": 5400.0,
+    assert seconds == {"ondemand/available": 1800.0, "unknown/available": 1800.0, "reservable/available": 5400.0,
                        "reservable/idle": 1800.0, "reservable/active": 3600.0}
 
 
@@ -164,7 +167,7 @@ def test_negative_leaf_is_kept_and_reported():
 
 
 def test_open_span_counts_in_counters_up_to_the_instant_asked_about():
-    spans = frame(span("total", at(0), None))
+    spans = frame(span("total", at(0), None), span("ondemand", at(0), None))
     got = counters_until(spans, origin=T0, at=at(5)).filter(
         resource="nodes", pool="ondemand", state="available"
     )
@@ -173,7 +176,7 @@ def test_open_span_counts_in_counters_up_to_the_instant_asked_about():
 
 def test_span_starting_after_the_instant_is_not_live():
     spans = frame(span("total", at(0), None), span("reservable", at(2), None))
-    assert nodes(levels_at(spans, at(1)), 1) == {"ondemand/available": 1.0}
+    assert nodes(levels_at(spans, at(1)), 1) == {"unknown/available": 1.0}
 
 
 def test_lazy_spans_give_the_same_timeline():

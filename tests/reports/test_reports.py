@@ -93,6 +93,13 @@ def test_compare_rows_are_the_timeline_and_the_legacy_table_under_the_mapping(si
     assert seen_legacy == sum(1 for key in legacy_expected if key[0] in compared_days) > 0
     # the generator's definitional differences show up: some rows differ by more than 1 %
     assert table.filter(pl.col("finding") != "agrees").height > 0
+    # a day with unknown-pool hours is evidence the databases miss something: the unreserved level
+    # (which holds the unknown pool) is never a mere "definition" difference there when lower
+    unknown_days = set(leaves.filter((pl.col("pool") == "unknown") & (pl.col("value") > 0))["date"].to_list())
+    assert unknown_days
+    lower = table.filter((pl.col("level") == "unreserved") & pl.col("date").is_in(list(unknown_days))
+                         & (pl.col("difference_hours") < 0) & (pl.col("finding") != "agrees"))
+    assert set(lower["finding"].to_list()) <= {"missing_in_databases"}
 
 
 def test_compare_without_the_legacy_table_says_so_in_one_line(site, tmp_path):
@@ -132,6 +139,12 @@ def test_day_report_is_the_timeline_hours_and_adds_up_to_the_month(site, tmp_pat
     assert ratio.to_series().abs().max() < 1e-12
     md = (tmp_path / "report-month.md").read_text()
     assert md.startswith("# Node-hours per month") and md.count("\n| rep |") == month.height
+    # the unknown pool (no evidence decides the hosts' pool) is reported on its own, and in the total
+    for pool in ("ondemand", "unknown"):
+        hours = nodes.filter(pl.col("pool") == pool)["value"].sum()
+        assert day[f"node_hours_pool_{pool}"].sum() == pytest.approx(hours, rel=1e-9), pool
+        assert f"node_hours_pool_{pool}" in md
+    assert day["node_hours_pool_unknown"].sum() > 0
 
 
 def test_report_compare_and_coverage_files_are_byte_identical_on_a_rerun(site, tmp_path):
@@ -201,8 +214,11 @@ def test_coverage_books_are_the_audit_and_unknown_is_the_timeline(site, tmp_path
                if e["reason"] not in ("duplicate_entity", "overridden") and e["level"])
     assert summary["rejected"].sum() == pytest.approx(lost)
     timeline = pl.read_parquet(out / "timeline.parquet")
-    unknown = timeline.filter((pl.col("resource") == "nodes") & (pl.col("node_type") == "unknown"))
+    nodes = timeline.filter(pl.col("resource") == "nodes")
+    unknown = nodes.filter((pl.col("node_type") == "unknown") | (pl.col("pool") == "unknown"))
     assert summary.filter(pl.col("level") == "total")["unknown"].sum() == pytest.approx(unknown["value"].sum())
+    # the unknown pool is part of it: the site's non-Blazar hosts have no evidence outside their instances
+    assert nodes.filter(pl.col("pool") == "unknown")["value"].sum() > 0
     assert (tmp_path / "coverage-summary.md").read_text().startswith("# Coverage")
 
 
