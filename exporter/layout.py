@@ -40,6 +40,7 @@ BACKFILL_DIR = "backfill"
 OPENMETRICS_DIR = "openmetrics"  # inside a backfill output directory, with:
 BLOCKS_DIR = "blocks"
 BACKFILL_MANIFEST = "backfill.json"
+FAMILIES_DIR = "families"  # in a reconstruction: <name>.parquet per extra series family (exporter.metrics)
 
 
 def read_manifest(snapshot_dir: Path) -> dict | None:
@@ -267,6 +268,33 @@ def read_device_timeline(timeline_dir: Path) -> pl.DataFrame | None:
     if not path.exists():
         return None
     return read_timeline(path)
+
+
+def family_file(directory: Path, name: str) -> Path:
+    """Where a reconstruction keeps the long frame of extra series family ``name``."""
+    return Path(directory) / FAMILIES_DIR / f"{name}.parquet"
+
+
+def read_families(timeline_dir: Path, declared: Sequence[str]) -> dict[str, pl.DataFrame]:
+    """The extra series families stored beside a timeline (``families/<name>.parquet``), by name.
+
+    ``timeline_dir`` as for :func:`read_timeline`. No ``families/`` directory: none. A file whose
+    name is not ``declared`` (written by another version) or that cannot be read: TimelineError.
+    """
+    base = Path(timeline_dir)
+    base = base if base.is_dir() else base.parent
+    files = sorted((base / FAMILIES_DIR).glob("*.parquet")) if (base / FAMILIES_DIR).is_dir() else []
+    unknown = [path.name for path in files if path.stem not in declared]
+    if unknown:
+        raise TimelineError(f"{base / FAMILIES_DIR} holds undeclared series famil(ies) {', '.join(unknown)} "
+                            "(written by another version of usage-exporter?)")
+    frames = {}
+    for path in files:
+        try:
+            frames[path.stem] = pl.read_parquet(path)
+        except Exception as err:  # polars raises several unrelated types for a bad file
+            raise TimelineError(f"cannot read {path}: {first_line(err)[:200]}") from None
+    return frames
 
 
 def reconstruction_dir(out: Path) -> Path:

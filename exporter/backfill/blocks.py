@@ -26,7 +26,8 @@ from exporter.backfill.windows import WindowFile, promtool_command, write_and_co
 from exporter.config import DEFAULT_HOLDBACK_HOURS
 from exporter.errors import TimelineError, ToolMissing
 from exporter.layout import BACKFILL_MANIFEST, BLOCKS_DIR, OPENMETRICS_DIR
-from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
+from exporter.backfill.families import family_counts
+from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, EXTRA_FAMILIES, ExtraFamily
 from exporter.progress import SILENT, Progress
 from exporter.publish import staged_directory
 
@@ -63,6 +64,7 @@ class BackfillResult:
     write_seconds: float = 0.0  # writing the OpenMetrics files
     promtool_seconds: float = 0.0  # wall time of the whole write + promtool stage (runs overlap)
     blocks_requested: bool = False
+    families: dict[str, dict[str, int]] | None = None  # extra family name -> {series, samples} written
 
     @property
     def blocks(self) -> tuple[str, ...]:
@@ -88,7 +90,7 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
              holdback: dt.timedelta = DEFAULT_HOLDBACK, job: str = DEFAULT_JOB, instance: str = DEFAULT_INSTANCE,
              mimir: bool = False, block_hours: int | None = None, origin: dt.datetime | None = None,
              now: dt.datetime | None = None, workers: int | None = None, keep_openmetrics: bool = False,
-             progress: Progress | None = None) -> BackfillResult:
+             progress: Progress | None = None, declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> BackfillResult:
     """Write one OpenMetrics file per block window (and with ``blocks``, TSDB blocks) under ``out_dir``.
 
     Files: ``openmetrics/<window start>_<hours>h.om``, ``blocks/<ULID>/`` and ``backfill.json``.
@@ -96,17 +98,20 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     (the manifest still lists its size and sha256). Without ``blocks``, or when promtool is
     missing, the files stay and the promtool commands are in the result (``commands``); a missing
     promtool with ``blocks=True`` leaves ``blocks_created`` False (the caller reports it: see
-    :func:`require_blocks`). ``now`` defaults to the current UTC time.
+    :func:`require_blocks`). ``now`` defaults to the current UTC time. The extra series families
+    stored beside the timeline (``families/``, ``declared`` in exporter.metrics) go into the same
+    window files, cut off at the same time.
     """
     progress = progress or SILENT
     hours = block_hours_for(mimir=mimir, requested=block_hours)
     history = history_before_cutoff(timeline_dir, holdback=holdback, job=job, instance=instance, origin=origin,
-                                    now=now)
+                                    now=now, declared=declared)
     out = Path(out_dir)
     tool = _find_promtool(promtool) if blocks else None
     with staged_directory(out, owned=OWNED, stage="backfill") as staging:
         converted = write_and_convert(history.samples, history.series, staging, hours=hours, tool=tool,
-                                      workers=workers, keep_openmetrics=keep_openmetrics, progress=progress)
+                                      workers=workers, keep_openmetrics=keep_openmetrics, progress=progress,
+                                      extra=(history.families, history.declared))
         result = _result(history, out, converted.files, job=job, instance=instance, hours=hours, holdback=holdback,
                          tool=tool, promtool=promtool, blocks=blocks)
         result = dataclasses.replace(result, write_seconds=converted.write_seconds,
@@ -124,7 +129,8 @@ def _result(history: History, out: Path, files: tuple[WindowFile, ...], *, job: 
         series=history.series.height, samples=history.samples.height, negative_samples=history.negative_samples,
         files=files, commands=tuple(promtool_command(out / f.path, out / BLOCKS_DIR, hours, tool or promtool)
                                     for f in files),
-        blocks_created=tool is not None, blocks_requested=blocks, promtool=tool)
+        blocks_created=tool is not None, blocks_requested=blocks, promtool=tool,
+        families=family_counts(history.families, history.declared))
 
 
 def require_blocks(result: BackfillResult) -> None:
@@ -157,6 +163,7 @@ def _write_manifest(result: BackfillResult, directory: Path) -> None:
         "series": result.series,
         "samples": result.samples,
         "negative_samples": result.negative_samples,
+        "families": result.families or {},
         "blocks": len(result.blocks) if result.blocks_created else None,
         "files": [{"path": f.path, "window_start": iso(f.window_start), "window_end": iso(f.window_end),
                    "samples": f.samples, "bytes": f.bytes, "sha256": f.sha256, "blocks": list(f.blocks),

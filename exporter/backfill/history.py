@@ -6,6 +6,7 @@ write the same samples with the same labels for the same timeline and ``now``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,11 @@ from pathlib import Path
 import polars as pl
 
 from exporter.backfill.checked import checked_timeline
+from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import sample_values, series_labels
 from exporter.errors import TimelineError
-from exporter.layout import read_timeline
+from exporter.layout import read_families, read_timeline
+from exporter.metrics import EXTRA_FAMILIES, ExtraFamily
 from exporter.timeutil import utc_now
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -31,6 +34,9 @@ class History:
     cutoff: dt.datetime  # first time NOT backfilled; the live exporter owns [cutoff, ...)
     origins: dict[str, dt.datetime]  # site -> counters' origin (first grid time)
     step_seconds: int
+    # the extra series families' samples before the cut-off (exporter.backfill.families.family_lines)
+    families: pl.DataFrame = dataclasses.field(default_factory=lambda: pl.DataFrame(schema=LINE_SCHEMA))
+    declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES
 
     @property
     def first_sample(self) -> dt.datetime:
@@ -47,8 +53,10 @@ class History:
 
 
 def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, job: str, instance: str,
-                          origin: dt.datetime | None = None, now: dt.datetime | None = None) -> History:
-    """Read and check the timeline; keep the samples before ``min(now, end) - holdback``.
+                          origin: dt.datetime | None = None, now: dt.datetime | None = None,
+                          declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> History:
+    """Read and check the timeline; keep the samples before ``min(now, end) - holdback``, with those
+    of the extra series families stored beside it (``families/``, ``declared`` in exporter.metrics).
 
     TimelineError when the timeline is malformed or nothing lies before the cut-off.
     """
@@ -60,8 +68,10 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
     if kept.height == 0:
         raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
+    families = family_lines(read_families(timeline_path, [f.name for f in declared]), declared, job=job,
+                            instance=instance, before=epoch_of(cutoff))
     return History(timeline_path=timeline_path, samples=kept, series=series, cutoff=cutoff,
-                   origins=checked.starts, step_seconds=checked.step_seconds)
+                   origins=checked.starts, step_seconds=checked.step_seconds, families=families, declared=declared)
 
 
 def split_windows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.DataFrame]]:

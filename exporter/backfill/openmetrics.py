@@ -37,7 +37,7 @@ def series_labels(checked: CheckedTimeline, *, job: str, instance: str) -> pl.Da
     fixed = f'{{instance="{escape_label(instance)}",job="{escape_label(job)}",'
     parts = [pl.lit(fixed)]
     for i, name in enumerate(("node_type", "pool", "site", "state")):
-        parts += [pl.lit(("," if i else "") + f'{name}="'), _escaped(pl.col(name)), pl.lit('"')]
+        parts += [pl.lit(("," if i else "") + f'{name}="'), escaped_label(pl.col(name)), pl.lit('"')]
     return checked.keys.with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
 
 
@@ -101,7 +101,8 @@ def escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _escaped(expr: pl.Expr) -> pl.Expr:
+def escaped_label(expr: pl.Expr) -> pl.Expr:
+    """:func:`escape_label` as a polars expression."""
     return (expr.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
             .str.replace_all("\n", "\\n", literal=True))
 
@@ -121,8 +122,9 @@ def family_header(index: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_samples(lines: pl.DataFrame, out: BinaryIO) -> None:
-    """Write ``lines`` (from :func:`sample_lines`) as one OpenMetrics document.
+def write_samples(lines: pl.DataFrame, out: BinaryIO, *, eof: bool = True) -> None:
+    """Write ``lines`` (from :func:`sample_lines`) as one OpenMetrics document (``eof=False``:
+    without the final ``# EOF``, so more families can follow).
 
     One ``write_csv`` per family with a space separator and no quoting produces exactly
     ``name{labels} value timestamp`` lines (polars prints floats in shortest round-trip form).
@@ -131,7 +133,8 @@ def write_samples(lines: pl.DataFrame, out: BinaryIO) -> None:
         out.write(family_header(index))
         part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never",
                                                       separator=" ", line_terminator="\n")
-    out.write(EOF)
+    if eof:
+        out.write(EOF)
 
 
 def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,

@@ -23,10 +23,12 @@ import polars as pl
 
 from exporter import children
 from exporter.backfill.history import epoch_of, split_windows
-from exporter.backfill.openmetrics import sample_lines, sample_prefixes, write_samples
+from exporter.backfill.families import write_family_samples
+from exporter.backfill.openmetrics import EOF, sample_lines, sample_prefixes, write_samples
 from exporter.errors import TimelineError
 from exporter.faults import fault_point
 from exporter.layout import BLOCKS_DIR, OPENMETRICS_DIR
+from exporter.metrics import ExtraFamily
 from exporter.progress import Progress
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
@@ -60,10 +62,16 @@ def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str 
 
 
 def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None,
-                      workers: int | None, keep_openmetrics: bool, progress: Progress) -> Converted:
+                      workers: int | None, keep_openmetrics: bool, progress: Progress,
+                      extra: tuple[pl.DataFrame, tuple[ExtraFamily, ...]] | None = None) -> Converted:
     """Write the window files in parallel; with ``tool``, convert each one as soon as it is written,
-    verify its block and (unless ``keep_openmetrics``) remove the file."""
-    windows = split_windows(samples, hours)
+    verify its block and (unless ``keep_openmetrics``) remove the file. ``extra``: the extra
+    families' lines (exporter.backfill.families.family_lines) and their declarations, written
+    into the same windows after the timeline's families."""
+    extra_lines, declared = extra if extra is not None else (None, ())
+    extra_windows = dict(split_windows(extra_lines, hours)) if extra_lines is not None else {}
+    windows = sorted({**{start: samples.clear() for start in extra_windows}, **dict(split_windows(samples, hours))}
+                     .items())
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     prefixes = sample_prefixes(series)
     started = time.perf_counter()
@@ -71,7 +79,8 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
 
     def one_window(start: dt.datetime, part: pl.DataFrame) -> WindowFile:
         nonlocal written_at
-        info = _write_window(sample_lines(part, prefixes), out, start, hours)
+        info = _write_window(sample_lines(part, prefixes), out, start, hours,
+                             extra=(extra_windows.get(start), declared))
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -98,14 +107,21 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
-def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int) -> WindowFile:
-    """Write one window file into the staging directory, hashing it on the way."""
+def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int,
+                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> WindowFile:
+    """Write one window file (timeline families, then extra families) into the staging directory,
+    hashing it on the way."""
     relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
+    extra_lines, declared = extra
     with open(out / relative, "wb") as handle:
         sink = _HashingWriter(handle)
-        write_samples(lines, sink)
+        write_samples(lines, sink, eof=False)
+        if extra_lines is not None:
+            write_family_samples(extra_lines, declared, sink)
+        sink.write(EOF)
+    samples = lines.height + (extra_lines.height if extra_lines is not None else 0)
     return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
-                      samples=lines.height, bytes=sink.bytes, sha256=sink.sha256.hexdigest())
+                      samples=samples, bytes=sink.bytes, sha256=sink.sha256.hexdigest())
 
 
 class _HashingWriter:

@@ -12,7 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from exporter import __version__
 from exporter.live.state import SiteState
-from exporter.metrics import FAMILIES, LABELS, PREFIX
+from exporter.metrics import EXTRA_FAMILIES, FAMILIES, LABELS, PREFIX, ExtraFamily
 
 SELF_HELP = {
     "up": "1 if the last refresh of the site's databases succeeded, else 0 (last good values are still served).",
@@ -28,11 +28,14 @@ class UsageCollector:
     """Yields the usage families (exporter.metrics) and self-metrics for every site.
 
     ``states`` returns the current SiteState of each site; it must be cheap (a reference read).
+    ``declared``: the extra series families to render (exporter.metrics.EXTRA_FAMILIES).
     """
 
-    def __init__(self, states: Callable[[], Iterable[SiteState]], *, version: str = __version__) -> None:
+    def __init__(self, states: Callable[[], Iterable[SiteState]], *, version: str = __version__,
+                 declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> None:
         self._states = states
         self._version = version
+        self._declared = declared
 
     def describe(self) -> list[Metric]:
         """Nothing: keeps registration from calling collect()."""
@@ -41,6 +44,7 @@ class UsageCollector:
     def collect(self) -> Iterator[Metric]:
         states = sorted(self._states(), key=lambda state: state.site)
         yield from usage_families(states)
+        yield from extra_families(states, self._declared)
         yield from self_metric_families(states, self._version)
 
 
@@ -60,6 +64,20 @@ def usage_families(states: list[SiteState]) -> Iterator[Metric]:
                 counter.add_metric((state.site, node_type, pool, leaf), value)
         yield gauge
         yield counter
+
+
+def extra_families(states: list[SiteState], declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> Iterator[Metric]:
+    """Each declared extra family some site has values for (exporter.metrics), from cached rows."""
+    for family in declared:
+        rows = [row for state in states if state.usage is not None
+                for row in state.usage.families.get(family.name, ())]
+        if not rows:
+            continue
+        kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+        metric = kind(family.name, family.help, labels=family.labels, unit=family.unit)
+        for labels, value in rows:
+            metric.add_metric(labels, value)
+        yield metric
 
 
 def self_metric_families(states: list[SiteState], version: str) -> Iterator[Metric]:

@@ -7,9 +7,13 @@ scrape never waits on a database and never sees a half-updated site.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
+
+from exporter.errors import TimelineError
+from exporter.metrics import EXTRA_FAMILIES, ExtraFamily, checked_family_frame
 
 USAGE_KEYS = ("node_type", "pool", "state", "resource")
 USAGE_SCHEMA: dict[str, pl.DataType] = {
@@ -38,6 +42,8 @@ class Usage:
     gauges: pl.DataFrame
     counters: pl.DataFrame
     spans: pl.DataFrame | None = None  # the spans behind the gauges (those holding at ``at``), for /explain
+    # extra series families (exporter.metrics.EXTRA_FAMILIES) by name: their long frames for ``at``
+    families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class RenderedUsage:
     counters_held: int  # series whose computed value fell below what was already published
     gauge_frame: pl.DataFrame | None = None  # the gauges as computed (USAGE_SCHEMA), for /explain
     spans: pl.DataFrame | None = None  # Usage.spans
+    # extra family name -> ((label values in the family's label order), value), sorted
+    families: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,8 @@ def series_by_resource(frame: pl.DataFrame) -> dict[str, tuple[Series, ...]]:
     return {resource: tuple(rows) for resource, rows in out.items()}
 
 
-def rendered(usage: Usage, previous: RenderedUsage | None) -> RenderedUsage:
+def rendered(usage: Usage, previous: RenderedUsage | None,
+             declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> RenderedUsage:
     """Turn a fresh computation into published values, holding counters that would decrease."""
     counters, n_held = held_counters(previous.counter_frame if previous else None, usage.counters)
     return RenderedUsage(
@@ -105,4 +114,20 @@ def rendered(usage: Usage, previous: RenderedUsage | None) -> RenderedUsage:
         counters_held=n_held,
         gauge_frame=usage.gauges,
         spans=usage.spans,
+        families=rendered_families(usage.families, declared),
     )
+
+
+def rendered_families(frames: Mapping[str, pl.DataFrame],
+                      declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> dict[str, tuple]:
+    """Validated render-ready rows of each extra family (the same check as the backfill's)."""
+    by_name = {family.name: family for family in declared}
+    unknown = sorted(set(frames) - set(by_name))
+    if unknown:
+        raise TimelineError(f"series famil(ies) {', '.join(unknown)} are not declared in exporter.metrics")
+    out = {}
+    for name, frame in sorted(frames.items()):
+        family = by_name[name]
+        checked = checked_family_frame(family, frame, whole_seconds=False)
+        out[name] = tuple((tuple(row[:-1]), row[-1]) for row in checked.select(*family.labels, "value").iter_rows())
+    return out

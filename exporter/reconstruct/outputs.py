@@ -1,11 +1,13 @@
 """Writing a reconstruction's deterministic outputs, and its printed summary.
 
 Output files (names: exporter.layout): spans.parquet, rejected.parquet, timeline.parquet (sorted, fixed column order,
-fixed parquet settings, so the same input gives byte-identical files) and audit.json.
+fixed parquet settings, so the same input gives byte-identical files), audit.json, and
+families/<name>.parquet per extra series family (exporter.metrics), sorted by labels and time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -13,6 +15,7 @@ import polars as pl
 from exporter import layout
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
 from exporter.faults import fault_point
+from exporter.metrics import EXTRA_FAMILIES, checked_family_frame
 from exporter.publish import staged_directory
 from exporter.reconstruct.audit import audit_json
 
@@ -24,7 +27,7 @@ TIMELINE_PARQUET_OPTIONS = {**PARQUET_OPTIONS, "statistics": False}
 
 
 OUTPUT_FILES = (layout.SPANS_FILE, layout.REJECTED_FILE, layout.TIMELINE_FILE, layout.AUDIT_FILE,
-                layout.DEVICE_SPANS_FILE, layout.DEVICE_TIMELINE_FILE)
+                layout.DEVICE_SPANS_FILE, layout.DEVICE_TIMELINE_FILE, layout.FAMILIES_DIR)
 
 
 def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS) -> None:
@@ -33,10 +36,11 @@ def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS
 
 
 def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: pl.DataFrame,
-                  audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None) -> None:
-    """spans/rejected/timeline parquet in their schemas' column order, and audit.json (sorted keys),
-    (an edge site: also device_spans/device_timeline) published as one set: all new files or the
-    previous set (exporter.publish)."""
+                  audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None,
+                  families: Mapping[str, pl.DataFrame] | None = None) -> None:
+    """spans/rejected/timeline parquet in their schemas' column order, audit.json (sorted keys),
+    (an edge site: also device_spans/device_timeline) and each extra family's long frame
+    (validated, sorted), published as one set: all new files or the previous set (exporter.publish)."""
     with staged_directory(Path(out_dir), owned=OUTPUT_FILES, stage="reconstruct") as staging:
         write_frame(spans.select(list(SPAN_SCHEMA)), staging / layout.SPANS_FILE)
         fault_point("reconstruct:after-spans")
@@ -47,6 +51,19 @@ def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame,
             write_frame(device_timeline.select(list(TIMELINE_SCHEMA)), staging / layout.DEVICE_TIMELINE_FILE,
                         TIMELINE_PARQUET_OPTIONS)
         (staging / layout.AUDIT_FILE).write_text(audit_json(audit))
+        write_families(staging, families or {})
+
+
+def write_families(directory: Path, families: Mapping[str, pl.DataFrame]) -> None:
+    """``families/<name>.parquet`` for each declared family given (none: no directory)."""
+    declared = {family.name: family for family in EXTRA_FAMILIES}
+    unknown = sorted(set(families) - set(declared))
+    if unknown:
+        raise ValueError(f"series famil(ies) {', '.join(unknown)} are not declared in exporter.metrics")
+    for name, frame in sorted(families.items()):
+        path = layout.family_file(directory, name)
+        path.parent.mkdir(exist_ok=True)
+        write_frame(checked_family_frame(declared[name], frame), path)
 
 
 def summary_text(audit: dict) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -74,7 +74,8 @@ class ReconstructOptions:
 @dataclass(frozen=True)
 class Reconstruction:
     """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), timeline (TIMELINE_SCHEMA), audit dict;
-    an edge site's device spans and device timeline (same schemas; None: no devices)."""
+    an edge site's device spans and device timeline (same schemas; None: no devices); the long
+    frames of extra series families (exporter.metrics.EXTRA_FAMILIES) by name."""
 
     spans: pl.DataFrame
     rejected: pl.DataFrame
@@ -82,6 +83,7 @@ class Reconstruction:
     audit: dict
     devices: pl.DataFrame | None = None
     device_timeline: pl.DataFrame | None = None
+    families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -267,5 +269,6 @@ def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) ->
 def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
     """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
     reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.timeline,
-                                 audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline)
+                                 audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
+                                 families=rec.families)
     return reconstruct_io.summary_text(rec.audit)
