@@ -30,33 +30,36 @@ def family_lines(frames: Mapping[str, pl.DataFrame], families: Sequence[ExtraFam
     undeclared = sorted(set(frames) - set(by_name))
     if undeclared:
         raise TimelineError(f"series famil(ies) {', '.join(undeclared)} are not declared in exporter.metrics")
-    parts = []
+    checked = []
     for name in sorted(frames, key=lambda n: by_name[n][0]):
         index, family = by_name[name]
         frame = checked_family_frame(family, frames[name])
         if before is not None:
             frame = frame.filter(pl.col("timestamp").dt.epoch("s") < before)
         if frame.height:
-            parts.append(_lines(frame, family, index, job=job, instance=instance))
-    if not parts:
+            checked.append((index, family, frame, _series(frame, family, job=job, instance=instance)))
+    if not checked:
         return pl.DataFrame(schema=LINE_SCHEMA)
-    return pl.concat(parts)
+    # one Enum over every family's series, so the parts stack and each row costs an integer
+    prefix = pl.Enum(pl.concat([series["prefix"] for *_, series in checked]))
+    return pl.concat([
+        frame.join(series.with_columns(pl.col("prefix").cast(prefix)), on=list(family.labels), how="left",
+                   maintain_order="left")
+        .select(family=pl.lit(index, dtype=pl.UInt8), prefix=pl.col("prefix"),
+                value=pl.col("value") + 0.0, t=pl.col("timestamp").dt.epoch("s"))
+        for index, family, frame, series in checked])
 
 
-def _lines(frame: pl.DataFrame, family: ExtraFamily, index: int, *, job: str, instance: str) -> pl.DataFrame:
-    """One family's rows; the label text is built once per series, rows carry it as an Enum code."""
+def _series(frame: pl.DataFrame, family: ExtraFamily, *, job: str, instance: str) -> pl.DataFrame:
+    """One row per series of a family: its labels and ``prefix`` (``name{labels}``, label names
+    sorted with the fixed job/instance, values escaped)."""
     fixed = {"instance": pl.lit(escape_label(instance)), "job": pl.lit(escape_label(job))}
     values = {**fixed, **{name: escaped_label(pl.col(name)) for name in family.labels}}
     parts = [pl.lit(family.sample_name + "{")]
     for i, name in enumerate(sorted(values)):
         parts += [pl.lit(("," if i else "") + f'{name}="'), values[name], pl.lit('"')]
-    series = (frame.select(family.labels).unique(maintain_order=True)
-              .with_columns(prefix=pl.concat_str([*parts, pl.lit("}")])))
-    text = series["prefix"]
-    return (frame.join(series.with_columns(pl.col("prefix").cast(pl.Enum(text))), on=list(family.labels),
-                       how="left", maintain_order="left")
-            .select(family=pl.lit(index, dtype=pl.UInt8), prefix=pl.col("prefix"),
-                    value=pl.col("value") + 0.0, t=pl.col("timestamp").dt.epoch("s")))
+    return (frame.select(family.labels).unique(maintain_order=True)
+            .with_columns(prefix=pl.concat_str([*parts, pl.lit("}")])))
 
 
 def family_header(family: ExtraFamily) -> bytes:

@@ -99,6 +99,25 @@ def test_backfill_writes_families_after_the_timeline_and_before_the_cutoff(tmp_p
         assert after == before[:-len(b"# EOF\n")].decode() + "\n".join(expected) + "\n# EOF\n"
 
 
+def test_several_families_share_the_window_files_in_declared_order(tmp_path):
+    timeline = write_timeline(synthetic_timeline(start=START, hours=2, node_types=("gpu",), resources=("nodes",)),
+                              tmp_path / "timeline")
+    family_file(timeline, THINGS.name).parent.mkdir()
+    ticks = pl.DataFrame({"site": ["uc", "uc"], "device": ["d1", "d1"], "kind": ["a", "a"],
+                          "timestamp": [START, START + dt.timedelta(hours=1)], "value": [5.0, 7.5]})
+    ticks.write_parquet(family_file(timeline, TICKS.name))
+    things(2).write_parquet(family_file(timeline, THINGS.name))
+    result = backfill(timeline, tmp_path / "out", now=NOW, holdback=dt.timedelta(0), block_hours=2, declared=DECLARED)
+    text = (result.out_dir / result.files[0].path).read_text()
+    fixed = 'instance="openstack-usage-exporter",job="openstack-usage"'
+    t0 = epoch(START)
+    assert text.index(f"# TYPE {THINGS.name} gauge") < text.index(f"# TYPE {TICKS.name} counter")
+    assert text.endswith(f"# HELP {TICKS.name} {TICKS.help}\n# TYPE {TICKS.name} counter\n# UNIT {TICKS.name} seconds\n"
+                         f'{TICKS.name}_total{{device="d1",{fixed},kind="a",site="uc"}} 5.0 {t0}\n'
+                         f'{TICKS.name}_total{{device="d1",{fixed},kind="a",site="uc"}} 7.5 {t0 + 3600}\n# EOF\n')
+    assert result.families == {THINGS.name: {"series": 2, "samples": 4}, TICKS.name: {"series": 1, "samples": 2}}
+
+
 def test_a_family_file_nobody_declared_is_refused(tmp_path):
     timeline = write_timeline(synthetic_timeline(start=START, hours=3, node_types=("gpu",), resources=("nodes",)),
                               tmp_path / "timeline")
