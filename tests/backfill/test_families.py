@@ -119,7 +119,7 @@ def test_several_families_share_the_window_files_in_declared_order(tmp_path):
 
 
 def test_a_family_file_nobody_declared_is_refused(tmp_path):
-    timeline = write_timeline(synthetic_timeline(start=START, hours=3, node_types=("gpu",), resources=("nodes",)),
+    timeline = write_timeline(synthetic_timeline(start=START, hours=6, node_types=("gpu",), resources=("nodes",)),
                               tmp_path / "timeline")
     family_file(timeline, "openstack_usage_mystery").parent.mkdir()
     things(3).write_parquet(family_file(timeline, "openstack_usage_mystery"))
