@@ -1,5 +1,9 @@
 """Source priority as data: per level, the ordered sources whose say the painter resolves.
 
+Also per kind of placement evidence (``host``, ``size``: exporter.adapters.nova_segments): each
+placement segment of an instance has one say per source over its whole time, so painting it
+reduces to :func:`first_speaking`, the first source in the list that names a value.
+
 The first source that speaks for a host at a time wins (exporter.engine.painter); a lower one keeps
 only where every higher one is silent, and its lost hours are ``overridden``. ``rules`` are
 operators' rules (exporter.reconstruct.manual_rules), ``inference`` the gap filler (exporter.reconstruct.inference).
@@ -9,7 +13,7 @@ A site may reorder or drop sources in ``etc/sites.yaml`` (``priority:``). Infere
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from exporter.errors import ConfigError
 
@@ -21,6 +25,9 @@ DEFAULT_PRIORITY: dict[str, tuple[str, ...]] = {
     # positive evidence of the on-demand pool: a rule, Blazar's complete history without the
     # host (exporter.reconstruct.pools), an on-demand instance on it
     "ondemand": ("rules", "blazar.computehosts", "nova.instances"),
+    # an instance's placement segments (docs/semantics.md, "occupied: placement segments")
+    "host": ("nova.instances.node", "nova.migrations", "nova.instance_actions_events.host"),
+    "size": ("nova.instance_extra.flavor", "nova_api.flavors", "nova.instances"),
 }
 INFERENCE_MODES = ("auto", "on", "off")
 
@@ -34,7 +41,7 @@ def site_priority(raw: object, where: str) -> dict[str, tuple[str, ...]]:
     out = dict(DEFAULT_PRIORITY)
     for level, sources in raw.items():
         if level not in DEFAULT_PRIORITY:
-            raise ConfigError(f"{where}: unknown level {level!r} (known: {', '.join(DEFAULT_PRIORITY)})")
+            raise ConfigError(f"{where}: unknown level or evidence {level!r} (known: {', '.join(DEFAULT_PRIORITY)})")
         names = [sources] if isinstance(sources, str) else list(sources or [])
         unknown = sorted(set(map(str, names)) - set(DEFAULT_PRIORITY[level]))
         if unknown or len(set(names)) != len(names) or not names:
@@ -43,6 +50,15 @@ def site_priority(raw: object, where: str) -> dict[str, tuple[str, ...]]:
                                                                         if unknown else ""))
         out[str(level)] = tuple(map(str, names))
     return out
+
+
+def first_speaking(candidates: Mapping[str, object], order: Sequence[str]) -> tuple[object, str | None]:
+    """(value, source) of the first source in ``order`` whose candidate is not None; (None, None)."""
+    for source in order:
+        value = candidates.get(source)
+        if value is not None:
+            return value, source
+    return None, None
 
 
 def inference_mode(raw: object, where: str) -> str:

@@ -8,12 +8,13 @@ an offload (``compute_shelve_offload_instance``, or ``compute_shelve_instance`` 
 offloaded at once) and an unshelve that scheduled the instance anew. Offloaded time is no segment.
 
 Each segment's host and size come from the evidence that speaks for it, highest priority first
-(``HOST_EVIDENCE``, ``SIZE_EVIDENCE``; :func:`paint` picks). docs/semantics.md states the rules.
+(the site's ``host`` and ``size`` lists, exporter.priority; a site may reorder them in
+``etc/sites.yaml``). docs/semantics.md states the rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 
 import polars as pl
 
@@ -37,10 +38,6 @@ READS = (
                 optional=True, required=("id", "vcpus"), description="flavor sizes by id (hard-deleted)"),
 )
 
-# Highest priority first. A source "speaks" for a segment when it names its host / size.
-HOST_EVIDENCE = ("nova.instances.node", "nova.migrations", "nova.instance_actions_events.host")
-SIZE_EVIDENCE = ("nova.instance_extra.flavor", "nova_api.flavors", "nova.instances")
-
 # Events after which the instance runs on the event's host (taken at their finish time).
 ARRIVALS = {"compute_finish_resize": "resize", "compute_finish_revert_resize": "revert",
             "compute_post_live_migration_at_destination": "move", "compute_unshelve_instance": "unshelve",
@@ -54,15 +51,6 @@ ON_HOST = ("compute__do_build_and_run_instance", "compute_stop_instance", "compu
            "compute_resize_instance", "compute_live_migration", "compute_revert_resize")
 SCHEDULED = "schedule_instances"  # an unshelve scheduled anew only when the instance was offloaded
 MOVED = ("resize", "migration", "live-migration", "evacuation")
-
-
-def paint(candidates: Mapping[str, object], priority: Sequence[str]) -> tuple[object, str | None]:
-    """(value, source) of the highest-priority source in ``candidates`` with a non-null value."""
-    for source in priority:
-        value = candidates.get(source)
-        if value is not None:
-            return value, source
-    return None, None
 
 
 def instance_changes(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:

@@ -14,7 +14,7 @@ import polars as pl
 
 from exporter.adapters import common
 from exporter.adapters import nova_placements as placements
-from exporter.adapters.nova_placements import HOST_EVIDENCE, SIZE_EVIDENCE, paint
+from exporter.priority import DEFAULT_PRIORITY, first_speaking
 
 Size = tuple[float, float, float]
 UNCONFIRMED = ("finished", "confirming", "reverting")  # instance_extra still holds old and new
@@ -32,12 +32,19 @@ class Segment:
     size: tuple[Size | None, str | None] = (None, None)
 
 
+ROW_HOST = "nova.instances.node"  # the host sources (exporter.priority "host") that name it
+ROW_SIZE = "nova.instances"  # and the size sources ("size")
+
+
 @dataclass(frozen=True)
 class Evidence:
-    """What is known site-wide: service host -> hypervisor, flavor sizes by id."""
+    """What is known site-wide: service host -> hypervisor, flavor sizes by id, and the site's
+    order of host and size sources (highest first)."""
 
     hypervisors: Mapping[str, str]
     flavors: Mapping[str, Size]
+    host_order: Sequence[str] = DEFAULT_PRIORITY["host"]
+    size_order: Sequence[str] = DEFAULT_PRIORITY["size"]
 
 
 def segments_of(instance: Mapping, changes: Sequence[Mapping], migrations: Sequence[Mapping],
@@ -49,12 +56,13 @@ def segments_of(instance: Mapping, changes: Sequence[Mapping], migrations: Seque
         seg.hosts["nova.instance_actions_events.host"] = _event_host(seg, changes, evidence.hypervisors)
         seg.hosts["nova.migrations"] = _migration_host(seg)
     if placed and segments:
-        segments[-1].hosts["nova.instances.node"] = instance.get("hypervisor_hostname") or None
-    _size_backwards(segments, instance, embedded, evidence.flavors)
+        segments[-1].hosts[ROW_HOST] = instance.get("hypervisor_hostname") or None
+    _size_backwards(segments, instance, embedded, evidence)
     rows = []
     for seg in segments:
-        host, host_source = paint(seg.hosts, HOST_EVIDENCE)
+        host, host_source = first_speaking(seg.hosts, evidence.host_order)
         size, size_source = seg.size
+        size = size or (None, None, None)
         rows.append({"start": seg.start, "end": seg.end, "hypervisor_hostname": host,
                      "vcpus": size[0], "memory_mb": size[1], "disk_gb": size[2],
                      "host_evidence": host_source, "size_evidence": size_source})
@@ -162,11 +170,12 @@ def _migration_host(seg: Segment) -> str | None:
 
 
 def _size_backwards(segments: list[Segment], instance: Mapping, embedded: Mapping[str, Size],
-                    flavors: Mapping[str, Size]) -> None:
+                    evidence: Evidence) -> None:
     """Sizes from the present backwards: the current flavor, then across each resize its old
     flavor (across a revert: the flavor it reverted from)."""
     row_size = (instance["vcpus"], instance["memory_mb"], instance["disk_gb"])
-    current = paint({"nova.instance_extra.flavor": embedded.get("cur"), "nova.instances": row_size}, SIZE_EVIDENCE)
+    current = first_speaking({"nova.instance_extra.flavor": embedded.get("cur"), ROW_SIZE: row_size},
+                             evidence.size_order)
     for seg in reversed(segments):
         seg.size = current
         if seg.started_by is None or seg.started_by[0] not in ("resize", "revert") or seg.started_by[1] is None:
@@ -174,34 +183,43 @@ def _size_backwards(segments: list[Segment], instance: Mapping, embedded: Mappin
         kind, row = seg.started_by
         side = "old" if kind == "resize" else "new"
         pending = row.get("status") in UNCONFIRMED
-        before = paint({"nova.instance_extra.flavor": embedded.get(side) if pending else None,
-                        "nova_api.flavors": flavors.get(row[f"{side}_instance_type_id"] or "")}, SIZE_EVIDENCE)
+        before = first_speaking({"nova.instance_extra.flavor": embedded.get(side) if pending else None,
+                                 "nova_api.flavors": evidence.flavors.get(row[f"{side}_instance_type_id"] or "")},
+                                evidence.size_order)
         if before[0] is not None:
             current = before
 
 
-def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFrame) -> pl.DataFrame:
+def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFrame, *,
+                       priority: Mapping[str, Sequence[str]] | None = None) -> pl.DataFrame:
     """Segments of every instance in ``instances`` (entity_id, hypervisor_hostname = its row's
-    node, start, end, vcpus, memory_mb, disk_gb, vm_state).
+    node, start, end, vcpus, memory_mb, disk_gb, vm_state), by the ``host`` and ``size`` source
+    orders of ``priority`` (default: exporter.priority.DEFAULT_PRIORITY).
 
     Output: entity_id, start, end, hypervisor_hostname, vcpus, memory_mb, disk_gb, host_evidence,
     size_evidence. An instance whose placement never changed and whose row names its node is
-    one segment (its row); the others are walked one by one.
+    one segment (its row) while the row is the first host source and a size source; the others
+    are walked one by one.
     """
+    priority = {**DEFAULT_PRIORITY, **(priority or {})}
     changes = placements.instance_changes(tables)
     movers = changes.filter(pl.col("event").is_in(list(placements.ARRIVALS)) | pl.col("event").is_in(
         ["compute_shelve_instance", "compute_shelve_offload_instance"])).select(
         pl.col("entity_id").unique()).collect().get_column("entity_id")
     unique = instances.unique("entity_id", keep="first", maintain_order=True)
-    walked = unique.filter(pl.col("entity_id").is_in(movers.implode()) | pl.col("hypervisor_hostname").is_null())
+    row_speaks = priority["host"][0] == ROW_HOST and ROW_SIZE in priority["size"]
+    walked = unique.filter(pl.col("entity_id").is_in(movers.implode()) | pl.col("hypervisor_hostname").is_null()
+                           | (not row_speaks))
     still = unique.join(walked.select("entity_id"), on="entity_id", how="anti").select(
         "entity_id", "start", "end", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb",
-        pl.lit(HOST_EVIDENCE[0]).alias("host_evidence"), pl.lit(SIZE_EVIDENCE[-1]).alias("size_evidence"))
-    return pl.concat([still, _walked_segments(tables, walked, changes)], how="vertical_relaxed")
+        pl.lit(ROW_HOST).alias("host_evidence"), pl.lit(ROW_SIZE).alias("size_evidence"))
+    evidence = Evidence(placements.service_hypervisors(tables), placements.flavor_sizes(tables),
+                        host_order=tuple(priority["host"]), size_order=tuple(priority["size"]))
+    return pl.concat([still, _walked_segments(tables, walked, changes, evidence)], how="vertical_relaxed")
 
 
-def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, changes: pl.LazyFrame) -> pl.DataFrame:
-    evidence = Evidence(placements.service_hypervisors(tables), placements.flavor_sizes(tables))
+def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, changes: pl.LazyFrame,
+                     evidence: Evidence) -> pl.DataFrame:
     wanted = walked.get_column("entity_id").implode()
     by_change = (changes.filter(pl.col("entity_id").is_in(wanted)).sort("entity_id", "at", "event").collect()
                  .partition_by("entity_id", as_dict=True))

@@ -160,7 +160,7 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
     # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
     # keeps every core busy. Only this thread writes to the books.
     with ThreadPoolExecutor(max_workers=1) as side:
-        instance_job = side.submit(semantics.instance_windows, frames)
+        instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
         names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
         inferred = None
         if policy.infer:

@@ -21,7 +21,7 @@ docs/semantics.md:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -81,13 +81,15 @@ def ondemand_hours_outside_total(occupied: pl.DataFrame, total: pl.DataFrame, *,
     return float(outside.select(order_free_sum(hours)).collect().item() or 0.0)
 
 
-def instance_windows(frames: Mapping[str, pl.LazyFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def instance_windows(frames: Mapping[str, pl.LazyFrame], priority: Mapping[str, Sequence[str]] | None = None
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Checkpoint: every instance row with its window and booking (or rejection reason), and the
-    placement segments (host and size over time) of those that can hold a host."""
+    placement segments (host and size over time, by ``priority``'s host/size orders) of those
+    that can hold a host."""
     # Links first, streamed, so the large spec JSON column is never held whole.
     links = request_specs.reservation_links(frames["nova_api.request_specs"]).collect(engine="streaming")
     windows = nova_instances.instance_windows(frames, links=links.lazy()).collect()
-    segments = nova_segments.placement_segments(frames, nova_instances.placeable(windows))
+    segments = nova_segments.placement_segments(frames, nova_instances.placeable(windows), priority=priority)
     return nova_instances.with_placements(windows, segments), segments
 
 

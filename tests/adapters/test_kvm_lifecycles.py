@@ -29,12 +29,13 @@ def _site(tmp_path, start: dt.datetime, quirks=LIFECYCLES):
     return site, tables, truth, json.loads((tmp_path / "truth" / "truth.json").read_text())
 
 
-def _segments(tables) -> pl.DataFrame:
+def _segments(tables, priority=None) -> pl.DataFrame:
     links = request_specs.reservation_links(tables["nova_api.request_specs"]).collect()
     windows = nova_instances.instance_windows(tables, links=links.lazy()).collect()
     vm_state = common.typed(tables["nova.instances"], {"uuid": common.ID, "vm_state": common.TEXT}).collect()
     launched = windows.filter(pl.col("rejection_reason").is_null() | (pl.col("rejection_reason") == "missing_host"))
-    return placement_segments(tables, launched.join(vm_state.rename({"uuid": "entity_id"}), on="entity_id"))
+    return placement_segments(tables, launched.join(vm_state.rename({"uuid": "entity_id"}), on="entity_id"),
+                              priority=priority)
 
 
 def _hours(spans: pl.DataFrame, snapshot, by: list[str], column: str = "vcpus") -> dict:
@@ -75,6 +76,33 @@ def test_segments_match_truth_per_host_and_size_after_rocky(tmp_path):
     sources = set(segments["host_evidence"]) | set(segments["size_evidence"])
     assert {"nova.migrations", "nova.instance_actions_events.host", "nova_api.flavors",
             "nova.instance_extra.flavor"} <= sources
+
+
+def test_a_site_reorders_or_drops_host_and_size_sources(tmp_path):
+    """The host/size orders are the site's (exporter.priority, sites.yaml ``priority:``): reordered,
+    the answer is still the truth (the generated sources agree) but other sources speak; a source
+    left out never speaks, so rows whose host only it named lose it."""
+    site, tables, truth, _ = _site(tmp_path, dt.datetime(2020, 1, 1))
+    occupied = truth.filter(level="occupied")
+    events_first = _segments(tables, {
+        "host": ("nova.instance_actions_events.host", "nova.migrations", "nova.instances.node"),
+        "size": ("nova_api.flavors", "nova.instance_extra.flavor", "nova.instances")})
+    default = _segments(tables)
+    assert events_first.height == default.height
+    for column in ("vcpus", "memory_mb", "disk_gb"):
+        rebuilt = _hours(events_first, site.end, ["hypervisor_hostname"], column)
+        expected = _hours(occupied, site.end, ["hypervisor_hostname"], column)
+        assert rebuilt == pytest.approx(expected, rel=1e-9), column
+    hosts_by = events_first.group_by("host_evidence").len().sort("len").get_column("host_evidence").to_list()
+    assert hosts_by[-1] == "nova.instance_actions_events.host"  # most segments: the events speak first
+    assert default.filter(host_evidence="nova.instance_actions_events.host").height < \
+        events_first.filter(host_evidence="nova.instance_actions_events.host").height
+    # nova_api.flavors has no say on the current flavor: the embedded copy (else the row) speaks for it
+    assert "nova.instance_extra.flavor" in set(events_first["size_evidence"])
+    row_only = _segments(tables, {"host": ("nova.instances.node",)})
+    lost = row_only.filter(pl.col("hypervisor_hostname").is_null())
+    assert lost.height > 0 and set(lost["host_evidence"].to_list()) == {None}
+    assert default["hypervisor_hostname"].null_count() == 0
 
 
 def test_offloaded_before_rocky_loses_only_what_truth_json_says(tmp_path):

@@ -74,10 +74,27 @@ def test_env_default_and_data_dir_expansion(tmp_path):
     ("sites:\n  s:\n    db_url: sqlite:///x.sqlite\n    query_timeout: 0\n", "must be a number from 1 to"),
     ("sites:\n  s:\n    db_url: sqlite:///x.sqlite\n    history_start: someday\n", "not a date"),
     ("sites:\n  s: 5\n", "must be a mapping"),
+    ("sites:\n  s:\n    db_url: sqlite:///x.sqlite\n    priority: {host: [nova.instances.node, nova.hosts]}\n",
+     r"priority.host: sources must be distinct names from .*\(unknown: nova.hosts\)"),
+    ("sites:\n  s:\n    db_url: sqlite:///x.sqlite\n    priority: {flavor: [nova.instances]}\n",
+     "unknown level or evidence 'flavor'"),
 ])
 def test_bad_files_give_one_clear_error(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_config(_write(tmp_path, text), environ={})
+
+
+def test_a_site_reorders_placement_evidence_and_keeps_the_other_defaults(tmp_path):
+    from exporter.priority import DEFAULT_PRIORITY
+    path = _write(tmp_path, "sites:\n  s:\n    db_url: sqlite:///x.sqlite\n    priority:\n"
+                            "      host: [nova.instance_actions_events.host, nova.instances.node]\n")
+    priority = load_config(path, environ={}).site("s").priority
+    assert priority["host"] == ("nova.instance_actions_events.host", "nova.instances.node")
+    assert {k: v for k, v in priority.items() if k != "host"} == \
+        {k: v for k, v in DEFAULT_PRIORITY.items() if k != "host"}
+    production = load_config(_write(tmp_path, _example_with_production_site()), environ={
+        "NOVA_DB_PASSWORD": "n", "BLAZAR_DB_PASSWORD": "b"}).site("chi_uc").priority
+    assert production["host"] == ("nova.instances.node", "nova.instance_actions_events.host", "nova.migrations")
 
 
 def test_missing_file_and_unknown_site(tmp_path):
