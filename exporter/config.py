@@ -66,8 +66,12 @@ class SiteConfig:
     refresh_interval: float = 60.0
     query_timeout: float = 30.0
     live_holdback_hours: float = DEFAULT_HOLDBACK_HOURS
-    hypervisor: str = "ironic"  # "kvm" when the site's Nova hosts are KVM hypervisors (figure colours)
-    kind: str = ""  # baremetal | kvm | edge, for presentation (dashboards, demo, colours); "" = from hypervisor
+    # what the site's hosts are: "auto" = as reconstruct finds them (audit.json "hypervisors");
+    # "kvm" / "ironic" override that (figure colours)
+    hypervisor: str = "auto"
+    # baremetal | kvm | edge, for presentation (dashboards, demo, colours); "" = from hypervisor
+    # when that is kvm/ironic, else from the data (exporter.colours)
+    kind: str = ""
     rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
     inference: str = "auto"  # auto | on | off (exporter.priority)
@@ -78,7 +82,7 @@ class SiteConfig:
     def __post_init__(self) -> None:
         check_site_name(self.name)
         if not self.kind:
-            object.__setattr__(self, "kind", "kvm" if self.hypervisor == "kvm" else "baremetal")
+            object.__setattr__(self, "kind", {"kvm": "kvm", "ironic": "baremetal"}.get(self.hypervisor, ""))
         for key in NUMBER_RANGES:
             object.__setattr__(self, key, _number(getattr(self, key), key, f"sites.{self.name}.{key}"))
         _plausible(self.history_start, f"sites.{self.name}.history_start")
@@ -201,7 +205,7 @@ _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
               "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority", "history_dir",
               "inference", "kind", "blazar_complete_since"}
-HYPERVISORS = ("ironic", "kvm")
+HYPERVISORS = ("auto", "ironic", "kvm")
 # What a site is, for presentation only (per-host detection still decides how hosts are counted):
 # bare metal (Ironic + physical:host leases), KVM, or CHI@Edge (devices + Zun containers).
 SITE_KINDS = ("baremetal", "kvm", "edge")
@@ -233,7 +237,7 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             maintenance_projects=(str(projects),) if isinstance(projects, str) else tuple(map(str, projects)),
             history_start=_datetime(merged.get("history_start", DEFAULT_HISTORY_START), f"sites.{name}.history_start"),
             **{key: merged[key] for key in NUMBER_RANGES if key in merged},  # checked by SiteConfig
-            hypervisor=_choice(merged.get("hypervisor", "ironic"), HYPERVISORS, f"sites.{name}.hypervisor"),
+            hypervisor=_choice(merged.get("hypervisor", "auto"), HYPERVISORS, f"sites.{name}.hypervisor"),
             kind=_choice(merged["kind"], SITE_KINDS, f"sites.{name}.kind") if merged.get("kind") else "",
             rules_file=base / str(merged["rules"]) if merged.get("rules") else None,
             priority=site_priority(merged.get("priority"), f"sites.{name}.priority") if merged.get("priority") else None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from exporter.colours import site_colours
+from exporter.colours import detected_in, site_colours
 from exporter.config import Config
 from exporter.layout import read_device_timeline, read_timeline
 from exporter.errors import TimelineError, ToolMissing
@@ -175,17 +175,19 @@ def utilization_figure(timeline: pl.DataFrame, *, site: str, resource: str = "no
 
 
 def cross_site_figure(timeline: pl.DataFrame, *, sites: tuple[str, ...] | None = None, resource: str = "nodes",
-                      config: Config | None = None, edge: tuple[str, ...] = ()):
+                      config: Config | None = None, edge: tuple[str, ...] = (),
+                      detected: dict[str, str] | None = None):
     """Top: capacity per site, stacked, with the all-sites total. Bottom: committed / reservable per
     site (thin) and its 30-day rolling mean (thick), each site in its configured colour
-    (``exporter.colours``, the dashboards' colours). ``edge``: sites whose rows count devices."""
+    (``exporter.colours``, the dashboards' colours). ``edge``: sites whose rows count devices;
+    ``detected``: site -> what reconstruct found its hosts to be (colours)."""
     table = bucket_utilization(utilization_table(timeline, sites=sites, resource=resource))
     capacity = (_select(timeline, resource=resource, sites=sites).group_by("site", "timestamp")
                 .agg(pl.col("value").sum()).pivot(on="site", index="timestamp", values="value")
                 .sort("timestamp").fill_null(0.0))
     capacity = bucket_means(capacity)
     names = sorted(capacity.columns[1:])
-    colour = site_colours(config, names)
+    colour = site_colours(config, names, {**(detected or {}), **{site: "edge" for site in edge}})
     figure = _new_figure(height=7.0)
     top, bottom = figure.subplots(2, 1, sharex=True)
     x = capacity["timestamp"].to_numpy()
@@ -247,7 +249,8 @@ def render_plots(timeline_dirs: tuple[str | Path, ...], out_dir: str | Path, *, 
                                                                unit=unit[site])) for site in chosen]
     if len(chosen) > 1:
         figures.append(("cross-site.png", cross_site_figure(timeline, sites=chosen, resource=resource, config=config,
-                                                            edge=tuple(s for s in chosen if s in edge))))
+                                                            edge=tuple(s for s in chosen if s in edge),
+                                                            detected=detected_in(timeline_dirs))))
     for name, figure in figures:
         path = out / name
         figure.savefig(path, dpi=dpi, metadata={"Software": None})

@@ -32,6 +32,22 @@ def host_kinds(host_windows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+SITE_KINDS = ("kvm", "ironic", "mixed", "unknown")
+
+
+def site_hypervisor(kinds: pl.DataFrame, hostnames: list[str]) -> dict:
+    """Hosts per kind (newest known hypervisor_type, as ``host_kinds``) and the site's kind.
+
+    The site is ``kvm`` when every host of known type is KVM, ``ironic`` when every one is
+    ironic, ``mixed`` when both occur, ``unknown`` when no host's type is known.
+    """
+    is_kvm = dict(zip(kinds.get_column("hypervisor_hostname").to_list(), kinds.get_column("is_kvm").to_list()))
+    kvm = sum(1 for name in hostnames if is_kvm.get(name) is True)
+    ironic = sum(1 for name in hostnames if is_kvm.get(name) is False)
+    kind = ("mixed" if kvm and ironic else "kvm" if kvm else "ironic" if ironic else "unknown")
+    return {"site": kind, "kvm_hosts": kvm, "ironic_hosts": ironic, "unknown_hosts": len(hostnames) - kvm - ironic}
+
+
 def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.LazyFrame:
     """``spans`` + host_vcpus, host_memory_mb, host_disk_gb: the host's inventory for each span.
 

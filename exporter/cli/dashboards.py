@@ -15,7 +15,8 @@ from exporter.cli.options import config_option
               show_default=True, help="Directory for the dashboard JSON files (created if missing).")
 def command(config_path, out_dir):
     """Generate every Grafana dashboard (site, all sites, node-hours report, exporter health) for
-    the sites in the config, with each site's fixed colour (site_colours / hypervisor: kvm).
+    the sites in the config, with each site's fixed colour (site_colours; KVM sites yellow:
+    detected from each site's newest reconstruction under data_dir, or hypervisor: kvm).
 
     The shipped grafana/dashboards/*.json are this command's output for etc/sites.yaml.
     Needs the optional extra: pip install 'openstack-usage-exporter[dashboards]'.

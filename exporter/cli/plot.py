@@ -23,8 +23,8 @@ def command(timeline_dirs, out_dir, sites, resource, dpi, config_path):
     """Draw site usage (stacked states), utilization (% of the reservable pool, 30-day mean) and,
     for several sites, a cross-site view, from one or more TIMELINE_DIRs (reconstruct outputs).
 
-    Site colours come from the config (site_colours, hypervisor: kvm) when it exists, as in the
-    dashboards. Needs the optional extra: pip install 'openstack-usage-exporter[plot]'.
+    Site colours come from the config (site_colours) when it exists, as in the dashboards; a site
+    whose hosts are KVM (audit.json beside its timeline, or hypervisor: kvm) is yellow. Needs the optional extra: pip install 'openstack-usage-exporter[plot]'.
 
     \b
     Example:

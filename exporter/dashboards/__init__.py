@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.colours import site_colours
+from exporter.colours import detected_for, site_colours
 from exporter.config import Config
 from exporter.errors import ToolMissing
 
@@ -26,7 +26,7 @@ def build_dashboards(config: Config) -> dict[str, dict]:
     from exporter.dashboards.boards import cross_site, site_usage
     from exporter.dashboards.report_boards import exporter_health, node_hours
 
-    boards = {"site-usage": site_usage(), "cross-site": cross_site(site_colours(config)),
+    boards = {"site-usage": site_usage(), "cross-site": cross_site(site_colours(config, detected=detected_for(config))),
               "node-hours": node_hours(), "exporter-health": exporter_health(config.job)}
     return {name: json.loads(JSONEncoder().encode(board.build())) for name, board in boards.items()}
 
@@ -50,4 +50,4 @@ def write_dashboards(config: Config, out_dir: str | Path) -> DashboardsResult:
     for name, text in render_dashboards(config).items():
         (out / name).write_text(text)
         paths.append(out / name)
-    return DashboardsResult(paths=tuple(paths), colours=site_colours(config))
+    return DashboardsResult(paths=tuple(paths), colours=site_colours(config, detected=detected_for(config)))

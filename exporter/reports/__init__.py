@@ -50,7 +50,9 @@ def run_compare(out: str | Path, *, snapshot_dir: str | Path | None = None, out_
     paths = write_table(table, target, "comparison")
     if figure:
         from exporter.reports.figures import comparison_figure
-        comparison_figure(table, config=config).savefig(target / "comparison.png", dpi=100, metadata={"Software": None})
+        detected = {site: str((rec.audit.get("hypervisors") or {}).get("site", "unknown"))}
+        comparison_figure(table, config=config, detected=detected).savefig(target / "comparison.png", dpi=100,
+                                                                          metadata={"Software": None})
         paths.append(target / "comparison.png")
     return CompareResult(None, tuple(paths), leg.summary(table))
 

@@ -14,13 +14,14 @@ from exporter.reports.legacy import LEGACY_LEVELS
 LEGACY_COLOUR = "#404040"
 
 
-def comparison_figure(comparison: pl.DataFrame, *, config: Config | None = None):
-    """Rows of panels = levels (LEGACY_LEVELS order); lines per site."""
+def comparison_figure(comparison: pl.DataFrame, *, config: Config | None = None,
+                      detected: dict[str, str] | None = None):
+    """Rows of panels = levels (LEGACY_LEVELS order); lines per site (``detected``: site -> kind)."""
     legacy = pl.when(pl.col("legacy_hours").is_not_null().any()).then(order_free_sum(pl.col("legacy_hours")))
     daily = (comparison.group_by("site", "date", "level")  # a day without legacy rows is a gap, not a zero
              .agg(legacy.alias("legacy_hours"), order_free_sum(pl.col("reconstructed_hours"))).sort("date"))
     sites = sorted(daily["site"].unique().to_list())
-    colours = site_colours(config, sites)
+    colours = site_colours(config, sites, detected)
     levels = list(LEGACY_LEVELS)
     figure = _new_figure(width=11.0, height=2.0 * len(levels))
     axes = figure.subplots(len(levels), 1, sharex=True)

@@ -148,6 +148,13 @@ def test_audit_says_which_placement_evidence_there_was(rebuilt):
             "nova.instance_actions_events.host"} <= set(evidence["segments_by_host_evidence"])
 
 
+def test_the_site_is_kvm_because_its_hosts_are(rebuilt):
+    _, rec, _, _, _ = rebuilt
+    hosts = rec.spans.filter(pl.col("level") == "total")["hypervisor_hostname"].n_unique()
+    kinds = rec.audit["hypervisors"]
+    assert kinds["site"] == "kvm" and kinds["ironic_hosts"] == 0 and kinds["kvm_hosts"] >= hosts > 0
+
+
 def _value(frame: pl.DataFrame, pool: str, state: str) -> float:
     chosen = frame.filter((pl.col("pool") == pool) & (pl.col("state") == state) & (pl.col("resource") == "vcpus"))
     return float(chosen["value"].sum())

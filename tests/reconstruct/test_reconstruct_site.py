@@ -79,6 +79,8 @@ def test_baremetal_site_with_every_quirk_recovers_truth_through_extract(tmp_path
     assert sum(losses["blazar_hard_deleted"].values()) + losses["nova_hard_deleted"]["lost_total_node_hours"] > 0
     reasons = set(rec.rejected["rejection_reason"])
     assert {"never_launched", "missing_fk", "null_start", "invalid_time_range", "orphan"} <= reasons
+    kinds = rec.audit["hypervisors"]  # ironic nodes: the site is bare metal because its hosts are
+    assert kinds["site"] == "ironic" and kinds["kvm_hosts"] == 0 and kinds["ironic_hosts"] >= 20
 
 
 @pytest.mark.parametrize("quirk", sorted(QUIRKS))
