@@ -14,6 +14,7 @@ and the difference still measures only the reconstruction.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,6 +243,15 @@ def _sqlite_url(out_dir: Path, site: DemoSite) -> str:
     return f"sqlite:///{(out_dir / 'sites' / site.name / 'main.sqlite').resolve()}"
 
 
+LIFECYCLES = {"shelve_offload": "shelve-offloads", "resize": "resizes", "migrations": "migrations"}
+
+
+def lifecycle_counts(generated: GeneratedSite) -> dict[str, int]:
+    """How many shelve-offloads, resizes and moves the generator wrote (its truth.json)."""
+    quirks = json.loads((generated.truth_dir / "truth.json").read_text()).get("quirks", {})
+    return {label: int((quirks.get(name) or {}).get("count", 0)) for name, label in LIFECYCLES.items()}
+
+
 def summary_text(result: DemoResult) -> str:
     """What the demo did and how well reconstruction recovered the truth, per site."""
     lines = []
@@ -253,6 +263,10 @@ def summary_text(result: DemoResult) -> str:
         lines.append(f"   timeline  {item.run.timeline_dir / 'timeline.parquet'}")
         blocks = f", {len(backfill.blocks)} TSDB blocks in {backfill.blocks_dir}" if backfill.blocks_created else ""
         lines.append(f"   backfill  {backfill.samples:,} samples in {len(backfill.files)} OpenMetrics files{blocks}")
+        if item.site.kind == "kvm":
+            lifecycles = lifecycle_counts(item.generated)
+            lines.append("   lifecycles " + ", ".join(f"{count:,} {name}" for name, count in lifecycles.items())
+                         + " (generated; each placement rebuilt from Nova's rows)")
         if item.rule:
             rule = item.rule
             lines.append(f"   rules     {rule.path}: {rule.id!r} excludes node {rule.host} "

@@ -94,3 +94,16 @@ def test_the_demo_rule_is_visible_in_the_output_and_traceable(demo_result):
     summary = summary_text(result)
     assert f"{item.rule.id!r} excludes node {item.rule.host}" in summary
     assert " -0 " not in summary  # a level the rule does not touch shows 0
+
+
+def test_the_kvm_demo_site_shows_its_shelved_resized_and_moved_instances(demo_result):
+    import json
+
+    from exporter.demo import summary_text
+
+    kvm = next(item for item in demo_result.sites if item.site.kind == "kvm")
+    quirks = json.loads((kvm.generated.truth_dir / "truth.json").read_text())["quirks"]
+    counts = [quirks[name]["count"] for name in ("shelve_offload", "resize", "migrations")]
+    assert all(count > 0 for count in counts)
+    assert (f"   lifecycles {counts[0]:,} shelve-offloads, {counts[1]:,} resizes, {counts[2]:,} migrations"
+            in summary_text(demo_result))
