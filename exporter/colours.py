@@ -19,7 +19,7 @@ from pathlib import Path
 
 from exporter.config import Config
 from exporter.errors import TimelineError
-from exporter.layout import RUN_OUT_DIR, read_audit, reconstruction_dir
+from exporter.layout import DEVICE_TIMELINE_FILE, RUN_OUT_DIR, read_audit, reconstruction_dir
 
 # Okabe & Ito (2008) colour-blind-safe palette, yellow removed (reserved for KVM sites), then two
 # darker distinct hues so up to 8 bare-metal sites never share a colour.
@@ -54,8 +54,9 @@ def site_colours(config: Config | None, sites: Iterable[str] = (),
 
 
 def detected_in(reconstructions: Iterable[str | Path]) -> dict[str, str]:
-    """site -> ``hypervisors.site`` of each reconstruction's audit.json (dirs without one, or from
-    before the audit recorded it, are skipped: their sites count as unknown)."""
+    """site -> ``hypervisors.site`` of each reconstruction's audit.json, or ``edge`` when it has a
+    device timeline (dirs without an audit, or from before it recorded this, are skipped: their
+    sites count as unknown)."""
     found: dict[str, str] = {}
     for path in reconstructions:
         path = Path(path)
@@ -64,6 +65,8 @@ def detected_in(reconstructions: Iterable[str | Path]) -> dict[str, str]:
         except TimelineError:
             continue
         kind = (audit.get("hypervisors") or {}).get("site")
+        if (reconstruction_dir(path if path.is_dir() else path.parent) / DEVICE_TIMELINE_FILE).exists():
+            kind = "edge"  # its outputs count devices (CHI@Edge)
         if audit.get("site") and kind:
             found[str(audit["site"])] = str(kind)
     return found

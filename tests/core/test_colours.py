@@ -79,7 +79,10 @@ def test_detected_kinds_come_from_the_audit_of_each_reconstruction(tmp_path):
 
     kvm = reconstruction(tmp_path / "a", "kvm_tacc", "kvm", "2026-01-01T00:00:00")
     old = reconstruction(tmp_path / "b", "old", None, "2026-01-01T00:00:00")  # written before detection
-    assert detected_in([kvm, old, tmp_path / "missing"]) == {"kvm_tacc": "kvm"}
+    edge = reconstruction(tmp_path / "c", "chi_edge", "unknown", "2026-01-01T00:00:00")
+    (edge / "device_timeline.parquet").write_bytes(b"")
+    assert detected_in([kvm, old, tmp_path / "missing", edge]) == {"kvm_tacc": "kvm", "chi_edge": "edge"}
+    assert site_colours(None, ["chi_edge"], {"chi_edge": "edge"})["chi_edge"] == EDGE_PALETTE[0]
     data = tmp_path / "data"
     reconstruction(data / "kvm_tacc" / "out" / "20260101T000000Z" / "timeline", "kvm_tacc", "ironic",
                    "2026-01-01T00:00:00")
