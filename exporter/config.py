@@ -66,11 +66,8 @@ class SiteConfig:
     refresh_interval: float = 60.0
     query_timeout: float = 30.0
     live_holdback_hours: float = DEFAULT_HOLDBACK_HOURS
-    # what the site's hosts are: "auto" = as reconstruct finds them (audit.json "hypervisors");
-    # "kvm" / "ironic" override that (figure colours)
-    hypervisor: str = "auto"
-    # baremetal | kvm | edge, for presentation (dashboards, demo, colours); "" = from hypervisor
-    # when that is kvm/ironic, else from the data (exporter.colours)
+    hypervisor: str = "auto"  # auto (from the hosts' data, audit.json "hypervisors") | kvm | ironic
+    # baremetal | kvm | edge, for presentation; "" = from hypervisor, else the data (exporter.colours)
     kind: str = ""
     rules_file: Path | None = None  # operators' manual rules (exporter.reconstruct.rulesfile); relative to the config
     priority: dict[str, tuple[str, ...]] | None = None  # per level, sources highest first (exporter.priority)
