@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
 import sys
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from exporter.backfill.blocks import backfill
+from exporter.errors import TimelineError
 from tests.backfill.timelines import synthetic_timeline, write_timeline
 
 pytestmark = pytest.mark.prometheus
@@ -120,3 +122,28 @@ def test_without_blocks_the_files_are_the_output_and_stay(timeline_dir, tmp_path
     result = backfill(timeline_dir, tmp_path / "out", block_hours=54, now=NOW)
     assert all(f.kept for f in result.files)
     assert all((tmp_path / "out" / f.path).stat().st_size == f.bytes for f in result.files)
+
+
+DROPPING = """#!{python}
+import os, sys
+args = sys.argv[1:]
+index = next(i for i, a in enumerate(args) if a.endswith(".om"))
+lines = open(args[index]).read().splitlines(keepends=True)
+sample = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+short = args[index] + ".short"
+open(short, "w").writelines(lines[:sample] + lines[sample + 1:])
+args[index] = short
+os.execv({real!r}, [{real!r}] + args)
+"""
+
+
+def test_a_block_missing_a_sample_is_an_error_and_nothing_is_published(timeline_dir, tmp_path, promtool):
+    wrapper = tmp_path / "dropping-promtool"
+    wrapper.write_text(DROPPING.format(python=sys.executable, real=promtool))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    with pytest.raises(TimelineError, match=r"promtool's block\(s\) from openmetrics/\S+\.om hold (\d+) samples, "
+                                            r"the file \d+") as raised:
+        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=54, now=NOW)
+    held, written = map(int, re.findall(r"hold (\d+) samples, the file (\d+)", str(raised.value))[0])
+    assert held == written - 1
+    assert not (tmp_path / "out").exists()
