@@ -58,8 +58,8 @@ def counting_promtool(tmp_path: Path, promtool: str) -> tuple[Path, Path]:
 class Poller:
     """Polls every .om file under ``root`` (the staging directory is a hidden sibling of --out)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root, self.peak, self._stop = root, 0, threading.Event()
+    def __init__(self, root: Path, interval: float = 0.002) -> None:
+        self.root, self.interval, self.peak, self._stop = root, interval, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -73,7 +73,7 @@ class Poller:
                         except FileNotFoundError:
                             pass
             self.peak = max(self.peak, total)
-            self._stop.wait(0.002)
+            self._stop.wait(self.interval)
 
     def __enter__(self) -> "Poller":
         self._thread.start()
