@@ -81,7 +81,26 @@ class ExtraFamily:
         return (*self.labels, "timestamp", "value")
 
 
-EXTRA_FAMILIES: tuple[ExtraFamily, ...] = ()
+def booked_ahead_name(resource: str) -> str:
+    """``openstack_usage_booked_ahead_<gauge suffix>`` of a timeline resource."""
+    return f"{PREFIX}_booked_ahead_{FAMILY_BY_RESOURCE[resource].gauge[len(PREFIX) + 1:]}"
+
+
+# The booked-ahead (projected) lens, docs/semantics.md "Booked ahead": at T, the mean over
+# [T, T + horizon) committed by the non-maintenance leases known at T.
+BOOKED_AHEAD: tuple[ExtraFamily, ...] = tuple(
+    ExtraFamily(booked_ahead_name(f.resource), ("site", "node_type", "horizon"),
+                f"{f.help} booked by non-maintenance leases known at the sample time: mean over the next "
+                "`horizon` (1d, 7d, 30d)", unit=f.gauge_unit)
+    for f in FAMILIES)
+
+# Daily lead-time statistics of the leases created that day (docs/semantics.md "Lead times"); backfilled only.
+LEAD_TIME = ExtraFamily(f"{PREFIX}_lease_lead_time_seconds", ("site", "leadtime_type", "statistic"),
+                        "Lead time of the leases created on the day starting at the sample time: leadtime_type "
+                        "requested (start - creation), effective (first launch - creation) or start_delay "
+                        "(first launch - start); statistic p50, p90 or mean", unit="seconds")
+
+EXTRA_FAMILIES: tuple[ExtraFamily, ...] = (*BOOKED_AHEAD, LEAD_TIME)
 
 
 def check_declarations(families: Iterable[ExtraFamily]) -> None:

@@ -45,7 +45,7 @@ def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projec
               min(lease.end_date, lease.deleted_at, allocation.deleted_at)).
     Output: source_table, source_id, entity_id, hypervisor_hostname, project_id, lease_id,
     reservation_id, resource_id, start, end, level, rejection_reason, lease_start, lease_end,
-    lease_deleted, allocation_created, allocation_deleted.
+    lease_created, lease_deleted, allocation_created, allocation_deleted.
     """
     joined = (
         _allocations(tables)
@@ -112,11 +112,11 @@ def _reservations(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 def _leases(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     rows = common.table_rows(tables, "blazar.leases", {
         "id": common.ID, "project_id": common.TEXT, "start_date": common.WHEN, "end_date": common.WHEN,
-        "deleted_at": common.WHEN})
+        "created_at": common.WHEN, "deleted_at": common.WHEN})
     return rows.unique("id", keep="first").select(
         pl.col("id").alias("lease_id"), "project_id", pl.col("start_date").alias("lease_start"),
-        pl.col("end_date").alias("lease_end"), pl.col("deleted_at").alias("lease_deleted"),
-        pl.lit(True).alias("lease_found"))
+        pl.col("end_date").alias("lease_end"), pl.col("created_at").alias("lease_created"),
+        pl.col("deleted_at").alias("lease_deleted"), pl.lit(True).alias("lease_found"))
 
 
 def _host_names(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:

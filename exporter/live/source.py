@@ -5,6 +5,8 @@ time = now) -> ``timeline.levels_at(spans, now)`` for the gauges and
 ``timeline.counters_until(spans, origin=history_start, at=now)`` for the counters. So the value
 served at t is what ``reconstruct`` computes for t from a snapshot of the same databases taken at
 t, and the counters continue the backfill (Σ value × step from history_start) without a jump.
+The booked-ahead gauges come from the same reconstruction's bookings (exporter.reconstruct.bookings)
+at T = now, leases that start in the future included.
 
 History is integrated once per full reload: the full computation at a reload fixes the counters
 at that moment C (the cut-off); later refreshes recompute only the spans that can reach past C
@@ -60,6 +62,7 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     can reach past C (``recent_tables``): counters are then ``since.counters`` + ∫ over [C, now).
     """
     from exporter.explain import instant, overlapping
+    from exporter.reconstruct.bookings import booked_ahead, booked_ahead_families
     from exporter.reconstruct.pipeline import spans_from_tables
     from exporter.reconstruct.rulesfile import site_policy
     from exporter.reconstruct.timeline import counters_until, levels_at
@@ -71,12 +74,17 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     spans = _collected(span_set.spans)
     origin = since.at if since is not None else site.history_start
     counters = _usage_frame(counters_until(spans, origin=origin, at=now))
+    gauges = _usage_frame(levels_at(spans, now - JUST_BEFORE))
     return Usage(
         at=now,
-        gauges=_usage_frame(levels_at(spans, now - JUST_BEFORE)),
+        gauges=gauges,
         counters=counters if since is None else summed(since.counters, counters),
         # what /explain lists for the present: the spans the gauges were summed from
         spans=overlapping(spans.lazy(), instant(now - JUST_BEFORE)).collect(),
+        # the booked-ahead lens reads the bookings (planned windows, future ones included), not
+        # the spans, which end at the snapshot: the same rule as the backfill, at T = now
+        families=booked_ahead_families(booked_ahead(
+            span_set.bookings, [now], node_types=gauges.select(pl.lit(site.name).alias("site"), "node_type"))),
     )
 
 

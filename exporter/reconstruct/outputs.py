@@ -1,8 +1,9 @@
 """Writing a reconstruction's deterministic outputs, and its printed summary.
 
 Output files (names: exporter.layout): spans.parquet, rejected.parquet, timeline.parquet (sorted, fixed column order,
-fixed parquet settings, so the same input gives byte-identical files), audit.json, and
-families/<name>.parquet per extra series family (exporter.metrics), sorted by labels and time.
+fixed parquet settings, so the same input gives byte-identical files), audit.json,
+families/<name>.parquet per extra series family (exporter.metrics), sorted by labels and time, and
+leadtime.parquet / leadtime_timeline.parquet (exporter.reconstruct.leadtime, already sorted).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ TIMELINE_PARQUET_OPTIONS = {**PARQUET_OPTIONS, "statistics": False}
 
 
 OUTPUT_FILES = (layout.SPANS_FILE, layout.REJECTED_FILE, layout.TIMELINE_FILE, layout.AUDIT_FILE,
-                layout.DEVICE_SPANS_FILE, layout.DEVICE_TIMELINE_FILE, layout.FAMILIES_DIR)
+                layout.DEVICE_SPANS_FILE, layout.DEVICE_TIMELINE_FILE, layout.FAMILIES_DIR, layout.LEADTIME_FILE,
+                layout.LEADTIME_TIMELINE_FILE)
 
 
 def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS) -> None:
@@ -37,10 +39,12 @@ def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS
 
 def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: pl.DataFrame,
                   audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None,
-                  families: Mapping[str, pl.DataFrame] | None = None) -> None:
+                  families: Mapping[str, pl.DataFrame] | None = None, leadtimes: pl.DataFrame | None = None,
+                  leadtime_timeline: pl.DataFrame | None = None) -> None:
     """spans/rejected/timeline parquet in their schemas' column order, audit.json (sorted keys),
-    (an edge site: also device_spans/device_timeline) and each extra family's long frame
-    (validated, sorted), published as one set: all new files or the previous set (exporter.publish)."""
+    (an edge site: also device_spans/device_timeline), each extra family's long frame (validated,
+    sorted) and the lead times, published as one set: all new files or the previous set
+    (exporter.publish)."""
     with staged_directory(Path(out_dir), owned=OUTPUT_FILES, stage="reconstruct") as staging:
         write_frame(spans.select(list(SPAN_SCHEMA)), staging / layout.SPANS_FILE)
         fault_point("reconstruct:after-spans")
@@ -52,6 +56,9 @@ def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame,
                         TIMELINE_PARQUET_OPTIONS)
         (staging / layout.AUDIT_FILE).write_text(audit_json(audit))
         write_families(staging, families or {})
+        for frame, name in ((leadtimes, layout.LEADTIME_FILE), (leadtime_timeline, layout.LEADTIME_TIMELINE_FILE)):
+            if frame is not None:
+                write_frame(frame, staging / name)
 
 
 def write_families(directory: Path, families: Mapping[str, pl.DataFrame]) -> None:

@@ -35,12 +35,13 @@ from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import device_levels, devices_audit, host_levels, inference, manual_rules, pools
-from exporter.reconstruct import semantics, span_kinds
+from exporter.reconstruct import (bookings, device_levels, devices_audit, host_levels, inference, leadtime,
+                                  manual_rules, pools, semantics, span_kinds)
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
+from exporter.engine.resample import grid_size
 from exporter.reconstruct.timeline import check_timeline_size, timeline_from_spans
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt ...
@@ -84,6 +85,8 @@ class Reconstruction:
     devices: pl.DataFrame | None = None
     device_timeline: pl.DataFrame | None = None
     families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    leadtimes: pl.DataFrame | None = None  # exporter.reconstruct.leadtime: one row per lease
+    leadtime_timeline: pl.DataFrame | None = None  # and its daily summary
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class SpanSet:
     rejected: pl.DataFrame
     audit: dict
     devices: pl.DataFrame | None = None  # an edge site's device spans (SPAN_SCHEMA); None: no device rows
+    bookings: pl.DataFrame | None = None  # exporter.reconstruct.bookings.BOOKING_SCHEMA
+    leadtimes: pl.DataFrame | None = None  # exporter.reconstruct.leadtime.LEADTIME_SCHEMA
 
 
 def spans_from_tables(
@@ -120,13 +125,16 @@ def spans_from_tables(
     hosts = semantics.host_evidence(frames)
     policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
     history = pools.blazar_history(hosts, blazar_complete_since)
-    levels, segments = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects,
-                               complete_since=pools.complete_since(history))
+    levels, segments, instances = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects,
+                                          complete_since=pools.complete_since(history))
     context = semantics.host_context(frames, hosts)
-    spans = pl.concat(pl.collect_all(  # one query per level, run side by side
-        [semantics.canonical_spans(level, site=site, context=context) for level in levels.values()]), how="vertical")
-    spans = manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
-                                         node_types=dict(policy.node_types))
+    booking_rows = bookings.booking_rows(frames, maintenance_projects=maintenance_projects)
+    *canonical, booked = pl.collect_all(  # one query per level (and the bookings), run side by side
+        [semantics.canonical_spans(rows, site=site, context=context) for rows in (*levels.values(), booking_rows)])
+    spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
+                                                  node_types=dict(policy.node_types))
+                     for frame in (pl.concat(canonical, how="vertical"), booked))
+    booked = bookings.bookings(booking_rows, booked)
     spans = span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
         "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     devices = None
@@ -150,14 +158,16 @@ def spans_from_tables(
     auditing.check_sources(audit["sources"])
     if devices is not None:
         audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, snapshot_time=snapshot_time)
-    return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices)
+    return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
+                   leadtimes=leadtime.lease_leadtimes(frames, instances, booked, site=site,
+                                                      maintenance_projects=maintenance_projects))
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
             maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
-            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
-    and the instances' placement segments (for the audit)."""
+    the instances' placement segments (for the audit); the instance windows (for lead times)."""
     # The instance windows (and then the stop windows) do not depend on the host levels, so a
     # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
     # keeps every core busy. Only this thread writes to the books.
@@ -178,7 +188,7 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
     ondemand = pools.ondemand_spans(books, hosts, total, reservable, occupied, policy, since=complete_since,
                                     host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
-            "stopped": stopped, "ondemand": ondemand}, segments
+            "stopped": stopped, "ondemand": ondemand}, segments, instances
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
@@ -224,7 +234,14 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
         if span_set.devices is not None:
             device_timeline = devices_audit.device_timeline(span_set.devices, audit, start=options.start, end=end,
                                                             step=options.step, snapshot_time=snapshot_time)
-    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit, span_set.devices, device_timeline)
+        grid = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
+        lead_timeline = leadtime.leadtime_timeline(span_set.leadtimes)
+        node_types = timeline.select(pl.col("site", "node_type").cast(pl.String)).unique()
+        families = {**bookings.booked_ahead_families(bookings.booked_ahead(span_set.bookings, grid,
+                                                                           node_types=node_types)),
+                    **leadtime.leadtime_family(lead_timeline)}
+    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit, span_set.devices, device_timeline,
+                          families=families, leadtimes=span_set.leadtimes, leadtime_timeline=lead_timeline)
 
 
 def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
@@ -272,5 +289,5 @@ def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
     """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
     reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.timeline,
                                  audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
-                                 families=rec.families)
+                                 families=rec.families, leadtimes=rec.leadtimes, leadtime_timeline=rec.leadtime_timeline)
     return reconstruct_io.summary_text(rec.audit)

@@ -25,6 +25,7 @@ from exporter.sitegen.render_lifecycles import render_sizes_and_moves
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
 from exporter.sitegen.legacy import legacy_usage_cache
 from exporter.sitegen.truth import node_hours, truth_spans
+from exporter.sitegen.truth_leases import truth_bookings, truth_leases
 from exporter.sitegen.upstream import BLAZAR_VARIANTS, as_upstream, upstream_losses
 from exporter.sitegen.truth_pools import blazar_evident_since, pool_hours, truth_pools
 from exporter.sitegen.render_control import disabled_by_node_type, ORPHAN_SERVICE
@@ -93,6 +94,8 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
     out = Path(truth_dir) if truth_dir is not None else default_truth_dir(url, db_prefix(databases))
     out.mkdir(parents=True, exist_ok=True)
     spans.write_parquet(out / "truth_spans.parquet", statistics=False)
+    truth_leases(world, site=site).write_parquet(out / "truth_leases.parquet", statistics=False)
+    truth_bookings(world, site=site).write_parquet(out / "truth_bookings.parquet", statistics=False)
     keeps_deleted = blazar == "chameleon"
     pools = truth_pools(world, enabled, site=site, keeps_deleted=keeps_deleted)
     pools.with_columns(pl.from_epoch("start", time_unit="s"), pl.from_epoch("end", time_unit="s")).write_parquet(

@@ -10,6 +10,7 @@ truth spans, not from the pipeline).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
 import time
@@ -57,6 +58,21 @@ def world(mariadb_url, promtool, prometheus_bin, tmp_path_factory):
         yield generated, site, result
 
 
+@contextlib.contextmanager
+def history_and_live(site, result, tmp_path: Path):
+    """The backfilled blocks in a Prometheus that scrapes a running exporter of ``site``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for ulid in result.blocks:
+        shutil.copytree(result.blocks_dir / ulid, data / ulid)
+    with LiveExporter({site.name: (LiveSite(site), 1.0)}, listen="127.0.0.1:0") as exporter:
+        target = exporter.url.removeprefix("http://")
+        with PrometheusServer(scrape_config(target), data) as prom:
+            wait_for(lambda: len(prom.api("query", query="openstack_usage_up == 1")["result"]) == 1,
+                     timeout=60, what="Prometheus scraping the exporter")
+            yield exporter, prom
+
+
 def epoch(moment: dt.datetime) -> float:
     return unix_seconds(moment)
 
@@ -77,26 +93,18 @@ def truth_node_seconds(truth_dir: Path, start: dt.datetime, end: dt.datetime) ->
 
 def test_one_range_query_across_the_cutoff_is_one_continuous_series(world, tmp_path):
     generated, site, result = world
-    data = tmp_path / "data"
-    data.mkdir()
-    for ulid in result.blocks:
-        shutil.copytree(result.blocks_dir / ulid, data / ulid)
-    with LiveExporter({site.name: (LiveSite(site), 1.0)}, listen="127.0.0.1:0") as exporter:
-        target = exporter.url.removeprefix("http://")
-        with PrometheusServer(scrape_config(target), data) as prom:
-            wait_for(lambda: len(prom.api("query", query="openstack_usage_up == 1")["result"]) == 1,
-                     timeout=60, what="Prometheus scraping the exporter")
-            time.sleep(4)  # a few live samples
-            end = time.time()
-            start = epoch(result.cutoff) - 3600
-            gauges = prom.api("query_range", query="last_over_time(openstack_usage_nodes[15m])",
-                              start=start, end=end, step=60)["result"]
-            counters = prom.api("query_range", query="openstack_usage_node_seconds_total", start=start, end=end,
-                                step=1)["result"]
-            raw = prom.api("query", query="openstack_usage_node_seconds_total[4h]", time=end)["result"]
-            last_refresh = prom.api("query", query="openstack_usage_last_refresh_timestamp_seconds[4h]",
-                                    time=end)["result"]
-            increase = increases_across_cutoff(prom, raw, last_refresh, result.cutoff)
+    with history_and_live(site, result, tmp_path) as (_, prom):
+        time.sleep(4)  # a few live samples
+        end = time.time()
+        start = epoch(result.cutoff) - 3600
+        gauges = prom.api("query_range", query="last_over_time(openstack_usage_nodes[15m])",
+                          start=start, end=end, step=60)["result"]
+        counters = prom.api("query_range", query="openstack_usage_node_seconds_total", start=start, end=end,
+                            step=1)["result"]
+        raw = prom.api("query", query="openstack_usage_node_seconds_total[4h]", time=end)["result"]
+        last_refresh = prom.api("query", query="openstack_usage_last_refresh_timestamp_seconds[4h]",
+                                time=end)["result"]
+        increase = increases_across_cutoff(prom, raw, last_refresh, result.cutoff)
 
     # one series per label set, job/instance pinned, covering both sides of the cut-off, no gap
     keys = [series_key(s["metric"]) for s in gauges]
@@ -160,3 +168,36 @@ def increases_across_cutoff(prom: PrometheusServer, raw: list, last_refresh: lis
     total = sum(float(v) for s in raw for t, v in s["values"] if float(t) == newest)
     return (dt.datetime.utcfromtimestamp(t1), dt.datetime.utcfromtimestamp(refresh_at), float(data[0]["value"][1]),
             total)
+
+
+def test_live_booked_ahead_gauges_continue_the_backfilled_ones(world, tmp_path):
+    """The booked-ahead lens (an extra family): backfilled on the 5-minute grid up to the cut-off,
+    then scraped live; one series per (node_type, horizon), no gap across the cut-off, and the
+    live value is the truth's "committed for [now, now + H) as known now"."""
+    from tests.reconstruct.test_leadtime import brute_force_booked
+
+    generated, site, result = world
+    assert result.families["openstack_usage_booked_ahead_nodes"]["series"] > 0
+    with history_and_live(site, result, tmp_path) as (exporter, prom):
+        time.sleep(3)
+        end = time.time()
+        start = epoch(result.cutoff) - 3600
+        booked = prom.api("query_range", query="last_over_time(openstack_usage_booked_ahead_nodes[15m])",
+                          start=start, end=end, step=60)["result"]
+        names = prom.api("series", **{"match[]": "openstack_usage_booked_ahead_nodes"}, start=start - 86400,
+                         end=end + 60)
+        state = exporter.refreshers[site.name].state
+    keys = [series_key(s["metric"]) for s in booked]
+    assert len(keys) == len(set(keys)) == len(names) == result.families["openstack_usage_booked_ahead_nodes"]["series"]
+    assert all(dict(k)["instance"] == "openstack-usage-exporter" for k in keys)
+    steps = int((end - start) // 60) + 1
+    for series in booked:
+        assert len(series["values"]) == steps, f"gap in {series['metric']}"
+    # what the exporter serves now is the truth as known at its refresh time
+    truth = pl.read_parquet(generated.truth_dir / "truth_bookings.parquet").filter(~pl.col("maintenance")).to_dicts()
+    served = dict(state.usage.families["openstack_usage_booked_ahead_nodes"])
+    for (site_name, node_type, horizon), value in served.items():
+        want = brute_force_booked(truth, state.usage.at, {"1d": dt.timedelta(days=1), "7d": dt.timedelta(days=7),
+                                                         "30d": dt.timedelta(days=30)}[horizon])
+        assert value == pytest.approx(want.get(node_type, [0.0])[0], rel=1e-9, abs=1e-9)
+    assert any(value > 0 for value in served.values())

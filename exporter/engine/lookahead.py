@@ -1,0 +1,81 @@
+"""The look-ahead mean: at each grid time T, the mean over [T, T + H) of the windows known at T.
+
+No domain knowledge. A window is [start, end) with a weight per column, known (visible to an
+observer) during [known_from, known_until) (null until: still known). At T its contribution is
+weight × |[start, end) ∩ [T, T + H)| / H when known_from <= T < known_until, else 0.
+
+Method (exact up to float rounding, no per-grid-point loop over windows): as a function of T the
+overlap is Σ_i c_i · max(0, T − b_i) with breakpoints b = (start − H, start, end − H, end) and
+c = (+1, −1, −1, +1). Multiplying by the knowledge indicator turns each ramp into two events:
+from a = max(b_i, known_from) it adds value a − b_i and slope 1 (× c_i), and from
+a = max(b_i, known_until) it removes the same. The value at T is then Σ over events with a <= T of
+w · (Δv + Δs · (T − a)): three running sums per key, read at each T by an as-of join. Values whose
+magnitude is below 1e-9 of the key's largest are float residue of cancelled windows and read 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import polars as pl
+
+_RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
+RESIDUE = 1e-9
+
+
+def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
+                    grid: Sequence[dt.datetime], horizon: dt.timedelta,
+                    also: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One row per key present in ``windows`` (or in ``also``, a frame of key rows) and grid time:
+    keys, ``timestamp`` and the mean of each weight column over [T, T + horizon) counted from the
+    windows known at T.
+
+    ``windows``: keys, start, end, known_from, known_until (datetimes; known_until may be null) and
+    the weight columns (numbers). Rows with a null start, end or known_from count nothing.
+    """
+    keys, weights = list(keys), list(weights)
+    if not grid:
+        return pl.DataFrame(schema={**{k: windows.schema[k] for k in keys}, "timestamp": pl.Datetime("us"),
+                                    **{w: pl.Float64 for w in weights}})
+    origin = min(grid)
+    h = horizon.total_seconds()
+    seconds = {name: (pl.col(name) - pl.lit(origin)).dt.total_microseconds() / 1e6
+               for name in ("start", "end", "known_from", "known_until")}
+    base = windows.lazy().filter(pl.col("start").is_not_null() & pl.col("end").is_not_null()
+                                 & pl.col("known_from").is_not_null() & (pl.col("end") > pl.col("start"))
+                                 ).select(*keys, *weights, **seconds)
+    breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
+    events = []
+    for index, coefficient in _RAMPS:
+        b = breakpoints[index]
+        for edge, sign in (("known_from", 1.0), ("known_until", -1.0)):
+            a = pl.max_horizontal(b, pl.col(edge))
+            events.append(base.filter(pl.col(edge).is_not_null()).select(
+                *keys, a=a, dv=(a - b) * coefficient * sign, ds=pl.lit(coefficient * sign),
+                **{w: pl.col(w) for w in weights}))
+    last = (max(grid) - origin).total_seconds()
+    running = (pl.concat(events).filter(pl.col("a") <= last)
+               .sort([*keys, "a", "dv", "ds", *weights])  # a total order: the same sums, bit for bit
+               .select(*keys, "a", *[expr for w in weights for expr in (
+                   (pl.col(w) * pl.col("dv")).cum_sum().over(keys).alias(f"{w}__v"),
+                   (pl.col(w) * pl.col("ds")).cum_sum().over(keys).alias(f"{w}__s"),
+                   (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().over(keys).alias(f"{w}__sa"))])
+               # of events at the same time, the last row holds all of them
+               .filter(pl.col("a").shift(-1).over(keys).ne_missing(pl.col("a"))))
+    key_types = {name: windows.schema[name] for name in keys}
+    extra = [also.lazy().select(keys).cast(key_types)] if also is not None else []
+    present = pl.concat([base.select(keys), *extra]).unique()
+    times = pl.LazyFrame({"timestamp": sorted(grid)}).with_columns(
+        pl.col("timestamp").cast(pl.Datetime("us")),
+        t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
+    cells = present.join(times, how="cross").sort([*keys, "t"])
+    # both sides sorted by (keys, time) above, so sorted by time within each key
+    joined = cells.join_asof(running, left_on="t", right_on="a", by=keys, strategy="backward",
+                             check_sortedness=False)
+    means = joined.select(*keys, "timestamp", *[
+        ((pl.col(f"{w}__v") + pl.col("t") * pl.col(f"{w}__s") - pl.col(f"{w}__sa")) / h).fill_null(0.0).alias(w)
+        for w in weights])
+    return means.with_columns(
+        pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max().over(keys)).then(0.0).otherwise(pl.col(w)).alias(w)
+        for w in weights).sort([*keys, "timestamp"]).collect()
