@@ -21,7 +21,8 @@ from exporter.columns import TIMELINE_RESOURCES
 @config_option
 def command(timeline_dirs, out_dir, sites, resource, dpi, config_path):
     """Draw site usage (stacked states), utilization (% of the reservable pool, 30-day mean) and,
-    for several sites, a cross-site view, from one or more TIMELINE_DIRs (reconstruct outputs).
+    for several sites, a cross-site view, from one or more TIMELINE_DIRs (reconstruct outputs);
+    from a reconstruction directory also the lead time per lease and the nodes booked ahead.
 
     Site colours come from the config (site_colours) when it exists, as in the dashboards; a site
     whose hosts are KVM (audit.json beside its timeline, or hypervisor: kvm) is yellow. Needs the optional extra: pip install 'openstack-usage-exporter[plot]'.
@@ -32,8 +33,10 @@ def command(timeline_dirs, out_dir, sites, resource, dpi, config_path):
     """
     from exporter.config import load_config
     from exporter.plot import render_plots
+    from exporter.plot_lenses import render_lens_plots
 
     config = load_config(config_path) if Path(config_path).exists() else None
     result = render_plots(timeline_dirs, out_dir, sites=sites, resource=resource, dpi=dpi, config=config)
-    for path in result.paths:
+    lenses = render_lens_plots(timeline_dirs, out_dir, sites=sites, dpi=dpi)
+    for path in (*result.paths, *lenses.paths):
         click.echo(f"wrote {path}")

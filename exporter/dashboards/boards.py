@@ -38,7 +38,7 @@ def site_usage() -> dashboard.Dashboard:
         "openstack-usage-site", "OpenStack usage: site",
         "Capacity and use of one or more sites, from backfilled history into live data.",
         since="now-10y", variables=[*usage_variables(), exporter_url_variable()],
-        panels=[*stats, _states_panel(), _utilization_panel(), *_node_type_panels()])
+        panels=[*stats, _states_panel(), _utilization_panel(), *_node_type_panels(), *_lens_panels()])
 
 
 def _states_panel():
@@ -78,6 +78,22 @@ def _node_type_panels():
     share = explained(share, "A", q.ratio(q.gauge(q.COMMITTED, "node_type"), q.gauge(q.RESERVABLE, "node_type")),
                       "{{node_type}}", q.COMMITTED, "node_type")
     return [capacity.override_by_query("total", total_line(TOTAL_COLOUR)), share]
+
+
+def _lens_panels():
+    """Booked ahead and lead times: knowledge-time lenses (docs/semantics.md), not explained."""
+    booked = timeseries_panel(9, "Booked ahead (as known then)",
+                              "Mean capacity committed over the next 1 day / 7 days / 30 days by the non-maintenance "
+                              "leases that existed at each time, the chosen node types summed. A lease deleted "
+                              "before it started counts while it existed.", (9, 12, 0, 33))
+    booked = booked.with_target(target("A", q.booked_ahead(), "next {{horizon}}"))
+    lead = timeseries_panel(10, "Lead time of new leases (median and p90)",
+                            "Per day of lease creation: requested = start - creation, effective = first instance "
+                            "- creation, start_delay = first instance - start; median (p50) and 90th percentile.",
+                            (9, 12, 12, 33), unit="s", min_interval="1d")
+    for ref, statistic in (("p50", "p50"), ("p90", "p90")):
+        lead = lead.with_target(target(ref, q.lead_time(statistic), "{{site}} {{leadtime_type}} " + statistic))
+    return [booked, lead.override_by_regexp(".* p90$", dashed())]
 
 
 def cross_site(colours: dict[str, str]) -> dashboard.Dashboard:

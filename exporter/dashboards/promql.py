@@ -63,3 +63,21 @@ def hours_ratio(numerator_level: str, denominator_level: str, window: str, by: s
 def window_ratio(numerator_level: str, denominator_level: str, window: str, by: str | None = None) -> str:
     """Σ numerator-seconds / Σ denominator-seconds over ``window``: a time-weighted utilization."""
     return f"{counter_seconds(numerator_level, window, by)} / {counter_seconds(denominator_level, window, by)}"
+
+
+# The extra families (exporter.metrics.EXTRA_FAMILIES) the site dashboard draws: not explained
+# (/explain covers the timeline's series), read the same way as the gauges.
+BOOKED_AHEAD = "openstack_usage_booked_ahead_${resource}s"
+LEAD_TIME = "openstack_usage_lease_lead_time_seconds"
+LEAD_TIME_LOOKBACK = "7d"  # samples are daily, at 00:00 of days on which leases were created
+
+
+def booked_ahead(by: str = "horizon") -> str:
+    """Capacity booked over the next horizon, as known at each time, summed over the chosen node types."""
+    return _summed(by, f"max without (job, instance) (last_over_time({selector(BOOKED_AHEAD, '')}[$lookback]))")
+
+
+def lead_time(statistic: str) -> str:
+    """The daily lead-time statistic of the chosen sites' leases (latest day with leases)."""
+    inner = f'{LEAD_TIME}{{site=~"$site",statistic="{statistic}"}}[{LEAD_TIME_LOOKBACK}]'
+    return f"max without (job, instance) (last_over_time({inner}))"

@@ -152,3 +152,17 @@ def test_cross_site_figure_draws_each_site_in_its_configured_colour(tmp_path):
              for collection in figure.axes[0].collections}
     assert drawn == site_colours(config) and drawn["kvm"] == KVM_PALETTE[0]
     assert len(set(drawn.values())) == 3
+
+
+def test_lens_tables_by_hand():
+    from exporter.plot_lenses import booked_ahead_table, leadtime_points
+
+    hour = dt.timedelta(hours=1)
+    leadtimes = pl.DataFrame({"site": ["a", "a", "b"], "created_at": [START, START + hour, START],
+                              "requested_lead_time": [2 * hour, 30 * dt.timedelta(minutes=1), hour],
+                              "effective_lead_time": [3 * hour, None, hour]})
+    points = leadtime_points(leadtimes, site="a")
+    assert points.rows() == [(START, "requested", 2.0), (START + hour, "requested", 0.5), (START, "effective", 3.0)]
+    booked = pl.DataFrame({"site": ["a"] * 4, "node_type": ["x", "y", "x", "x"], "horizon": ["1d", "1d", "7d", "1d"],
+                           "timestamp": [START, START, START, START + hour], "value": [1.0, 2.0, 0.5, 4.0]})
+    assert booked_ahead_table(booked, site="a").rows() == [(START, 3.0, 0.5), (START + hour, 4.0, 0.0)]

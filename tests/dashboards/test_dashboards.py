@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 import yaml
 
-from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES
+from exporter.metrics import BOOKED_AHEAD, DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES, LEAD_TIME
 from tests.dashboards.data import NEGATIVE_SITE, SITES, DemoData, epoch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,8 @@ def test_dashboards_cover_issue_6():
 
 
 def test_resource_variable_names_real_metric_families():
-    """``openstack_usage_${resource}s`` / ``..._seconds_total`` must be families of exporter.metrics."""
+    """``openstack_usage_${resource}s`` / ``..._seconds_total`` (and the booked-ahead
+    ``openstack_usage_booked_ahead_${resource}s``) must be families of exporter.metrics."""
     gauges = {family.gauge for family in FAMILIES}
     counters = {family.counter_sample for family in FAMILIES}
     for path in DASHBOARDS:
@@ -136,9 +137,11 @@ def test_resource_variable_names_real_metric_families():
         assert len(options) == len(FAMILIES)
         assert {f"openstack_usage_{value}s" for value in options} == gauges
         assert {f"openstack_usage_{value}_seconds_total" for value in options} == counters
+        assert {f"openstack_usage_booked_ahead_{value}s" for value in options} == {f.name for f in BOOKED_AHEAD}
         for _, target in panel_targets(dashboard):
             names = set(re.findall(r"\bopenstack_usage_(?:\w+|\$\{\w+\})+", target["expr"]))
-            assert names <= {"openstack_usage_${resource}s", "openstack_usage_${resource}_seconds_total"}
+            assert names <= {"openstack_usage_${resource}s", "openstack_usage_${resource}_seconds_total",
+                             "openstack_usage_booked_ahead_${resource}s", LEAD_TIME.name}
 
 
 def test_gauges_drawn_over_a_lookback_window_and_job_instance_collapsed():
