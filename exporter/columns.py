@@ -130,6 +130,10 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
     "reservation_id": pl.String(),
     "start": TIME,
     "end": TIME,  # null = still open at snapshot time
+    # knowledge time (docs/semantics.md "Two time axes"): when the databases first showed the span's
+    # evidence and when they stopped showing it (the snapshot time while they still do)
+    "known_from": TIME,
+    "known_until": TIME,
     "nodes": pl.Float64(),
     "vcpus": pl.Float64(),
     "memory_mb": pl.Float64(),

@@ -20,6 +20,7 @@ books (exporter.reconstruct.books).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,8 +36,8 @@ from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import (bookings, device_levels, devices_audit, host_levels, inference, leadtime,
-                                  manual_rules, pools, semantics, span_kinds)
+from exporter.reconstruct import (bookings, device_levels, devices_audit, host_levels, inference, knowledge,
+                                  leadtime, manual_rules, pools, semantics, span_kinds)
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -135,13 +136,15 @@ def spans_from_tables(
                                                   node_types=dict(policy.node_types))
                      for frame in (pl.concat(canonical, how="vertical"), booked))
     booked = bookings.bookings(booking_rows, booked)
-    spans = span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
-        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances, rules=policy.rules,
+                              snapshot_time=snapshot_time)
+    spans = known(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
+        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
     devices = None
     if blazar_devices.present(frames):
         devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects)
-        devices = span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
-            "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+        devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
+            "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
     every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")

@@ -1,0 +1,76 @@
+"""Knowledge time on spans: when the databases first showed a span's evidence, and until when.
+
+Rules (docs/semantics.md "Two time axes"), first match wins:
+- a span an operator's rule added or changed (``rule_id``): from the rule's provenance date;
+- an inferred span (source ``inference``): from the earliest ``created_at`` of the reserved
+  instances it was inferred from (same reservation and host; for an inferred reservable host, any
+  reserved instance on the host) until the latest ``deleted_at`` once all are deleted;
+- any other span: its source row's ``created_at`` until its ``deleted_at``.
+``known_until`` is the snapshot time while the evidence is still shown; ``known_from`` is null
+only when the source row has no ``created_at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import polars as pl
+
+from exporter.adapters import common
+from exporter.columns import TIME
+from exporter.reconstruct.inference import SOURCE as INFERENCE
+from exporter.reconstruct.rulesfile import Rule
+
+KEY = ("source_table", "source_id")
+_TIMES = ("known_from", "known_until")
+
+
+def with_knowledge_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *, instances: pl.DataFrame,
+                         rules: Sequence[Rule], snapshot_time: dt.datetime) -> pl.DataFrame:
+    """``spans`` with known_from / known_until filled by the rules above (column order kept)."""
+    order = spans.columns
+    rows = _row_times(spans, frames)
+    rule_dates = pl.DataFrame({"rule_id": [rule.id for rule in rules],
+                               "rule_known": [dt.datetime.combine(rule.provenance.date, dt.time()) for rule in rules]},
+                              schema={"rule_id": pl.String, "rule_known": TIME})
+    reserved = instances.lazy().filter(pl.col("reservation_id").is_not_null() & pl.col("created_at").is_not_null())
+    by_reservation = _evidence(reserved, ["reservation_id", "hypervisor_hostname"], "r")
+    by_host = _evidence(reserved, ["hypervisor_hostname"], "h")
+    inferred = pl.col("source_table") == INFERENCE
+    with_reservation = inferred & pl.col("reservation_id").is_not_null()
+    known = (spans.drop(_TIMES, strict=False).lazy()
+             .join(rows, on=list(KEY), how="left", maintain_order="left")
+             .join(rule_dates.lazy(), on="rule_id", how="left", maintain_order="left")
+             .join(by_reservation, on=["reservation_id", "hypervisor_hostname"], how="left", maintain_order="left")
+             .join(by_host, on="hypervisor_hostname", how="left", maintain_order="left")
+             .with_columns(
+                 known_from=pl.when(pl.col("rule_id").is_not_null()).then(pl.col("rule_known"))
+                 .when(with_reservation).then(pl.col("r_from")).when(inferred).then(pl.col("h_from"))
+                 .otherwise(pl.col("row_from")),
+                 known_until=pl.when(pl.col("rule_id").is_not_null()).then(None)
+                 .when(with_reservation).then(pl.col("r_until")).when(inferred).then(pl.col("h_until"))
+                 .otherwise(pl.col("row_until")))
+             .with_columns(pl.col("known_until").fill_null(pl.lit(snapshot_time, dtype=TIME)).cast(TIME),
+                           pl.col("known_from").cast(TIME)))
+    return known.select(order).collect()
+
+
+def _row_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """source_table, source_id, row_from, row_until of every table the spans come from."""
+    names = [name for name in spans.get_column("source_table").unique().sort().to_list() if name in frames]
+    parts = [common.table_rows(frames, name, {"id": common.ID, "created_at": common.WHEN, "deleted_at": common.WHEN})
+             .select(pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"),
+                     pl.col("created_at").alias("row_from"), pl.col("deleted_at").alias("row_until"))
+             .unique(list(KEY), keep="first", maintain_order=True) for name in names]
+    empty = pl.LazyFrame(schema={"source_table": pl.String, "source_id": pl.String, "row_from": TIME,
+                                 "row_until": TIME})
+    return pl.concat([empty, *parts], how="vertical_relaxed")
+
+
+def _evidence(reserved: pl.LazyFrame, by: list[str], prefix: str) -> pl.LazyFrame:
+    """Per ``by``: the earliest creation and (when every one is deleted) the latest deletion."""
+    return reserved.group_by(by).agg(
+        pl.col("created_at").min().cast(TIME).alias(f"{prefix}_from"),
+        pl.when(pl.col("deleted_at").is_null().any()).then(None)
+        .otherwise(pl.col("deleted_at").max()).cast(TIME).alias(f"{prefix}_until"))

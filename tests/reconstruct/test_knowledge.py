@@ -1,0 +1,63 @@
+"""Knowledge time on spans (known_from / known_until): against the generator's truth for
+allocations and instances, and by hand for rule and inferred spans."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from exporter.columns import SPAN_SCHEMA, conform
+from exporter.reconstruct.knowledge import with_knowledge_times
+from exporter.reconstruct.rulesfile import Provenance, Rule
+from tests.reconstruct.test_leadtime import site  # noqa: F401  (the generated sites, module fixture)
+
+D = dt.datetime(2024, 1, 1)
+H = dt.timedelta(hours=1)
+
+
+def test_committed_spans_are_known_while_their_allocation_row_exists(site):  # noqa: F811
+    generated, span_set, truth_dir = site
+    truth = pl.read_parquet(truth_dir / "truth_bookings.parquet")
+    committed = span_set.spans.filter(pl.col("level").is_in(["committed", "maintenance"]))
+    joined = committed.join(truth, left_on="source_id", right_on="allocation_id", suffix="_truth")
+    assert joined.height == committed.height > 10
+    assert joined["known_from"].to_list() == joined["known_from_truth"].to_list()
+    assert joined["known_until"].to_list() == joined["known_until_truth"].fill_null(generated.end).to_list()
+
+
+def test_instance_spans_are_known_from_the_instances_creation(site):  # noqa: F811
+    generated, span_set, truth_dir = site
+    truth = (pl.read_parquet(truth_dir / "truth_spans.parquet").filter(pl.col("level") == "occupied")
+             .group_by("entity_id").agg(pl.col("start").min().alias("created")))
+    occupied = span_set.spans.filter(pl.col("level") == "occupied").join(truth, on="entity_id")
+    assert occupied.height > 10
+    assert (occupied["known_from"] == occupied["created"]).all()
+    assert (occupied["known_until"] <= generated.end).all()
+
+
+def test_rule_and_inferred_spans_by_hand():
+    snapshot = D + 100 * H
+    spans = conform(pl.DataFrame({
+        "source_table": ["nova.instances", "nova.instances", "rules", "inference", "inference"],
+        "source_id": ["1", "2", "r1", f"res@h1@{D:%Y%m%dT%H%M%S}", "h1@x"],
+        "rule_id": [None, "r1", "r1", None, None],
+        "reservation_id": [None, None, None, "res", None],
+        "hypervisor_hostname": ["h0", "h0", "h0", "h1", "h1"],
+        "start": [D] * 5, "end": [D + H] * 5}), SPAN_SCHEMA)
+    frames = {"nova.instances": pl.LazyFrame({"id": [1, 2], "created_at": [D - 2 * H, D - 3 * H],
+                                              "deleted_at": [D + 5 * H, None]})}
+    instances = pl.DataFrame({"reservation_id": ["res", "res", "other"], "hypervisor_hostname": ["h1", "h1", "h1"],
+                              "created_at": [D + 2 * H, D + H, D - 9 * H], "deleted_at": [D + 7 * H, D + 8 * H, None]})
+    rule = Rule(id="r1", site="s", action="add_host", match=(), start=None, end=None, confidence="direct",
+                provenance=Provenance(author="op", date=dt.date(2023, 5, 6), reason="inventory"))
+    known = with_knowledge_times(spans, {k: v for k, v in frames.items()}, instances=instances, rules=(rule,),
+                                 snapshot_time=snapshot)
+    assert known.columns == list(SPAN_SCHEMA)
+    assert known.select("known_from", "known_until").rows() == [
+        (D - 2 * H, D + 5 * H),  # a row: created_at .. deleted_at
+        (dt.datetime(2023, 5, 6), snapshot),  # changed by a rule: the rule's date, still known
+        (dt.datetime(2023, 5, 6), snapshot),  # added by a rule
+        (D + H, D + 8 * H),  # inferred commitment: its reservation's instances on the host
+        (D - 9 * H, snapshot),  # inferred reservable host: any reserved instance on it, one still there
+    ]
