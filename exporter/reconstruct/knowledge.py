@@ -7,7 +7,8 @@ Rules (docs/semantics.md "Two time axes"), first match wins:
   reserved instance on the host) until the latest ``deleted_at`` once all are deleted;
 - any other span: its source row's ``created_at`` until its ``deleted_at``.
 ``known_until`` is the snapshot time while the evidence is still shown; ``known_from`` is null
-only when the source row has no ``created_at``.
+(unknown) when no source row stands behind the span (the derived ``ondemand`` level) or the row
+has no ``created_at``.
 """
 
 from __future__ import annotations
