@@ -96,10 +96,14 @@ def scrape(url: str, timeout: float = 10) -> dict[tuple[str, tuple], float]:
 
 
 def usage_samples(samples: dict, prefix: str = "openstack_usage_") -> dict:
-    """Only the usage series (gauges and resource-seconds counters), not the self-metrics."""
+    """Only the timeline's usage series (gauges and resource-seconds counters), not the
+    self-metrics nor the extra families (booked ahead, ...)."""
+    from exporter.metrics import EXTRA_FAMILIES
+
     own = ("up", "last_refresh", "refresh_", "exporter_build", "counters_held")
+    extra = {name for family in EXTRA_FAMILIES for name in (family.name, family.sample_name)}
     return {key: value for key, value in samples.items()
-            if key[0].startswith(prefix) and not key[0][len(prefix):].startswith(own)}
+            if key[0].startswith(prefix) and not key[0][len(prefix):].startswith(own) and key[0] not in extra}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
