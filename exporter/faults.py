@@ -29,6 +29,8 @@ POINTS = (
     "backfill:after-publish",       # swapped in, the previous output not yet removed
     "install-blocks:after-copy",    # the first block copied into <data-dir>/<ULID>.tmp-for-creation
     "install-blocks:after-first-block",  # the first block renamed into place, the others not yet
+    "live-state:before-publish",    # the live exporter's saved state staged and synced, not yet swapped in
+    "live-state:after-publish",     # swapped in, the previous set not yet removed
 )
 _SIGNALS = {"KILL": signal.SIGKILL, "TERM": signal.SIGTERM, "INT": signal.SIGINT}
 

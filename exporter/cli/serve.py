@@ -59,11 +59,14 @@ Examples:
 @click.option("--full-reload", "full_reload", type=Duration(), default="1h", show_default=True,
               help="Re-read every table completely this often (catches hard deletes); "
                    "in between only changed rows are read.")
+@click.option("--warm-start/--cold-start", default=True, show_default=True,
+              help="Keep each site's state under <data_dir>/<site>/live-state/ after every refresh and, on start, "
+                   "serve it at once and catch up incrementally (--cold-start: ignore it, read everything).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info", show_default=True)
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Manual rules file for every served site (docs/rules.md) [default: each site's rules:].")
 def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_file, auth, full_reload,
-            log_level, rules_path):
+            warm_start, log_level, rules_path):
     from exporter.config import load_config
     from exporter.live import serve_config
     from exporter.reconstruct.rulesfile import site_policy
@@ -85,4 +88,4 @@ def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_f
                    f"({'basic auth' if auth else 'no auth'}); Ctrl-C or SIGTERM to stop", err=True)
 
     serve_config(config, sites=list(sites) or None, listen=listen, tls_cert=tls_cert, tls_key=tls_key,
-                 auth=auth, full_reload_interval=full_reload.total_seconds(), ready=ready)
+                 auth=auth, full_reload_interval=full_reload.total_seconds(), warm_start=warm_start, ready=ready)

@@ -35,8 +35,9 @@ from exporter.layout import MANIFEST_NAME, file_sha256
 from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables, site_tables
-from exporter.extract.tableread import (STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_table,
-                                       read_tables)
+from exporter.extract.fastread import FastSource, FastStream, fast_source
+from exporter.extract.reading import read_table_best
+from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_tables
 from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_directory, fsync_tree, is_disk_full, remove_stale_staging,
                               staging_directory, write_text_atomically)
@@ -82,13 +83,14 @@ def prefixed_databases(prefix: str) -> dict[str, str]:
 
 def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | None = None,
                      progress: Progress | None = None, batch_rows: int = 50_000,
-                     sources: Iterable[SourceTable] | None = None) -> ExtractResult:
+                     sources: Iterable[SourceTable] | None = None, fast_reads: bool = True) -> ExtractResult:
     """Copy ``sources`` (default: every declared table, as the site's kind needs it) of ``site`` into a
     new snapshot directory.
 
     Raises DatabaseError (one clear line, no password) when a server cannot be reached or
     rejects the login, SnapshotError when the snapshot already exists; per-table problems
-    (missing, forbidden, timed out) are recorded in the manifest instead.
+    (missing, forbidden, timed out) are recorded in the manifest instead. ``fast_reads=False``
+    reads every table with the SQLAlchemy reader (exporter.extract.reading).
     """
     started = _utc_now()
     snapshot_id = snapshot_id or snapshot_id_for(started)
@@ -107,7 +109,7 @@ def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | Non
                 raise failure
         remove_stale_staging(site_dir)
         with disk_errors(final_dir, "extract"), staging_directory(site_dir, snapshot_id) as work_dir:
-            reads, files = _copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT)
+            reads, files = _copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT, fast_reads)
             fault_point("extract:before-manifest")
             manifest = manifest_for(site, sources, reads, files, snapshot_id=snapshot_id, started=started,
                                     finished=_utc_now(), batch_rows=batch_rows)
@@ -127,15 +129,18 @@ def _engines(site: SiteConfig, sources: tuple[SourceTable, ...]) -> dict[str, ob
 
 
 def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[SourceTable, ...],
-                 work_dir: Path, batch_rows: int, progress: Progress) -> tuple[dict[str, TableRead], dict[str, dict]]:
+                 work_dir: Path, batch_rows: int, progress: Progress,
+                 fast_reads: bool = True) -> tuple[dict[str, TableRead], dict[str, dict]]:
     reads: dict[str, TableRead] = {}
     files: dict[str, dict] = {}
     with progress.stage("extract tables", total=len(sources)) as bar, contextlib.ExitStack() as stack:
         # every table of one server in one consistent snapshot (exporter.extract.tableread)
         views = {url: stack.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
+        fast = {url: fast_source(engine, statement_seconds=site.query_timeout) if fast_reads else "fast reads turned off"
+                for url, engine in engines.items()}
         for source in sources:
-            view = views[site.url_for(source.schema)]
-            reads[source.name], file_facts = _copy_table(view, source, work_dir, batch_rows, bar)
+            url = site.url_for(source.schema)
+            reads[source.name], file_facts = _copy_table(views[url], fast[url], source, work_dir, batch_rows, bar)
             if file_facts:
                 files[source.name] = file_facts
                 if len(files) == 1:
@@ -144,30 +149,59 @@ def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple
     return reads, files
 
 
-def _copy_table(view: ConsistentView, source: SourceTable, work_dir: Path, batch_rows: int,
+def _copy_table(view: ConsistentView, fast: FastSource | str, source: SourceTable, work_dir: Path, batch_rows: int,
                 bar: StageBar) -> tuple[TableRead, dict | None]:
     """Stream one table into parquet parts, then one final file; returns the read and file facts."""
     parts_dir = work_dir / f".parts.{source.name}"
-    parts_dir.mkdir()
     parts: list[Path] = []
+
+    def new_sink():  # a fast read that gives up leaves parts behind: start over
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        parts_dir.mkdir()
+        parts.clear()
+        return write_part
 
     def write_part(frame: pl.DataFrame) -> None:
         part = parts_dir / f"{len(parts):06d}.parquet"
         frame.write_parquet(part, statistics=False)
         parts.append(part)
 
+    target = work_dir / source.file_name
     try:
-        read = read_table(view, source, write_part, batch_rows=batch_rows, bar=bar)
+        read = read_table_best(view, fast, source, new_sink, batch_rows=batch_rows, bar=bar,
+                               write_stream=lambda stream: _stream_into(stream, target))
         if not read.copied:
+            target.unlink(missing_ok=True)
             return read, None
-        target = work_dir / source.file_name
-        if parts:
+        if read.reader == "connectorx" and read.rows:
+            pass  # streamed straight into the final file
+        elif parts:
             pl.scan_parquet(parts, schema=read.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
         else:
             pl.DataFrame(schema=read.schema).write_parquet(target)
         return read, {"file": source.file_name, "sha256": file_sha256(target), "bytes": target.stat().st_size}
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _stream_into(stream: FastStream, target: Path) -> None:
+    """The fast read's frames written as the final file by the same parquet writer as the parts'
+    (the bytes depend only on the rows, not on how they arrive); a failure mid-stream removes it."""
+    from polars.io.plugins import register_io_source
+
+    failure: list[BaseException] = []
+
+    def frames(with_columns, predicate, n_rows, batch_size):
+        try:
+            for frame in stream.frames():
+                yield frame if with_columns is None else frame.select(with_columns)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, outside polars' engine
+            failure.append(exc)
+
+    register_io_source(io_source=frames, schema=stream.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
+    if failure:
+        target.unlink(missing_ok=True)
+        raise failure[0]
 
 
 def manifest_for(site: SiteConfig, sources: tuple[SourceTable, ...], reads: Mapping[str, TableRead],
@@ -192,6 +226,8 @@ def manifest_for(site: SiteConfig, sources: tuple[SourceTable, ...], reads: Mapp
             "invalid_values": dict(read.invalid_values),
             "error": read.error,
             "read_view": read.view,  # tables with the same number were read in one consistent snapshot
+            "reader": read.reader,
+            "reader_fallback": read.fallback,
         }
     schemas = sorted({s.schema for s in sources})
     return {

@@ -50,8 +50,12 @@ class LiveExporter:
             raise ConfigError("no sites to serve")
         self._computations = [compute for compute, _ in computations.values()]
         self.refreshers = {site: SiteRefresher(site, compute, interval=interval, clock=clock,
-                                               first_backoff=first_backoff)
+                                               first_backoff=first_backoff, published=getattr(compute, "persist", None))
                            for site, (compute, interval) in sorted(computations.items())}
+        for site, (compute, _) in computations.items():  # warm start: serve the saved values at once
+            saved = getattr(compute, "warm_usage", lambda: None)()
+            if saved is not None:
+                self.refreshers[site].publish_warm(saved)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.states))
         explain = ExplainEndpoint(self.states, histories)
@@ -89,13 +93,16 @@ class LiveExporter:
         self.stop()
 
 
-def site_computations(config: Config, sites: list[str] | None = None,
-                      *, full_reload_interval: float = 3600.0) -> dict[str, tuple[Compute, float]]:
-    """The real computation (live DB -> reconstruct engine) for each selected site."""
+def site_computations(config: Config, sites: list[str] | None = None, *, full_reload_interval: float = 3600.0,
+                      warm_start: bool = True) -> dict[str, tuple[Compute, float]]:
+    """The real computation (live DB -> reconstruct engine) for each selected site; with
+    ``warm_start`` its state is kept under ``<data_dir>/<site>/live-state/`` (exporter.live.warm)."""
     from exporter.live.source import LiveSite
+    from exporter.live.warm import STATE_DIR
 
     names = sites or sorted(config.site_names)
-    return {name: (LiveSite(config.site(name), full_reload_interval=full_reload_interval),
+    return {name: (LiveSite(config.site(name), full_reload_interval=full_reload_interval,
+                            state_dir=config.data_dir / name / STATE_DIR if warm_start else None),
                    config.site(name).refresh_interval)
             for name in names}
 
@@ -119,10 +126,11 @@ def serve(exporter: LiveExporter, *, ready: Callable[[LiveExporter], None] | Non
 
 def serve_config(config: Config, *, sites: list[str] | None = None, listen: str = ":9188",
                  tls_cert: str | None = None, tls_key: str | None = None, auth: BasicAuth | None = None,
-                 full_reload_interval: float = 3600.0,
+                 full_reload_interval: float = 3600.0, warm_start: bool = True,
                  ready: Callable[[LiveExporter], None] | None = None) -> None:
     """Serve the live usage of ``sites`` (default: all configured) until SIGTERM/SIGINT."""
-    exporter = LiveExporter(site_computations(config, sites, full_reload_interval=full_reload_interval),
+    exporter = LiveExporter(site_computations(config, sites, full_reload_interval=full_reload_interval,
+                                              warm_start=warm_start),
                             listen=listen, tls_cert=tls_cert, tls_key=tls_key, auth=auth,
                             histories={name: config.site(name).history_dir for name in sites or config.site_names
                                        if config.site(name).history_dir is not None})

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from exporter.db import classify
 from exporter.errors import DatabaseError, UsageExporterError
-from exporter.live.state import SiteState, Usage, rendered
+from exporter.live.state import RenderedUsage, SiteState, Usage, rendered
 from exporter.timeutil import utc_now
 
 log = logging.getLogger("exporter.live")
@@ -55,9 +55,11 @@ class SiteRefresher:
     """
 
     def __init__(self, site: str, compute: Compute, *, interval: float,
-                 clock: Callable[[], dt.datetime] = utc_now, first_backoff: float = 1.0) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now, first_backoff: float = 1.0,
+                 published: Callable[[RenderedUsage], None] | None = None) -> None:
         self.site = site
         self._compute = compute
+        self._published = published  # called (in the refresh thread) after each successful publish
         self._interval = interval
         self._clock = clock
         self._first_backoff = first_backoff
@@ -82,6 +84,12 @@ class SiteRefresher:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def publish_warm(self, usage: Usage) -> None:
+        """Serve values saved before a restart until the first refresh (exporter.live.warm): the
+        last refresh before the stop succeeded, and its moment is ``last_success``."""
+        self._swap(SiteState(site=self.site, usage=rendered(usage, None), up=True,
+                             last_success=unix_seconds(usage.at), errors=self._state.errors))
+
     def refresh_once(self) -> bool:
         """One attempt: compute, publish; returns whether it succeeded."""
         started = time.perf_counter()
@@ -93,6 +101,8 @@ class SiteRefresher:
             self._publish_failure(failure_of(exc, site=self.site), time.perf_counter() - started, exc)
             return False
         self._publish_success(published, time.perf_counter() - started)
+        if self._published is not None:
+            self._published(published)
         return True
 
     def _run(self) -> None:

@@ -17,9 +17,11 @@ before C (a backdated row) is therefore picked up at the next full reload.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import replace
 from collections.abc import Mapping
+from pathlib import Path
 
 import polars as pl
 from sqlalchemy.engine import Engine
@@ -27,10 +29,13 @@ from sqlalchemy.engine import Engine
 from exporter.config import SiteConfig
 from exporter.db import open_engine
 from exporter.live.recent import recent_tables
-from exporter.live.state import USAGE_SCHEMA, Usage
+from exporter.live import warm
+from exporter.live.state import USAGE_SCHEMA, RenderedUsage, Usage
 from exporter.live.tables import TableCache
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import read_with_parent, site_span_tables
+
+log = logging.getLogger("exporter.live")
 
 
 # reconstruct cuts every span known to continue past the snapshot at the snapshot time (nothing is
@@ -120,10 +125,13 @@ class LiveSite:
 
     Engines are read-only (``open_engine`` default) with the site's query timeout as the driver
     read timeout. ``timings`` holds the seconds of the last call's stages (read, compute).
+    With ``state_dir`` the state is kept there for a warm start (exporter.live.warm): ``warm_usage``
+    is what to serve at once, the first call continues from the saved table cache, ``persist``
+    saves after each published refresh.
     """
 
     def __init__(self, site: SiteConfig, *, full_reload_interval: float = 3600.0,
-                 sources: tuple[SourceTable, ...] | None = None) -> None:
+                 sources: tuple[SourceTable, ...] | None = None, state_dir: Path | None = None) -> None:
         self.site = site
         sources = sources if sources is not None else live_sources(site.kind)
         self._engines = site_engines(site, sources)
@@ -132,9 +140,24 @@ class LiveSite:
                                  children=read_with_parent(sources))
         self.timings: dict[str, float] = {}
         self._cutoff_usage: Usage | None = None  # the full computation at the last full reload
+        self._state_dir = state_dir
+        self._key = warm.state_key(site) if state_dir is not None else ""
+        self._warm = warm.load(state_dir, self._key) if state_dir is not None else None
+        self._saved_files: dict[str, tuple[int, str]] = {}
+        self._persist_failed = False
+
+    def warm_usage(self) -> Usage | None:
+        """The values published before the last stop, to serve before the first refresh (None: cold)."""
+        return self._warm.published if self._warm is not None else None
 
     def __call__(self, now: dt.datetime) -> Usage:
         started = time.perf_counter()
+        if self._warm is not None:  # the first refresh after a warm start continues from the saved cache
+            cache = warm.load_cache(self._state_dir)
+            if cache is not None:
+                self.tables.restore(cache, now)
+                self._cutoff_usage = self._warm.cutoff
+            self._warm = None
         tables = self.tables.refresh(now)
         read_done = time.perf_counter()
         if self.tables.last_mode == "full" or self._cutoff_usage is None:
@@ -146,6 +169,24 @@ class LiveSite:
                                       since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
         return replace(usage, counters=guarded(usage.counters))
+
+    def persist(self, published: RenderedUsage) -> None:
+        """Save the state behind ``published`` (the values just served) for a warm start; a failure
+        is logged (once until it works again) and changes nothing served."""
+        if self._state_dir is None or self._cutoff_usage is None or published.gauge_frame is None:
+            return
+        usage = Usage(at=published.at, gauges=published.gauge_frame, counters=published.counter_frame,
+                      spans=published.spans)
+        try:
+            self._saved_files = warm.save(self._state_dir, self._key, usage, self._cutoff_usage, self.tables.saved(),
+                                          self._saved_files)
+        except Exception as err:  # noqa: BLE001 - a full disk must not stop the exporter from serving
+            if not self._persist_failed:
+                log.warning("site %s: cannot save the live state in %s (%s); a restart will start cold",
+                            self.site.name, self._state_dir, str(err).splitlines()[0][:200] if str(err) else err)
+            self._persist_failed = True
+            return
+        self._persist_failed = False
 
     def close(self) -> None:
         for engine in self._engines.values():

@@ -4,7 +4,8 @@ A full read of a large site's databases takes many seconds; what changes between
 is a handful of rows. So:
 
 - **full reload** (first refresh, then every ``full_reload_interval``): every declared table is
-  read with ``exporter.extract.tableread.read_tables`` (the same reader as ``extract``);
+  read with ``exporter.extract.reading.read_tables_fast`` (the same readers as ``extract``: connectorx
+  on MariaDB/MySQL, checked against one consistent view, else SQLAlchemy);
 - **incremental refresh** (in between): per table, only rows with ``created_at``, ``updated_at``
   or ``deleted_at`` at or after ``watermark − margin`` are read and merged into the cached frame
   by primary key (a changed row replaces its old version). oslo.db soft deletes set
@@ -40,7 +41,9 @@ from sqlalchemy.engine import Connection, Engine
 from exporter.db import classify
 from exporter.errors import DatabaseError
 from exporter.adapters.declared import ChildOf, SourceTable
-from exporter.extract.tableread import TableRead, ReadPlan, typed_frame, read_tables
+from exporter.extract.reading import read_tables_fast
+from exporter.extract.tableread import TableRead, ReadPlan, typed_frame
+from exporter.live.warm import CacheState
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 COUNTED_SCHEMAS = ("blazar",)  # schemas whose services hard-delete rows that matter for the present
@@ -70,6 +73,7 @@ class TableCache:
         self._frames: dict[str, pl.DataFrame] = {}
         self._watermark: dt.datetime | None = None
         self._last_full: float | None = None
+        self._last_full_wall: dt.datetime | None = None  # the ``now`` of the last full reload
         self.last_mode = ""  # "full" or "incremental": what the last refresh did
         self.last_rows_read = 0  # rows fetched by the last refresh (incremental: the changed rows)
 
@@ -78,13 +82,24 @@ class TableCache:
         frames = self._full_reload() if due else self._incremental(since=self._watermark - self._margin)
         self._frames, self._watermark = frames, now
         if due:
-            self._last_full = self._monotonic()
+            self._last_full, self._last_full_wall = self._monotonic(), now
         return dict(frames)
+
+    def saved(self) -> CacheState:
+        """What a warm start needs to continue from here (exporter.live.warm)."""
+        return CacheState(dict(self._frames), dict(self._reads), self._watermark, self._last_full_wall)
+
+    def restore(self, cache: CacheState, now: dt.datetime) -> None:
+        """Continue from a saved cache: the next refresh reads the rows changed since its watermark
+        (a full reload when the saved one is older than ``full_reload_interval``)."""
+        self._frames, self._reads, self._watermark = dict(cache.frames), dict(cache.reads), cache.watermark
+        self._last_full_wall = cache.last_full
+        self._last_full = self._monotonic() - max(0.0, (now - cache.last_full).total_seconds())
 
     def _full_reload(self) -> dict[str, pl.DataFrame]:
         reads: dict[str, TableRead] = {}
         for engine, sources in self._sources_by_engine():
-            reads.update(read_tables(engine, sources))
+            reads.update(read_tables_fast(engine, sources, statement_seconds=self._query_timeout))
         frames = {name: usable_frame(read) for name, read in reads.items()}
         self._reads = reads
         self.last_mode, self.last_rows_read = "full", sum(f.height for f in frames.values() if f is not None)
@@ -128,7 +143,7 @@ class TableCache:
         frames[source.name] = merged
 
     def _reread(self, engine: Engine, source: SourceTable) -> pl.DataFrame:
-        read = read_tables(engine, (source,))[source.name]
+        read = read_tables_fast(engine, (source,), statement_seconds=self._query_timeout)[source.name]
         frame = usable_frame(read)
         if frame is None:
             raise DatabaseError(read.error or f"{source.name}: cannot be read", kind=_kind(read.status))

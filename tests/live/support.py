@@ -23,6 +23,8 @@ class TcpProxy:
         self.upstream = upstream
         self.port = port or _free_port()
         self.delay = 0.0
+        self.accepted = 0  # connections accepted so far (e.g. scrapes through the proxy)
+        self.hold = 0.0  # seconds to keep retrying a refused upstream before dropping the client
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -56,9 +58,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            try:
-                server = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
+            self.accepted += 1
+            server = self._connect_upstream()
+            if server is None:
                 client.close()
                 continue
             server.settimeout(None)
@@ -66,6 +68,18 @@ class TcpProxy:
                 self._conns += [client, server]
             threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _connect_upstream(self) -> socket.socket | None:
+        """A connection to the upstream; with ``hold`` seconds, retried that long (like a listening
+        socket kept open across a restart by a supervisor: the client waits instead of failing)."""
+        deadline = time.monotonic() + self.hold
+        while True:
+            try:
+                return socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.05)
 
     def _pump(self, source: socket.socket, sink: socket.socket, to_client: bool) -> None:
         try:

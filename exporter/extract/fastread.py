@@ -1,0 +1,321 @@
+"""Fast reads of MariaDB/MySQL tables: connectorx through polars, checked against the consistent view.
+
+The SQLAlchemy reader (``tableread``) spends most of its time turning driver rows into Python
+objects. connectorx reads a query straight into Arrow, several times faster, but on its own
+connections: it cannot share the one consistent-snapshot transaction (``ConsistentView``) that
+``extract`` reads a server in. So the consistent view stays the reference and the fast read is
+only accepted where it provably equals it:
+
+- the view is opened first (moment T0, the server's clock); every table is then read by
+  connectorx in primary-key ranges of at most ``batch_rows`` rows (bounded memory), each query
+  also returning ``CRC32(key)`` and whether the row is *recent*: a change column
+  (``created_at``, ``updated_at``, ``deleted_at``) at or after the cut T0 − CUT_MARGIN;
+- a row that is not recent has not been written since the cut (OpenStack's ORM stamps every
+  insert, update and soft delete; the margin covers clock skew and transactions open across T0),
+  so its fast copy is what the view holds — if the view holds it at all;
+- recent rows are taken from the view instead (read there by key, in the fast read's order);
+  recent rows the view does not hold (inserted after T0) are dropped;
+- finally the key set is checked: count, sum and XOR of ``CRC32(key)`` over the result must equal
+  the same aggregate computed in the view. A row deleted, archived (moved to a shadow table with
+  its old timestamps) or inserted with old timestamps since T0 fails the check, and the table is
+  read again in the view with the SQLAlchemy reader. The result is therefore the view's content.
+
+Every connectorx connection runs ``SET time_zone = '+00:00'``, ``SET SESSION TRANSACTION READ
+ONLY`` and a server-side statement time bound (MariaDB ``max_statement_time``, MySQL
+``max_execution_time``) before its query. Values are typed exactly like the SQLAlchemy reader:
+datetimes and floats are selected as text and parsed by the same rules, so the parquet files and
+their hashes are the same.
+
+Where the fast reader does not run (``unavailable``), the SQLAlchemy reader does: SQLite
+(connectorx opens SQLite files read-write, creates missing ones and ignores pre-execution
+queries, so a read-only connection cannot be guaranteed), URLs with driver options (TLS, socket,
+charset: connectorx would not apply them), connectorx not importable, and per table: no single-
+column key, no change column, a column type connectorx cannot read, or the check failing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from exporter.db import classify
+from exporter.errors import DatabaseError
+from exporter.adapters.declared import SourceTable
+from exporter.extract.tableread import ColumnInfo, ConsistentView, ReadPlan, TableRead, plan_table, typed_frame, \
+    typed_series
+
+CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
+CUT_MARGIN = dt.timedelta(minutes=10)
+_CRC, _RECENT = "__crc", "__recent"
+_SQL_ERROR = re.compile(r"ERROR (\d{4})")
+
+
+class FastReadUnusable(Exception):
+    """The fast read cannot give the view's content for this table; the reason says why."""
+
+
+@dataclass(frozen=True)
+class FastSource:
+    """Where connectorx connects (a ``mysql://`` URI) and what it runs first on every connection."""
+
+    uri: str
+    setup: tuple[str, ...]
+
+
+def fast_source(engine: Engine, *, statement_seconds: float | None) -> FastSource | str:
+    """The connectorx source for ``engine``, or why there is none (the reason is recorded)."""
+    url = engine.url
+    if url.get_backend_name() not in ("mysql", "mariadb"):
+        return ("SQLite: connectorx opens files read-write and ignores pre-execution queries, "
+                "so only the SQLAlchemy reader can guarantee a read-only connection")
+    if url.query or not url.host:
+        return "the URL has driver options or no host (connectorx would not apply them)"
+    try:
+        import connectorx  # noqa: F401 - only checking that it can run
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return "connectorx is not installed"
+    uri = url.set(drivername="mysql", database=url.database or "information_schema")
+    setup = ["SET time_zone = '+00:00'", "SET SESSION TRANSACTION READ ONLY"]
+    if statement_seconds:
+        mariadb = getattr(engine.dialect, "is_mariadb", True)
+        setup.append(f"SET SESSION max_statement_time = {float(statement_seconds):.3f}" if mariadb
+                     else f"SET SESSION max_execution_time = {int(statement_seconds * 1000)}")
+    return FastSource(uri.render_as_string(hide_password=False), tuple(setup))
+
+
+class FastStream:
+    """One table's fast read as a stream of typed frames (``frames()``, at most one key range in
+    memory), then its outcome (``result()``: the TableRead, or FastReadUnusable when the key check
+    failed). ``schema`` is known before the first frame, for writers that need it up front."""
+
+    def __init__(self, view: ConsistentView, fast: FastSource, source: SourceTable, *, batch_rows: int,
+                 progress: Callable[[int], None] = lambda rows: None) -> None:
+        self.view, self.fast, self.batch_rows, self.progress = view, fast, batch_rows, progress
+        conn = view.connection()
+        self.plan = plan_table(conn, source)
+        self.table = _FastTable.of(conn, self.plan, view.started_at - CUT_MARGIN)
+        self.schema = {c.name: c.dtype for c in self.plan.columns}
+        self._outcome: TableRead | Exception | None = None
+
+    def frames(self) -> Iterator[pl.DataFrame]:
+        conn, plan, table = self.view.connection(), self.plan, self.table
+        expected = table.fingerprint(conn)
+        recent_in_view, invalid = table.recent_rows(conn) if expected.recent else (_empty(plan), {})
+        invalid = {c.name: invalid.get(c.name, 0) for c in plan.columns}
+        got, used = _Fingerprint(), set()
+        for bounds in table.ranges(conn, expected, self.batch_rows):
+            frame, bad, matched = _range(conn, self.fast, table, bounds, recent_in_view)
+            used |= matched
+            got = got.plus(frame)
+            invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
+            if frame.height:
+                yield frame.drop(_CRC)
+                self.progress(got.count)
+        if got != expected.without_recent_count() or recent_in_view.height != len(used):
+            self._outcome = FastReadUnusable(f"{plan.source.name} changed during the read (key check failed); "
+                                             "read again in the consistent view")
+            return
+        self._outcome = TableRead(plan.source.name, plan.status, optional=plan.source.optional, columns=plan.columns,
+                                  missing_columns=plan.missing, rows=got.count, view=self.view.number,
+                                  reader="connectorx", invalid_values={k: v for k, v in invalid.items() if v},
+                                  error=plan.missing_error)
+
+    def result(self) -> TableRead:
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        if self._outcome is None:
+            raise FastReadUnusable(f"{self.plan.source.name}: the fast read did not finish")
+        return self._outcome
+
+
+@dataclass(frozen=True)
+class _Fingerprint:
+    count: int = 0
+    crc_sum: int = 0
+    crc_xor: int = 0
+    recent: int = 0
+
+    def plus(self, frame: pl.DataFrame) -> "_Fingerprint":
+        if frame.is_empty():
+            return self
+        crc = frame[_CRC].cast(pl.Int64)
+        return _Fingerprint(self.count + frame.height, self.crc_sum + int(crc.sum()),
+                            self.crc_xor ^ int(crc.bitwise_xor()))
+
+    def without_recent_count(self) -> "_Fingerprint":
+        return _Fingerprint(self.count, self.crc_sum, self.crc_xor)
+
+
+@dataclass(frozen=True)
+class _FastTable:
+    """One table as the fast reader selects it: physical name, key, the recent-row predicate."""
+
+    plan: ReadPlan
+    physical: str  # `db`.`table`
+    key: str
+    numeric_key: bool
+    recent_sql: str
+
+    @classmethod
+    def of(cls, conn: Connection, plan: ReadPlan, cut: dt.datetime) -> "_FastTable":
+        source = plan.source
+        translate = conn.get_execution_options().get("schema_translate_map") or {}
+        database = translate.get(source.schema, source.schema)
+        reflected = {c["name"]: c["type"] for c in sa.inspect(conn).get_columns(source.table, schema=database)}
+        if len(plan.order_by) != 1:
+            raise FastReadUnusable(f"{source.name}: no single-column key to read ranges by")
+        change = [name for name in CHANGE_COLUMNS if name in reflected]
+        if not change:
+            raise FastReadUnusable(f"{source.name}: no change column (created_at/updated_at/deleted_at)")
+        key = plan.order_by[0]
+        moment = f"'{cut:%Y-%m-%d %H:%M:%S.%f}'"
+        recent = " OR ".join(f"COALESCE({_q(name)} >= {moment}, 0)" for name in change)
+        return cls(plan, f"{_q(database)}.{_q(source.table)}", key,
+                   isinstance(reflected[key], sa.types.Integer), f"({recent})")
+
+    def fingerprint(self, conn: Connection) -> _Fingerprint:
+        """The view's key aggregate and its count of recent rows (one scan)."""
+        crc = f"CRC32({_q(self.key)})"
+        row = conn.exec_driver_sql(
+            f"SELECT COUNT(*), COALESCE(SUM({crc}), 0), COALESCE(BIT_XOR({crc}), 0), "
+            f"COALESCE(SUM({self.recent_sql}), 0) FROM {self.physical}").one()
+        return _Fingerprint(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+    def recent_rows(self, conn: Connection) -> tuple[pl.DataFrame, dict[str, int]]:
+        """The view's version of its recent rows, typed like the slow reader, with their CRC."""
+        return self._view_rows(conn, sa.literal_column(self.recent_sql))  # no bind parsing of ':'
+
+    def rows_with_keys(self, conn: Connection, keys: list) -> tuple[pl.DataFrame, dict[str, int]]:
+        wanted = sa.literal_column(_q(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
+        return self._view_rows(conn, wanted)
+
+    def _view_rows(self, conn: Connection, where) -> tuple[pl.DataFrame, dict[str, int]]:
+        select = self.plan.select().where(where)
+        select = select.add_columns(sa.func.crc32(sa.literal_column(_q(self.key))).label(_CRC))
+        rows = conn.execute(select).fetchall()
+        if not rows:
+            return _empty(self.plan), {}
+        frame, invalid = typed_frame(self.plan.columns, [row[:-1] for row in rows])
+        return frame.with_columns(pl.Series(_CRC, [row[-1] for row in rows], dtype=pl.Int64)), invalid
+
+    def ranges(self, conn: Connection, expected: _Fingerprint, batch_rows: int):
+        """Key ranges (low, high, top) holding at most ``batch_rows`` of the view's rows: ``low <= key <
+        high`` (high None: ``key <= top``). Integer keys step by value (free for dense ids), jumping
+        gaps; where ids turn out sparse, and for other keys, ``high`` is the key ``batch_rows`` on."""
+        if expected.count == 0:
+            return
+        key = _q(self.key)
+        low, top = conn.exec_driver_sql(f"SELECT MIN({key}), MAX({key}) FROM {self.physical}").one()
+        sparse_after = 4 + 2 * expected.count // batch_rows  # more value steps than that: ids are sparse
+        steps = 0
+        while low is not None:
+            steps += 1
+            if self.numeric_key and steps <= sparse_after:
+                high = low + batch_rows
+                yield (low, high, top) if high <= top else (low, None, top)
+                low = self._scalar(conn, f"SELECT MIN({key}) FROM {self.physical} WHERE {key} >= %s", high) \
+                    if high <= top else None
+                continue
+            high = self._scalar(conn, f"SELECT {key} FROM {self.physical} WHERE {key} > %s ORDER BY {key} "
+                                      f"LIMIT 1 OFFSET {batch_rows - 1}", low)
+            yield low, high, top
+            low = high
+
+    @staticmethod
+    def _scalar(conn: Connection, sql: str, value):
+        return conn.exec_driver_sql(sql, (value,)).scalar()
+
+    def query(self, low, high, top) -> str:
+        columns = [_selected(column) for column in self.plan.columns]
+        bound = f"{_q(self.key)} < {_literal(high)}" if high is not None else f"{_q(self.key)} <= {_literal(top)}"
+        return (f"SELECT {', '.join(columns)}, CRC32({_q(self.key)}) AS {_CRC}, {self.recent_sql} AS {_RECENT} "
+                f"FROM {self.physical} WHERE {_q(self.key)} >= {_literal(low)} AND {bound} ORDER BY {_q(self.key)}")
+
+
+def _range(conn: Connection, fast: FastSource, table: _FastTable, bounds: tuple, recent_in_view: pl.DataFrame
+           ) -> tuple[pl.DataFrame, dict[str, int], set]:
+    """One key range: its fast rows, the recent ones replaced by the view's version (or dropped).
+
+    Returns the frame (typed, in key order, with its CRC column), invalid values per column and
+    the keys of ``recent_in_view`` it used."""
+    raw = _connectorx(fast, table.query(*bounds))
+    plan, key = table.plan, table.key
+    fresh = raw[_RECENT].cast(pl.Int64).fill_null(0) != 0
+    if not fresh.any():  # the usual case: nothing written since the cut
+        typed = _typed(plan.columns, raw)
+        return typed, _invalid(plan, raw, typed), set()
+    typed = _typed(plan.columns, raw).with_row_index("__pos")
+    old = typed.filter(~fresh)
+    invalid = _invalid(plan, raw.filter(~fresh), old)
+    fresh_keys = typed.filter(fresh).select("__pos", key)
+    from_recent = recent_in_view.join(fresh_keys.select(key), on=key, how="semi")
+    others = fresh_keys.join(recent_in_view.select(key), on=key, how="anti")[key].to_list()
+    looked, looked_invalid = table.rows_with_keys(conn, others) if others else (_empty(plan), {})
+    invalid = {name: count + looked_invalid.get(name, 0) for name, count in invalid.items()}
+    replaced = pl.concat([from_recent, looked]).join(fresh_keys, on=key, how="inner")
+    merged = pl.concat([old, replaced.select(old.columns)]).sort("__pos").drop("__pos")
+    return merged, invalid, set(from_recent[key].to_list())
+
+
+def _invalid(plan: ReadPlan, raw: pl.DataFrame, typed: pl.DataFrame) -> dict[str, int]:
+    """Values that did not fit their type (stored as null), per column."""
+    return {c.name: typed[c.name].null_count() - raw[c.name].null_count() for c in plan.columns}
+
+
+def _typed(columns: tuple[ColumnInfo, ...], raw: pl.DataFrame) -> pl.DataFrame:
+    """connectorx columns -> the slow reader's dtypes and values, plus the key CRC as Int64."""
+    series = [typed_series(column, raw[column.name]) for column in columns]
+    return pl.DataFrame([*series, raw[_CRC].cast(pl.Int64)])
+
+
+def _empty(plan: ReadPlan) -> pl.DataFrame:
+    return pl.DataFrame(schema={**{c.name: c.dtype for c in plan.columns}, _CRC: pl.Int64})
+
+
+def _selected(column: ColumnInfo) -> str:
+    """Datetimes and floats as the server's text (what PyMySQL parses), the rest as stored."""
+    if column.dtype in (pl.Datetime("us"), pl.Float64()):
+        return f"CAST({_q(column.name)} AS CHAR) AS {_q(column.name)}"
+    return _q(column.name)
+
+
+def _q(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _literal(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _connectorx(fast: FastSource, query: str) -> pl.DataFrame:
+    try:
+        return pl.read_database_uri(query, fast.uri, engine="connectorx", pre_execution_query=list(fast.setup))
+    except RuntimeError as exc:  # connectorx reports server errors as text: "... ERROR 1969 (70100): ..."
+        raise _classified(exc) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - also a Rust panic (a value it cannot convert): fall back
+        raise FastReadUnusable(f"connectorx failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def _classified(exc: RuntimeError) -> Exception:
+    text = str(exc)
+    match = _SQL_ERROR.search(text)
+    if match is None:
+        return FastReadUnusable(f"connectorx failed: {text.splitlines()[0][:200] if text else type(exc).__name__}")
+    code = int(match.group(1))
+    error = classify(sa.exc.OperationalError("connectorx", None, _CodedError(code, text)), what="fast read")
+    return error if error.kind == "timeout" else FastReadUnusable(str(error))
+
+
+class _CodedError(Exception):
+    """A server error as (code, message), the shape exec classification expects of drivers."""

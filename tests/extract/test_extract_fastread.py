@@ -1,0 +1,164 @@
+"""The fast reader (connectorx) gives exactly what the SQLAlchemy reader gives — same parquet
+hashes — and, when the database changes during the extract, still exactly the consistent view
+opened at its start. Expectations are independent reads: the SQLAlchemy reader (``fast_reads=False``
+or ``tableread.read_tables``), taken before the concurrent changes."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from exporter.config import SiteConfig
+from exporter.db import open_engine
+from exporter.adapters.registry import declared_tables
+from exporter.extract.copy import extract_snapshot, prefixed_databases
+from exporter.extract.reading import read_tables_fast
+from exporter.extract.tableread import read_tables
+from exporter.layout import scan_tables
+from exporter.sitegen import generate_site
+from tests import support
+from tests.extract.test_extract_consistency import BeforeTable
+
+BIG = ("nova.instances", "nova.instance_actions", "nova.instance_actions_events", "blazar.leases",
+       "blazar.reservations", "blazar.computehost_allocations", "nova_api.request_specs", "nova.instance_extra")
+
+
+def _compare(slow: dict, fast: dict) -> None:
+    for name, entry in slow.items():
+        other = fast[name]
+        for field in ("status", "rows", "sha256", "columns", "invalid_values", "missing_columns"):
+            assert other[field] == entry[field], (name, field)
+
+
+@pytest.mark.mariadb
+def test_fast_reads_give_the_same_snapshot_as_sqlalchemy_mariadb(db_prefix, tmp_path):
+    databases = prefixed_databases(db_prefix)
+    generate_site(support.MARIADB_URL, hosts=6, years=0.5, seed=5, databases=databases, truth_dir=tmp_path / "truth")
+    site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL, databases=databases)
+    # small batches: every big table is read in many key ranges (integer and text keys)
+    slow = extract_snapshot(site, tmp_path / "slow", snapshot_id="s", batch_rows=37, fast_reads=False).manifest
+    fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", batch_rows=37).manifest
+    _compare(slow["tables"], fast["tables"])
+    for name in BIG:
+        assert fast["tables"][name]["reader"] == "connectorx", (name, fast["tables"][name]["reader_fallback"])
+        assert fast["tables"][name]["rows"] > 37, name
+    # no change column: read in the consistent view by SQLAlchemy, and the manifest says why
+    cache = fast["tables"]["chameleon_usage.node_usage_report_cache"]
+    assert cache["reader"] == "sqlalchemy" and "no change column" in cache["reader_fallback"]
+    assert {t["reader"] for t in slow["tables"].values()} == {"sqlalchemy"}
+
+
+@pytest.mark.mariadb
+def test_fast_reads_type_awkward_values_like_sqlalchemy_mariadb(db_prefix, tmp_path):
+    nova = f"`{db_prefix}nova`"
+    root = sa.create_engine(support.MARIADB_URL)
+    with root.begin() as conn:
+        conn.exec_driver_sql("SET SESSION sql_mode = ''")  # allows the zero date old servers stored
+        conn.exec_driver_sql(f"CREATE DATABASE {nova}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {nova}.compute_nodes (id BIGINT PRIMARY KEY, uuid VARCHAR(36), host VARCHAR(255), "
+            "hypervisor_hostname VARCHAR(255), hypervisor_type MEDIUMTEXT, vcpus TINYINT(1), memory_mb INT, "
+            "local_gb DECIMAL(10,3), cpu_allocation_ratio FLOAT, ram_allocation_ratio DOUBLE, stats TEXT, "
+            "created_at TIMESTAMP NULL, updated_at DATETIME(6), deleted_at DATETIME, deleted INT)")
+        conn.exec_driver_sql(
+            f"INSERT INTO {nova}.compute_nodes VALUES "
+            "(1, 'u1', 'hé', 'n1', 'ironic', 2, 7, 1.500, 0.1, 0.30000000000000004, '{\"a\": 1}', "
+            "'2020-01-01 00:00:00', '2020-01-01 00:00:00.250001', '0000-00-00 00:00:00', 0), "
+            "(9007199254740993, NULL, '', NULL, NULL, NULL, NULL, NULL, 1e-7, 1e300, NULL, NULL, NULL, NULL, NULL)")
+    root.dispose()
+    site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL,
+                      databases=prefixed_databases(db_prefix))
+    sources = [s for s in declared_tables() if s.name == "nova.compute_nodes"]
+    slow = extract_snapshot(site, tmp_path / "slow", snapshot_id="s", sources=sources, fast_reads=False).manifest
+    fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", sources=sources).manifest
+    _compare(slow["tables"], fast["tables"])
+    entry = fast["tables"]["nova.compute_nodes"]
+    assert entry["reader"] == "connectorx" and entry["invalid_values"] == {"deleted_at": 1}
+    row = scan_tables(tmp_path / "fast" / "f" / "s")["nova.compute_nodes"].collect().row(0, named=True)
+    assert (row["cpu_allocation_ratio"], row["ram_allocation_ratio"], row["host"]) == (0.1, 0.30000000000000004, "hé")
+
+
+@pytest.mark.mariadb
+def test_fast_reads_during_concurrent_changes_equal_the_consistent_view_mariadb(db_prefix, tmp_path):
+    """Changes committed while extract runs — after its view opened — are not in the snapshot:
+    updated and inserted rows (the fast reader takes the view's version), a hard delete and an
+    archive run (the key check fails and the table is read again in the view). The shadow table
+    was empty in the view, so its archived rows are not copied either."""
+    databases = prefixed_databases(db_prefix)
+    generate_site(support.MARIADB_URL, hosts=4, years=0.3, seed=3, databases=databases, truth_dir=tmp_path / "truth")
+    nova, blazar = f"`{db_prefix}nova`", f"`{db_prefix}blazar`"
+    root = sa.create_engine(support.MARIADB_URL)
+    with root.begin() as conn:  # rows changed just before the extract: recent in its view
+        conn.exec_driver_sql(f"UPDATE {nova}.instance_actions SET updated_at = UTC_TIMESTAMP(), "
+                             "message = 'before' ORDER BY id LIMIT 3")
+        conn.exec_driver_sql(f"CREATE TABLE {nova}.shadow_instances LIKE {nova}.instances")
+    names = ("nova.compute_nodes", "nova.instance_actions", "blazar.leases", "nova.instances", "nova.shadow_instances")
+    sources = [s for s in declared_tables() if s.name in names]
+    sources.sort(key=lambda s: names.index(s.name))
+    engine = open_engine(support.MARIADB_URL, databases)
+    expected = {name: read.frame for name, read in read_tables(engine, sources).items()}
+    engine.dispose()
+
+    def change() -> None:  # another session, committed after the view opened (first table read)
+        with root.begin() as conn:
+            conn.exec_driver_sql(f"UPDATE {nova}.instance_actions SET updated_at = UTC_TIMESTAMP(), "
+                                 "message = 'during' ORDER BY id LIMIT 6")  # 3 recent in the view, 3 old
+            conn.exec_driver_sql(f"UPDATE {nova}.instance_actions SET finish_time = '2001-01-01', "
+                                 "updated_at = UTC_TIMESTAMP() ORDER BY id DESC LIMIT 2")
+            conn.exec_driver_sql(f"INSERT INTO {nova}.instance_actions (id, instance_uuid, action, created_at) "
+                                 "SELECT MAX(id) + 1, 'new', 'create', UTC_TIMESTAMP() "
+                                 f"FROM {nova}.instance_actions")
+            conn.exec_driver_sql(f"DELETE FROM {blazar}.leases ORDER BY id LIMIT 1")
+            conn.exec_driver_sql(f"INSERT INTO {nova}.shadow_instances SELECT * FROM {nova}.instances "
+                                 "WHERE deleted != 0 ORDER BY id LIMIT 2")
+            conn.exec_driver_sql(f"DELETE FROM {nova}.instances WHERE id IN "
+                                 f"(SELECT id FROM {nova}.shadow_instances)")
+
+    site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL, databases=databases)
+    hook = BeforeTable("nova.instance_actions", change)
+    result = extract_snapshot(site, tmp_path / "out", snapshot_id="s", sources=sources, progress=hook, batch_rows=50)
+    assert hook.ran
+    copied = {name: frame.collect() for name, frame in scan_tables(result.snapshot_dir).items()}
+    for name in names:
+        assert copied[name].equals(expected[name]), name
+    tables = result.manifest["tables"]
+    assert tables["nova.instance_actions"]["reader"] == "connectorx"  # recent rows taken from the view
+    for name in ("blazar.leases", "nova.instances"):  # key check failed: re-read in the view
+        assert tables[name]["reader"] == "sqlalchemy" and "changed during the read" in tables[name]["reader_fallback"]
+    with root.connect() as conn:  # the changes really happened meanwhile
+        assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {nova}.shadow_instances").scalar() == 2
+        assert conn.exec_driver_sql(f"SELECT COUNT(*) FROM {nova}.instance_actions WHERE message = 'during'"
+                                    ).scalar() == 6
+    root.dispose()
+
+
+@pytest.mark.mariadb
+def test_live_full_reads_fast_equal_sqlalchemy_and_fail_clearly_mariadb(db_prefix, tmp_path):
+    databases = prefixed_databases(db_prefix)
+    generate_site(support.MARIADB_URL, hosts=3, years=0.2, seed=4, databases=databases, truth_dir=tmp_path / "truth")
+    engine = open_engine(support.MARIADB_URL, databases)
+    sources = declared_tables()
+    slow = read_tables(engine, sources, batch_rows=40)
+    fast = read_tables_fast(engine, sources, batch_rows=40, statement_seconds=5)
+    for name, read in slow.items():
+        assert fast[name].status == read.status, name
+        if read.frame is not None:
+            assert fast[name].frame.equals(read.frame), name
+    assert fast["nova.instances"].reader == "connectorx"
+    engine.dispose()
+    wrong = open_engine(support.MARIADB_URL.replace("root@", "root:wrong@"), databases)
+    failed = read_tables_fast(wrong, sources[:2])
+    assert {read.status for read in failed.values()} == {"auth_error"}
+    assert "wrong" not in str([read.error for read in failed.values()])
+    wrong.dispose()
+
+
+def test_sqlite_is_read_by_sqlalchemy_with_the_reason(tmp_path):
+    generate_site(f"sqlite:///{tmp_path / 'site' / 'main.sqlite'}", hosts=3, years=0.2, seed=4,
+                  truth_dir=tmp_path / "truth")
+    site = SiteConfig(name="f", display_name="f", db_url=f"sqlite:///{tmp_path / 'site' / 'main.sqlite'}")
+    manifest = extract_snapshot(site, tmp_path / "out", snapshot_id="s").manifest
+    assert {t["reader"] for t in manifest["tables"].values()} == {"sqlalchemy"}
+    assert all("read-only" in t["reader_fallback"] for t in manifest["tables"].values())
+    assert not list((tmp_path / "site").glob("*mode*"))  # nothing created beside the files
+

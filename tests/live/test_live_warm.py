@@ -1,0 +1,100 @@
+"""Warm start (exporter.live.warm): a restarted LiveSite serves the saved values at once, then
+continues incrementally from the saved table cache — and its values equal a cold computation from
+scratch at the same moment (the independent reference), also after rows changed while it was down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from exporter.live import LiveExporter
+from exporter.live.refresh import utc_now
+from exporter.live.source import LiveSite
+from exporter.live.state import USAGE_KEYS
+from exporter.live.warm import STATE, STATE_DIR
+from tests.live.support import site_config, site_ending_now
+
+pytestmark = pytest.mark.mariadb
+
+
+@pytest.fixture(scope="module")
+def generated(mariadb_url, tmp_path_factory):
+    with site_ending_now(mariadb_url, tmp_path_factory.mktemp("warm") / "truth", hosts=5, days=20, seed=9) as site:
+        yield site
+
+
+def _values(frame: pl.DataFrame) -> dict:
+    return {row[:-1]: row[-1] for row in frame.select(*USAGE_KEYS, "value").iter_rows()}
+
+
+def _close(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    left, right = _values(a), _values(b)
+    assert left.keys() == right.keys()
+    for key, value in left.items():
+        assert value == pytest.approx(right[key], rel=1e-9, abs=1e-6), key
+
+
+def _stop(exporter: LiveExporter) -> None:
+    exporter.server.start()  # (only the server: the refresh threads stay off, the test refreshes by hand)
+    exporter.stop()
+
+
+def test_restart_serves_saved_values_then_continues_incrementally(generated, mariadb_url, tmp_path):
+    site = site_config(generated, mariadb_url)
+    state_dir = tmp_path / "synthetic" / STATE_DIR
+    first = LiveSite(site, state_dir=state_dir)
+    assert first.warm_usage() is None  # nothing saved yet: cold
+    exporter = LiveExporter({site.name: (first, 3600.0)}, listen="127.0.0.1:0")  # not started: no thread
+    refresher = exporter.refreshers[site.name]
+    assert refresher.refresh_once() and first.tables.last_mode == "full"
+    served = refresher.state.usage
+    _stop(exporter)
+    assert json.loads((state_dir / STATE).read_text())["published_at"] == served.at.isoformat()
+
+    admin = sa.create_engine(mariadb_url)  # while the exporter is down: an instance goes away
+    nova = generated.databases["nova"]
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE `{nova}`.instances SET deleted = id, deleted_at = UTC_TIMESTAMP(), "
+                             "updated_at = UTC_TIMESTAMP(), vm_state = 'deleted' "
+                             "WHERE deleted = 0 AND vm_state = 'active' ORDER BY id DESC LIMIT 1")
+    admin.dispose()
+
+    second = LiveSite(site, state_dir=state_dir)
+    restarted = LiveExporter({site.name: (second, 3600.0)}, listen="127.0.0.1:0")
+    refresher = restarted.refreshers[site.name]
+    warm = refresher.state  # before any refresh: the saved values, counters as they were served
+    assert warm.up and warm.usage.at == served.at
+    assert warm.usage.counter_frame.equals(served.counter_frame)
+    assert warm.usage.gauges == served.gauges
+    assert refresher.refresh_once()
+    assert second.tables.last_mode == "incremental"  # continued from the saved cache
+    now = refresher.state.usage.at
+    after = refresher.state.usage
+    _stop(restarted)
+    cold = LiveSite(site)  # the reference: everything recomputed from scratch at the same moment
+    reference = cold(now)
+    cold.close()
+    _close(after.gauge_frame, reference.gauges)
+    # counters: the same integral, and never below what was served before the restart
+    _close(after.counter_frame, reference.counters)
+    before = _values(served.counter_frame)
+    assert all(value >= before.get(key, 0.0) for key, value in _values(after.counter_frame).items())
+
+
+def test_saved_state_of_other_settings_is_ignored(generated, mariadb_url, tmp_path):
+    site = site_config(generated, mariadb_url)
+    state_dir = tmp_path / STATE_DIR
+    live = LiveSite(site, state_dir=state_dir)
+    usage = live(utc_now())
+    from exporter.live.state import rendered
+    live.persist(rendered(usage, None))
+    live.close()
+    assert LiveSite(site, state_dir=state_dir).warm_usage() is not None
+    other = site_config(generated, mariadb_url, history_start=generated.start + dt.timedelta(days=1))
+    assert LiveSite(other, state_dir=state_dir).warm_usage() is None  # another history_start: cold
+    (state_dir / STATE).write_text("{not json")
+    assert LiveSite(site, state_dir=state_dir).warm_usage() is None  # unreadable: cold, no traceback
