@@ -6,7 +6,8 @@
 
 Each round extracts the whole site twice, in alternating order (SQLAlchemy first in odd rounds),
 each in a fresh process, and checks that both snapshots hold the same parquet hashes. Prints wall
-seconds, peak RSS and rows per reader, the medians and their ratio, and ``uptime`` before and after.
+seconds, the process's CPU seconds (the server's are not in it), peak RSS and rows per reader, the
+medians and their ratios, and ``uptime`` before and after.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ import click
 
 ROOT_URL = "mysql+pymysql://root@127.0.0.1:3306/"
 CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot, prefixed_databases
 prefix, fast, out = sys.argv[1], sys.argv[2] == "fast", sys.argv[3]
 site = SiteConfig(name="bench", display_name="bench", db_url=%r, databases=prefixed_databases(prefix))
-began = time.perf_counter()
+began, cpu = time.perf_counter(), os.times()
 result = extract_snapshot(site, Path(out), snapshot_id="s", fast_reads=fast)
 tables = result.manifest["tables"]
-print(json.dumps({"seconds": time.perf_counter() - began,
+done = os.times()
+print(json.dumps({"seconds": time.perf_counter() - began, "cpu": done.user + done.system - cpu.user - cpu.system,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rows": sum(t["rows"] or 0 for t in tables.values()),
                   "fast_tables": sum(t["reader"] == "connectorx" for t in tables.values()),
@@ -80,18 +82,21 @@ def main(prefix: str, generate: bool, hosts: int, years: float, seed: int, round
         for reader in (("sqlalchemy", "fast") if round_ % 2 == 0 else ("fast", "sqlalchemy")):
             result = run(prefix, reader)
             results[reader].append(result)
-            print(f"round {round_ + 1} {reader:10s} {result['seconds']:7.2f} s  {result['peak_rss_mb']:7.0f} MB  "
+            print(f"round {round_ + 1} {reader:10s} {result['seconds']:7.2f} s  {result['cpu']:6.2f} s CPU  "
+                  f"{result['peak_rss_mb']:7.0f} MB  "
                   f"{result['rows']:,} rows  {result['fast_tables']} tables by connectorx", flush=True)
     print("after:", uptime())
     hashes = {json.dumps(r["hashes"], sort_keys=True) for rs in results.values() for r in rs}
     print("same parquet hashes for every run:", len(hashes) == 1)
     medians = {reader: statistics.median(r["seconds"] for r in rs) for reader, rs in results.items()}
     memory = {reader: statistics.median(r["peak_rss_mb"] for r in rs) for reader, rs in results.items()}
+    cpu = {reader: statistics.median(r["cpu"] for r in rs) for reader, rs in results.items()}
     rows = results["fast"][0]["rows"]
     for reader in results:
-        print(f"median {reader:10s} {medians[reader]:7.2f} s  {rows / medians[reader]:,.0f} rows/s  "
-              f"peak RSS {memory[reader]:.0f} MB")
-    print(f"ratio sqlalchemy / fast: {medians['sqlalchemy'] / medians['fast']:.2f}x")
+        print(f"median {reader:10s} {medians[reader]:7.2f} s wall  {cpu[reader]:6.2f} s CPU (this process)  "
+              f"{rows / medians[reader]:,.0f} rows/s  peak RSS {memory[reader]:.0f} MB")
+    print(f"ratio sqlalchemy / fast: {medians['sqlalchemy'] / medians['fast']:.2f}x wall, "
+          f"{cpu['sqlalchemy'] / cpu['fast']:.2f}x CPU")
 
 
 if __name__ == "__main__":
