@@ -17,7 +17,8 @@ On start the published values are served before anything else is done (their
 first refresh then restores the table cache and reads only the rows changed since the watermark.
 A full reload happens when the last one is older than ``full_reload_interval``, as without a
 restart. A set whose key differs (another tool version, other site settings) or that cannot be
-read is ignored: a cold start, logged once.
+read is ignored: a cold start, logged once. Extra series families (``exporter.metrics.EXTRA_FAMILIES``,
+none served live yet) are not saved: they reappear with the first refresh.
 """
 
 from __future__ import annotations
