@@ -175,6 +175,8 @@ REJECT_REASONS: dict[str, str] = {
     "shelved_offloaded": "an instance's time while shelved and offloaded (it holds no host then)",
     "reservable_pool": "on-demand pool evidence for a time the host was reservable (a Blazar row, inference "
                        "or a rule says so), which outranks it",
+    "shared_service": "a nova-compute service fronting several nodes or Ironic nodes: it evidences none of them "
+                      "alone (compute_nodes stays the node identity)",
 }
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),

@@ -167,3 +167,9 @@ def _check_family_values(frame: pl.DataFrame, what: str, labels: tuple[str, ...]
     for key, message in messages.items():
         if problems[key]:
             raise TimelineError(f"{what}: {problems[key]} {message}")
+
+# Live only (no history): hosts whose nova-compute service is disabled now, per node type.
+HOST_DISABLED = f"{PREFIX}_host_disabled"
+HOST_DISABLED_LABELS = ("site", "node_type")
+HOST_DISABLED_HELP = ("Hosts whose nova-compute service is disabled (no new instances are scheduled there), "
+                      "per node type; absent when the site has no nova.services rows.")

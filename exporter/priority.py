@@ -19,7 +19,7 @@ from exporter.errors import ConfigError
 
 # level -> sources, highest first; the keys name the levels a source list governs
 DEFAULT_PRIORITY: dict[str, tuple[str, ...]] = {
-    "total": ("rules", "nova.compute_nodes", "blazar.computehosts"),
+    "total": ("rules", "nova.compute_nodes", "nova.services", "blazar.computehosts"),
     "reservable": ("rules", "blazar.computehosts", "inference"),
     "committed": ("rules", "blazar.computehost_allocations", "inference"),  # and maintenance
     # positive evidence of the on-demand pool: a rule, Blazar's complete history without the

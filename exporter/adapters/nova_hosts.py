@@ -21,10 +21,6 @@ READS = (
                 description="one row per hypervisor version; soft-deleted when retired"),
     SourceTable("nova", "shadow_compute_nodes", _COMPUTE_NODE_COLUMNS, optional=True,
                 description="archived soft-deleted compute_nodes rows (nova-manage db archive)"),
-    SourceTable("nova", "services",
-                ("id", "host", "binary", "topic", "disabled", "disabled_reason", "forced_down",
-                 "last_seen_up", *TIMESTAMPS),
-                optional=True, description="nova-compute services (context only)"),
 )
 
 HOST_ROW_COLUMNS = {

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from exporter.adapters import (
     blazar_devices, blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
-    zun_containers,
+    nova_services, zun_containers,
 )
 from dataclasses import replace
 
 from exporter.adapters.declared import ChildOf, SourceTable
 
-ADAPTER_MODULES = (nova_hosts, blazar_hosts, blazar_leases, nova_instances, nova_placements, legacy_usage,
-                   blazar_devices, zun_containers, extras)
+ADAPTER_MODULES = (nova_hosts, nova_services, blazar_hosts, blazar_leases, nova_instances, nova_placements,
+                   legacy_usage, blazar_devices, zun_containers, extras)
 
 
 def declared_tables() -> tuple[SourceTable, ...]:

@@ -12,7 +12,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from exporter import __version__
 from exporter.live.state import SiteState
-from exporter.metrics import EXTRA_FAMILIES, FAMILIES, LABELS, PREFIX, ExtraFamily
+from exporter.metrics import (
+    EXTRA_FAMILIES, FAMILIES, HOST_DISABLED, HOST_DISABLED_HELP, HOST_DISABLED_LABELS, LABELS, PREFIX, ExtraFamily,
+)
 
 SELF_HELP = {
     "up": "1 if the last refresh of the site's databases succeeded, else 0 (last good values are still served).",
@@ -64,6 +66,11 @@ def usage_families(states: list[SiteState]) -> Iterator[Metric]:
                 counter.add_metric((state.site, node_type, pool, leaf), value)
         yield gauge
         yield counter
+    disabled = GaugeMetricFamily(HOST_DISABLED, HOST_DISABLED_HELP, labels=HOST_DISABLED_LABELS)
+    for state in states:
+        for node_type, value in state.usage.disabled if state.usage is not None else ():
+            disabled.add_metric((state.site, node_type), value)
+    yield disabled
 
 
 def extra_families(states: list[SiteState], declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> Iterator[Metric]:

@@ -32,8 +32,10 @@ from exporter.live.recent import recent_tables
 from exporter.live import warm
 from exporter.live.state import USAGE_SCHEMA, RenderedUsage, Usage
 from exporter.live.tables import TableCache
+from exporter.adapters import nova_services
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import read_with_parent, site_span_tables
+from exporter.columns import LEVEL_TOTAL, UNKNOWN_NODE_TYPE
 
 log = logging.getLogger("exporter.live")
 
@@ -80,16 +82,19 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
     origin = since.at if since is not None else site.history_start
     counters = _usage_frame(counters_until(spans, origin=origin, at=now))
     gauges = _usage_frame(levels_at(spans, now - JUST_BEFORE))
+    present = overlapping(spans.lazy(), instant(now - JUST_BEFORE)).collect()
+    hosts = present.filter(pl.col("level") == LEVEL_TOTAL).with_columns(
+        pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE))
     return Usage(
         at=now,
         gauges=gauges,
         counters=counters if since is None else summed(since.counters, counters),
-        # what /explain lists for the present: the spans the gauges were summed from
-        spans=overlapping(spans.lazy(), instant(now - JUST_BEFORE)).collect(),
+        spans=present,  # what /explain lists for the present: the spans the gauges were summed from
         # the booked-ahead lens reads the bookings (planned windows, future ones included), not
         # the spans, which end at the snapshot: the same rule as the backfill, at T = now
         families=booked_ahead_families(booked_ahead(
             span_set.bookings, [now], node_types=gauges.select(pl.lit(site.name).alias("site"), "node_type"))),
+        disabled=nova_services.disabled_by_node_type({name: frame.lazy() for name, frame in tables.items()}, hosts),
     )
 
 

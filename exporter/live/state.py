@@ -44,6 +44,7 @@ class Usage:
     spans: pl.DataFrame | None = None  # the spans behind the gauges (those holding at ``at``), for /explain
     # extra series families (exporter.metrics.EXTRA_FAMILIES) by name: their long frames for ``at``
     families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
+    disabled: pl.DataFrame | None = None  # node_type, value: hosts with a disabled nova-compute service
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class RenderedUsage:
     spans: pl.DataFrame | None = None  # Usage.spans
     # extra family name -> ((label values in the family's label order), value), sorted
     families: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = field(default_factory=dict)
+    disabled: tuple[tuple[str, float], ...] = ()  # (node_type, disabled hosts), sorted
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ def rendered(usage: Usage, previous: RenderedUsage | None,
         gauge_frame=usage.gauges,
         spans=usage.spans,
         families=rendered_families(usage.families, declared),
+        disabled=() if usage.disabled is None else tuple(usage.disabled.sort("node_type").iter_rows()),
     )
 
 

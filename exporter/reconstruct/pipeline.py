@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter import layout
-from exporter.adapters import blazar_devices, boundary, host_resources, nova_placements
+from exporter.adapters import blazar_devices, boundary, host_resources, nova_placements, nova_services
 from exporter.adapters.registry import declared_tables, site_tables
 from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
 from exporter.errors import ConfigError, SnapshotError
@@ -155,6 +155,7 @@ def spans_from_tables(
     audit["blazar_history"] = history
     audit["hypervisors"] = host_resources.site_hypervisor(  # what the site is, from its hosts (colours)
         context["kinds"].collect(), hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list())
+    audit["services"] = nova_services.service_audit(frames)
     policy_module.policy_audit(audit, policy, books, spans, rejected)
     auditing.check_reject_reasons(rejected)
     span_kinds.check_kinds(every_span)

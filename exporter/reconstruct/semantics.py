@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.adapters import (
-    blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, nova_segments, request_specs,
+    blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, nova_segments, nova_services,
+    request_specs,
 )
 from exporter.columns import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED,
@@ -48,7 +49,8 @@ PLACEMENT = ("hypervisor_hostname", "vcpus", "memory_mb", "disk_gb", "source")
 
 def host_evidence(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     """Checkpoint: every host row of nova and Blazar, with its rejection reason (if any)."""
-    parts = [nova_hosts.nova_host_windows(frames), blazar_hosts.blazar_host_windows(frames)]
+    parts = [nova_hosts.nova_host_windows(frames), nova_services.service_host_windows(frames),
+             blazar_hosts.blazar_host_windows(frames)]
     return pl.concat(parts, how="vertical_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level")).collect()
 
 

@@ -28,9 +28,16 @@ TIME = pl.Datetime("us")
 
 def compute_nodes(*rows: dict) -> pl.DataFrame:
     defaults = {"hypervisor_type": "ironic", "vcpus": 48, "memory_mb": 196608, "local_gb": 240, "deleted_at": None}
-    schema = {"id": pl.Int64, "hypervisor_hostname": pl.String, "hypervisor_type": pl.String, "vcpus": pl.Int64,
-              "memory_mb": pl.Int64, "local_gb": pl.Int64, "created_at": TIME, "deleted_at": TIME}
+    schema = {"id": pl.Int64, "host": pl.String, "hypervisor_hostname": pl.String, "hypervisor_type": pl.String,
+              "vcpus": pl.Int64, "memory_mb": pl.Int64, "local_gb": pl.Int64, "created_at": TIME, "deleted_at": TIME}
     return _frame([{**defaults, **r} for r in rows], schema)
+
+
+def services(*rows: dict) -> pl.DataFrame:
+    defaults = {"binary": "nova-compute", "disabled": 0, "deleted_at": None}
+    schema = {"id": pl.Int64, "host": pl.String, "binary": pl.String, "disabled": pl.Int64, "created_at": TIME,
+              "deleted_at": TIME}
+    return _frame([{"id": i, **defaults, **r} for i, r in enumerate(rows, start=1)], schema)
 
 
 def computehosts(*rows: dict) -> pl.DataFrame:
@@ -99,7 +106,7 @@ def request_specs(*rows: dict) -> pl.DataFrame:
 def tables(**named: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Keyword names -> snapshot names: ``compute_nodes=`` -> ``nova.compute_nodes`` etc."""
     schema_of = {
-        "compute_nodes": "nova", "instances": "nova", "instance_actions": "nova", "instance_actions_events": "nova",
+        "compute_nodes": "nova", "services": "nova", "instances": "nova", "instance_actions": "nova", "instance_actions_events": "nova",
         "request_specs": "nova_api", "computehosts": "blazar", "computehost_extra_capabilities": "blazar",
         "extra_capabilities": "blazar", "resource_properties": "blazar", "leases": "blazar",
         "reservations": "blazar", "computehost_allocations": "blazar", "instance_reservations": "blazar",

@@ -111,10 +111,10 @@ def scrape(url: str, timeout: float = 10) -> dict[tuple[str, tuple], float]:
 
 def usage_samples(samples: dict, prefix: str = "openstack_usage_") -> dict:
     """Only the timeline's usage series (gauges and resource-seconds counters), not the
-    self-metrics nor the extra families (booked ahead, ...)."""
+    self-metrics, the extra families (booked ahead, ...) nor the disabled-host gauge."""
     from exporter.metrics import EXTRA_FAMILIES
 
-    own = ("up", "last_refresh", "refresh_", "exporter_build", "counters_held")
+    own = ("up", "last_refresh", "refresh_", "exporter_build", "counters_held", "host_disabled")
     extra = {name for family in EXTRA_FAMILIES for name in (family.name, family.sample_name)}
     return {key: value for key, value in samples.items()
             if key[0].startswith(prefix) and not key[0][len(prefix):].startswith(own) and key[0] not in extra}

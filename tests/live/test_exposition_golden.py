@@ -32,7 +32,8 @@ def fixed_registry() -> CollectorRegistry:
                                       ("gpu_a100", "reservable", "active", "vcpus", 144.0)]),
                   counters=usage_frame([("gpu_a100", "reservable", "active", "nodes", 3.0 * 7200),
                                         ("gpu_a100", "reservable", "idle", "nodes", 3600.0),
-                                        ("gpu_a100", "reservable", "active", "vcpus", 144.0 * 7200)]))
+                                        ("gpu_a100", "reservable", "active", "vcpus", 144.0 * 7200)]),
+                  disabled=pl.DataFrame({"node_type": ["gpu_a100"], "value": [1.0]}))
     state = SiteState(site="uc", usage=rendered(usage, None), up=True, last_success=1704110400.0, duration=0.25,
                       errors=(("timeout", 2),))
     registry = CollectorRegistry(auto_describe=False)
