@@ -22,6 +22,9 @@ LEVEL_OCCUPIED = "occupied"  # an instance holds the host (slice)
 LEVEL_STOPPED = "stopped"  # sub-span of occupied: the instance is stopped/suspended/paused/shelved
 # host evidenced outside Blazar (exporter.reconstruct.pools); total - reservable - ondemand is the unknown pool
 LEVEL_ONDEMAND = "ondemand"
+# A record, not a level of the leaf table: feeds no exported series (exporter.reconstruct.conflicts).
+LEVEL_CONFLICT = "conflict"  # a duplicate Blazar host row's time, excluded (span_type conflict_exclusion)
+RECORD_LEVELS = (LEVEL_CONFLICT,)
 LEVELS = (
     LEVEL_TOTAL,
     LEVEL_RESERVABLE,
@@ -144,6 +147,7 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
     "hierarchy_status": pl.String(),
     "source": pl.String(),  # the priority source whose say won this span (exporter.priority)
     "rule_id": pl.String(),  # the manual rule that added or changed this span (null: none)
+    "counterpart_id": pl.String(),  # conflict: the row that keeps the time source_id's row lost (null: none)
     "span_type": pl.String(),  # what the span is: a key of SPAN_TYPES
     "evidence": pl.String(),  # the kind of evidence that created it: a key of EVIDENCE_KINDS
     "confidence": pl.String(),  # how sure it is: one of CONFIDENCES

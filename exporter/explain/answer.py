@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from exporter.explain.anomalies import anomalies
-from exporter.explain.cell import Window, contributions, ledger_deltas
+from exporter.explain.anomalies import anomalies, conflict_spans
+from exporter.explain.cell import Window, contributions, covered_fraction, ledger_deltas
 from exporter.explain.formula import leaf_terms, selection_formula
 from exporter.columns import LEVEL_OCCUPIED, LEVEL_STOPPED, SPAN_SCHEMA, TIMELINE_RESOURCES, UNKNOWN_NODE_TYPE
 
@@ -76,6 +76,7 @@ def answer(spans: pl.DataFrame, leaves: pl.DataFrame, *, selection: Selection, w
     keep = [c for c in span_columns(spans.columns) if c not in SPAN_RESOURCE_COLUMNS] + ["inventory_known"]
     column, _ = TIMELINE_RESOURCES[selection.resource]
     spans = spans.filter(selection.span_filter()).with_columns(inventory_known=pl.col(column).is_not_null())
+    conflicts = conflict_spans(spans).with_columns(fraction=covered_fraction(window)).filter(pl.col("fraction") > 0)
     rows = contributions(spans, formula, resource=selection.resource, window=window, keep=keep)
     rows = rows.sort(pl.col("contribution").abs(), "source_table", "source_id", "level", "start",
                      descending=[True, False, False, False, False], nulls_last=True)
@@ -96,7 +97,7 @@ def answer(spans: pl.DataFrame, leaves: pl.DataFrame, *, selection: Selection, w
         "ledger": {"total": deltas.height,
                    "deltas": [_delta_json(row) for row in _page(deltas, limit, offset).iter_rows(named=True)]},
         "anomalies": anomalies(rows, leaves.filter(pl.col("resource") == selection.resource), selected,
-                               rejected, formula=formula, limit=limit),
+                               rejected, conflicts=conflicts, formula=formula, limit=limit),
     }
 
 

@@ -50,7 +50,8 @@ def overlapping(spans: pl.LazyFrame, window: Window) -> pl.LazyFrame:
     return spans.filter(starts_before & ends_after)
 
 
-def _covered_fraction(window: Window) -> pl.Expr:
+def covered_fraction(window: Window) -> pl.Expr:
+    """The share of the window a span (start, end) covers."""
     lo = pl.max_horizontal(pl.col("start"), pl.lit(window.start, dtype=pl.Datetime("us")))
     hi = pl.min_horizontal(closed_end("end", window.open_end), pl.lit(window.end, dtype=pl.Datetime("us")))
     micros = pl.max_horizontal((hi - lo).dt.total_microseconds(), 0)
@@ -64,7 +65,7 @@ def contributions(spans: pl.DataFrame, formula: Formula, *, resource: str, windo
     signs = pl.col("series").replace_strict(formula.coefficients, default=0, return_dtype=pl.Int64)
     reduced = series_spans(spans, keep=keep).collect()
     return (reduced.select(*keep, "series", pl.col(resource).alias("quantity"),
-                           _covered_fraction(window).alias("fraction"), signs.alias("sign"))
+                           covered_fraction(window).alias("fraction"), signs.alias("sign"))
             .filter((pl.col("sign") != 0) & (pl.col("fraction") > 0))
             .with_columns(contribution=pl.col("quantity") * pl.col("fraction") * pl.col("sign")))
 

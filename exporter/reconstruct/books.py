@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from exporter.engine import intervals, painter, segments
+from exporter.reconstruct.conflicts import overlap_pieces
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, conform
 from exporter.engine.intervals import MICROSECONDS_PER_HOUR, hours_between
 from exporter.engine.sweepline import order_free_sum
@@ -42,6 +43,8 @@ class SpanBooks:
     clipped: list[pl.DataFrame] = field(default_factory=list)
     # per manual rule, the lower sources' rows and hours it overrides (manual_rules.overridden_by_rules)
     overridden_by_rules: list[pl.DataFrame] = field(default_factory=list)
+    # pieces of time a row lost to an earlier row of its identity, with both rows (conflicts.overlap_pieces)
+    conflicts: list[pl.DataFrame] = field(default_factory=list)
 
     def settled(self, windows: pl.DataFrame, *, detail: pl.Expr, carry: Sequence[str] = ()) -> pl.DataFrame:
         """Rows of ``windows`` (with level, rejection_reason) that pass their rules; the rest rejected.
@@ -65,17 +68,21 @@ class SpanBooks:
         self._record_trim(kept, cut, reason="after_snapshot")
         return cut
 
-    def merged(self, spans: pl.DataFrame, *, by: Sequence[str]) -> pl.DataFrame:
+    def merged(self, spans: pl.DataFrame, *, by: Sequence[str], conflicts: bool = False) -> pl.DataFrame:
         """Spans trimmed so no time is covered twice per ``by``: the earlier piece keeps it.
 
         A row left with nothing is rejected as duplicate_entity; the trimmed part of the
-        others is clipped hours with reason duplicate_entity.
+        others is clipped hours with reason duplicate_entity. ``conflicts``: also record each lost
+        piece with the row that keeps it (``self.conflicts``, exporter.reconstruct.conflicts).
         """
         overlap = intervals.duplicate_overlap(
             spans.lazy(), by=by, open_end=self.snapshot_time, hours="_overlap").collect()
         shift = pl.duration(microseconds=(pl.col("_overlap") * MICROSECONDS_PER_HOUR).round().cast(pl.Int64))
         closed = pl.col("end").fill_null(pl.lit(self.snapshot_time, dtype=TIME))
         trimmed = overlap.with_columns((pl.col("start") + shift).alias("start")).filter(pl.col("start") < closed)
+        if conflicts:
+            self.conflicts.append(overlap_pieces(overlap, trimmed, by=by, lost_end=pl.col("start") + shift,
+                                                 snapshot_time=self.snapshot_time))
         return self._kept(spans, trimmed.drop("_overlap"), rejected="duplicate_entity", clipped="duplicate_entity",
                           detail=pl.lit('{"overlaps": "an earlier row of the same identity"}'))
 

@@ -24,7 +24,7 @@ from exporter.adapters import blazar_devices, zun_containers
 from exporter.columns import LEVEL_COMMITTED, LEVEL_OCCUPIED
 from exporter.engine.intervals import hours_between
 from exporter.engine.sweepline import order_free_sum
-from exporter.reconstruct import audit as auditing
+from exporter.reconstruct import audit_timeline as auditing
 from exporter.reconstruct.timeline import timeline_from_spans
 
 DEVICE_RESOURCE = "nodes"  # device spans carry nodes = 1; the other resources are 0

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.engine import intervals
+from exporter.reconstruct import conflicts as conflict_rules
 from exporter.reconstruct import inference, manual_rules
 from exporter.adapters import blazar_leases, nova_hosts
 from exporter.reconstruct.policy import Policy
@@ -39,10 +40,12 @@ def excluded_rows(books: SpanBooks, spans: pl.DataFrame, policy: Policy, *, leve
 
 
 def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,
-            tombstones: Mapping[str, pl.DataFrame] | None = None, merge: bool) -> pl.DataFrame:
+            tombstones: Mapping[str, pl.DataFrame] | None = None, merge: bool,
+            conflicts: Sequence[str] = ()) -> pl.DataFrame:
     """``settled``'s rows as one layer per source, painted in ``order`` per host (layers with no
-    rows and no tombstones skipped; ``merge``: each layer's own overlaps merged after), tagged
-    with their source. What the rules layer overrides is noted per rule in the books."""
+    rows and no tombstones skipped; ``merge``: each layer's own overlaps merged after; the
+    ``conflicts`` sources' overlaps recorded as conflicts), tagged with their source. What the
+    rules layer overrides is noted per rule in the books."""
     layers = _by_source(settled)
     for name in set(layers) - set(order):  # a source the site left out of its priority list
         books.left_out(layers[name], why=f"source {name} is not in the site's priority list")
@@ -57,7 +60,7 @@ def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,
             snapshot_time=books.snapshot_time))
     out = []
     for name, piece in zip(names, pieces):
-        piece = books.merged(piece, by=HOST_KEY) if merge else piece
+        piece = books.merged(piece, by=HOST_KEY, conflicts=name in conflicts) if merge else piece
         out.append(piece.with_columns(pl.lit(name).alias("source")))
     if not out:
         return settled.clear().with_columns(pl.lit(None, dtype=pl.String).alias("source"))
@@ -97,7 +100,8 @@ def reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame,
     tomb = manual_rules.tombstones(policy.rules, level=LEVEL_RESERVABLE, hosts=host_names,
                                   node_types=policy.node_types)
     merged = painted(books, settled, policy.priority["reservable"],
-                     tombstones=None if tomb is None else {RULES_SOURCE: tomb}, merge=True)
+                     tombstones=None if tomb is None else {RULES_SOURCE: tomb}, merge=True,
+                     conflicts=(conflict_rules.SOURCE,))
     return books.clipped_into(merged, total, by=HOST_KEY)
 
 

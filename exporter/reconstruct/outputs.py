@@ -96,6 +96,13 @@ def summary_text(audit: dict) -> str:
     if audit.get("ondemand_hours_outside_total"):
         lines.append(f"on-demand instance-hours on hosts without total evidence: "
                      f"{audit['ondemand_hours_outside_total']:.1f} (shown as negative on-demand available)")
+    conflicts = audit.get("conflicts") or {}
+    if conflicts.get("spans"):
+        lines.append(f"conflict spans (duplicate Blazar host rows, counted once): {conflicts['spans']}, "
+                     f"{conflicts['hours']:.1f} host-hours on {len(conflicts['hours_by_host'])} host(s)")
+    orphans = (audit.get("services") or {}).get("orphan_hosts")
+    if orphans:
+        lines.append(f"nova-compute services without a compute node (not hosts): {', '.join(orphans)}")
     if "timeline" in audit:
         tl = audit["timeline"]
         lines.append(f"timeline {tl['start']} .. {tl['end']} step {tl['step_seconds']}s: {tl['rows']} rows, "

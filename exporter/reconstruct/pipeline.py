@@ -31,13 +31,15 @@ import polars as pl
 from exporter import layout
 from exporter.adapters import blazar_devices, boundary, host_resources, nova_placements, nova_services
 from exporter.adapters.registry import declared_tables, site_tables
+from exporter.columns import RECORD_LEVELS
 from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
+from exporter.reconstruct import audit_timeline
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import (bookings, device_levels, devices_audit, host_levels, inference, knowledge,
-                                  leadtime, manual_rules, pools, semantics, span_kinds)
+from exporter.reconstruct import (bookings, conflicts, device_levels, devices_audit, host_levels, inference,
+                                  knowledge, leadtime, manual_rules, pools, semantics, span_kinds)
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -148,7 +150,9 @@ def spans_from_tables(
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
         "source_table", "source_id", "level", "start", nulls_last=True)
     every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
-    audit = auditing.span_audit(books, every_span, rejected, tables=frames, warnings=warnings + gaps)
+    counted = every_span.filter(~pl.col("level").is_in(RECORD_LEVELS))  # conflict records come from no input row
+    audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
+    audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
     audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
         levels["occupied"], levels["total"], snapshot_time=snapshot_time)
     audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
@@ -160,6 +164,7 @@ def spans_from_tables(
     auditing.check_reject_reasons(rejected)
     span_kinds.check_kinds(every_span)
     auditing.check_sources(audit["sources"])
+    conflicts.check_conflicts(audit["conflicts"])
     if devices is not None:
         audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, snapshot_time=snapshot_time)
     return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
@@ -192,7 +197,8 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
     ondemand = pools.ondemand_spans(books, hosts, total, reservable, occupied, policy, since=complete_since,
                                     host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
-            "stopped": stopped, "ondemand": ondemand}, segments, instances
+            "stopped": stopped, "ondemand": ondemand,
+            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
@@ -231,7 +237,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     with progress.stage("audit"):
         # where the evidence came from, so later stages (compare) find the snapshot again
         audit = dict(span_set.audit, snapshot_time_source=time_source, snapshot_dir=str(Path(snapshot_dir).resolve()))
-        audit["timeline"] = auditing.timeline_accounting(
+        audit["timeline"] = audit_timeline.timeline_accounting(
             span_set.spans, timeline, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
         auditing.check_invariants(audit)
         device_timeline = None  # built and checked here: it is small (a few devices, one resource)

@@ -31,8 +31,8 @@ from exporter.adapters import (
 )
 from exporter.columns import (
     BOOKING_MAINTENANCE, BOOKING_RESERVATION, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_COMMITTED,
-    LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_ONDEMAND, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_ONDEMAND,
-    POOL_RESERVABLE,
+    LEVEL_CONFLICT, LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_ONDEMAND, LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL,
+    POOL_ONDEMAND, POOL_RESERVABLE,
     SPAN_SCHEMA, conform,
 )
 from exporter.engine import intervals
@@ -134,7 +134,7 @@ def canonical_spans(spans: pl.DataFrame, *, site: str, context: dict[str, pl.Laz
     changed = (pl.col("start") != pl.col("original_start")) | pl.col("end").ne_missing(pl.col("original_end"))
     return conform(enriched.with_columns(
         pl.lit(site).alias("site"),
-        pl.when(pl.col("level") == LEVEL_TOTAL).then(None)
+        pl.when(pl.col("level").is_in([LEVEL_TOTAL, LEVEL_CONFLICT])).then(None)
         .when(pl.col("level").is_in([LEVEL_RESERVABLE, LEVEL_COMMITTED, LEVEL_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
         .when(pl.col("booking").is_in([BOOKING_RESERVATION, BOOKING_MAINTENANCE])).then(pl.lit(POOL_RESERVABLE))
         .otherwise(pl.lit(POOL_ONDEMAND)).alias("pool"),

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import polars as pl
 
 from exporter.columns import (
-    CONFIDENCES, EVIDENCE_KINDS, LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_ONDEMAND, LEVEL_RESERVABLE,
-    LEVEL_STOPPED, LEVEL_TOTAL, SPAN_TYPES,
+    CONFIDENCES, EVIDENCE_KINDS, LEVEL_COMMITTED, LEVEL_CONFLICT, LEVEL_MAINTENANCE, LEVEL_OCCUPIED, LEVEL_ONDEMAND,
+    LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, SPAN_TYPES,
 )
 from exporter.engine.intervals import hours_between
 from exporter.errors import InvariantViolation
@@ -35,6 +35,7 @@ SPAN_TYPE_OF_LEVEL = {
     LEVEL_OCCUPIED: "nova_instance_occupied",
     LEVEL_STOPPED: "nova_instance_stopped",
     LEVEL_ONDEMAND: "ondemand_host",
+    LEVEL_CONFLICT: "conflict_exclusion",
 }
 RULE_SPAN_TYPES = {LEVEL_TOTAL: "rule_host", LEVEL_RESERVABLE: "rule_reservable_host",
                    LEVEL_MAINTENANCE: "rule_maintenance", LEVEL_ONDEMAND: "rule_ondemand_host"}

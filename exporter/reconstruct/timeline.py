@@ -21,7 +21,7 @@ from exporter.errors import ConfigError, TimelineError
 from exporter.engine.intervals import overlap_seconds
 from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_sorted_key
 from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size
-from exporter.columns import LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
+from exporter.columns import LEVELS, RECORD_LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.reconstruct.leaves import (
     LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, long_leaves, long_timeline, series_name, wide_by_series,
 )
@@ -42,7 +42,7 @@ def series_spans(spans: SpanInput, *, keep: Sequence[str] = ()) -> pl.LazyFrame:
     Null node_type becomes ``unknown``; null quantities count as 0. Raises TimelineError for a
     null start, a level outside LEVELS or a (level, booking) that belongs to no level-series.
     """
-    frame = spans.lazy()
+    frame = spans.lazy().filter(~pl.col("level").is_in(RECORD_LEVELS))  # records (conflicts) feed no series
     _check_levels(frame)
     frame = frame.filter(~_unexported())
     whole_levels = [level for level, booking in SERIES if booking is None]

@@ -20,6 +20,7 @@ from exporter.sitegen.render import (
     render_compute_nodes,
 )
 from exporter.sitegen.render_control import render_audit, render_services
+from exporter.sitegen.truth_conflicts import conflict_truth
 from exporter.sitegen.render_activity import broken_rows, render_instances, render_leases
 from exporter.sitegen.render_lifecycles import render_sizes_and_moves
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS, build_metadata
@@ -113,6 +114,7 @@ def run_pipeline(url: str, *, hosts: int, years: float, seed: int, start: dt.dat
         "pools": pool_hours(pools),
         "blazar_history": {"soft_delete_since": to_dt(BLAZAR_SOFT_DELETE_SINCE),
                            "evident_since": to_dt(blazar_evident_since(world, enabled, keeps_deleted))},
+        "conflicts": conflict_truth(world, enabled, keeps_deleted),
         "services": {"disabled_hosts_by_node_type": disabled_by_node_type(world),
                      "orphan_service_hosts": [ORPHAN_SERVICE[kind]] if "orphan_services" in enabled else []},
     })

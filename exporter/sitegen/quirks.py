@@ -30,7 +30,7 @@ QUIRKS: dict[str, tuple[str, str, str]] = {
         "hours are lost, and reserved instances on them become orphans"),
     "duplicate_blazar_hosts": (
         "render", "a second, overlapping computehosts row for some hosts",
-        "none after merging per hostname (overlap reported as duplicate_entity)"),
+        "none: counted once per hostname; each overlap is a conflict_exclusion span (truth.json conflicts)"),
     "advance_bookings": (
         "simulate", "leases created days before they start (allocations created at creation)",
         "none if the committed window starts at max(lease start, allocation created)"),

@@ -19,7 +19,7 @@ from exporter.engine.sweepline import signed_changes
 from exporter.engine.resample import dense_grid_from_deltas, grid_end, grid_size
 from exporter.columns import SPAN_SCHEMA, conform
 from exporter.reconstruct.leaves import SERIES
-from exporter.reconstruct.audit import check_hours_conserved, hours_conservation
+from exporter.reconstruct.audit_timeline import check_hours_conserved, hours_conservation
 from exporter.reconstruct.timeline import counters_until, timeline_from_spans
 
 T0 = datetime(2020, 1, 1)

@@ -16,7 +16,7 @@ from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
 from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot
 from exporter.sitegen import generate_site
-from exporter.reconstruct.audit import negative_leaves
+from exporter.reconstruct.audit_timeline import negative_leaves
 
 
 def test_site_with_maintenance_instances_has_no_negative_leaf(tmp_path):

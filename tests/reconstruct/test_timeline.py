@@ -16,7 +16,7 @@ import pytest
 
 from exporter.errors import InvariantViolation, TimelineError
 from exporter.columns import SPAN_SCHEMA, TIMELINE_SCHEMA, conform
-from exporter.reconstruct.audit import check_hours_conserved, hours_conservation, negative_leaves
+from exporter.reconstruct.audit_timeline import check_hours_conserved, hours_conservation, negative_leaves
 from exporter.reconstruct.timeline import counters_until, levels_at, timeline_from_spans
 
 HOUR = timedelta(hours=1)

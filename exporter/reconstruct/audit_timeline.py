@@ -1,0 +1,194 @@
+"""The timeline half of the audit: the timeline's integral against the counted span-hours.
+
+Per (node_type, level-series, resource) the span-hours inside the window must equal the
+timeline's Σ value × step, the level-series being recovered from the exported leaves by the
+inverse of the leaf table (exporter.reconstruct.leaves) — so the check is independent of how the
+timeline was built. Also the negative leaves (a data anomaly, counted). Every float sum is
+order-free, as in exporter.reconstruct.audit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from exporter.engine.intervals import overlap_seconds
+from exporter.engine.resample import grid_end
+from exporter.engine.sweepline import order_free_sum
+from exporter.errors import InvariantViolation
+from exporter.reconstruct import pools
+from exporter.reconstruct.leaves import RESOURCES, SERIES, series_name, series_weights
+from exporter.reconstruct.timeline import GROUP, SpanInput, series_spans, series_totals, unexported_hours
+
+
+def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: dt.datetime, end: dt.datetime,
+                        step: dt.timedelta, snapshot_time: dt.datetime) -> dict:
+    """The timeline part of the audit: window, size, negative leaves and, per (node_type,
+    level-series, resource), counted span-hours in the window vs the timeline's integral
+    (hours_conservation: leaves recombined by the inverse leaf table)."""
+    conservation = hours_conservation(spans, timeline, start=start, end=end, step=step, open_end=snapshot_time)
+    return {
+        "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
+        "rows": timeline.height, "negative_leaves": negative_leaves(timeline).height,
+        # occupied/stopped node-hours inside maintenance leases: in the maintenance leaf, not active/idle
+        "node_hours_inside_maintenance": unexported_hours(spans, start=start, end=end, open_end=snapshot_time),
+        "pools": pools.pool_node_hours(timeline, step=step),
+        "conservation": conservation.drop("difference").to_dicts(),
+    }
+
+
+def check_timeline_hours(conservation: list[dict]) -> None:
+    """Raise InvariantViolation unless the timeline's integral equals the span-hours per
+    (node_type, level-series, resource) (rule and tolerance: check_hours_conserved)."""
+    frame = pl.DataFrame(conservation, infer_schema_length=None)
+    if frame.height:
+        check_hours_conserved(frame.with_columns(difference=pl.col("timeline_hours") - pl.col("span_hours")))
+
+
+def _series_as_levels(
+    frame: pl.DataFrame, value: str, *, index: Sequence[str] = tuple(GROUP)
+) -> pl.DataFrame:
+    """``index, series, resource, <value>`` -> ``index, level, booking, resource, <value>``."""
+    level_of = {series_name(*s): s for s in SERIES}
+    return (
+        frame.with_columns(
+            pl.col("series").replace_strict({k: v[0] for k, v in level_of.items()}).alias("level"),
+            pl.col("series")
+            .replace_strict({k: v[1] for k, v in level_of.items()}, return_dtype=pl.String)
+            .alias("booking"),
+        )
+        .select(*index, "level", "booking", "resource", value)
+        .sort(*index, "level", "booking", "resource", nulls_last=True)
+    )
+
+
+def hours_by_level(
+    spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime
+) -> pl.DataFrame:
+    """Counted span-hours in the window [start, end), per level-series, in base units.
+
+    Output: ``site, node_type, level, booking, resource, hours`` (Σ resource × hours of each
+    span clipped to the window; null end closed at ``open_end``), for every (site, node_type) in
+    the spans × every level-series × resource.
+    """
+    seconds = overlap_seconds(start, end, open_end=open_end)
+    totals = series_totals(series_spans(spans), seconds / 3600.0)
+    long = totals.unpivot(
+        index=[*GROUP, "series"], on=list(RESOURCES), variable_name="resource", value_name="hours"
+    )
+    return _series_as_levels(long, "hours")
+
+
+def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.DataFrame:
+    """The timeline's integral (Σ value × step, in hours) per level-series, from its leaves.
+
+    Level-series are recovered from the leaves by the inverse of the leaf table, so this checks
+    what the timeline says about each level independently of how it was built. Output columns
+    as :func:`hours_by_level`.
+    """
+    inverse = pl.DataFrame(
+        [
+            {"series": series_name(*s), "pool": pool, "state": state, "weight": float(w)}
+            for s, weights in series_weights().items()
+            for (pool, state), w in weights.items()
+        ]
+    )
+    step_hours = step / timedelta(hours=1)
+    # Order-free sums keep audit.json byte-identical between runs of the parallel engine.
+    leaf_sums = (
+        timeline.lazy()
+        .group_by(*GROUP, "pool", "state", "resource")
+        .agg(order_free_sum(pl.col("value")))
+        .collect(engine="streaming")
+        # as text: spans label them so, and a timeline read from an older file has text labels
+        .with_columns(pl.col(*GROUP, "pool", "state", "resource").cast(pl.String))
+    )
+    series_hours = (
+        leaf_sums.join(inverse, on=["pool", "state"])
+        .group_by(*GROUP, "series", "resource")
+        .agg(order_free_sum(pl.col("value") * pl.col("weight")).mul(step_hours).alias("hours"))
+    )
+    return _series_as_levels(series_hours, "hours")
+
+
+def hours_conservation(
+    spans: SpanInput,
+    timeline: pl.DataFrame,
+    *,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    open_end: datetime,
+) -> pl.DataFrame:
+    """Span-hours vs timeline integral per level-series over the grid's window.
+
+    The window is [start, grid_end) (the last cell may reach past ``end``). Output:
+    ``site, node_type, level, booking, resource, span_hours, timeline_hours, difference``.
+    """
+    window_end = grid_end(start=start, end=end, step=step)
+    keys = [*GROUP, "level", "booking", "resource"]
+    counted = hours_by_level(spans, start=start, end=window_end, open_end=open_end)
+    integral = timeline_hours_by_level(timeline, step=step)
+    return (
+        counted.rename({"hours": "span_hours"})
+        .join(integral.rename({"hours": "timeline_hours"}), on=keys, how="full",
+              coalesce=True, nulls_equal=True)
+        .with_columns(pl.col("span_hours", "timeline_hours").fill_null(0.0))
+        .with_columns(difference=pl.col("timeline_hours") - pl.col("span_hours"))
+        .sort(keys, nulls_last=True)
+    )
+
+
+def check_hours_conserved(
+    conservation: pl.DataFrame, *, rel_tol: float = 1e-9, abs_tol: float = 1e-6
+) -> None:
+    """Raise InvariantViolation if any timeline integral differs from its span-hours.
+
+    Allowed difference: ``abs_tol`` + ``rel_tol`` × the largest hours of any level-series of
+    the same (site, node_type, resource). ``conservation`` is :func:`hours_conservation`'s
+    output; the error's ``details`` lists the bad rows.
+    """
+    # Leaves are differences of level-series, so round-off scales with the largest series of
+    # the same (site, node_type, resource), not with the series being checked.
+    scale = (
+        pl.max_horizontal(pl.col("span_hours").abs(), pl.col("timeline_hours").abs())
+        .max()
+        .over("site", "node_type", "resource")
+    )
+    bad = conservation.filter(pl.col("difference").abs() > abs_tol + rel_tol * scale)
+    if bad.height:
+        first = bad.row(0, named=True)
+        raise InvariantViolation(
+            f"hours not conserved for {bad.height} level/resource series, e.g. "
+            f"{first['site']}/{first['node_type']}/{first['level']}/{first['booking']}/"
+            f"{first['resource']}: spans {first['span_hours']:.6g} h vs timeline "
+            f"{first['timeline_hours']:.6g} h",
+            details=bad.to_dicts(),
+        )
+
+
+def negative_leaves(timeline: pl.DataFrame, *, tolerance: float = 1e-9) -> pl.DataFrame:
+    """Timeline rows whose leaf is negative (a data anomaly), ignoring float round-off.
+
+    A value counts as negative below −tolerance × max(1, peak), peak being the largest |value|
+    of the same (site, node_type, resource). Output: the offending timeline rows.
+    """
+    group = [*GROUP, "resource"]
+    negative = timeline.filter(pl.col("value") < 0)
+    if negative.height == 0:
+        return negative
+    peaks = (
+        timeline.lazy()
+        .join(negative.lazy().select(group).unique(), on=group, how="semi", nulls_equal=True)
+        .group_by(group)
+        .agg(pl.col("value").abs().max().alias("_peak"))
+        .collect(engine="streaming")
+    )
+    return (
+        negative.join(peaks, on=group, how="left", nulls_equal=True)
+        .filter(pl.col("value") < -tolerance * pl.max_horizontal(pl.col("_peak"), 1.0))
+        .drop("_peak")
+    )
