@@ -69,7 +69,7 @@ def window_ratio(numerator_level: str, denominator_level: str, window: str, by: 
 # (/explain covers the timeline's series), read the same way as the gauges.
 BOOKED_AHEAD = "openstack_usage_booked_ahead_${resource}s"
 LEAD_TIME = "openstack_usage_lease_lead_time_seconds"
-LEAD_TIME_LOOKBACK = "7d"  # samples are daily, at 00:00 of days on which leases were created
+LEAD_TIME_LOOKBACK = "30d"  # samples are daily, at 00:00 of days on which leases were created
 
 
 def booked_ahead(by: str = "horizon") -> str:
