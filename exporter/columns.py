@@ -93,6 +93,7 @@ EVIDENCE_KINDS: dict[str, str] = {
     "nova_compute_node": "a nova.compute_nodes row (or its shadow_ archive copy)",
     "nova_service": "a nova.services row of a nova-compute service",
     "blazar_computehost": "a blazar.computehosts row",
+    "blazar_computehost_audit": "an openstack_audit.audit_blazar_computehosts row (the host row's history)",
     "blazar_history_absence": "Blazar's host history is complete then (docs/semantics.md, Pools) and holds no "
                               "row of the host",
     "blazar_allocation": "a blazar.computehost_allocations row (with its reservation and lease)",
@@ -177,6 +178,7 @@ REJECT_REASONS: dict[str, str] = {
     "implausible_time": "a time before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)",
     "non_finite_inventory": "its vcpus, memory or disk is NaN or infinite",
     "shelved_offloaded": "an instance's time while shelved and offloaded (it holds no host then)",
+    "under_commitment": "maintenance-mask (flag down) time while a lease held the host: the lease keeps it",
     "reservable_pool": "on-demand pool evidence for a time the host was reservable (a Blazar row, inference "
                        "or a rule says so), which outranks it",
     "shared_service": "a nova-compute service fronting several nodes or Ironic nodes: it evidences none of them "

@@ -13,11 +13,9 @@ from exporter.adapters.declared import SourceTable, archive_only
 
 _AUDIT_COLUMNS = ("audit_id", "id", "audit_event_type", "audit_event_time", "audit_changed_by",
                   "audit_changed_at", "data")
-# the first audit deployment stored blazar.computehosts columns as real columns instead of JSON
-_EARLY_AUDIT_HOST_COLUMNS = ("hypervisor_hostname", "vcpus", "memory_mb", "local_gb", "status", "reservable",
-                             "disabled", "created_at", "deleted_at")
+# audit_blazar_computehosts is read by exporter.adapters.blazar_flag (the reservable flag's history)
 _AUDITED = (
-    "blazar_computehosts", "blazar_computehost_extra_capabilities", "blazar_resource_properties",
+    "blazar_computehost_extra_capabilities", "blazar_resource_properties",
     "blazar_leases", "blazar_reservations", "blazar_computehost_allocations", "blazar_computehost_reservations",
     "blazar_instance_reservations", "blazar_devices", "blazar_device_allocations", "blazar_device_reservations",
     "blazar_device_extra_capabilities", "nova_compute_nodes", "nova_services", "nova_instances",
@@ -26,8 +24,7 @@ _AUDITED = (
 
 
 def _audit_table(source: str) -> SourceTable:
-    extra = _EARLY_AUDIT_HOST_COLUMNS if source == "blazar_computehosts" else ()
-    return SourceTable("openstack_audit", f"audit_{source}", _AUDIT_COLUMNS + extra, primary_key="audit_id",
+    return SourceTable("openstack_audit", f"audit_{source}", _AUDIT_COLUMNS, primary_key="audit_id",
                        optional=True, description=f"trigger audit of {source.replace('_', '.', 1)}")
 
 

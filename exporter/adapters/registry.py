@@ -9,15 +9,15 @@ change, never a second list to keep in sync. Register a new adapter module in ``
 from __future__ import annotations
 
 from exporter.adapters import (
-    blazar_devices, blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances, nova_placements,
-    nova_services, zun_containers,
+    blazar_devices, blazar_flag, blazar_hosts, blazar_leases, extras, legacy_usage, nova_hosts, nova_instances,
+    nova_placements, nova_services, zun_containers,
 )
 from dataclasses import replace
 
 from exporter.adapters.declared import ChildOf, SourceTable
 
-ADAPTER_MODULES = (nova_hosts, nova_services, blazar_hosts, blazar_leases, nova_instances, nova_placements,
-                   legacy_usage, blazar_devices, zun_containers, extras)
+ADAPTER_MODULES = (nova_hosts, nova_services, blazar_hosts, blazar_flag, blazar_leases, nova_instances,
+                   nova_placements, legacy_usage, blazar_devices, zun_containers, extras)
 
 
 def declared_tables() -> tuple[SourceTable, ...]:

@@ -8,6 +8,8 @@ Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip in
 4. occupied     instances; reserved ones clipped into their reservation's committed (or
                 maintenance) window on the same host (else orphan)       -> occupied
 5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
+   masks        Blazar's reservable flag down (audit history, current value), into reservable,
+                outside every commitment (exporter.reconstruct.masks)   -> maintenance
 6. ondemand     Blazar's complete history without the host, on-demand instances, rules; into
                 total, minus reservable (exporter.reconstruct.pools)     -> ondemand
 7. timeline     time-weighted leaves on the grid (exporter.reconstruct.timeline), then both invariants.
@@ -39,7 +41,7 @@ from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import audit_timeline
 from exporter.reconstruct import outputs as reconstruct_io
 from exporter.reconstruct import (bookings, conflicts, device_levels, devices_audit, host_levels, inference,
-                                  knowledge, leadtime, manual_rules, pools, semantics, span_kinds)
+                                  knowledge, leadtime, manual_rules, masks, pools, semantics, span_kinds)
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -194,10 +196,11 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
         stop_job = side.submit(semantics.stop_windows, frames, instances)
         occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
         stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
+    mask = masks.mask_spans(books, frames, reservable, committed, policy)
     ondemand = pools.ondemand_spans(books, hosts, total, reservable, occupied, policy, since=complete_since,
                                     host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
-            "stopped": stopped, "ondemand": ondemand,
+            "stopped": stopped, "ondemand": ondemand, "mask": mask,
             "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances
 
 

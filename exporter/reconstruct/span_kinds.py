@@ -57,6 +57,7 @@ EVIDENCE_OF_TABLE = {
     "nova.services": "nova_service",
     "blazar.computehosts": "blazar_computehost",
     "blazar.computehost_allocations": "blazar_allocation",
+    "openstack_audit.audit_blazar_computehosts": "blazar_computehost_audit",
     "nova.instances": "nova_instance",
     "nova.shadow_instances": "nova_instance",
     "nova_cell0.instances": "nova_instance",
@@ -70,6 +71,8 @@ EVIDENCE_OF_TABLE = {
     INFERENCE_SOURCE: "reserved_instances",
 }
 KIND_COLUMNS = ("span_type", "evidence", "confidence", "hours")
+# maintenance spans from the Blazar host flag (exporter.reconstruct.masks), not from a lease
+MASK_TABLES = ("blazar.computehosts", "openstack_audit.audit_blazar_computehosts")
 
 
 def with_kinds(spans: pl.DataFrame, rules: Sequence[Rule], *, snapshot_time: dt.datetime) -> pl.DataFrame:
@@ -79,6 +82,7 @@ def with_kinds(spans: pl.DataFrame, rules: Sequence[Rule], *, snapshot_time: dt.
     kind = (pl.when(table == RULES_SOURCE).then(level.replace_strict(RULE_SPAN_TYPES, default=None))
             .when(table == INFERENCE_SOURCE).then(level.replace_strict(INFERRED_SPAN_TYPES, default=None))
             .when((table == "blazar.devices") & (level == LEVEL_MAINTENANCE)).then(pl.lit("device_unreservable"))
+            .when(table.is_in(MASK_TABLES) & (level == LEVEL_MAINTENANCE)).then(pl.lit("maintenance_mask"))
             .when(table.is_in(DEVICE_TABLES)).then(level.replace_strict(DEVICE_SPAN_TYPES, default=None))
             .otherwise(level.replace_strict(SPAN_TYPE_OF_LEVEL, default=None)))
     rule_confidence = pl.col("rule_id").replace_strict({rule.id: rule.confidence for rule in rules}, default=None,

@@ -116,6 +116,7 @@ def truth_spans(world: World, *, site: str) -> pl.DataFrame:
                 inside = _overlap((stop, restart if restart is not None else inst.end), (place.start, place.end))
                 if inside is not None:
                     spans.add("stopped", place.host, *inside, resources=share, **common)
+    _mask_spans(spans, world)
     return spans.frame().sort("level", "start", "entity_id", nulls_last=True)
 
 

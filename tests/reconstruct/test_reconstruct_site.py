@@ -22,7 +22,7 @@ from exporter.sitegen.quirks import QUIRKS
 
 EXACT = 1e-9  # relative: float sums of the same intervals
 ROUNDED = 2e-3  # truth.json rounds each loss to 3 decimals (hours)
-LOSSY = {"nova_hard_deleted", "blazar_hard_deleted", "killed_by_blazar"}
+LOSSY = {"nova_hard_deleted", "blazar_hard_deleted", "killed_by_blazar", "maintenance_flag"}
 
 
 def node_hours(spans: pl.DataFrame, snapshot) -> dict[str, float]:
@@ -47,7 +47,8 @@ def expected_hours(truth_hours: dict[str, float], losses: dict[str, dict]) -> di
         "total": truth_hours.get("total", 0.0) - lost("nova_hard_deleted", "lost_total_node_hours"),
         "reservable": truth_hours.get("reservable", 0.0) - lost("blazar_hard_deleted", "lost_reservable_node_hours"),
         "committed": truth_hours.get("committed", 0.0) - lost("blazar_hard_deleted", "lost_committed_node_hours"),
-        "maintenance": truth_hours.get("maintenance", 0.0) - lost("blazar_hard_deleted", "lost_maintenance_node_hours"),
+        "maintenance": truth_hours.get("maintenance", 0.0) - lost("blazar_hard_deleted", "lost_maintenance_node_hours")
+        - lost("maintenance_flag", "lost_mask_node_hours"),  # flag-down time before the audit triggers
         "occupied": truth_hours.get("occupied", 0.0) - lost("blazar_hard_deleted", "orphaned_occupied_node_hours")
         - lost("killed_by_blazar", "lost_occupied_node_hours"),
     }
