@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from exporter.cli.options import DateTime
+from exporter.config import DEFAULT_HISTORY_START
 
 DEFAULT_DB_URL = "sqlite:///demo/site/main.sqlite"
-LOGICAL_SCHEMAS = ("nova", "nova_api", "blazar", "chameleon_usage")
 
 
 def _quirk_names() -> list[str]:
@@ -25,7 +25,8 @@ def _quirk_names() -> list[str]:
 @click.option("--years", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
               help="Simulated history length; the snapshot ('now') is start + years.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Same seed (and start) -> identical site.")
-@click.option("--start", type=DateTime(), default="2016-01-01", show_default=True, help="First simulated day (UTC).")
+@click.option("--start", type=DateTime(), default=f"{DEFAULT_HISTORY_START:%Y-%m-%d}",
+              show_default=True, help="First simulated day (UTC).")
 @click.option("--kind", type=click.Choice(["baremetal", "kvm", "edge"]), default="baremetal", show_default=True,
               help="Ironic bare-metal site with physical:host leases, KVM site with on-demand VMs, or CHI@Edge "
                    "site with devices, device leases and Zun containers (docs/synthetic-site.md).")
@@ -49,10 +50,11 @@ def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_qu
     The generator DROPS and re-creates its tables in the target databases: never point it at
     a real OpenStack database server (use --db-prefix on a shared test server).
     """
+    from exporter.config import prefixed_databases
     from exporter.db import masked
     from exporter.sitegen import generate_site
 
-    databases = {schema: f"{db_prefix}{schema}" for schema in LOGICAL_SCHEMAS} if db_prefix else None
+    databases = prefixed_databases(db_prefix) if db_prefix else None
     with click.progressbar(length=1, label="generating site", show_pos=True, item_show_func=lambda s: s) as bar:
         def progress(label: str, done: int, total: int) -> None:
             bar.length = total

@@ -12,13 +12,15 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from exporter.config import DEFAULT_HISTORY_START
 from exporter.db import is_sqlite
 from exporter.errors import ConfigError
 from exporter.sitegen.model import Rng, World, ts
 from exporter.sitegen.quirks import QUIRKS, resolve_quirks
 from exporter.sitegen.schema import CAPABILITY_SCHEMAS
 
-DEFAULT_START = dt.datetime(2016, 1, 1)
+# a generated site starts where a site without history_start does, so the default config covers it
+DEFAULT_START = DEFAULT_HISTORY_START
 KINDS = ("baremetal", "kvm", "edge")  # edge: CHI@Edge devices and containers (hosts = devices)
 
 __all__ = ["CAPABILITY_SCHEMAS", "DEFAULT_START", "GeneratedSite", "KINDS", "QUIRKS", "add_years", "default_truth_dir",
