@@ -24,8 +24,8 @@ ROOT_URL = "mysql+pymysql://root@127.0.0.1:3306/"
 CHILD = """
 import json, os, resource, sys, time
 from pathlib import Path
-from exporter.config import SiteConfig
-from exporter.extract.copy import extract_snapshot, prefixed_databases
+from exporter.config import SiteConfig, prefixed_databases
+from exporter.extract.copy import extract_snapshot
 prefix, fast, out = sys.argv[1], sys.argv[2] == "fast", sys.argv[3]
 site = SiteConfig(name="bench", display_name="bench", db_url=%r, databases=prefixed_databases(prefix))
 began, cpu = time.perf_counter(), os.times()
@@ -62,7 +62,7 @@ def run(prefix: str, reader: str) -> dict:
 def main(prefix: str, generate: bool, hosts: int, years: float, seed: int, rounds: int, drop: bool) -> None:
     import sqlalchemy as sa
 
-    from exporter.extract.copy import prefixed_databases
+    from exporter.config import prefixed_databases
 
     if drop:
         engine = sa.create_engine(ROOT_URL)

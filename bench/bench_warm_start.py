@@ -70,7 +70,7 @@ def uptime() -> str:
 @click.option("--history-start", default="2016-01-01", show_default=True)
 @click.option("--rounds", type=int, default=2, show_default=True)
 def main(prefix: str, history_start: str, rounds: int) -> None:
-    from exporter.extract.copy import prefixed_databases
+    from exporter.config import prefixed_databases
 
     work = Path(tempfile.mkdtemp(prefix="bench-warm-"))
     config = work / "sites.yaml"

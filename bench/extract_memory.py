@@ -23,8 +23,8 @@ ROOT_URL = "mysql+pymysql://root@127.0.0.1:3306/"
 CHILD = """
 import json, resource, sys, tempfile, time
 from pathlib import Path
-from exporter.config import SiteConfig
-from exporter.extract.copy import extract_snapshot, prefixed_databases
+from exporter.config import SiteConfig, prefixed_databases
+from exporter.extract.copy import extract_snapshot
 from exporter.adapters.registry import declared_tables
 prefix, batch = sys.argv[1], int(sys.argv[2])
 source = [s for s in declared_tables() if s.name == "nova.instance_actions"]

@@ -31,6 +31,13 @@ DEFAULT_MAINTENANCE_PROJECTS = ("maintenance",)
 DEFAULT_CONFIG_PATH = Path("etc/sites.yaml")
 # the logical schemas a site maps to databases (here, not in db.py: reading a config needs no sqlalchemy)
 KNOWN_SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "zun", "openstack_audit", "chameleon_usage")
+
+
+def prefixed_databases(prefix: str) -> dict[str, str]:
+    """Physical database names ``<prefix><schema>`` for every known logical schema."""
+    return {schema: f"{prefix}{schema}" for schema in KNOWN_SCHEMAS}
+
+
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Earlier than any OpenStack cloud; later than anything this tool will be used for.
 EARLIEST_DATE = EARLIEST_PLAUSIBLE

@@ -31,8 +31,7 @@ def command(user, host, site_name, db_prefix, columns, config_path) -> None:
           | mysql --force -u root -p
     """
     # imported here, not at the top: `usage-exporter --help` loads every subcommand module
-    from exporter.config import load_config
-    from exporter.extract.copy import prefixed_databases
+    from exporter.config import load_config, prefixed_databases
     from exporter.extract.grants import column_grants, create_user_guidance, table_grants
 
     databases = load_config(config_path).site(site_name, resolve_env=False).databases if site_name else {}

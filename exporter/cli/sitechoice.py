@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from exporter.config import Config, SiteConfig, load_config
+from exporter.config import Config, SiteConfig, load_config, prefixed_databases
 from exporter.errors import ConfigError
 
 ADHOC_SITE = "default"
@@ -41,8 +41,6 @@ def site_from_options(*, db_url: str | None, site_name: str | None, db_prefix: s
     else:
         site = config.site(site_name)
     if db_prefix:
-        from exporter.extract.copy import prefixed_databases  # loads sqlalchemy: only when needed
-
         site = dataclasses.replace(site, databases={**site.databases, **prefixed_databases(db_prefix)})
     return site, config.data_dir if config else Path("data")
 

@@ -27,7 +27,7 @@ import polars as pl
 
 from exporter import __version__
 from exporter.config import SiteConfig
-from exporter.db import KNOWN_SCHEMAS, masked, open_engine
+from exporter.db import masked, open_engine
 from exporter.errors import ConfigError, SnapshotError
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress, StageBar
@@ -42,8 +42,8 @@ from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_directory, fsync_tree, is_disk_full, remove_stale_staging,
                               staging_directory, write_text_atomically)
 
-__all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_statements", "prefixed_databases",
-           "read_tables", "snapshot_id_for"]
+__all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_statements", "read_tables",
+           "snapshot_id_for"]
 
 MANIFEST_FORMAT = "openstack-usage-exporter/snapshot/1"
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -74,11 +74,6 @@ class ExtractResult:
 def snapshot_id_for(when: dt.datetime) -> str:
     """The snapshot id for a UTC time: ``20261121T230000Z``."""
     return when.strftime("%Y%m%dT%H%M%SZ")
-
-
-def prefixed_databases(prefix: str) -> dict[str, str]:
-    """Physical database names ``<prefix><schema>`` for every known logical schema."""
-    return {schema: f"{prefix}{schema}" for schema in KNOWN_SCHEMAS}
 
 
 def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | None = None,

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from exporter.config import SiteConfig
+from exporter.config import SiteConfig, prefixed_databases
 from exporter.adapters.registry import declared_tables
-from exporter.extract.copy import extract_snapshot, prefixed_databases
+from exporter.extract.copy import extract_snapshot
 from exporter.progress import Progress, StageBar
 from exporter.layout import scan_tables
 from tests import support

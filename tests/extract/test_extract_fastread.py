@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from exporter.config import SiteConfig
+from exporter.config import SiteConfig, prefixed_databases
 from exporter.db import open_engine
 from exporter.adapters.registry import declared_tables
-from exporter.extract.copy import extract_snapshot, prefixed_databases
+from exporter.extract.copy import extract_snapshot
 from exporter.extract.reading import read_tables_fast
 from exporter.extract.tableread import read_tables
 from exporter.layout import scan_tables

@@ -8,7 +8,8 @@ import re
 from click.testing import CliRunner
 
 from exporter.cli import cli
-from exporter.extract.copy import grant_statements, prefixed_databases
+from exporter.config import prefixed_databases
+from exporter.extract.copy import grant_statements
 from exporter.progress import Progress, for_cli
 from exporter.adapters.registry import declared_tables
 

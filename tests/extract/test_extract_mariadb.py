@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from exporter.cli import main
-from exporter.config import SiteConfig
-from exporter.extract.copy import extract_snapshot, grant_statements, prefixed_databases
+from exporter.config import SiteConfig, prefixed_databases
+from exporter.extract.copy import extract_snapshot, grant_statements
 from exporter.adapters.registry import declared_tables
 from exporter.layout import scan_tables
 from tests import support

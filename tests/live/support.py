@@ -129,9 +129,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-SCHEMAS = ("nova", "nova_api", "nova_cell0", "blazar", "chameleon_usage", "openstack_audit")
-
-
 @contextlib.contextmanager
 def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, seed: int = 7):
     """A generated site (no quirks) in MariaDB whose simulated end is close to the real now.
@@ -142,6 +139,7 @@ def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, se
     import datetime as dt
     import uuid
 
+    from exporter.config import prefixed_databases
     from exporter.sitegen import generate_site
     from tests.support import drop_databases
 
@@ -150,7 +148,7 @@ def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, se
     start = (now - dt.timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     try:
         yield generate_site(url, hosts=hosts, years=days / 365, seed=seed, start=start, quirks=set(),
-                            databases={schema: prefix + schema for schema in SCHEMAS}, truth_dir=truth_dir)
+                            databases=prefixed_databases(prefix), truth_dir=truth_dir)
     finally:
         drop_databases(prefix, url)
 
