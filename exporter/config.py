@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from exporter.configvalues import (DatesAsText, choice, colour, expand_env, invalid_yaml, mapping, number_in,
+                                   parse_datetime, plausible, read_text)
 from exporter.errors import ConfigError
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
-from exporter.timeutil import EARLIEST_PLAUSIBLE
 from exporter.priority import inference_mode, site_priority
 
 DEFAULT_HISTORY_START = dt.datetime(2016, 1, 1)  # a site's history_start when it gives none
@@ -38,10 +37,6 @@ def prefixed_databases(prefix: str) -> dict[str, str]:
     return {schema: f"{prefix}{schema}" for schema in KNOWN_SCHEMAS}
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# Earlier than any OpenStack cloud; later than anything this tool will be used for.
-EARLIEST_DATE = EARLIEST_PLAUSIBLE
-LATEST_DATE = dt.datetime(2100, 1, 1)
 # (low, high, unit) of every numeric site option; NaN and infinities are never accepted.
 NUMBER_RANGES = {
     "refresh_interval": (1.0, 86400.0, "seconds"),
@@ -88,8 +83,8 @@ class SiteConfig:
         if not self.kind:
             object.__setattr__(self, "kind", {"kvm": "kvm", "ironic": "baremetal"}.get(self.hypervisor, ""))
         for key in NUMBER_RANGES:
-            object.__setattr__(self, key, _number(getattr(self, key), key, f"sites.{self.name}.{key}"))
-        _plausible(self.history_start, f"sites.{self.name}.history_start")
+            object.__setattr__(self, key, number_in(getattr(self, key), NUMBER_RANGES[key], f"sites.{self.name}.{key}"))
+        plausible(self.history_start, f"sites.{self.name}.history_start")
 
     def url_for(self, schema: str) -> str:
         url = self.db_urls.get(schema, self.db_url)
@@ -135,43 +130,12 @@ class Config:
         return self.site(name, resolve_env=resolve_env) if name in self.unresolved_sites else None
 
 
-def expand_env(text: str, environ: Mapping[str, str] | None = None, where: str = "the config") -> str:
-    """Replace ``${VAR}`` / ``${VAR:-default}``; unknown variables without default are an error."""
-    env = os.environ if environ is None else environ
-
-    def substitute(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
-        raise ConfigError(f"environment variable {name} is not set (referenced by {where})")
-
-    return _ENV_REF.sub(substitute, text)
-
-
-def read_text(path: Path, what: str) -> str:
-    """The text of an operator's file (``what``: "config file", "rules file"), or one-line ConfigError."""
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} not found") from None
-    except OSError as err:
-        raise ConfigError(f"cannot read {what} {path}: {err.strerror}") from None
-
-
-def invalid_yaml(err: yaml.YAMLError, where: str) -> ConfigError:
-    """The one-line error for a YAML file that does not parse, with the line when known."""
-    mark = getattr(err, "problem_mark", None)
-    return ConfigError(f"{where}:{f' line {mark.line + 1}' if mark else ''} is not valid YAML")
-
-
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, str] | None = None) -> Config:
     """Parse and validate a sites file (a site's ``${VAR}``s are resolved when it is used)."""
     path = Path(path)
     raw_text = read_text(path, "config file")
     try:
-        document = yaml.load(raw_text, Loader=_DatesAsText) or {}
+        document = yaml.load(raw_text, Loader=DatesAsText) or {}
     except yaml.YAMLError as err:
         raise invalid_yaml(err, f"config file {path}") from None
     if not isinstance(document, dict):
@@ -179,9 +143,9 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
     unknown = set(document) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"config file {path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
-    defaults = _mapping(document.get("defaults", {}), "defaults")
-    sites_raw = _mapping(document.get("sites", {}), "sites")
-    sites = {str(name): _site(str(name), _mapping(body, f"sites.{name}"), defaults, path.parent)
+    defaults = mapping(document.get("defaults", {}), "defaults")
+    sites_raw = mapping(document.get("sites", {}), "sites")
+    sites = {str(name): _site(str(name), mapping(body, f"sites.{name}"), defaults, path.parent)
              for name, body in sites_raw.items()}
     data_dir = Path(expand_env(str(document.get("data_dir", "./data")), environ, "data_dir"))
     return Config(
@@ -189,20 +153,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
         unresolved_sites=sites,
         job=str(document.get("job", DEFAULT_JOB)),
         instance=str(document.get("instance", DEFAULT_INSTANCE)),
-        site_colours={str(name): _colour(value, f"site_colours.{name}")
-                      for name, value in _mapping(document.get("site_colours", {}), "site_colours").items()},
+        site_colours={str(name): colour(value, f"site_colours.{name}")
+                      for name, value in mapping(document.get("site_colours", {}), "site_colours").items()},
         environ=environ,
     )
-
-
-class _DatesAsText(yaml.SafeLoader):
-    """Safe YAML whose dates stay text, so an impossible one (2024-02-30) gets our error naming its key."""
-
-
-_DatesAsText.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
@@ -213,7 +167,6 @@ HYPERVISORS = ("auto", "ironic", "kvm")
 # What a site is, for presentation only (per-host detection still decides how hosts are counted):
 # bare metal (Ironic + physical:host leases), KVM, or CHI@Edge (devices + Zun containers).
 SITE_KINDS = ("baremetal", "kvm", "edge")
-_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> SiteConfig:
@@ -222,7 +175,7 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
     if unknown:
         raise ConfigError(f"sites.{name}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     for key in ("db_urls", "databases"):
-        strange = set(map(str, _mapping(merged.get(key), f"sites.{name}.{key}"))) - set(KNOWN_SCHEMAS)
+        strange = set(map(str, mapping(merged.get(key), f"sites.{name}.{key}"))) - set(KNOWN_SCHEMAS)
         if strange:
             raise ConfigError(f"sites.{name}.{key}: unknown schema(s) {', '.join(sorted(strange))} "
                               f"(known: {', '.join(KNOWN_SCHEMAS)})")
@@ -235,14 +188,14 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             display_name=str(merged.get("display_name", name)),
             db_url=str(merged["db_url"]) if merged.get("db_url") else None,
             db_urls={str(k): str(v)
-                     for k, v in _mapping(merged.get("db_urls", {}), f"sites.{name}.db_urls").items()},
+                     for k, v in mapping(merged.get("db_urls", {}), f"sites.{name}.db_urls").items()},
             databases={str(k): str(v)
-                       for k, v in _mapping(merged.get("databases", {}), f"sites.{name}.databases").items()},
+                       for k, v in mapping(merged.get("databases", {}), f"sites.{name}.databases").items()},
             maintenance_projects=(str(projects),) if isinstance(projects, str) else tuple(map(str, projects)),
-            history_start=_datetime(merged.get("history_start", DEFAULT_HISTORY_START), f"sites.{name}.history_start"),
+            history_start=parse_datetime(merged.get("history_start", DEFAULT_HISTORY_START), f"sites.{name}.history_start"),
             **{key: merged[key] for key in NUMBER_RANGES if key in merged},  # checked by SiteConfig
-            hypervisor=_choice(merged.get("hypervisor", "auto"), HYPERVISORS, f"sites.{name}.hypervisor"),
-            kind=_choice(merged["kind"], SITE_KINDS, f"sites.{name}.kind") if merged.get("kind") else "",
+            hypervisor=choice(merged.get("hypervisor", "auto"), HYPERVISORS, f"sites.{name}.hypervisor"),
+            kind=choice(merged["kind"], SITE_KINDS, f"sites.{name}.kind") if merged.get("kind") else "",
             rules_file=base / str(merged["rules"]) if merged.get("rules") else None,
             priority=site_priority(merged.get("priority"), f"sites.{name}.priority") if merged.get("priority") else None,
             inference=inference_mode(merged.get("inference"), f"sites.{name}.inference"),
@@ -258,62 +211,6 @@ def _complete_since(value: object, what: str) -> dt.datetime | str | None:
     """None (derive from the data), ``never``, or a date-time."""
     if value is None or value == "never":
         return value
-    return _datetime(value, what)
+    return parse_datetime(value, what)
 
 
-def parse_datetime(value: object, what: str = "time") -> dt.datetime:
-    """A naive-UTC datetime from a date/datetime/ISO string (``2016-01-01``, ``2016-01-01T06:00``)."""
-    return _datetime(value, what)
-
-
-def _datetime(value: object, what: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        naive = value if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-        return _plausible(naive.replace(tzinfo=None), what)
-    if isinstance(value, dt.date):
-        return _plausible(dt.datetime(value.year, value.month, value.day), what)
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{what}: {value!r} is not a date like 2016-01-01 or 2016-01-01T06:00 "
-                          "(or that day does not exist)") from None
-    return _datetime(parsed, what)
-
-
-def _plausible(moment: dt.datetime, what: str) -> dt.datetime:
-    if not EARLIEST_DATE <= moment < LATEST_DATE:
-        raise ConfigError(f"{what}: {moment:%Y-%m-%d %H:%M} is outside {EARLIEST_DATE:%Y-%m-%d} .. "
-                          f"{LATEST_DATE:%Y-%m-%d} (no OpenStack cloud is older)")
-    return moment
-
-
-def _number(value: object, key: str, what: str) -> float:
-    """A finite float inside the key's range (NaN would spin a refresh loop, inf kill it)."""
-    low, high, unit = NUMBER_RANGES[key]
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and low <= number <= high):
-        raise ConfigError(f"{what} must be a number from {low:g} to {high:g} ({unit}), got {value!r}")
-    return number
-
-
-def _choice(value: object, allowed: tuple[str, ...], what: str) -> str:
-    if str(value) not in allowed:
-        raise ConfigError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
-    return str(value)
-
-
-def _colour(value: object, what: str) -> str:
-    if not isinstance(value, str) or not _HEX_COLOUR.fullmatch(value):
-        raise ConfigError(f"{what} must be a colour like \"#0072b2\", got {value!r}")
-    return value.lower()
-
-
-def _mapping(value: object, what: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{what} must be a mapping")
-    return value

@@ -7,7 +7,8 @@ import re
 
 import click
 
-from exporter.config import DEFAULT_CONFIG_PATH, parse_datetime
+from exporter.config import DEFAULT_CONFIG_PATH
+from exporter.configvalues import parse_datetime
 from exporter.errors import ConfigError
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from exporter.columns import CONFIDENCES
-from exporter.config import invalid_yaml, parse_datetime, read_text
+from exporter.configvalues import invalid_yaml, parse_datetime, read_text
 from exporter.errors import ConfigError
 
 ACTIONS = ("exclude", "set_pool", "set_node_type", "add_maintenance", "add_host")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import expand_env, load_config
+from exporter.config import load_config
+from exporter.configvalues import expand_env
 from exporter.db import masked
 from exporter.errors import ConfigError
 
