@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 def main() -> None:
     from bench_reconstruct import prepare
 
-    from exporter.layout import file_sha256, read_manifest, verify_snapshot
+    from exporter.snapshots import file_sha256, read_manifest, verify_snapshot
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-site"))

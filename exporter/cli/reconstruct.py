@@ -9,7 +9,7 @@ import click
 from exporter.cli.options import DateTime, Duration, config_option
 from exporter.config import DEFAULT_HISTORY_START, SiteConfig, check_site_name, load_config
 from exporter.errors import ConfigError
-from exporter.layout import newest_snapshot
+from exporter.snapshots import newest_snapshot
 from exporter.progress import for_cli
 from exporter.reconstruct.pipeline import STAGES, ReconstructOptions, reconstruct_to_directory
 

@@ -31,7 +31,7 @@ from exporter.db import masked, open_engine
 from exporter.errors import ConfigError, SnapshotError
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress, StageBar
-from exporter.layout import MANIFEST_NAME, file_sha256
+from exporter.snapshots import MANIFEST_NAME, file_sha256
 from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables, site_tables

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from exporter.layout import newest_snapshot, verify_snapshot
+from exporter.snapshots import newest_snapshot, verify_snapshot
 from tests.core.crash_support import (SNAPSHOT_ID, backfill_view, cli, orphans_after, promtool_processes,
                                       run_main, staging_leftovers, tree)
 

@@ -13,7 +13,8 @@ from exporter.config import SiteConfig
 from exporter.db import open_engine
 from exporter.errors import ConfigError, DatabaseError, SnapshotError
 from exporter.extract.copy import extract_snapshot, read_tables
-from exporter.layout import file_sha256, read_manifest, scan_tables
+from exporter.layout import scan_tables
+from exporter.snapshots import file_sha256, read_manifest
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables
 

@@ -16,7 +16,7 @@ from exporter.errors import InvariantViolation, SnapshotError
 from exporter.reconstruct.pipeline import (
     ReconstructOptions, reconstruct_snapshot, spans_from_tables, write_reconstruction,
 )
-from exporter.layout import file_sha256
+from exporter.snapshots import file_sha256
 from tests.adapters.tables import (
     SNAPSHOT, allocations, compute_nodes, computehosts, instances, leases, request_specs, reservations, spec, t,
     tables,
