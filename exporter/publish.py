@@ -6,6 +6,8 @@ swaps the staging directory with the target in one atomic ``renameat2(RENAME_EXC
 that moment the previous output is untouched; after it, the previous output sits in the staging
 path and is removed. A crash anywhere leaves either the old or the new set under the target name,
 never a mix (docs/backfill.md, "Crash safety").
+A finished directory that replaces nothing (a snapshot, a block installed into Prometheus) is
+published by one rename instead (publish_new_directory).
 
 A staging directory is ``.<target name>.staging-<random>`` and is locked (``flock``) by the
 process that builds it. A lock outlives no process, so a later run removes any unlocked staging
@@ -74,13 +76,21 @@ def staging_directory(parent: Path, name: str) -> Iterator[Path]:
         os.close(lock)
 
 
-
 def write_text_atomically(path: Path, text: str) -> None:
     """Replace the single file ``path`` by ``text`` in one rename: a reader sees the old or the new
     file, a crash leaves at most ``<name>.tmp`` beside it (a set of files: staged_directory)."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def publish_new_directory(finished: Path, target: Path) -> None:
+    """Give the finished, fsynced directory ``finished`` the new name ``target`` (same filesystem) in one
+    rename and sync the parent, so readers see all of it or nothing, also after a crash. Never replaces
+    an output: callers refuse an existing ``target`` first (a set that replaces one: staged_directory)."""
+    os.rename(finished, target)
+    fsync_directory(target.parent)
+
 
 def remove_stale_staging(parent: Path) -> None:
     """Remove every unlocked staging directory in ``parent`` (the leftovers of killed runs)."""

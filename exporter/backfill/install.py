@@ -22,7 +22,7 @@ from pathlib import Path
 from exporter.errors import DiskFull, OutputError
 from exporter.faults import fault_point
 from exporter.layout import BACKFILL_MANIFEST, BLOCKS_DIR
-from exporter.publish import disk_errors, fsync_directory, fsync_tree
+from exporter.publish import disk_errors, fsync_tree, publish_new_directory
 
 CREATING_SUFFIX = ".tmp-for-creation"  # Prometheus's own suffix for blocks being written
 BLOCK_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
@@ -123,8 +123,7 @@ def _install(block: Block, data_dir: Path) -> None:
         fault_point("install-blocks:after-copy")
         _own_like(creating, data_dir)
         fsync_tree(creating)
-        os.rename(creating, data_dir / block.ulid)
-        fsync_directory(data_dir)
+        publish_new_directory(creating, data_dir / block.ulid)
     except BaseException:
         shutil.rmtree(creating, ignore_errors=True)
         raise

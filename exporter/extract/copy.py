@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import shutil
 from collections.abc import Iterable, Mapping
@@ -39,7 +38,7 @@ from exporter.extract.fastread import FastSource, FastStream, fast_source
 from exporter.extract.reading import read_table_best
 from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_tables
 from exporter.faults import fault_point
-from exporter.publish import (disk_errors, fsync_directory, fsync_tree, is_disk_full, remove_stale_staging,
+from exporter.publish import (disk_errors, fsync_tree, is_disk_full, publish_new_directory, remove_stale_staging,
                               staging_directory, write_text_atomically)
 
 __all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_statements", "read_tables",
@@ -277,8 +276,7 @@ def _publish(work_dir: Path, final_dir: Path) -> None:
         raise SnapshotError(f"snapshot {final_dir} already exists (snapshots are never overwritten)")
     try:
         work_dir.chmod(0o755)  # mkdtemp made it private; a finished snapshot is ordinary data
-        os.rename(work_dir, final_dir)
-        fsync_directory(final_dir.parent)
+        publish_new_directory(work_dir, final_dir)
     except OSError as err:
         if is_disk_full(err):
             raise
