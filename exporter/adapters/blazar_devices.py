@@ -29,10 +29,11 @@ READS = (
                 description="device capabilities (machine_name ...); capability_id renamed property_id in 2024"),
     SourceTable("blazar", "device_reservations",
                 ("id", "reservation_id", "count_range", "resource_properties", "before_end", *TIMESTAMPS),
-                optional=True, description="device reservation requests (how many devices, which properties)"),
+                optional=True, child_of=blazar_leases.OF_RESERVATION,
+                description="device reservation requests (how many devices, which properties)"),
     SourceTable("blazar", "device_allocations", ("id", "device_id", "reservation_id", *TIMESTAMPS),
-                optional=True, required=("id", "device_id", "reservation_id"),
-                description="device<->reservation; soft-deleted at lease end"),
+                optional=True, required=("id", "device_id", "reservation_id"), child_of=blazar_leases.OF_RESERVATION,
+                spans_end=("deleted_at",), description="device<->reservation; soft-deleted at lease end"),
 )
 
 DEVICES = "blazar.devices"

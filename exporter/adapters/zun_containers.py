@@ -16,10 +16,12 @@ from collections.abc import Mapping
 import polars as pl
 
 from exporter.adapters import common
-from exporter.adapters.declared import SourceTable
+from exporter.adapters.declared import ChildOf, SourceTable
 from exporter.columns import BOOKING_RESERVATION
 
 _ZUN_TIMESTAMPS = ("created_at", "updated_at")  # Zun hard-deletes: no deleted/deleted_at
+# A container's end depends on its status (updated_at only when final): no spans_end, so the live
+# recent-row filter keeps every container, and with it their actions and events (child_of).
 READS = (
     # container.environment is left out on purpose: users put secrets there
     SourceTable("zun", "container",
@@ -32,10 +34,12 @@ READS = (
                 ("id", "action", "container_uuid", "request_id", "user_id", "project_id", "start_time",
                  "finish_time", "message", *_ZUN_TIMESTAMPS),
                 optional=True, required=("id", "action", "container_uuid"),
+                child_of=ChildOf("zun.container", "uuid", "container_uuid"),
                 description="Zun container actions (create/start/stop/delete ...)"),
     SourceTable("zun", "container_actions_events",
                 ("id", "event", "action_id", "start_time", "finish_time", "result", *_ZUN_TIMESTAMPS),
-                optional=True, description="Zun action events (no host column); result Error = failed action"),
+                optional=True, child_of=ChildOf("zun.container_actions", "id", "action_id"),
+                description="Zun action events (no host column); result Error = failed action"),
 )
 
 CONTAINERS = "zun.container"

@@ -6,11 +6,12 @@ left out when every span it could evidence ends before C. The adapters declare b
 their source tables (``exporter.adapters.declared``):
 
 - ``spans_end``: the columns after the first of which no span of a row continues (an instance's
-  ``deleted_at``/``terminated_at``, a lease's ``end_date``/``deleted_at``, an allocation's
-  ``deleted_at``): a row with one of them before C is left out;
+  ``deleted_at``/``terminated_at``, a lease's ``end_date``/``deleted_at``, a host or device
+  allocation's ``deleted_at``): a row with one of them before C is left out;
 - ``child_of``: the parent row a row belongs to (an instance's actions, their events, request
-  spec, migrations and embedded flavors; a lease's reservations, their allocations and instance
-  reservations): a row whose parent was left out is left out. A table and its ``shadow_`` twin
+  spec, migrations and embedded flavors; a lease's reservations, their host and device
+  allocations, instance and device reservations; a Zun container's actions, their events): a row
+  whose parent was left out is left out. A table and its ``shadow_`` twin
   are one table here (archived parents and children may sit on either side).
 
 Everything else is kept, including rows that will turn out to end before C: keeping a row never

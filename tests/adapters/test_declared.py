@@ -52,3 +52,30 @@ def test_recent_rows_follow_parents_across_shadow_twins():
     assert recent["nova.shadow_instance_actions"]["id"].to_list() == [13]
     assert recent["nova.instance_actions_events"]["id"].to_list() == [21, 22]
     assert recent["nova.compute_nodes"].equals(hosts)  # hosts are kept whole
+
+
+def test_recent_edge_rows_follow_their_lease_and_container():
+    day = lambda d: dt.datetime(2026, 1, d)  # noqa: E731
+    leases = pl.DataFrame({"id": ["ended", "open"], "end_date": [day(5), day(20)], "deleted_at": [None, None]},
+                          schema_overrides={"deleted_at": pl.Datetime("us")})
+    reservations = pl.DataFrame({"id": ["r-ended", "r-open"], "lease_id": ["ended", "open"]})
+    allocations = pl.DataFrame({"id": [1, 2, 3], "device_id": [7, 7, 8], "deleted_at": [day(5), day(2), None],
+                                "reservation_id": ["r-ended", "r-open", "r-open"]})
+    requests = pl.DataFrame({"id": [4, 5], "reservation_id": ["r-ended", "r-open"]})
+    devices = pl.DataFrame({"id": [7, 8], "deleted_at": [day(1), None]},
+                           schema_overrides={"deleted_at": pl.Datetime("us")})
+    containers = pl.DataFrame({"id": [1, 2], "uuid": ["c-done", "c-running"], "status": ["Deleted", "Running"],
+                               "updated_at": [day(3), day(3)]})
+    actions = pl.DataFrame({"id": [30, 31], "container_uuid": ["c-done", "gone"]})
+    events = pl.DataFrame({"id": [40, 41], "action_id": [30, 31]})
+    tables = {"blazar.leases": leases, "blazar.reservations": reservations, "blazar.device_allocations": allocations,
+              "blazar.device_reservations": requests, "blazar.devices": devices, "zun.container": containers,
+              "zun.container_actions": actions, "zun.container_actions_events": events}
+    recent = recent_tables(tables, cutoff=CUTOFF)
+    assert recent["blazar.device_allocations"]["id"].to_list() == [3]  # 1: ended lease; 2: deleted before
+    assert recent["blazar.device_reservations"]["id"].to_list() == [5]
+    assert recent["blazar.devices"].equals(devices)  # devices, like hosts, are kept whole
+    # a container's end depends on its status: all are kept; an action of a container with no row is not
+    assert recent["zun.container"].equals(containers)
+    assert recent["zun.container_actions"]["id"].to_list() == [30]
+    assert recent["zun.container_actions_events"]["id"].to_list() == [40]
