@@ -1,9 +1,11 @@
-"""``demo``: the whole job on an embedded default — two synthetic sites in SQLite.
+"""``demo``: the whole job on an embedded default — three synthetic sites in SQLite.
 
-Generates a bare-metal site and a KVM site (exporter.sitegen) ending today, writes a sites file
-for them, runs extract -> reconstruct -> backfill for each (exporter.run.run_site, the same code
-``usage-exporter run`` uses), and compares the reconstructed node-hours per level with the
-generator's truth, so the demo also shows how much the reconstruction recovers.
+Generates a bare-metal site, a KVM site and a CHI@Edge site (exporter.sitegen) ending today,
+writes a sites file for them, runs extract -> reconstruct -> backfill for each
+(exporter.run.run_site, the same code ``usage-exporter run`` uses), and compares the reconstructed
+node-hours (edge: device-hours) per level with the generator's truth, so the demo also shows how
+much the reconstruction recovers. For the edge site the comparison is with the truth the
+databases can still tell (``device_hours_recoverable``), beside the true hours.
 
 The bare-metal site also gets a small commented rules file (docs/rules.md): one ``exclude`` rule
 for one node over a few weeks. The comparison shows its effect on the truth in a column of its
@@ -22,6 +24,7 @@ import polars as pl
 import yaml
 
 from exporter.config import load_config
+from exporter.layout import DEVICE_SPANS_FILE
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
@@ -40,6 +43,7 @@ class DemoSite:
 DEMO_SITES = (
     DemoSite("demo-chi", "Demo CHI (bare metal)", "baremetal", hosts=40, seed_offset=0),
     DemoSite("demo-kvm", "Demo KVM", "kvm", hosts=12, seed_offset=1),
+    DemoSite("demo-edge", "Demo CHI@Edge", "edge", hosts=10, seed_offset=2),  # hosts = devices
 )
 
 
@@ -87,7 +91,8 @@ class DemoSiteResult:
     site: DemoSite
     generated: GeneratedSite
     run: RunResult
-    versus_truth: pl.DataFrame  # level, truth, rules (their effect on truth), reconstructed, difference_pct
+    # level, truth, rules (their effect on truth; edge: what the databases lost), reconstructed, difference_pct
+    versus_truth: pl.DataFrame
     rule: DemoRule | None = None
     # pool, truth, decidable (by the data), rules (effect on decidable), reconstructed, difference_pct
     pools: pl.DataFrame | None = None
@@ -113,7 +118,7 @@ def write_demo_config(out_dir: Path, start: dt.datetime, sites=DEMO_SITES) -> Pa
         "defaults": {"history_start": start.isoformat(), "maintenance_projects": ["maintenance"],
                      "refresh_interval": 60, "live_holdback_hours": 3},
         "sites": {site.name: {"display_name": site.display_name, "db_url": _sqlite_url(out_dir, site),
-                              "hypervisor": "kvm" if site.kind == "kvm" else "ironic",
+                              "hypervisor": "kvm" if site.kind == "kvm" else "ironic", "kind": site.kind,
                               **({"rules": RULES_NAME} if site.name == RULED_SITE else {})}
                   for site in sites},
     }
@@ -142,6 +147,9 @@ def run_demo(out_dir: Path, *, years: float = 2, seed: int = 7, start: dt.dateti
                        out_dir=out_dir / "data" / site.name / "out", snapshot_time=generated.end,
                        now=max(generated.end, utc_now()))
         window = {"start": config.site(site.name).history_start, "end": generated.end, "open_end": generated.end}
+        if site.kind == "edge":  # device-hours against the recoverable truth; every device is reservable
+            results.append(DemoSiteResult(site, generated, run, _devices_versus_truth(generated, run, window)))
+            continue
         results.append(DemoSiteResult(site, generated, run, _versus_truth(generated, run, rule, window), rule,
                                       _pools_versus_truth(generated, run, rule, window)))
     return DemoResult(out_dir=out_dir, config_path=config_path, sites=tuple(results))
@@ -226,6 +234,22 @@ def _pools_versus_truth(generated: GeneratedSite, run: RunResult, rule: DemoRule
     )
 
 
+def _devices_versus_truth(generated: GeneratedSite, run: RunResult, window: dict) -> pl.DataFrame:
+    """Device-hours per level: true, what the databases lost (truth.json, negative), reconstructed,
+    and the difference of reconstruction from the recoverable truth (true + lost)."""
+    truth = json.loads((generated.truth_dir / "truth.json").read_text())
+    rebuilt = _node_hours(pl.read_parquet(run.timeline_dir / DEVICE_SPANS_FILE), **window)
+    levels = sorted(truth["device_hours"])
+    frame = pl.DataFrame({"level": levels, "truth": [truth["device_hours"][lvl] for lvl in levels],
+                          "rules": [truth["device_hours_recoverable"][lvl] - truth["device_hours"][lvl]
+                                    for lvl in levels]})
+    expected = pl.col("truth") + pl.col("rules")
+    return (frame.join(rebuilt, on="level", how="left")
+            .select("level", "truth", "rules", pl.col("node_hours").fill_null(0.0).alias("reconstructed"))
+            .with_columns(pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
+                          .otherwise(None).alias("difference_pct")))
+
+
 def _node_hours(spans: pl.DataFrame, *, start: dt.datetime, end: dt.datetime, open_end: dt.datetime,
                 by: str = "level") -> pl.DataFrame:
     """Node-hours per ``by`` inside [start, end), every span counted (whatever leaf it feeds)."""
@@ -262,7 +286,8 @@ def summary_text(result: DemoResult) -> str:
         lines.append(f"   snapshot  {item.run.snapshot_dir}")
         lines.append(f"   timeline  {item.run.timeline_dir / 'timeline.parquet'}")
         blocks = f", {len(backfill.blocks)} TSDB blocks in {backfill.blocks_dir}" if backfill.blocks_created else ""
-        lines.append(f"   backfill  {backfill.samples:,} samples in {len(backfill.files)} OpenMetrics files{blocks}")
+        samples = backfill.samples + sum(counts["samples"] for counts in (backfill.families or {}).values())
+        lines.append(f"   backfill  {samples:,} samples in {len(backfill.files)} OpenMetrics files{blocks}")
         if item.site.kind == "kvm":
             lifecycles = lifecycle_counts(item.generated)
             lines.append("   lifecycles " + ", ".join(f"{count:,} {name}" for name, count in lifecycles.items())
@@ -271,7 +296,10 @@ def summary_text(result: DemoResult) -> str:
             rule = item.rule
             lines.append(f"   rules     {rule.path}: {rule.id!r} excludes node {rule.host} "
                          f"{rule.start:%Y-%m-%d} .. {rule.end:%Y-%m-%d}")
-        lines.append("   node-hours per level      truth        rules   reconstructed   difference vs truth + rules")
+        if item.site.kind == "edge":
+            lines.append("   device-hours per level    truth         lost   reconstructed   difference vs truth - lost")
+        else:
+            lines.append("   node-hours per level      truth        rules   reconstructed   difference vs truth + rules")
         for row in item.versus_truth.iter_rows(named=True):
             pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
             lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {round(row['rules']):>12,} "

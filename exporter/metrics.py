@@ -100,7 +100,15 @@ LEAD_TIME = ExtraFamily(f"{PREFIX}_lease_lead_time_seconds", ("site", "leadtime_
                         "requested (start - creation), effective (first launch - creation) or start_delay "
                         "(first launch - start); statistic p50, p90 or mean", unit="seconds")
 
-EXTRA_FAMILIES: tuple[ExtraFamily, ...] = (*BOOKED_AHEAD, LEAD_TIME)
+# CHI@Edge devices (docs/semantics.md "Devices"): whole devices by hardware model (the Blazar
+# machine_name capability), pool and state — the node families' leaves, for devices.
+DEVICE_LABELS = ("site", "machine_name", "pool", "state")
+DEVICES = ExtraFamily(f"{PREFIX}_devices", DEVICE_LABELS,
+                      "CHI@Edge devices (machine_name: the hardware model, from the device's Blazar capability)")
+DEVICE_SECONDS = ExtraFamily(f"{PREFIX}_device_seconds", DEVICE_LABELS,
+                             "CHI@Edge device-seconds integrated from the site's history_start", unit="seconds",
+                             kind="counter")
+EXTRA_FAMILIES: tuple[ExtraFamily, ...] = (*BOOKED_AHEAD, LEAD_TIME, DEVICES, DEVICE_SECONDS)
 
 
 def check_declarations(families: Iterable[ExtraFamily]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from exporter.backfill.checked import checked_timeline
+from exporter.backfill.checked import SERIES_KEYS, checked_timeline
 from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import sample_values, series_labels
 from exporter.errors import TimelineError
@@ -40,11 +40,15 @@ class History:
 
     @property
     def first_sample(self) -> dt.datetime:
-        return datetime_of(self.samples["t"].min())
+        return datetime_of(self._times().min())
 
     @property
     def last_sample(self) -> dt.datetime:
-        return datetime_of(self.samples["t"].max())
+        return datetime_of(self._times().max())
+
+    def _times(self) -> pl.Series:
+        """The timeline's sample times (an edge site with no Nova: its families')."""
+        return self.samples["t"] if self.samples.height else self.families["t"]
 
     @property
     def negative_samples(self) -> int:
@@ -61,7 +65,13 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
     TimelineError when the timeline is malformed or nothing lies before the cut-off.
     """
     timeline_path = Path(timeline_dir)
-    checked = checked_timeline(read_timeline(timeline_path))
+    timeline = read_timeline(timeline_path)
+    if timeline.height == 0:  # an edge site without Nova: no node series, only its device families
+        frames = read_families(timeline_path, [f.name for f in declared])
+        if frames:
+            return _families_only(timeline_path, frames, holdback=holdback, job=job, instance=instance, now=now,
+                                  declared=declared)
+    checked = checked_timeline(timeline)
     cutoff = min(now or utc_now(), max(checked.ends.values())) - holdback
     series = series_labels(checked, job=job, instance=instance)
     kept = sample_values(checked, origin=origin).filter(pl.col("t") < epoch_of(cutoff))
@@ -72,6 +82,28 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
                             instance=instance, before=epoch_of(cutoff))
     return History(timeline_path=timeline_path, samples=kept, series=series, cutoff=cutoff,
                    origins=checked.starts, step_seconds=checked.step_seconds, families=families, declared=declared)
+
+
+def _families_only(timeline_path: Path, frames: dict[str, pl.DataFrame], *, holdback: dt.timedelta, job: str,
+                   instance: str, now: dt.datetime | None, declared: tuple[ExtraFamily, ...]) -> History:
+    """History of a timeline with no rows whose families have some: their grid gives the step, the
+    end and the cut-off, exactly as a timeline's would."""
+    times = pl.concat([frame.select(pl.col("site").cast(pl.String), "timestamp") for frame in frames.values()])
+    stamps = times.get_column("timestamp").unique().sort()
+    if stamps.len() < 2:
+        raise TimelineError("the series families have a single timestamp: cannot infer their step")
+    step = stamps[1] - stamps[0]
+    cutoff = min(now or utc_now(), stamps.max() + step) - holdback
+    lines = family_lines(frames, declared, job=job, instance=instance, before=epoch_of(cutoff))
+    if lines.height == 0:
+        raise TimelineError(f"nothing to backfill: every series family sample is at or after the cut-off "
+                            f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
+    origins = dict(times.group_by("site").agg(pl.col("timestamp").min()).sort("site").iter_rows())
+    empty = {"family": pl.UInt8(), "rank": pl.UInt32(), "t": pl.Int64(), "value": pl.Float64()}
+    series = pl.DataFrame(schema={**{key: pl.String() for key in SERIES_KEYS}, "rank": pl.UInt32(),
+                                  "labels": pl.String()})
+    return History(timeline_path=timeline_path, samples=pl.DataFrame(schema=empty), series=series, cutoff=cutoff,
+                   origins=origins, step_seconds=int(step.total_seconds()), families=lines, declared=declared)
 
 
 def split_windows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.DataFrame]]:

@@ -16,7 +16,8 @@ from exporter.cli.options import config_option
 def command(config_path, out_dir):
     """Generate every Grafana dashboard (site, all sites, node-hours report, exporter health) for
     the sites in the config, with each site's fixed colour (site_colours; KVM sites yellow:
-    detected from each site's newest reconstruction under data_dir, or hypervisor: kvm).
+    detected from each site's newest reconstruction under data_dir, or hypervisor: kvm;
+    edge sites green, and the site dashboard's devices row open when there is one).
 
     The shipped grafana/dashboards/*.json are this command's output for etc/sites.yaml.
     Needs the optional extra: pip install 'openstack-usage-exporter[dashboards]'.

@@ -21,7 +21,7 @@ from exporter.cli.options import DateTime
               help="Create Prometheus TSDB blocks with promtool (skipped with a note if promtool is missing).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(out_dir, years, seed, start, blocks, quiet):
-    """Run the whole job on two synthetic sites (bare metal + KVM) stored in SQLite: generate ->
+    """Run the whole job on three synthetic sites (bare metal, KVM, CHI@Edge) stored in SQLite: generate ->
     extract -> reconstruct -> backfill, then compare the reconstruction with the simulated truth.
     """
     # imported here, not at the top: `usage-exporter --help` loads every subcommand module

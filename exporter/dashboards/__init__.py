@@ -26,7 +26,9 @@ def build_dashboards(config: Config) -> dict[str, dict]:
     from exporter.dashboards.boards import cross_site, site_usage
     from exporter.dashboards.report_boards import exporter_health, node_hours
 
-    boards = {"site-usage": site_usage(), "cross-site": cross_site(site_colours(config, detected=detected_for(config))),
+    detected = detected_for(config)
+    edge = "edge" in {*detected.values(), *(config.site(name, resolve_env=False).kind for name in config.site_names)}
+    boards = {"site-usage": site_usage(edge), "cross-site": cross_site(site_colours(config, detected=detected)),
               "node-hours": node_hours(), "exporter-health": exporter_health(config.job)}
     return {name: json.loads(JSONEncoder().encode(board.build())) for name, board in boards.items()}
 

@@ -9,6 +9,7 @@ from exporter.dashboards.layout import new_dashboard, usage_variables
 from exporter.dashboards.links import explain_link, exporter_url_variable
 from exporter.dashboards.widgets import (dashed, fixed, total_line, site_overrides, stat_panel, target,
                                          timeseries_panel)
+from grafana_foundation_sdk.models import dashboard as dm
 from exporter.plot import RESERVABLE_COLOUR, STATE_COLOURS, TOTAL_COLOUR, leaf_name
 
 DAILY = "1d"  # minimum step of the cross-site graphs: each point is the mean over its step
@@ -18,13 +19,14 @@ SHARE_COLOURS = {"committed": STATE_COLOURS[("reservable", "idle")],
 SHARE_LEVELS = {"committed": q.COMMITTED, "occupied": q.OCCUPIED, "active": q.ACTIVE}
 
 
-def explained(panel, ref: str, expr: str, legend: str, level: str, by: str | None = None):
+def explained(panel, ref: str, expr: str, legend: str, level: str, by: str | None = None, *, devices: bool = False):
     """The panel with query ``ref`` and its series' "Explain this point" link; ``level``/``by``
-    are the query's level and grouping (a ratio's: its numerator's)."""
-    return panel.with_target(target(ref, expr, legend)).override_by_query(ref, explain_link(level, by))
+    are the query's level and grouping (a ratio's: its numerator's); ``devices``: the devices family."""
+    return panel.with_target(target(ref, expr, legend)).override_by_query(ref, explain_link(level, by, devices=devices))
 
 
-def site_usage() -> dashboard.Dashboard:
+def site_usage(edge: bool = False) -> dashboard.Dashboard:
+    """``edge``: the config has a CHI@Edge site, so its devices row starts open (else collapsed)."""
     reservable = q.gauge(q.RESERVABLE)
     stats = [
         stat_panel(1, "Total capacity", "All pools and states, now.", 0, q.gauge(), unit="short"),
@@ -34,11 +36,41 @@ def site_usage() -> dashboard.Dashboard:
         stat_panel(4, "Active / reservable", "Share of the reservable pool running instances, now.", 18,
                    q.ratio(q.gauge(q.ACTIVE), reservable), unit="percentunit"),
     ]
-    return new_dashboard(
+    board = new_dashboard(
         "openstack-usage-site", "OpenStack usage: site",
         "Capacity and use of one or more sites, from backfilled history into live data.",
         since="now-10y", variables=[*usage_variables(), exporter_url_variable()],
         panels=[*stats, _states_panel(), _utilization_panel(), *_node_type_panels(), *_lens_panels()])
+    row = dashboard.Row("CHI@Edge devices").id(20).grid_pos(dm.GridPos(h=1, w=24, x=0, y=50))
+    if not edge:  # collapsed: the panels live inside the row
+        for panel in _device_panels():
+            row = row.with_panel(panel)
+        return board.with_row(row.collapsed(True))
+    board = board.with_row(row.collapsed(False))
+    for panel in _device_panels():
+        board = board.with_panel(panel)
+    return board
+
+
+def _device_panels() -> list:
+    """CHI@Edge devices (openstack_usage_devices): by state, and by hardware model (machine_name)."""
+    states = timeseries_panel(21, "Devices by state",
+                              "CHI@Edge devices: mutually exclusive states stacked; they add up to the devices line. "
+                              "A device of a reservation counts as active while any of its containers runs "
+                              "(docs/semantics.md \"Devices\").", (9, 12, 0, 51), stacked=True, by_name=False)
+    states = explained(states, "A", q.device_gauge(by="pool, state"), "{{pool}} · {{state}}", q.ALL, "pool, state",
+                       devices=True)
+    states = explained(states, "total", q.device_gauge(), "devices", q.ALL, devices=True)
+    for (pool, state), colour in STATE_COLOURS.items():
+        states = states.override_by_name(leaf_name(pool, state), [fixed(colour)])
+    models = timeseries_panel(22, "Devices by hardware model",
+                              "CHI@Edge devices per machine_name capability (raspberrypi4-64, jetson-nano, ...), "
+                              "stacked; adds up to the devices line.", (9, 12, 12, 51), stacked=True)
+    models = explained(models, "A", q.device_gauge(by="machine_name"), "{{machine_name}}", q.ALL, "machine_name",
+                       devices=True)
+    models = explained(models, "total", q.device_gauge(), "devices", q.ALL, devices=True)
+    return [states.override_by_query("total", total_line(TOTAL_COLOUR)),
+            models.override_by_query("total", total_line(TOTAL_COLOUR))]
 
 
 def _states_panel():
@@ -97,7 +129,8 @@ def _lens_panels():
 
 
 def cross_site(colours: dict[str, str]) -> dashboard.Dashboard:
-    """Every site in its configured colour (``exporter.colours``); points are daily means."""
+    """Every site in its configured colour (``exporter.colours``); points are daily means. Edge
+    sites count devices, not nodes: they have a panel of their own."""
     return new_dashboard(
         "openstack-usage-cross-site", "OpenStack usage: all sites",
         "All sites side by side and summed, with 30-day rolling utilization. Each point is the time-weighted "
@@ -108,7 +141,17 @@ def cross_site(colours: dict[str, str]) -> dashboard.Dashboard:
                 _by_site(2, "Committed by site", "Reservable capacity held by user leases (idle + active + "
                          "stopped; daily means), stacked per site; adds up to the all-sites line.", q.COMMITTED,
                          (9, 12, 12, 0), colours),
-                _utilization_by_site(colours), _utilization_summed()])
+                _utilization_by_site(colours), _utilization_summed(), _devices_by_site(colours)])
+
+
+def _devices_by_site(colours: dict[str, str]):
+    panel = timeseries_panel(20, "CHI@Edge devices by site",
+                             "Devices of each edge site (daily means), stacked; adds up to the all-sites line. "
+                             "Edge sites count devices (openstack_usage_devices), not nodes.", (9, 24, 0, 29),
+                             stacked=True, min_interval=DAILY)
+    panel = explained(panel, "A", q.device_window_mean(by="site"), "{{site}}", q.ALL, "site", devices=True)
+    panel = explained(panel, "total", q.device_window_mean(), "all edge sites", q.ALL, devices=True)
+    return site_overrides(panel, colours).override_by_query("total", total_line(TOTAL_COLOUR))
 
 
 def _by_site(panel_id: int, title: str, description: str, level: str, grid, colours: dict[str, str]):

@@ -57,7 +57,8 @@ def lookback_variable() -> dashboard.CustomVariable:
 
 def usage_variables() -> list:
     return [datasource_variable(),
-            label_variable("site", "Site", "label_values(openstack_usage_nodes, site)"),
+            # edge sites have devices and no nodes
+            label_variable("site", "Site", 'label_values({__name__=~"openstack_usage_(nodes|devices)"}, site)'),
             label_variable("node_type", "Node type", 'label_values(openstack_usage_nodes{site=~"$site"}, node_type)'),
             resource_variable(), lookback_variable()]
 

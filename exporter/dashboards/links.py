@@ -42,7 +42,19 @@ def explain_url(level: str, by: str | None = None) -> str:
     return f"${{{EXPORTER_URL_VARIABLE}}}/explain?" + "&".join(f"{key}={value}" for key, value in params.items())
 
 
-def explain_link(level: str, by: str | None = None) -> list[dm.DynamicConfigValue]:
-    """Field-config properties giving a query's series the link (an override by query)."""
-    link = {"title": EXPLAIN_TITLE, "url": explain_url(level, by), "targetBlank": True}
+def explain_link(level: str, by: str | None = None, *, devices: bool = False) -> list[dm.DynamicConfigValue]:
+    """Field-config properties giving a query's series the link (an override by query);
+    ``devices``: a series of the CHI@Edge devices family."""
+    url = device_explain_url(level, by) if devices else explain_url(level, by)
+    link = {"title": EXPLAIN_TITLE, "url": url, "targetBlank": True}
     return [dm.DynamicConfigValue(id_val="links", value=[link])]
+
+
+def device_explain_url(level: str, by: str | None = None) -> str:
+    """The link of a devices-family series: ``resource=devices``, its machine_name as the node type."""
+    labels = [name.strip() for name in (by or "").split(",") if name.strip()]
+    params = {"site": "${site:csv}", **level_parameters(level)}
+    for label in labels:
+        params["node_type" if label == "machine_name" else label] = f"${{__field.labels.{label}}}"
+    params |= {"resource": "devices", "at": "${__value.time}"}
+    return f"${{{EXPORTER_URL_VARIABLE}}}/explain?" + "&".join(f"{key}={value}" for key, value in params.items())

@@ -20,8 +20,14 @@ OCCUPIED = 'pool="reservable",state=~"active|stopped"'
 ACTIVE = 'pool="reservable",state="active"'
 
 
-def selector(metric: str, level: str) -> str:
-    return f"{metric}{{{CHOSEN}{',' + level if level else ''}}}"
+# CHI@Edge devices (exporter.reconstruct.device_family): one family, labelled by machine_name, not node_type.
+DEVICE_GAUGE = "openstack_usage_devices"
+DEVICE_COUNTER = "openstack_usage_device_seconds_total"
+DEVICE_CHOSEN = 'site=~"$site"'
+
+
+def selector(metric: str, level: str, chosen: str = CHOSEN) -> str:
+    return f"{metric}{{{chosen}{',' + level if level else ''}}}"
 
 
 def _summed(by: str | None, inner: str) -> str:
@@ -81,3 +87,16 @@ def lead_time(statistic: str) -> str:
     """The daily lead-time statistic of the chosen sites' leases (latest day with leases)."""
     inner = f'{LEAD_TIME}{{site=~"$site",statistic="{statistic}"}}[{LEAD_TIME_LOOKBACK}]'
     return f"max without (job, instance) (last_over_time({inner}))"
+
+
+def device_gauge(level: str = ALL, by: str | None = None) -> str:
+    """The devices gauge like :func:`gauge` (the chosen sites; every machine_name)."""
+    return _summed(by, f"max without (job, instance) (last_over_time({selector(DEVICE_GAUGE, level, DEVICE_CHOSEN)}"
+                       "[$lookback]))")
+
+
+def device_window_mean(level: str = ALL, by: str | None = None) -> str:
+    """Mean number of devices over each step (``$__interval``), from the device-seconds counter."""
+    now = f"last_over_time({selector(DEVICE_COUNTER, level, DEVICE_CHOSEN)}[$lookback])"
+    then = f"last_over_time({selector(DEVICE_COUNTER, level, DEVICE_CHOSEN)}[$lookback] offset $__interval)"
+    return f"{_summed(by, f'max without (job, instance) ({now} - ({then} or {now} * 0))')} / ($__interval_ms / 1000)"

@@ -36,7 +36,8 @@ PRESENT_SLACK = dt.timedelta(hours=1)
 ALL_VALUES = ("", ".*", "$__all", "All")
 # Grafana's $resource variable holds metric stems (node, vcpu, memory_byte...): accept both.
 RESOURCE_NAMES = {**{r: r for r in TIMELINE_RESOURCES},
-                  **{f.counter.removeprefix(f"{PREFIX}_").removesuffix("_seconds"): f.resource for f in FAMILIES}}
+                  **{f.counter.removeprefix(f"{PREFIX}_").removesuffix("_seconds"): f.resource for f in FAMILIES},
+                  "devices": "devices"}  # an edge site's devices family: from its history output only
 _LABEL_VALUE = re.compile(r"[^\x00-\x1f]{1,200}")
 
 
@@ -148,6 +149,9 @@ def _present(state: SiteState, selection: Selection, *, requested: dt.datetime |
              offset: int) -> dict:
     """The live answer; a requested time must be within PRESENT_SLACK of the last refresh."""
     usage = state.usage
+    if selection.resource == "devices":
+        raise BadRequest(f"devices are explained from the reconstruct output only (history_dir); at="
+                         f"{'now' if requested is None else requested.isoformat()} is past it for site {state.site}")
     if usage is None or usage.spans is None or usage.gauge_frame is None:
         raise BadRequest(f"site {state.site} has no live values yet (first refresh pending or failing)")
     if requested is not None and requested < usage.at - PRESENT_SLACK:

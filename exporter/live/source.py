@@ -31,6 +31,7 @@ from exporter.db import open_engine
 from exporter.live.recent import recent_tables
 from exporter.live import warm
 from exporter.live.state import USAGE_SCHEMA, RenderedUsage, Usage
+from exporter.reconstruct import device_family
 from exporter.live.tables import TableCache
 from exporter.adapters import nova_services
 from exporter.adapters.declared import SourceTable
@@ -59,6 +60,16 @@ def guarded(counters: pl.DataFrame) -> pl.DataFrame:
     """Counters raised by FLOAT_NOISE_GUARD × Σ|counters| of their (node_type, resource)."""
     scale = pl.col("value").abs().sum().over("node_type", "resource")
     return counters.with_columns(pl.col("value") + scale * FLOAT_NOISE_GUARD)
+
+
+def guarded_devices(families: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The devices counter raised like ``guarded`` (per machine_name): the backfill sums hourly
+    means, live integrates spans, and a series that stopped growing must not read as a reset."""
+    if device_family.COUNTER not in families:
+        return families
+    scale = pl.col("value").abs().sum().over("machine_name")
+    counter = families[device_family.COUNTER].with_columns(pl.col("value") + scale * FLOAT_NOISE_GUARD)
+    return {**families, device_family.COUNTER: counter}
 
 
 def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, now: dt.datetime,
@@ -93,7 +104,11 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
         # the booked-ahead lens reads the bookings (planned windows, future ones included), not
         # the spans, which end at the snapshot: the same rule as the backfill, at T = now
         families=booked_ahead_families(booked_ahead(
-            span_set.bookings, [now], node_types=gauges.select(pl.lit(site.name).alias("site"), "node_type"))),
+            span_set.bookings, [now], node_types=gauges.select(pl.lit(site.name).alias("site"), "node_type")))
+        # an edge site's devices family, from the device spans by the same rules as the backfill
+        | ({} if span_set.devices is None else device_family.live_frames(
+            span_set.devices, at=now, gauge_at=now - JUST_BEFORE, origin=origin,
+            since=dict(since.families) if since is not None else None)),
         disabled=nova_services.disabled_by_node_type({name: frame.lazy() for name, frame in tables.items()}, hosts),
     )
 
@@ -150,6 +165,7 @@ class LiveSite:
         self._warm = warm.load(state_dir, self._key) if state_dir is not None else None
         self._saved_files: dict[str, tuple[int, str]] = {}
         self._persist_failed = False
+        self._published: dict[str, pl.DataFrame] | None = None  # the families last returned (counters held)
 
     def warm_usage(self) -> Usage | None:
         """The values published before the last stop, to serve before the first refresh (None: cold)."""
@@ -173,7 +189,9 @@ class LiveSite:
             usage = usage_from_tables(recent_tables(tables, cutoff=cutoff.at), site=self.site, now=now,
                                       since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
-        return replace(usage, counters=guarded(usage.counters))
+        families = device_family.held(self._published, guarded_devices(dict(usage.families)))
+        self._published = families
+        return replace(usage, counters=guarded(usage.counters), families=families)
 
     def persist(self, published: RenderedUsage) -> None:
         """Save the state behind ``published`` (the values just served) for a warm start; a failure

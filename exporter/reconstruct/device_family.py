@@ -13,13 +13,14 @@ import datetime as dt
 
 import polars as pl
 
+from exporter.metrics import DEVICE_LABELS, DEVICE_SECONDS, DEVICES
 from exporter.reconstruct.devices_audit import DEVICE_RESOURCE
 from exporter.reconstruct.timeline import counters_until, levels_at
 from exporter.timeutil import TIME
 
-GAUGE = "openstack_usage_devices"
-COUNTER = "openstack_usage_device_seconds"
-LABELS = ("site", "machine_name", "pool", "state")
+GAUGE = DEVICES.name
+COUNTER = DEVICE_SECONDS.name
+LABELS = DEVICE_LABELS
 
 
 def _long(frame: pl.DataFrame, timestamp: pl.Expr) -> pl.DataFrame:

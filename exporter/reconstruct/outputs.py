@@ -118,5 +118,20 @@ def summary_text(audit: dict) -> str:
                          f"{tl['node_hours_inside_maintenance']:.1f}")
     for warning in audit["warnings"]:
         lines.append(f"warning: {warning}")
+    if "devices" in audit:
+        lines.extend(device_summary(audit["devices"]))
     lines.append("invariants: rows and hours balance for every source; timeline conserves span-hours")
     return "\n".join(lines)
+
+
+def device_summary(devices: dict) -> list[str]:
+    """An edge site's device lines: the device timeline and what the data cannot give back."""
+    timeline = devices.get("timeline", {})
+    since = devices.get("history_complete_since") or "never (no device row was ever soft-deleted)"
+    return [f"devices: {devices['devices_seen']} seen; device timeline {timeline.get('rows', 0)} rows, "
+            f"{timeline.get('negative_leaves', 0)} negative leaf values",
+            f"device history complete since: {since} (retired devices before it may have no row)",
+            f"committed device-hours of reservations with no container row (Zun hard deletes or idle): "
+            f"{devices['committed_hours_without_container']:.1f}",
+            f"occupied device-hours of multi-device reservations (device of a container unknown): "
+            f"{devices['multi_device_occupied_hours']:.1f}"]

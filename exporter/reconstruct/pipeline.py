@@ -40,8 +40,8 @@ from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import audit_timeline
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import (bookings, conflicts, device_levels, devices_audit, host_levels, inference,
-                                  knowledge, leadtime, manual_rules, masks, pools, semantics, span_kinds)
+from exporter.reconstruct import (bookings, conflicts, device_family, device_levels, devices_audit, host_levels,
+                                  inference, knowledge, leadtime, manual_rules, masks, pools, semantics, span_kinds)
 from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -253,6 +253,8 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
         families = {**bookings.booked_ahead_families(bookings.booked_ahead(span_set.bookings, grid,
                                                                            node_types=node_types)),
                     **leadtime.leadtime_family(lead_timeline)}
+        if device_timeline is not None:
+            families |= device_family.history_frames(device_timeline, step=options.step)
     return Reconstruction(span_set.spans, span_set.rejected, timeline, audit, span_set.devices, device_timeline,
                           families=families, leadtimes=span_set.leadtimes, leadtime_timeline=lead_timeline)
 

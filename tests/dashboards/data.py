@@ -32,6 +32,7 @@ from tests import support
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = {"alpha": 1, "beta": 2}  # generated sites -> generator seed
+EDGE_SITE, EDGE_SEED, EDGE_DEVICES = "delta", 3, 6  # a generated CHI@Edge site: devices, no Nova
 HOSTS = 6
 DAYS = 20
 # A hand-made site, history only: 4 nodes whose reservable "idle" leaf is -1 for some hours (as a
@@ -62,10 +63,11 @@ class DemoData:
     timeline: pl.DataFrame  # what the backfill read (all sites)
     truth: pl.DataFrame  # generator truth spans (all sites)
     exporter_url: str  # the live exporter serving SITES, with /explain over their reconstruct outputs
+    edge_timeline: Path | None = None  # EDGE_SITE's device_timeline.parquet (what the backfill read)
 
     @property
     def sites(self) -> set[str]:
-        return {*SITES, NEGATIVE_SITE}
+        return {*SITES, NEGATIVE_SITE, EDGE_SITE}
 
     @property
     def node_types(self) -> set[str]:
@@ -89,12 +91,12 @@ class DemoData:
         return dict(rows.group_by("state").agg(pl.col("value").sum()).iter_rows())
 
 
-def reconstructed_site(root: Path, name: str, seed: int, start: dt.datetime, promtool: str):
+def reconstructed_site(root: Path, name: str, seed: int, start: dt.datetime, promtool: str, kind: str = "baremetal"):
     """Generate, extract, reconstruct and backfill one site; return (config, timeline, truth, blocks dir)."""
     url = f"sqlite:///{root / name / 'main.sqlite'}"
-    generated = generate_site(url, hosts=HOSTS, years=DAYS / 365, seed=seed, start=start, quirks=set(),
-                              truth_dir=root / name / "truth", site=name)
-    site = SiteConfig(name=name, display_name=name, db_url=url, databases=generated.databases,
+    generated = generate_site(url, hosts=EDGE_DEVICES if kind == "edge" else HOSTS, years=DAYS / 365, seed=seed,
+                              start=start, quirks=set(), truth_dir=root / name / "truth", site=name, kind=kind)
+    site = SiteConfig(name=name, display_name=name, db_url=url, databases=generated.databases, kind=kind,
                       history_start=generated.start, refresh_interval=1.0, query_timeout=10.0)
     snapshot = extract_snapshot(site, root / "snapshots").snapshot_dir
     reconstruction = reconstruct_snapshot(snapshot, ReconstructOptions(site=name, start=generated.start))
@@ -146,6 +148,11 @@ def build_demo_data(root: Path, *, promtool: str):
         timelines.append(timeline)
         truths.append(truth)
         last.append(result.last_sample)
+    edge, _, edge_truth, result = reconstructed_site(root, EDGE_SITE, EDGE_SEED, start, promtool, kind="edge")
+    for block in result.blocks:
+        shutil.copytree(result.blocks_dir / block, data_dir / block)
+    sites.append(edge)
+    last.append(result.last_sample)
     timeline, result = negative_leaf_site(root, start, DAYS * 24, promtool)
     for block in result.blocks:
         shutil.copytree(result.blocks_dir / block, data_dir / block)
@@ -157,7 +164,8 @@ def build_demo_data(root: Path, *, promtool: str):
         with support.PrometheusServer(scrape_config(target), data_dir) as prom:
             live_start = wait_for_scrapes(prom, count=4)
             yield DemoData(prom, epoch(start), epoch(min(last)), live_start, time.time(),
-                           pl.concat(timelines), pl.concat(truths), f"http://{target}")
+                           pl.concat(timelines), pl.concat(truths), f"http://{target}",
+                           root / "timeline" / EDGE_SITE / "device_timeline.parquet")
 
 
 def wait_for_scrapes(prom: support.PrometheusServer, *, count: int) -> float:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from exporter.metrics import BOOKED_AHEAD, DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES, LEAD_TIME
-from tests.dashboards.data import NEGATIVE_SITE, SITES, DemoData, epoch
+from tests.dashboards.data import EDGE_SITE, NEGATIVE_SITE, SITES, DemoData, epoch
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
@@ -126,6 +126,8 @@ def test_dashboards_cover_issue_6():
 def test_resource_variable_names_real_metric_families():
     """``openstack_usage_${resource}s`` / ``..._seconds_total`` (and the booked-ahead
     ``openstack_usage_booked_ahead_${resource}s``) must be families of exporter.metrics."""
+    from exporter.reconstruct.device_family import COUNTER as DEVICE_COUNTER, GAUGE as DEVICE_GAUGE
+
     gauges = {family.gauge for family in FAMILIES}
     counters = {family.counter_sample for family in FAMILIES}
     for path in DASHBOARDS:
@@ -141,7 +143,8 @@ def test_resource_variable_names_real_metric_families():
         for _, target in panel_targets(dashboard):
             names = set(re.findall(r"\bopenstack_usage_(?:\w+|\$\{\w+\})+", target["expr"]))
             assert names <= {"openstack_usage_${resource}s", "openstack_usage_${resource}_seconds_total",
-                             "openstack_usage_booked_ahead_${resource}s", LEAD_TIME.name}
+                             "openstack_usage_booked_ahead_${resource}s", LEAD_TIME.name,
+                             DEVICE_GAUGE, f"{DEVICE_COUNTER}_total"}  # the devices family (edge sites)
 
 
 def test_gauges_drawn_over_a_lookback_window_and_job_instance_collapsed():
@@ -366,6 +369,35 @@ def test_history_and_live_are_one_series_per_label_set(demo):
     history = as_series(query_values(demo.prometheus, query, time=demo.history_end))
     live = as_series(query_values(demo.prometheus, query, time=demo.live_end))
     assert history.keys() == live.keys() and len(history) == len(result)
+
+
+@pytest.mark.prometheus
+def test_edge_history_and_live_devices_are_one_series(demo):
+    """The edge site's devices family: backfilled history and scraped live values are one series per
+    label set, the gauge is the device timeline's value, and the counter continues without a reset."""
+    gauge = f'openstack_usage_devices{{site="{EDGE_SITE}"}}'
+    counter = f'openstack_usage_device_seconds_total{{site="{EDGE_SITE}"}}'
+    for selector in (gauge, counter):
+        result = demo.prometheus.api("series", **{"match[]": selector, "start": demo.history_start,
+                                                  "end": demo.live_end})
+        assert result and {(s["job"], s["instance"]) for s in result} == {(DEFAULT_JOB, DEFAULT_INSTANCE)}
+        history = as_series(query_values(demo.prometheus, f"last_over_time({selector}[1h])", time=demo.history_end))
+        live = as_series(query_values(demo.prometheus, f"last_over_time({selector}[5s])", time=demo.live_end))
+        assert history.keys() == live.keys() and len(history) == len(result)
+    # history: the backfilled gauge at an hour is the device timeline's value for that hour
+    frame = pl.read_parquet(demo.edge_timeline)
+    at = demo.history_end
+    hour = dt.datetime.fromtimestamp(at, dt.timezone.utc).replace(tzinfo=None)
+    expected = frame.filter(pl.col("timestamp") == hour).group_by("state").agg(pl.col("value").sum())
+    got = as_series(query_values(demo.prometheus, f"sum by (state) ({gauge})", time=at))
+    assert {dict(k)["state"]: next(iter(v.values())) for k, v in got.items()} == pytest.approx(
+        dict(expected.iter_rows()), abs=1e-9)
+    # the live counter continues the backfilled one: per series, never below its last backfilled value
+    before = as_series(query_values(demo.prometheus, f"last_over_time({counter}[1h])", time=demo.history_end))
+    after = as_series(query_values(demo.prometheus, f"last_over_time({counter}[5s])", time=demo.live_end))
+    assert before.keys() == after.keys()
+    for key, points in before.items():
+        assert next(iter(after[key].values())) >= next(iter(points.values())), key
 
 
 @pytest.mark.prometheus
