@@ -93,9 +93,8 @@ def test_three_pools_against_the_truth(site):
         assert by_pool["unknown"] >= hours(undecidable) - 1.0
 
 
+@pytest.mark.parametrize("site", ["baremetal"], indirect=True)  # one site is enough
 def test_pools_partition_total_with_a_set_node_type_rule(site):
-    if site[0].kind != "baremetal":
-        pytest.skip("one site is enough")
     """The lost attempt's failure: a relabelling rule must move every pool's hours with the host,
     so per node type the pools still add up to total (the hour invariants hold)."""
     generated, _, truth, _ = site
@@ -118,9 +117,8 @@ def test_pools_partition_total_with_a_set_node_type_rule(site):
     assert relabelled.filter(pl.col("pool") == "unknown")["value"].sum() > 0
 
 
+@pytest.mark.parametrize("site", ["baremetal"], indirect=True)  # one site is enough
 def test_complete_since_override_from_the_config(site):
-    if site[0].kind != "baremetal":
-        pytest.skip("one site is enough")
     never = reconstructed(site, blazar_complete_since="never")
     assert never.audit["blazar_history"]["decided_by"] == "config"
     assert never.audit["blazar_history"]["complete_since"] is None
