@@ -34,7 +34,8 @@ from exporter.snapshots import MANIFEST_NAME, file_sha256
 from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables, site_tables
-from exporter.extract.fastread import FastSource, FastStream, fast_source
+from exporter.extract.connectorx_source import FastSource, fast_source
+from exporter.extract.fastread import FastStream
 from exporter.extract.reading import read_table_best
 from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_tables
 from exporter.faults import fault_point

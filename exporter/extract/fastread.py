@@ -36,58 +36,21 @@ column key, no change column, a column type connectorx cannot read, or the check
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from exporter.db import classify
-from exporter.errors import DatabaseError
 from exporter.adapters.declared import SourceTable
+from exporter.extract.connectorx_source import FastReadUnusable, FastSource, literal, quoted, run_query, selected
 from exporter.extract.tableread import ColumnInfo, ConsistentView, ReadPlan, TableRead, plan_table, typed_frame, \
     typed_series
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 CUT_MARGIN = dt.timedelta(minutes=10)
 _CRC, _RECENT = "__crc", "__recent"
-_SQL_ERROR = re.compile(r"ERROR (\d{4})")
-
-
-class FastReadUnusable(Exception):
-    """The fast read cannot give the view's content for this table; the reason says why."""
-
-
-@dataclass(frozen=True)
-class FastSource:
-    """Where connectorx connects (a ``mysql://`` URI) and what it runs first on every connection."""
-
-    uri: str
-    setup: tuple[str, ...]
-
-
-def fast_source(engine: Engine, *, statement_seconds: float | None) -> FastSource | str:
-    """The connectorx source for ``engine``, or why there is none (the reason is recorded)."""
-    url = engine.url
-    if url.get_backend_name() not in ("mysql", "mariadb"):
-        return ("SQLite: connectorx opens files read-write and ignores pre-execution queries, "
-                "so only the SQLAlchemy reader can guarantee a read-only connection")
-    if url.query or not url.host:
-        return "the URL has driver options or no host (connectorx would not apply them)"
-    try:
-        import connectorx  # noqa: F401 - only checking that it can run
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return "connectorx is not installed"
-    uri = url.set(drivername="mysql", database=url.database or "information_schema")
-    setup = ["SET time_zone = '+00:00'", "SET SESSION TRANSACTION READ ONLY"]
-    if statement_seconds:
-        mariadb = getattr(engine.dialect, "is_mariadb", True)
-        setup.append(f"SET SESSION max_statement_time = {float(statement_seconds):.3f}" if mariadb
-                     else f"SET SESSION max_execution_time = {int(statement_seconds * 1000)}")
-    return FastSource(uri.render_as_string(hide_password=False), tuple(setup))
 
 
 class FastStream:
@@ -176,13 +139,13 @@ class _FastTable:
             raise FastReadUnusable(f"{source.name}: no change column (created_at/updated_at/deleted_at)")
         key = plan.order_by[0]
         moment = f"'{cut:%Y-%m-%d %H:%M:%S.%f}'"
-        recent = " OR ".join(f"COALESCE({_q(name)} >= {moment}, 0)" for name in change)
-        return cls(plan, f"{_q(database)}.{_q(source.table)}", key,
+        recent = " OR ".join(f"COALESCE({quoted(name)} >= {moment}, 0)" for name in change)
+        return cls(plan, f"{quoted(database)}.{quoted(source.table)}", key,
                    isinstance(reflected[key], sa.types.Integer), f"({recent})")
 
     def fingerprint(self, conn: Connection) -> _Fingerprint:
         """The view's key aggregate and its count of recent rows (one scan)."""
-        crc = f"CRC32({_q(self.key)})"
+        crc = f"CRC32({quoted(self.key)})"
         row = conn.exec_driver_sql(
             f"SELECT COUNT(*), COALESCE(SUM({crc}), 0), COALESCE(BIT_XOR({crc}), 0), "
             f"COALESCE(SUM({self.recent_sql}), 0) FROM {self.physical}").one()
@@ -193,12 +156,12 @@ class _FastTable:
         return self._view_rows(conn, sa.literal_column(self.recent_sql))  # no bind parsing of ':'
 
     def rows_with_keys(self, conn: Connection, keys: list) -> tuple[pl.DataFrame, dict[str, int]]:
-        wanted = sa.literal_column(_q(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
+        wanted = sa.literal_column(quoted(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
         return self._view_rows(conn, wanted)
 
     def _view_rows(self, conn: Connection, where) -> tuple[pl.DataFrame, dict[str, int]]:
         select = self.plan.select().where(where)
-        select = select.add_columns(sa.func.crc32(sa.literal_column(_q(self.key))).label(_CRC))
+        select = select.add_columns(sa.func.crc32(sa.literal_column(quoted(self.key))).label(_CRC))
         rows = conn.execute(select).fetchall()
         if not rows:
             return _empty(self.plan), {}
@@ -211,7 +174,7 @@ class _FastTable:
         gaps; where ids turn out sparse, and for other keys, ``high`` is the key ``batch_rows`` on."""
         if expected.count == 0:
             return
-        key = _q(self.key)
+        key = quoted(self.key)
         low, top = conn.exec_driver_sql(f"SELECT MIN({key}), MAX({key}) FROM {self.physical}").one()
         sparse_after = 4 + 2 * expected.count // batch_rows  # more value steps than that: ids are sparse
         steps = 0
@@ -233,10 +196,10 @@ class _FastTable:
         return conn.exec_driver_sql(sql, (value,)).scalar()
 
     def query(self, low, high, top) -> str:
-        columns = [_selected(column) for column in self.plan.columns]
-        bound = f"{_q(self.key)} < {_literal(high)}" if high is not None else f"{_q(self.key)} <= {_literal(top)}"
-        return (f"SELECT {', '.join(columns)}, CRC32({_q(self.key)}) AS {_CRC}, {self.recent_sql} AS {_RECENT} "
-                f"FROM {self.physical} WHERE {_q(self.key)} >= {_literal(low)} AND {bound} ORDER BY {_q(self.key)}")
+        columns = [selected(column) for column in self.plan.columns]
+        bound = f"{quoted(self.key)} < {literal(high)}" if high is not None else f"{quoted(self.key)} <= {literal(top)}"
+        return (f"SELECT {', '.join(columns)}, CRC32({quoted(self.key)}) AS {_CRC}, {self.recent_sql} AS {_RECENT} "
+                f"FROM {self.physical} WHERE {quoted(self.key)} >= {literal(low)} AND {bound} ORDER BY {quoted(self.key)}")
 
 
 def _range(conn: Connection, fast: FastSource, table: _FastTable, bounds: tuple, recent_in_view: pl.DataFrame
@@ -245,7 +208,7 @@ def _range(conn: Connection, fast: FastSource, table: _FastTable, bounds: tuple,
 
     Returns the frame (typed, in key order, with its CRC column), invalid values per column and
     the keys of ``recent_in_view`` it used."""
-    raw = _connectorx(fast, table.query(*bounds))
+    raw = run_query(fast, table.query(*bounds))
     plan, key = table.plan, table.key
     fresh = raw[_RECENT].cast(pl.Int64).fill_null(0) != 0
     if not fresh.any():  # the usual case: nothing written since the cut
@@ -277,45 +240,3 @@ def _typed(columns: tuple[ColumnInfo, ...], raw: pl.DataFrame) -> pl.DataFrame:
 
 def _empty(plan: ReadPlan) -> pl.DataFrame:
     return pl.DataFrame(schema={**{c.name: c.dtype for c in plan.columns}, _CRC: pl.Int64})
-
-
-def _selected(column: ColumnInfo) -> str:
-    """Datetimes and floats as the server's text (what PyMySQL parses), the rest as stored."""
-    if column.dtype in (pl.Datetime("us"), pl.Float64()):
-        return f"CAST({_q(column.name)} AS CHAR) AS {_q(column.name)}"
-    return _q(column.name)
-
-
-def _q(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _literal(value) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _connectorx(fast: FastSource, query: str) -> pl.DataFrame:
-    try:
-        return pl.read_database_uri(query, fast.uri, engine="connectorx", pre_execution_query=list(fast.setup))
-    except RuntimeError as exc:  # connectorx reports server errors as text: "... ERROR 1969 (70100): ..."
-        raise _classified(exc) from None
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - also a Rust panic (a value it cannot convert): fall back
-        raise FastReadUnusable(f"connectorx failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-
-
-def _classified(exc: RuntimeError) -> Exception:
-    text = str(exc)
-    match = _SQL_ERROR.search(text)
-    if match is None:
-        return FastReadUnusable(f"connectorx failed: {text.splitlines()[0][:200] if text else type(exc).__name__}")
-    code = int(match.group(1))
-    error = classify(sa.exc.OperationalError("connectorx", None, _CodedError(code, text)), what="fast read")
-    return error if error.kind == "timeout" else FastReadUnusable(str(error))
-
-
-class _CodedError(Exception):
-    """A server error as (code, message), the shape exec classification expects of drivers."""

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 from exporter.errors import DatabaseError
 from exporter.progress import SILENT, Progress, StageBar
 from exporter.adapters.declared import SourceTable
-from exporter.extract.fastread import FastReadUnusable, FastSource, FastStream, fast_source
+from exporter.extract.connectorx_source import FastReadUnusable, FastSource, fast_source
+from exporter.extract.fastread import FastStream
 from exporter.extract.tableread import ConsistentView, TableRead, connection_failure, read_table
 
 Sink = Callable[[pl.DataFrame], None]

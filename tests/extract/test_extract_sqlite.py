@@ -94,7 +94,7 @@ def test_snapshot_files_manifest_and_reading_back(sqlite_site, tmp_path):
         "status": "missing", "optional": True, "rows": None, "file": None, "sha256": None, "bytes": None,
         "columns": [], "missing_columns": [], "invalid_values": {}, "error": "zun.container: does not exist",
         "read_view": 1, "reader": "sqlalchemy", "reader_fallback": manifest["tables"]["zun.container"]["reader_fallback"]}
-    # SQLite is read by SQLAlchemy only: connectorx cannot open it read-only (exporter.extract.fastread)
+    # SQLite is read by SQLAlchemy only: connectorx cannot open it read-only (exporter.extract.connectorx_source)
     assert {entry["reader"] for entry in manifest["tables"].values()} == {"sqlalchemy"}
     assert "read-only" in manifest["tables"]["nova.compute_nodes"]["reader_fallback"]
     assert {entry["read_view"] for entry in manifest["tables"].values()} == {1}  # one consistent snapshot

@@ -1,0 +1,94 @@
+"""connectorx connections for the fast reader: where it connects, what every connection runs first
+(UTC, read-only, a statement time bound), running one query, mapping its errors, and the SQL text
+of names and values. ``fastread`` decides what to read and checks it against the consistent view.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from exporter.db import classify
+from exporter.extract.tableread import ColumnInfo
+
+_SQL_ERROR = re.compile(r"ERROR (\d{4})")
+
+
+class FastReadUnusable(Exception):
+    """The fast read cannot give the view's content for this table; the reason says why."""
+
+
+@dataclass(frozen=True)
+class FastSource:
+    """Where connectorx connects (a ``mysql://`` URI) and what it runs first on every connection."""
+
+    uri: str
+    setup: tuple[str, ...]
+
+
+def fast_source(engine: Engine, *, statement_seconds: float | None) -> FastSource | str:
+    """The connectorx source for ``engine``, or why there is none (the reason is recorded)."""
+    url = engine.url
+    if url.get_backend_name() not in ("mysql", "mariadb"):
+        return ("SQLite: connectorx opens files read-write and ignores pre-execution queries, "
+                "so only the SQLAlchemy reader can guarantee a read-only connection")
+    if url.query or not url.host:
+        return "the URL has driver options or no host (connectorx would not apply them)"
+    try:
+        import connectorx  # noqa: F401 - only checking that it can run
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return "connectorx is not installed"
+    uri = url.set(drivername="mysql", database=url.database or "information_schema")
+    setup = ["SET time_zone = '+00:00'", "SET SESSION TRANSACTION READ ONLY"]
+    if statement_seconds:
+        mariadb = getattr(engine.dialect, "is_mariadb", True)
+        setup.append(f"SET SESSION max_statement_time = {float(statement_seconds):.3f}" if mariadb
+                     else f"SET SESSION max_execution_time = {int(statement_seconds * 1000)}")
+    return FastSource(uri.render_as_string(hide_password=False), tuple(setup))
+
+
+def selected(column: ColumnInfo) -> str:
+    """Datetimes and floats as the server's text (what PyMySQL parses), the rest as stored."""
+    if column.dtype in (pl.Datetime("us"), pl.Float64()):
+        return f"CAST({quoted(column.name)} AS CHAR) AS {quoted(column.name)}"
+    return quoted(column.name)
+
+
+def quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def literal(value) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def run_query(fast: FastSource, query: str) -> pl.DataFrame:
+    try:
+        return pl.read_database_uri(query, fast.uri, engine="connectorx", pre_execution_query=list(fast.setup))
+    except RuntimeError as exc:  # connectorx reports server errors as text: "... ERROR 1969 (70100): ..."
+        raise classified(exc) from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - also a Rust panic (a value it cannot convert): fall back
+        raise FastReadUnusable(f"connectorx failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def classified(exc: RuntimeError) -> Exception:
+    text = str(exc)
+    match = _SQL_ERROR.search(text)
+    if match is None:
+        return FastReadUnusable(f"connectorx failed: {text.splitlines()[0][:200] if text else type(exc).__name__}")
+    code = int(match.group(1))
+    error = classify(sa.exc.OperationalError("connectorx", None, CodedError(code, text)), what="fast read")
+    return error if error.kind == "timeout" else FastReadUnusable(str(error))
+
+
+class CodedError(Exception):
+    """A server error as (code, message), the shape exec classification expects of drivers."""
