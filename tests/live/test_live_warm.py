@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import polars as pl
 import pytest
@@ -55,6 +56,9 @@ def test_restart_serves_saved_values_then_continues_incrementally(generated, mar
     _stop(exporter)
     assert json.loads((state_dir / STATE).read_text())["published_at"] == served.at.isoformat()
 
+    # The server stamps whole seconds: wait for the next one, so the change is dated after what was
+    # served (a change dated before it would rewrite served history, which held counters never undo).
+    time.sleep(max(0.0, (served.at.replace(microsecond=0) + dt.timedelta(seconds=1.05) - utc_now()).total_seconds()))
     admin = sa.create_engine(mariadb_url)  # while the exporter is down: an instance goes away
     nova = generated.databases["nova"]
     with admin.begin() as conn:
