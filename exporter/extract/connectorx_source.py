@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from exporter.db import classify
-from exporter.extract.tableread import ColumnInfo
+from exporter.extract.valuetypes import ColumnInfo
 
 _SQL_ERROR = re.compile(r"ERROR (\d{4})")
 

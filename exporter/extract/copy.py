@@ -37,7 +37,8 @@ from exporter.adapters.registry import declared_tables, site_tables
 from exporter.extract.connectorx_source import FastSource, fast_source
 from exporter.extract.fastread import FastStream
 from exporter.extract.reading import read_table_best
-from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, connection_failure, dtype_name, read_tables
+from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, connection_failure, read_tables
+from exporter.extract.valuetypes import dtype_name
 from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_tree, is_disk_full, publish_new_directory, remove_stale_staging,
                               staging_directory, write_text_atomically)

@@ -45,8 +45,8 @@ from sqlalchemy.engine import Connection
 
 from exporter.adapters.declared import SourceTable
 from exporter.extract.connectorx_source import FastReadUnusable, FastSource, literal, quoted, run_query, selected
-from exporter.extract.tableread import ColumnInfo, ConsistentView, ReadPlan, TableRead, plan_table, typed_frame, \
-    typed_series
+from exporter.extract.tableread import ConsistentView, ReadPlan, TableRead, plan_table
+from exporter.extract.valuetypes import ColumnInfo, typed_frame, typed_series
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 CUT_MARGIN = dt.timedelta(minutes=10)

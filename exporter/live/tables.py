@@ -42,7 +42,8 @@ from exporter.db import classify
 from exporter.errors import DatabaseError
 from exporter.adapters.declared import ChildOf, SourceTable
 from exporter.extract.reading import read_tables_fast
-from exporter.extract.tableread import TableRead, ReadPlan, typed_frame
+from exporter.extract.tableread import ReadPlan, TableRead
+from exporter.extract.valuetypes import typed_frame
 from exporter.live.warm import CacheState
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")

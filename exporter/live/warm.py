@@ -37,7 +37,8 @@ import polars as pl
 from exporter import __version__
 from exporter.config import SiteConfig
 from exporter.db import masked
-from exporter.extract.tableread import ColumnInfo, TableRead
+from exporter.extract.tableread import TableRead
+from exporter.extract.valuetypes import ColumnInfo
 from exporter.live.state import Usage
 from exporter.publish import staged_directory
 
