@@ -24,7 +24,7 @@ import polars as pl
 import yaml
 
 from exporter.config import load_config
-from exporter.layout import DEVICE_SPANS_FILE
+from exporter.demo_truth import DemoRule, devices_versus_truth, levels_versus_truth, node_hours, pools_versus_truth
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
@@ -45,17 +45,6 @@ DEMO_SITES = (
     DemoSite("demo-kvm", "Demo KVM", "kvm", hosts=12, seed_offset=1),
     DemoSite("demo-edge", "Demo CHI@Edge", "edge", hosts=10, seed_offset=2),  # hosts = devices
 )
-
-
-@dataclass(frozen=True)
-class DemoRule:
-    """The demo's one manual rule: leave out ``host`` during [start, end)."""
-
-    id: str
-    host: str
-    start: dt.datetime
-    end: dt.datetime
-    path: Path
 
 
 RULED_SITE = "demo-chi"  # the demo site that ships a rules file
@@ -148,10 +137,10 @@ def run_demo(out_dir: Path, *, years: float = 2, seed: int = 7, start: dt.dateti
                        now=max(generated.end, utc_now()))
         window = {"start": config.site(site.name).history_start, "end": generated.end, "open_end": generated.end}
         if site.kind == "edge":  # device-hours against the recoverable truth; every device is reservable
-            results.append(DemoSiteResult(site, generated, run, _devices_versus_truth(generated, run, window)))
+            results.append(DemoSiteResult(site, generated, run, devices_versus_truth(generated, run, window)))
             continue
-        results.append(DemoSiteResult(site, generated, run, _versus_truth(generated, run, rule, window), rule,
-                                      _pools_versus_truth(generated, run, rule, window)))
+        results.append(DemoSiteResult(site, generated, run, levels_versus_truth(generated, run, rule, window), rule,
+                                      pools_versus_truth(generated, run, rule, window)))
     return DemoResult(out_dir=out_dir, config_path=config_path, sites=tuple(results))
 
 
@@ -166,7 +155,7 @@ def write_demo_rules(config_path: Path, generated: GeneratedSite) -> DemoRule:
     end = max(_midnight(start + length), start + dt.timedelta(days=1))
     truth = pl.read_parquet(generated.truth_dir / "truth_spans.parquet")
     window = {"start": start, "end": end, "open_end": generated.end, "by": "hypervisor_hostname"}
-    covered, reservable, busy = (_node_hours(truth.filter(pl.col("level") == level), **window)
+    covered, reservable, busy = (node_hours(truth.filter(pl.col("level") == level), **window)
                                  for level in ("total", "reservable", "occupied"))
     full = (end - start).total_seconds() / 3600
     ranked = (covered.filter(pl.col("node_hours") >= full - 1e-6).select("hypervisor_hostname")
@@ -178,85 +167,6 @@ def write_demo_rules(config_path: Path, generated: GeneratedSite) -> DemoRule:
     rule.path.write_text(_RULES_TEXT.format(site=RULED_SITE, config=config_path, id=rule.id, host=rule.host,
                                             start=start, end=end))
     return rule
-
-
-def _versus_truth(generated: GeneratedSite, run: RunResult, rule: DemoRule | None, window: dict) -> pl.DataFrame:
-    """Node-hours per level over the simulated period: truth, the rule's effect on it (the
-    matched host's truth inside the rule's range, negative), reconstruction, and the difference
-    of reconstruction from truth + effect. (The ondemand level is pool evidence: see the pools.)"""
-    spans = pl.read_parquet(generated.truth_dir / "truth_spans.parquet")
-    truth = _node_hours(spans, **window)
-    effect = truth.clear() if rule is None else _node_hours(
-        spans.filter(pl.col("hypervisor_hostname") == rule.host), start=max(rule.start, window["start"]),
-        end=min(rule.end, window["end"]), open_end=generated.end)
-    rebuilt = _node_hours(pl.read_parquet(run.timeline_dir / "spans.parquet").filter(pl.col("level") != "ondemand"),
-                          **window)
-    expected = pl.col("truth") + pl.col("rules")
-    return (
-        truth.join(effect, on="level", how="full", coalesce=True, suffix="_rules")
-        .join(rebuilt, on="level", how="full", coalesce=True, suffix="_rebuilt")
-        .select("level", pl.col("node_hours").fill_null(0.0).alias("truth"),
-                (-pl.col("node_hours_rules").fill_null(0.0)).alias("rules"),
-                pl.col("node_hours_rebuilt").fill_null(0.0).alias("reconstructed"))
-        .with_columns(
-            pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
-            .otherwise(None).alias("difference_pct"))
-        .sort("level")
-    )
-
-
-def _pools_versus_truth(generated: GeneratedSite, run: RunResult, rule: DemoRule | None,
-                        window: dict) -> pl.DataFrame:
-    """Node-hours per pool: the true pool, what the written data evidences (truth_pools evidence:
-    the hours it decides for that pool; for unknown, the hours it cannot decide), the rule's effect
-    on that, the reconstruction
-    (reservable and ondemand levels; unknown = total - both), and its difference from decidable + rules."""
-    truth = pl.read_parquet(generated.truth_dir / "truth_pools.parquet").filter(pl.col("evidence") != "absent")
-    true_pool = _node_hours(truth.with_columns(pl.lit(1.0).alias("nodes")), by="pool", **window)
-    decidable = truth.with_columns(pl.lit(1.0).alias("nodes"), pl.col("evidence").alias("decided"))
-    by_evidence = _node_hours(decidable, by="decided", **window).rename({"decided": "pool"})
-    effect = by_evidence.clear() if rule is None else _node_hours(
-        decidable.filter(pl.col("hypervisor_hostname") == rule.host), by="decided",
-        start=max(rule.start, window["start"]), end=min(rule.end, window["end"]), open_end=window["open_end"]).rename({"decided": "pool"})
-    levels = dict(_node_hours(pl.read_parquet(run.timeline_dir / "spans.parquet"), **window).iter_rows())
-    rebuilt = {"reservable": levels.get("reservable", 0.0), "ondemand": levels.get("ondemand", 0.0)}
-    rebuilt["unknown"] = levels.get("total", 0.0) - rebuilt["reservable"] - rebuilt["ondemand"]
-    table = pl.DataFrame({"pool": list(rebuilt), "reconstructed": list(rebuilt.values())})
-    expected = pl.col("decidable") + pl.col("rules")
-    return (
-        table.join(true_pool.rename({"node_hours": "truth"}), on="pool", how="left")
-        .join(by_evidence.rename({"node_hours": "decidable"}), on="pool", how="left")
-        .join(effect.rename({"node_hours": "rules"}), on="pool", how="left")
-        .select("pool", *(pl.col(c).fill_null(0.0) for c in ("truth", "decidable")),
-                (-pl.col("rules").fill_null(0.0)).alias("rules"), "reconstructed")
-        .with_columns(pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
-                      .otherwise(None).alias("difference_pct"))
-    )
-
-
-def _devices_versus_truth(generated: GeneratedSite, run: RunResult, window: dict) -> pl.DataFrame:
-    """Device-hours per level: true, what the databases lost (truth.json, negative), reconstructed,
-    and the difference of reconstruction from the recoverable truth (true + lost)."""
-    truth = json.loads((generated.truth_dir / "truth.json").read_text())
-    rebuilt = _node_hours(pl.read_parquet(run.timeline_dir / DEVICE_SPANS_FILE), **window)
-    levels = sorted(truth["device_hours"])
-    frame = pl.DataFrame({"level": levels, "truth": [truth["device_hours"][lvl] for lvl in levels],
-                          "rules": [truth["device_hours_recoverable"][lvl] - truth["device_hours"][lvl]
-                                    for lvl in levels]})
-    expected = pl.col("truth") + pl.col("rules")
-    return (frame.join(rebuilt, on="level", how="left")
-            .select("level", "truth", "rules", pl.col("node_hours").fill_null(0.0).alias("reconstructed"))
-            .with_columns(pl.when(expected > 0).then((pl.col("reconstructed") - expected) / expected * 100)
-                          .otherwise(None).alias("difference_pct")))
-
-
-def _node_hours(spans: pl.DataFrame, *, start: dt.datetime, end: dt.datetime, open_end: dt.datetime,
-                by: str = "level") -> pl.DataFrame:
-    """Node-hours per ``by`` inside [start, end), every span counted (whatever leaf it feeds)."""
-    lo = pl.max_horizontal(pl.col("start"), pl.lit(start))
-    hi = pl.min_horizontal(pl.col("end").fill_null(pl.lit(open_end)), pl.lit(end))
-    hours = pl.max_horizontal((hi - lo).dt.total_seconds(fractional=True) / 3600, pl.lit(0.0))
-    return spans.group_by(by).agg((hours * pl.col("nodes").fill_null(0.0)).sum().alias("node_hours"))
 
 
 def _midnight(when: dt.datetime) -> dt.datetime:
