@@ -5,7 +5,8 @@ Rules (docs/semantics.md "Two time axes"), first match wins:
 - an inferred span (source ``inference``): from the earliest ``created_at`` of the reserved
   instances it was inferred from (same reservation and host; for an inferred reservable host, any
   reserved instance on the host) until the latest ``deleted_at`` once all are deleted;
-- any other span: its source row's ``created_at`` until its ``deleted_at``.
+- any other span: its source row's ``created_at`` (a trigger audit row: its ``audit_changed_at``)
+  until its ``deleted_at``; the row is found by the table's declared primary key.
 ``known_until`` is the snapshot time while the evidence is still shown; ``known_from`` is null
 (unknown) when no source row stands behind the span (the derived ``ondemand`` level) or the row
 has no ``created_at``.
@@ -19,11 +20,13 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.adapters import common
+from exporter.adapters.registry import declared_tables
 from exporter.columns import TIME
 from exporter.reconstruct.inference import SOURCE as INFERENCE
 from exporter.reconstruct.rulesfile import Rule
 
 KEY = ("source_table", "source_id")
+AUDIT_SCHEMA = "openstack_audit"
 _TIMES = ("known_from", "known_until")
 
 
@@ -58,15 +61,26 @@ def with_knowledge_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]
 
 
 def _row_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """source_table, source_id, row_from, row_until of every table the spans come from."""
+    """source_table, source_id, row_from, row_until of every table the spans come from.
+
+    A span's ``source_id`` is its row's declared primary key (e.g. ``audit_id`` in an audit table,
+    whose ``id`` is the audited row's), so rows are matched on that key."""
+    keys = {source.name: source.primary_key for source in declared_tables()}
     names = [name for name in spans.get_column("source_table").unique().sort().to_list() if name in frames]
-    parts = [common.table_rows(frames, name, {"id": common.ID, "created_at": common.WHEN, "deleted_at": common.WHEN})
-             .select(pl.lit(name).alias("source_table"), pl.col("id").alias("source_id"),
-                     pl.col("created_at").alias("row_from"), pl.col("deleted_at").alias("row_until"))
+    parts = [common.table_rows(frames, name, {keys.get(name, "id"): common.ID, _known_from(name): common.WHEN,
+                                              "deleted_at": common.WHEN})
+             .select(pl.lit(name).alias("source_table"), pl.col(keys.get(name, "id")).alias("source_id"),
+                     pl.col(_known_from(name)).alias("row_from"), pl.col("deleted_at").alias("row_until"))
              .unique(list(KEY), keep="first", maintain_order=True) for name in names]
     empty = pl.LazyFrame(schema={"source_table": pl.String, "source_id": pl.String, "row_from": TIME,
                                  "row_until": TIME})
     return pl.concat([empty, *parts], how="vertical_relaxed")
+
+
+def _known_from(table: str) -> str:
+    """The column that dates when the database learned a row: a trigger audit row is written at its
+    ``audit_changed_at`` (its ``created_at``, where present, is the audited row's)."""
+    return "audit_changed_at" if table.startswith(AUDIT_SCHEMA + ".") else "created_at"
 
 
 def _evidence(reserved: pl.LazyFrame, by: list[str], prefix: str) -> pl.LazyFrame:

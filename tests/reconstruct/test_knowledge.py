@@ -61,3 +61,19 @@ def test_rule_and_inferred_spans_by_hand():
         (D + H, D + 8 * H),  # inferred commitment: its reservation's instances on the host
         (D - 9 * H, snapshot),  # inferred reservable host: any reserved instance on it, one still there
     ]
+
+
+def test_audit_rows_are_matched_on_their_audit_id_and_known_from_their_trigger_time():
+    """A mask span from the trigger audit table names its row by ``audit_id``; the table's ``id`` is
+    the audited computehost's, and its ``created_at`` (early audit shape) the computehost's creation."""
+    audit = "openstack_audit.audit_blazar_computehosts"
+    spans = conform(pl.DataFrame({"source_table": [audit, audit], "source_id": ["7", "8"],
+                                  "hypervisor_hostname": ["h1", "h1"], "start": [D] * 2, "end": [D + H] * 2}),
+                    SPAN_SCHEMA)
+    frames = {audit: pl.LazyFrame({"audit_id": [7, 8, 9], "id": [8, 8, 7],
+                                   "audit_changed_at": [D + 2 * H, D + 3 * H, D + 4 * H],
+                                   "created_at": [D - 50 * H] * 3})}
+    known = with_knowledge_times(spans, frames, instances=pl.DataFrame(
+        schema={"reservation_id": pl.String, "hypervisor_hostname": pl.String, "created_at": pl.Datetime("us"),
+                "deleted_at": pl.Datetime("us")}), rules=(), snapshot_time=D + 100 * H)
+    assert known.select("known_from", "known_until").rows() == [(D + 2 * H, D + 100 * H), (D + 3 * H, D + 100 * H)]
