@@ -28,7 +28,8 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
              blocks: bool = True, promtool: str | None = None, mimir: bool = False,
              step: dt.timedelta | None = None, now: dt.datetime | None = None,
              snapshot_time: dt.datetime | None = None, allow_incomplete: bool = False,
-             progress: Progress | None = None, rules_path: Path | None = None) -> RunResult:
+             progress: Progress | None = None, rules_path: Path | None = None,
+             keep_openmetrics: bool = False) -> RunResult:
     """Snapshot ``site_name`` (unless ``snapshot_dir`` is given), reconstruct it from its
     history_start, and backfill the timeline with the site's holdback and the config's job/instance.
 
@@ -36,7 +37,8 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     blocks/, backfill.json); ``out_dir`` defaults to ``<data_dir>/<site>/out/<snapshot name>``.
     ``snapshot_time`` overrides the moment the data describes (default: the extract's time), e.g.
     for a restored backup or a synthetic site whose history ends before today. ``rules_path``
-    replaces the site's rules file (docs/rules.md).
+    replaces the site's rules file (docs/rules.md). ``keep_openmetrics`` keeps each window's
+    OpenMetrics file after its block is verified (default: removed, as in ``backfill``).
     Raises SnapshotError when the extract misses required tables or the snapshot fails its checks
     (unless ``allow_incomplete``), and whatever the stages raise.
     """
@@ -65,6 +67,7 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     settings = backfill_options(site, config)
     result = backfill(out / layout.TIMELINE_DIR, out / layout.BACKFILL_DIR, blocks=blocks, promtool=promtool,
                       holdback=settings.holdback, job=settings.job, instance=settings.instance,
-                      origin=settings.origin, mimir=mimir, now=now, progress=progress)
+                      origin=settings.origin, mimir=mimir, now=now, keep_openmetrics=keep_openmetrics,
+                      progress=progress)
     return RunResult(snapshot_dir=Path(snapshot_dir), timeline_dir=out / layout.TIMELINE_DIR, reconstruct_summary=summary,
                      backfill=result)

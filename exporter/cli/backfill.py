@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.options import history_options
+from exporter.cli.options import history_options, keep_openmetrics_option
 
 
 @click.command("backfill")
@@ -16,9 +16,7 @@ from exporter.cli.options import history_options
 @click.option("--blocks", is_flag=True, help="Also create TSDB blocks with promtool (in parallel).")
 @click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
 @history_options
-@click.option("--keep-openmetrics", is_flag=True,
-              help="Keep each window's OpenMetrics file after its block is verified (default: remove it, so the "
-                   "extra disk stays within the files of the windows in flight).")
+@keep_openmetrics_option
 @click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts (default: 1458h).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(timeline_dir, out_dir, blocks, promtool_path, holdback, site, config_path, job, instance, keep_openmetrics,

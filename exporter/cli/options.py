@@ -59,6 +59,12 @@ config_option = click.option(
     envvar="USAGE_EXPORTER_CONFIG", show_default=True, show_envvar=True, help="Sites configuration file.",
 )
 
+keep_openmetrics_option = click.option(
+    "--keep-openmetrics", is_flag=True,
+    help="Keep each window's OpenMetrics file after its block is verified (default: remove it, so the extra disk "
+         "stays within the files of the windows in flight).",
+)
+
 
 def history_options(command):
     """The options that choose which history is written and how it is labelled: shared by

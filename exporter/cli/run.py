@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.options import config_option
+from exporter.cli.options import config_option, keep_openmetrics_option
 
 
 @click.command("run")
@@ -19,15 +19,18 @@ from exporter.cli.options import config_option
 @click.option("--blocks/--no-blocks", default=True, show_default=True, help="Create TSDB blocks with promtool.")
 @click.option("--promtool", "promtool_path", metavar="PATH", help="promtool binary (default: from PATH).")
 @click.option("--mimir", is_flag=True, help="6h blocks, as Mimir's block upload accepts.")
+@keep_openmetrics_option
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Manual rules file (docs/rules.md) [default: the site's rules: from the config, if any].")
 @click.option("--allow-incomplete", is_flag=True,
               help="Go on although a required table was not copied or a snapshot file fails its sha256 check.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, rules_path, allow_incomplete,
-            quiet):
+def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path, mimir, keep_openmetrics, rules_path,
+            allow_incomplete, quiet):
     """Extract the site's databases (or use --snapshot), reconstruct its history from the site's
     history_start, and backfill it (OpenMetrics files + promtool blocks), printing the next steps.
+    Each window's OpenMetrics file is removed once its block is verified (--keep-openmetrics
+    keeps it; with --no-blocks the files are the output and stay).
 
     \b
     Example:
@@ -41,7 +44,8 @@ def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path
     from exporter.run import STAGES, run_site
 
     result = run_site(load_config(config_path), site_name, snapshot_dir=snapshot_dir, out_dir=out_dir,
-                      blocks=blocks, promtool=promtool_path, mimir=mimir, allow_incomplete=allow_incomplete,
+                      blocks=blocks, promtool=promtool_path, mimir=mimir, keep_openmetrics=keep_openmetrics,
+                      allow_incomplete=allow_incomplete,
                       progress=for_cli(quiet=quiet, stages=STAGES), rules_path=rules_path)
     click.echo(f"snapshot: {result.snapshot_dir}\n{result.reconstruct_summary}\n")
     click.echo(summary(result.backfill))

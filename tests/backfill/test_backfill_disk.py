@@ -147,3 +147,23 @@ def test_a_block_missing_a_sample_is_an_error_and_nothing_is_published(timeline_
     held, written = map(int, re.findall(r"hold (\d+) samples, the file (\d+)", str(raised.value))[0])
     assert held == written - 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_run_removes_the_window_files_unless_asked_to_keep_them(tmp_path, promtool, keep):
+    from tests.core.crash_support import run_main
+    from tests.reconstruct.test_reconstruct import small_site, write_snapshot
+
+    snapshot = write_snapshot(tmp_path / "snap", small_site())
+    config = tmp_path / "sites.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nsites:\n  s:\n    db_url: sqlite:///{tmp_path / 'unused.sqlite'}\n"
+                      "    history_start: 2020-01-01\n")
+    flags = ["--keep-openmetrics"] if keep else []
+    assert run_main("run", "--site", "s", "--config", str(config), "--snapshot", str(snapshot), "--out",
+                    str(tmp_path / "out"), "--promtool", promtool, "--quiet", *flags) == 0
+    out = tmp_path / "out" / "backfill"
+    manifest = json.loads((out / "backfill.json").read_text())
+    assert manifest["files"] and manifest["blocks"] >= len(manifest["files"])
+    on_disk = sorted(p.name for p in (out / "openmetrics").iterdir())
+    assert on_disk == (sorted(Path(f["path"]).name for f in manifest["files"]) if keep else [])
+    assert [f["kept"] for f in manifest["files"]] == [keep] * len(manifest["files"])
