@@ -186,6 +186,11 @@ def lifecycle_counts(generated: GeneratedSite) -> dict[str, int]:
     return {label: int((quirks.get(name) or {}).get("count", 0)) for name, label in LIFECYCLES.items()}
 
 
+def percent_text(value: float | None) -> str:
+    """A signed percentage with two decimals; one that rounds to zero prints +0.00%, never -0.00%."""
+    return "" if value is None else f"{round(value, 2) + 0.0:+.2f}%"
+
+
 def summary_text(result: DemoResult) -> str:
     """What the demo did and how well reconstruction recovered the truth, per site."""
     lines = []
@@ -211,14 +216,14 @@ def summary_text(result: DemoResult) -> str:
         else:
             lines.append("   node-hours per level      truth        rules   reconstructed   difference vs truth + rules")
         for row in item.versus_truth.iter_rows(named=True):
-            pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
+            pct = percent_text(row["difference_pct"])
             lines.append(f"   {row['level']:<20} {row['truth']:>12,.0f} {round(row['rules']):>12,} "
                          f"{row['reconstructed']:>15,.0f}   {pct:>10}")
         if item.pools is not None:
             lines.append("   node-hours per pool       truth     evidence        rules   reconstructed   "
                          "difference vs evidence + rules")
             for row in item.pools.iter_rows(named=True):
-                pct = "" if row["difference_pct"] is None else f"{row['difference_pct']:+.2f}%"
+                pct = percent_text(row["difference_pct"])
                 lines.append(f"   {row['pool']:<20} {row['truth']:>12,.0f} {row['decidable']:>12,.0f} "
                              f"{round(row['rules']):>12,} {row['reconstructed']:>15,.0f}   {pct:>10}")
     lines.append("")

@@ -115,3 +115,10 @@ def test_the_kvm_demo_site_shows_its_shelved_resized_and_moved_instances(demo_re
     assert all(count > 0 for count in counts)
     assert (f"   lifecycles {counts[0]:,} shelve-offloads, {counts[1]:,} resizes, {counts[2]:,} migrations"
             in summary_text(demo_result))
+
+
+@pytest.mark.parametrize("value, text", [(-0.0001, "+0.00%"), (-0.0, "+0.00%"), (0.004, "+0.00%"),
+                                         (-0.006, "-0.01%"), (12.345, "+12.35%"), (None, "")])
+def test_differences_that_round_to_zero_print_without_a_minus_sign(value, text):
+    from exporter.demo import percent_text
+    assert percent_text(value) == text
