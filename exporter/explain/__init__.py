@@ -18,12 +18,12 @@ import polars as pl
 
 from exporter import layout
 from exporter.errors import TimelineError
-from exporter.explain.answer import Selection, answer
+from exporter.explain.answer import DEVICES, Selection, answer, family_of
 from exporter.explain.cell import instant, overlapping
 from exporter.explain.history import explain_cell, grid_of
 from exporter.explain.render import render_table
 
-__all__ = ["Selection", "answer", "explain_output", "explain_present", "grid_of", "history_grid", "instant",
+__all__ = ["DEVICES", "Selection", "answer", "explain_output", "explain_present", "grid_of", "history_grid", "instant",
            "overlapping", "render_table"]
 
 
@@ -56,11 +56,15 @@ def explain_output(out: str | Path, at: dt.datetime, selection: Selection, *, li
 def explain_present(site: str, at: dt.datetime, spans: pl.DataFrame, gauges: pl.DataFrame, selection: Selection,
                     *, requested: dt.datetime | None, limit: int | None = None, offset: int = 0) -> dict:
     """The answer for the live gauge at ``at``: ``spans`` are the spans the exporter computed
-    (null end = still open), ``gauges`` its leaf values (node_type, pool, state, resource, value)."""
+    (null end = still open), ``gauges`` its leaf values (node_type, pool, state, resource, value);
+    for ``resource="devices"`` the device spans and the devices family's leaves (node_type =
+    machine_name, resource nodes), as ``explain_output`` reads them from a reconstruct output."""
     window = instant(at)
+    selection, family = family_of(selection)
     result = answer(overlapping(spans.lazy(), window).collect(), gauges, selection=selection, window=window,
                     limit=limit, offset=offset)
-    return {"source": "live", "site": site, "requested_at": None if requested is None else requested.isoformat(),
+    return {"source": "live", "site": site, **family,
+            "requested_at": None if requested is None else requested.isoformat(),
             "at": at.isoformat(),
             "note": "value is the live gauge at `at` (the value now), not an hourly mean; each span's "
                     "fraction is 1 (it holds at `at`)",

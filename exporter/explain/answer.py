@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -17,6 +17,7 @@ from exporter.explain.anomalies import anomalies, conflict_spans
 from exporter.explain.cell import Window, contributions, covered_fraction, ledger_deltas
 from exporter.explain.formula import leaf_terms, selection_formula
 from exporter.columns import LEVEL_OCCUPIED, LEVEL_STOPPED, SPAN_SCHEMA, TIMELINE_RESOURCES, UNKNOWN_NODE_TYPE
+from exporter.metrics import DEVICES as DEVICES_FAMILY
 
 # What each span is and how sure (exporter.reconstruct.span_kinds); null in outputs written before them.
 KIND_COLUMNS = ("span_type", "evidence", "confidence")
@@ -53,6 +54,19 @@ class Selection:
             if values is not None:
                 keep &= pl.col(column).is_in(list(values))
         return keep
+
+
+# The CHI@Edge devices family (openstack_usage_devices) is explained like a resource: its spans are
+# device spans counted in whole devices (resource ``nodes``), its node type is the machine_name.
+DEVICES = "devices"
+
+
+def family_of(selection: Selection) -> tuple[Selection, dict]:
+    """The selection as the spans and leaves see it, and what the answer adds to say which family
+    it explains: ``devices`` -> ``nodes`` of the device spans, ``{"family": "openstack_usage_devices"}``."""
+    if selection.resource != DEVICES:
+        return selection, {}
+    return replace(selection, resource=DEFAULT_RESOURCE), {"family": DEVICES_FAMILY.name}
 
 
 def _listed(values: Sequence[str] | None) -> list[str] | str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter.errors import TimelineError
-from exporter.explain.answer import Selection, answer, span_columns
+from exporter.explain.answer import Selection, answer, family_of, span_columns
 from exporter.explain.cell import Window, overlapping
 
 LEAF_COLUMNS = ("node_type", "pool", "state", "resource", "value")
@@ -63,18 +63,16 @@ def explain_cell(directory: Path, audit: dict, at: dt.datetime, selection: Selec
         raise TimelineError(f"{directory} holds site {grid.site}, not {selection.site}")
     window = grid.cell(at)
     selection = replace(selection, site=grid.site)
-    files = OUTPUT_FILES
-    if selection.resource == DEVICES:  # the devices family: device spans and timeline, counted in nodes
-        files, selection = DEVICE_FILES, replace(selection, resource="nodes")
-        if not (directory / files[0]).exists():
-            raise TimelineError(f"{directory} has no {files[0]}: site {grid.site} has no devices")
+    selection, family = family_of(selection)
+    files = DEVICE_FILES if family else OUTPUT_FILES  # the devices family: device spans and timeline
+    if family and not (directory / files[0]).exists():
+        raise TimelineError(f"{directory} has no {files[0]}: site {grid.site} has no devices")
     spans_file, rejected_file, timeline_file = (directory / name for name in files)
     spans = _read(spans_file, lambda scan: overlapping(scan.select(span_columns(scan.collect_schema().names())), window)
                   .filter(selection.span_filter()))
     rejected = _read(rejected_file, lambda scan: overlapping(scan, window)) if rejected_file.exists() else None
     leaves = _read(timeline_file, lambda scan: _cell_leaves(scan, window, selection))
     result = answer(spans, leaves, selection=selection, window=window, rejected=rejected, limit=limit, offset=offset)
-    family = {"family": "openstack_usage_devices"} if files is DEVICE_FILES else {}
     return {"source": "history", "output": str(directory), "site": grid.site, **family,
             "requested_at": at.isoformat(),
             "cell": {"start": window.start.isoformat(), "end": window.end.isoformat(),
@@ -84,7 +82,6 @@ def explain_cell(directory: Path, audit: dict, at: dt.datetime, selection: Selec
 
 
 OUTPUT_FILES = ("spans.parquet", "rejected.parquet", "timeline.parquet")
-DEVICES = "devices"  # the CHI@Edge devices family (openstack_usage_devices), explained like a resource
 DEVICE_FILES = ("device_spans.parquet", "rejected.parquet", "device_timeline.parquet")
 
 

@@ -7,7 +7,8 @@ Where the answer comes from (docs/explain.md):
   refresh; the value is the gauge now (not an hourly mean), and the contributions sum to it.
 
 Query parameters: site, at, node_type, pool, state (comma-separated values; empty or ``.*`` =
-all), resource, limit (1..MAX_LIMIT, default DEFAULT_LIMIT), offset. Anything else, a repeated
+all), resource, limit (1..MAX_LIMIT, default DEFAULT_LIMIT), offset. ``resource=devices`` is an
+edge site's devices family (node_type = machine_name), from history and from the present alike. Anything else, a repeated
 parameter or a bad value is a BadRequest with one line saying why.
 """
 
@@ -20,12 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+import polars as pl
+
 from exporter.columns import POOLS, STATES, TIMELINE_RESOURCES
 from exporter.errors import UsageExporterError
-from exporter.explain import Selection, explain_output, explain_present, history_grid
+from exporter.explain import DEVICES, Selection, explain_output, explain_present, history_grid
 from exporter.live.source import JUST_BEFORE
-from exporter.live.state import SiteState
-from exporter.metrics import FAMILIES, PREFIX
+from exporter.live.state import RenderedUsage, SiteState
+from exporter.metrics import DEVICE_SECONDS, DEVICES as DEVICES_FAMILY, EXTRA_FAMILIES, FAMILIES, PREFIX
 
 PARAMETERS = ("site", "at", "node_type", "pool", "state", "resource", "limit", "offset")
 DEFAULT_LIMIT = 100
@@ -34,10 +37,14 @@ MAX_OFFSET = 10_000_000
 # A clicked point on a live graph is up to a lookback (1h) old: such times get the present answer.
 PRESENT_SLACK = dt.timedelta(hours=1)
 ALL_VALUES = ("", ".*", "$__all", "All")
-# Grafana's $resource variable holds metric stems (node, vcpu, memory_byte...): accept both.
+# Grafana's $resource variable holds metric stems (node, vcpu, memory_byte...): accept both. An
+# edge site's devices family is ``devices`` (its counter's stem ``device`` too), as in `explain`.
 RESOURCE_NAMES = {**{r: r for r in TIMELINE_RESOURCES},
                   **{f.counter.removeprefix(f"{PREFIX}_").removesuffix("_seconds"): f.resource for f in FAMILIES},
-                  "devices": "devices"}  # an edge site's devices family: from its history output only
+                  DEVICES: DEVICES, DEVICE_SECONDS.name.removeprefix(f"{PREFIX}_").removesuffix("_seconds"): DEVICES}
+# The other extra families are knowledge-time lenses (booked ahead, lead times), not sums of spans:
+# named so, rather than "unknown resource" (docs/explain.md).
+LENSES = {f.name.removeprefix(f"{PREFIX}_") for f in EXTRA_FAMILIES if f not in (DEVICES_FAMILY, DEVICE_SECONDS)}
 _LABEL_VALUE = re.compile(r"[^\x00-\x1f]{1,200}")
 
 
@@ -104,6 +111,9 @@ def selection_of(params: dict[str, str], sites: Sequence[str]) -> Selection:
     if site not in sites:
         raise BadRequest(f"site={site[:40]!r} is not served here (one of {', '.join(sites)})")
     resource = params.get("resource") or "nodes"
+    if resource.removeprefix(f"{PREFIX}_") in LENSES:
+        raise BadRequest(f"resource={resource[:60]!r} is a knowledge-time lens (booked ahead, lead times), "
+                         "not a sum of spans: it is not explained")
     if resource not in RESOURCE_NAMES:
         raise BadRequest(f"resource={resource[:40]!r} is not one of {', '.join(RESOURCE_NAMES)}")
     return Selection(site=site, node_types=_values(params, "node_type"), pools=_values(params, "pool", POOLS),
@@ -149,13 +159,24 @@ def _present(state: SiteState, selection: Selection, *, requested: dt.datetime |
              offset: int) -> dict:
     """The live answer; a requested time must be within PRESENT_SLACK of the last refresh."""
     usage = state.usage
-    if selection.resource == "devices":
-        raise BadRequest(f"devices are explained from the reconstruct output only (history_dir); at="
-                         f"{'now' if requested is None else requested.isoformat()} is past it for site {state.site}")
     if usage is None or usage.spans is None or usage.gauge_frame is None:
         raise BadRequest(f"site {state.site} has no live values yet (first refresh pending or failing)")
     if requested is not None and requested < usage.at - PRESENT_SLACK:
         raise BadRequest(f"at={requested.isoformat()} is before the live values of site {state.site} "
                          f"({usage.at.isoformat()}) and no history_dir covers it")
-    return explain_present(state.site, usage.at - JUST_BEFORE, usage.spans, usage.gauge_frame, selection,
+    spans, leaves = usage.spans, usage.gauge_frame
+    if selection.resource == DEVICES:
+        if usage.device_spans is None:
+            raise BadRequest(f"site {state.site} has no devices (resource={DEVICES} is an edge site's devices family)")
+        spans, leaves = usage.device_spans, device_leaves(usage)
+    return explain_present(state.site, usage.at - JUST_BEFORE, spans, leaves, selection,
                            requested=requested, limit=limit, offset=offset)
+
+
+def device_leaves(usage: RenderedUsage) -> pl.DataFrame:
+    """The served devices gauges as explain's leaves (node_type = machine_name, resource nodes),
+    the shape of a reconstruct output's device timeline."""
+    rows = [(machine_name, pool, state, value)
+            for (_, machine_name, pool, state), value in usage.families.get(DEVICES_FAMILY.name, ())]
+    return pl.DataFrame(rows, schema={"node_type": pl.String, "pool": pl.String, "state": pl.String,
+                                      "value": pl.Float64}, orient="row").with_columns(resource=pl.lit("nodes"))

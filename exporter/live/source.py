@@ -101,6 +101,8 @@ def usage_from_tables(tables: Mapping[str, pl.DataFrame], *, site: SiteConfig, n
         gauges=gauges,
         counters=counters if since is None else summed(since.counters, counters),
         spans=present,  # what /explain lists for the present: the spans the gauges were summed from
+        device_spans=None if span_set.devices is None else overlapping(
+            span_set.devices.lazy(), instant(now - JUST_BEFORE)).collect(),  # the same for the devices family
         # the booked-ahead lens reads the bookings (planned windows, future ones included), not
         # the spans, which end at the snapshot: the same rule as the backfill, at T = now
         families=booked_ahead_families(booked_ahead(

@@ -42,6 +42,7 @@ class Usage:
     gauges: pl.DataFrame
     counters: pl.DataFrame
     spans: pl.DataFrame | None = None  # the spans behind the gauges (those holding at ``at``), for /explain
+    device_spans: pl.DataFrame | None = None  # an edge site's device spans holding at ``at``, for /explain
     # extra series families (exporter.metrics.EXTRA_FAMILIES) by name: their long frames for ``at``
     families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     disabled: pl.DataFrame | None = None  # node_type, value: hosts with a disabled nova-compute service
@@ -58,6 +59,7 @@ class RenderedUsage:
     counters_held: int  # series whose computed value fell below what was already published
     gauge_frame: pl.DataFrame | None = None  # the gauges as computed (USAGE_SCHEMA), for /explain
     spans: pl.DataFrame | None = None  # Usage.spans
+    device_spans: pl.DataFrame | None = None  # Usage.device_spans
     # extra family name -> ((label values in the family's label order), value), sorted
     families: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = field(default_factory=dict)
     disabled: tuple[tuple[str, float], ...] = ()  # (node_type, disabled hosts), sorted
@@ -116,6 +118,7 @@ def rendered(usage: Usage, previous: RenderedUsage | None,
         counters_held=n_held,
         gauge_frame=usage.gauges,
         spans=usage.spans,
+        device_spans=usage.device_spans,
         families=rendered_families(usage.families, declared),
         disabled=() if usage.disabled is None else tuple(usage.disabled.sort("node_type").iter_rows()),
     )
