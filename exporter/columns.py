@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from exporter.timeutil import TIME
+from exporter.timetype import TIME
 
 # --- levels: what a span asserts about a host (or a slice of it) --------------------------
 LEVEL_TOTAL = "total"  # host exists

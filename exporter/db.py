@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from exporter.config import KNOWN_SCHEMAS
+from exporter.dburl import SECRET_PARAMETER, userinfo_end
 from exporter.errors import ConfigError, DatabaseError
 
 
@@ -40,7 +41,7 @@ def parse_url(url: str | URL) -> URL:
         return url
     text = str(url)
     scheme, sep, rest = text.partition("://")
-    at = _userinfo_end(rest) if sep and not scheme.startswith("sqlite") else None
+    at = userinfo_end(rest) if sep and not scheme.startswith("sqlite") else None
     try:
         if at is None:
             return make_url(text)
@@ -54,28 +55,11 @@ def parse_url(url: str | URL) -> URL:
                           "percent-encode special characters in user and password") from None
 
 
-_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^@/?:\[\]]*)(:[0-9]*)?([/?].*)?", re.DOTALL)
-
-
-def _userinfo_end(rest: str) -> int | None:
-    """Index of the ``@`` that ends the userinfo in ``rest`` (the URL after ``://``), None without one.
-
-    Candidates are the ``@`` followed by ``host[:port]`` and then ``/``, ``?`` or the end; of those,
-    the last whose userinfo holds no ``/`` or ``?`` (else the last): ``u:p@ss@h`` -> ``u:p@ss``,
-    ``u@h/?password=a@b`` -> ``u``.
-    """
-    candidates = [i for i, char in enumerate(rest) if char == "@" and _HOST_PORT.fullmatch(rest, i + 1)]
-    clean = [i for i in candidates if not set(rest[:i]) & set("/?")]
-    return (clean or candidates or [None])[-1]
-
-
-# Query parameters that hold a secret in some driver (pymysql password/passwd, libpq sslpassword, ...).
-_SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|credential|auth", re.IGNORECASE)
 _seen_secrets: set[str] = set()  # every password open_engine was given, scrubbed from messages
 
 
 def _remember_secrets(url: URL) -> URL:
-    values = [url.password] + [v for k, v in url.query.items() if _SECRET_PARAMETER.search(k)]
+    values = [url.password] + [v for k, v in url.query.items() if SECRET_PARAMETER.search(k)]
     for value in values:
         for item in (value,) if isinstance(value, str) else (value or ()):
             if item and len(item) >= 3:
@@ -89,7 +73,7 @@ def masked(url: str | URL) -> str:
         parsed = parse_url(url)
     except ConfigError:  # an unparsable URL: show nothing that could be secret
         return "<unparsable database URL>"
-    query = {key: ("***" if _SECRET_PARAMETER.search(key) else value) for key, value in parsed.query.items()}
+    query = {key: ("***" if SECRET_PARAMETER.search(key) else value) for key, value in parsed.query.items()}
     return parsed.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 

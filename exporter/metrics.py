@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import polars as pl
-
 from exporter.errors import TimelineError
-from exporter.timeutil import TIME
 
 PREFIX = "openstack_usage"
 LABELS = ("site", "node_type", "pool", "state")
@@ -128,53 +125,6 @@ def check_declarations(families: Iterable[ExtraFamily]) -> None:
             raise TimelineError(f"series family {family.name!r}: {problem}")
         taken.add(family.name)
 
-
-def checked_family_frame(family: ExtraFamily, frame: object, *, whole_seconds: bool = True) -> pl.DataFrame:
-    """``frame`` as the family's long frame (labels String, timestamp, value Float64), sorted by
-    labels then timestamp; TimelineError names what is wrong (wrong columns or types, nulls,
-    non-finite values, timestamps before 1970 or (``whole_seconds``, as OpenMetrics needs) not whole
-    seconds, a repeated series + timestamp). The live exporter passes ``whole_seconds=False``: its
-    timestamp is the refresh's ``now`` and is not rendered."""
-    what = f"series family {family.name}"
-    if not isinstance(frame, pl.DataFrame):
-        raise TimelineError(f"{what} must be a polars DataFrame, got {type(frame).__name__}")
-    missing = [name for name in family.columns if name not in frame.columns]
-    extra = sorted(set(frame.columns) - set(family.columns))
-    if missing or extra:
-        raise TimelineError(f"{what}: " + "; ".join(
-            part for part in (f"missing column(s) {', '.join(missing)}" if missing else "",
-                              f"unexpected column(s) {', '.join(extra)}" if extra else "") if part))
-    schema = frame.schema
-    wrong = [name for name in family.labels
-             if not (schema[name] in (pl.String, pl.Categorical) or isinstance(schema[name], pl.Enum))]
-    if not (isinstance(schema["timestamp"], pl.Datetime) and schema["timestamp"].time_zone is None):
-        wrong.append("timestamp")
-    if not schema["value"].is_numeric():
-        wrong.append("value")
-    if wrong:
-        raise TimelineError(f"{what}: column(s) {', '.join(wrong)} of the wrong type "
-                            "(labels text, timestamp naive-UTC datetime, value numeric)")
-    frame = frame.select(*(pl.col(name).cast(pl.String) for name in family.labels),
-                         pl.col("timestamp").cast(TIME), pl.col("value").cast(pl.Float64))
-    _check_family_values(frame, what, family.labels, whole_seconds)
-    return frame.sort([*family.labels, "timestamp"])
-
-
-def _check_family_values(frame: pl.DataFrame, what: str, labels: tuple[str, ...], whole_seconds: bool) -> None:
-    nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
-    if nulls:
-        raise TimelineError(f"{what}: null values in column(s) {', '.join(nulls)}")
-    problems = frame.select(
-        nonfinite=(~pl.col("value").is_finite()).sum(),
-        subsecond=((pl.col("timestamp").dt.epoch("us") % 1_000_000 != 0) & whole_seconds).sum(),
-        before_epoch=(pl.col("timestamp").dt.epoch("us") < 0).sum(),
-        repeated=pl.struct(*labels, "timestamp").is_duplicated().sum(),
-    ).row(0, named=True)
-    messages = {"nonfinite": "NaN or infinite value(s)", "subsecond": "timestamp(s) that are not whole seconds",
-                "before_epoch": "timestamp(s) before 1970", "repeated": "rows repeating a series and timestamp"}
-    for key, message in messages.items():
-        if problems[key]:
-            raise TimelineError(f"{what}: {problems[key]} {message}")
 
 # Live only (no history): hosts whose nova-compute service is disabled now, per node type.
 HOST_DISABLED = f"{PREFIX}_host_disabled"

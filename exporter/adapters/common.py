@@ -13,7 +13,8 @@ import polars as pl
 
 from exporter.adapters.declared import SHADOW_PREFIX
 from exporter.errors import SchemaError
-from exporter.timeutil import EARLIEST_PLAUSIBLE, TIME
+from exporter.columns import TIME
+from exporter.timeutil import EARLIEST_PLAUSIBLE
 
 ID = "id"  # kind marker for ``typed``: text identifier
 TEXT = "text"

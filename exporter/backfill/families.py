@@ -17,7 +17,8 @@ import polars as pl
 
 from exporter.backfill.openmetrics import escape_label, escaped_label
 from exporter.errors import TimelineError
-from exporter.metrics import ExtraFamily, checked_family_frame
+from exporter.familyframe import checked_family_frame
+from exporter.metrics import ExtraFamily
 
 LINE_SCHEMA = {"family": pl.UInt8(), "prefix": pl.String(), "value": pl.Float64(), "t": pl.Int64()}
 

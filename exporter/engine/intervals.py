@@ -15,7 +15,7 @@ from datetime import datetime
 
 import polars as pl
 
-from exporter.timeutil import TIME
+from exporter.timetype import TIME
 
 MICROSECONDS_PER_HOUR = 3_600_000_000
 # Stand-in for "open" while sorting/merging when no open_end is given; mapped back to null.

@@ -21,10 +21,9 @@ import polars as pl
 
 from exporter.engine import intervals, painter, segments
 from exporter.reconstruct.conflicts import overlap_pieces
-from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, conform
+from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIME, conform
 from exporter.engine.intervals import MICROSECONDS_PER_HOUR, hours_between
 from exporter.engine.sweepline import order_free_sum
-from exporter.timeutil import TIME
 
 
 # Below this a "trim" is float round-off of two sums, not a cut (real cuts are >= 1 second).

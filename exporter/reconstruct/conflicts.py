@@ -15,10 +15,9 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from exporter.columns import LEVEL_CONFLICT, LEVEL_RESERVABLE
+from exporter.columns import LEVEL_CONFLICT, LEVEL_RESERVABLE, TIME
 from exporter.engine.sweepline import order_free_sum
 from exporter.errors import InvariantViolation
-from exporter.timeutil import TIME
 
 SOURCE = "blazar.computehosts"  # the rows whose duplicates are conflicts
 PAIR_SCHEMA = {"hypervisor_hostname": pl.String, "source_id": pl.String, "counterpart_id": pl.String,

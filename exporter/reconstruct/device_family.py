@@ -16,7 +16,7 @@ import polars as pl
 from exporter.metrics import DEVICE_LABELS, DEVICE_SECONDS, DEVICES
 from exporter.reconstruct.devices_audit import DEVICE_RESOURCE
 from exporter.reconstruct.timeline import counters_until, levels_at
-from exporter.timeutil import TIME
+from exporter.columns import TIME
 
 GAUGE = DEVICES.name
 COUNTER = DEVICE_SECONDS.name

@@ -16,7 +16,8 @@ import polars as pl
 from exporter import layout
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
 from exporter.faults import fault_point
-from exporter.metrics import EXTRA_FAMILIES, checked_family_frame
+from exporter.familyframe import checked_family_frame
+from exporter.metrics import EXTRA_FAMILIES
 from exporter.publish import staged_directory
 from exporter.reconstruct.audit import audit_json
 

@@ -21,8 +21,10 @@ from exporter.backfill.blocks import backfill
 from exporter.errors import TimelineError
 from exporter.layout import family_file
 from exporter.live.collector import UsageCollector
-from exporter.live.state import USAGE_SCHEMA, SiteState, Usage, rendered
-from exporter.metrics import EXTRA_FAMILIES, ExtraFamily, check_declarations, checked_family_frame
+from exporter.live.render import USAGE_SCHEMA, rendered
+from exporter.live.state import SiteState, Usage
+from exporter.familyframe import checked_family_frame
+from exporter.metrics import EXTRA_FAMILIES, ExtraFamily, check_declarations
 from tests.backfill.test_backfill_prometheus import epoch, scrape_config
 from tests.backfill.timelines import synthetic_timeline, write_timeline
 from tests.support import PrometheusServer, free_port
