@@ -69,7 +69,6 @@ def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_f
             warm_start, log_level, rules_path):
     from exporter.config import load_config
     from exporter.live import serve_config
-    from exporter.reconstruct.rulesfile import site_policy
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -80,8 +79,6 @@ def command(config_path, sites, listen, tls_cert, tls_key, basic_auth_password_f
     if rules_path is not None:
         config = dataclasses.replace(config, unresolved_sites={
             name: dataclasses.replace(site, rules_file=rules_path) for name, site in config.unresolved_sites.items()})
-    for site in config.unresolved_sites.values():
-        site_policy(site)  # a bad rules file: one clear error before anything starts
 
     def ready(exporter) -> None:
         click.echo(f"serving {', '.join(exporter.refreshers)} on {exporter.url}/metrics "

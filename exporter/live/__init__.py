@@ -8,7 +8,10 @@ Layout (one concept per module):
   applied to them (the same code as ``reconstruct``);
 - ``explain``: ``/explain`` (history from a site's reconstruct output, the present from the kept spans);
 - ``server`` / ``pool`` / ``auth``: the HTTP endpoint (landing page, /metrics, /explain, TLS), its bounded
-  connection handling, basic auth with per-address throttling.
+  connection handling, basic auth with per-address throttling;
+- ``warm`` / ``warmset``: the state saved after each refresh, served at once after a restart;
+- ``late``: the one place that decides what is imported only after the server answers (everything
+  that computes: polars, SQLAlchemy, the reconstruct engine), so a restart serves within seconds.
 
 :class:`LiveExporter` wires them; :func:`serve` runs it until SIGTERM/SIGINT.
 """
@@ -25,11 +28,12 @@ from prometheus_client import CollectorRegistry
 
 from exporter.config import Config
 from exporter.errors import ConfigError
+from exporter.live import late
 from exporter.live.collector import UsageCollector
-from exporter.live.explain import ExplainEndpoint
 from exporter.live.refresh import Compute, SiteRefresher, utc_now
 from exporter.live.server import BasicAuth, MetricsServer, exporter_app
 from exporter.live.state import SiteState, Usage
+from exporter.live.warm import STATE_DIR
 
 __all__ = ["BasicAuth", "LiveExporter", "SiteState", "Usage", "UsageCollector", "serve", "serve_config",
            "site_computations"]
@@ -53,14 +57,13 @@ class LiveExporter:
                                                first_backoff=first_backoff, published=getattr(compute, "persist", None))
                            for site, (compute, interval) in sorted(computations.items())}
         for site, (compute, _) in computations.items():  # warm start: serve the saved values at once
-            saved = getattr(compute, "warm_usage", lambda: None)()
+            saved = getattr(compute, "warm_published", lambda: None)()
             if saved is not None:
                 self.refreshers[site].publish_warm(saved)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.states))
-        explain = ExplainEndpoint(self.states, histories)
         app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth, states=self.states,
-                           explain=explain.handle)
+                           explain=late.Explain(self.states, histories).handle)
         self.server = MetricsServer(app, listen, tls_cert=tls_cert, tls_key=tls_key)
 
     def states(self) -> list[SiteState]:
@@ -71,9 +74,12 @@ class LiveExporter:
         return self.server.url
 
     def start(self) -> "LiveExporter":
+        """Serve (the saved values, if any), then open the sites (exporter.live.late) and refresh them."""
+        self.server.start()
+        for compute in self._computations:
+            getattr(compute, "open", lambda: None)()
         for refresher in self.refreshers.values():
             refresher.start()
-        self.server.start()
         return self
 
     def stop(self) -> None:
@@ -95,14 +101,12 @@ class LiveExporter:
 
 def site_computations(config: Config, sites: list[str] | None = None, *, full_reload_interval: float = 3600.0,
                       warm_start: bool = True) -> dict[str, tuple[Compute, float]]:
-    """The real computation (live DB -> reconstruct engine) for each selected site; with
-    ``warm_start`` its state is kept under ``<data_dir>/<site>/live-state/`` (exporter.live.warm)."""
-    from exporter.live.source import LiveSite
-    from exporter.live.warm import STATE_DIR
-
+    """The real computation (live DB -> reconstruct engine) for each selected site, opened when the
+    exporter starts (exporter.live.late); with ``warm_start`` its state is kept under
+    ``<data_dir>/<site>/live-state/`` (exporter.live.warm)."""
     names = sites or sorted(config.site_names)
-    return {name: (LiveSite(config.site(name), full_reload_interval=full_reload_interval,
-                            state_dir=config.data_dir / name / STATE_DIR if warm_start else None),
+    return {name: (late.Site(config.site(name), full_reload_interval=full_reload_interval,
+                             state_dir=config.data_dir / name / STATE_DIR if warm_start else None),
                    config.site(name).refresh_interval)
             for name in names}
 

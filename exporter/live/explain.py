@@ -159,8 +159,11 @@ def _present(state: SiteState, selection: Selection, *, requested: dt.datetime |
              offset: int) -> dict:
     """The live answer; a requested time must be within PRESENT_SLACK of the last refresh."""
     usage = state.usage
-    if usage is None or usage.spans is None or usage.gauge_frame is None:
+    if usage is None:
         raise BadRequest(f"site {state.site} has no live values yet (first refresh pending or failing)")
+    if usage.spans is None or usage.gauge_frame is None:  # values saved before a restart (exporter.live.warm)
+        raise BadRequest(f"site {state.site} serves the values saved before its restart; the present is "
+                         "explained after its first refresh")
     if requested is not None and requested < usage.at - PRESENT_SLACK:
         raise BadRequest(f"at={requested.isoformat()} is before the live values of site {state.site} "
                          f"({usage.at.isoformat()}) and no history_dir covers it")

@@ -13,11 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
-from exporter.db import classify
 from exporter.errors import DatabaseError, UsageExporterError
-from exporter.live.state import RenderedUsage, SiteState, Usage, rendered
+from exporter.live import late
+from exporter.live.state import RenderedUsage, SiteState, Usage
 from exporter.timeutil import utc_now
 
 log = logging.getLogger("exporter.live")
@@ -39,8 +37,9 @@ def failure_of(exc: BaseException, *, site: str) -> DatabaseError:
     """The error as a DatabaseError with a kind and a one-line, password-free message."""
     if isinstance(exc, DatabaseError):
         return exc
-    if isinstance(exc, (sa.exc.SQLAlchemyError, OSError)) or type(exc).__module__.startswith("pymysql"):
-        return classify(exc, what=f"site {site}")
+    # (by module, not class: SQLAlchemy is imported late, exporter.live.late)
+    if isinstance(exc, OSError) or type(exc).__module__.startswith(("sqlalchemy.", "pymysql")):
+        return late.classified(exc, what=f"site {site}")
     if isinstance(exc, UsageExporterError):
         return DatabaseError(f"site {site}: {exc}", kind="compute_error")
     return DatabaseError(f"site {site}: computing usage failed ({type(exc).__name__}: "
@@ -84,11 +83,11 @@ class SiteRefresher:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def publish_warm(self, usage: Usage) -> None:
+    def publish_warm(self, usage: RenderedUsage) -> None:
         """Serve values saved before a restart until the first refresh (exporter.live.warm): the
         last refresh before the stop succeeded, and its moment is ``last_success``."""
-        self._swap(SiteState(site=self.site, usage=rendered(usage, None), up=True,
-                             last_success=unix_seconds(usage.at), errors=self._state.errors))
+        self._swap(SiteState(site=self.site, usage=usage, up=True, last_success=unix_seconds(usage.at),
+                             errors=self._state.errors))
 
     def refresh_once(self) -> bool:
         """One attempt: compute, publish; returns whether it succeeded."""
@@ -96,7 +95,7 @@ class SiteRefresher:
         now = self._clock()
         try:
             usage = self._compute(now)
-            published = rendered(usage, self._state.usage)
+            published = late.rendered(usage, self._state.usage)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a metric and one log line
             self._publish_failure(failure_of(exc, site=self.site), time.perf_counter() - started, exc)
             return False

@@ -29,8 +29,9 @@ from sqlalchemy.engine import Engine
 from exporter.config import SiteConfig
 from exporter.db import open_engine
 from exporter.live.recent import recent_tables
-from exporter.live import warm
-from exporter.live.state import USAGE_SCHEMA, RenderedUsage, Usage
+from exporter.live import warm, warmset
+from exporter.live.render import USAGE_SCHEMA
+from exporter.live.state import RenderedUsage, Usage
 from exporter.reconstruct import device_family
 from exporter.live.tables import TableCache
 from exporter.adapters import nova_services
@@ -147,9 +148,9 @@ class LiveSite:
 
     Engines are read-only (``open_engine`` default) with the site's query timeout as the driver
     read timeout. ``timings`` holds the seconds of the last call's stages (read, compute).
-    With ``state_dir`` the state is kept there for a warm start (exporter.live.warm): ``warm_usage``
-    is what to serve at once, the first call continues from the saved table cache, ``persist``
-    saves after each published refresh.
+    With ``state_dir`` the state is kept there for a warm start (exporter.live.warm): ``warm_published``
+    is what to serve at once, the first call continues from the saved set, ``persist`` saves after
+    each published refresh.
     """
 
     def __init__(self, site: SiteConfig, *, full_reload_interval: float = 3600.0,
@@ -164,23 +165,25 @@ class LiveSite:
         self._cutoff_usage: Usage | None = None  # the full computation at the last full reload
         self._state_dir = state_dir
         self._key = warm.state_key(site) if state_dir is not None else ""
-        self._warm = warm.load(state_dir, self._key) if state_dir is not None else None
+        self._restore = state_dir is not None  # the first call continues from the saved set, if any
         self._saved_files: dict[str, tuple[int, str]] = {}
         self._persist_failed = False
         self._published: dict[str, pl.DataFrame] | None = None  # the families last returned (counters held)
 
-    def warm_usage(self) -> Usage | None:
+    def warm_published(self) -> RenderedUsage | None:
         """The values published before the last stop, to serve before the first refresh (None: cold)."""
-        return self._warm.published if self._warm is not None else None
+        return warm.published(self._state_dir, self._key) if self._state_dir is not None else None
 
     def __call__(self, now: dt.datetime) -> Usage:
         started = time.perf_counter()
-        if self._warm is not None:  # the first refresh after a warm start continues from the saved cache
-            cache = warm.load_cache(self._state_dir)
-            if cache is not None:
-                self.tables.restore(cache, now)
-                self._cutoff_usage = self._warm.cutoff
-            self._warm = None
+        if self._restore:
+            self._restore = False
+            saved = self.warm_published()
+            saved_set = warmset.load(self._state_dir, self._key, saved) if saved is not None else None
+            if saved_set is not None:
+                self.tables.restore(saved_set.cache, now)
+                self._cutoff_usage = saved_set.cutoff
+                self._published = saved_set.families
         tables = self.tables.refresh(now)
         read_done = time.perf_counter()
         if self.tables.last_mode == "full" or self._cutoff_usage is None:
@@ -198,13 +201,11 @@ class LiveSite:
     def persist(self, published: RenderedUsage) -> None:
         """Save the state behind ``published`` (the values just served) for a warm start; a failure
         is logged (once until it works again) and changes nothing served."""
-        if self._state_dir is None or self._cutoff_usage is None or published.gauge_frame is None:
+        if self._state_dir is None or self._cutoff_usage is None:
             return
-        usage = Usage(at=published.at, gauges=published.gauge_frame, counters=published.counter_frame,
-                      spans=published.spans)
         try:
-            self._saved_files = warm.save(self._state_dir, self._key, usage, self._cutoff_usage, self.tables.saved(),
-                                          self._saved_files)
+            self._saved_files = warmset.save(self._state_dir, self._key, published, self._cutoff_usage,
+                                             self.tables.saved(), self._saved_files)
         except Exception as err:  # noqa: BLE001 - a full disk must not stop the exporter from serving
             if not self._persist_failed:
                 log.warning("site %s: cannot save the live state in %s (%s); a restart will start cold",

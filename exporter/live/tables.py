@@ -44,7 +44,7 @@ from exporter.adapters.declared import ChildOf, SourceTable
 from exporter.extract.reading import read_tables_fast
 from exporter.extract.tableread import ReadPlan, TableRead
 from exporter.extract.valuetypes import typed_frame
-from exporter.live.warm import CacheState
+from exporter.live.warmset import CacheState
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 COUNTED_SCHEMAS = ("blazar",)  # schemas whose services hard-delete rows that matter for the present

@@ -109,6 +109,13 @@ def scrape(url: str, timeout: float = 10) -> dict[tuple[str, tuple], float]:
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def served_series(samples: dict, prefix: str = "openstack_usage_") -> dict:
+    """Every series a site's values make (usage, extra families, disabled hosts): not the self-metrics."""
+    own = ("up", "last_refresh", "refresh_", "exporter_build", "counters_held")
+    return {key: value for key, value in samples.items()
+            if key[0].startswith(prefix) and not key[0][len(prefix):].startswith(own)}
+
+
 def usage_samples(samples: dict, prefix: str = "openstack_usage_") -> dict:
     """Only the timeline's usage series (gauges and resource-seconds counters), not the
     self-metrics, the extra families (booked ahead, ...) nor the disabled-host gauge."""
@@ -130,11 +137,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
 
 
 @contextlib.contextmanager
-def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, seed: int = 7):
+def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, seed: int = 7, kind: str = "baremetal"):
     """A generated site (no quirks) in MariaDB whose simulated end is close to the real now.
 
     The simulation starts ``days`` before now on a whole hour, so open leases and instances are
     open *now* and the live exporter sees a realistic present. Databases are dropped on exit.
+    ``kind``: exporter.sitegen's (``edge``: devices instead of hosts).
     """
     import datetime as dt
     import uuid
@@ -147,7 +155,7 @@ def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, se
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     start = (now - dt.timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     try:
-        yield generate_site(url, hosts=hosts, years=days / 365, seed=seed, start=start, quirks=set(),
+        yield generate_site(url, hosts=hosts, years=days / 365, seed=seed, start=start, quirks=set(), kind=kind,
                             databases=prefixed_databases(prefix), truth_dir=truth_dir)
     finally:
         drop_databases(prefix, url)

@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
 from exporter.live.collector import UsageCollector
-from exporter.live.state import USAGE_SCHEMA, SiteState, Usage, rendered
+from exporter.live.render import USAGE_SCHEMA, rendered
+from exporter.live.state import SiteState, Usage
 
 GOLDEN = Path(__file__).parent / "golden"
 AT = dt.datetime(2024, 1, 1, 12)

@@ -27,7 +27,7 @@ from exporter.errors import DatabaseError
 from exporter.live import BasicAuth, LiveExporter, Usage, UsageCollector
 from exporter.live.refresh import SiteRefresher, backoff_delay
 from exporter.live.server import parse_listen
-from exporter.live.state import held_counters
+from exporter.live.render import held_counters
 from exporter.metrics import FAMILIES
 
 T0 = dt.datetime(2026, 1, 1, 12, 0)

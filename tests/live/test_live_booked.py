@@ -14,7 +14,8 @@ from exporter.db import open_engine
 from exporter.extract.copy import read_tables
 from exporter.live.collector import UsageCollector
 from exporter.live.source import usage_from_tables
-from exporter.live.state import SiteState, rendered
+from exporter.live.render import rendered
+from exporter.live.state import SiteState
 from exporter.metrics import booked_ahead_name
 from exporter.reconstruct.bookings import HORIZONS
 from exporter.sitegen import generate_site

@@ -69,3 +69,17 @@ def test_serve_refuses_a_password_on_the_command_line_and_an_unknown_site(tmp_pa
     unknown = subprocess.run([*base, "--site", "nope"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "unknown site 'nope'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_serve_stops_with_one_line_on_a_bad_rules_file(tmp_path):
+    # the sites open (exporter.live.late) right after the server answers: a bad rules file stops it there
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: [not closed\n")
+    config = tmp_path / "sites.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "sites": {"a": {
+        "db_url": "sqlite:///x.sqlite", "rules": str(rules)}}}))
+    done = subprocess.run([sys.executable, "-c", "from exporter.cli import main; main()", "serve", "--config",
+                           str(config), "--listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0 and "rules.yaml" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "serving a on" not in done.stderr
