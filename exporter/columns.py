@@ -88,6 +88,9 @@ SPAN_TYPES: dict[str, str] = {
     "zun_container_occupied": "a container of the device's reservation exists",
     "zun_container_stopped": "the reservation's containers on the device are stopped",
     "device_unreservable": "an edge device is marked unreservable (a failing kubelet): maintenance",
+    "inferred_device": "an edge device retired before May 2022 (no row) existed: from its first to its last "
+                       "allocation",
+    "inferred_device_reservable": "that retired device was reservable over the same window",
 }
 EVIDENCE_KINDS: dict[str, str] = {
     "nova_compute_node": "a nova.compute_nodes row (or its shadow_ archive copy)",
@@ -105,6 +108,8 @@ EVIDENCE_KINDS: dict[str, str] = {
     "zun_container_action": "a zun.container_actions stopping action",
     "manual_rule": "an operator's rule (source_id is the rule id)",
     "reserved_instances": "reserved instances naming their reservation (the inference source)",
+    "allocations_of_rowless_device": "blazar.device_allocations rows naming a device that has no row (retired "
+                                     "before the devices table kept retired rows)",
 }
 
 # --- resources: span columns (source units) and timeline names (base units) ---------------

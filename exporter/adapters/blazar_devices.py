@@ -3,7 +3,10 @@
 A device exists (total) from its ``devices`` row's created_at to its deleted_at (soft delete only
 since May 2022: a device retired before has no row). It is reservable for the same window, except
 that ``reservable = 0`` (the k8s plugin marks a failing device unreservable; only the current value
-is stored) ends it at the row's updated_at. Its hardware model is its ``machine_name`` capability
+is stored) ends it at the row's updated_at. A device allocation naming a device with no row, whose
+window ends before the table is known to keep retired devices (``history_complete_since``), is an
+allocation of a device retired before May 2022 (``retired_device``): it still counts, and names
+the device by its id. Its hardware model is its ``machine_name`` capability
 (set by Chameleon's inventory service doni); ``unknown`` when it has none. A device allocation is
 committed (maintenance for a maintenance project's lease) for its lease's window, as host
 allocations are (exporter.adapters.blazar_leases).
@@ -11,6 +14,7 @@ allocations are (exporter.adapters.blazar_leases).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import polars as pl
@@ -70,6 +74,14 @@ def device_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     ]))
 
 
+def history_complete_since(tables: Mapping[str, pl.LazyFrame]) -> dt.datetime | None:
+    """The earliest deleted_at of a devices row: from then on the table keeps retired devices
+    (soft delete); before it a retired device may have left no row. None: no row was ever
+    soft-deleted, so nothing shows the table complete."""
+    usable = device_windows(tables).filter(pl.col("rejection_reason").is_null())
+    return usable.select(pl.col("end").min()).collect().item()
+
+
 def device_reject_detail() -> pl.Expr:
     return common.detail_json("hypervisor_hostname", "start", "end")
 
@@ -100,13 +112,15 @@ def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projec
     """One row per device allocation: [max(lease start, created_at), min(lease end, lease deleted_at,
     allocation deleted_at)), level committed or maintenance, or why it has none (as host allocations).
 
-    Output: source_table, source_id, entity_id (the device id), hypervisor_hostname, project_id,
-    lease_id, reservation_id, start, end, level, rejection_reason and the joined raw times.
+    Output: source_table, source_id, entity_id (the device id), hypervisor_hostname (the device's
+    name; its id for a retired device), project_id, lease_id, reservation_id, start, end, level,
+    retired_device, rejection_reason and the joined raw times.
     """
     rows = common.table_rows(tables, DEVICE_ALLOCATIONS, {
         "id": common.ID, "device_id": common.ID, "reservation_id": common.ID, "created_at": common.WHEN,
         "deleted_at": common.WHEN})
     devices = common.table_rows(tables, DEVICES, {"id": common.ID, "name": common.TEXT}).unique("id", keep="first")
+    complete = history_complete_since(tables)
     joined = (
         rows.select(pl.lit(DEVICE_ALLOCATIONS).alias("source_table"), pl.col("id").alias("source_id"),
                     pl.col("device_id").alias("entity_id"), "reservation_id",
@@ -114,18 +128,26 @@ def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projec
         .join(blazar_leases.reservation_rows(tables), on="reservation_id", how="left")
         .join(blazar_leases.lease_rows(tables), on="lease_id", how="left")
         .join(devices.select(pl.col("id").alias("entity_id"), pl.col("name").alias("hypervisor_hostname"),
-                             pl.lit(True).alias("host_found")), on="entity_id", how="left")
-        .with_columns(pl.col("reservation_found", "lease_found", "host_found").fill_null(False))
+                             pl.lit(True).alias("device_found")), on="entity_id", how="left")
+        .with_columns(pl.col("reservation_found", "lease_found", "device_found").fill_null(False))
+        .with_columns(
+            pl.max_horizontal("lease_start", "allocation_created").alias("start"),
+            pl.min_horizontal("lease_end", "lease_deleted", "allocation_deleted").alias("end"),
+            pl.when(pl.col("project_id").is_in(list(maintenance_projects)))
+            .then(pl.lit(LEVEL_MAINTENANCE)).otherwise(pl.lit(LEVEL_COMMITTED)).alias("level"))
     )
-    return joined.with_columns(
-        pl.max_horizontal("lease_start", "allocation_created").alias("start"),
-        pl.min_horizontal("lease_end", "lease_deleted", "allocation_deleted").alias("end"),
-        pl.when(pl.col("project_id").is_in(list(maintenance_projects)))
-        .then(pl.lit(LEVEL_MAINTENANCE)).otherwise(pl.lit(LEVEL_COMMITTED)).alias("level"),
+    # Rowless and over before the table kept retired devices: a device retired before soft delete.
+    before_complete = pl.lit(True) if complete is None else pl.col("end") <= pl.lit(complete, dtype=common.TIME)
+    retired = (~pl.col("device_found") & pl.col("entity_id").is_not_null() & pl.col("end").is_not_null()
+               & before_complete).fill_null(False)
+    return joined.with_columns(retired.alias("retired_device")).with_columns(
+        (pl.col("device_found") | pl.col("retired_device")).alias("host_found"),
+        pl.when(pl.col("retired_device")).then(pl.col("entity_id")).otherwise(pl.col("hypervisor_hostname"))
+        .alias("hypervisor_hostname"),
     ).with_columns(common.first_rule_failed(blazar_leases.allocation_rules()))
 
 
 def allocation_reject_detail() -> pl.Expr:
     return common.detail_json("reservation_id", "reservation_found", "lease_id", "lease_found", "entity_id",
-                              "host_found", "lease_start", "lease_end", "lease_deleted", "allocation_created",
+                              "host_found", "retired_device", "lease_start", "lease_end", "lease_deleted", "allocation_created",
                               "allocation_deleted")

@@ -3,7 +3,9 @@
 Stages (settle -> cut at snapshot -> [merge] -> [clip into parent]; rules in the adapters
 exporter.adapters.blazar_devices and zun_containers, in words in docs/semantics.md "Devices"):
 
-1. total       devices rows per device name, merged                           -> total
+1. total       devices rows per device name, merged                           -> total;
+               a device retired before May 2022 (no row, but allocations name it): from its first
+               allocation's start to its last one's end (source inference, model unknown)
 2. reservable  the same rows, into total (every device is a Blazar device)
 3. committed   device allocations in their lease window, into reservable     -> committed / maintenance;
                a device now marked reservable = 0: maintenance from its updated_at, into reservable
@@ -29,21 +31,26 @@ from exporter.columns import (
     LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_RESERVABLE, SPAN_SCHEMA, UNKNOWN_NODE_TYPE, conform,
 )
 from exporter.engine import intervals
+from exporter.reconstruct import inference
 from exporter.reconstruct.books import SpanBooks
+from exporter.timetype import TIME
 
 KEY = ["hypervisor_hostname"]
+RETIRED_SPAN_TYPES = {LEVEL_TOTAL: "inferred_device", LEVEL_RESERVABLE: "inferred_device_reservable"}
+RETIRED_EVIDENCE = "allocations_of_rowless_device"
 SLOT = ["reservation_id", "hypervisor_hostname"]  # one device of one reservation
 
 
 def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: str,
                  maintenance_projects: Sequence[str]) -> pl.DataFrame:
     """Every device level's spans in SPAN_SCHEMA (empty when the site has no device rows)."""
-    windows = blazar_devices.device_windows(frames).with_columns(pl.lit(LEVEL_TOTAL).alias("level")).collect()
+    allocations = blazar_devices.allocation_windows(frames, maintenance_projects=maintenance_projects).collect()
+    windows = pl.concat([blazar_devices.device_windows(frames).collect(), _retired_devices(allocations)],
+                        how="diagonal_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level"))
     detail = blazar_devices.device_reject_detail()
     total = books.merged(books.cut_at_snapshot(books.settled(windows, detail=detail)), by=KEY)
     reservable = books.clipped_into(books.merged(books.cut_at_snapshot(books.settled(
         windows.with_columns(pl.lit(LEVEL_RESERVABLE).alias("level")), detail=detail)), by=KEY), total, by=KEY)
-    allocations = blazar_devices.allocation_windows(frames, maintenance_projects=maintenance_projects).collect()
     committed = books.clipped_into(books.cut_at_snapshot(books.settled(
         allocations, detail=blazar_devices.allocation_reject_detail())), reservable, by=KEY)
     failing = books.clipped_into(books.merged(books.cut_at_snapshot(books.settled(
@@ -58,6 +65,17 @@ def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: 
     levels = [total, reservable, committed, failing, _with_maintenance(occupied, committed),
               _with_maintenance(stopped, committed)]
     return pl.concat([_canonical(level, site=site, models=models) for level in levels], how="vertical")
+
+
+def _retired_devices(allocations: pl.DataFrame) -> pl.DataFrame:
+    """Devices retired before their table kept retired rows, from the usable allocations naming
+    them: one window per device id from its first allocation's start to its last one's end (a
+    devices row is one window, and its id is never reused, so the device existed in between)."""
+    usable = allocations.filter(pl.col("retired_device") & pl.col("rejection_reason").is_null())
+    return usable.group_by("entity_id").agg(pl.col("start").min(), pl.col("end").max()).sort("entity_id").select(
+        pl.lit(inference.SOURCE).alias("source_table"), pl.col("entity_id").alias("source_id"), "entity_id",
+        pl.col("entity_id").alias("hypervisor_hostname"), "start", "end",
+        pl.lit(None, dtype=TIME).alias("reservable_until"), pl.lit(None, dtype=pl.String).alias("rejection_reason"))
 
 
 def _unreservable(windows: pl.DataFrame) -> pl.DataFrame:
@@ -131,4 +149,15 @@ def _canonical(spans: pl.DataFrame, *, site: str, models: pl.DataFrame) -> pl.Da
         pl.col("source_table").alias("source"),
         pl.when(pl.col("level") == LEVEL_TOTAL).then(pl.lit(HIERARCHY_ROOT))
         .when(changed).then(pl.lit(HIERARCHY_CLIPPED)).otherwise(pl.lit(HIERARCHY_DIRECT)).alias("hierarchy_status"),
+        *_retired_kinds(),
     ), SPAN_SCHEMA)
+
+
+def _retired_kinds() -> list[pl.Expr]:
+    """span_type, evidence and confidence of a retired device's existence (the host inference's
+    kinds would name reserved instances); null elsewhere, so span_kinds fills them."""
+    inferred = pl.col("source_table") == inference.SOURCE
+    kind = pl.col("level").replace_strict(RETIRED_SPAN_TYPES, default=None)
+    return [pl.when(inferred).then(kind).alias("span_type"),
+            pl.when(inferred).then(pl.lit(RETIRED_EVIDENCE)).alias("evidence"),
+            pl.when(inferred).then(pl.lit("inferred")).alias("confidence")]

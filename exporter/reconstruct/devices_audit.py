@@ -6,6 +6,11 @@ databases cannot give back (docs/semantics.md "Devices"):
 - ``history_complete_since``: the earliest soft-deleted device row; before it (Blazar's device
   tables had no soft delete until May 2022) a retired device left no row, so device-hours before
   it may be missing (null: no device row was ever soft-deleted, so nothing proves completeness);
+- ``retired_without_row``: devices retired before then, known only from allocations naming them
+  (counted from their first to their last allocation, model unknown): how many, their counted
+  device-hours, and at most how many more of their hours the data lost — before the first
+  allocation back to the site's earliest device evidence, after the last one up to
+  ``history_complete_since`` (a device never leased left nothing to count);
 - allocations and containers whose device or reservation has no row (rejected, with hours);
 - ``committed_hours_without_container``: committed device-hours of reservations with no container
   row at all — an upper bound of the occupancy Zun's hard deletes hid (or the reservation was idle);
@@ -21,10 +26,11 @@ from collections.abc import Mapping
 import polars as pl
 
 from exporter.adapters import blazar_devices, zun_containers
-from exporter.columns import LEVEL_COMMITTED, LEVEL_OCCUPIED
+from exporter.columns import LEVEL_COMMITTED, LEVEL_OCCUPIED, LEVEL_TOTAL
 from exporter.engine.intervals import hours_between
 from exporter.engine.sweepline import order_free_sum
 from exporter.reconstruct import audit_timeline as auditing
+from exporter.reconstruct import inference
 from exporter.reconstruct.timeline import timeline_from_spans
 
 DEVICE_RESOURCE = "nodes"  # device spans carry nodes = 1; the other resources are 0
@@ -49,7 +55,7 @@ def device_timeline(devices: pl.DataFrame, audit: dict, *, start: dt.datetime, e
 def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, rejected: pl.DataFrame, *,
                     snapshot_time: dt.datetime) -> dict:
     hours = hours_between("start", "end", snapshot_time=snapshot_time)
-    deleted = blazar_devices.device_windows(frames).select(pl.col("end").min()).collect().item()
+    deleted = blazar_devices.history_complete_since(frames)
     device_tables = ("blazar.devices", "blazar.device_allocations", "zun.container", "zun.container_actions")
     lost = (rejected.filter(pl.col("source_table").is_in(device_tables))
             .group_by("level", "source_table", "rejection_reason").agg(pl.len().alias("rows"), order_free_sum(pl.col("hours")))
@@ -64,7 +70,25 @@ def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, r
     return {
         "devices_seen": int(devices.filter(pl.col("level") == "total").get_column("hypervisor_hostname").n_unique()),
         "history_complete_since": None if deleted is None else deleted.isoformat(),
+        "retired_without_row": retired_without_row(devices, complete_since=deleted, snapshot_time=snapshot_time),
         "rejected": lost.to_dicts(),
         "committed_hours_without_container": float(idle.select(order_free_sum(hours)).item() or 0.0),
         "multi_device_occupied_hours": float(multi.select(order_free_sum(hours)).item() or 0.0),
     }
+
+
+def retired_without_row(devices: pl.DataFrame, *, complete_since: dt.datetime | None,
+                        snapshot_time: dt.datetime) -> dict:
+    """Devices counted from allocations alone: count, counted hours, and the bound on their lost
+    hours ([earliest device evidence, first allocation) + [last allocation, complete_since);
+    null when the history is never complete: then nothing bounds a retirement)."""
+    total = devices.filter(pl.col("level") == LEVEL_TOTAL)
+    retired = total.filter(pl.col("source_table") == inference.SOURCE)
+    hours = hours_between("start", "end", snapshot_time=snapshot_time)
+    since = total.get_column("start").min()
+    gap = lambda a, b: pl.max_horizontal((b - a).dt.total_seconds(fractional=True) / 3600, pl.lit(0.0))  # noqa: E731
+    before = order_free_sum(gap(pl.lit(since), pl.col("start")))
+    after = order_free_sum(gap(pl.col("end"), pl.lit(complete_since)))
+    bound = None if complete_since is None else float(retired.select(before + after).item() or 0.0)
+    return {"devices": retired.get_column("hypervisor_hostname").n_unique(), "counted_hours": float(retired.select(order_free_sum(hours)).item() or 0.0),
+            "evidence_since": None if since is None else since.isoformat(), "lost_hours_at_most": bound}

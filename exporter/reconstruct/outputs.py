@@ -125,6 +125,13 @@ def summary_text(audit: dict) -> str:
     return "\n".join(lines)
 
 
+def _retired_line(retired: dict) -> str:
+    bound = retired.get("lost_hours_at_most")
+    return (f"devices retired without a row, counted from their allocations (model unknown): "
+            f"{retired.get('devices', 0)}, {retired.get('counted_hours', 0.0):.1f} device-hours; lost at most "
+            + ("unbounded (history never complete)" if bound is None else f"{bound:.1f}"))
+
+
 def device_summary(devices: dict) -> list[str]:
     """An edge site's device lines: the device timeline and what the data cannot give back."""
     timeline = devices.get("timeline", {})
@@ -132,6 +139,7 @@ def device_summary(devices: dict) -> list[str]:
     return [f"devices: {devices['devices_seen']} seen; device timeline {timeline.get('rows', 0)} rows, "
             f"{timeline.get('negative_leaves', 0)} negative leaf values",
             f"device history complete since: {since} (retired devices before it may have no row)",
+            _retired_line(devices.get("retired_without_row") or {}),
             f"committed device-hours of reservations with no container row (Zun hard deletes or idle): "
             f"{devices['committed_hours_without_container']:.1f}",
             f"occupied device-hours of multi-device reservations (device of a container unknown): "

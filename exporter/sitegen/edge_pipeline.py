@@ -14,7 +14,7 @@ from exporter.errors import ConfigError
 from exporter.sitegen import GeneratedSite, Progress, add_years, default_truth_dir, write_json
 from exporter.sitegen.edge import DEVICE_SOFT_DELETE_SINCE, simulate_edge
 from exporter.sitegen.edge_schema import DEVICE_CAPABILITY_SCHEMAS, edge_metadata
-from exporter.sitegen.edge_truth import edge_hours, edge_truth_spans
+from exporter.sitegen.edge_truth import edge_hours, edge_truth_spans, retired_devices
 from exporter.sitegen.model import Rng, to_dt, ts
 from exporter.sitegen.render_edge import CAPABILITIES, render_edge
 from exporter.sitegen.writer import write_site
@@ -53,7 +53,8 @@ def run_edge_pipeline(url: str, *, devices: int, years: float, seed: int, start:
         "row_counts": row_counts,
         **edge_hours(world),
         "capabilities": {"hardware_model": "machine_name", "all": list(CAPABILITIES)},
-        "device_history": {"soft_delete_since": to_dt(DEVICE_SOFT_DELETE_SINCE)},
+        "device_history": {"soft_delete_since": to_dt(DEVICE_SOFT_DELETE_SINCE),
+                           "retired_before_soft_delete": retired_devices(world)},
     })
     step("truth")
     return GeneratedSite(url=url, databases=dict(databases), truth_dir=out, start=start, end=snapshot, kind="edge",

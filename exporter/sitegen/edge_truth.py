@@ -10,7 +10,10 @@ arithmetic, independently of the reconstruction: the same levels without what th
 lost, and with occupancy by the documented rule the data forces — a device of a reservation is
 occupied while any surviving container of that reservation exists, stopped while all of them
 are stopped:
-- ``retired_before_soft_delete``: devices retired before May 2022 have no row (every level);
+- ``retired_before_soft_delete``: devices retired before May 2022 have no row; their surviving
+  allocations still show them from their first lease's start to their last lease's end (every
+  level there is recoverable), the rest of their life is lost (total, reservable) — all of it for
+  a device never leased;
 - ``zun_hard_deleted``: explicitly deleted containers have no row (occupied, stopped);
 - ``multi_device_rule``: the rule's count minus the physical one for the rest (may be > 0).
 """
@@ -95,6 +98,12 @@ def _minus(windows: list[Window], holes: list[Window]) -> list[Window]:
     return out
 
 
+def seen_window(device: Device, leases: list[DeviceLease], end: int) -> list[Window]:
+    """What surviving allocations show of a device: its first lease's start to its last one's end."""
+    mine = [w for lease in leases if device in lease.devices for w in lease_window(lease, end)]
+    return [(min(s for s, _ in mine), max(e for _, e in mine))] if mine else []
+
+
 def edge_hours(world: EdgeWorld) -> dict[str, dict[str, float]]:
     """Device-hours per level: physical truth, recoverable truth, and the unrecoverable parts."""
     end = world.end
@@ -102,21 +111,30 @@ def edge_hours(world: EdgeWorld) -> dict[str, dict[str, float]]:
     gone = {"retired_before_soft_delete": dict.fromkeys(LEVELS, 0), "zun_hard_deleted": dict.fromkeys(LEVELS, 0),
             "multi_device_rule": dict.fromkeys(LEVELS, 0)}
     for device in world.devices:
+        seen = seconds(seen_window(device, world.leases, end)) if absent(device) else None
         for level, windows in device_levels(device, end).items():
             true[level] += seconds(windows)
-            if absent(device):
-                gone["retired_before_soft_delete"][level] += seconds(windows)
+            if seen is not None:  # an absent device is never unreservable (it retired)
+                gone["retired_before_soft_delete"][level] += seconds(windows) - (seen if windows else 0)
     for lease in world.leases:
         level = "maintenance" if lease.maintenance else "committed"
         window = lease_window(lease, end)
-        for device in lease.devices:
-            true[level] += seconds(window)
-            gone["retired_before_soft_delete"][level] += seconds(window) if absent(device) else 0
+        true[level] += seconds(window) * len(lease.devices)
         _lease_occupancy(lease, end, true, gone)
     recoverable = {level: true[level] - sum(part[level] for part in gone.values()) for level in LEVELS}
     hours = lambda values: {level: values[level] / 3600 for level in LEVELS}  # noqa: E731
     return {"device_hours": hours(true), "device_hours_recoverable": hours(recoverable),
             "device_hours_unrecoverable": {name: hours(part) for name, part in gone.items()}}
+
+
+def retired_devices(world: EdgeWorld) -> dict[str, float | int]:
+    """The devices retired before soft delete: how many, how many a surviving allocation shows,
+    and the total device-hours lost of those (their life outside first-to-last lease)."""
+    retired = [d for d in world.devices if absent(d)]
+    seen = [(d, seen_window(d, world.leases, world.end)) for d in retired]
+    shown = [(d, w) for d, w in seen if w]
+    lost = sum(seconds(device_levels(d, world.end)["total"]) - seconds(w) for d, w in shown)
+    return {"devices": len(retired), "with_allocations": len(shown), "lost_total_hours_with_allocations": lost / 3600}
 
 
 def _lease_occupancy(lease: DeviceLease, end: int, true: dict, gone: dict) -> None:
@@ -127,10 +145,6 @@ def _lease_occupancy(lease: DeviceLease, end: int, true: dict, gone: dict) -> No
         physical_stop = seconds(union([w for c in mine for w in container_stops(c, end)]))
         true["occupied"] += physical_occ
         true["stopped"] += physical_stop
-        if absent(device):
-            gone["retired_before_soft_delete"]["occupied"] += physical_occ
-            gone["retired_before_soft_delete"]["stopped"] += physical_stop
-            continue
         kept = [c for c in mine if not c.hard_deleted]
         kept_occ = seconds(union([w for c in kept for w in container_life(c, end)]))
         kept_stop = seconds(union([w for c in kept for w in container_stops(c, end)]))
