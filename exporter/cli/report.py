@@ -25,7 +25,9 @@ def command(out, period, out_dir, db_url, table_name, coverage):
     """Node-, vCPU- and GPU-hours per level (total, reservable, committed, maintenance, occupied,
     active, stopped, idle, available, and each other pool, e.g. ondemand / unknown) with
     utilization ratios, one row per (site, period, node_type), from OUT (a reconstruct output):
-    report-<period>.csv/.parquet/.md. The same numbers as the node-hours dashboard.
+    report-<period>.csv/.parquet/.md. The same numbers as the node-hours dashboard. An edge
+    site's devices: device-hours per (site, period, machine_name) in report-<period>-devices.*
+    (and with --db-url in the table <table>_devices).
 
     \b
     Examples:
@@ -40,7 +42,7 @@ def command(out, period, out_dir, db_url, table_name, coverage):
         result = run_report(out, period=period, out_dir=out_dir, db_url=db_url, table_name=table_name)
     for path in result.paths:
         click.echo(f"wrote {path}")
-    if result.sql_rows is not None:
-        click.echo(f"{result.sql_rows} rows written to table {table_name} (reported periods replaced)")
+    for name, rows in (result.sql_rows or {}).items():
+        click.echo(f"{rows} rows written to table {name} (reported periods replaced)")
     if coverage:
         click.echo((Path(result.paths[-1])).read_text().rstrip())

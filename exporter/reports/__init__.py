@@ -1,6 +1,7 @@
 """Reports over a reconstruction's outputs: the legacy comparison (``compare``), KPI tables per
-calendar period (``report``, also into a SQL table) and the coverage table (``report --coverage``).
-Each reads ``timeline.parquet`` / ``audit.json`` / ``rejected.parquet`` of one reconstruction."""
+calendar period (``report``, also into a SQL table; an edge site's devices in a table of their
+own) and the coverage table (``report --coverage``). Each reads ``timeline.parquet`` /
+``device_timeline.parquet`` / ``audit.json`` / ``rejected.parquet`` of one reconstruction."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import polars as pl
 
 from exporter.config import Config
 from exporter.errors import SnapshotError, TimelineError
-from exporter.layout import REJECTED_FILE
+from exporter.layout import REJECTED_FILE, read_device_timeline
 from exporter.reports import coverage as cov
 from exporter.reports import kpi
 from exporter.reports import legacy as leg
@@ -21,6 +22,9 @@ from exporter.reports.outputs import write_table
 KPI_MARKDOWN = ["site", "period_start", "node_type", "complete", *[f"node_hours_{level}" for level in (
     "total", "reservable", "committed", "maintenance", "occupied", "active", "stopped", "pool_ondemand",
     "pool_unknown")], *kpi.RATIOS]
+DEVICE_KPI_MARKDOWN = ["site", "period_start", kpi.DEVICE_TYPE, "complete", *[f"device_hours_{level}" for level in (
+    "total", "reservable", "committed", "maintenance", "occupied", "active", "stopped", "idle", "available")],
+    *kpi.RATIOS]
 
 
 @dataclass(frozen=True)
@@ -86,23 +90,34 @@ def _rejected(directory: Path) -> pl.DataFrame:
 class ReportResult:
     table: pl.DataFrame
     paths: tuple[Path, ...]
-    sql_rows: int | None = None
+    sql_rows: dict[str, int] | None = None  # SQL table name -> rows written
+    devices: pl.DataFrame | None = None  # an edge site's device KPI table
 
 
 def run_report(out: str | Path, *, period: str, out_dir: str | Path | None = None, db_url: str | None = None,
                table_name: str | None = None) -> ReportResult:
     """report-<period>.parquet/.csv/.md in ``out_dir`` (default: the timeline directory), and with
-    ``db_url`` + ``table_name`` the same rows into that SQL table (reported periods replaced)."""
+    ``db_url`` + ``table_name`` the same rows into that SQL table (reported periods replaced). An
+    edge site's devices: report-<period>-devices.* and the SQL table ``<table_name>_devices``."""
     rec = load_reconstruction(out)
     table = kpi.kpi_table(rec.timeline, period=period, step_seconds=rec.step_seconds)
     target = Path(out_dir) if out_dir else rec.directory
     paths = write_table(table, target, f"report-{period}", markdown_columns=KPI_MARKDOWN,
                         title=f"Node-hours per {period}")
+    device_timeline = read_device_timeline(rec.directory)
+    devices = None if device_timeline is None else kpi.device_kpi_table(device_timeline, period=period,
+                                                                       step_seconds=rec.step_seconds)
+    if devices is not None:
+        paths += write_table(devices, target, f"report-{period}-devices", markdown_columns=DEVICE_KPI_MARKDOWN,
+                             title=f"Device-hours per {period}")
     rows = None
     if db_url:
-        from exporter.reports.sqlsink import write_sql
-        rows = write_sql(table, db_url, table_name or "usage_kpi")
-    return ReportResult(table, tuple(paths), rows)
+        from exporter.reports.sqlsink import DEVICE_KEY, write_sql
+        name = table_name or "usage_kpi"
+        rows = {name: write_sql(table, db_url, name)}
+        if devices is not None:
+            rows[f"{name}_devices"] = write_sql(devices, db_url, f"{name}_devices", key=DEVICE_KEY)
+    return ReportResult(table, tuple(paths), rows, devices)
 
 
 def run_coverage(out: str | Path, *, out_dir: str | Path | None = None) -> ReportResult:

@@ -11,6 +11,7 @@ from exporter.db import classify, masked
 from exporter.errors import ConfigError
 
 KEY = ("site", "period", "period_start", "node_type")
+DEVICE_KEY = ("site", "period", "period_start", "machine_name")  # an edge site's device table
 
 
 def _column_type(dtype: pl.DataType) -> sa.types.TypeEngine:
@@ -25,21 +26,21 @@ def _column_type(dtype: pl.DataType) -> sa.types.TypeEngine:
     return sa.Float(precision=53)  # DOUBLE on MariaDB
 
 
-def table_for(table: pl.DataFrame, name: str, metadata: sa.MetaData) -> sa.Table:
-    columns = [sa.Column(column, _column_type(dtype), primary_key=column in KEY, nullable=column not in KEY)
+def table_for(table: pl.DataFrame, name: str, metadata: sa.MetaData, key: tuple[str, ...] = KEY) -> sa.Table:
+    columns = [sa.Column(column, _column_type(dtype), primary_key=column in key, nullable=column not in key)
                for column, dtype in table.schema.items()]
     return sa.Table(name, metadata, *columns)
 
 
-def write_sql(table: pl.DataFrame, url: str, name: str) -> int:
-    """Replace the rows of ``table``'s keys in ``name`` at ``url``; returns the rows written."""
+def write_sql(table: pl.DataFrame, url: str, name: str, key: tuple[str, ...] = KEY) -> int:
+    """Replace the rows of ``table``'s keys in ``name`` at ``url`` (primary ``key``); returns the rows written."""
     if not name.replace("_", "").isalnum():
         raise ConfigError(f"table name {name!r}: use letters, digits and underscores")
     try:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     except (sa.exc.ArgumentError, ImportError) as err:
         raise ConfigError(f"database URL {masked(url)}: {str(err).splitlines()[0]}") from None
-    target = table_for(table, name, sa.MetaData())
+    target = table_for(table, name, sa.MetaData(), key)
     try:
         target.metadata.create_all(engine)  # only when absent
         _add_missing_columns(engine, target)
