@@ -123,7 +123,8 @@ def run_report(out: str | Path, *, period: str, out_dir: str | Path | None = Non
 def run_coverage(out: str | Path, *, out_dir: str | Path | None = None) -> ReportResult:
     """coverage.parquet/.csv (every book entry) and coverage.md (per year x level)."""
     rec = load_reconstruction(out)
-    long = cov.coverage_long(rec.audit, rec.timeline, step_seconds=rec.step_seconds)
+    long = cov.coverage_long(rec.audit, rec.timeline, step_seconds=rec.step_seconds,
+                             device_timeline=read_device_timeline(rec.directory))
     target = Path(out_dir) if out_dir else rec.directory
     summary = cov.coverage_summary(long)
     paths = write_table(long, target, "coverage")

@@ -3,7 +3,8 @@
 tables evidenced them — the table behind "reliable from 2022, partial before".
 
 Counted, clipped and rejected come from the run's audit.json (the invariant books, attributed to
-the year a span starts); unknown comes from the timeline (node-hours, by the hour's year).
+the year a span starts); unknown comes from the timeline (node-hours, by the hour's year) and, on
+an edge site, the device timeline (device-hours of an unknown model: devices retired without a row).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import polars as pl
 
 from exporter.engine.sweepline import order_free_sum
+from exporter.layout import DEVICE_TIMELINE_FILE, TIMELINE_FILE
 from exporter.reports.levels import LEVELS
 
 KINDS = ("counted", "clipped", "rejected")
@@ -22,7 +24,8 @@ LONG_SCHEMA = {"site": pl.String, "year": pl.Int32, "level": pl.String, "kind": 
                "source_table": pl.String, "reason": pl.String, "rows": pl.Int64, "hours": pl.Float64}
 
 
-def coverage_long(audit: dict, timeline: pl.DataFrame, *, step_seconds: int) -> pl.DataFrame:
+def coverage_long(audit: dict, timeline: pl.DataFrame, *, step_seconds: int,
+                  device_timeline: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per (year, level, kind, source_table, reason) with its hours (and rejected rows)."""
     site = str(audit.get("site", ""))
     rows = [{"site": site, "year": int(entry["year"]), "level": entry.get("level") or "none", "kind": kind,
@@ -30,12 +33,17 @@ def coverage_long(audit: dict, timeline: pl.DataFrame, *, step_seconds: int) -> 
              "rows": entry.get("rows"), "hours": float(entry["hours"])}
             for kind in KINDS for entry in audit.get(kind, []) if entry.get("year") is not None]
     books = pl.DataFrame(rows, schema=LONG_SCHEMA) if rows else pl.DataFrame(schema=LONG_SCHEMA)
-    frames = [books, unknown_hours(timeline, levels=list(audit.get("levels") or LEVELS), step_seconds=step_seconds)]
+    levels = list(audit.get("levels") or LEVELS)
+    frames = [books, unknown_hours(timeline, levels=levels, step_seconds=step_seconds)]
+    if device_timeline is not None:
+        frames.append(unknown_hours(device_timeline, levels=levels, step_seconds=step_seconds,
+                                    source=DEVICE_TIMELINE_FILE))
     return pl.concat(frames).sort("site", "year", "level", "kind", "source_table", "reason", nulls_last=True)
 
 
-def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: int) -> pl.DataFrame:
-    """Node-hours per year and level whose node type or pool is ``unknown``."""
+def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: int,
+                  source: str = TIMELINE_FILE) -> pl.DataFrame:
+    """Node-hours (device-hours) per year and level whose node type (model) or pool is ``unknown``."""
     unknown = (pl.col("node_type").cast(pl.String) == UNKNOWN) | (pl.col("pool").cast(pl.String) == UNKNOWN)
     hours = pl.col("value") * (step_seconds / 3600)
     chosen = timeline.lazy().filter((pl.col("resource").cast(pl.String) == "nodes") & unknown)
@@ -46,7 +54,7 @@ def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: in
     if not parts:
         return pl.DataFrame(schema=LONG_SCHEMA)
     found = pl.concat(parts).collect().filter(pl.col("hours") != 0)
-    return found.with_columns(pl.lit(UNKNOWN).alias("kind"), pl.lit("timeline.parquet").alias("source_table"),
+    return found.with_columns(pl.lit(UNKNOWN).alias("kind"), pl.lit(source).alias("source_table"),
                               pl.lit(None, pl.String).alias("reason"), pl.lit(None, pl.Int64).alias("rows")
                               ).select(list(LONG_SCHEMA)).cast(LONG_SCHEMA)
 

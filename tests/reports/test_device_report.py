@@ -16,7 +16,7 @@ from exporter.cli import cli
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
 from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
-from exporter.reports import run_report
+from exporter.reports import run_coverage, run_report
 from exporter.sitegen import generate_site
 
 START = dt.datetime(2021, 6, 1)  # before May 2022: some devices retired without leaving a row
@@ -108,3 +108,18 @@ def test_report_cli_writes_device_rows_into_their_own_sql_table_twice_the_same(e
         key = [c["name"] for c in sa.inspect(db).get_columns("kpi_devices") if c["primary_key"]]
     assert stored[0] == week.height and stored[1] == pytest.approx(week["device_hours_committed"].sum(), rel=1e-12)
     assert sorted(key) == sorted(["site", "period", "period_start", "machine_name"])
+
+
+def test_coverage_counts_the_retired_devices_without_a_row_as_unknown_model_hours(edge, tmp_path):
+    root, site = edge
+    summary = run_coverage(root / "out", out_dir=tmp_path).table
+    truth = json.loads((root / "truth" / "truth.json").read_text())
+    with sa.create_engine(f"sqlite:///{root}/blazar.sqlite").connect() as db:
+        with_row = {name for (name,) in db.execute(sa.text("SELECT name FROM devices"))}
+    spans = pl.read_parquet(root / "truth" / "truth_spans.parquet").filter(pl.col("level") == "total")
+    kept = spans.filter(pl.col("hypervisor_hostname").is_in(list(with_row)))
+    known = ((pl.col("end").fill_null(pl.lit(site.end)) - pl.col("start")).dt.total_seconds() / 3600).sum()
+    # what the truth can recover of total beyond the devices with a row: the retired ones' hours
+    expected = truth["device_hours_recoverable"]["total"] - kept.select(known).item()
+    assert expected > 0
+    assert summary.filter(pl.col("level") == "total")["unknown"].sum() == pytest.approx(expected, rel=1e-9)
