@@ -24,9 +24,11 @@ LINE_SCHEMA = {"family": pl.UInt8(), "prefix": pl.String(), "value": pl.Float64(
 
 
 def family_lines(frames: Mapping[str, pl.DataFrame], families: Sequence[ExtraFamily], *, job: str,
-                 instance: str, before: int | None = None) -> pl.DataFrame:
+                 instance: str, before: int | None = None) -> tuple[pl.DataFrame, pl.Series]:
     """The samples of every family in ``frames`` (by name; each must be declared in ``families``)
-    with ``t < before`` (epoch seconds, when given), as LINE_SCHEMA rows in output order."""
+    with ``t < before`` (epoch seconds, when given), as LINE_SCHEMA rows in output order; and each
+    series as the JSON object of its name and labels (``{"__name__":"…","instance":"…",…}``, for
+    stores that import JSON), in the order of the ``prefix`` Enum's categories."""
     by_name = {family.name: (index, family) for index, family in enumerate(families)}
     undeclared = sorted(set(frames) - set(by_name))
     if undeclared:
@@ -40,27 +42,31 @@ def family_lines(frames: Mapping[str, pl.DataFrame], families: Sequence[ExtraFam
         if frame.height:
             checked.append((index, family, frame, _series(frame, family, job=job, instance=instance)))
     if not checked:
-        return pl.DataFrame(schema=LINE_SCHEMA)
+        return pl.DataFrame(schema=LINE_SCHEMA), pl.Series("metric", [], dtype=pl.String)
     # one Enum over every family's series, so the parts stack and each row costs an integer
     prefix = pl.Enum(pl.concat([series["prefix"] for *_, series in checked]))
+    metrics = pl.concat([series["metric"] for *_, series in checked])
     return pl.concat([
         frame.join(series.with_columns(pl.col("prefix").cast(prefix)), on=list(family.labels), how="left",
                    maintain_order="left")
         .select(family=pl.lit(index, dtype=pl.UInt8), prefix=pl.col("prefix"),
                 value=pl.col("value") + 0.0, t=pl.col("timestamp").dt.epoch("s"))
-        for index, family, frame, series in checked])
+        for index, family, frame, series in checked]), metrics
 
 
 def _series(frame: pl.DataFrame, family: ExtraFamily, *, job: str, instance: str) -> pl.DataFrame:
-    """One row per series of a family: its labels and ``prefix`` (``name{labels}``, label names
-    sorted with the fixed job/instance, values escaped)."""
+    """One row per series of a family: its labels, ``prefix`` (``name{labels}``, label names
+    sorted with the fixed job/instance, values escaped) and ``metric`` (the same as JSON)."""
     fixed = {"instance": pl.lit(escape_label(instance)), "job": pl.lit(escape_label(job))}
     values = {**fixed, **{name: escaped_label(pl.col(name)) for name in family.labels}}
     parts = [pl.lit(family.sample_name + "{")]
     for i, name in enumerate(sorted(values)):
         parts += [pl.lit(("," if i else "") + f'{name}="'), values[name], pl.lit('"')]
+    raw = {"__name__": pl.lit(family.sample_name), "instance": pl.lit(instance), "job": pl.lit(job),
+           **{name: pl.col(name) for name in family.labels}}
     return (frame.select(family.labels).unique(maintain_order=True)
-            .with_columns(prefix=pl.concat_str([*parts, pl.lit("}")])))
+            .with_columns(prefix=pl.concat_str([*parts, pl.lit("}")]),
+                          metric=pl.struct(**{name: raw[name] for name in sorted(raw)}).struct.json_encode()))
 
 
 def family_header(family: ExtraFamily) -> bytes:

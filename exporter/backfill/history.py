@@ -36,6 +36,8 @@ class History:
     step_seconds: int
     # the extra series families' samples before the cut-off (exporter.backfill.families.family_lines)
     families: pl.DataFrame = dataclasses.field(default_factory=lambda: pl.DataFrame(schema=LINE_SCHEMA))
+    # each family series as a JSON object of name and labels, in the order of families' prefix categories
+    family_metrics: pl.Series = dataclasses.field(default_factory=lambda: pl.Series("metric", [], dtype=pl.String))
     declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES
 
     @property
@@ -47,8 +49,9 @@ class History:
         return datetime_of(self._times().max())
 
     def _times(self) -> pl.Series:
-        """The timeline's sample times (an edge site with no Nova: its families')."""
-        return self.samples["t"] if self.samples.height else self.families["t"]
+        """Every sample's time: the timeline's and the extra families' (an edge site with no Nova
+        has only the latter; a daily family can start before the timeline's first hour)."""
+        return pl.concat([self.samples["t"], self.families["t"]])
 
     @property
     def negative_samples(self) -> int:
@@ -78,10 +81,11 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
     if kept.height == 0:
         raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
-    families = family_lines(read_families(timeline_path, [f.name for f in declared]), declared, job=job,
-                            instance=instance, before=epoch_of(cutoff))
+    families, metrics = family_lines(read_families(timeline_path, [f.name for f in declared]), declared, job=job,
+                                     instance=instance, before=epoch_of(cutoff))
     return History(timeline_path=timeline_path, samples=kept, series=series, cutoff=cutoff,
-                   origins=checked.starts, step_seconds=checked.step_seconds, families=families, declared=declared)
+                   origins=checked.starts, step_seconds=checked.step_seconds, families=families,
+                   family_metrics=metrics, declared=declared)
 
 
 def _families_only(timeline_path: Path, frames: dict[str, pl.DataFrame], *, holdback: dt.timedelta, job: str,
@@ -94,7 +98,7 @@ def _families_only(timeline_path: Path, frames: dict[str, pl.DataFrame], *, hold
         raise TimelineError("the series families have a single timestamp: cannot infer their step")
     step = stamps[1] - stamps[0]
     cutoff = min(now or utc_now(), stamps.max() + step) - holdback
-    lines = family_lines(frames, declared, job=job, instance=instance, before=epoch_of(cutoff))
+    lines, metrics = family_lines(frames, declared, job=job, instance=instance, before=epoch_of(cutoff))
     if lines.height == 0:
         raise TimelineError(f"nothing to backfill: every series family sample is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
@@ -103,7 +107,8 @@ def _families_only(timeline_path: Path, frames: dict[str, pl.DataFrame], *, hold
     series = pl.DataFrame(schema={**{key: pl.String() for key in SERIES_KEYS}, "rank": pl.UInt32(),
                                   "labels": pl.String()})
     return History(timeline_path=timeline_path, samples=pl.DataFrame(schema=empty), series=series, cutoff=cutoff,
-                   origins=origins, step_seconds=int(step.total_seconds()), families=lines, declared=declared)
+                   origins=origins, step_seconds=int(step.total_seconds()), families=lines, family_metrics=metrics,
+                   declared=declared)
 
 
 def split_windows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.DataFrame]]:

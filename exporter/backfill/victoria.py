@@ -1,8 +1,9 @@
 """Timeline -> VictoriaMetrics through its JSON-lines import API, without promtool or files.
 
 The samples are those the promtool path writes (``history.history_before_cutoff``: same cut-off,
-names, labels, counter origin), sent as one ``POST <url>/api/v1/import`` per epoch-aligned window,
-one JSON line per series: ``{"metric":{"__name__":…,labels},"values":[…],"timestamps":[ms…]}``.
+names, labels, counter origin; the timeline's families and every extra series family stored beside
+it: devices, booked ahead, lead times), sent as one ``POST <url>/api/v1/import`` per epoch-aligned
+window, one JSON line per series: ``{"metric":{"__name__":…,labels},"values":[…],"timestamps":[ms…]}``.
 VictoriaMetrics answers 204 even when it skips a line or drops samples outside its retention
 (it only logs them), and it stores a re-imported sample twice. So the import is checked from the
 query side: before sending, the selected range must hold none of these series' samples; after
@@ -25,11 +26,12 @@ from pathlib import Path
 
 import polars as pl
 
+from exporter.backfill.families import family_counts
 from exporter.backfill.history import History, epoch_of, history_before_cutoff, split_windows
 from exporter.backfill.openmetrics import escape_label
 from exporter.config import DEFAULT_HOLDBACK_HOURS
 from exporter.errors import ConfigError, StoreError
-from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, FAMILIES
+from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB, EXTRA_FAMILIES, FAMILIES, ExtraFamily
 from exporter.progress import SILENT, Progress
 
 WINDOW_HOURS = 1458  # one request per ~61 days: ~1,500 samples a line, a few MB a request
@@ -46,10 +48,11 @@ class ImportResult:
     first_sample: dt.datetime
     last_sample: dt.datetime
     series: int
-    samples: int  # sent, and counted back by a query
+    samples: int  # the timeline's, sent (and counted back with the families' by a query)
     requests: int
     bytes_sent: int
     seconds: float
+    families: dict[str, dict[str, int]] | None = None  # extra family name -> {series, samples} sent
 
 
 def import_victoriametrics(timeline_dir: str | Path, url: str, *, query_url: str | None = None,
@@ -57,7 +60,8 @@ def import_victoriametrics(timeline_dir: str | Path, url: str, *, query_url: str
                            job: str = DEFAULT_JOB, instance: str = DEFAULT_INSTANCE,
                            origin: dt.datetime | None = None, now: dt.datetime | None = None,
                            workers: int | None = None, timeout: float = 300.0,
-                           progress: Progress | None = None) -> ImportResult:
+                           progress: Progress | None = None,
+                           declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES) -> ImportResult:
     """Send the timeline's history to ``url`` (single node ``http://host:8428``, or a cluster's
     ``http://vminsert:8480/insert/<tenant>/prometheus``); ``query_url`` (default ``url``) is where
     the samples are counted (a cluster's ``http://vmselect:8481/select/<tenant>/prometheus``).
@@ -69,7 +73,7 @@ def import_victoriametrics(timeline_dir: str | Path, url: str, *, query_url: str
     started = time.perf_counter()
     base, query_base = _base(url), _base(query_url or url)
     history = history_before_cutoff(timeline_dir, holdback=holdback, job=job, instance=instance, origin=origin,
-                                     now=now)
+                                     now=now, declared=declared)
     selector = _selector(history, job=job, instance=instance)
     there = _count(query_base, selector, history, timeout)
     if there:
@@ -77,25 +81,34 @@ def import_victoriametrics(timeline_dir: str | Path, url: str, *, query_url: str
                          f"{history.first_sample:%Y-%m-%d %H:%M} and {history.last_sample:%Y-%m-%d %H:%M} UTC; "
                          "importing again would store them twice: delete them first (delete_series with "
                          f"match[]={selector}, docs/backfill.md \"VictoriaMetrics\")")
-    windows = split_windows(history.samples, WINDOW_HOURS)
-    sent = _send_windows(base, windows, _metric_json(history.series, job=job, instance=instance), selector,
-                         workers=workers, timeout=timeout, progress=progress)
+    windows = _windows(history)
+    heads = (_metric_json(history.series, job=job, instance=instance), _heads(history.family_metrics))
+    sent = _send_windows(base, windows, heads, selector, workers=workers, timeout=timeout, progress=progress)
     with progress.stage("count the samples back"):
         _flush(base, timeout)
         _await_count(query_base, selector, history, timeout)
     return ImportResult(url=base, timeline_path=history.timeline_path, job=job, instance=instance,
                         cutoff=history.cutoff, first_sample=history.first_sample, last_sample=history.last_sample,
                         series=history.series.height, samples=history.samples.height, requests=len(windows),
-                        bytes_sent=sent, seconds=time.perf_counter() - started)
+                        bytes_sent=sent, seconds=time.perf_counter() - started,
+                        families=family_counts(history.families, history.declared))
 
 
-def _send_windows(base: str, windows: list, metrics: pl.Series, selector: str, *, workers: int | None,
-                  timeout: float, progress: Progress) -> int:
+def _windows(history: History) -> list[tuple[dt.datetime, pl.DataFrame, pl.DataFrame]]:
+    """(start, timeline samples, extra-family lines) per epoch-aligned window holding either."""
+    timeline = dict(split_windows(history.samples, WINDOW_HOURS))
+    extra = dict(split_windows(history.families, WINDOW_HOURS))
+    return [(start, timeline.get(start, history.samples.clear()), extra.get(start, history.families.clear()))
+            for start in sorted({*timeline, *extra})]
+
+
+def _send_windows(base: str, windows: list, heads: tuple[pl.Series, pl.Series], selector: str, *,
+                  workers: int | None, timeout: float, progress: Progress) -> int:
     """POST every window, ``workers`` at a time; the bytes sent. A failure names what is already in."""
     sent, done = 0, 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
             progress.stage("import into VictoriaMetrics", total=len(windows)) as bar:
-        futures = {pool.submit(_send, base, part, metrics, timeout): start for start, part in windows}
+        futures = {pool.submit(_send, base, part, extra, heads, timeout): start for start, part, extra in windows}
         try:
             for future in concurrent.futures.as_completed(futures):
                 sent, done = sent + future.result(), done + 1
@@ -124,9 +137,16 @@ def _metric_json(series: pl.DataFrame, *, job: str, instance: str) -> pl.Series:
     return pl.Series("head", heads).cast(pl.Enum(heads))
 
 
-def _json_lines(part: pl.DataFrame, metrics: pl.Series) -> bytes:
-    """One window's samples (``sample_values`` rows) as JSON lines, one per series, in row order."""
-    code = pl.col("rank").cast(pl.Int64) * 2 + pl.col("family").cast(pl.Int64) % 2
+def _heads(metrics: pl.Series) -> pl.Series:
+    """The extra families' ``{"metric":{…},`` heads, indexed like their lines' prefix categories."""
+    heads = [f'{{"metric":{metric},' for metric in metrics.to_list()]
+    return pl.Series("head", heads, dtype=pl.Enum(heads) if heads else pl.String)
+
+
+def _json_lines(part: pl.DataFrame, metrics: pl.Series, code: pl.Expr) -> bytes:
+    """One window's samples as JSON lines, one per series (``code``: its index into ``metrics``), in row order."""
+    if part.height == 0:
+        return b""
     grouped = (part.select(code=code, value=pl.col("value") + 0.0, ms=pl.col("t") * 1000)
                .group_by("code", maintain_order=True)
                .agg(values=pl.col("value").cast(pl.String).str.join(","), ms=pl.col("ms").cast(pl.String).str.join(",")))
@@ -136,9 +156,14 @@ def _json_lines(part: pl.DataFrame, metrics: pl.Series) -> bytes:
     return "".join(lines.to_series().to_list()).encode()
 
 
-def _send(base: str, part: pl.DataFrame, metrics: pl.Series, timeout: float) -> int:
+TIMELINE_CODE = pl.col("rank").cast(pl.Int64) * 2 + pl.col("family").cast(pl.Int64) % 2  # see _metric_json
+FAMILY_CODE = pl.col("prefix").to_physical().cast(pl.Int64)  # see _heads
+
+
+def _send(base: str, part: pl.DataFrame, extra: pl.DataFrame, heads: tuple[pl.Series, pl.Series],
+          timeout: float) -> int:
     """Build one window's request in the worker (only the windows in flight are in memory) and send it."""
-    body = _json_lines(part, metrics)
+    body = _json_lines(part, heads[0], TIMELINE_CODE) + _json_lines(extra, heads[1], FAMILY_CODE)
     request = urllib.request.Request(f"{base}/api/v1/import", data=body, method="POST",
                                      headers={"Content-Type": "application/stream+json"})
     _call(request, timeout, what=f"import of {len(body):,} bytes")
@@ -146,7 +171,9 @@ def _send(base: str, part: pl.DataFrame, metrics: pl.Series, timeout: float) -> 
 
 
 def _selector(history: History, *, job: str, instance: str) -> str:
-    names = "|".join(name for f in FAMILIES for name in (f.gauge, f.counter_sample))
+    extra = family_counts(history.families, history.declared)
+    names = "|".join([*(name for f in FAMILIES for name in (f.gauge, f.counter_sample)),
+                      *(f.sample_name for f in history.declared if f.name in extra)])
     sites = "|".join(re.escape(site) for site in sorted(history.origins))
     return (f'{{__name__=~"{names}",job="{escape_label(job)}",instance="{escape_label(instance)}",'
             f'site=~"{escape_label(sites)}"}}')
@@ -167,7 +194,7 @@ def _count(query_base: str, selector: str, history: History, timeout: float) -> 
 
 
 def _await_count(query_base: str, selector: str, history: History, timeout: float) -> None:
-    expected, deadline = history.samples.height, time.monotonic() + VISIBLE_WITHIN
+    expected, deadline = history.samples.height + history.families.height, time.monotonic() + VISIBLE_WITHIN
     while (found := _count(query_base, selector, history, timeout)) < expected and time.monotonic() < deadline:
         time.sleep(0.5)
     if found < expected:

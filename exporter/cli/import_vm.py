@@ -22,7 +22,8 @@ from exporter.cli.options import history_options
 def command(timeline_dir, url, query_url, holdback, site, config_path, job, instance, quiet):
     """Import a reconstructed timeline's history straight into VictoriaMetrics.
 
-    Sends exactly the samples `backfill` would write (same cut-off, names, labels and counters),
+    Sends exactly the samples `backfill` would write (same cut-off, names, labels and counters;
+    the timeline's families and the extra ones beside it: devices, booked ahead, lead times),
     one request per ~61-day window, in parallel, as JSON lines to URL/api/v1/import. First it
     checks that the range holds none of these series' samples (VictoriaMetrics would store a
     re-import twice), afterwards that it holds exactly the samples sent (it silently drops samples
@@ -44,8 +45,13 @@ def command(timeline_dir, url, query_url, holdback, site, config_path, job, inst
     click.echo(f"timeline: {result.timeline_path}  ({result.series} series)")
     click.echo(f"history:  {result.first_sample:%Y-%m-%d %H:%M} .. {result.last_sample:%Y-%m-%d %H:%M} UTC "
                f"(last sample); cut-off {result.cutoff:%Y-%m-%d %H:%M} UTC: the live exporter owns everything from there")
-    click.echo(f"imported: {result.samples:,} samples in {result.requests} request(s) "
+    extra = result.families or {}
+    samples = result.samples + sum(counts["samples"] for counts in extra.values())
+    click.echo(f"imported: {samples:,} samples in {result.requests} request(s) "
                f"({result.bytes_sent / 1e6:.1f} MB) to {result.url}, job={result.job!r} instance={result.instance!r}; "
                f"all counted back ({result.seconds:.1f}s)")
+    if extra:
+        click.echo("families: " + ", ".join(f"{name} ({counts['series']} series, {counts['samples']:,} samples)"
+                                            for name, counts in extra.items()))
     click.echo("next:     scrape the live exporter into the same store with the same job/instance "
                "(vmagent or Prometheus remote_write; etc/prometheus.yml), so history and live are one series")

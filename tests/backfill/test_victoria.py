@@ -1,5 +1,6 @@
 """import-vm against a real single-node VictoriaMetrics: the same samples as the promtool path in a
-real Prometheus, a re-import refused, samples dropped by retention reported, clear one-line errors."""
+real Prometheus (the timeline's families and the extra ones: devices, booked ahead, lead times), a
+re-import refused, samples dropped by retention reported, clear one-line errors."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import datetime as dt
 import subprocess
 import sys
 
+import polars as pl
 import pytest
 
 from exporter.backfill.blocks import backfill
 from exporter.backfill.victoria import import_victoriametrics
+from exporter.config import SiteConfig
 from exporter.errors import StoreError
-from tests.backfill.test_backfill_prometheus import history, server_with_blocks
+from exporter.extract.copy import extract_snapshot
+from exporter.layout import family_file
+from exporter.metrics import DEVICE_SECONDS, DEVICES, EXTRA_FAMILIES
+from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_to_directory
+from exporter.sitegen import generate_site
+from tests.backfill.test_backfill_prometheus import epoch, history, server_with_blocks
+from tests.backfill.test_families import THINGS, TICKS, things
 from tests.backfill.timelines import SCALES, synthetic_timeline, write_timeline
 from tests.support import VictoriaMetricsServer, free_port
 
@@ -113,3 +122,80 @@ def test_a_refused_request_is_one_line_with_the_servers_reason(timeline_dir, vic
                                              rf"{vm.url}/api/v1/import: HTTP 400 .*too long line") as raised:
             import_victoriametrics(timeline_dir, vm.url, now=NOW, workers=1)
     assert "\n" not in str(raised.value)
+
+
+# --- the extra series families (devices, booked ahead, lead times, ...): the same samples too --------
+
+def raw_samples(prometheus, selector: str, first: int, last: int) -> dict:
+    """Every stored sample of ``selector`` in [first, last]: {sorted label items: [(t, value), ...]}."""
+    data = prometheus.api("query", query=f"{selector}[{last - first + 1}s]", time=last)
+    return {tuple(sorted(s["metric"].items())): [(int(float(t)), float(v)) for t, v in s["values"]]
+            for s in data["result"]}
+
+
+def same_samples_in_both(timeline_dir, tmp_path, promtool, victoria_bin, *, now, declared=EXTRA_FAMILIES,
+                         holdback=dt.timedelta(hours=3)) -> tuple[dict, dict]:
+    """Backfill through promtool into a real Prometheus and import-vm into a real VictoriaMetrics;
+    both results agree, and every series holds the same samples in both stores. Returns
+    (the import's families, the series in VictoriaMetrics)."""
+    tmp_path = tmp_path / "stores"
+    tmp_path.mkdir()
+    blocks = backfill(timeline_dir, tmp_path / "bf", blocks=True, promtool=promtool, now=now, holdback=holdback,
+                      declared=declared)
+    with VictoriaMetricsServer(victoria_bin) as vm:
+        result = import_victoriametrics(timeline_dir, vm.url, now=now, holdback=holdback, declared=declared)
+        in_vm = vm.export(ALL)
+    assert (result.samples, result.series, result.cutoff, result.families) == \
+        (blocks.samples, blocks.series, blocks.cutoff, blocks.families)
+    assert (result.first_sample, result.last_sample) == (blocks.first_sample, blocks.last_sample)
+    with server_with_blocks(blocks, tmp_path, "127.0.0.1:9") as prometheus:
+        in_prometheus = raw_samples(prometheus, ALL, epoch(blocks.first_sample), epoch(blocks.last_sample))
+    assert in_vm.keys() == in_prometheus.keys()
+    assert sum(len(points) for points in in_vm.values()) == \
+        blocks.samples + sum(counts["samples"] for counts in blocks.families.values())
+    assert [labels for labels in in_vm if not close(in_vm[labels], in_prometheus[labels])] == []
+    return result.families, in_vm
+
+
+@pytest.mark.victoriametrics
+@pytest.mark.prometheus
+@pytest.mark.parametrize("nodes", [True, False], ids=["with-timeline", "families-only"])
+def test_extra_families_are_imported_as_the_promtool_path_writes_them(tmp_path, promtool, victoria_bin, nodes):
+    """A gauge and a counter family with label values to escape, beside a timeline or alone (an
+    edge site without Nova)."""
+    timeline = synthetic_timeline(start=START, hours=48, node_types=("gpu",), resources=("nodes",))
+    timeline_dir = write_timeline(timeline if nodes else timeline.clear(), tmp_path / "timeline")
+    family_file(timeline_dir, THINGS.name).parent.mkdir()
+    things(48).write_parquet(family_file(timeline_dir, THINGS.name))
+    hours = [START + dt.timedelta(hours=h) for h in range(48)]
+    pl.DataFrame({"site": "uc", "device": 'd"1\\', "kind": "a\nb", "timestamp": hours,
+                  "value": [7.5 * h for h in range(48)]}).write_parquet(family_file(timeline_dir, TICKS.name))
+    families, in_vm = same_samples_in_both(timeline_dir, tmp_path, promtool, victoria_bin, now=NOW,
+                                           declared=(THINGS, TICKS))
+    assert families == {THINGS.name: {"series": 2, "samples": 90}, TICKS.name: {"series": 1, "samples": 45}}
+    ticks = {labels: points for labels, points in in_vm.items() if dict(labels)["__name__"] == TICKS.sample_name}
+    [(labels, points)] = ticks.items()
+    assert (dict(labels)["device"], dict(labels)["kind"]) == ('d"1\\', "a\nb")  # the raw label values
+    assert points == [(epoch(hour), 7.5 * h) for h, hour in enumerate(hours[:45])]  # cut-off: 3h holdback
+    assert any(dict(labels)["__name__"] == "openstack_usage_nodes" for labels in in_vm) == nodes
+
+
+@pytest.mark.victoriametrics
+@pytest.mark.prometheus
+def test_a_generated_edge_site_imports_its_device_families(tmp_path, promtool, victoria_bin):
+    """The real reconstruct output of a CHI@Edge site (no Nova: only its families): devices and
+    device-seconds, and whatever other family it writes, are in VictoriaMetrics as in Prometheus."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    start = (now - dt.timedelta(days=10)).replace(minute=0, second=0, microsecond=0)
+    generated = generate_site(f"sqlite:///{tmp_path}/edge.sqlite", hosts=6, years=10 / 365, seed=3, start=start,
+                              truth_dir=tmp_path / "truth", kind="edge", quirks=set())
+    site = SiteConfig(name="edge", display_name="edge", db_url=generated.url, databases=generated.databases,
+                      kind="edge", history_start=start)
+    snapshot = extract_snapshot(site, tmp_path / "data", snapshot_id="s").snapshot_dir
+    reconstruct_to_directory(snapshot, ReconstructOptions(site="edge", start=start), tmp_path / "out")
+    families, in_vm = same_samples_in_both(tmp_path / "out", tmp_path, promtool, victoria_bin, now=now)
+    assert {DEVICES.name, DEVICE_SECONDS.name} <= families.keys()
+    names = {dict(labels)["__name__"] for labels in in_vm}
+    assert {DEVICES.name, DEVICE_SECONDS.sample_name} <= names and "openstack_usage_nodes" not in names
+    counters = [points for labels, points in in_vm.items() if dict(labels)["__name__"] == DEVICE_SECONDS.sample_name]
+    assert all(b >= a for points in counters for (_, a), (_, b) in zip(points, points[1:]))
