@@ -15,7 +15,7 @@ import polars as pl
 
 from exporter.backfill.checked import SERIES_KEYS, checked_timeline
 from exporter.backfill.families import LINE_SCHEMA, family_lines
-from exporter.backfill.openmetrics import sample_values, series_labels
+from exporter.backfill.openmetrics import check_origin, sample_values, series_labels
 from exporter.errors import TimelineError
 from exporter.layout import read_families, read_timeline
 from exporter.metrics import EXTRA_FAMILIES, ExtraFamily
@@ -73,7 +73,7 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
         frames = read_families(timeline_path, [f.name for f in declared])
         if frames:
             return _families_only(timeline_path, frames, holdback=holdback, job=job, instance=instance, now=now,
-                                  declared=declared)
+                                  declared=declared, origin=origin)
     checked = checked_timeline(timeline)
     cutoff = min(now or utc_now(), max(checked.ends.values())) - holdback
     series = series_labels(checked, job=job, instance=instance)
@@ -89,26 +89,42 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
 
 
 def _families_only(timeline_path: Path, frames: dict[str, pl.DataFrame], *, holdback: dt.timedelta, job: str,
-                   instance: str, now: dt.datetime | None, declared: tuple[ExtraFamily, ...]) -> History:
+                   instance: str, now: dt.datetime | None, declared: tuple[ExtraFamily, ...],
+                   origin: dt.datetime | None) -> History:
     """History of a timeline with no rows whose families have some: their grid gives the step, the
-    end and the cut-off, exactly as a timeline's would."""
+    end and the cut-off, exactly as a timeline's would; their counters' first time is the origin."""
     times = pl.concat([frame.select(pl.col("site").cast(pl.String), "timestamp") for frame in frames.values()])
     stamps = times.get_column("timestamp").unique().sort()
     if stamps.len() < 2:
         raise TimelineError("the series families have a single timestamp: cannot infer their step")
-    step = stamps[1] - stamps[0]
+    # the finest spacing: a daily family (lead times at midnight) beside the hourly grid must not
+    # make the first two times (midnight, the grid's first hour) look like the step
+    step = stamps.diff().min()
     cutoff = min(now or utc_now(), stamps.max() + step) - holdback
     lines, metrics = family_lines(frames, declared, job=job, instance=instance, before=epoch_of(cutoff))
     if lines.height == 0:
         raise TimelineError(f"nothing to backfill: every series family sample is at or after the cut-off "
                             f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
-    origins = dict(times.group_by("site").agg(pl.col("timestamp").min()).sort("site").iter_rows())
+    origins = _counter_origins(frames, declared) or dict(
+        times.group_by("site").agg(pl.col("timestamp").min()).sort("site").iter_rows())
+    check_origin(origins, origin)
     empty = {"family": pl.UInt8(), "rank": pl.UInt32(), "t": pl.Int64(), "value": pl.Float64()}
     series = pl.DataFrame(schema={**{key: pl.String() for key in SERIES_KEYS}, "rank": pl.UInt32(),
                                   "labels": pl.String()})
     return History(timeline_path=timeline_path, samples=pl.DataFrame(schema=empty), series=series, cutoff=cutoff,
                    origins=origins, step_seconds=int(step.total_seconds()), families=lines, family_metrics=metrics,
                    declared=declared)
+
+
+def _counter_origins(frames: dict[str, pl.DataFrame], declared: tuple[ExtraFamily, ...]) -> dict[str, dt.datetime]:
+    """site -> first time of its counter families (where they integrate from; a daily gauge family
+    may start at an earlier midnight)."""
+    counters = {f.name for f in declared if f.kind == "counter"}
+    parts = [frame.select(pl.col("site").cast(pl.String), "timestamp") for name, frame in frames.items()
+             if name in counters and frame.height]
+    if not parts:
+        return {}
+    return dict(pl.concat(parts).group_by("site").agg(pl.col("timestamp").min()).sort("site").iter_rows())
 
 
 def split_windows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.DataFrame]]:

@@ -50,7 +50,7 @@ def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None
     output order. ``origin`` (if given) must equal each site's first grid time: counters
     integrate from there.
     """
-    _check_origin(checked, origin)
+    check_origin(checked.starts, origin)
     gauges = checked.samples.select("family", "rank", "t", "value")
     counters = gauges.select(
         family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
@@ -58,8 +58,10 @@ def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None
     return pl.concat([gauges, counters])
 
 
-def _check_origin(checked: CheckedTimeline, origin: dt.datetime | None) -> None:
-    late = {site: start for site, start in checked.starts.items() if origin is not None and start != origin}
+def check_origin(starts: dict[str, dt.datetime], origin: dt.datetime | None) -> None:
+    """Each site's counters start at ``origin`` (when given; the live exporter integrates from its
+    ``history_start``), else the history and the live values would not be one counter."""
+    late = {site: start for site, start in starts.items() if origin is not None and start != origin}
     if late:
         site, start = sorted(late.items())[0]
         raise TimelineError(f"timeline for site {site!r} starts at {start:%Y-%m-%d %H:%M}, but counters must "

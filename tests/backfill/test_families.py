@@ -182,3 +182,35 @@ def test_backfilled_and_live_family_samples_are_one_series_in_prometheus(tmp_pat
         httpd.shutdown()
         thread.join(timeout=5)
     assert result.families == {THINGS.name: {"series": 2, "samples": 42}}
+
+
+def test_a_timeline_of_families_only_takes_the_step_of_its_finest_grid(tmp_path):
+    """An edge site without Nova: hourly device-like samples from 09:00 and a daily family at
+    midnight before them; the step is the hour, and the cut-off the hourly grid's end - holdback."""
+    timeline = write_timeline(synthetic_timeline(start=START, hours=1, node_types=("gpu",), resources=("nodes",))
+                              .clear(), tmp_path / "timeline")
+    family_file(timeline, THINGS.name).parent.mkdir()
+    hourly = things(30).with_columns(pl.col("timestamp") + dt.timedelta(hours=9))
+    hourly.write_parquet(family_file(timeline, THINGS.name))
+    pl.DataFrame({"site": "uc", "device": "d1", "kind": "a", "timestamp": [START, START + dt.timedelta(days=1)],
+                  "value": [1.0, 2.0]}).write_parquet(family_file(timeline, TICKS.name))
+    result = backfill(timeline, tmp_path / "out", now=NOW, holdback=dt.timedelta(hours=2), declared=DECLARED)
+    assert result.step_seconds == 3600
+    assert result.cutoff == START + dt.timedelta(hours=9 + 30 - 2)  # last hourly sample 09:00 + 29h, + 1h step
+    assert (result.first_sample, result.last_sample) == (START, START + dt.timedelta(hours=9 + 27))
+
+
+def test_families_only_counters_must_start_at_the_origin(tmp_path):
+    """The live exporter integrates from history_start: counters backfilled from another time
+    would meet it with a jump, so a families-only timeline is checked like a timeline."""
+    timeline = write_timeline(synthetic_timeline(start=START, hours=1, node_types=("gpu",), resources=("nodes",))
+                              .clear(), tmp_path / "timeline")
+    family_file(timeline, THINGS.name).parent.mkdir()
+    things(12).with_columns(pl.col("timestamp") - dt.timedelta(hours=3)).write_parquet(
+        family_file(timeline, THINGS.name))  # a gauge family may start earlier (a daily one at midnight)
+    pl.DataFrame({"site": "uc", "device": "d1", "kind": "a", "timestamp": [START + dt.timedelta(hours=h) for h in range(9)],
+                  "value": [float(h) for h in range(9)]}).write_parquet(family_file(timeline, TICKS.name))
+    result = backfill(timeline, tmp_path / "out", now=NOW, declared=DECLARED, origin=START)
+    assert result.origins == {"uc": START}
+    with pytest.raises(TimelineError, match="counters must integrate from 2024-01-01 01:00"):
+        backfill(timeline, tmp_path / "late", now=NOW, declared=DECLARED, origin=START + dt.timedelta(hours=1))
