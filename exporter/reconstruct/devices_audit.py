@@ -90,5 +90,6 @@ def retired_without_row(devices: pl.DataFrame, *, complete_since: dt.datetime | 
     before = order_free_sum(gap(pl.lit(since), pl.col("start")))
     after = order_free_sum(gap(pl.col("end"), pl.lit(complete_since)))
     bound = None if complete_since is None else float(retired.select(before + after).item() or 0.0)
-    return {"devices": retired.get_column("hypervisor_hostname").n_unique(), "counted_hours": float(retired.select(order_free_sum(hours)).item() or 0.0),
+    return {"devices": retired.get_column("hypervisor_hostname").n_unique(),
+            "counted_hours": float(retired.select(order_free_sum(hours)).item() or 0.0),
             "evidence_since": None if since is None else since.isoformat(), "lost_hours_at_most": bound}
