@@ -7,8 +7,9 @@ connections: it cannot share the one consistent-snapshot transaction (``Consiste
 only accepted where it provably equals it:
 
 - the view is opened first (moment T0, the server's clock); every table is then read by
-  connectorx in primary-key ranges of at most ``batch_rows`` rows (bounded memory), each query
-  also returning ``CRC32(key)`` and whether the row is *recent*: a change column
+  connectorx in primary-key ranges of at most ``batch_rows`` rows (bounded memory; the next
+  ``READ_AHEAD`` ranges are read on their own connections while one is typed and written), each
+  query also returning ``CRC32(key)`` and whether the row is *recent*: a change column
   (``created_at``, ``updated_at``, ``deleted_at``) at or after the cut T0 − CUT_MARGIN;
 - a row that is not recent has not been written since the cut (OpenStack's ORM stamps every
   insert, update and soft delete; the margin covers clock skew and transactions open across T0),
@@ -22,9 +23,11 @@ only accepted where it provably equals it:
 
 Every connectorx connection runs ``SET time_zone = '+00:00'``, ``SET SESSION TRANSACTION READ
 ONLY`` and a server-side statement time bound (MariaDB ``max_statement_time``, MySQL
-``max_execution_time``) before its query. Values are typed exactly like the SQLAlchemy reader:
-datetimes and floats are selected as text and parsed by the same rules, so the parquet files and
-their hashes are the same.
+``max_execution_time``) before its query. Values are typed exactly like the SQLAlchemy reader, so
+the parquet files and their hashes are the same: floats are selected as text and parsed by the
+same rules; datetimes are read as values where they are dates (exact to the microsecond), and
+those that are no date (zero dates), which the text reader stores as null and counts as invalid,
+come back null and are flagged per row (``connectorx_source.invalid_datetimes``).
 
 Where the fast reader does not run (``unavailable``), the SQLAlchemy reader does: SQLite
 (connectorx opens SQLite files read-write, creates missing ones and ignores pre-execution
@@ -35,8 +38,10 @@ column key, no change column, a column type connectorx cannot read, or the check
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -44,13 +49,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from exporter.adapters.declared import SourceTable
-from exporter.extract.connectorx_source import FastReadUnusable, FastSource, literal, quoted, run_query, selected
+from exporter.extract.connectorx_source import (FastReadUnusable, FastSource, invalid_datetimes, literal, quoted,
+                                                run_query, selected)
 from exporter.extract.tableread import ConsistentView, ReadPlan, TableRead, plan_table
 from exporter.extract.valuetypes import ColumnInfo, typed_frame, typed_series
 
 CHANGE_COLUMNS = ("created_at", "updated_at", "deleted_at")
 CUT_MARGIN = dt.timedelta(minutes=10)
-_CRC, _RECENT = "__crc", "__recent"
+READ_AHEAD = 2  # key ranges read ahead while one is typed and written: the server and this process overlap
+_CRC, _RECENT, _BAD = "__crc", "__recent", "__bad"
 
 
 class FastStream:
@@ -70,18 +77,16 @@ class FastStream:
     def frames(self) -> Iterator[pl.DataFrame]:
         conn, plan, table = self.view.connection(), self.plan, self.table
         expected = table.fingerprint(conn)
-        recent_in_view, invalid = table.recent_rows(conn) if expected.recent else (_empty(plan), {})
-        invalid = {c.name: invalid.get(c.name, 0) for c in plan.columns}
-        got, used = _Fingerprint(), set()
-        for bounds in table.ranges(conn, expected, self.batch_rows):
-            frame, bad, matched = _range(conn, self.fast, table, bounds, recent_in_view)
-            used |= matched
+        invalid = dict.fromkeys((c.name for c in plan.columns), 0)
+        got = _Fingerprint()
+        for raw in _read_ahead(self.fast, table, table.ranges(conn, expected, self.batch_rows)):
+            frame, bad = _range(conn, table, raw)
             got = got.plus(frame)
             invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
             if frame.height:
                 yield frame.drop(_CRC)
                 self.progress(got.count)
-        if got != expected.without_recent_count() or recent_in_view.height != len(used):
+        if got != expected:
             self._outcome = FastReadUnusable(f"{plan.source.name} changed during the read (key check failed); "
                                              "read again in the consistent view")
             return
@@ -103,7 +108,6 @@ class _Fingerprint:
     count: int = 0
     crc_sum: int = 0
     crc_xor: int = 0
-    recent: int = 0
 
     def plus(self, frame: pl.DataFrame) -> "_Fingerprint":
         if frame.is_empty():
@@ -111,9 +115,6 @@ class _Fingerprint:
         crc = frame[_CRC].cast(pl.Int64)
         return _Fingerprint(self.count + frame.height, self.crc_sum + int(crc.sum()),
                             self.crc_xor ^ int(crc.bitwise_xor()))
-
-    def without_recent_count(self) -> "_Fingerprint":
-        return _Fingerprint(self.count, self.crc_sum, self.crc_xor)
 
 
 @dataclass(frozen=True)
@@ -144,16 +145,11 @@ class _FastTable:
                    isinstance(reflected[key], sa.types.Integer), f"({recent})")
 
     def fingerprint(self, conn: Connection) -> _Fingerprint:
-        """The view's key aggregate and its count of recent rows (one scan)."""
+        """The view's key aggregate (one scan; keys only, so the server may use any index)."""
         crc = f"CRC32({quoted(self.key)})"
         row = conn.exec_driver_sql(
-            f"SELECT COUNT(*), COALESCE(SUM({crc}), 0), COALESCE(BIT_XOR({crc}), 0), "
-            f"COALESCE(SUM({self.recent_sql}), 0) FROM {self.physical}").one()
-        return _Fingerprint(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
-
-    def recent_rows(self, conn: Connection) -> tuple[pl.DataFrame, dict[str, int]]:
-        """The view's version of its recent rows, typed like the slow reader, with their CRC."""
-        return self._view_rows(conn, sa.literal_column(self.recent_sql))  # no bind parsing of ':'
+            f"SELECT COUNT(*), COALESCE(SUM({crc}), 0), COALESCE(BIT_XOR({crc}), 0) FROM {self.physical}").one()
+        return _Fingerprint(int(row[0]), int(row[1]), int(row[2]))
 
     def rows_with_keys(self, conn: Connection, keys: list) -> tuple[pl.DataFrame, dict[str, int]]:
         wanted = sa.literal_column(quoted(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
@@ -197,39 +193,62 @@ class _FastTable:
 
     def query(self, low, high, top) -> str:
         columns = [selected(column) for column in self.plan.columns]
+        flags = invalid_datetimes(self.plan.columns)
+        if flags:
+            columns.append(f"{flags} AS {_BAD}")
         bound = f"{quoted(self.key)} < {literal(high)}" if high is not None else f"{quoted(self.key)} <= {literal(top)}"
         return (f"SELECT {', '.join(columns)}, CRC32({quoted(self.key)}) AS {_CRC}, {self.recent_sql} AS {_RECENT} "
                 f"FROM {self.physical} WHERE {quoted(self.key)} >= {literal(low)} AND {bound} ORDER BY {quoted(self.key)}")
 
 
-def _range(conn: Connection, fast: FastSource, table: _FastTable, bounds: tuple, recent_in_view: pl.DataFrame
-           ) -> tuple[pl.DataFrame, dict[str, int], set]:
-    """One key range: its fast rows, the recent ones replaced by the view's version (or dropped).
+def _read_ahead(fast: FastSource, table: _FastTable, ranges: Iterable[tuple]) -> Iterator[pl.DataFrame]:
+    """connectorx's frames of ``ranges``, in order; up to READ_AHEAD further ranges are being read
+    (each on its own connection) while the caller works on one, so memory stays bounded."""
+    pending: collections.deque[Future] = collections.deque()
+    ranges = iter(ranges)
+    with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="fastread") as pool:
+        try:
+            while True:
+                while len(pending) <= READ_AHEAD:
+                    bounds = next(ranges, None)
+                    if bounds is None:
+                        break
+                    pending.append(pool.submit(run_query, fast, table.query(*bounds)))
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
-    Returns the frame (typed, in key order, with its CRC column), invalid values per column and
-    the keys of ``recent_in_view`` it used."""
-    raw = run_query(fast, table.query(*bounds))
+
+def _range(conn: Connection, table: _FastTable, raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """One key range's fast rows, the recent ones replaced by the view's version (or dropped).
+
+    Returns the frame (typed, in key order, with its CRC column) and invalid values per column."""
     plan, key = table.plan, table.key
     fresh = raw[_RECENT].cast(pl.Int64).fill_null(0) != 0
     if not fresh.any():  # the usual case: nothing written since the cut
         typed = _typed(plan.columns, raw)
-        return typed, _invalid(plan, raw, typed), set()
+        return typed, _invalid(plan, raw, typed)
     typed = _typed(plan.columns, raw).with_row_index("__pos")
     old = typed.filter(~fresh)
     invalid = _invalid(plan, raw.filter(~fresh), old)
     fresh_keys = typed.filter(fresh).select("__pos", key)
-    from_recent = recent_in_view.join(fresh_keys.select(key), on=key, how="semi")
-    others = fresh_keys.join(recent_in_view.select(key), on=key, how="anti")[key].to_list()
-    looked, looked_invalid = table.rows_with_keys(conn, others) if others else (_empty(plan), {})
+    looked, looked_invalid = table.rows_with_keys(conn, fresh_keys[key].to_list())
     invalid = {name: count + looked_invalid.get(name, 0) for name, count in invalid.items()}
-    replaced = pl.concat([from_recent, looked]).join(fresh_keys, on=key, how="inner")
+    replaced = looked.join(fresh_keys, on=key, how="inner")
     merged = pl.concat([old, replaced.select(old.columns)]).sort("__pos").drop("__pos")
-    return merged, invalid, set(from_recent[key].to_list())
+    return merged, invalid
 
 
 def _invalid(plan: ReadPlan, raw: pl.DataFrame, typed: pl.DataFrame) -> dict[str, int]:
-    """Values that did not fit their type (stored as null), per column."""
-    return {c.name: typed[c.name].null_count() - raw[c.name].null_count() for c in plan.columns}
+    """Values that did not fit their type (stored as null), per column: datetimes by their flag
+    bit (``invalid_datetimes``), the others by the nulls typing added."""
+    datetimes = [c.name for c in plan.columns if c.dtype == pl.Datetime("us")]
+    flags = raw[_BAD].cast(pl.Int64).fill_null(0) if datetimes else None
+    return {c.name: (int((flags // (1 << datetimes.index(c.name)) % 2).sum()) if c.name in datetimes
+                     else typed[c.name].null_count() - raw[c.name].null_count()) for c in plan.columns}
 
 
 def _typed(columns: tuple[ColumnInfo, ...], raw: pl.DataFrame) -> pl.DataFrame:

@@ -73,10 +73,12 @@ def _typed_values(column: ColumnInfo, raw: list) -> pl.Series:
 def typed_series(column: ColumnInfo, values: pl.Series) -> pl.Series:
     """A column as another reader returned it -> the dtype and values this reader gives.
 
-    Datetimes and floats arrive as the server's text (parsed like PyMySQL's values: text that is
-    no value becomes null); everything else is cast.
+    Datetimes arrive as values or as the server's text, floats as text (text is parsed like
+    PyMySQL's values: text that is no value becomes null); everything else is cast.
     """
     if column.dtype == pl.Datetime("us"):
+        if isinstance(values.dtype, pl.Datetime):  # read as values: exact, no parsing
+            return values.cast(pl.Datetime("us")).alias(column.name)
         text = values.cast(pl.String, strict=False)
         # the server's text of a DATETIME without fractions fits whole seconds exactly, which parses
         # ~10x faster than the general formats (and the same where it fits); else every format is tried

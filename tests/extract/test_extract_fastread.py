@@ -53,7 +53,8 @@ def test_fast_reads_type_awkward_values_like_sqlalchemy_mariadb(db_prefix, tmp_p
     nova = f"`{db_prefix}nova`"
     root = sa.create_engine(support.MARIADB_URL)
     with root.begin() as conn:
-        conn.exec_driver_sql("SET SESSION sql_mode = ''")  # allows the zero date old servers stored
+        # allows the zero and impossible dates old servers stored
+        conn.exec_driver_sql("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
         conn.exec_driver_sql(f"CREATE DATABASE {nova}")
         conn.exec_driver_sql(
             f"CREATE TABLE {nova}.compute_nodes (id BIGINT PRIMARY KEY, uuid VARCHAR(36), host VARCHAR(255), "
@@ -64,7 +65,9 @@ def test_fast_reads_type_awkward_values_like_sqlalchemy_mariadb(db_prefix, tmp_p
             f"INSERT INTO {nova}.compute_nodes VALUES "
             "(1, 'u1', 'hé', 'n1', 'ironic', 2, 7, 1.500, 0.1, 0.30000000000000004, '{\"a\": 1}', "
             "'2020-01-01 00:00:00', '2020-01-01 00:00:00.250001', '0000-00-00 00:00:00', 0), "
-            "(9007199254740993, NULL, '', NULL, NULL, NULL, NULL, NULL, 1e-7, 1e300, NULL, NULL, NULL, NULL, NULL)")
+            "(9007199254740993, NULL, '', NULL, NULL, NULL, NULL, NULL, 1e-7, 1e300, NULL, NULL, NULL, NULL, NULL), "
+            "(12, 'u3', 'h', 'n3', NULL, 1, 1, 0, 1, 1, NULL, "
+            "'1999-12-31 23:59:59', '2020-02-30 00:00:00.5', '0999-12-31 23:59:59', 1)")
     root.dispose()
     site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL,
                       databases=prefixed_databases(db_prefix))
@@ -73,7 +76,7 @@ def test_fast_reads_type_awkward_values_like_sqlalchemy_mariadb(db_prefix, tmp_p
     fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", sources=sources).manifest
     _compare(slow["tables"], fast["tables"])
     entry = fast["tables"]["nova.compute_nodes"]
-    assert entry["reader"] == "connectorx" and entry["invalid_values"] == {"deleted_at": 1}
+    assert entry["reader"] == "connectorx" and entry["invalid_values"] == {"deleted_at": 1, "updated_at": 1}
     row = scan_tables(tmp_path / "fast" / "f" / "s")["nova.compute_nodes"].collect().row(0, named=True)
     assert (row["cpu_allocation_ratio"], row["ram_allocation_ratio"], row["host"]) == (0.1, 0.30000000000000004, "hé")
 
