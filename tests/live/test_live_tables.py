@@ -157,3 +157,29 @@ def test_child_rows_are_read_with_their_changed_parent_and_otherwise_at_the_full
     assert actions["instance_uuid"].to_list() == ["uuid-1"]
     ticks.value = 3600
     assert_same_tables(cache.refresh(later + dt.timedelta(hours=1)), full_read(engine))
+
+
+def test_full_reloads_read_with_the_fast_reader(site_db):
+    """The first refresh, each scheduled full reload and a Blazar re-read after a hard delete read
+    with connectorx (checked against the consistent view) and equal an independent SQLAlchemy read."""
+    admin, engine, databases = site_db
+    ticks = Ticks()
+    cache = TableCache({s.name: engine for s in SOURCES}, SOURCES, full_reload_interval=3600, monotonic=ticks)
+
+    def readers() -> dict[str, str]:
+        return {name: read.reader for name, read in cache.saved().reads.items()}
+
+    assert_same_tables(cache.refresh(NOW), full_read(engine))
+    assert cache.last_mode == "full"
+    assert readers() == dict.fromkeys((s.name for s in SOURCES), "connectorx")
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM `{databases['blazar']}`.leases WHERE id='lease-1'")  # hard delete: re-read
+        conn.execute(sa.text(f"UPDATE `{databases['nova']}`.instances SET vm_state='stopped', updated_at=:t "
+                             "WHERE id=4"), {"t": NOW})
+    ticks.value = 60
+    assert_same_tables(cache.refresh(NOW + dt.timedelta(minutes=1)), full_read(engine))
+    assert cache.last_mode == "incremental" and readers()["blazar.leases"] == "connectorx"
+    ticks.value = 3600
+    assert_same_tables(cache.refresh(NOW + dt.timedelta(hours=1)), full_read(engine))
+    assert cache.last_mode == "full"
+    assert readers() == dict.fromkeys((s.name for s in SOURCES), "connectorx")
