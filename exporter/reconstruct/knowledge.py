@@ -4,7 +4,9 @@ Rules (docs/semantics.md "Two time axes"), first match wins:
 - a span an operator's rule added or changed (``rule_id``): from the rule's provenance date;
 - an inferred span (source ``inference``): from the earliest ``created_at`` of the reserved
   instances it was inferred from (same reservation and host; for an inferred reservable host, any
-  reserved instance on the host) until the latest ``deleted_at`` once all are deleted;
+  reserved instance on the host) until the latest ``deleted_at`` once all are deleted — for a
+  retired edge device (evidence ``allocations_of_rowless_device``), of the device allocations
+  naming it;
 - any other span: its source row's ``created_at`` (a trigger audit row: its ``audit_changed_at``)
   until its ``deleted_at``; the row is found by the table's declared primary key.
 ``known_until`` is the snapshot time while the evidence is still shown; ``known_from`` is null
@@ -22,6 +24,7 @@ import polars as pl
 from exporter.adapters import common
 from exporter.adapters.registry import declared_tables
 from exporter.columns import TIME
+from exporter.reconstruct.device_levels import RETIRED_EVIDENCE
 from exporter.reconstruct.inference import SOURCE as INFERENCE
 from exporter.reconstruct.rulesfile import Rule
 
@@ -41,18 +44,25 @@ def with_knowledge_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]
     reserved = instances.lazy().filter(pl.col("reservation_id").is_not_null() & pl.col("created_at").is_not_null())
     by_reservation = _evidence(reserved, ["reservation_id", "hypervisor_hostname"], "r")
     by_host = _evidence(reserved, ["hypervisor_hostname"], "h")
+    by_device = _evidence(common.table_rows(frames, "blazar.device_allocations", {
+        "device_id": common.ID, "created_at": common.WHEN, "deleted_at": common.WHEN})
+        .rename({"device_id": "hypervisor_hostname"}), ["hypervisor_hostname"], "d")
     inferred = pl.col("source_table") == INFERENCE
     with_reservation = inferred & pl.col("reservation_id").is_not_null()
+    retired_device = inferred & (pl.col("evidence") == RETIRED_EVIDENCE).fill_null(False)
     known = (spans.drop(_TIMES, strict=False).lazy()
              .join(rows, on=list(KEY), how="left", maintain_order="left")
              .join(rule_dates.lazy(), on="rule_id", how="left", maintain_order="left")
              .join(by_reservation, on=["reservation_id", "hypervisor_hostname"], how="left", maintain_order="left")
              .join(by_host, on="hypervisor_hostname", how="left", maintain_order="left")
+             .join(by_device, on="hypervisor_hostname", how="left", maintain_order="left")
              .with_columns(
                  known_from=pl.when(pl.col("rule_id").is_not_null()).then(pl.col("rule_known"))
+                 .when(retired_device).then(pl.col("d_from"))
                  .when(with_reservation).then(pl.col("r_from")).when(inferred).then(pl.col("h_from"))
                  .otherwise(pl.col("row_from")),
                  known_until=pl.when(pl.col("rule_id").is_not_null()).then(None)
+                 .when(retired_device).then(pl.col("d_until"))
                  .when(with_reservation).then(pl.col("r_until")).when(inferred).then(pl.col("h_until"))
                  .otherwise(pl.col("row_until")))
              .with_columns(pl.col("known_until").fill_null(pl.lit(snapshot_time, dtype=TIME)).cast(TIME),

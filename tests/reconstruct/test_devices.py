@@ -157,7 +157,9 @@ def test_a_device_retired_before_soft_delete_counts_from_its_first_to_its_last_a
         "blazar.devices": pl.DataFrame({"id": ["d1"], "name": ["pi-1"], "reservable": [1], "created_at": [h(-100)],
                                         "deleted_at": [h(50)]}),
         "blazar.device_allocations": pl.DataFrame({"id": ["a1", "a2", "a3"], "device_id": ["g1", "g1", "g2"],
-                                                   "reservation_id": ["R1", "R2", "R3"]}),
+                                                   "reservation_id": ["R1", "R2", "R3"],
+                                                   "created_at": [h(-1), h(19), h(59)],
+                                                   "deleted_at": [h(10), h(25), h(70)]}),
         "blazar.reservations": pl.DataFrame({"id": ["R1", "R2", "R3"], "lease_id": ["L1", "L2", "L3"],
                                              "resource_type": ["device"] * 3}),
         "blazar.leases": pl.DataFrame({"id": list(leases), "project_id": ["p"] * 3,
@@ -177,6 +179,9 @@ def test_a_device_retired_before_soft_delete_counts_from_its_first_to_its_last_a
         ("total", h(0), h(25), "unknown", "inference")]
     assert set(spans.filter(pl.col("source_table") == "inference").get_column("span_type")) == {
         "inferred_device", "inferred_device_reservable"}
+    # known from the first allocation row's creation until the last one's deletion
+    assert set(spans.filter(pl.col("source_table") == "inference").select("known_from", "known_until").rows()) == {
+        (h(-1), h(25))}
     rejected = result.rejected.filter(pl.col("source_table") == "blazar.device_allocations")
     assert rejected.select("source_id", "rejection_reason").rows() == [("a3", "missing_fk")]
     # counted 25 h; lost at most 100 h before (back to d1's enrolment) + 25 h after (up to 50 h)
