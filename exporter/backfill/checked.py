@@ -132,7 +132,7 @@ def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
     node_type, pool, site, state)."""
     family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
     first = codes.arg_unique()
-    return (frame.select(pl.col(SERIES_KEYS).cast(pl.String))[first].with_columns(code=codes.gather(first))
+    return (frame[first].select(pl.col(SERIES_KEYS).cast(pl.String)).with_columns(code=codes.gather(first))
             .sort(pl.col("resource").replace_strict(family_order, return_dtype=pl.UInt8),
                   "node_type", "pool", "site", "state")
             .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))

@@ -129,10 +129,28 @@ def _counter_origins(frames: dict[str, pl.DataFrame], declared: tuple[ExtraFamil
 
 def split_windows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.DataFrame]]:
     """``samples`` cut into epoch-aligned windows of ``hours``, in time order (row order kept)."""
+    return [(start, samples[rows]) for start, rows in window_rows(samples, hours)]
+
+
+def window_rows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl.Series]]:
+    """The row numbers of each epoch-aligned window of ``hours`` in ``samples``, in time order,
+    each ascending: ``samples[rows]`` is the window (gathered only when it is written)."""
     seconds = hours * 3600
-    parts = samples.with_columns(window=pl.col("t") // seconds).partition_by(
-        "window", maintain_order=True, include_key=False, as_dict=True)
-    return [(datetime_of(window * seconds), part) for (window,), part in sorted(parts.items())]
+    rows = rows_by_key(samples.select(pl.col("t") // seconds).to_series())
+    return [(datetime_of(window * seconds), part) for window, part in sorted(rows.items())]
+
+
+def rows_by_key(keys: pl.Series) -> dict[int, pl.Series]:
+    """Row numbers of each value of the integer ``keys``, ascending (``partition_by`` with
+    ``maintain_order`` without the copy). Each series' samples are in time order, so a window's
+    (or a family's) rows come in long runs: one pass finds the runs, no hash per row."""
+    if keys.len() == 0:
+        return {}
+    starts = (keys != keys.shift(1)).fill_null(True).arg_true()  # first row of each run
+    runs = pl.DataFrame({"key": keys.gather(starts), "start": starts.cast(pl.Int64)}).with_columns(
+        end=pl.col("start").shift(-1, fill_value=keys.len()))
+    return {value: part.select(pl.int_ranges("start", "end").explode()).to_series()
+            for (value,), part in runs.partition_by("key", maintain_order=True, as_dict=True).items()}
 
 
 def epoch_of(moment: dt.datetime) -> int:

@@ -1,9 +1,11 @@
-"""One block window at a time: OpenMetrics file -> promtool block -> block verified -> text removed.
+"""One block window at a time: OpenMetrics text -> file -> promtool block -> block verified -> file removed.
 
-Each worker thread takes a window, writes its file, runs promtool on it, checks the block against
-the window (sample count, time range) and deletes the file (unless asked to keep it). So at any
-moment at most ``workers`` window files exist: the extra disk of a run, beyond its blocks, is
-bounded by the text of the windows in flight, not by the whole history (docs/backfill.md).
+One thread renders each window's text in memory, running ahead while promtool runs; each of
+``workers`` threads takes a rendered window, writes its file, runs promtool on it, checks the
+block against the window (sample count, time range) and deletes the file (unless asked to keep
+it). So at any moment at most ``workers`` window files exist: the extra disk of a run, beyond its
+blocks, is bounded by the text of the windows in flight, not by the whole history
+(docs/backfill.md); at most ``workers`` rendered windows wait in memory.
 """
 
 from __future__ import annotations
@@ -11,18 +13,20 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import re
-import time
 import shutil
+import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
 
 from exporter import children
-from exporter.backfill.history import epoch_of, split_windows
+from exporter.backfill.history import epoch_of, split_windows, window_rows
 from exporter.backfill.families import write_family_samples
 from exporter.backfill.openmetrics import EOF, sample_lines, sample_prefixes, write_samples
 from exporter.errors import TimelineError
@@ -64,23 +68,39 @@ def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str 
 def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None,
                       workers: int | None, keep_openmetrics: bool, progress: Progress,
                       extra: tuple[pl.DataFrame, tuple[ExtraFamily, ...]] | None = None) -> Converted:
-    """Write the window files in parallel; with ``tool``, convert each one as soon as it is written,
-    verify its block and (unless ``keep_openmetrics``) remove the file. ``extra``: the extra
-    families' lines (exporter.backfill.families.family_lines) and their declarations, written
-    into the same windows after the timeline's families."""
+    """Write the window files; with ``tool``, convert each one as soon as it is written, verify its
+    block and (unless ``keep_openmetrics``) remove the file. ``extra``: the extra families' lines
+    (exporter.backfill.families.family_lines) and their declarations, written into the same
+    windows after the timeline's families.
+
+    The schedule: one thread renders each window's text in memory (ours: CPU), ``workers``
+    threads each write a rendered window to disk, run promtool on it (a child: CPU), verify and
+    remove it. Rendering runs ahead while promtool runs, but at most ``workers`` rendered windows
+    wait in memory, and only the converting threads put text on disk: the disk bound stays the
+    text of the windows being converted (docs/backfill.md)."""
     extra_lines, declared = extra if extra is not None else (None, ())
     extra_windows = dict(split_windows(extra_lines, hours)) if extra_lines is not None else {}
-    windows = sorted({**{start: samples.clear() for start in extra_windows}, **dict(split_windows(samples, hours))}
-                     .items())
+    windows = sorted({**{start: None for start in extra_windows}, **dict(window_rows(samples, hours))}.items())
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     prefixes = sample_prefixes(series)
+    workers = workers or os.cpu_count() or 1
+    waiting, stop = threading.BoundedSemaphore(workers), threading.Event()
     started = time.perf_counter()
     written_at = started
 
-    def one_window(start: dt.datetime, part: pl.DataFrame) -> WindowFile:
+    def render(start: dt.datetime, rows: pl.Series | None) -> _Rendered:
+        while not stop.is_set():
+            if waiting.acquire(timeout=0.1):  # a slot in memory: a converter wrote its window
+                break
+        else:
+            raise concurrent.futures.CancelledError()
+        part = samples.clear() if rows is None else samples[rows]  # gathered here: only the windows in flight
+        return _render_window(sample_lines(part, prefixes), start, hours, extra=(extra_windows.get(start), declared))
+
+    def convert(rendered: concurrent.futures.Future) -> WindowFile:
         nonlocal written_at
-        info = _write_window(sample_lines(part, prefixes), out, start, hours,
-                             extra=(extra_windows.get(start), declared))
+        info = rendered.result().write(out)
+        waiting.release()
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -92,51 +112,54 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
         os.remove(out / info.path)
         return replace(info, kept=False)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as renderer, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool, \
             progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
-        futures = [pool.submit(one_window, start, part) for start, part in windows]
+        rendered = [renderer.submit(render, start, rows) for start, rows in windows]
+        futures = [pool.submit(convert, text) for text in rendered]
         try:
             for future in concurrent.futures.as_completed(futures):
                 bar.item(future.result().path)
                 bar.advance()
         except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
-            for future in futures:
+            stop.set()
+            for future in rendered + futures:
                 future.cancel()
             children.kill_all()
             raise
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
-def _write_window(lines: pl.DataFrame, out: Path, start: dt.datetime, hours: int,
-                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> WindowFile:
-    """Write one window file (timeline families, then extra families) into the staging directory,
-    hashing it on the way."""
-    relative = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
+@dataclass
+class _Rendered:
+    """One window's text, rendered in memory (held until it is written), and its file entry."""
+
+    info: WindowFile
+    text: io.BytesIO
+
+    def write(self, out: Path) -> WindowFile:
+        """Write the text to its file and let go of it."""
+        with open(out / self.info.path, "wb") as handle, self.text.getbuffer() as view:
+            handle.write(view)
+        self.text.close()
+        return self.info
+
+
+def _render_window(lines: pl.DataFrame, start: dt.datetime, hours: int,
+                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> _Rendered:
+    """One window's text (timeline families, then extra families) and its sha256."""
     extra_lines, declared = extra
-    with open(out / relative, "wb") as handle:
-        sink = _HashingWriter(handle)
-        write_samples(lines, sink, eof=False)
-        if extra_lines is not None:
-            write_family_samples(extra_lines, declared, sink)
-        sink.write(EOF)
+    text = io.BytesIO()
+    write_samples(lines, text, eof=False)
+    if extra_lines is not None:
+        write_family_samples(extra_lines, declared, text)
+    text.write(EOF)
+    with text.getbuffer() as view:
+        size, sha256 = len(view), hashlib.sha256(view).hexdigest()
     samples = lines.height + (extra_lines.height if extra_lines is not None else 0)
-    return WindowFile(path=relative, window_start=start, window_end=start + dt.timedelta(hours=hours),
-                      samples=samples, bytes=sink.bytes, sha256=sink.sha256.hexdigest())
-
-
-class _HashingWriter:
-    """A binary writer that passes data through to ``handle`` and keeps its sha256 and size."""
-
-    def __init__(self, handle) -> None:
-        self.handle, self.sha256, self.bytes = handle, hashlib.sha256(), 0
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        self.bytes += len(data)
-        return self.handle.write(data)
-
-    def flush(self) -> None:
-        self.handle.flush()
+    info = WindowFile(path=f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om", window_start=start,
+                      window_end=start + dt.timedelta(hours=hours), samples=samples, bytes=size, sha256=sha256)
+    return _Rendered(info, text)
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:
