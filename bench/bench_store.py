@@ -2,6 +2,12 @@
 
     .venv/bin/python bench/bench_store.py                    # 360 series x 1 year (6.3M samples), 3 rounds
     .venv/bin/python bench/bench_store.py --years 3 --rounds 5
+    .venv/bin/python bench/bench_store.py --baseline /tmp/old --no-import --rounds 5   # before/after backfill
+
+``--baseline DIR``: a checkout of an earlier commit (``git worktree add DIR COMMIT``); its
+``backfill`` runs in the same rounds with this venv's interpreter (``PYTHONPATH=DIR``), side by
+side with this tree's. Every run reports wall and CPU (user+sys of the command and its promtool
+children, from ``getrusage(RUSAGE_CHILDREN)``).
 
 One synthetic dense timeline (bench_backfill.synthetic: 9 node types x 8 leaves x 5 resources,
 hourly). Each round runs, in rotating order so load changes hit all three alike:
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,7 +49,13 @@ from exporter.backfill.blocks import backfill  # noqa: E402
 from tests.backfill.test_backfill_disk import Poller  # noqa: E402
 from tests.support import VictoriaMetricsServer  # noqa: E402
 
-CLI = str(Path(sys.executable).parent / "usage-exporter")
+CLI = [sys.executable, "-c", "from exporter.cli import main; main()"]
+
+
+def children_cpu() -> float:
+    """user+sys of every finished child (and its reaped descendants) so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def run_floor(files: list[Path], work: Path) -> float:
@@ -57,13 +70,14 @@ def run_floor(files: list[Path], work: Path) -> float:
     return seconds
 
 
-def run_backfill(timeline: Path, work: Path) -> tuple[float, int]:
+def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tuple[float, int]:
     root = work / "bf"
     root.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(source)} if source else None
     with Poller(root, interval=0.1) as poller:  # staging is a hidden sibling of --out; 0.1 s: little CPU taken
         started = time.perf_counter()
-        subprocess.run([CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks", "--quiet"],
-                       check=True, capture_output=True)
+        subprocess.run([*CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks", "--quiet"],
+                       check=True, capture_output=True, env=env, cwd=source)
         seconds = time.perf_counter() - started
     shutil.rmtree(root)
     return seconds, poller.peak
@@ -72,7 +86,7 @@ def run_backfill(timeline: Path, work: Path) -> tuple[float, int]:
 def run_import(timeline: Path) -> float:
     with VictoriaMetricsServer(shutil.which("victoria-metrics")) as vm:
         started = time.perf_counter()
-        subprocess.run([CLI, "import-vm", str(timeline), "--url", vm.url, "--quiet"], check=True, capture_output=True)
+        subprocess.run([*CLI, "import-vm", str(timeline), "--url", vm.url, "--quiet"], check=True, capture_output=True)
         return time.perf_counter() - started
 
 
@@ -86,6 +100,8 @@ def main() -> None:
     parser.add_argument("--node-types", type=int, default=9)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--baseline", type=Path, default=None, help="an earlier checkout: its backfill runs too")
+    parser.add_argument("--no-import", action="store_true", help="skip import-vm")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
     try:
@@ -98,29 +114,43 @@ def main() -> None:
         text = sum(f.bytes for f in written.files)
         print(f"timeline: {written.series} series, {written.samples:,} samples, {len(files)} window files, "
               f"{text / 1e6:.0f} MB of OpenMetrics text; {os.cpu_count()} cores")
-        times: dict[str, list[float]] = {"floor": [], "backfill": [], "import": []}
-        peaks = []
+        runs = {"floor": lambda: run_floor(files, work), "backfill": lambda: run_backfill(timeline, work)}
+        if args.baseline:
+            runs["baseline"] = lambda: run_backfill(timeline, work, args.baseline.resolve())
+        if not args.no_import:
+            runs["import"] = lambda: run_import(timeline)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
+        peaks: dict[str, list[int]] = {"backfill": [], "baseline": []}
         for index in range(args.rounds):
-            order = ["floor", "backfill", "import"]
-            order = order[index % 3:] + order[:index % 3]
+            order = list(runs)
+            order = order[index % len(order):] + order[:index % len(order)]
             for name in order:
-                if name == "floor":
-                    times[name].append(run_floor(files, work))
-                elif name == "backfill":
-                    seconds, peak = run_backfill(timeline, work)
-                    times[name].append(seconds)
-                    peaks.append(peak)
-                else:
-                    times[name].append(run_import(timeline))
-                print(f"  round {index + 1} {name:<8} {times[name][-1]:7.2f} s", flush=True)
+                before = children_cpu()
+                result = runs[name]()
+                cpu[name].append(children_cpu() - before)
+                if isinstance(result, tuple):
+                    result, peak = result
+                    peaks[name].append(peak)
+                times[name].append(result)
+                print(f"  round {index + 1} {name:<8} {times[name][-1]:7.2f} s wall {cpu[name][-1]:7.2f} s cpu  "
+                      f"({uptime().split('load average: ')[-1]})", flush=True)
         median = {name: statistics.median(values) for name, values in times.items()}
+        median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
         for name, values in times.items():
-            print(f"{name:<8} median {median[name]:7.2f} s  (runs: {', '.join(f'{v:.2f}' for v in values)})")
-        print(f"backfill / floor  = {median['backfill'] / median['floor']:.2f}x (medians)")
-        print(f"import-vm / backfill = {median['import'] / median['backfill']:.2f}x (medians)")
+            print(f"{name:<8} median {median[name]:7.2f} s wall, {median_cpu[name]:7.2f} s cpu  "
+                  f"(wall: {', '.join(f'{v:.2f}' for v in values)}; cpu: {', '.join(f'{v:.2f}' for v in cpu[name])})")
+        for name in ("backfill", "baseline"):
+            if name in runs:
+                print(f"{name} / floor  = {median[name] / median['floor']:.2f}x wall, "
+                      f"{median_cpu[name] / median_cpu['floor']:.2f}x cpu (medians)")
+        if "import" in runs:
+            print(f"import-vm / backfill = {median['import'] / median['backfill']:.2f}x (medians)")
         largest = sorted((f.bytes for f in written.files), reverse=True)[:os.cpu_count() or 1]
-        print(f"peak .om text during backfill: {max(peaks) / 1e6:.1f} MB (bound: {sum(largest) / 1e6:.1f} MB = "
-              f"the {len(largest)} largest windows; whole history {text / 1e6:.0f} MB)")
+        for name, values in peaks.items():
+            if values:
+                print(f"peak .om text during {name}: {max(values) / 1e6:.1f} MB (bound: {sum(largest) / 1e6:.1f} MB "
+                      f"= the {len(largest)} largest windows; whole history {text / 1e6:.0f} MB)")
         print(f"after:  {uptime()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
