@@ -76,10 +76,10 @@ class FastStream:
 
     def frames(self) -> Iterator[pl.DataFrame]:
         conn, plan, table = self.view.connection(), self.plan, self.table
-        expected = table.fingerprint(conn)
+        expected, low, top = table.fingerprint(conn)
         invalid = dict.fromkeys((c.name for c in plan.columns), 0)
         got = _Fingerprint()
-        for raw in _read_ahead(self.fast, table, table.ranges(conn, expected, self.batch_rows)):
+        for raw in _read_ahead(self.fast, table, table.ranges(conn, expected.count, low, top, self.batch_rows)):
             frame, bad = _range(conn, table, raw)
             got = got.plus(frame)
             invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
@@ -144,12 +144,14 @@ class _FastTable:
         return cls(plan, f"{quoted(database)}.{quoted(source.table)}", key,
                    isinstance(reflected[key], sa.types.Integer), f"({recent})")
 
-    def fingerprint(self, conn: Connection) -> _Fingerprint:
-        """The view's key aggregate (one scan; keys only, so the server may use any index)."""
-        crc = f"CRC32({quoted(self.key)})"
+    def fingerprint(self, conn: Connection) -> tuple[_Fingerprint, object, object]:
+        """The view's key aggregate and its lowest and highest key (one scan of the keys only, so
+        the server may use any index)."""
+        key = quoted(self.key)
         row = conn.exec_driver_sql(
-            f"SELECT COUNT(*), COALESCE(SUM({crc}), 0), COALESCE(BIT_XOR({crc}), 0) FROM {self.physical}").one()
-        return _Fingerprint(int(row[0]), int(row[1]), int(row[2]))
+            f"SELECT COUNT(*), COALESCE(SUM(CRC32({key})), 0), COALESCE(BIT_XOR(CRC32({key})), 0), MIN({key}), "
+            f"MAX({key}) FROM {self.physical}").one()
+        return _Fingerprint(int(row[0]), int(row[1]), int(row[2])), row[3], row[4]
 
     def rows_with_keys(self, conn: Connection, keys: list) -> tuple[pl.DataFrame, dict[str, int]]:
         wanted = sa.literal_column(quoted(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
@@ -164,15 +166,22 @@ class _FastTable:
         frame, invalid = typed_frame(self.plan.columns, [row[:-1] for row in rows])
         return frame.with_columns(pl.Series(_CRC, [row[-1] for row in rows], dtype=pl.Int64)), invalid
 
-    def ranges(self, conn: Connection, expected: _Fingerprint, batch_rows: int):
-        """Key ranges (low, high, top) holding at most ``batch_rows`` of the view's rows: ``low <= key <
-        high`` (high None: ``key <= top``). Integer keys step by value (free for dense ids), jumping
-        gaps; where ids turn out sparse, and for other keys, ``high`` is the key ``batch_rows`` on."""
-        if expected.count == 0:
+    def ranges(self, conn: Connection, count: int, low, top, batch_rows: int):
+        """Key ranges (low, high, top) holding at most ``batch_rows`` of the view's ``count`` rows
+        (keys ``low`` to ``top``): ``low <= key < high`` (high None: ``key <= top``). Dense integer keys
+        (at least every other value used) step by value without a query; other integer keys step by
+        value, jumping gaps; where those turn out sparse, and for other keys, ``high`` is the key
+        ``batch_rows`` on."""
+        if count == 0:
+            return
+        if self.numeric_key and top - low + 1 <= 2 * count:  # at most twice the ranges rows need
+            while low <= top:
+                high = low + batch_rows
+                yield (low, high, top) if high <= top else (low, None, top)
+                low = high
             return
         key = quoted(self.key)
-        low, top = conn.exec_driver_sql(f"SELECT MIN({key}), MAX({key}) FROM {self.physical}").one()
-        sparse_after = 4 + 2 * expected.count // batch_rows  # more value steps than that: ids are sparse
+        sparse_after = 4 + 2 * count // batch_rows  # more value steps than that: ids are sparse
         steps = 0
         while low is not None:
             steps += 1
