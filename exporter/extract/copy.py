@@ -13,31 +13,25 @@ byte-identical parquet files and the same content hashes.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import re
-import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import polars as pl
 
 from exporter import __version__
 from exporter.config import SiteConfig
 from exporter.db import masked, open_engine
 from exporter.errors import ConfigError, SnapshotError
 from exporter.timeutil import utc_now
-from exporter.progress import SILENT, Progress, StageBar
-from exporter.snapshots import MANIFEST_NAME, file_sha256
+from exporter.progress import SILENT, Progress
+from exporter.snapshots import MANIFEST_NAME
 from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables, site_tables
-from exporter.extract.connectorx_source import FastSource, fast_source
-from exporter.extract.fastread import FastStream
-from exporter.extract.reading import read_table_best
-from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, connection_failure, read_tables
+from exporter.extract.tablecopy import copy_tables
+from exporter.extract.tableread import STATUSES, TableRead, connection_failure, read_tables
 from exporter.extract.valuetypes import dtype_name
 from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_tree, is_disk_full, publish_new_directory, remove_stale_staging,
@@ -48,7 +42,6 @@ __all__ = ["STATUSES", "ExtractResult", "TableRead", "extract_snapshot", "grant_
 
 MANIFEST_FORMAT = "openstack-usage-exporter/snapshot/1"
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_ROW_GROUP_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -105,7 +98,7 @@ def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | Non
                 raise failure
         remove_stale_staging(site_dir)
         with disk_errors(final_dir, "extract"), staging_directory(site_dir, snapshot_id) as work_dir:
-            reads, files = _copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT, fast_reads)
+            reads, files = copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT, fast_reads)
             fault_point("extract:before-manifest")
             manifest = manifest_for(site, sources, reads, files, snapshot_id=snapshot_id, started=started,
                                     finished=_utc_now(), batch_rows=batch_rows)
@@ -122,82 +115,6 @@ def _engines(site: SiteConfig, sources: tuple[SourceTable, ...]) -> dict[str, ob
     """One read-only engine per distinct URL the sources need."""
     urls = {site.url_for(schema) for schema in {s.schema for s in sources}}
     return {url: open_engine(url, site.databases, read_timeout=site.query_timeout) for url in sorted(urls)}
-
-
-def _copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[SourceTable, ...],
-                 work_dir: Path, batch_rows: int, progress: Progress,
-                 fast_reads: bool = True) -> tuple[dict[str, TableRead], dict[str, dict]]:
-    reads: dict[str, TableRead] = {}
-    files: dict[str, dict] = {}
-    with progress.stage("extract tables", total=len(sources)) as bar, contextlib.ExitStack() as stack:
-        # every table of one server in one consistent snapshot (exporter.extract.tableread)
-        views = {url: stack.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
-        fast = {url: fast_source(engine, statement_seconds=site.query_timeout) if fast_reads else "fast reads turned off"
-                for url, engine in engines.items()}
-        for source in sources:
-            url = site.url_for(source.schema)
-            reads[source.name], file_facts = _copy_table(views[url], fast[url], source, work_dir, batch_rows, bar)
-            if file_facts:
-                files[source.name] = file_facts
-                if len(files) == 1:
-                    fault_point("extract:after-first-table")
-            bar.advance()
-    return reads, files
-
-
-def _copy_table(view: ConsistentView, fast: FastSource | str, source: SourceTable, work_dir: Path, batch_rows: int,
-                bar: StageBar) -> tuple[TableRead, dict | None]:
-    """Stream one table into parquet parts, then one final file; returns the read and file facts."""
-    parts_dir = work_dir / f".parts.{source.name}"
-    parts: list[Path] = []
-
-    def new_sink():  # a fast read that gives up leaves parts behind: start over
-        shutil.rmtree(parts_dir, ignore_errors=True)
-        parts_dir.mkdir()
-        parts.clear()
-        return write_part
-
-    def write_part(frame: pl.DataFrame) -> None:
-        part = parts_dir / f"{len(parts):06d}.parquet"
-        frame.write_parquet(part, statistics=False)
-        parts.append(part)
-
-    target = work_dir / source.file_name
-    try:
-        read = read_table_best(view, fast, source, new_sink, batch_rows=batch_rows, bar=bar,
-                               write_stream=lambda stream: _stream_into(stream, target))
-        if not read.copied:
-            target.unlink(missing_ok=True)
-            return read, None
-        if read.reader == "connectorx" and read.rows:
-            pass  # streamed straight into the final file
-        elif parts:
-            pl.scan_parquet(parts, schema=read.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
-        else:
-            pl.DataFrame(schema=read.schema).write_parquet(target)
-        return read, {"file": source.file_name, "sha256": file_sha256(target), "bytes": target.stat().st_size}
-    finally:
-        shutil.rmtree(parts_dir, ignore_errors=True)
-
-
-def _stream_into(stream: FastStream, target: Path) -> None:
-    """The fast read's frames written as the final file by the same parquet writer as the parts'
-    (the bytes depend only on the rows, not on how they arrive); a failure mid-stream removes it."""
-    from polars.io.plugins import register_io_source
-
-    failure: list[BaseException] = []
-
-    def frames(with_columns, predicate, n_rows, batch_size):
-        try:
-            for frame in stream.frames():
-                yield frame if with_columns is None else frame.select(with_columns)
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, outside polars' engine
-            failure.append(exc)
-
-    register_io_source(io_source=frames, schema=stream.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
-    if failure:
-        target.unlink(missing_ok=True)
-        raise failure[0]
 
 
 def manifest_for(site: SiteConfig, sources: tuple[SourceTable, ...], reads: Mapping[str, TableRead],

@@ -68,19 +68,23 @@ class FastStream:
     def __init__(self, view: ConsistentView, fast: FastSource, source: SourceTable, *, batch_rows: int,
                  progress: Callable[[int], None] = lambda rows: None) -> None:
         self.view, self.fast, self.batch_rows, self.progress = view, fast, batch_rows, progress
-        conn = view.connection()
-        self.plan = plan_table(conn, source)
-        self.table = _FastTable.of(conn, self.plan, view.started_at - CUT_MARGIN)
+        with view.lock:
+            conn = view.connection()
+            self.plan = plan_table(conn, source)
+            self.table = _FastTable.of(conn, self.plan, view.started_at - CUT_MARGIN)
         self.schema = {c.name: c.dtype for c in self.plan.columns}
         self._outcome: TableRead | Exception | None = None
 
     def frames(self) -> Iterator[pl.DataFrame]:
-        conn, plan, table = self.view.connection(), self.plan, self.table
-        expected, low, top = table.fingerprint(conn)
+        plan, table, lock = self.plan, self.table, self.view.lock
+        with lock:
+            conn = self.view.connection()
+            expected, low, top = table.fingerprint(conn)
         invalid = dict.fromkeys((c.name for c in plan.columns), 0)
         got = _Fingerprint()
-        for raw in _read_ahead(self.fast, table, table.ranges(conn, expected.count, low, top, self.batch_rows)):
-            frame, bad = _range(conn, table, raw)
+        ranges = _locked(table.ranges(conn, expected.count, low, top, self.batch_rows), lock)
+        for raw in _read_ahead(self.fast, table, ranges):
+            frame, bad = _range(conn, lock, table, raw)
             got = got.plus(frame)
             invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
             if frame.height:
@@ -231,7 +235,17 @@ def _read_ahead(fast: FastSource, table: _FastTable, ranges: Iterable[tuple]) ->
                 future.cancel()
 
 
-def _range(conn: Connection, table: _FastTable, raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+def _locked(items: Iterator, lock) -> Iterator:
+    """``items``, each produced holding ``lock`` (the view's connection is shared by threads)."""
+    while True:
+        with lock:
+            item = next(items, None)
+        if item is None:
+            return
+        yield item
+
+
+def _range(conn: Connection, lock, table: _FastTable, raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
     """One key range's fast rows, the recent ones replaced by the view's version (or dropped).
 
     Returns the frame (typed, in key order, with its CRC column) and invalid values per column."""
@@ -244,7 +258,8 @@ def _range(conn: Connection, table: _FastTable, raw: pl.DataFrame) -> tuple[pl.D
     old = typed.filter(~fresh)
     invalid = _invalid(plan, raw.filter(~fresh), old)
     fresh_keys = typed.filter(fresh).select("__pos", key)
-    looked, looked_invalid = table.rows_with_keys(conn, fresh_keys[key].to_list())
+    with lock:
+        looked, looked_invalid = table.rows_with_keys(conn, fresh_keys[key].to_list())
     invalid = {name: count + looked_invalid.get(name, 0) for name, count in invalid.items()}
     replaced = looked.join(fresh_keys, on=key, how="inner")
     merged = pl.concat([old, replaced.select(old.columns)]).sort("__pos").drop("__pos")

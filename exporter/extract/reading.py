@@ -34,26 +34,44 @@ def read_table_best(view: ConsistentView, fast: FastSource | str, source: Source
     read that gives up leaves what it wrote behind; the slow read gets a new sink."""
     bar = bar or StageBar()
     bar.item(source.name)
-    reason = fast if isinstance(fast, str) else None
-    if isinstance(fast, FastSource):
-        try:
-            stream = FastStream(view, fast, source, batch_rows=batch_rows,
-                                progress=lambda rows: bar.item(f"{source.name} {rows:,} rows"))
-            if write_stream is not None:
-                write_stream(stream)
-            else:
-                sink = new_sink()
-                for frame in stream.frames():
-                    sink(frame)
-            return stream.result()
-        except FastReadUnusable as why:
-            reason = str(why)
-        except DatabaseError as err:  # missing, forbidden, timed out: what the slow reader would report too
-            return TableRead(source.name, err.kind, optional=source.optional, error=str(err), view=view.number,
-                             reader="connectorx" if err.kind == "timeout" else "sqlalchemy")
-        except (sa.exc.SQLAlchemyError, OSError) as exc:  # the view's own trouble: the slow reader reports it
-            reason = f"{type(exc).__name__} in the consistent view"
-    read = read_table(view, source, new_sink(), batch_rows=batch_rows, bar=bar)
+    read = read_table_fast(view, fast, source, new_sink, batch_rows=batch_rows, bar=bar, write_stream=write_stream)
+    return read if isinstance(read, TableRead) else read_table_slow(view, source, new_sink(), read,
+                                                                     batch_rows=batch_rows, bar=bar)
+
+
+def read_table_fast(view: ConsistentView, fast: FastSource | str, source: SourceTable,
+                    new_sink: Callable[[], Sink] | None = None, *, batch_rows: int = 50_000,
+                    bar: StageBar | None = None,
+                    write_stream: Callable[[FastStream], None] | None = None) -> TableRead | str:
+    """The fast read of ``source`` (see ``read_table_best``), or why it cannot give the view's
+    content (then ``read_table_slow`` reads it). Safe to run for several tables at once."""
+    if isinstance(fast, str):
+        return fast
+    bar = bar or StageBar()
+    try:
+        stream = FastStream(view, fast, source, batch_rows=batch_rows,
+                            progress=lambda rows: bar.item(f"{source.name} {rows:,} rows"))
+        if write_stream is not None:
+            write_stream(stream)
+        else:
+            sink = new_sink()
+            for frame in stream.frames():
+                sink(frame)
+        return stream.result()
+    except FastReadUnusable as why:
+        return str(why)
+    except DatabaseError as err:  # missing, forbidden, timed out: what the slow reader would report too
+        return TableRead(source.name, err.kind, optional=source.optional, error=str(err), view=view.number,
+                         reader="connectorx" if err.kind == "timeout" else "sqlalchemy")
+    except (sa.exc.SQLAlchemyError, OSError) as exc:  # the view's own trouble: the slow reader reports it
+        return f"{type(exc).__name__} in the consistent view"
+
+
+def read_table_slow(view: ConsistentView, source: SourceTable, sink: Sink, reason: str, *, batch_rows: int = 50_000,
+                    bar: StageBar | None = None) -> TableRead:
+    """``tableread.read_table``, recording ``reason`` (why the fast reader was not used)."""
+    with view.lock:
+        read = read_table(view, source, sink, batch_rows=batch_rows, bar=bar)
     read.fallback = reason
     return read
 

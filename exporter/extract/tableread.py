@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import contextlib
 import datetime as dt
+import threading
 
 import polars as pl
 import sqlalchemy as sa
@@ -136,10 +137,12 @@ class ConsistentView(contextlib.AbstractContextManager):
     sees the database as of the same moment. MySQL/MariaDB: ``START TRANSACTION WITH CONSISTENT
     SNAPSHOT, READ ONLY`` (InnoDB: one read view for every database on the server); SQLite: one
     read transaction (``BEGIN``; the snapshot is taken at its first read). A broken connection is
-    replaced by a new view on the next read (``number`` counts them)."""
+    replaced by a new view on the next read (``number`` counts them). Threads that share a view
+    take turns on its connection with ``lock`` (held for whole statements and their results)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.number = engine, 0
+        self.lock = threading.RLock()
         self._conn: Connection | None = None
         self.started_at: dt.datetime | None = None  # MySQL: the server's UTC clock when the view opened
 

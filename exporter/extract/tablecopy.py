@@ -1,0 +1,147 @@
+"""Copying a site's tables into a snapshot's staging directory: one parquet file per table.
+
+Per server, every table is read in one consistent view (``tableread.ConsistentView``). Tables the
+fast reader (``fastread``, connectorx) can read are copied TABLE_WORKERS at a time — while one
+table's rows are typed and written, another's are read by the server — and streamed straight into
+their final file; the others, and those whose fast read could not be proven equal to the view,
+are then copied one at a time by the SQLAlchemy reader into parquet parts and joined into one
+file. Both writers give the same bytes for the same rows (same row groups, same encoder), so a
+table's hash does not depend on the reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+
+from exporter.config import SiteConfig
+from exporter.faults import fault_point
+from exporter.progress import Progress, StageBar
+from exporter.snapshots import file_sha256
+from exporter.adapters.declared import SourceTable
+from exporter.extract.connectorx_source import fast_source
+from exporter.extract.fastread import FastStream
+from exporter.extract.reading import read_table_fast, read_table_slow
+from exporter.extract.tableread import ConsistentView, TableRead
+
+_ROW_GROUP_ROWS = 100_000
+TABLE_WORKERS = 2  # tables read at once by the fast reader (the SQLAlchemy reader reads one at a time)
+
+
+def copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[SourceTable, ...],
+                 work_dir: Path, batch_rows: int, progress: Progress,
+                 fast_reads: bool = True) -> tuple[dict[str, TableRead], dict[str, dict]]:
+    """Every table into ``work_dir``: fast reads first, TABLE_WORKERS tables at a time (while one
+    table is written, another is read), then the tables the fast reader could not prove, one by
+    one with the SQLAlchemy reader (it holds the view's connection for the whole table)."""
+    reads: dict[str, TableRead] = {}
+    files: dict[str, dict] = {}
+    with progress.stage("extract tables", total=len(sources)) as stage, contextlib.ExitStack() as stack:
+        bar = _SharedBar(stage)
+        # every table of one server in one consistent snapshot (exporter.extract.tableread)
+        views = {url: stack.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
+        fast = {url: fast_source(engine, statement_seconds=site.query_timeout) if fast_reads else "fast reads turned off"
+                for url, engine in engines.items()}
+
+        def done(source: SourceTable, read: TableRead, file_facts: dict | None) -> None:
+            reads[source.name] = read
+            if file_facts:
+                files[source.name] = file_facts
+                if len(files) == 1:
+                    fault_point("extract:after-first-table")
+            bar.advance()
+
+        def copy_fast(source: SourceTable) -> str | None:
+            view, target = views[site.url_for(source.schema)], work_dir / source.file_name
+            bar.item(source.name)
+            read = read_table_fast(view, fast[site.url_for(source.schema)], source, batch_rows=batch_rows, bar=bar,
+                                   write_stream=lambda stream: _stream_into(stream, target))
+            if isinstance(read, str):
+                return read
+            done(source, read, _file_facts(read, source, target))
+            return None
+
+        with ThreadPoolExecutor(max_workers=TABLE_WORKERS, thread_name_prefix="extract") as pool:
+            reasons = dict(zip(sources, pool.map(copy_fast, sources)))  # re-raises a worker's exception
+        for source in sources:
+            if reasons[source] is not None:
+                done(source, *_copy_table_slow(views[site.url_for(source.schema)], reasons[source], source, work_dir,
+                                               batch_rows, bar))
+    return {s.name: reads[s.name] for s in sources}, {s.name: files[s.name] for s in sources if s.name in files}
+
+
+class _SharedBar(StageBar):
+    """A stage's bar used by several threads, one call at a time."""
+
+    def __init__(self, bar: StageBar) -> None:
+        super().__init__()
+        self._shared, self._lock = bar, threading.Lock()
+
+    def item(self, text: str | None) -> None:
+        with self._lock:
+            self._shared.item(text)
+
+    def advance(self, steps: int = 1) -> None:
+        with self._lock:
+            self._shared.advance(steps)
+
+
+def _file_facts(read: TableRead, source: SourceTable, target: Path) -> dict | None:
+    """The written file's facts; a table that was not copied leaves no file."""
+    if not read.copied:
+        target.unlink(missing_ok=True)
+        return None
+    if not read.rows:  # an empty file of the table's columns, whichever reader found no rows
+        pl.DataFrame(schema=read.schema).write_parquet(target)
+    return {"file": source.file_name, "sha256": file_sha256(target), "bytes": target.stat().st_size}
+
+
+def _copy_table_slow(view: ConsistentView, reason: str, source: SourceTable, work_dir: Path, batch_rows: int,
+                     bar: StageBar) -> tuple[TableRead, dict | None]:
+    """Stream one table into parquet parts with the SQLAlchemy reader, then one final file."""
+    parts_dir = work_dir / f".parts.{source.name}"
+    parts: list[Path] = []
+
+    def write_part(frame: pl.DataFrame) -> None:
+        part = parts_dir / f"{len(parts):06d}.parquet"
+        frame.write_parquet(part, statistics=False)
+        parts.append(part)
+
+    target = work_dir / source.file_name
+    target.unlink(missing_ok=True)  # what a fast read that gave up wrote
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    parts_dir.mkdir()
+    try:
+        bar.item(source.name)
+        read = read_table_slow(view, source, write_part, reason, batch_rows=batch_rows, bar=bar)
+        if read.copied and parts:
+            pl.scan_parquet(parts, schema=read.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
+        return read, _file_facts(read, source, target)
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _stream_into(stream: FastStream, target: Path) -> None:
+    """The fast read's frames written as the final file by the same parquet writer as the parts'
+    (the bytes depend only on the rows, not on how they arrive); a failure mid-stream removes it."""
+    from polars.io.plugins import register_io_source
+
+    failure: list[BaseException] = []
+
+    def frames(with_columns, predicate, n_rows, batch_size):
+        try:
+            for frame in stream.frames():
+                yield frame if with_columns is None else frame.select(with_columns)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, outside polars' engine
+            failure.append(exc)
+
+    register_io_source(io_source=frames, schema=stream.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
+    if failure:
+        target.unlink(missing_ok=True)
+        raise failure[0]
