@@ -26,7 +26,9 @@ log = logging.getLogger("exporter.live")
 TABLES = "tables"
 CUTOFF_COUNTERS = "cutoff.counters.parquet"
 CUTOFF_FAMILIES = "cutoff.families"
-OWNED = (STATE, PUBLISHED, TABLES, CUTOFF_COUNTERS, CUTOFF_FAMILIES)
+# what format 1 wrote besides those: a set of it is replaced by the first save, not refused
+FORMER = ("published.gauges.parquet", "published.counters.parquet", "published.spans.parquet")
+OWNED = (STATE, PUBLISHED, TABLES, CUTOFF_COUNTERS, CUTOFF_FAMILIES, *FORMER)
 _DTYPES = {"Int64": pl.Int64(), "Float64": pl.Float64(), "String": pl.String(), "Binary": pl.Binary(),
            "Datetime(us)": pl.Datetime("us")}
 _LABELS = {family.name: family.labels for family in EXTRA_FAMILIES}
