@@ -62,8 +62,10 @@ class LiveExporter:
                 self.refreshers[site].publish_warm(saved)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(UsageCollector(self.states))
+        saved = {site: compute.state_dir for site, (compute, _) in computations.items()
+                 if getattr(compute, "state_dir", None) is not None}  # /explain of saved values (warm start)
         app = exporter_app(self.registry, sites=list(self.refreshers), auth=auth, states=self.states,
-                           explain=late.Explain(self.states, histories).handle)
+                           explain=late.Explain(self.states, histories, saved).handle)
         self.server = MetricsServer(app, listen, tls_cert=tls_cert, tls_key=tls_key)
 
     def states(self) -> list[SiteState]:

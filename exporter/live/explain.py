@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from dataclasses import replace
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -26,6 +27,7 @@ import polars as pl
 from exporter.columns import POOLS, STATES, TIMELINE_RESOURCES
 from exporter.errors import UsageExporterError
 from exporter.explain import DEVICES, Selection, explain_output, explain_present, history_grid
+from exporter.live import warmset
 from exporter.live.source import JUST_BEFORE
 from exporter.live.state import RenderedUsage, SiteState
 from exporter.metrics import DEVICE_SECONDS, DEVICES as DEVICES_FAMILY, EXTRA_FAMILIES, FAMILIES, PREFIX
@@ -124,10 +126,11 @@ class ExplainEndpoint:
     """``handle(query) -> (status, body)`` for /explain. ``states`` gives the served SiteStates,
     ``histories`` the reconstruct output directory of each site that has one (``history_dir``)."""
 
-    def __init__(self, states: Callable[[], Sequence[SiteState]], histories: Mapping[str, Path] | None = None
-                 ) -> None:
+    def __init__(self, states: Callable[[], Sequence[SiteState]], histories: Mapping[str, Path] | None = None,
+                 saved: Mapping[str, Path] | None = None) -> None:
         self._states = states
         self._histories = dict(histories or {})
+        self._saved = dict(saved or {})  # site -> its saved live state (exporter.live.warm)
 
     def handle(self, query: str) -> tuple[str, bytes]:
         try:
@@ -152,7 +155,17 @@ class ExplainEndpoint:
                                  f"(from {grid.start.isoformat()})")
             if at < grid.start + grid.cells * grid.step:
                 return explain_output(history, at, selection, limit=limit, offset=offset)
-        return _present(states[selection.site], selection, requested=at, limit=limit, offset=offset)
+        return _present(self._with_saved_present(states[selection.site]), selection, requested=at, limit=limit,
+                        offset=offset)
+
+    def _with_saved_present(self, state: SiteState) -> SiteState:
+        """A state serving saved values (a restart, before its first refresh) with the spans and
+        gauges saved beside them (exporter.live.warmset.present)."""
+        usage, directory = state.usage, self._saved.get(state.site)
+        if usage is None or usage.spans is not None or directory is None:
+            return state
+        frames = warmset.present(directory, usage.at)
+        return state if frames is None else replace(state, usage=replace(usage, **frames))
 
 
 def _present(state: SiteState, selection: Selection, *, requested: dt.datetime | None, limit: int,
@@ -161,7 +174,7 @@ def _present(state: SiteState, selection: Selection, *, requested: dt.datetime |
     usage = state.usage
     if usage is None:
         raise BadRequest(f"site {state.site} has no live values yet (first refresh pending or failing)")
-    if usage.spans is None or usage.gauge_frame is None:  # values saved before a restart (exporter.live.warm)
+    if usage.spans is None or usage.gauge_frame is None:  # saved values whose spans could not be read
         raise BadRequest(f"site {state.site} serves the values saved before its restart; the present is "
                          "explained after its first refresh")
     if requested is not None and requested < usage.at - PRESENT_SLACK:

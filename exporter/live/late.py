@@ -43,8 +43,9 @@ def classified(exc: BaseException, *, what: str) -> DatabaseError:
 class Explain:
     """``handle(query)`` of exporter.live.explain.ExplainEndpoint, built by the first request."""
 
-    def __init__(self, states: Callable[[], Sequence[SiteState]], histories: Mapping[str, Path] | None) -> None:
-        self._states, self._histories = states, histories
+    def __init__(self, states: Callable[[], Sequence[SiteState]], histories: Mapping[str, Path] | None,
+                 saved: Mapping[str, Path] | None = None) -> None:
+        self._states, self._histories, self._saved = states, histories, saved
         self._endpoint = None
         self._lock = threading.Lock()
 
@@ -53,7 +54,7 @@ class Explain:
             if self._endpoint is None:
                 from exporter.live.explain import ExplainEndpoint
 
-                self._endpoint = ExplainEndpoint(self._states, self._histories)
+                self._endpoint = ExplainEndpoint(self._states, self._histories, self._saved)
         return self._endpoint.handle(query)
 
 
@@ -65,13 +66,13 @@ class Site:
     """
 
     def __init__(self, site: SiteConfig, *, full_reload_interval: float, state_dir: Path | None) -> None:
-        self._site, self._full_reload_interval, self._state_dir = site, full_reload_interval, state_dir
+        self._site, self._full_reload_interval, self.state_dir = site, full_reload_interval, state_dir
         self._live: LiveSite | None = None
 
     def warm_published(self) -> RenderedUsage | None:
-        if self._state_dir is None:
+        if self.state_dir is None:
             return None
-        return warm.published(self._state_dir, warm.state_key(self._site))
+        return warm.published(self.state_dir, warm.state_key(self._site))
 
     def open(self) -> LiveSite:
         """The site's LiveSite (its engines and table cache), after checking its rules file."""
@@ -81,7 +82,7 @@ class Site:
 
             site_policy(self._site)  # a bad rules file: one clear error
             self._live = LiveSite(self._site, full_reload_interval=self._full_reload_interval,
-                                  state_dir=self._state_dir)
+                                  state_dir=self.state_dir)
         return self._live
 
     def __call__(self, now: dt.datetime) -> Usage:

@@ -163,7 +163,7 @@ class LiveSite:
                                  children=read_with_parent(sources))
         self.timings: dict[str, float] = {}
         self._cutoff_usage: Usage | None = None  # the full computation at the last full reload
-        self._state_dir = state_dir
+        self.state_dir = state_dir
         self._key = warm.state_key(site) if state_dir is not None else ""
         self._restore = state_dir is not None  # the first call continues from the saved set, if any
         self._saved_files: dict[str, tuple[int, str]] = {}
@@ -172,14 +172,14 @@ class LiveSite:
 
     def warm_published(self) -> RenderedUsage | None:
         """The values published before the last stop, to serve before the first refresh (None: cold)."""
-        return warm.published(self._state_dir, self._key) if self._state_dir is not None else None
+        return warm.published(self.state_dir, self._key) if self.state_dir is not None else None
 
     def __call__(self, now: dt.datetime) -> Usage:
         started = time.perf_counter()
         if self._restore:
             self._restore = False
             saved = self.warm_published()
-            saved_set = warmset.load(self._state_dir, self._key, saved) if saved is not None else None
+            saved_set = warmset.load(self.state_dir, self._key, saved) if saved is not None else None
             if saved_set is not None:
                 self.tables.restore(saved_set.cache, now)
                 self._cutoff_usage = saved_set.cutoff
@@ -201,15 +201,15 @@ class LiveSite:
     def persist(self, published: RenderedUsage) -> None:
         """Save the state behind ``published`` (the values just served) for a warm start; a failure
         is logged (once until it works again) and changes nothing served."""
-        if self._state_dir is None or self._cutoff_usage is None:
+        if self.state_dir is None or self._cutoff_usage is None:
             return
         try:
-            self._saved_files = warmset.save(self._state_dir, self._key, published, self._cutoff_usage,
+            self._saved_files = warmset.save(self.state_dir, self._key, published, self._cutoff_usage,
                                              self.tables.saved(), self._saved_files)
         except Exception as err:  # noqa: BLE001 - a full disk must not stop the exporter from serving
             if not self._persist_failed:
                 log.warning("site %s: cannot save the live state in %s (%s); a restart will start cold",
-                            self.site.name, self._state_dir, str(err).splitlines()[0][:200] if str(err) else err)
+                            self.site.name, self.state_dir, str(err).splitlines()[0][:200] if str(err) else err)
             self._persist_failed = True
             return
         self._persist_failed = False

@@ -9,6 +9,7 @@ old set or the new one, never a mix; written by exporter.live.warmset):
   time of the last full reload and the cut-off C of the counters, and each table's read metadata;
 - ``published.json``: every series ``/metrics`` served, as it rendered them (counters as held):
   the usage gauges and counters, the extra families (booked ahead, devices) and the disabled hosts;
+  ``published.{spans,gauges,device_spans}.parquet``: the frames behind them, for ``/explain``;
 - ``cutoff.counters.parquet``, ``cutoff.families/<family>.parquet``: the counters integrated up to
   C by the last full reload (those of the devices family too);
 - ``tables/<schema.table>.parquet``: the table cache. A table unchanged since the previous set is

@@ -26,9 +26,12 @@ log = logging.getLogger("exporter.live")
 TABLES = "tables"
 CUTOFF_COUNTERS = "cutoff.counters.parquet"
 CUTOFF_FAMILIES = "cutoff.families"
+# what /explain of the present reads until the first refresh: the published values' spans and gauges
+PRESENT = {"spans": "published.spans.parquet", "gauge_frame": "published.gauges.parquet",
+           "device_spans": "published.device_spans.parquet"}
 # what format 1 wrote besides those: a set of it is replaced by the first save, not refused
-FORMER = ("published.gauges.parquet", "published.counters.parquet", "published.spans.parquet")
-OWNED = (STATE, PUBLISHED, TABLES, CUTOFF_COUNTERS, CUTOFF_FAMILIES, *FORMER)
+FORMER = ("published.counters.parquet",)
+OWNED = (STATE, PUBLISHED, TABLES, CUTOFF_COUNTERS, CUTOFF_FAMILIES, *PRESENT.values(), *FORMER)
 _DTYPES = {"Int64": pl.Int64(), "Float64": pl.Float64(), "String": pl.String(), "Binary": pl.Binary(),
            "Datetime(us)": pl.Datetime("us")}
 _LABELS = {family.name: family.labels for family in EXTRA_FAMILIES}
@@ -73,6 +76,9 @@ def save(directory: Path, key: str, published: RenderedUsage, cutoff: Usage, cac
         for name, frame in sorted(cutoff.families.items()):
             frame.write_parquet(staging / CUTOFF_FAMILIES / f"{name}.parquet")
         (staging / PUBLISHED).write_text(published_text(published))
+        for field, file in PRESENT.items():
+            if getattr(published, field) is not None:
+                getattr(published, field).write_parquet(staging / file)
         (staging / STATE).write_text(json.dumps({
             "format": FORMAT, "key": key, "published_at": published.at.isoformat(), "cutoff_at": cutoff.at.isoformat(),
             "watermark": cache.watermark.isoformat(), "last_full_reload": cache.last_full.isoformat(),
@@ -104,6 +110,19 @@ def load(directory: Path, key: str, published: RenderedUsage) -> SavedSet | None
         log.warning("live table cache in %s cannot be read (%s); reading every table again", directory, err)
         return None
     return SavedSet(cutoff, cache, published_families(published))
+
+
+def present(directory: Path, at: dt.datetime) -> dict[str, pl.DataFrame | None] | None:
+    """The spans and gauges (RenderedUsage fields) behind the saved values that describe ``at``, for
+    /explain before the first refresh; None when the set is gone or newer."""
+    directory = Path(directory)
+    try:
+        if json.loads((directory / STATE).read_text()).get("published_at") != at.isoformat():
+            return None
+        return {field: pl.read_parquet(directory / file) if (directory / file).is_file() else None
+                for field, file in PRESENT.items()}
+    except (OSError, ValueError, AttributeError, pl.exceptions.PolarsError):
+        return None
 
 
 def published_families(published: RenderedUsage) -> dict[str, pl.DataFrame]:

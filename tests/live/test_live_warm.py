@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import urllib.request
 
 import polars as pl
 import pytest
@@ -43,13 +44,19 @@ def _close(a: pl.DataFrame, b: pl.DataFrame) -> None:
         assert value == pytest.approx(right[key], rel=1e-9, abs=1e-6), key
 
 
-def _served_then_stop(exporter: LiveExporter) -> dict:
-    """Every series a scrape gets (not the self-metrics); only the server runs: the test refreshes by hand."""
+def _served_then_stop(exporter: LiveExporter) -> tuple[dict, bytes]:
+    """Every series a scrape gets (not the self-metrics) and the /explain answer of the present; only
+    the server runs: the test refreshes by hand."""
     exporter.server.start()
     try:
-        return served_series(scrape(exporter.url + "/metrics"))
+        return served_series(scrape(exporter.url + "/metrics")), _explained(exporter)
     finally:
         exporter.stop()
+
+
+def _explained(exporter: LiveExporter) -> bytes:
+    with urllib.request.urlopen(exporter.url + "/explain?site=synthetic&resource=vcpus", timeout=30) as response:
+        return response.read()
 
 
 def test_restart_serves_saved_values_then_continues_incrementally(generated, mariadb_url, tmp_path):
@@ -61,7 +68,7 @@ def test_restart_serves_saved_values_then_continues_incrementally(generated, mar
     refresher = exporter.refreshers[site.name]
     assert refresher.refresh_once() and first.tables.last_mode == "full"
     served = refresher.state.usage
-    scraped = _served_then_stop(exporter)
+    scraped, explained = _served_then_stop(exporter)
     assert {name for name, _ in scraped} >= {family.name for family in BOOKED_AHEAD}
     assert json.loads((state_dir / STATE).read_text())["published_at"] == served.at.isoformat()
 
@@ -85,6 +92,7 @@ def test_restart_serves_saved_values_then_continues_incrementally(generated, mar
     assert warm.usage.families == served.families and warm.usage.disabled == served.disabled
     restarted.server.start()
     assert served_series(scrape(restarted.url + "/metrics")) == scraped  # every series, the same values
+    assert _explained(restarted) == explained  # and the present explained from the same spans
     assert refresher.refresh_once()
     assert second.tables.last_mode == "incremental"  # continued from the saved cache
     now = refresher.state.usage.at
@@ -119,7 +127,7 @@ def test_restarted_edge_site_serves_its_devices_at_once_and_continues_their_coun
     exporter = LiveExporter({site.name: (first, 3600.0)}, listen="127.0.0.1:0")
     assert exporter.refreshers[site.name].refresh_once()
     served = exporter.refreshers[site.name].state.usage
-    scraped = _served_then_stop(exporter)
+    scraped, _ = _served_then_stop(exporter)
     assert {DEVICES.name, DEVICE_SECONDS.sample_name} <= {name for name, _ in scraped}
 
     second = LiveSite(site, state_dir=state_dir)
