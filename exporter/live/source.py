@@ -194,7 +194,7 @@ class LiveSite:
             usage = usage_from_tables(recent_tables(tables, cutoff=cutoff.at), site=self.site, now=now,
                                       since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
-        families = device_family.held(self._published, guarded_devices(dict(usage.families)))
+        families = device_family.held(self._published, guarded_devices(dict(usage.families)), at=now)
         self._published = families
         return replace(usage, counters=guarded(usage.counters), families=families)
 

@@ -52,16 +52,23 @@ def live_frames(devices: pl.DataFrame, *, at: dt.datetime, gauge_at: dt.datetime
     return {GAUGE: gauge, COUNTER: counter}
 
 
-def held(previous: dict[str, pl.DataFrame] | None, current: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """``current`` with every counter series at least its ``previous`` value: a live counter never
-    decreases (a late-arriving row can only add evidence to the past, which the next backfill gets)."""
-    if not previous or COUNTER not in previous or COUNTER not in current:
+def held(previous: dict[str, pl.DataFrame] | None, current: dict[str, pl.DataFrame], *,
+         at: dt.datetime) -> dict[str, pl.DataFrame]:
+    """``current`` (computed for ``at``) with every counter series at least its ``previous``
+    value, and every series ``previous`` had kept at that value when ``current`` lacks it: a live
+    counter never decreases, and never vanishes to come back from a lower value (as the node
+    counters: exporter.live.state.held_counters). A series vanishes from a recomputation when the
+    rows behind it are gone, e.g. every device of a model was deleted. ``previous`` needs only
+    the labels and the value (a warm start restores no more)."""
+    if not previous or COUNTER not in previous:
         return current
     keys = [*LABELS]
-    joined = current[COUNTER].join(previous[COUNTER].select(*keys, pl.col("value").alias("before")), on=keys,
-                                   how="left")
-    counter = joined.select(*keys, "timestamp", pl.max_horizontal("value", pl.col("before").fill_null(0.0))
-                            .alias("value"))
+    base = current[COUNTER].select(*keys, "value") if COUNTER in current else None
+    before = previous[COUNTER].select(*keys, pl.col("value").cast(pl.Float64).alias("before"))
+    joined = before.with_columns(value=pl.lit(None, dtype=pl.Float64)) if base is None else base.join(
+        before, on=keys, how="full", coalesce=True)
+    counter = joined.select(*keys, pl.lit(at, dtype=TIME).alias("timestamp"),
+                            pl.max_horizontal("value", "before").alias("value")).sort(*LABELS)
     return {**current, COUNTER: counter}
 
 
