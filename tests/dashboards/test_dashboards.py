@@ -392,12 +392,32 @@ def test_edge_history_and_live_devices_are_one_series(demo):
     got = as_series(query_values(demo.prometheus, f"sum by (state) ({gauge})", time=at))
     assert {dict(k)["state"]: next(iter(v.values())) for k, v in got.items()} == pytest.approx(
         dict(expected.iter_rows()), abs=1e-9)
-    # the live counter continues the backfilled one: per series, never below its last backfilled value
-    before = as_series(query_values(demo.prometheus, f"last_over_time({counter}[1h])", time=demo.history_end))
-    after = as_series(query_values(demo.prometheus, f"last_over_time({counter}[5s])", time=demo.live_end))
-    assert before.keys() == after.keys()
-    for key, points in before.items():
-        assert next(iter(after[key].values())) >= next(iter(points.values())), key
+    # the counter is one series from the first backfilled sample to the last scrape, with no reset
+    # anywhere (in the backfill, at the backfill -> live junction, between refreshes) and no hole:
+    # every backfilled hour, and a sample in every successful scrape once the series is served
+    window = f"{math.ceil(demo.live_end - demo.history_start) + 1}s"
+    raw = as_series(query_values(demo.prometheus, f"{counter}[{window}]", time=demo.live_end))
+    resets = as_series(query_values(demo.prometheus, f"resets({counter}[{window}])", time=demo.live_end))
+    assert len(resets) == len(raw) and {next(iter(v.values())) for v in resets.values()} == {0.0}, \
+        {series_name(key): decreases(points) for key, points in raw.items() if decreases(points)}
+    [up] = as_series(query_values(demo.prometheus, f'up{{job="{DEFAULT_JOB}"}}[{window}]', time=demo.live_end)).values()
+    for key, points in raw.items():
+        backfilled = sorted(t for t in points if t <= demo.history_end)
+        live = sorted(t for t in points if t >= demo.live_start)
+        assert backfilled and live, series_name(key)  # both sides of the junction are in the window
+        assert all(b - a == 3600 for a, b in zip(backfilled, backfilled[1:])), series_name(key)
+        assert {t for t, value in up.items() if value == 1 and t >= live[0]} <= set(live), series_name(key)
+
+
+def series_name(key: tuple) -> str:
+    labels = dict(key)
+    return f'{labels["machine_name"]}/{labels["pool"]}/{labels["state"]}'
+
+
+def decreases(points: dict[float, float]) -> list[tuple[float, float, float]]:
+    """(time, value before, value at time) wherever a counter went down."""
+    ordered = sorted(points.items())
+    return [(t, before, after) for (_, before), (t, after) in zip(ordered, ordered[1:]) if after < before]
 
 
 @pytest.mark.prometheus
