@@ -87,7 +87,8 @@ def run_once(tree: Path, snapshot: Path, start: str, end: str, out: Path) -> dic
         raise SystemExit(f"reconstruct failed with {tree}: see {log}")
     return {"wall_seconds": json.loads(log.read_text().strip().splitlines()[-1])["wall_seconds"],
             "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "hashes": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(out.iterdir())}}
+            "hashes": {str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdigest()
+                       for f in sorted(out.rglob("*")) if f.is_file()}}  # families/ is a directory
 
 
 def main() -> None:
@@ -139,6 +140,14 @@ def summarize(runs: dict[str, list[dict]], revs: dict, load_before, load_after) 
     files = sorted(json.loads(next(iter(hashes)))) if hashes else []
     lines.append(f"outputs ({', '.join(files)}): " + ("byte-identical in every run of both revisions" if identical
                  else f"DIFFER: {len(hashes)} distinct sets of hashes"))
+    if not identical:  # e.g. a base from before new output files: is each revision deterministic?
+        for label, results in runs.items():
+            sets = [r["hashes"] for r in results]
+            same = all(h == sets[0] for h in sets)
+            lines.append(f"{label}: {'byte-identical in each of its runs' if same else 'its runs DIFFER'}")
+        base, new = runs["base"][0]["hashes"], runs["new"][0]["hashes"]
+        lines.append("files that differ between the revisions: " + ", ".join(
+            sorted(name for name in set(base) | set(new) if base.get(name) != new.get(name))))
     return {"text": "\n".join(lines), "medians": medians, "ratio": ratio, "memory_ratio": memory,
             "identical": identical, "hashes": sorted(hashes)}
 
