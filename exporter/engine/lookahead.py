@@ -22,6 +22,7 @@ import polars as pl
 
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
+_KEY = "__key"
 
 
 def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
@@ -45,37 +46,44 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
     base = windows.lazy().filter(pl.col("start").is_not_null() & pl.col("end").is_not_null()
                                  & pl.col("known_from").is_not_null() & (pl.col("end") > pl.col("start"))
                                  ).select(*keys, *weights, **seconds)
+    key_types = {name: windows.schema[name] for name in keys}
+    extra = [also.lazy().select(keys).cast(key_types)] if also is not None else []
+    # One integer per key, numbered in the keys' sort order: the sorts, running sums and the
+    # as-of join below run on it instead of the (text) keys, in the same order, so every sum is
+    # the same, bit for bit (measured: the sort by text keys was most of the lens' time).
+    codes = pl.concat([base.select(keys), *extra]).unique().sort(keys).with_row_index(_KEY).collect()
+    coded = base.join(codes.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left").drop(keys)
     breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
     events = []
     for index, coefficient in _RAMPS:
         b = breakpoints[index]
         for edge, sign in (("known_from", 1.0), ("known_until", -1.0)):
             a = pl.max_horizontal(b, pl.col(edge))
-            events.append(base.filter(pl.col(edge).is_not_null()).select(
-                *keys, a=a, dv=(a - b) * coefficient * sign, ds=pl.lit(coefficient * sign),
+            events.append(coded.filter(pl.col(edge).is_not_null()).select(
+                _KEY, a=a, dv=(a - b) * coefficient * sign, ds=pl.lit(coefficient * sign),
                 **{w: pl.col(w) for w in weights}))
     last = (max(grid) - origin).total_seconds()
+    # a total order (rows tied on every column are equal): the same sums, bit for bit; the stable
+    # sort is the faster one here
     running = (pl.concat(events).filter(pl.col("a") <= last)
-               .sort([*keys, "a", "dv", "ds", *weights])  # a total order: the same sums, bit for bit
-               .select(*keys, "a", *[expr for w in weights for expr in (
-                   (pl.col(w) * pl.col("dv")).cum_sum().over(keys).alias(f"{w}__v"),
-                   (pl.col(w) * pl.col("ds")).cum_sum().over(keys).alias(f"{w}__s"),
-                   (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().over(keys).alias(f"{w}__sa"))])
+               .sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True)
+               .select(_KEY, "a", *[expr for w in weights for expr in (
+                   (pl.col(w) * pl.col("dv")).cum_sum().over(_KEY).alias(f"{w}__v"),
+                   (pl.col(w) * pl.col("ds")).cum_sum().over(_KEY).alias(f"{w}__s"),
+                   (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().over(_KEY).alias(f"{w}__sa"))])
                # of events at the same time, the last row holds all of them
-               .filter(pl.col("a").shift(-1).over(keys).ne_missing(pl.col("a"))))
-    key_types = {name: windows.schema[name] for name in keys}
-    extra = [also.lazy().select(keys).cast(key_types)] if also is not None else []
-    present = pl.concat([base.select(keys), *extra]).unique()
+               .filter(pl.col("a").shift(-1).over(_KEY).ne_missing(pl.col("a"))))
     times = pl.LazyFrame({"timestamp": sorted(grid)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
-    cells = present.join(times, how="cross").sort([*keys, "t"])
-    # both sides sorted by (keys, time) above, so sorted by time within each key
-    joined = cells.join_asof(running, left_on="t", right_on="a", by=keys, strategy="backward",
+    cells = codes.lazy().select(_KEY).join(times, how="cross").sort([_KEY, "t"])
+    # both sides sorted by (key, time) above, so sorted by time within each key
+    joined = cells.join_asof(running, left_on="t", right_on="a", by=_KEY, strategy="backward",
                              check_sortedness=False)
-    means = joined.select(*keys, "timestamp", *[
+    means = joined.select(_KEY, "timestamp", *[
         ((pl.col(f"{w}__v") + pl.col("t") * pl.col(f"{w}__s") - pl.col(f"{w}__sa")) / h).fill_null(0.0).alias(w)
-        for w in weights])
-    return means.with_columns(
-        pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max().over(keys)).then(0.0).otherwise(pl.col(w)).alias(w)
-        for w in weights).sort([*keys, "timestamp"]).collect()
+        for w in weights]).with_columns(
+        pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max().over(_KEY)).then(0.0).otherwise(pl.col(w)).alias(w)
+        for w in weights).sort([_KEY, "timestamp"]).collect()
+    labels = codes.select(keys).select(pl.all().gather(means.get_column(_KEY)))
+    return pl.concat([labels, means.drop(_KEY)], how="horizontal")
