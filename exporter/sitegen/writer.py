@@ -21,6 +21,10 @@ from exporter.sitegen.edge_schema import edge_table_names
 from exporter.sitegen.schema import all_table_names
 
 CHUNK_ROWS = 5_000
+# SQLite's page cache per attached file while a table is filled: primary keys and indexes are random
+# UUIDs, so with the 2 MB default a large table's inserts miss the cache and the cost per row grows with
+# the table (computehost_allocations at 800 hosts: 6.9x the CPU of 200 hosts). Contents unchanged.
+SQLITE_CACHE_KIB = 256 * 1024
 
 
 def schemas_of(metadata: sa.MetaData) -> list[str]:
@@ -72,6 +76,8 @@ def insert_tables(engine: Engine, metadata: sa.MetaData, rendered: Rendered,
         counts[key] = 0
         try:
             with engine.begin() as conn:
+                if engine.dialect.name == "sqlite":  # per connection (NullPool: one per table)
+                    conn.exec_driver_sql(f'PRAGMA "{table.schema}".cache_size = -{SQLITE_CACHE_KIB}')
                 for chunk in _chunks(data.rows, CHUNK_ROWS):
                     conn.exec_driver_sql(sql, [convert(row) for row in chunk])
                     counts[key] += len(chunk)
