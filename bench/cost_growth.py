@@ -58,7 +58,8 @@ def measure_size(hosts: int, years: float, workdir: Path, seed: int) -> dict:
     site.mkdir(parents=True)
     log = site.parent / f"h{hosts}.log"
     db = f"sqlite:///{site}/main.sqlite"
-    result: dict = {"hosts": hosts, "years": years, "seed": seed, "load_before": os.getloadavg()}
+    result: dict = {"hosts": hosts, "years": years, "seed": seed, "commit": _commit(),
+                    "load_before": os.getloadavg()}
     steps = {
         "generate": [CLI, "generate-site", "--db-url", db, "--hosts", str(hosts), "--years", str(years),
                      "--seed", str(seed), "--truth-dir", str(site / "truth")],
@@ -83,6 +84,13 @@ def measure_size(hosts: int, years: float, workdir: Path, seed: int) -> dict:
     return result
 
 
+def _commit() -> str:
+    """The measured code's commit (rows of one table may come from different runs)."""
+    where = Path(__file__).resolve().parent
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True, text=True)
+    return found.stdout.strip() or "?"
+
+
 def _rows(site: Path) -> dict:
     """Snapshot rows, spans and timeline rows, samples written by the backfill."""
     import polars as pl
@@ -98,12 +106,12 @@ def _rows(site: Path) -> dict:
 def table(results: list[dict]) -> str:
     """A markdown table: per size and stage, wall / CPU seconds and peak RSS."""
     head = "| hosts | snapshot rows | timeline rows | " + " | ".join(
-        f"{s} wall / CPU s, peak MB" for s in STAGES) + " | load (1 min) |"
-    lines = [head, "|" + "---|" * (4 + len(STAGES))]
+        f"{s} wall / CPU s, peak MB" for s in STAGES) + " | load (1 min) | commit |"
+    lines = [head, "|" + "---|" * (5 + len(STAGES))]
     for r in results:
         cells = [f"{r[s]['seconds']:.1f} / {r[s]['cpu_seconds']:.1f}, {r[s]['peak_rss_mb']:,}" for s in STAGES]
         lines.append(f"| {r['hosts']:,} | {r['rows']['snapshot']:,} | {r['rows']['timeline']:,} | "
-                     + " | ".join(cells) + f" | {r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} |")
+                     + " | ".join(cells) + f" | {r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} | {r.get('commit', '?')} |")
     return "\n".join(lines)
 
 
