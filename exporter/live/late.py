@@ -5,8 +5,8 @@ is bound. Most of a start is importing polars, SQLAlchemy, the database drivers 
 engine, so the half that serves (this package's ``__init__``, server, pool, auth, collector, state,
 refresh, warm, this module) imports only the standard library, click, yaml and prometheus-client
 (tests/live/test_live_startup.py holds it to that), and reaches the half that computes only through
-the names below. Each imports its module when first called: by the first refresh, in a refresh
-thread, or by the first /explain request — never before the server answers.
+the names below. Each imports its module when first called — when the sites open (LiveExporter.start,
+right after the server answers), by a refresh, or by the first /explain request — never before.
 """
 
 from __future__ import annotations
