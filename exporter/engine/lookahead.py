@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
@@ -63,20 +64,22 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
                 _KEY, a=a, dv=(a - b) * coefficient * sign, ds=pl.lit(coefficient * sign),
                 **{w: pl.col(w) for w in weights}))
     last = (max(grid) - origin).total_seconds()
-    # a total order (rows tied on every column are equal): the same sums, bit for bit; the stable
-    # sort is the faster one here
-    running = (pl.concat(events).filter(pl.col("a") <= last)
-               .sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True)
+    # a total order (rows tied on every column are equal): the same sums, bit for bit
+    order = [_KEY, "a", "dv", "ds", *weights]
+    running = (_sorted(pl.concat(events).filter(pl.col("a") <= last).collect(), order).lazy()
                .select(_KEY, "a", *[expr for w in weights for expr in (
                    (pl.col(w) * pl.col("dv")).cum_sum().over(_KEY).alias(f"{w}__v"),
                    (pl.col(w) * pl.col("ds")).cum_sum().over(_KEY).alias(f"{w}__s"),
                    (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().over(_KEY).alias(f"{w}__sa"))])
                # of events at the same time, the last row holds all of them
                .filter(pl.col("a").shift(-1).over(_KEY).ne_missing(pl.col("a"))))
-    times = pl.LazyFrame({"timestamp": sorted(grid)}).with_columns(
+    times = pl.DataFrame({"timestamp": sorted(grid)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
-    cells = codes.lazy().select(_KEY).join(times, how="cross").sort([_KEY, "t"])
+    # every key with every time in (key, time) order: built so, not crossed and sorted
+    cell = np.arange(codes.height * times.height)
+    per_key = max(times.height, 1)
+    cells = pl.concat([codes.select(_KEY)[cell // per_key], times[cell % per_key]], how="horizontal").lazy()
     # both sides sorted by (key, time) above, so sorted by time within each key
     joined = cells.join_asof(running, left_on="t", right_on="a", by=_KEY, strategy="backward",
                              check_sortedness=False)
@@ -87,3 +90,12 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
         for w in weights).sort([_KEY, "timestamp"]).collect()
     labels = codes.select(keys).select(pl.all().gather(means.get_column(_KEY)))
     return pl.concat([labels, means.drop(_KEY)], how="horizontal")
+
+
+def _sorted(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """``frame`` sorted by the ``by`` columns (numbers; ties by the next column). numpy's lexsort
+    took about half the CPU of polars' multi-column sort on a large site's events (2.3 M rows,
+    nine columns); polars sorts where a column has nulls (numpy would put them last, polars first)."""
+    if not frame.height or any(frame.get_column(name).null_count() for name in by):
+        return frame.sort(by, maintain_order=True)
+    return frame[np.lexsort([frame.get_column(name).to_numpy() for name in reversed(by)])]
