@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -99,7 +98,7 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
 
     def convert(rendered: concurrent.futures.Future) -> WindowFile:
         nonlocal written_at
-        info = rendered.result().write(out)
+        info = rendered.result().write_file(out)
         waiting.release()
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
@@ -130,18 +129,30 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
-@dataclass
 class _Rendered:
-    """One window's text, rendered in memory (held until it is written), and its file entry."""
+    """One window's text, rendered in memory as the chunks the writer produced (a growing BytesIO
+    would copy the whole text again at each resize), hashed on the way; held until it is written."""
 
-    info: WindowFile
-    text: io.BytesIO
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.sha256, self.bytes = hashlib.sha256(), 0
+        self.info: WindowFile | None = None
 
-    def write(self, out: Path) -> WindowFile:
+    def write(self, data) -> int:
+        chunk = bytes(data)  # the writer may hand out a view of a buffer it reuses
+        self.chunks.append(chunk)
+        self.sha256.update(chunk)
+        self.bytes += len(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+    def write_file(self, out: Path) -> WindowFile:
         """Write the text to its file and let go of it."""
-        with open(out / self.info.path, "wb") as handle, self.text.getbuffer() as view:
-            handle.write(view)
-        self.text.close()
+        with open(out / self.info.path, "wb") as handle:
+            handle.writelines(self.chunks)
+        self.chunks = []
         return self.info
 
 
@@ -149,17 +160,16 @@ def _render_window(lines: pl.DataFrame, start: dt.datetime, hours: int,
                    extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> _Rendered:
     """One window's text (timeline families, then extra families) and its sha256."""
     extra_lines, declared = extra
-    text = io.BytesIO()
+    text = _Rendered()
     write_samples(lines, text, eof=False)
     if extra_lines is not None:
         write_family_samples(extra_lines, declared, text)
     text.write(EOF)
-    with text.getbuffer() as view:
-        size, sha256 = len(view), hashlib.sha256(view).hexdigest()
     samples = lines.height + (extra_lines.height if extra_lines is not None else 0)
-    info = WindowFile(path=f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om", window_start=start,
-                      window_end=start + dt.timedelta(hours=hours), samples=samples, bytes=size, sha256=sha256)
-    return _Rendered(info, text)
+    text.info = WindowFile(path=f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om", window_start=start,
+                           window_end=start + dt.timedelta(hours=hours), samples=samples, bytes=text.bytes,
+                           sha256=text.sha256.hexdigest())
+    return text
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:
