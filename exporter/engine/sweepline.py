@@ -74,4 +74,10 @@ def order_free_sum(expr: pl.Expr) -> pl.Expr:
     added exactly in fixed point (Decimal(38, 12)), so only the final conversion rounds.
     Terms and the sum must stay below 10^26 in magnitude.
     """
-    return expr.cast(_EXACT).sum().cast(pl.Float64)
+    return exact_sum(expr).cast(pl.Float64)
+
+
+def exact_sum(expr: pl.Expr) -> pl.Expr:
+    """Σ ``expr`` in fixed point (:func:`order_free_sum` before its conversion to Float64):
+    partial sums of it add up exactly, so summing them gives the same order-free sum."""
+    return expr.cast(_EXACT).sum()

@@ -17,25 +17,37 @@ import polars as pl
 
 from exporter.engine.intervals import overlap_seconds
 from exporter.engine.resample import grid_end
-from exporter.engine.sweepline import order_free_sum
+from exporter.engine.sweepline import exact_sum, order_free_sum
 from exporter.errors import InvariantViolation
+from exporter.columns import POOL_UNKNOWN
 from exporter.reconstruct import pools
-from exporter.reconstruct.leaves import RESOURCES, SERIES, series_name, series_weights
-from exporter.reconstruct.timeline import GROUP, SpanInput, series_spans, series_totals, unexported_hours
+from exporter.reconstruct.leaves import LEAVES, RESOURCES, SERIES, leaf_column, series_name, series_weights
+from exporter.reconstruct.timeline import GROUP, SpanInput, TimelineGrid, series_spans, series_totals, unexported_hours
+
+Timeline = pl.DataFrame | TimelineGrid  # the long timeline, or its values per series (the same numbers)
+NEGATIVE_TOLERANCE = 1e-9  # relative to the largest |value| of the (site, node_type, resource)
 
 
-def timeline_accounting(spans: pl.DataFrame, timeline: pl.DataFrame, *, start: dt.datetime, end: dt.datetime,
+def timeline_accounting(spans: pl.DataFrame, timeline: Timeline, *, start: dt.datetime, end: dt.datetime,
                         step: dt.timedelta, snapshot_time: dt.datetime) -> dict:
     """The timeline part of the audit: window, size, negative leaves and, per (node_type,
     level-series, resource), counted span-hours in the window vs the timeline's integral
-    (hours_conservation: leaves recombined by the inverse leaf table)."""
+    (hours_conservation: leaves recombined by the inverse leaf table). Given the grid, every
+    figure is summed per series (row for row the values the long timeline holds)."""
     conservation = hours_conservation(spans, timeline, start=start, end=end, step=step, open_end=snapshot_time)
+    if isinstance(timeline, TimelineGrid):
+        rows, negative = timeline.rows, grid_negative_leaves(timeline)
+        by_pool, unknown = _grid_node_sums(timeline)
+        pool_hours = pools.node_hours_summary(by_pool, unknown, step=step)
+    else:
+        rows, negative = timeline.height, negative_leaves(timeline).height
+        pool_hours = pools.pool_node_hours(timeline, step=step)
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
-        "rows": timeline.height, "negative_leaves": negative_leaves(timeline).height,
+        "rows": rows, "negative_leaves": negative,
         # occupied/stopped node-hours inside maintenance leases: in the maintenance leaf, not active/idle
         "node_hours_inside_maintenance": unexported_hours(spans, start=start, end=end, open_end=snapshot_time),
-        "pools": pools.pool_node_hours(timeline, step=step),
+        "pools": pool_hours,
         "conservation": conservation.drop("difference").to_dicts(),
     }
 
@@ -82,7 +94,7 @@ def hours_by_level(
     return _series_as_levels(long, "hours")
 
 
-def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.DataFrame:
+def timeline_hours_by_level(timeline: Timeline, *, step: timedelta) -> pl.DataFrame:
     """The timeline's integral (Σ value × step, in hours) per level-series, from its leaves.
 
     Level-series are recovered from the leaves by the inverse of the leaf table, so this checks
@@ -98,14 +110,8 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
     )
     step_hours = step / timedelta(hours=1)
     # Order-free sums keep audit.json byte-identical between runs of the parallel engine.
-    leaf_sums = (
-        timeline.lazy()
-        .group_by(*GROUP, "pool", "state", "resource")
-        .agg(order_free_sum(pl.col("value")))
-        .collect(engine="streaming")
-        # as text: spans label them so, and a timeline read from an older file has text labels
-        .with_columns(pl.col(*GROUP, "pool", "state", "resource").cast(pl.String))
-    )
+    leaf_sums = (_grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline)
+                 ).with_columns(pl.col("value").cast(pl.Float64))
     series_hours = (
         leaf_sums.join(inverse, on=["pool", "state"])
         .group_by(*GROUP, "series", "resource")
@@ -114,9 +120,63 @@ def timeline_hours_by_level(timeline: pl.DataFrame, *, step: timedelta) -> pl.Da
     return _series_as_levels(series_hours, "hours")
 
 
+def _long_leaf_sums(timeline: pl.DataFrame) -> pl.DataFrame:
+    """``site, node_type, pool, state, resource`` (text) and the exact sum ``value`` of a long timeline."""
+    return (
+        timeline.lazy()
+        .group_by(*GROUP, "pool", "state", "resource")
+        .agg(exact_sum(pl.col("value")))
+        .collect(engine="streaming")
+        # as text: spans label them so, and a timeline read from an older file has text labels
+        .with_columns(pl.col(*GROUP, "pool", "state", "resource").cast(pl.String))
+    )
+
+
+def _grid_leaf_sums(grid: TimelineGrid) -> pl.DataFrame:
+    """:func:`_long_leaf_sums` of the grid's long timeline, summed per leaf column (the same
+    terms, and fixed-point sums do not depend on the order)."""
+    columns = list(grid.leaves.columns)
+    sums = (pl.concat([grid.index.select(pl.col(GROUP).cast(pl.String)), grid.leaves], how="horizontal")
+            .group_by(GROUP).agg(exact_sum(pl.col(name)) for name in columns))
+    labels = pl.DataFrame([name.split("|") for name in columns], schema=["pool", "state", "resource"], orient="row")
+    return (sums.unpivot(index=GROUP, on=columns, variable_name="leaf", value_name="value")
+            .join(labels.with_columns(leaf=pl.Series(columns)), on="leaf").drop("leaf"))
+
+
+def _grid_node_sums(grid: TimelineGrid) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exact sums of the node leaves: ``pool, value`` per leaf column and, of the unknown pool,
+    ``year, value`` per year (the input of exporter.reconstruct.pools.node_hours_summary)."""
+    nodes = {pool: [leaf_column(pool, state, "nodes") for p, state in LEAVES if p == pool] for pool, _ in LEAVES}
+    by_pool = pl.DataFrame({"pool": [pool for pool, names in nodes.items() for _ in names],
+                            "value": [grid.leaves.select(exact_sum(pl.col(name))).item()
+                                      for names in nodes.values() for name in names]},
+                           schema={"pool": pl.String, "value": pl.Decimal(38, 12)})
+    unknown = (pl.concat([grid.index.select(year=pl.col("timestamp").dt.year()),
+                          grid.leaves.select(nodes[POOL_UNKNOWN])], how="horizontal")
+               .group_by("year").agg(exact_sum(pl.col(name)) for name in nodes[POOL_UNKNOWN])
+               .unpivot(index="year", value_name="value").drop("variable"))
+    return by_pool, unknown
+
+
+def grid_negative_leaves(grid: TimelineGrid, *, tolerance: float = NEGATIVE_TOLERANCE) -> int:
+    """How many rows :func:`negative_leaves` finds in the grid's long timeline."""
+    frame = pl.concat([grid.index.select(GROUP), grid.leaves], how="horizontal")
+    of_resource = {resource: [name for name in grid.leaves.columns if name.endswith(f"|{resource}")]
+                   for resource in RESOURCES}
+    # per (site, node_type) and resource: below this a value is negative beyond round-off
+    limits = frame.group_by(GROUP).agg(
+        (-tolerance * pl.max_horizontal(pl.max_horizontal(pl.col(name).abs().max() for name in names), 1.0)
+         ).alias(f"__limit|{resource}")
+        for resource, names in of_resource.items())
+    counts = frame.join(limits, on=GROUP, how="left", nulls_equal=True).select(
+        ((pl.col(name) < 0) & (pl.col(name) < pl.col(f"__limit|{resource}"))).sum()
+        for resource, names in of_resource.items() for name in names)
+    return int(sum(counts.row(0))) if counts.height else 0
+
+
 def hours_conservation(
     spans: SpanInput,
-    timeline: pl.DataFrame,
+    timeline: Timeline,
     *,
     start: datetime,
     end: datetime,
@@ -170,7 +230,7 @@ def check_hours_conserved(
         )
 
 
-def negative_leaves(timeline: pl.DataFrame, *, tolerance: float = 1e-9) -> pl.DataFrame:
+def negative_leaves(timeline: pl.DataFrame, *, tolerance: float = NEGATIVE_TOLERANCE) -> pl.DataFrame:
     """Timeline rows whose leaf is negative (a data anomaly), ignoring float round-off.
 
     A value counts as negative below −tolerance × max(1, peak), peak being the largest |value|

@@ -155,9 +155,22 @@ def _leaf_value(pool: str, state: str, resource: str) -> pl.Expr:
     )
 
 
-def _long_values(wide: pl.DataFrame) -> pl.Series:
-    """``value`` of every long row of ``wide``: row r's leaf j at position r × m + j."""
-    leaves = wide.select(_leaf_value(*leaf).alias(str(j)) for j, leaf in enumerate(_LEAF_ROWS))
+def leaf_column(pool: str, state: str, resource: str) -> str:
+    """Name of a leaf's column in :func:`leaf_columns`."""
+    return f"{pool}|{state}|{resource}"
+
+
+LEAF_COLUMNS = tuple(leaf_column(*leaf) for leaf in _LEAF_ROWS)  # in the timeline's (pool, state, resource) order
+
+
+def leaf_columns(wide: pl.DataFrame) -> pl.DataFrame:
+    """One column per (pool, state, resource) leaf (LEAF_COLUMNS, in the timeline's order), one
+    row per wide row: the values the long timeline holds, before they are interleaved."""
+    return wide.select(_leaf_value(*leaf).alias(leaf_column(*leaf)) for leaf in _LEAF_ROWS)
+
+
+def _long_values(leaves: pl.DataFrame) -> pl.Series:
+    """``value`` of every long row of the leaf columns: row r's leaf j at position r × m + j."""
     # One fixed-size array per wide row, flattened: a row-major interleave in one pass.
     return leaves.select(pl.concat_arr(pl.all())).to_series().reshape((-1,)).alias("value")
 
@@ -170,7 +183,7 @@ def long_leaves(wide: pl.DataFrame, index: Sequence[str]) -> pl.DataFrame:
     m = len(_LEAF_ROWS)
     position = pl.int_range(0, wide.height * m, dtype=pl.get_index_type(), eager=True)
     keys = wide.select(pl.col(c).gather(position // m) for c in index)
-    return pl.concat([keys, pl.DataFrame(_leaf_labels(position % m)), _long_values(wide).to_frame()],
+    return pl.concat([keys, pl.DataFrame(_leaf_labels(position % m)), _long_values(leaf_columns(wide)).to_frame()],
                      how="horizontal")
 
 
@@ -189,8 +202,9 @@ def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataF
     )
 
 
-def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
-    """Long timeline parts of ONE site's wide grid (sorted by timestamp, node_type, complete).
+def _site_long_leaves(wide: pl.DataFrame, leaves: pl.DataFrame) -> list[pl.DataFrame]:
+    """Long timeline parts of ONE site's wide grid (sorted by timestamp, node_type, complete)
+    and its leaf columns (:func:`leaf_columns`).
 
     Every timestamp has the same node types, so the label columns repeat with a fixed period:
     all parts share slices of one label pattern and only timestamp and value are per row.
@@ -203,7 +217,7 @@ def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
     chunk = max(1, (1 << 14) // k) * k
     pattern = _leaf_label_pattern(wide["site"][0], node_types, min(chunk, wide.height))
     timestamps = wide["timestamp"].gather(pl.int_range(0, wide.height * m, dtype=pl.get_index_type(), eager=True) // m)
-    values = _long_values(wide)
+    values = _long_values(leaves)
     parts = []
     for at in range(0, wide.height * m, chunk * m):  # zero-copy slices
         rows = min(chunk * m, wide.height * m - at)
@@ -215,15 +229,18 @@ def _site_long_leaves(wide: pl.DataFrame) -> list[pl.DataFrame]:
     return parts
 
 
-def long_timeline(wide: pl.DataFrame) -> pl.DataFrame:
+def long_timeline(wide: pl.DataFrame, leaves: pl.DataFrame | None = None) -> pl.DataFrame:
     """The long timeline (TIMELINE_SCHEMA) of a complete wide grid sorted by site, timestamp,
-    node_type: ``site, timestamp, node_type, pool, state, resource, value``."""
+    node_type: ``site, timestamp, node_type, pool, state, resource, value``. ``leaves``: the
+    grid's :func:`leaf_columns` when already computed; only the index columns of ``wide`` are
+    read then."""
     if wide.height == 0:
         return long_leaves(wide, ["site", "timestamp", "node_type"]).cast(TIMELINE_SCHEMA)
+    leaves = leaf_columns(wide) if leaves is None else leaves
     sites = wide.select(pl.col("site").rle()).unnest("site")  # wide is sorted by site first
     parts = [
         part
         for at, rows in zip(sites["len"].cum_sum() - sites["len"], sites["len"])
-        for part in _site_long_leaves(wide.slice(at, rows))
+        for part in _site_long_leaves(wide.slice(at, rows), leaves.slice(at, rows))
     ]
     return pl.concat(parts, how="vertical", rechunk=False)

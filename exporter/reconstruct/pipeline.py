@@ -47,7 +47,7 @@ from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
 from exporter.engine.resample import grid_size
-from exporter.reconstruct.timeline import check_timeline_size, timeline_from_spans
+from exporter.reconstruct.timeline import check_timeline_size, timeline_grid
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt ...
 EDGE_ESSENTIAL = "blazar.devices"  # ... unless the site is a CHI@Edge site (devices, no Nova)
@@ -235,22 +235,22 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
         raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
     check_timeline_size(span_set.spans, start=options.start, end=end, step=options.step)
     with progress.stage("timeline"):
-        timeline = timeline_from_spans(span_set.spans, start=options.start, end=end, step=options.step,
-                                       open_end=snapshot_time)
+        grid = timeline_grid(span_set.spans, start=options.start, end=end, step=options.step, open_end=snapshot_time)
+        timeline = grid.long()
     with progress.stage("audit"):
         # where the evidence came from, so later stages (compare) find the snapshot again
         audit = dict(span_set.audit, snapshot_time_source=time_source, snapshot_dir=str(Path(snapshot_dir).resolve()))
         audit["timeline"] = audit_timeline.timeline_accounting(
-            span_set.spans, timeline, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
+            span_set.spans, grid, start=options.start, end=end, step=options.step, snapshot_time=snapshot_time)
         auditing.check_invariants(audit)
         device_timeline = None  # built and checked here: it is small (a few devices, one resource)
         if span_set.devices is not None:
             device_timeline = devices_audit.device_timeline(span_set.devices, audit, start=options.start, end=end,
                                                             step=options.step, snapshot_time=snapshot_time)
-        grid = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
+        times = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
         lead_timeline = leadtime.leadtime_timeline(span_set.leadtimes)
-        node_types = timeline.select(pl.col("site", "node_type").cast(pl.String)).unique()
-        families = {**bookings.booked_ahead_families(bookings.booked_ahead(span_set.bookings, grid,
+        node_types = grid.index.select(pl.col("site", "node_type").cast(pl.String)).unique()
+        families = {**bookings.booked_ahead_families(bookings.booked_ahead(span_set.bookings, times,
                                                                            node_types=node_types)),
                     **leadtime.leadtime_family(lead_timeline)}
         if device_timeline is not None:

@@ -21,7 +21,7 @@ import polars as pl
 
 from exporter.columns import BOOKING_ONDEMAND, LEVEL_ONDEMAND, POOL_UNKNOWN
 from exporter.engine import intervals
-from exporter.engine.sweepline import order_free_sum
+from exporter.engine.sweepline import exact_sum
 from exporter.reconstruct import host_levels
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
@@ -113,9 +113,17 @@ def pool_node_hours(timeline: pl.DataFrame, *, step: dt.timedelta) -> dict:
     """Node-hours per pool in the window, and per year those of the unknown pool (host-hours no
     evidence decides: docs/semantics.md, "Pools")."""
     nodes = timeline.filter(pl.col("resource") == "nodes")
-    hours = order_free_sum(pl.col("value")) * (step.total_seconds() / 3600.0)
-    by_pool = nodes.group_by(pl.col("pool").cast(pl.String)).agg(hours.alias("h"))
+    by_pool = nodes.group_by(pl.col("pool").cast(pl.String)).agg(exact_sum(pl.col("value")).alias("value"))
     unknown = (nodes.filter(pl.col("pool") == POOL_UNKNOWN)
-               .group_by(pl.col("timestamp").dt.year().cast(pl.String).alias("year")).agg(hours.alias("h")))
-    return {"node_hours": {pool: round(h, 6) for pool, h in sorted(by_pool.rows())},
-            "unknown_node_hours_by_year": {year: round(h, 6) for year, h in sorted(unknown.rows()) if h}}
+               .group_by(pl.col("timestamp").dt.year().alias("year")).agg(exact_sum(pl.col("value")).alias("value")))
+    return node_hours_summary(by_pool, unknown, step=step)
+
+
+def node_hours_summary(by_pool: pl.DataFrame, unknown_by_year: pl.DataFrame, *, step: dt.timedelta) -> dict:
+    """:func:`pool_node_hours` from exact (fixed-point) sums of node leaf values: ``pool, value``
+    and, of the unknown pool, ``year, value`` (several rows of a pool or year are added up)."""
+    hours = exact_sum(pl.col("value")).cast(pl.Float64) * (step.total_seconds() / 3600.0)
+    pools_h = by_pool.group_by(pl.col("pool").cast(pl.String)).agg(hours.alias("h"))
+    years_h = unknown_by_year.group_by(pl.col("year").cast(pl.String)).agg(hours.alias("h"))
+    return {"node_hours": {pool: round(h, 6) for pool, h in sorted(pools_h.rows())},
+            "unknown_node_hours_by_year": {year: round(h, 6) for year, h in sorted(years_h.rows()) if h}}

@@ -13,6 +13,7 @@ Functions here collect and return eager DataFrames.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -23,7 +24,8 @@ from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_so
 from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size
 from exporter.columns import LEVELS, RECORD_LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.reconstruct.leaves import (
-    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, long_leaves, long_timeline, series_name, wide_by_series,
+    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, leaf_columns, long_leaves, long_timeline, series_name,
+    wide_by_series,
 )
 
 GROUP = ["site", "node_type"]
@@ -195,6 +197,34 @@ def check_timeline_size(spans: SpanInput, *, start: datetime, end: datetime, ste
     return rows
 
 
+@dataclass(frozen=True)
+class TimelineGrid:
+    """The timeline per series, before it is made long: ``index`` (site, node_type, timestamp;
+    sorted by site, timestamp, node_type) and ``leaves``, one column per (pool, state, resource)
+    leaf (exporter.reconstruct.leaves.LEAF_COLUMNS), row for row. Consumers that want sums per
+    series (the audit) read it instead of the long frame, 45 times as many rows."""
+
+    index: pl.DataFrame
+    leaves: pl.DataFrame
+
+    def long(self) -> pl.DataFrame:
+        """The exported timeline (:func:`timeline_from_spans`)."""
+        return long_timeline(self.index, self.leaves)
+
+    @property
+    def rows(self) -> int:
+        """Rows of the long timeline."""
+        return self.index.height * self.leaves.width
+
+
+def timeline_grid(
+    spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
+) -> TimelineGrid:
+    """The values of :func:`timeline_from_spans` as a :class:`TimelineGrid`."""
+    wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
+    return TimelineGrid(index=wide.select(*GROUP, "timestamp"), leaves=leaf_columns(wide))
+
+
 def timeline_from_spans(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
 ) -> pl.DataFrame:
@@ -204,8 +234,7 @@ def timeline_from_spans(
     [start, end) and every (site, node_type) in the spans; value = exact mean of the leaf over
     [timestamp, timestamp + step) in base units (0 where nothing). Σ over (pool, state) = total.
     """
-    wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    return long_timeline(wide)
+    return timeline_grid(spans, start=start, end=end, step=step, open_end=open_end).long()
 
 
 def series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:

@@ -213,3 +213,37 @@ def test_hours_conservation_accepts_a_timeline_with_text_labels():
     text = hours_conservation(HOST, as_text, start=T0, end=END, step=HOUR, open_end=END)
     assert text.equals(typed)
     assert typed.filter(pl.col("level") == "committed", pl.col("resource") == "nodes")["timeline_hours"].item() == 1.5
+
+
+def test_audit_from_the_grid_equals_the_audit_of_the_long_timeline():
+    """The reconstruction audits the per-series grid instead of the 45× longer long frame: every
+    figure (integral per level-series, negative leaves, node-hours per pool and year, rows) must be
+    what the long timeline it writes gives, to the bit. Two node types, two years, negative and
+    fractional leaves, one tiny negative leaf under the tolerance."""
+    import random
+
+    from exporter.reconstruct.audit_timeline import timeline_accounting
+    from exporter.reconstruct.timeline import timeline_grid
+
+    rng = random.Random(5)
+    t0, end = datetime(2019, 12, 31, 20), datetime(2020, 1, 1, 6)
+    rows = [span("total", t0, None, node_type="a", nodes=3.0), span("total", t0, None, node_type="b", nodes=2.0),
+            span("reservable", t0, None, node_type="a", nodes=2.0), span("ondemand", t0, None, node_type="b"),
+            # no lease behind this instance: idle = committed − occupied < 0 (a counted negative leaf)
+            span("occupied", t0 + HOUR, t0 + 2 * HOUR, booking="reservation", node_type="a"),
+            # round-off size: under the tolerance, not counted
+            span("occupied", t0 + 3 * HOUR, t0 + 4 * HOUR, booking="reservation", node_type="a", nodes=1e-12)]
+    for _ in range(300):
+        begin = t0 + timedelta(minutes=rng.uniform(0, 600))
+        rows.append(span(rng.choice(["committed", "occupied"]), begin, begin + timedelta(minutes=rng.uniform(1, 200)),
+                         booking="reservation", node_type=rng.choice("ab"), nodes=rng.uniform(0.1, 1.3),
+                         memory_mb=rng.uniform(1, 1e5)))
+    spans = frame(*rows)
+    grid = timeline_grid(spans, start=t0, end=end, step=HOUR, open_end=end)
+    long = grid.long()
+    assert long.equals(timeline_from_spans(spans, start=t0, end=end, step=HOUR, open_end=end))
+    from_long = timeline_accounting(spans, long, start=t0, end=end, step=HOUR, snapshot_time=end)
+    from_grid = timeline_accounting(spans, grid, start=t0, end=end, step=HOUR, snapshot_time=end)
+    assert from_grid == from_long
+    assert from_long["negative_leaves"] > 0 and from_long["rows"] == long.height
+    assert set(from_long["pools"]["unknown_node_hours_by_year"]) == {"2019", "2020"}
