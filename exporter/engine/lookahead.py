@@ -66,13 +66,7 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
     last = (max(grid) - origin).total_seconds()
     # a total order (rows tied on every column are equal): the same sums, bit for bit
     order = [_KEY, "a", "dv", "ds", *weights]
-    running = (_sorted(pl.concat(events).filter(pl.col("a") <= last).collect(), order).lazy()
-               .select(_KEY, "a", *[expr for w in weights for expr in (
-                   (pl.col(w) * pl.col("dv")).cum_sum().over(_KEY).alias(f"{w}__v"),
-                   (pl.col(w) * pl.col("ds")).cum_sum().over(_KEY).alias(f"{w}__s"),
-                   (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().over(_KEY).alias(f"{w}__sa"))])
-               # of events at the same time, the last row holds all of them
-               .filter(pl.col("a").shift(-1).over(_KEY).ne_missing(pl.col("a"))))
+    running = _running_sums(_sorted(pl.concat(events).filter(pl.col("a") <= last).collect(), order), weights)
     times = pl.DataFrame({"timestamp": sorted(grid)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
@@ -81,7 +75,7 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
     per_key = max(times.height, 1)
     cells = pl.concat([codes.select(_KEY)[cell // per_key], times[cell % per_key]], how="horizontal").lazy()
     # both sides sorted by (key, time) above, so sorted by time within each key
-    joined = cells.join_asof(running, left_on="t", right_on="a", by=_KEY, strategy="backward",
+    joined = cells.join_asof(running.lazy(), left_on="t", right_on="a", by=_KEY, strategy="backward",
                              check_sortedness=False)
     means = joined.select(_KEY, "timestamp", *[
         ((pl.col(f"{w}__v") + pl.col("t") * pl.col(f"{w}__s") - pl.col(f"{w}__sa")) / h).fill_null(0.0).alias(w)
@@ -99,3 +93,24 @@ def _sorted(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     if not frame.height or any(frame.get_column(name).null_count() for name in by):
         return frame.sort(by, maintain_order=True)
     return frame[np.lexsort([frame.get_column(name).to_numpy() for name in reversed(by)])]
+
+
+def _running_sums(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
+    """Per key of ``events`` (sorted by key, then time): the three running sums of each weight at
+    each event time, on the last row of the events at that time (which holds all of them).
+
+    One query per key's slice instead of window expressions over the key: the keys are few (node
+    types) and the slices contiguous, and the sums are added in the same order (measured: half
+    the CPU of ``cum_sum().over(key)`` on 2.3 M events of 9 keys).
+    """
+    sums = [expr for w in weights for expr in (
+        (pl.col(w) * pl.col("dv")).cum_sum().alias(f"{w}__v"),
+        (pl.col(w) * pl.col("ds")).cum_sum().alias(f"{w}__s"),
+        (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().alias(f"{w}__sa"))]
+    runs = events.select(pl.col(_KEY).rle()).unnest(_KEY)
+    parts = [events.slice(at, size).lazy().select(_KEY, "a", *sums)
+             .filter(pl.col("a").shift(-1).ne_missing(pl.col("a")))
+             for at, size in zip((runs["len"].cum_sum() - runs["len"]).to_list(), runs["len"].to_list())]
+    if not parts:
+        return events.lazy().select(_KEY, "a", *sums).collect()
+    return pl.concat(pl.collect_all(parts))
