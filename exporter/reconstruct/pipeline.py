@@ -236,7 +236,6 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     check_timeline_size(span_set.spans, start=options.start, end=end, step=options.step)
     with progress.stage("timeline"):
         grid = timeline_grid(span_set.spans, start=options.start, end=end, step=options.step, open_end=snapshot_time)
-        timeline = grid.long()
     with progress.stage("audit"):
         # where the evidence came from, so later stages (compare) find the snapshot again
         audit = dict(span_set.audit, snapshot_time_source=time_source, snapshot_dir=str(Path(snapshot_dir).resolve()))
@@ -255,6 +254,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
                     **leadtime.leadtime_family(lead_timeline)}
         if device_timeline is not None:
             families |= device_family.history_frames(device_timeline, step=options.step)
+        timeline = grid.long()  # made long last: the lens above does not hold it in memory beside its own frames
     return Reconstruction(span_set.spans, span_set.rejected, timeline, audit, span_set.devices, device_timeline,
                           families=families, leadtimes=span_set.leadtimes, leadtime_timeline=lead_timeline)
 
