@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from exporter.adapters import blazar_leases
 from exporter.columns import LEVEL_COMMITTED, SPAN_RESOURCES, TIME, TIMELINE_RESOURCES
 from exporter.engine.lookahead import lookahead_means
 from exporter.metrics import booked_ahead_name
@@ -34,18 +33,17 @@ BOOKING_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def booking_rows(frames: Mapping[str, pl.LazyFrame], *, maintenance_projects: Sequence[str]) -> pl.DataFrame:
+def booking_rows(allocations: pl.DataFrame) -> pl.DataFrame:
     """Allocation rows of non-maintenance leases shaped for the resource rule (``canonical_spans``):
-    level committed, start/end = the lease's requested window, plus known_from/known_until."""
-    windows = blazar_leases.with_slots(blazar_leases.allocation_windows(
-        frames, maintenance_projects=maintenance_projects), blazar_leases.reservation_slices(frames))
-    return (windows.filter(pl.col("rejection_reason").is_null() | ~pl.col("rejection_reason").is_in(UNUSABLE))
+    level committed, start/end = the lease's requested window, plus known_from/known_until.
+    ``allocations``: exporter.reconstruct.host_levels.allocation_rows (windows with slot sizes)."""
+    return (allocations.filter(pl.col("rejection_reason").is_null() | ~pl.col("rejection_reason").is_in(UNUSABLE))
             .filter(pl.col("level") == LEVEL_COMMITTED)
             .with_columns(pl.col("lease_start").alias("start"), pl.col("lease_end").alias("end"),
                           pl.col("lease_start").alias("original_start"), pl.col("lease_end").alias("original_end"),
                           pl.max_horizontal("lease_created", "allocation_created").alias("known_from"),
                           pl.min_horizontal("lease_deleted", "allocation_deleted").alias("known_until"))
-            .drop("rejection_reason").collect())
+            .drop("rejection_reason"))
 
 
 def bookings(rows: pl.DataFrame, canonical: pl.DataFrame) -> pl.DataFrame:

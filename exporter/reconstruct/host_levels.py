@@ -105,14 +105,18 @@ def reservable_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame,
     return books.clipped_into(merged, total, by=HOST_KEY)
 
 
-def committed_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reservable: pl.DataFrame, policy: Policy,
-                    *, maintenance_projects: Sequence[str], inferred: pl.DataFrame | None,
-                    host_names: Sequence[str]) -> pl.DataFrame:
-    """Allocations (then inference) per host, add_maintenance rules above; clipped into reservable."""
+def allocation_rows(frames: Mapping[str, pl.LazyFrame], *, maintenance_projects: Sequence[str]) -> pl.DataFrame:
+    """Every allocation with its window, level and slot size (or why not): the committed level's
+    rows, and the bookings' (exporter.reconstruct.bookings), read once for both."""
     windows = blazar_leases.allocation_windows(frames, maintenance_projects=maintenance_projects)
-    slots = blazar_leases.reservation_slices(frames)
-    parts = [blazar_leases.with_slots(windows, slots).collect(),
-             rule_rows(policy, LEVEL_MAINTENANCE, host_names)]
+    return blazar_leases.with_slots(windows, blazar_leases.reservation_slices(frames)).collect()
+
+
+def committed_spans(books: SpanBooks, allocations: pl.DataFrame, reservable: pl.DataFrame, policy: Policy,
+                    *, inferred: pl.DataFrame | None, host_names: Sequence[str]) -> pl.DataFrame:
+    """Allocations (``allocation_rows``; then inference) per host, add_maintenance rules above;
+    clipped into reservable."""
+    parts = [allocations, rule_rows(policy, LEVEL_MAINTENANCE, host_names)]
     if inferred is not None:
         parts.append(inferred)
     settled = settled_rows(books, _stacked(parts), policy, level=LEVEL_COMMITTED,

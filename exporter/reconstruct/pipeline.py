@@ -130,10 +130,11 @@ def spans_from_tables(
     hosts = semantics.host_evidence(frames)
     policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
     history = pools.blazar_history(hosts, blazar_complete_since)
-    levels, segments, instances = _levels(books, frames, hosts, policy, maintenance_projects=maintenance_projects,
-                                          complete_since=pools.complete_since(history))
+    levels, segments, instances, allocations = _levels(books, frames, hosts, policy,
+                                                       maintenance_projects=maintenance_projects,
+                                                       complete_since=pools.complete_since(history))
     context = semantics.host_context(frames, hosts)
-    booking_rows = bookings.booking_rows(frames, maintenance_projects=maintenance_projects)
+    booking_rows = bookings.booking_rows(allocations)
     *canonical, booked = pl.collect_all(  # one query per level (and the bookings), run side by side
         [semantics.canonical_spans(rows, site=site, context=context) for rows in (*levels.values(), booking_rows)])
     spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
@@ -176,9 +177,10 @@ def spans_from_tables(
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
             maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
-            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame]:
+            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
-    the instances' placement segments (for the audit); the instance windows (for lead times)."""
+    the instances' placement segments (for the audit); the instance windows (for lead times);
+    the allocation windows (read once, for the committed level and the bookings)."""
     # The instance windows (and then the stop windows) do not depend on the host levels, so a
     # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
     # keeps every core busy. Only this thread writes to the books.
@@ -190,8 +192,9 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
             inferred = inference.commitments(instance_job.result()[0], frames, maintenance_projects=maintenance_projects)
         total = host_levels.total_spans(books, hosts, policy, names)
         reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
-        committed = host_levels.committed_spans(books, frames, reservable, policy, inferred=inferred,
-                                                maintenance_projects=maintenance_projects, host_names=names)
+        allocations = host_levels.allocation_rows(frames, maintenance_projects=maintenance_projects)
+        committed = host_levels.committed_spans(books, allocations, reservable, policy, inferred=inferred,
+                                                host_names=names)
         instances, segments = instance_job.result()
         stop_job = side.submit(semantics.stop_windows, frames, instances)
         occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
@@ -201,7 +204,7 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
                                     host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
             "stopped": stopped, "ondemand": ondemand, "mask": mask,
-            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances
+            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, allocations
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
