@@ -212,7 +212,11 @@ def plan_table(conn: Connection, source: SourceTable) -> ReadPlan:
         raise DatabaseError(f"{source.name}: none of the declared columns exist", kind="missing_columns")
     columns = tuple(ColumnInfo(name, _type_text(reflected[name], conn), polars_dtype(reflected[name]))
                     for name in present)
-    if source.primary_key in present:
+    if source.primary_key in key and set(key) <= set(present):
+        # the table's whole key: the declared column alone may repeat (the legacy cache is keyed by
+        # date and node_type), and ties would come back in whatever order the server likes
+        order = key
+    elif source.primary_key in present:
         order = (source.primary_key,)
     elif key and set(key) <= set(present):
         order = key

@@ -152,3 +152,28 @@ def test_cli_site_from_config_writes_under_data_dir(sqlite_site, tmp_path):
     assert any(line.split()[:2] == ["nova.compute_nodes", "ok"] for line in lines)
     # the fixture lacks most required tables: reported, and a non-zero exit
     assert result.exit_code == 1 and "required table(s) not copied" in result.stderr
+
+
+def test_a_table_keyed_by_two_columns_is_read_in_the_order_of_both(tmp_path):
+    """The legacy cache is declared by ``date`` but keyed by (date, node_type): rows sharing a date
+    must not come back in the server's physical order, or two extracts of the same rows differ
+    (here the key's index leads with node_type, so ordering by date alone leaves ties to the scan)."""
+    from exporter.adapters.legacy_usage import READS
+    source = READS[0]
+    rows = [("2020-01-02", "gpu", 1.0), ("2020-01-01", "gpu", 2.0), ("2020-01-02", "compute", 3.0),
+            ("2020-01-01", "storage", 4.0), ("2020-01-01", "compute", 5.0)]
+    frames = []
+    for name, order in (("forward", rows), ("backward", rows[::-1])):
+        (tmp_path / name).mkdir()
+        sqlite3.connect(tmp_path / name / "site.sqlite").close()
+        with sqlite3.connect(tmp_path / name / "chameleon_usage.sqlite") as db:
+            db.execute("CREATE TABLE node_usage_report_cache (date DATE, node_type VARCHAR(255), "
+                       "maint_hours FLOAT, reserved_hours FLOAT, used_hours FLOAT, idle_hours FLOAT, "
+                       "total_hours FLOAT, PRIMARY KEY (node_type, date))")
+            db.executemany("INSERT INTO node_usage_report_cache (date, node_type, used_hours) VALUES (?,?,?)", order)
+        engine = open_engine(f"sqlite:///{tmp_path / name / 'site.sqlite'}")
+        read = read_tables(engine, [source], batch_rows=2)[source.name]
+        assert read.status == "ok"
+        frames.append(read.frame)
+    assert frames[0].equals(frames[1])
+    assert frames[0].select("node_type", "date").rows() == sorted(frames[0].select("node_type", "date").rows())
