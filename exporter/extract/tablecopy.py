@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
+import sqlalchemy as sa
 
 from exporter.config import SiteConfig
 from exporter.faults import fault_point
@@ -46,6 +47,8 @@ def copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[
         bar = _SharedBar(stage)
         # every table of one server in one consistent snapshot (exporter.extract.tableread)
         views = {url: stack.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
+        for view in views.values():  # opened before any table starts: two tables start at once, and
+            _open(view)              # the snapshot's moment must precede every table's first read
         fast = {url: fast_source(engine, statement_seconds=site.query_timeout) if fast_reads else "fast reads turned off"
                 for url, engine in engines.items()}
 
@@ -74,6 +77,15 @@ def copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[
                 done(source, *_copy_table_slow(views[site.url_for(source.schema)], reasons[source], source, work_dir,
                                                batch_rows, bar))
     return {s.name: reads[s.name] for s in sources}, {s.name: files[s.name] for s in sources if s.name in files}
+
+
+def _open(view: ConsistentView) -> None:
+    """Open ``view`` now; a server that cannot be reached is reported by each table's read, as before."""
+    with view.lock:
+        try:
+            view.connection()
+        except (sa.exc.SQLAlchemyError, OSError):
+            pass
 
 
 class _SharedBar(StageBar):
