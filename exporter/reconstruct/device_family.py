@@ -34,8 +34,10 @@ def _long(frame: pl.DataFrame, timestamp: pl.Expr) -> pl.DataFrame:
 def history_frames(device_timeline: pl.DataFrame, *, step: dt.timedelta) -> dict[str, pl.DataFrame]:
     """{family name: long frame} of the device timeline: the gauge, and the counter from its start."""
     gauge = _long(device_timeline, pl.col("timestamp"))
+    # the running sum shifted by one, not cum_sum() - value: the subtraction rounds, and a counter
+    # that drops by 1e-13 is a reset to Prometheus
     seconds = pl.col("value") * step.total_seconds()
-    counter = gauge.with_columns((seconds.cum_sum() - seconds).over(LABELS).alias("value"))
+    counter = gauge.with_columns(seconds.cum_sum().shift(1, fill_value=0.0).over(LABELS).alias("value"))
     return {GAUGE: gauge, COUNTER: counter}
 
 

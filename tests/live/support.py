@@ -141,7 +141,8 @@ def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, se
     """A generated site (no quirks) in MariaDB whose simulated end is close to the real now.
 
     The simulation starts ``days`` before now on a whole hour, so open leases and instances are
-    open *now* and the live exporter sees a realistic present. Databases are dropped on exit.
+    open *now* and the live exporter sees a realistic present. Its seed is the first from ``seed``
+    whose site has an instance (a container on an edge site). Databases are dropped on exit.
     ``kind``: exporter.sitegen's (``edge``: devices instead of hosts).
     """
     import datetime as dt
@@ -151,14 +152,23 @@ def site_ending_now(url: str, truth_dir, *, hosts: int = 8, days: float = 60, se
     from exporter.sitegen import generate_site
     from tests.support import drop_databases
 
-    prefix = f"t{uuid.uuid4().hex[:8]}_"
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     start = (now - dt.timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
-    try:
-        yield generate_site(url, hosts=hosts, years=days / 365, seed=seed, start=start, quirks=set(), kind=kind,
-                            databases=prefixed_databases(prefix), truth_dir=truth_dir)
-    finally:
-        drop_databases(prefix, url)
+    used = "zun.container" if kind == "edge" else "nova.instances"
+    # the draw depends on the hour the simulation starts, and a small site's draw can hold no
+    # instance at all (a test then fails by the clock): the first seed from ``seed`` whose site has
+    # used something is taken, which is the same seed for the same hour
+    for attempt in range(seed, seed + 20):
+        prefix = f"t{uuid.uuid4().hex[:8]}_"
+        try:
+            generated = generate_site(url, hosts=hosts, years=days / 365, seed=attempt, start=start, quirks=set(),
+                                      kind=kind, databases=prefixed_databases(prefix), truth_dir=truth_dir)
+            if generated.row_counts.get(used, 0) > 0:
+                yield generated
+                return
+        finally:
+            drop_databases(prefix, url)
+    raise AssertionError(f"no seed in {seed}..{seed + 19} gave a site with rows in {used}")
 
 
 def site_config(generated, url: str, **overrides):

@@ -69,3 +69,20 @@ def test_a_live_counter_series_never_vanishes_to_come_back_lower():
     back = held(held(now, without, at=T0 + 4 * H), {**now, COUNTER: now[COUNTER].with_columns(value=pl.lit(1.0))},
                 at=T0 + 5 * H)[COUNTER]
     assert back.filter(idle)["value"].to_list() == [1.5 * 3600]  # returns lower: held at what was served
+
+
+def test_the_history_counter_never_drops_by_a_rounding():
+    """Fractional device counts (time-weighted hours): Σ earlier × step is a running sum, never
+    ``Σ through now − now``, which rounds below the previous value (a reset in Prometheus; CI saw
+    2004.0 then 2003.9999999999998)."""
+    values = [0.165, 4.419, 4.517, 2.9, 2.29, 0.917, 4.5, 1.521, 3.5, 1.769, 4.14, 2.801, 3.798, 0.14, 0.2,
+              2.5, 0.183, 3.248, 2.84, 2.596, 0.271, 1.6, 0.3, 4.077, 3.6, 3.46, 3.93, 3.3, 0.0, 4.94]
+    timeline = pl.DataFrame({"site": "e", "node_type": "raspberrypi4-64", "resource": "nodes", "pool": "reservable",
+                             "state": "idle", "timestamp": [T0 + i * H for i in range(len(values))], "value": values})
+    counter = history_frames(timeline, step=H)[COUNTER]["value"].to_list()
+    assert all(later >= earlier for earlier, later in zip(counter, counter[1:]))
+    expected, running = [], 0.0
+    for value in values:
+        expected.append(running)
+        running += value * 3600.0
+    assert counter == expected
