@@ -8,7 +8,7 @@ loop per sample). The series contract is ``exporter.metrics`` and
 - gauge ``<family.gauge>`` at grid time t = the timeline value at t (the mean over [t, t + step));
 - counter ``<family.counter>_total`` at grid time t_k = sum_{j<k} value_j * step_seconds, i.e. the
   exact integral of the gauge from the timeline's first grid time (the site's history start), in
-  resource-seconds. Negative leaves (data anomalies the reconstruction keeps) are integrated as
+  resource-seconds, summed exactly and rounded once (exporter.engine.running). Negative leaves (data anomalies the reconstruction keeps) are integrated as
   they are, so the live exporter's ``counters_until`` continues the same number.
 
 Every sample carries the labels ``instance, job, node_type, pool, site, state`` (sorted, escaped),
@@ -25,6 +25,7 @@ from typing import BinaryIO
 import polars as pl
 
 from exporter.backfill.checked import CheckedTimeline, checked_timeline
+from exporter.engine.running import running_sum_before
 from exporter.errors import TimelineError
 from exporter.metrics import FAMILIES, Family
 
@@ -52,9 +53,9 @@ def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None
     """
     check_origin(checked.starts, origin)
     gauges = checked.samples.select("family", "rank", "t", "value")
-    counters = gauges.select(
+    counters = gauges.lazy().select(  # lazy: the running sum's shared parts are computed once
         family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
-        value=(pl.col("value") * checked.step_seconds).cum_sum().shift(1, fill_value=0.0).over("rank"))
+        value=running_sum_before(pl.col("value") * checked.step_seconds, over="rank")).collect()
     return pl.concat([gauges, counters])
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 
 import polars as pl
 
+from exporter.engine.running import running_sum_before
 from exporter.metrics import DEVICE_LABELS, DEVICE_SECONDS, DEVICES
 from exporter.reconstruct.devices_audit import DEVICE_RESOURCE
 from exporter.reconstruct.timeline import counters_until, levels_at
@@ -34,10 +35,10 @@ def _long(frame: pl.DataFrame, timestamp: pl.Expr) -> pl.DataFrame:
 def history_frames(device_timeline: pl.DataFrame, *, step: dt.timedelta) -> dict[str, pl.DataFrame]:
     """{family name: long frame} of the device timeline: the gauge, and the counter from its start."""
     gauge = _long(device_timeline, pl.col("timestamp"))
-    # the running sum shifted by one, not cum_sum() - value: the subtraction rounds, and a counter
-    # that drops by 1e-13 is a reset to Prometheus
+    # the sum of the earlier terms, not cum_sum() - value (the subtraction rounds, and a counter that
+    # drops by 1e-13 is a reset to Prometheus), rounded once as the node counters (docs/semantics.md)
     seconds = pl.col("value") * step.total_seconds()
-    counter = gauge.with_columns(seconds.cum_sum().shift(1, fill_value=0.0).over(LABELS).alias("value"))
+    counter = gauge.lazy().with_columns(running_sum_before(seconds, over=LABELS).alias("value")).collect()
     return {GAUGE: gauge, COUNTER: counter}
 
 

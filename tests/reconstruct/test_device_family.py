@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
+from itertools import accumulate
 
 import polars as pl
 import pytest
@@ -74,15 +76,13 @@ def test_a_live_counter_series_never_vanishes_to_come_back_lower():
 def test_the_history_counter_never_drops_by_a_rounding():
     """Fractional device counts (time-weighted hours): Σ earlier × step is a running sum, never
     ``Σ through now − now``, which rounds below the previous value (a reset in Prometheus; CI saw
-    2004.0 then 2003.9999999999998)."""
+    2004.0 then 2003.9999999999998); and it is the exact sum rounded once, as the node counters
+    (tests/backfill/test_counter_junction.py)."""
     values = [0.165, 4.419, 4.517, 2.9, 2.29, 0.917, 4.5, 1.521, 3.5, 1.769, 4.14, 2.801, 3.798, 0.14, 0.2,
               2.5, 0.183, 3.248, 2.84, 2.596, 0.271, 1.6, 0.3, 4.077, 3.6, 3.46, 3.93, 3.3, 0.0, 4.94]
     timeline = pl.DataFrame({"site": "e", "node_type": "raspberrypi4-64", "resource": "nodes", "pool": "reservable",
                              "state": "idle", "timestamp": [T0 + i * H for i in range(len(values))], "value": values})
     counter = history_frames(timeline, step=H)[COUNTER]["value"].to_list()
     assert all(later >= earlier for earlier, later in zip(counter, counter[1:]))
-    expected, running = [], 0.0
-    for value in values:
-        expected.append(running)
-        running += value * 3600.0
-    assert counter == expected
+    exact = accumulate((Fraction(value * 3600.0) for value in values[:-1]), initial=Fraction(0))
+    assert counter == [float(total) for total in exact]
