@@ -13,6 +13,7 @@ byte-identical parquet files and the same content hashes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
@@ -31,7 +32,7 @@ from exporter.adapters import blazar_schema
 from exporter.adapters.declared import SourceTable
 from exporter.adapters.registry import declared_tables, site_tables
 from exporter.extract.tablecopy import copy_tables
-from exporter.extract.tableread import STATUSES, TableRead, connection_failure, read_tables
+from exporter.extract.tableread import STATUSES, ConsistentView, TableRead, read_tables
 from exporter.extract.valuetypes import dtype_name
 from exporter.faults import fault_point
 from exporter.publish import (disk_errors, fsync_tree, is_disk_full, publish_new_directory, remove_stale_staging,
@@ -92,19 +93,20 @@ def extract_snapshot(site: SiteConfig, out_root: Path, *, snapshot_id: str | Non
         raise SnapshotError(f"snapshot {final_dir} already exists (snapshots are never overwritten)")
     engines = _engines(site, sources)
     try:
-        for engine in engines.values():
-            failure = connection_failure(engine)
-            if failure is not None:
-                raise failure
-        remove_stale_staging(site_dir)
-        with disk_errors(final_dir, "extract"), staging_directory(site_dir, snapshot_id) as work_dir:
-            reads, files = copy_tables(site, engines, sources, work_dir, batch_rows, progress or SILENT, fast_reads)
-            fault_point("extract:before-manifest")
-            manifest = manifest_for(site, sources, reads, files, snapshot_id=snapshot_id, started=started,
-                                    finished=_utc_now(), batch_rows=batch_rows)
-            _write_manifest_last(work_dir, manifest)
-            fault_point("extract:before-publish")
-            _publish(work_dir, final_dir)
+        with contextlib.ExitStack() as views_open:
+            # every table of one server in one consistent snapshot, opened before anything is
+            # written: a server that cannot be reached or refuses the login stops here, in one line
+            views = {url: views_open.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
+            remove_stale_staging(site_dir)
+            with disk_errors(final_dir, "extract"), staging_directory(site_dir, snapshot_id) as work_dir:
+                reads, files = copy_tables(site, views, sources, work_dir, batch_rows, progress or SILENT,
+                                           fast_reads)
+                fault_point("extract:before-manifest")
+                manifest = manifest_for(site, sources, reads, files, snapshot_id=snapshot_id, started=started,
+                                        finished=_utc_now(), batch_rows=batch_rows)
+                _write_manifest_last(work_dir, manifest)
+                fault_point("extract:before-publish")
+                _publish(work_dir, final_dir)
     finally:
         for engine in engines.values():
             engine.dispose()

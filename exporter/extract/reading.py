@@ -20,7 +20,7 @@ from exporter.progress import SILENT, Progress, StageBar
 from exporter.adapters.declared import SourceTable
 from exporter.extract.connectorx_source import FastReadUnusable, FastSource, fast_source
 from exporter.extract.fastread import FastStream
-from exporter.extract.tableread import ConsistentView, TableRead, connection_failure, read_table
+from exporter.extract.tableread import ConsistentView, TableRead, failed_reads, read_table
 
 Sink = Callable[[pl.DataFrame], None]
 
@@ -80,12 +80,13 @@ def read_tables_fast(engine: Engine, sources: Iterable[SourceTable], *, batch_ro
                      statement_seconds: float | None = None, progress: Progress | None = None) -> dict[str, TableRead]:
     """``tableread.read_tables`` with the fast reader: every table into memory, one consistent view."""
     sources = tuple(sources)
-    failure = connection_failure(engine)
+    view = ConsistentView(engine)
+    failure = view.open_or_failure()
     if failure is not None:
-        return {s.name: TableRead(s.name, failure.kind, optional=s.optional, error=str(failure)) for s in sources}
+        return failed_reads(sources, failure)
     fast = fast_source(engine, statement_seconds=statement_seconds)
     reads: dict[str, TableRead] = {}
-    with (progress or SILENT).stage("read tables", total=len(sources)) as bar, ConsistentView(engine) as view:
+    with (progress or SILENT).stage("read tables", total=len(sources)) as bar, view:
         for source in sources:
             batches: list[list[pl.DataFrame]] = []
 

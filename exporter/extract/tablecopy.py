@@ -11,7 +11,6 @@ table's hash does not depend on the reader.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import threading
 from collections.abc import Mapping
@@ -19,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
-import sqlalchemy as sa
 
 from exporter.config import SiteConfig
 from exporter.faults import fault_point
@@ -35,22 +33,19 @@ _ROW_GROUP_ROWS = 100_000
 TABLE_WORKERS = 2  # tables read at once by the fast reader (the SQLAlchemy reader reads one at a time)
 
 
-def copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[SourceTable, ...],
-                 work_dir: Path, batch_rows: int, progress: Progress,
-                 fast_reads: bool = True) -> tuple[dict[str, TableRead], dict[str, dict]]:
-    """Every table into ``work_dir``: fast reads first, TABLE_WORKERS tables at a time (while one
+def copy_tables(site: SiteConfig, views: Mapping[str, ConsistentView],
+                sources: tuple[SourceTable, ...], work_dir: Path, batch_rows: int, progress: Progress,
+                fast_reads: bool = True) -> tuple[dict[str, TableRead], dict[str, dict]]:
+    """Every table into ``work_dir``, read in the open ``views`` (one per URL, see
+    ``tableread.ConsistentView``): fast reads first, TABLE_WORKERS tables at a time (while one
     table is written, another is read), then the tables the fast reader could not prove, one by
     one with the SQLAlchemy reader (it holds the view's connection for the whole table)."""
     reads: dict[str, TableRead] = {}
     files: dict[str, dict] = {}
-    with progress.stage("extract tables", total=len(sources)) as stage, contextlib.ExitStack() as stack:
+    with progress.stage("extract tables", total=len(sources)) as stage:
         bar = _SharedBar(stage)
-        # every table of one server in one consistent snapshot (exporter.extract.tableread)
-        views = {url: stack.enter_context(ConsistentView(engine)) for url, engine in engines.items()}
-        for view in views.values():  # opened before any table starts: two tables start at once, and
-            _open(view)              # the snapshot's moment must precede every table's first read
-        fast = {url: fast_source(engine, statement_seconds=site.query_timeout) if fast_reads else "fast reads turned off"
-                for url, engine in engines.items()}
+        fast = {url: fast_source(view.engine, statement_seconds=site.query_timeout) if fast_reads
+                else "fast reads turned off" for url, view in views.items()}
 
         def done(source: SourceTable, read: TableRead, file_facts: dict | None) -> None:
             reads[source.name] = read
@@ -77,15 +72,6 @@ def copy_tables(site: SiteConfig, engines: Mapping[str, object], sources: tuple[
                 done(source, *_copy_table_slow(views[site.url_for(source.schema)], reasons[source], source, work_dir,
                                                batch_rows, bar))
     return {s.name: reads[s.name] for s in sources}, {s.name: files[s.name] for s in sources if s.name in files}
-
-
-def _open(view: ConsistentView) -> None:
-    """Open ``view`` now; a server that cannot be reached is reported by each table's read, as before."""
-    with view.lock:
-        try:
-            view.connection()
-        except (sa.exc.SQLAlchemyError, OSError):
-            pass
 
 
 class _SharedBar(StageBar):

@@ -103,15 +103,16 @@ def read_tables(engine: Engine, sources: Iterable[SourceTable], *, batch_rows: i
     """Read every source table into memory: ``{"schema.table": TableRead}`` with frames.
 
     Never raises for database trouble: an unreachable server or rejected login gives every
-    table that status (checked once up front, so a dead server costs one connect timeout).
+    table that status (the view is opened first, so a dead server costs one connect timeout).
     """
     sources = tuple(sources)
-    failure = connection_failure(engine)
+    view = ConsistentView(engine)
+    failure = view.open_or_failure()
     if failure is not None:
-        return {s.name: TableRead(s.name, failure.kind, optional=s.optional, error=str(failure)) for s in sources}
+        return failed_reads(sources, failure)
     reads: dict[str, TableRead] = {}
     progress = progress or SILENT
-    with progress.stage("read tables", total=len(sources)) as bar, ConsistentView(engine) as view:
+    with progress.stage("read tables", total=len(sources)) as bar, view:
         for source in sources:
             batches: list[pl.DataFrame] = []
             read = read_table(view, source, batches.append, batch_rows=batch_rows, bar=bar)
@@ -122,14 +123,9 @@ def read_tables(engine: Engine, sources: Iterable[SourceTable], *, batch_rows: i
     return reads
 
 
-def connection_failure(engine: Engine) -> DatabaseError | None:
-    """None if the engine can connect, else the classified error (wrong password, unreachable)."""
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-    except (sa.exc.SQLAlchemyError, OSError) as exc:
-        return classify(exc, what=f"connecting to {engine.url.render_as_string(hide_password=True)}")
-    return None
+def failed_reads(sources: Iterable[SourceTable], failure: DatabaseError) -> dict[str, TableRead]:
+    """Every table with the status of a server that could not be reached (or refused the login)."""
+    return {s.name: TableRead(s.name, failure.kind, optional=s.optional, error=str(failure)) for s in sources}
 
 
 class ConsistentView(contextlib.AbstractContextManager):
@@ -138,7 +134,11 @@ class ConsistentView(contextlib.AbstractContextManager):
     SNAPSHOT, READ ONLY`` (InnoDB: one read view for every database on the server); SQLite: one
     read transaction (``BEGIN``; the snapshot is taken at its first read). A broken connection is
     replaced by a new view on the next read (``number`` counts them). Threads that share a view
-    take turns on its connection with ``lock`` (held for whole statements and their results)."""
+    take turns on its connection with ``lock`` (held for whole statements and their results).
+
+    Entering opens the view at once, so its moment precedes every read made through it (tables
+    may be read by several threads) and a server that cannot be reached or refuses the login
+    fails there, as one DatabaseError line; only a connection that broke later is reopened lazily."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine, self.number = engine, 0
@@ -157,6 +157,27 @@ class ConsistentView(contextlib.AbstractContextManager):
             if mysql:
                 self.started_at = self._conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
         return self._conn
+
+    def open(self) -> "ConsistentView":
+        """Open the view now (again after ``close``); raises DatabaseError (one line, no password)."""
+        try:
+            with self.lock:
+                self.connection()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            self.close()
+            raise classify(exc, what=f"connecting to {self.engine.url.render_as_string(hide_password=True)}") from None
+        return self
+
+    def open_or_failure(self) -> DatabaseError | None:
+        """``open``, returning the failure instead of raising it (readers that report per table)."""
+        try:
+            self.open()
+        except DatabaseError as failure:
+            return failure
+        return None
+
+    def __enter__(self) -> "ConsistentView":
+        return self.open()
 
     def close(self) -> None:
         if self._conn is not None:

@@ -202,6 +202,27 @@ def test_unreachable_host_is_one_line(tmp_path, capsys):
     assert len(lines) == 1 and "cannot connect" in lines[0]
     assert "sekrit-pw" not in out + err
 
+def test_a_consistent_view_that_cannot_open_fails_on_entry_in_one_line(readonly_user):
+    """The view is opened on entry (its moment precedes every read of every thread), and a wrong
+    password or a dead server fails there as one clear line, not later as each table's status."""
+    from exporter.db import open_engine
+    from exporter.errors import DatabaseError
+    from exporter.extract.tableread import ConsistentView
+
+    user, password = readonly_user
+    engines = {"auth_error": open_engine(f"mysql+pymysql://{user}:{password}x@127.0.0.1:3306/"),
+               "connection_error": open_engine(f"mysql+pymysql://{user}:{password}@127.0.0.1:{support.free_port()}/")}
+    for kind, engine in engines.items():
+        with pytest.raises(DatabaseError) as failure, ConsistentView(engine):
+            pass
+        assert failure.value.kind == kind and len(str(failure.value).splitlines()) == 1
+        assert password not in str(failure.value)
+        engine.dispose()
+    good = open_engine(f"mysql+pymysql://{user}:{password}@127.0.0.1:3306/")
+    with ConsistentView(good) as view:
+        assert view.number == 1 and view.started_at is not None  # open before any read
+    good.dispose()
+
 def test_read_only_engine_refuses_writes(site_db):
     from exporter.db import open_engine
 
