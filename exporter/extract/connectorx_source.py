@@ -53,32 +53,25 @@ def fast_source(engine: Engine, *, statement_seconds: float | None) -> FastSourc
 
 
 def selected(column: ColumnInfo) -> str:
-    """Datetimes as values (``valid_datetime``), floats as the server's text (what PyMySQL parses:
-    a FLOAT read as binary would widen its float32), the rest as stored."""
+    """Datetimes as the number of their digits (``datetime_digits``), floats as the server's text
+    (what PyMySQL parses: a FLOAT read as binary would widen its float32), the rest as stored."""
     if column.dtype == pl.Datetime("us"):
-        return f"{valid_datetime(column.name)} AS {quoted(column.name)}"
+        return f"{datetime_digits(column)} AS {quoted(column.name)}"
     if column.dtype == pl.Float64():
         return f"CAST({quoted(column.name)} AS CHAR) AS {quoted(column.name)}"
     return quoted(column.name)
 
 
-def valid_datetime(name: str) -> str:
-    """The column's value where it is a real date and time, else NULL: adding no time gives NULL
-    for a zero or impossible date (``0000-00-00``, ``2020-02-30``), which connectorx cannot convert
-    (it panics) and the text reader stores as null (an invalid value), and gives DATE/TIMESTAMP
-    values as DATETIME in the session's time zone (UTC), as the server's text reads them."""
-    return f"({quoted(name)} + INTERVAL 0 SECOND)"
-
-
-def invalid_datetimes(columns: tuple[ColumnInfo, ...]) -> str | None:
-    """One integer per row: bit i set when the i-th datetime column holds a value that is no date."""
-    names = [column.name for column in columns if column.dtype == pl.Datetime("us")]
-    if not names:
-        return None
-    if len(names) > 62:
-        raise FastReadUnusable(f"{len(names)} datetime columns (at most 62 are flagged in one integer)")
-    return " + ".join(f"(({quoted(name)} IS NOT NULL AND {valid_datetime(name)} IS NULL) << {bit})"
-                      for bit, name in enumerate(names))
+def datetime_digits(column: ColumnInfo) -> str:
+    """A DATETIME/TIMESTAMP as the number ``YYYYMMDDhhmmss`` (a decimal with its fractions; a
+    TIMESTAMP in the session's zone, UTC), a DATE scaled to the same digits: the stored digits
+    with no check, so zero and impossible dates (``0000-00-00``, ``2020-02-30``), which connectorx
+    cannot convert as values (it panics), come through as numbers too, and are typed in this
+    process (``valuetypes.datetime_from_digits``: null, as the text reader types them). Cheaper for
+    the server than any date function: ``+ INTERVAL 0 SECOND`` (the previous way, which also turned
+    year 0 into null where the text reader keeps it) took it 2.4x the CPU of the plain column."""
+    is_date = column.source_type.upper().split("(")[0].strip() == "DATE"
+    return f"({quoted(column.name)} {'* 1000000' if is_date else '+ 0'})"
 
 
 def quoted(name: str) -> str:

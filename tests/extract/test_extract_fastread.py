@@ -68,16 +68,32 @@ def test_fast_reads_type_awkward_values_like_sqlalchemy_mariadb(db_prefix, tmp_p
             "'2020-01-01 00:00:00', '2020-01-01 00:00:00.250001', '0000-00-00 00:00:00', 0), "
             "(9007199254740993, NULL, '', NULL, NULL, NULL, NULL, NULL, 1e-7, 1e300, NULL, NULL, NULL, NULL, NULL), "
             "(12, 'u3', 'h', 'n3', NULL, 1, 1, 0, 1, 1, NULL, "
-            "'1999-12-31 23:59:59', '2020-02-30 00:00:00.5', '0999-12-31 23:59:59', 1)")
+            "'1999-12-31 23:59:59', '2020-02-30 00:00:00.5', '0999-12-31 23:59:59', 1), "
+            # year 0 is a date to the text reader; a zero month or day is not
+            "(13, 'u4', 'h', 'n4', NULL, 1, 1, 0, 1, 1, NULL, "
+            "NULL, '0000-01-01 00:00:00.5', '2020-00-15 00:00:00', 1), "
+            "(14, 'u5', 'h', 'n5', NULL, 1, 1, 0, 1, 1, NULL, "
+            "NULL, '2024-02-29 23:59:59.999999', '2021-06-00 10:00:00', 1)")
+        conn.exec_driver_sql(  # DATE columns, and a zero TIMESTAMP
+            f"CREATE TABLE {nova}.services (id INT PRIMARY KEY, host VARCHAR(255), `binary` VARCHAR(255), "
+            "last_seen_up TIMESTAMP NULL, created_at DATE, updated_at DATETIME, deleted_at DATE, deleted INT)")
+        conn.exec_driver_sql(
+            f"INSERT INTO {nova}.services VALUES "
+            "(1, 'h1', 'nova-compute', '0000-00-00 00:00:00', '0000-00-00', '2020-01-01 00:00:00', '2020-02-30', 0), "
+            "(2, 'h2', 'nova-compute', '2020-05-05 05:05:05', '0000-01-01', '0000-00-00 00:00:00', '1600-02-29', 0), "
+            "(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
     root.dispose()
     site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL,
                       databases=prefixed_databases(db_prefix))
-    sources = [s for s in declared_tables() if s.name == "nova.compute_nodes"]
+    sources = [s for s in declared_tables() if s.name in ("nova.compute_nodes", "nova.services")]
     slow = extract_snapshot(site, tmp_path / "slow", snapshot_id="s", sources=sources, fast_reads=False).manifest
     fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", sources=sources).manifest
     _compare(slow["tables"], fast["tables"])
     entry = fast["tables"]["nova.compute_nodes"]
-    assert entry["reader"] == "connectorx" and entry["invalid_values"] == {"deleted_at": 1, "updated_at": 1}
+    assert entry["reader"] == "connectorx" and entry["invalid_values"] == {"deleted_at": 3, "updated_at": 1}
+    entry = fast["tables"]["nova.services"]
+    assert entry["reader"] == "connectorx" and entry["invalid_values"] == {
+        "last_seen_up": 1, "created_at": 1, "updated_at": 1, "deleted_at": 1}
     row = scan_tables(tmp_path / "fast" / "f" / "s")["nova.compute_nodes"].collect().row(0, named=True)
     assert (row["cpu_allocation_ratio"], row["ram_allocation_ratio"], row["host"]) == (0.1, 0.30000000000000004, "hé")
 
