@@ -12,7 +12,11 @@ each in a fresh process, and checks that both snapshots hold the same parquet ha
 ``fast@baseline``, in the same rotation: a before/after of the fast reader itself). Prints wall
 seconds, the process's CPU seconds, the MariaDB server's CPU seconds during the run (from
 ``/proc/<mariadbd>/stat``, when the server runs on this host), peak RSS and rows per reader, the
-medians and their ratios, and ``uptime`` before and after.
+medians and their ratios, and ``uptime`` before and after. The server is shared, so its process CPU
+also holds other clients' queries and background work; the readers connect as a bench user of
+their own (``BENCH_USER``, created with SELECT on the site and dropped at the end) and the CPU of the
+server threads that served that user's connections (found by polling ``information_schema.processlist``
+for their ``TID``) is printed as "server CPU, our connections".
 """
 
 from __future__ import annotations
@@ -23,12 +27,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import click
 
 HERE = Path(__file__).resolve().parents[1]
 ROOT_URL = "mysql+pymysql://root@127.0.0.1:3306/"
+BENCH_USER = "bxbench"
+BENCH_URL = f"mysql+pymysql://{BENCH_USER}@127.0.0.1:3306/"
 CHILD = """
 import json, os, resource, sys, time
 from pathlib import Path
@@ -45,35 +53,97 @@ print(json.dumps({"seconds": time.perf_counter() - began, "cpu": done.user + don
                   "rows": sum(t["rows"] or 0 for t in tables.values()),
                   "fast_tables": sum(t["reader"] == "connectorx" for t in tables.values()),
                   "hashes": {name: t["sha256"] for name, t in tables.items()}}))
-""" % ROOT_URL
+""" % BENCH_URL
 
 
 def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def server_cpu() -> float | None:
-    """CPU seconds (user + system) of the local mariadbd/mysqld so far, None when not on this host."""
+def server_pid() -> str | None:
     found = subprocess.run(["pgrep", "-x", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
-    if not found:
-        return None
+    return found[0] if found else None
+
+
+def _cpu_seconds(stat_path: str) -> float | None:
     try:
-        fields = open(f"/proc/{found[0]}/stat").read().rsplit(")", 1)[1].split()
+        fields = open(stat_path).read().rsplit(")", 1)[1].split()
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(prefix: str, reader: str, tree: Path) -> dict:
+def server_cpu() -> float | None:
+    """CPU seconds (user + system) of the local mariadbd/mysqld so far, None when not on this host."""
+    pid = server_pid()
+    return _cpu_seconds(f"/proc/{pid}/stat") if pid else None
+
+
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds of every thread of the local server so far (empty when not on this host)."""
+    pid = server_pid()
+    if not pid:
+        return {}
+    seconds = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        value = _cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
+        if value is not None:
+            seconds[int(tid)] = value
+    return seconds
+
+
+class ServingThreads:
+    """The server threads (OS ids) that serve ``BENCH_USER``'s connections, polled every 5 ms
+    while a reader runs (MariaDB's processlist has the thread id; one thread per connection)."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.tids, self._stop = engine, set(), threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        with self.engine.connect() as conn:
+            while not self._stop.is_set():
+                self.tids.update(row[0] for row in conn.exec_driver_sql(
+                    "SELECT TID FROM information_schema.processlist WHERE USER = %s", (BENCH_USER,)))
+                time.sleep(0.005)
+
+    def __enter__(self) -> "ServingThreads":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run(prefix: str, reader: str, tree: Path, engine) -> dict:
     """One extract in a fresh process that imports ``exporter`` from ``tree``."""
-    before = server_cpu()
-    with tempfile.TemporaryDirectory(prefix="bench-extract-") as out:
+    before, threads_before = server_cpu(), thread_cpu()
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as out, ServingThreads(engine) as serving:
         done = subprocess.run([sys.executable, "-c", CHILD, prefix, reader, out], capture_output=True, text=True,
-                              check=True, cwd=tree)
-    after = server_cpu()
+                              cwd=tree)
+    if done.returncode != 0:
+        raise SystemExit(f"the {reader} extract failed:\n{done.stderr}")
+    after, threads_after = server_cpu(), thread_cpu()
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["server_cpu"] = after - before if before is not None and after is not None else None
+    result["server_cpu_ours"] = (sum(threads_after.get(tid, 0.0) - threads_before.get(tid, 0.0)
+                                     for tid in serving.tids) if threads_after else None)
     return result
+
+
+def bench_user(engine, prefix: str, *, create: bool) -> None:
+    """Create (or drop) BENCH_USER with SELECT on the site's databases only."""
+    from exporter.config import prefixed_databases
+
+    with engine.begin() as conn:
+        for host in ("127.0.0.1", "localhost"):
+            account = f"'{BENCH_USER}'@'{host}'"
+            conn.exec_driver_sql(f"DROP USER IF EXISTS {account}")
+            if create:
+                conn.exec_driver_sql(f"CREATE USER {account}")
+                for database in prefixed_databases(prefix).values():
+                    conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.* TO {account}")
 
 
 def site_present(engine, prefix: str) -> bool:
@@ -114,31 +184,45 @@ def main(prefix: str, generate: bool, hosts: int, years: float, seed: int, round
     print("before:", uptime())
     trees = {"sqlalchemy": HERE, "fast": HERE, **({"fast@baseline": baseline_tree} if baseline_tree else {})}
     results: dict[str, list[dict]] = {reader: [] for reader in trees}
-    for round_ in range(rounds):
-        readers = list(trees)[round_ % len(trees):] + list(trees)[:round_ % len(trees)]  # rotate the order
-        for reader in readers:
-            result = run(prefix, reader.split("@")[0], trees[reader])
-            results[reader].append(result)
-            print(f"round {round_ + 1} {reader:13s} {result['seconds']:7.2f} s  {result['cpu']:6.2f} s CPU  "
-                  f"{_seconds(result['server_cpu'])} server CPU  {result['peak_rss_mb']:7.0f} MB  "
-                  f"{result['rows']:,} rows  {result['fast_tables']} tables by connectorx", flush=True)
+    root = sa.create_engine(ROOT_URL)
+    bench_user(root, prefix, create=True)
+    try:
+        for round_ in range(rounds):
+            readers = list(trees)[round_ % len(trees):] + list(trees)[:round_ % len(trees)]  # rotate the order
+            for reader in readers:
+                result = run(prefix, reader.split("@")[0], trees[reader], root)
+                results[reader].append(result)
+                print(f"round {round_ + 1} {reader:13s} {result['seconds']:7.2f} s  {result['cpu']:6.2f} s CPU  "
+                      f"{_seconds(result['server_cpu'])} server CPU ({_seconds(result['server_cpu_ours'])} our "
+                      f"connections)  {result['peak_rss_mb']:7.0f} MB  {result['rows']:,} rows  "
+                      f"{result['fast_tables']} tables by connectorx", flush=True)
+    finally:
+        bench_user(root, prefix, create=False)
     print("after:", uptime())
     hashes = {json.dumps(r["hashes"], sort_keys=True) for rs in results.values() for r in rs}
     print("same parquet hashes for every run:", len(hashes) == 1)
     medians = {reader: statistics.median(r["seconds"] for r in rs) for reader, rs in results.items()}
     memory = {reader: statistics.median(r["peak_rss_mb"] for r in rs) for reader, rs in results.items()}
     cpu = {reader: statistics.median(r["cpu"] for r in rs) for reader, rs in results.items()}
-    server = {reader: statistics.median(r["server_cpu"] for r in rs) if all(r["server_cpu"] is not None for r in rs)
-              else None for reader, rs in results.items()}
+    server = _median_of(results, "server_cpu")
+    ours = _median_of(results, "server_cpu_ours")
     rows = results["fast"][0]["rows"]
     for reader in results:
         print(f"median {reader:13s} {medians[reader]:7.2f} s wall  {cpu[reader]:6.2f} s CPU (this process)  "
-              f"{_seconds(server[reader])} CPU (server)  {rows / medians[reader]:,.0f} rows/s  "
+              f"{_seconds(server[reader])} CPU (server; {_seconds(ours[reader])} our connections)  "
+              f"{rows / medians[reader]:,.0f} rows/s  "
               f"peak RSS {memory[reader]:.0f} MB")
     for reader in [r for r in results if r != "fast"]:
         print(f"ratio {reader} / fast: {medians[reader] / medians['fast']:.2f}x wall, "
               f"{cpu[reader] / cpu['fast']:.2f}x CPU (this process)"
-              + (f", {server[reader] / server['fast']:.2f}x CPU (server)" if server[reader] and server["fast"] else ""))
+              + (f", {server[reader] / server['fast']:.2f}x CPU (server)" if server[reader] and server["fast"] else "")
+              + (f", {ours[reader] / ours['fast']:.2f}x CPU (server, our connections)" if ours[reader] and ours["fast"]
+                 else ""))
+
+
+def _median_of(results: dict[str, list[dict]], field: str) -> dict[str, float | None]:
+    return {reader: statistics.median(r[field] for r in rs) if all(r[field] is not None for r in rs) else None
+            for reader, rs in results.items()}
 
 
 def _seconds(value: float | None) -> str:
