@@ -16,6 +16,9 @@ from exporter.db import classify
 from exporter.extract.valuetypes import ColumnInfo
 
 _SQL_ERROR = re.compile(r"ERROR (\d{4})")
+# the one driver option the fast reader applies too: PyMySQL's default, and every connectorx
+# connection runs SET NAMES utf8mb4 (text arrives as the same UTF-8 either way)
+SAME_CHARSET = {"charset": "utf8mb4"}
 
 
 class FastReadUnusable(Exception):
@@ -36,15 +39,15 @@ def fast_source(engine: Engine, *, statement_seconds: float | None) -> FastSourc
     if url.get_backend_name() not in ("mysql", "mariadb"):
         return ("SQLite: connectorx opens files read-write and ignores pre-execution queries, "
                 "so only the SQLAlchemy reader can guarantee a read-only connection")
-    if url.query or not url.host:
+    if {key: str(value).lower() for key, value in url.query.items()} not in ({}, SAME_CHARSET) or not url.host:
         return "the URL has driver options or no host (connectorx would not apply them)"
     try:
         import connectorx  # noqa: F401 - only checking that it can run
         import pyarrow  # noqa: F401
     except ImportError:
         return "connectorx is not installed"
-    uri = url.set(drivername="mysql", database=url.database or "information_schema")
-    setup = ["SET time_zone = '+00:00'", "SET SESSION TRANSACTION READ ONLY"]
+    uri = url.set(drivername="mysql", database=url.database or "information_schema", query={})
+    setup = ["SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET SESSION TRANSACTION READ ONLY"]
     if statement_seconds:
         mariadb = getattr(engine.dialect, "is_mariadb", True)
         setup.append(f"SET SESSION max_statement_time = {float(statement_seconds):.3f}" if mariadb

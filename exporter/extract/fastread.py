@@ -36,7 +36,7 @@ expression than ``CRC32(key)``: the server's CPU per row is close to a plain ``S
 Where the fast reader does not run (``unavailable``), the SQLAlchemy reader does: SQLite
 (connectorx opens SQLite files read-write, creates missing ones and ignores pre-execution
 queries, so a read-only connection cannot be guaranteed), URLs with driver options (TLS, socket,
-charset: connectorx would not apply them), connectorx not importable, and per table: no single-
+a charset other than utf8mb4, which every connectorx connection sets: connectorx would not apply them), connectorx not importable, and per table: no single-
 column key, no change column, a column type connectorx cannot read, or the check failing.
 """
 
