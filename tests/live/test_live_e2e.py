@@ -25,6 +25,7 @@ from exporter.extract.copy import extract_snapshot
 from exporter.live import LiveExporter
 from exporter.live.refresh import unix_seconds
 from exporter.live.source import LiveSite
+from exporter.reconstruct.bookings import HORIZONS
 from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
 from tests.live.support import site_config, site_ending_now, wait_for
 from tests.support import PrometheusServer
@@ -55,7 +56,7 @@ def busy_site_ending_now(mariadb_url, root):
     for seed in range(5, 25):
         with site_ending_now(mariadb_url, root / f"truth-{seed}", hosts=8, days=4, seed=seed) as generated:
             truth = pl.read_parquet(generated.truth_dir / "truth_bookings.parquet").filter(~pl.col("maintenance"))
-            ahead = brute_force_booked(truth.to_dicts(), generated.end + dt.timedelta(hours=1), dt.timedelta(days=30))
+            ahead = brute_force_booked(truth.to_dicts(), generated.end + dt.timedelta(hours=1), HORIZONS["30d"])
             if generated.row_counts["nova.instances"] >= 2 and any(v[0] > 0 for v in ahead.values()):
                 yield generated
                 return
@@ -216,7 +217,6 @@ def test_live_booked_ahead_gauges_continue_the_backfilled_ones(world, tmp_path):
     truth = pl.read_parquet(generated.truth_dir / "truth_bookings.parquet").filter(~pl.col("maintenance")).to_dicts()
     served = dict(state.usage.families["openstack_usage_booked_ahead_nodes"])
     for (site_name, node_type, horizon), value in served.items():
-        want = brute_force_booked(truth, state.usage.at, {"1d": dt.timedelta(days=1), "7d": dt.timedelta(days=7),
-                                                         "30d": dt.timedelta(days=30)}[horizon])
+        want = brute_force_booked(truth, state.usage.at, HORIZONS[horizon])
         assert value == pytest.approx(want.get(node_type, [0.0])[0], rel=1e-9, abs=1e-9)
     assert any(value > 0 for value in served.values())
