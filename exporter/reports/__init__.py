@@ -102,9 +102,11 @@ def run_report(out: str | Path, *, period: str, out_dir: str | Path | None = Non
     rec = load_reconstruction(out)
     table = kpi.kpi_table(rec.timeline, period=period, step_seconds=rec.step_seconds)
     target = Path(out_dir) if out_dir else rec.directory
-    paths = write_table(table, target, f"report-{period}", markdown_columns=KPI_MARKDOWN,
-                        title=f"Node-hours per {period}")
     device_timeline = read_device_timeline(rec.directory)
+    no_hosts = "No hosts in this site's timeline" + (
+        "" if device_timeline is None else f": its usage is its devices, in report-{period}-devices.md") + "."
+    paths = write_table(table, target, f"report-{period}", markdown_columns=KPI_MARKDOWN,
+                        title=f"Node-hours per {period}", when_empty=no_hosts)
     devices = None if device_timeline is None else kpi.device_kpi_table(device_timeline, period=period,
                                                                        step_seconds=rec.step_seconds)
     if devices is not None:

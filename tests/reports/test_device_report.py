@@ -61,6 +61,10 @@ def test_device_report_is_the_generators_truth_per_level_machine_and_month(edge,
     devices = result.devices
     assert devices is not None and (tmp_path / "report-month-devices.md").exists()
     assert result.table.height == 0  # an edge site has no hosts: its node report is empty
+    # and says so in one line, not with a table header over no rows
+    assert (tmp_path / "report-month.md").read_text() == (
+        "# Node-hours per month\n\nNo hosts in this site's timeline: its usage is its devices, "
+        "in report-month-devices.md.\n")
     truth = json.loads((root / "truth" / "truth.json").read_text())
     # every level over the whole history is the recoverable truth (the generator's arithmetic)
     for level in LEVELS:
