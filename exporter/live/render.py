@@ -63,7 +63,7 @@ def rendered(usage: Usage, previous: RenderedUsage | None,
         gauges=series_by_resource(usage.gauges),
         counters=series_by_resource(counters),
         counter_frame=counters,
-        counters_held=n_held,
+        counters_held=n_held + usage.families_held,  # node series held here, device series by the source
         gauge_frame=usage.gauges,
         spans=usage.spans,
         device_spans=usage.device_spans,

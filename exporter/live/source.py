@@ -194,9 +194,9 @@ class LiveSite:
             usage = usage_from_tables(recent_tables(tables, cutoff=cutoff.at), site=self.site, now=now,
                                       since=cutoff)
         self.timings = {"read": read_done - started, "compute": time.perf_counter() - read_done}
-        families = device_family.held(self._published, guarded_devices(dict(usage.families)), at=now)
+        families, devices_held = device_family.held(self._published, guarded_devices(dict(usage.families)), at=now)
         self._published = families
-        return replace(usage, counters=guarded(usage.counters), families=families)
+        return replace(usage, counters=guarded(usage.counters), families=families, families_held=devices_held)
 
     def persist(self, published: RenderedUsage) -> None:
         """Save the state behind ``published`` (the values just served) for a warm start; a failure

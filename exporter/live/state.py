@@ -40,6 +40,7 @@ class Usage:
     # extra series families (exporter.metrics.EXTRA_FAMILIES) by name: their long frames for ``at``
     families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     disabled: pl.DataFrame | None = None  # node_type, value: hosts with a disabled nova-compute service
+    families_held: int = 0  # counter series of ``families`` held by the source (the devices counter)
 
 
 @dataclass(frozen=True)

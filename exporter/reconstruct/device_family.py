@@ -56,15 +56,16 @@ def live_frames(devices: pl.DataFrame, *, at: dt.datetime, gauge_at: dt.datetime
 
 
 def held(previous: dict[str, pl.DataFrame] | None, current: dict[str, pl.DataFrame], *,
-         at: dt.datetime) -> dict[str, pl.DataFrame]:
+         at: dt.datetime) -> tuple[dict[str, pl.DataFrame], int]:
     """``current`` (computed for ``at``) with every counter series at least its ``previous``
     value, and every series ``previous`` had kept at that value when ``current`` lacks it: a live
     counter never decreases, and never vanishes to come back from a lower value (as the node
-    counters: exporter.live.state.held_counters). A series vanishes from a recomputation when the
+    counters: exporter.live.render.held_counters). A series vanishes from a recomputation when the
     rows behind it are gone, e.g. every device of a model was deleted. ``previous`` needs only
-    the labels and the value (a warm start restores no more)."""
+    the labels and the value (a warm start restores no more). Also returns how many series are
+    being held (lower or missing in ``current``), for ``openstack_usage_counters_held``."""
     if not previous or COUNTER not in previous:
-        return current
+        return current, 0
     keys = [*LABELS]
     base = current[COUNTER].select(*keys, "value") if COUNTER in current else None
     before = previous[COUNTER].select(*keys, pl.col("value").cast(pl.Float64).alias("before"))
@@ -72,7 +73,9 @@ def held(previous: dict[str, pl.DataFrame] | None, current: dict[str, pl.DataFra
         before, on=keys, how="full", coalesce=True)
     counter = joined.select(*keys, pl.lit(at, dtype=TIME).alias("timestamp"),
                             pl.max_horizontal("value", "before").alias("value")).sort(*LABELS)
-    return {**current, COUNTER: counter}
+    held_series = joined.filter(pl.col("before").is_not_null()
+                                & (pl.col("value").is_null() | (pl.col("value") < pl.col("before")))).height
+    return {**current, COUNTER: counter}, held_series
 
 
 def _summed(base: pl.DataFrame, increment: pl.DataFrame) -> pl.DataFrame:

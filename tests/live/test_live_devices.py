@@ -22,6 +22,7 @@ import pytest
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
 from exporter.layout import family_file
+from exporter.live.render import rendered
 from exporter.live.source import LiveSite, usage_from_tables
 from exporter.metrics import DEVICE_LABELS, DEVICE_SECONDS
 from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_to_directory
@@ -113,5 +114,8 @@ def test_a_model_whose_devices_were_hard_deleted_keeps_its_counters(edge, tmp_pa
         assert counters.keys() >= served.keys()
         assert all(counters[key] >= value for key, value in served.items())
         assert all(counters[key] == served[key] for key in gone)  # held at what was served
+        # and openstack_usage_counters_held counts them, with the node series held
+        assert again.families_held >= len(gone)
+        assert rendered(again, None).counters_held == again.families_held
     finally:
         live.close()

@@ -57,19 +57,23 @@ def test_live_frames_continue_the_history_at_a_grid_time():
 def test_a_live_counter_never_goes_down():
     now = live_frames(spans(), at=T0 + 3 * H, gauge_at=T0 + 3 * H, origin=T0)
     lower = {**now, COUNTER: now[COUNTER].with_columns(pl.col("value") - 1.0)}
-    kept = held(now, lower, at=T0 + 3 * H)
+    kept, count = held(now, lower, at=T0 + 3 * H)
     assert kept[COUNTER]["value"].to_list() == now[COUNTER]["value"].to_list()
+    assert count == now[COUNTER].height  # every series held (openstack_usage_counters_held)
+    assert held(now, now, at=T0 + 3 * H)[1] == 0
 
 
 def test_a_live_counter_series_never_vanishes_to_come_back_lower():
     now = live_frames(spans(), at=T0 + 3 * H, gauge_at=T0 + 3 * H, origin=T0)
     idle = (pl.col("pool") == "reservable") & (pl.col("state") == "idle")
     without = {**now, COUNTER: now[COUNTER].filter(~idle)}
-    kept = held(now, without, at=T0 + 4 * H)[COUNTER]
+    kept, count = held(now, without, at=T0 + 4 * H)
+    kept = kept[COUNTER]
+    assert count == 1  # the vanished series is held
     assert kept.height == now[COUNTER].height and set(kept["timestamp"]) == {T0 + 4 * H}
     assert kept.filter(idle)["value"].to_list() == now[COUNTER].filter(idle)["value"].to_list() == [1.5 * 3600]
-    back = held(held(now, without, at=T0 + 4 * H), {**now, COUNTER: now[COUNTER].with_columns(value=pl.lit(1.0))},
-                at=T0 + 5 * H)[COUNTER]
+    back = held(held(now, without, at=T0 + 4 * H)[0], {**now, COUNTER: now[COUNTER].with_columns(value=pl.lit(1.0))},
+                at=T0 + 5 * H)[0][COUNTER]
     assert back.filter(idle)["value"].to_list() == [1.5 * 3600]  # returns lower: held at what was served
 
 
