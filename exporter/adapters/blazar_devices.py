@@ -66,11 +66,9 @@ def device_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         pl.col("deleted_at").alias("end"),
         pl.when(pl.col("reservable") == 0).then(pl.coalesce("updated_at", "created_at")).alias("reservable_until"),
     ).with_columns(common.first_rule_failed([
-        ("null_start", pl.col("start").is_null()),
-        ("implausible_time", common.implausible_time("start", "end")),
+        *common.start_rules(),
         ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.range_rules(),
     ]))
 
 

@@ -35,11 +35,9 @@ READS = (
 def mask_rules() -> list[tuple[str, pl.Expr]]:
     """Why a flag-down window cannot evidence a mask: checked in order, the first match is the reason."""
     return [
-        ("null_start", pl.col("start").is_null()),
-        ("implausible_time", common.implausible_time("start", "end")),
+        *common.start_rules(),
         ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.range_rules(),
     ]
 
 

@@ -116,6 +116,20 @@ def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:
     return expr.alias("rejection_reason")
 
 
+def start_rules(*times: str) -> list[tuple[str, pl.Expr]]:
+    """A window needs a start (``null_start``) and plausible ``times`` (``implausible_time``;
+    default: its start and end). Checked in this order, after the rules the adapter puts first."""
+    return [("null_start", pl.col("start").is_null()),
+            ("implausible_time", implausible_time(*(times or ("start", "end"))))]
+
+
+def range_rules() -> list[tuple[str, pl.Expr]]:
+    """A window ends after it starts: an end before the start is ``invalid_time_range``, an end at
+    the start covers no time (``never_effective``). The last rules of a window, in this order."""
+    return [("invalid_time_range", pl.col("end") < pl.col("start")),
+            ("never_effective", pl.col("end") == pl.col("start"))]
+
+
 def implausible_time(*columns: str) -> pl.Expr:
     """Any of ``columns`` before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)."""
     return pl.any_horizontal([pl.col(c) < pl.lit(EARLIEST_PLAUSIBLE, dtype=TIME) for c in columns])

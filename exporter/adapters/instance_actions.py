@@ -61,10 +61,8 @@ def stop_rules() -> list[tuple[str, pl.Expr]]:
     return [
         ("duplicate_entity", pl.col("shadow_twin")),
         ("missing_fk", ~pl.col("instance_found")),
-        ("null_start", pl.col("start").is_null()),
-        ("implausible_time", common.implausible_time("start")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.start_rules("start"),
+        *common.range_rules(),
     ]
 
 

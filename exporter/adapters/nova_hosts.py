@@ -34,12 +34,10 @@ def host_evidence_rules() -> list[tuple[str, pl.Expr]]:
     """Why a host row cannot evidence a host: checked in order, the first match is the reason."""
     return [
         ("duplicate_entity", pl.col("shadow_twin")),
-        ("null_start", pl.col("start").is_null()),
-        ("implausible_time", common.implausible_time("start", "end")),
+        *common.start_rules(),
         ("non_finite_inventory", common.non_finite("vcpus", "memory_mb", "disk_gb")),
         ("missing_host", pl.col("hypervisor_hostname").is_null() | (pl.col("hypervisor_hostname") == "")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.range_rules(),
     ]
 
 

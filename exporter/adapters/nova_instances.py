@@ -94,12 +94,10 @@ def instance_rules() -> list[tuple[str, pl.Expr]]:
     return [
         ("duplicate_entity", pl.col("shadow_twin")),
         ("never_launched", pl.col("launched_at").is_null()),
-        ("null_start", pl.col("start").is_null()),
-        ("implausible_time", common.implausible_time("start", "end")),
+        *common.start_rules(),
         ("non_finite_inventory", common.non_finite("vcpus", "memory_mb", "disk_gb")),
         ("missing_host", ~pl.col("placed")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.range_rules(),
     ]
 
 

@@ -66,8 +66,7 @@ def container_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         ("null_start", pl.col("start").is_null()),
         ("missing_fk", pl.col("reservation_id").is_null() | (pl.col("reservation_id") == "")),
         ("implausible_time", common.implausible_time("start", "end")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.range_rules(),
     ]))
 
 
@@ -101,10 +100,8 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], containers: pl.LazyFrame) -
         "action", "start", "end", "resumed_at", "container_end", "container_found",
     ).with_columns(common.first_rule_failed([
         ("missing_fk", ~pl.col("container_found")),
-        ("null_start", pl.col("start").is_null()),
-        ("implausible_time", common.implausible_time("start")),
-        ("invalid_time_range", pl.col("end") < pl.col("start")),
-        ("never_effective", pl.col("end") == pl.col("start")),
+        *common.start_rules("start"),
+        *common.range_rules(),
     ]))
 
 
