@@ -12,7 +12,7 @@ invariant uses to check the timeline against span-hours level by level.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
 import polars as pl
@@ -202,12 +202,13 @@ def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataF
     )
 
 
-def _site_long_leaves(wide: pl.DataFrame, leaves: pl.DataFrame) -> list[pl.DataFrame]:
+def _site_long_leaves(wide: pl.DataFrame, leaves: pl.DataFrame) -> Iterator[pl.DataFrame]:
     """Long timeline parts of ONE site's wide grid (sorted by timestamp, node_type, complete)
-    and its leaf columns (:func:`leaf_columns`).
+    and its leaf columns (:func:`leaf_columns`), in order.
 
     Every timestamp has the same node types, so the label columns repeat with a fixed period:
-    all parts share slices of one label pattern and only timestamp and value are per row.
+    all parts share slices of one label pattern and only timestamp and value are made per part,
+    from that part's wide rows (so a consumer that takes one part at a time never holds them all).
     """
     node_types = wide.filter(pl.col("timestamp") == wide["timestamp"][0]).get_column("node_type")
     k, m = node_types.len(), len(_LEAF_ROWS)
@@ -216,31 +217,30 @@ def _site_long_leaves(wide: pl.DataFrame, leaves: pl.DataFrame) -> list[pl.DataF
         raise TimelineError("timeline grid is not complete: node types differ between timestamps")
     chunk = max(1, (1 << 14) // k) * k
     pattern = _leaf_label_pattern(wide["site"][0], node_types, min(chunk, wide.height))
-    timestamps = wide["timestamp"].gather(pl.int_range(0, wide.height * m, dtype=pl.get_index_type(), eager=True) // m)
-    values = _long_values(leaves)
-    parts = []
-    for at in range(0, wide.height * m, chunk * m):  # zero-copy slices
-        rows = min(chunk * m, wide.height * m - at)
-        labels = pattern.head(rows)
-        parts.append(pl.DataFrame([
-            labels["site"], timestamps.slice(at, rows), labels["node_type"], labels["pool"],
-            labels["state"], labels["resource"], values.slice(at, rows),
-        ]))
-    return parts
+    for at in range(0, wide.height, chunk):
+        rows = min(chunk, wide.height - at)
+        labels = pattern.head(rows * m)  # zero-copy slices
+        row_of = pl.int_range(0, rows * m, dtype=pl.get_index_type(), eager=True) // m
+        yield pl.DataFrame([
+            labels["site"], wide["timestamp"].slice(at, rows).gather(row_of), labels["node_type"], labels["pool"],
+            labels["state"], labels["resource"], _long_values(leaves.slice(at, rows)),
+        ])
+
+
+def long_timeline_parts(wide: pl.DataFrame, leaves: pl.DataFrame | None = None) -> Iterator[pl.DataFrame]:
+    """The long timeline (TIMELINE_SCHEMA) of a complete wide grid sorted by site, timestamp,
+    node_type, in consecutive parts of at most about 740k rows: ``site, timestamp, node_type,
+    pool, state, resource, value``. ``leaves``: the grid's :func:`leaf_columns` when already
+    computed; only the index columns of ``wide`` are read then. An empty grid gives one empty part."""
+    if wide.height == 0:
+        yield long_leaves(wide, ["site", "timestamp", "node_type"]).cast(TIMELINE_SCHEMA)
+        return
+    leaves = leaf_columns(wide) if leaves is None else leaves
+    sites = wide.select(pl.col("site").rle()).unnest("site")  # wide is sorted by site first
+    for at, rows in zip(sites["len"].cum_sum() - sites["len"], sites["len"]):
+        yield from _site_long_leaves(wide.slice(at, rows), leaves.slice(at, rows))
 
 
 def long_timeline(wide: pl.DataFrame, leaves: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The long timeline (TIMELINE_SCHEMA) of a complete wide grid sorted by site, timestamp,
-    node_type: ``site, timestamp, node_type, pool, state, resource, value``. ``leaves``: the
-    grid's :func:`leaf_columns` when already computed; only the index columns of ``wide`` are
-    read then."""
-    if wide.height == 0:
-        return long_leaves(wide, ["site", "timestamp", "node_type"]).cast(TIMELINE_SCHEMA)
-    leaves = leaf_columns(wide) if leaves is None else leaves
-    sites = wide.select(pl.col("site").rle()).unnest("site")  # wide is sorted by site first
-    parts = [
-        part
-        for at, rows in zip(sites["len"].cum_sum() - sites["len"], sites["len"])
-        for part in _site_long_leaves(wide.slice(at, rows), leaves.slice(at, rows))
-    ]
-    return pl.concat(parts, how="vertical", rechunk=False)
+    """:func:`long_timeline_parts` as one frame."""
+    return pl.concat(long_timeline_parts(wide, leaves), how="vertical", rechunk=False)

@@ -8,7 +8,7 @@ leadtime.parquet / leadtime_timeline.parquet (exporter.reconstruct.leadtime, alr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +20,7 @@ from exporter.familyframe import checked_family_frame
 from exporter.metrics import EXTRA_FAMILIES
 from exporter.publish import staged_directory
 from exporter.reconstruct.audit import audit_json
+from exporter.reconstruct.timeline import TimelineGrid
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True, "row_group_size": 262_144}
 # Min/max of five dictionary label columns over tens of millions of rows cost a third of the
@@ -38,11 +39,41 @@ def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS
     frame.write_parquet(path, **options)
 
 
-def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: pl.DataFrame,
+def write_parts(parts: Iterable[pl.DataFrame], schema: Mapping[str, pl.DataType], path: Path,
+                options: dict = PARQUET_OPTIONS) -> None:
+    """Write the frames ``parts`` (in ``schema``) one after another as one parquet file, taking one
+    part at a time. The file is byte for byte what ``write_frame`` of their concatenation writes:
+    polars' parquet bytes depend on the rows and the settings, not on how the rows arrive."""
+    from polars.io.plugins import register_io_source
+
+    failure: list[BaseException] = []
+
+    def frames(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:
+        try:
+            for part in parts:
+                yield part if with_columns is None else part.select(with_columns)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, outside polars' engine
+            failure.append(exc)
+
+    register_io_source(io_source=frames, schema=dict(schema)).sink_parquet(path, **options)
+    if failure:
+        path.unlink(missing_ok=True)
+        raise failure[0]
+
+
+def write_timeline(grid: TimelineGrid, path: Path) -> None:
+    """timeline.parquet straight from the grid, part by part (the long frame is never whole)."""
+    if grid.index.height == 0:  # an empty file's bytes are the in-memory writer's
+        write_frame(grid.long(), path, TIMELINE_PARQUET_OPTIONS)
+    else:
+        write_parts(grid.long_parts(), TIMELINE_SCHEMA, path, TIMELINE_PARQUET_OPTIONS)
+
+
+def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: TimelineGrid,
                   audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None,
                   families: Mapping[str, pl.DataFrame] | None = None, leadtimes: pl.DataFrame | None = None,
                   leadtime_timeline: pl.DataFrame | None = None) -> None:
-    """spans/rejected/timeline parquet in their schemas' column order, audit.json (sorted keys),
+    """spans/rejected/timeline parquet in their schemas' column order (the timeline from its grid), audit.json (sorted keys),
     (an edge site: also device_spans/device_timeline), each extra family's long frame (validated,
     sorted) and the lead times, published as one set: all new files or the previous set
     (exporter.publish)."""
@@ -50,7 +81,7 @@ def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame,
         write_frame(spans.select(list(SPAN_SCHEMA)), staging / layout.SPANS_FILE)
         fault_point("reconstruct:after-spans")
         write_frame(rejected.select(list(REJECT_SCHEMA)), staging / layout.REJECTED_FILE)
-        write_frame(timeline.select(list(TIMELINE_SCHEMA)), staging / layout.TIMELINE_FILE, TIMELINE_PARQUET_OPTIONS)
+        write_timeline(timeline, staging / layout.TIMELINE_FILE)
         if devices is not None and device_timeline is not None:
             write_frame(devices.select(list(SPAN_SCHEMA)), staging / layout.DEVICE_SPANS_FILE)
             write_frame(device_timeline.select(list(TIMELINE_SCHEMA)), staging / layout.DEVICE_TIMELINE_FILE,

@@ -26,6 +26,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
@@ -47,7 +48,7 @@ from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
 from exporter.engine.resample import grid_size
-from exporter.reconstruct.timeline import check_timeline_size, timeline_grid
+from exporter.reconstruct.timeline import TimelineGrid, check_timeline_size, timeline_grid
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt ...
 EDGE_ESSENTIAL = "blazar.devices"  # ... unless the site is a CHI@Edge site (devices, no Nova)
@@ -79,19 +80,24 @@ class ReconstructOptions:
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), timeline (TIMELINE_SCHEMA), audit dict;
+    """Spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA), the timeline's grid, audit dict;
     an edge site's device spans and device timeline (same schemas; None: no devices); the long
     frames of extra series families (exporter.metrics.EXTRA_FAMILIES) by name."""
 
     spans: pl.DataFrame
     rejected: pl.DataFrame
-    timeline: pl.DataFrame
+    grid: TimelineGrid  # written part by part: the long timeline is made only when asked for
     audit: dict
     devices: pl.DataFrame | None = None
     device_timeline: pl.DataFrame | None = None
     families: Mapping[str, pl.DataFrame] = field(default_factory=dict)
     leadtimes: pl.DataFrame | None = None  # exporter.reconstruct.leadtime: one row per lease
     leadtime_timeline: pl.DataFrame | None = None  # and its daily summary
+
+    @cached_property
+    def timeline(self) -> pl.DataFrame:
+        """The long timeline (TIMELINE_SCHEMA), made on first use."""
+        return self.grid.long()
 
 
 @dataclass(frozen=True)
@@ -257,8 +263,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
                     **leadtime.leadtime_family(lead_timeline)}
         if device_timeline is not None:
             families |= device_family.history_frames(device_timeline, step=options.step)
-        timeline = grid.long()  # made long last: the lens above does not hold it in memory beside its own frames
-    return Reconstruction(span_set.spans, span_set.rejected, timeline, audit, span_set.devices, device_timeline,
+    return Reconstruction(span_set.spans, span_set.rejected, grid, audit, span_set.devices, device_timeline,
                           families=families, leadtimes=span_set.leadtimes, leadtime_timeline=lead_timeline)
 
 
@@ -305,7 +310,7 @@ def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) ->
 
 def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
     """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
-    reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.timeline,
+    reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.grid,
                                  audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
                                  families=rec.families, leadtimes=rec.leadtimes, leadtime_timeline=rec.leadtime_timeline)
     return reconstruct_io.summary_text(rec.audit)

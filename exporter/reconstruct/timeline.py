@@ -12,7 +12,7 @@ Functions here collect and return eager DataFrames.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,8 +24,8 @@ from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_so
 from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size
 from exporter.columns import LEVELS, RECORD_LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.reconstruct.leaves import (
-    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, leaf_columns, long_leaves, long_timeline, series_name,
-    wide_by_series,
+    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, leaf_columns, long_leaves, long_timeline,
+    long_timeline_parts, series_name, wide_by_series,
 )
 
 GROUP = ["site", "node_type"]
@@ -210,6 +210,11 @@ class TimelineGrid:
     def long(self) -> pl.DataFrame:
         """The exported timeline (:func:`timeline_from_spans`)."""
         return long_timeline(self.index, self.leaves)
+
+    def long_parts(self) -> Iterator[pl.DataFrame]:
+        """The exported timeline in consecutive parts, each made when it is asked for: a writer
+        that takes one at a time never holds the whole long frame."""
+        return long_timeline_parts(self.index, self.leaves)
 
     @property
     def rows(self) -> int:
