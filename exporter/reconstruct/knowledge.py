@@ -30,7 +30,6 @@ from exporter.reconstruct.rulesfile import Rule
 
 KEY = ("source_table", "source_id")
 AUDIT_SCHEMA = "openstack_audit"
-_TIMES = ("known_from", "known_until")
 
 
 def with_knowledge_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *, instances: pl.DataFrame,
@@ -50,24 +49,27 @@ def with_knowledge_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]
     inferred = pl.col("source_table") == INFERENCE
     with_reservation = inferred & pl.col("reservation_id").is_not_null()
     retired_device = inferred & (pl.col("evidence") == RETIRED_EVIDENCE).fill_null(False)
-    known = (spans.drop(_TIMES, strict=False).lazy()
+    # The joins run on the few columns they read (one row out per span, in order: every right side is
+    # unique on its key), and the two times are set on the spans after: joining all ~30 span columns
+    # five times copied each of them five times (2.6 -> 2.1 s CPU on 614k spans of 500 x 10).
+    reads = ["source_table", "source_id", "rule_id", "reservation_id", "hypervisor_hostname", "evidence"]
+    times = (spans.lazy().select(reads)
              .join(rows, on=list(KEY), how="left", maintain_order="left")
              .join(rule_dates.lazy(), on="rule_id", how="left", maintain_order="left")
              .join(by_reservation, on=["reservation_id", "hypervisor_hostname"], how="left", maintain_order="left")
              .join(by_host, on="hypervisor_hostname", how="left", maintain_order="left")
              .join(by_device, on="hypervisor_hostname", how="left", maintain_order="left")
-             .with_columns(
+             .select(
                  known_from=pl.when(pl.col("rule_id").is_not_null()).then(pl.col("rule_known"))
                  .when(retired_device).then(pl.col("d_from"))
                  .when(with_reservation).then(pl.col("r_from")).when(inferred).then(pl.col("h_from"))
-                 .otherwise(pl.col("row_from")),
+                 .otherwise(pl.col("row_from")).cast(TIME),
                  known_until=pl.when(pl.col("rule_id").is_not_null()).then(None)
                  .when(retired_device).then(pl.col("d_until"))
                  .when(with_reservation).then(pl.col("r_until")).when(inferred).then(pl.col("h_until"))
-                 .otherwise(pl.col("row_until")))
-             .with_columns(pl.col("known_until").fill_null(pl.lit(snapshot_time, dtype=TIME)).cast(TIME),
-                           pl.col("known_from").cast(TIME)))
-    return known.select(order).collect()
+                 .otherwise(pl.col("row_until")).fill_null(pl.lit(snapshot_time, dtype=TIME)).cast(TIME))
+             .collect())
+    return spans.with_columns(times).select(order)  # a height mismatch would raise here, not misalign
 
 
 def _row_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
