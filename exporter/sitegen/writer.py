@@ -52,9 +52,19 @@ def recreate_tables(engine: Engine, metadata: sa.MetaData) -> None:
         with engine.begin() as conn:
             for schema, table in sorted(all_table_names() | edge_table_names()):
                 conn.execute(sa.text(f'DROP TABLE IF EXISTS {_quoted(engine, schema, table)}'))
-            metadata.create_all(conn)
+            for table in metadata.sorted_tables:
+                create_table(conn, table)
     except sa.exc.SQLAlchemyError as exc:
         raise classify(exc, what="creating the site tables") from exc
+
+
+def create_table(conn: sa.Connection, table: sa.Table) -> None:
+    """The table, then its indexes in name order. ``metadata.create_all`` walks ``table.indexes``, a
+    set ordered by object ids: the order of indexes in the file (SQLite's sqlite_master) changed
+    from run to run, so the same site was not the same bytes."""
+    conn.execute(sa.schema.CreateTable(table))
+    for index in sorted(table.indexes, key=lambda index: str(index.name)):
+        conn.execute(sa.schema.CreateIndex(index))
 
 
 def _quoted(engine: Engine, schema: str, table: str) -> str:
