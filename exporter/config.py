@@ -76,6 +76,8 @@ class SiteConfig:
     inference: str = "auto"  # auto | on | off (exporter.priority)
     # when Blazar's host history is complete (exporter.reconstruct.pools): None = from the data
     blazar_complete_since: dt.datetime | str | None = None
+    # when an edge site's devices table keeps retired devices (exporter.reconstruct.devices_audit): None = from the data
+    device_history_complete_since: dt.datetime | str | None = None
     history_dir: Path | None = None  # reconstruct output `serve` answers /explain from; relative to the config
 
     def __post_init__(self) -> None:
@@ -162,7 +164,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
 _TOP_KEYS = {"data_dir", "defaults", "sites", "job", "instance", "site_colours"}
 _SITE_KEYS = {"display_name", "db_url", "db_urls", "databases", "maintenance_projects", "history_start",
               "refresh_interval", "query_timeout", "live_holdback_hours", "hypervisor", "rules", "priority", "history_dir",
-              "inference", "kind", "blazar_complete_since"}
+              "inference", "kind", "blazar_complete_since", "device_history_complete_since"}
 HYPERVISORS = ("auto", "ironic", "kvm")
 # What a site is, for presentation only (per-host detection still decides how hosts are counted):
 # bare metal (Ironic + physical:host leases), KVM, or CHI@Edge (devices + Zun containers).
@@ -201,6 +203,8 @@ def _site(name: str, body: dict, defaults: dict, base: Path = Path(".")) -> Site
             inference=inference_mode(merged.get("inference"), f"sites.{name}.inference"),
             blazar_complete_since=_complete_since(merged.get("blazar_complete_since"),
                                                   f"sites.{name}.blazar_complete_since"),
+            device_history_complete_since=_complete_since(merged.get("device_history_complete_since"),
+                                                          f"sites.{name}.device_history_complete_since"),
             history_dir=base / str(merged["history_dir"]) if merged.get("history_dir") else None,
         )
     except (TypeError, ValueError) as err:

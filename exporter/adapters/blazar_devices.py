@@ -4,7 +4,8 @@ A device exists (total) from its ``devices`` row's created_at to its deleted_at 
 since May 2022: a device retired before has no row). It is reservable for the same window, except
 that ``reservable = 0`` (the k8s plugin marks a failing device unreservable; only the current value
 is stored) ends it at the row's updated_at. A device allocation naming a device with no row, whose
-window ends before the table is known to keep retired devices (``history_complete_since``), is an
+window ends before the table is known to keep retired devices (``history_complete_since``: the
+earliest soft-deleted row, or the site's ``device_history_complete_since`` setting), is an
 allocation of a device retired before May 2022 (``retired_device``): it still counts, and names
 the device by its id. Its hardware model is its ``machine_name`` capability
 (set by Chameleon's inventory service doni); ``unknown`` when it has none. A device allocation is
@@ -72,12 +73,13 @@ def device_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     ]))
 
 
-def history_complete_since(tables: Mapping[str, pl.LazyFrame]) -> dt.datetime | None:
-    """The earliest deleted_at of a devices row: from then on the table keeps retired devices
-    (soft delete); before it a retired device may have left no row. None: no row was ever
-    soft-deleted, so nothing shows the table complete."""
-    usable = device_windows(tables).filter(pl.col("rejection_reason").is_null())
-    return usable.select(pl.col("end").min()).collect().item()
+def earliest_soft_delete(tables: Mapping[str, pl.LazyFrame]) -> dict | None:
+    """The usable devices row deleted first (``end``, ``source_id``): from its deleted_at on the table
+    keeps retired devices (soft delete); before it a retired device may have left no row. None: no
+    row was ever soft-deleted, so nothing shows the table complete."""
+    usable = device_windows(tables).filter(pl.col("rejection_reason").is_null() & pl.col("end").is_not_null())
+    first = usable.sort("end", "source_id").select("end", "source_id").head(1).collect()
+    return first.row(0, named=True) if first.height else None
 
 
 def device_reject_detail() -> pl.Expr:
@@ -106,9 +108,11 @@ def _names(tables: Mapping[str, pl.LazyFrame], table: str, column: str) -> pl.La
     return rows.select(pl.col("id").alias("name_id"), pl.col(column).alias("name")).unique("name_id", keep="first")
 
 
-def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projects: Sequence[str]) -> pl.LazyFrame:
+def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projects: Sequence[str],
+                       complete_since: dt.datetime | None) -> pl.LazyFrame:
     """One row per device allocation: [max(lease start, created_at), min(lease end, lease deleted_at,
     allocation deleted_at)), level committed or maintenance, or why it has none (as host allocations).
+    ``complete_since``: when the devices table is known to keep retired devices (None: never).
 
     Output: source_table, source_id, entity_id (the device id), hypervisor_hostname (the device's
     name; its id for a retired device), project_id, lease_id, reservation_id, start, end, level,
@@ -118,7 +122,6 @@ def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projec
         "id": common.ID, "device_id": common.ID, "reservation_id": common.ID, "created_at": common.WHEN,
         "deleted_at": common.WHEN})
     devices = common.table_rows(tables, DEVICES, {"id": common.ID, "name": common.TEXT}).unique("id", keep="first")
-    complete = history_complete_since(tables)
     joined = (
         rows.select(pl.lit(DEVICE_ALLOCATIONS).alias("source_table"), pl.col("id").alias("source_id"),
                     pl.col("device_id").alias("entity_id"), "reservation_id",
@@ -135,7 +138,8 @@ def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projec
             .then(pl.lit(LEVEL_MAINTENANCE)).otherwise(pl.lit(LEVEL_COMMITTED)).alias("level"))
     )
     # Rowless and over before the table kept retired devices: a device retired before soft delete.
-    before_complete = pl.lit(True) if complete is None else pl.col("end") <= pl.lit(complete, dtype=common.TIME)
+    before_complete = (pl.lit(True) if complete_since is None
+                       else pl.col("end") <= pl.lit(complete_since, dtype=common.TIME))
     retired = (~pl.col("device_found") & pl.col("entity_id").is_not_null() & pl.col("end").is_not_null()
                & before_complete).fill_null(False)
     return joined.with_columns(retired.alias("retired_device")).with_columns(

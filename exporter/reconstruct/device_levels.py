@@ -21,6 +21,7 @@ Device spans use the span schema with hypervisor_hostname = device name, node_ty
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import polars as pl
@@ -42,9 +43,11 @@ SLOT = ["reservation_id", "hypervisor_hostname"]  # one device of one reservatio
 
 
 def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: str,
-                 maintenance_projects: Sequence[str]) -> pl.DataFrame:
-    """Every device level's spans in SPAN_SCHEMA (empty when the site has no device rows)."""
-    allocations = blazar_devices.allocation_windows(frames, maintenance_projects=maintenance_projects).collect()
+                 maintenance_projects: Sequence[str], complete_since: dt.datetime | None) -> pl.DataFrame:
+    """Every device level's spans in SPAN_SCHEMA (empty when the site has no device rows);
+    ``complete_since``: when the devices table is known to keep retired devices (None: never)."""
+    allocations = blazar_devices.allocation_windows(frames, maintenance_projects=maintenance_projects,
+                                                    complete_since=complete_since).collect()
     windows = pl.concat([blazar_devices.device_windows(frames).collect(), _retired_devices(allocations)],
                         how="diagonal_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level"))
     detail = blazar_devices.device_reject_detail()

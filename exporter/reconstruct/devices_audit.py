@@ -3,9 +3,11 @@
 The device timeline is the host timeline's engine run on the device spans (one resource: nodes =
 devices), with the same hour-conservation check. The audit's ``devices`` part quantifies what the
 databases cannot give back (docs/semantics.md "Devices"):
-- ``history_complete_since``: the earliest soft-deleted device row; before it (Blazar's device
-  tables had no soft delete until May 2022) a retired device left no row, so device-hours before
-  it may be missing (null: no device row was ever soft-deleted, so nothing proves completeness);
+- ``history_complete_since``: the earliest soft-deleted device row, unless the site's
+  ``device_history_complete_since`` says otherwise (``history_decided_by``: data or config; the
+  data's answer stays in ``history_derived_since``); before it (Blazar's device tables had no soft
+  delete until May 2022) a retired device left no row, so device-hours before it may be missing
+  (null: never complete, nothing proves completeness);
 - ``retired_without_row``: devices retired before then, known only from allocations naming them
   (counted from their first to their last allocation, model unknown): how many, their counted
   device-hours, and at most how many more of their hours the data lost — before the first
@@ -30,7 +32,7 @@ from exporter.columns import LEVEL_COMMITTED, LEVEL_OCCUPIED, LEVEL_TOTAL
 from exporter.engine.intervals import hours_between
 from exporter.engine.sweepline import order_free_sum
 from exporter.reconstruct import audit_timeline as auditing
-from exporter.reconstruct import inference
+from exporter.reconstruct import inference, pools
 from exporter.reconstruct.timeline import timeline_from_spans
 
 DEVICE_RESOURCE = "nodes"  # device spans carry nodes = 1; the other resources are 0
@@ -52,10 +54,31 @@ def device_timeline(devices: pl.DataFrame, audit: dict, *, start: dt.datetime, e
     return timeline
 
 
+def device_history(frames: Mapping[str, pl.LazyFrame], override: dt.datetime | str | None) -> dict:
+    """When the devices table is known to keep retired devices, derived and effective (part of the
+    audit's ``devices``). Derived: the earliest soft-deleted devices row (none: never complete).
+    ``override`` (etc/sites.yaml ``device_history_complete_since``) wins: a date, or ``never``."""
+    derived = blazar_devices.earliest_soft_delete(frames)
+    since, how = pools.decided_since(None if derived is None else derived["end"], override)
+    return {
+        "history_complete_since": None if since is None else since.isoformat(),
+        "history_decided_by": how,
+        "history_derived_since": None if derived is None else derived["end"].isoformat(),
+        "history_derived_from": None if derived is None
+        else f"{blazar_devices.DEVICES} id {derived['source_id']} (earliest deleted_at)",
+    }
+
+
+def complete_since(history: dict) -> dt.datetime | None:
+    value = history["history_complete_since"]
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
 def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, rejected: pl.DataFrame, *,
-                    snapshot_time: dt.datetime) -> dict:
+                    history: dict, snapshot_time: dt.datetime) -> dict:
+    """The audit's ``devices`` part; ``history`` is :func:`device_history`'s answer."""
     hours = hours_between("start", "end", snapshot_time=snapshot_time)
-    deleted = blazar_devices.history_complete_since(frames)
+    deleted = complete_since(history)
     device_tables = ("blazar.devices", "blazar.device_allocations", "zun.container", "zun.container_actions")
     lost = (rejected.filter(pl.col("source_table").is_in(device_tables))
             .group_by("level", "source_table", "rejection_reason").agg(pl.len().alias("rows"), order_free_sum(pl.col("hours")))
@@ -69,7 +92,7 @@ def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, r
         width.filter(pl.col("devices") > 1), on="reservation_id", how="semi")
     return {
         "devices_seen": int(devices.filter(pl.col("level") == "total").get_column("hypervisor_hostname").n_unique()),
-        "history_complete_since": None if deleted is None else deleted.isoformat(),
+        **history,
         "retired_without_row": retired_without_row(devices, complete_since=deleted, snapshot_time=snapshot_time),
         "rejected": lost.to_dicts(),
         "committed_hours_without_container": float(idle.select(order_free_sum(hours)).item() or 0.0),

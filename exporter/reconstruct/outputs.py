@@ -167,6 +167,9 @@ def device_summary(devices: dict) -> list[str]:
     """An edge site's device lines: the device timeline and what the data cannot give back."""
     timeline = devices.get("timeline", {})
     since = devices.get("history_complete_since") or "never (no device row was ever soft-deleted)"
+    if devices.get("history_decided_by") == "config":
+        since = (f"{devices['history_complete_since'] or 'never'} (configured; the data says "
+                 f"{devices.get('history_derived_since') or 'never'})")
     return [f"devices: {devices['devices_seen']} seen; device timeline {timeline.get('rows', 0)} rows, "
             f"{timeline.get('negative_leaves', 0)} negative leaf values",
             f"device history complete since: {since} (retired devices before it may have no row)",

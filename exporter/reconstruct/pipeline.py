@@ -75,6 +75,8 @@ class ReconstructOptions:
     inference: str = "auto"
     # when Blazar's host history is complete: None = derived from the data, a date, or "never"
     blazar_complete_since: dt.datetime | str | None = None
+    # when an edge site's devices table keeps retired devices: None = derived from the data, a date, or "never"
+    device_history_complete_since: dt.datetime | str | None = None
     allow_incomplete: bool = False  # use a snapshot that is incomplete or fails its hash check (with a warning)
 
 
@@ -122,6 +124,7 @@ def spans_from_tables(
     priority: Mapping[str, tuple[str, ...]] | None = None,
     inference: str = "auto",
     blazar_complete_since: dt.datetime | str | None = None,
+    device_history_complete_since: dt.datetime | str | None = None,
 ) -> SpanSet:
     """Every span the tables evidence, every row they reject, and the balanced books.
 
@@ -129,7 +132,9 @@ def spans_from_tables(
     are treated as empty, with a warning in the audit (no Blazar -> everything on-demand).
     ``rules`` (this site's), ``priority`` (exporter.priority) and ``inference`` (auto/on/off)
     decide how sources combine; ``blazar_complete_since`` overrides when Blazar's host history
-    is complete (exporter.reconstruct.pools). Raises InvariantViolation when rows or hours do not balance.
+    is complete (exporter.reconstruct.pools), ``device_history_complete_since`` when an edge site's
+    devices table keeps retired devices (exporter.reconstruct.devices_audit). Raises InvariantViolation
+    when rows or hours do not balance.
     """
     frames, warnings = _complete_tables(tables)
     books = SpanBooks(site=site, snapshot_time=snapshot_time)
@@ -153,7 +158,9 @@ def spans_from_tables(
         "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
     devices = None
     if blazar_devices.present(frames):
-        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects)
+        device_history = devices_audit.device_history(frames, device_history_complete_since)
+        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
+                                             complete_since=devices_audit.complete_since(device_history))
         devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
             "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
     rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
@@ -175,7 +182,8 @@ def spans_from_tables(
     auditing.check_sources(audit["sources"])
     conflicts.check_conflicts(audit["conflicts"])
     if devices is not None:
-        audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, snapshot_time=snapshot_time)
+        audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, history=device_history,
+                                                         snapshot_time=snapshot_time)
     return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
                    leadtimes=leadtime.lease_leadtimes(frames, instances, booked, site=site,
                                                       maintenance_projects=maintenance_projects))
@@ -282,7 +290,8 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
             span_set = spans_from_tables(loaded.tables, site=options.site, snapshot_time=loaded.snapshot_time,
                                          maintenance_projects=options.maintenance_projects, rules=options.rules,
                                          priority=options.priority, inference=options.inference,
-                                         blazar_complete_since=options.blazar_complete_since)
+                                         blazar_complete_since=options.blazar_complete_since,
+                                         device_history_complete_since=options.device_history_complete_since)
         except pl.exceptions.ComputeError as err:
             # Pages of a file whose footer read fine can still be corrupt; they fail when read.
             if "parquet" not in str(err).lower():

@@ -44,16 +44,21 @@ def blazar_history(hosts: pl.DataFrame, override: dt.datetime | str | None) -> d
     deleted = hosts.filter((pl.col("source_table") == BLAZAR_HOSTS) & pl.col("rejection_reason").is_null()
                            & pl.col("end").is_not_null()).sort("end", "source_id")
     derived = deleted.row(0, named=True) if deleted.height else None
-    if override is None:
-        since, how = (derived["end"], "data") if derived else (None, "data")
-    else:
-        since, how = (None if override == NEVER else override), "config"
+    since, how = decided_since(None if derived is None else derived["end"], override)
     return {
         "complete_since": None if since is None else since.isoformat(),
         "decided_by": how,
         "derived_since": None if derived is None else derived["end"].isoformat(),
         "derived_from": None if derived is None else f"{BLAZAR_HOSTS} id {derived['source_id']} (earliest deleted_at)",
     }
+
+
+def decided_since(derived: dt.datetime | None, override: dt.datetime | str | None) -> tuple[dt.datetime | None, str]:
+    """The moment a history is complete and who decided it: the data's, unless the site's config
+    gives one (a date, or ``never``)."""
+    if override is None:
+        return derived, "data"
+    return (None if override == NEVER else override), "config"
 
 
 def complete_since(history: dict) -> dt.datetime | None:

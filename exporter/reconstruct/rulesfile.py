@@ -98,15 +98,16 @@ def rules_for_site(rules: tuple[Rule, ...], site: str) -> tuple[Rule, ...]:
 
 
 def site_policy(site, rules_path: str | Path | None = None) -> dict:
-    """``rules``/``priority``/``inference``/``blazar_complete_since`` for a site (SiteConfig), as
-    reconstruct takes them.
+    """``rules``/``priority``/``inference``/``blazar_complete_since``/``device_history_complete_since``
+    for a site (SiteConfig), as reconstruct takes them.
 
     ``rules_path`` (``--rules``) replaces the site's ``rules:`` file.
     """
     path = rules_path or getattr(site, "rules_file", None)
     rules = rules_for_site(load_rules(path), site.name) if path else ()
     return {"rules": rules, "priority": getattr(site, "priority", None), "inference": getattr(site, "inference", "auto"),
-            "blazar_complete_since": getattr(site, "blazar_complete_since", None)}
+            "blazar_complete_since": getattr(site, "blazar_complete_since", None),
+            "device_history_complete_since": getattr(site, "device_history_complete_since", None)}
 
 
 def _rule(body: object, where: str) -> Rule:

@@ -147,3 +147,21 @@ def test_an_unset_variable_only_blocks_the_site_that_uses_it(tmp_path):
     assert sorted(config.site_names) == ["locked", "ok"]
     with pytest.raises(ConfigError, match="LOCKED_PW is not set.*site 'locked'"):
         config.site("locked")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2022-05-10", dt.datetime(2022, 5, 10)), ("never", "never"),
+                                                  (None, None)])
+def test_device_history_complete_since_is_a_date_or_never(tmp_path, value, expected):
+    from exporter.reconstruct.rulesfile import site_policy
+
+    line = "" if value is None else f"    device_history_complete_since: {value}\n"
+    site = load_config(_write(tmp_path, SITE + line), environ={}).site("s")
+    assert site.device_history_complete_since == expected
+    assert site_policy(site)["device_history_complete_since"] == expected  # what reconstruct and live take
+
+
+@pytest.mark.parametrize("value", ["nevr", "2022-02-30", "1999-12-31"])
+def test_a_bad_device_history_complete_since_is_one_clear_line(tmp_path, value):
+    path = _write(tmp_path, f"{SITE}    device_history_complete_since: {value}\n")
+    with pytest.raises(ConfigError, match=r"^sites\.s\.device_history_complete_since: [^\n]*$"):
+        load_config(path, environ={})

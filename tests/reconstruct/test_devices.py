@@ -18,6 +18,7 @@ from exporter.extract.copy import extract_snapshot
 from exporter.explain import Selection, explain_output
 from exporter.reconstruct.pipeline import (ReconstructOptions, reconstruct_snapshot, spans_from_tables,
                                            write_reconstruction)
+from exporter.reconstruct.outputs import device_summary
 from exporter.sitegen import generate_site
 
 LEVELS = ("total", "reservable", "committed", "maintenance", "occupied", "stopped")
@@ -147,13 +148,11 @@ def test_a_device_is_stopped_only_while_every_container_of_its_reservation_is_st
     assert result.audit["sources"]  # the books still balance (checked inside spans_from_tables)
 
 
-def test_a_device_retired_before_soft_delete_counts_from_its_first_to_its_last_allocation():
-    # d1 has a row, soft-deleted at 50 h: from then on the devices table is known to keep retired
-    # rows. g1 has no row, but allocations of leases [0, 10) h and [20, 25) h name it: it existed
-    # (and was reservable) over [0, 25) h, model unknown. g2's allocation [60, 70) h comes after 50 h:
-    # a missing row then is no retirement, so it stays missing_fk.
+def _rowless_device_tables() -> dict[str, pl.DataFrame]:
+    """d1 has a row, soft-deleted at 50 h; g1 (leases [0, 10) h and [20, 25) h, a container in the
+    second) and g2 (lease [60, 70) h) have none."""
     leases = {"L1": (0, 10), "L2": (20, 25), "L3": (60, 70)}
-    tables = {
+    return {
         "blazar.devices": pl.DataFrame({"id": ["d1"], "name": ["pi-1"], "reservable": [1], "created_at": [h(-100)],
                                         "deleted_at": [h(50)]}),
         "blazar.device_allocations": pl.DataFrame({"id": ["a1", "a2", "a3"], "device_id": ["g1", "g1", "g2"],
@@ -169,7 +168,14 @@ def test_a_device_retired_before_soft_delete_counts_from_its_first_to_its_last_a
                                        "updated_at": [h(24)],
                                        "annotations": [json.dumps({"zun.openstack.org/reservation_id": "R2"})]}),
     }
-    result = spans_from_tables(tables, site="t", snapshot_time=h(100))
+
+
+def test_a_device_retired_before_soft_delete_counts_from_its_first_to_its_last_allocation():
+    # d1 has a row, soft-deleted at 50 h: from then on the devices table is known to keep retired
+    # rows. g1 has no row, but allocations of leases [0, 10) h and [20, 25) h name it: it existed
+    # (and was reservable) over [0, 25) h, model unknown. g2's allocation [60, 70) h comes after 50 h:
+    # a missing row then is no retirement, so it stays missing_fk.
+    result = spans_from_tables(_rowless_device_tables(), site="t", snapshot_time=h(100))
     spans = result.devices.filter(pl.col("hypervisor_hostname") == "g1").sort("level", "start")
     assert spans.select("level", "start", "end", "node_type", "source_table").rows() == [
         ("committed", h(0), h(10), "unknown", "blazar.device_allocations"),
@@ -187,3 +193,28 @@ def test_a_device_retired_before_soft_delete_counts_from_its_first_to_its_last_a
     # counted 25 h; lost at most 100 h before (back to d1's enrolment) + 25 h after (up to 50 h)
     assert result.audit["devices"]["retired_without_row"] == {
         "devices": 1, "counted_hours": 25.0, "evidence_since": h(-100).isoformat(), "lost_hours_at_most": 125.0}
+
+
+@pytest.mark.parametrize(("configured", "retired", "missing_fk"), [
+    (None, {"g1": (h(0), h(25))}, ["a3"]),  # from the data: d1's deleted_at, 50 h
+    (h(15), {"g1": (h(0), h(10))}, ["a2", "a3"]),  # earlier: g1's lease ending at 25 h is after it
+    (h(80), {"g1": (h(0), h(25)), "g2": (h(60), h(70))}, []),  # later: g2's lease [60, 70) h is before it
+    ("never", {"g1": (h(0), h(25)), "g2": (h(60), h(70))}, []),  # never complete: every ended lease
+])
+def test_configured_device_history_complete_since_decides_which_rowless_allocations_count(configured, retired,
+                                                                                           missing_fk):
+    result = spans_from_tables(_rowless_device_tables(), site="t", snapshot_time=h(100),
+                               device_history_complete_since=configured)
+    inferred = result.devices.filter((pl.col("source_table") == "inference") & (pl.col("level") == "total"))
+    assert {row[0]: row[1:] for row in inferred.select("hypervisor_hostname", "start", "end").rows()} == retired
+    rejected = result.rejected.filter(pl.col("source_table") == "blazar.device_allocations")
+    assert rejected.filter(pl.col("rejection_reason") == "missing_fk").get_column("source_id").sort().to_list() \
+        == missing_fk
+    audit = result.audit["devices"]
+    effective = None if configured in (None, "never") else configured.isoformat()
+    assert audit["history_complete_since"] == (h(50).isoformat() if configured is None else effective)
+    assert audit["history_decided_by"] == ("data" if configured is None else "config")
+    assert audit["history_derived_since"] == h(50).isoformat()  # the data's answer is kept beside it
+    assert audit["history_derived_from"] == "blazar.devices id d1 (earliest deleted_at)"
+    printed = device_summary(audit)[1]
+    assert ("configured; the data says 2024-03-03T02:00:00" in printed) == (configured is not None)
