@@ -5,6 +5,8 @@ or ``tableread.read_tables``), taken before the concurrent changes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy as sa
 
@@ -125,6 +127,37 @@ def test_a_utf8mb4_charset_url_is_read_fast_with_the_same_hashes_mariadb(db_pref
     assert "driver options" in manifests["utf8", True]["nova.services"]["reader_fallback"]
     rows = scan_tables(tmp_path / "utf8mb4-True" / "f" / "s")["nova.services"].collect()
     assert rows["disabled_reason"].to_list() == ["ok 🙂", None, "€—ẞ"] and rows["host"][2] == "𝔘𝔫𝔦"
+
+
+@pytest.mark.mariadb
+def test_a_key_that_is_not_the_primary_key_is_read_in_the_servers_order_mariadb(db_prefix, tmp_path):
+    """nova.instance_extra is read by instance_uuid, not its primary key id: ranges come back in
+    scan order and are sorted here where that order is the collation's (UUID-like text), else
+    sorted by the server (mixed case under a case-insensitive collation: 'a' < 'B' < 'c')."""
+    nova = f"`{db_prefix}nova`"
+    root = sa.create_engine(support.MARIADB_URL)
+    uuids = ["c0ffee-0003", "0000-aaaa", "ffff-0001", "1234-abcd", "beef-0002", "0aaa-0000", "dead-0004"]
+    mixed = ["b-1", "A-2", "c-3", "B-0", "a-9", "C-5", "_x", "Z"]
+    with root.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {nova} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+        for table, keys in (("instance_extra", uuids), ("shadow_instance_extra", mixed)):
+            conn.exec_driver_sql(f"CREATE TABLE {nova}.{table} (id INT PRIMARY KEY, instance_uuid VARCHAR(36) "
+                                 "NOT NULL, flavor TEXT, deleted_at DATETIME, deleted INT, KEY (instance_uuid))")
+            for number, key in enumerate(keys):  # ids in another order than the keys
+                conn.exec_driver_sql(f"INSERT INTO {nova}.{table} VALUES ({number}, '{key}', "
+                                     f"'{{\"n\": {number}}}', '2020-01-0{number % 9 + 1}', 0)")
+    root.dispose()
+    extra = next(s for s in declared_tables() if s.name == "nova.instance_extra")
+    sources = [extra, dataclasses.replace(extra, table="shadow_instance_extra")]
+    site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL, databases=prefixed_databases(db_prefix))
+    slow = extract_snapshot(site, tmp_path / "slow", snapshot_id="s", sources=sources, batch_rows=3,
+                            fast_reads=False).manifest["tables"]
+    fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", sources=sources, batch_rows=3).manifest["tables"]
+    _compare(slow, fast)
+    assert {fast[s.name]["reader"] for s in sources} == {"connectorx"}
+    read = scan_tables(tmp_path / "fast" / "f" / "s")
+    assert read["nova.instance_extra"].collect()["instance_uuid"].to_list() == sorted(uuids)
+    assert read["nova.shadow_instance_extra"].collect()["instance_uuid"].to_list()[:4] == ["A-2", "a-9", "B-0", "b-1"]  # not the bytes' order
 
 
 @pytest.mark.mariadb
