@@ -24,6 +24,7 @@ import polars as pl
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
 _KEY = "__key"
+_RANK = "__rank"
 
 
 def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
@@ -31,17 +32,24 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
                     also: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per key present in ``windows`` (or in ``also``, a frame of key rows) and grid time:
     keys, ``timestamp`` and the mean of each weight column over [T, T + horizon) counted from the
-    windows known at T.
+    windows known at T; rows in (keys, timestamp) order.
 
     ``windows``: keys, start, end, known_from, known_until (datetimes; known_until may be null) and
     the weight columns (numbers). Rows with a null start, end or known_from count nothing.
     """
+    return lookahead_means_each(windows, keys=keys, weights=weights, grid=grid, horizons=(horizon,), also=also)[0]
+
+
+def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
+                         grid: Sequence[dt.datetime], horizons: Sequence[dt.timedelta],
+                         also: pl.DataFrame | None = None) -> list[pl.DataFrame]:
+    """``lookahead_means`` for each of ``horizons``, in their order: the windows are read,
+    numbered and ranked, and the grid's cells built, once for all of them."""
     keys, weights = list(keys), list(weights)
     if not grid:
-        return pl.DataFrame(schema={**{k: windows.schema[k] for k in keys}, "timestamp": pl.Datetime("us"),
-                                    **{w: pl.Float64 for w in weights}})
+        return [pl.DataFrame(schema={**{k: windows.schema[k] for k in keys}, "timestamp": pl.Datetime("us"),
+                                     **{w: pl.Float64 for w in weights}}) for _ in horizons]
     origin = min(grid)
-    h = horizon.total_seconds()
     seconds = {name: (pl.col(name) - pl.lit(origin)).dt.total_microseconds() / 1e6
                for name in ("start", "end", "known_from", "known_until")}
     base = windows.lazy().filter(pl.col("start").is_not_null() & pl.col("end").is_not_null()
@@ -53,64 +61,102 @@ def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequ
     # as-of join below run on it instead of the (text) keys, in the same order, so every sum is
     # the same, bit for bit (measured: the sort by text keys was most of the lens' time).
     codes = pl.concat([base.select(keys), *extra]).unique().sort(keys).with_row_index(_KEY).collect()
-    coded = base.join(codes.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left").drop(keys)
-    breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
-    events = []
-    for index, coefficient in _RAMPS:
-        b = breakpoints[index]
-        for edge, sign in (("known_from", 1.0), ("known_until", -1.0)):
-            a = pl.max_horizontal(b, pl.col(edge))
-            events.append(coded.filter(pl.col(edge).is_not_null()).select(
-                _KEY, a=a, dv=(a - b) * coefficient * sign, ds=pl.lit(coefficient * sign),
-                **{w: pl.col(w) for w in weights}))
-    last = (max(grid) - origin).total_seconds()
-    # a total order (rows tied on every column are equal): the same sums, bit for bit
-    order = [_KEY, "a", "dv", "ds", *weights]
-    running = _running_sums(_sorted(pl.concat(events).filter(pl.col("a") <= last).collect(), order), weights)
+    coded = base.join(codes.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left").drop(keys).collect()
+    ranks = _weight_ranks(coded, weights)
+    if ranks is not None:
+        coded = coded.with_columns(pl.Series(_RANK, ranks))
     times = pl.DataFrame({"timestamp": sorted(grid)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
     # every key with every time in (key, time) order: built so, not crossed and sorted
     cell = np.arange(codes.height * times.height)
     per_key = max(times.height, 1)
-    cells = pl.concat([codes.select(_KEY)[cell // per_key], times[cell % per_key]], how="horizontal").lazy()
-    # both sides sorted by (key, time) above, so sorted by time within each key
-    joined = cells.join_asof(running.lazy(), left_on="t", right_on="a", by=_KEY, strategy="backward",
-                             check_sortedness=False)
-    means = joined.select(_KEY, "timestamp", *[
+    cells = pl.concat([codes.select(_KEY)[cell // per_key], times[cell % per_key]], how="horizontal")
+    labels = codes.select(keys)[cell // per_key]
+    last = (max(grid) - origin).total_seconds()
+    return [pl.concat([labels, _means(coded, cells, weights, horizon.total_seconds(), last)], how="horizontal")
+            for horizon in horizons]
+
+
+def _means(coded: pl.DataFrame, cells: pl.DataFrame, weights: list[str], h: float, last: float) -> pl.DataFrame:
+    """timestamp and the mean of each weight at each cell (key, time) of ``cells``, in their
+    order, for horizon ``h`` seconds; ``coded``: the windows in seconds with their key's number."""
+    breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
+    ranked = _RANK in coded.columns
+    events = []
+    for index, coefficient in _RAMPS:
+        b = breakpoints[index]
+        for edge, sign in (("known_from", 1.0), ("known_until", -1.0)):
+            a = pl.max_horizontal(b, pl.col(edge))
+            slope = coefficient * sign
+            # (ds, weights) ranked as one number: ds (±1) first, then the windows' weight rank
+            rank = [(pl.col(_RANK) + (pl.col(_RANK).max() + 1 if slope > 0 else 0)).alias(_RANK)] if ranked else []
+            events.append(coded.lazy().select(
+                _KEY, *rank, a=a, dv=(a - b) * slope, ds=pl.lit(slope), edge=pl.col(edge), **{w: pl.col(w) for w in weights}
+            ).filter(pl.col("edge").is_not_null()).drop("edge"))
+    events = pl.concat(events).filter(pl.col("a") <= last).collect()
+    running = _running_sums(events, weights) if ranked else _running_sums_sorted(
+        events.sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True), weights)
+    # both sides sorted by (key, time), so sorted by time within each key
+    joined = cells.lazy().join_asof(running.lazy(), left_on="t", right_on="a", by=_KEY, strategy="backward",
+                                    check_sortedness=False)
+    return joined.select("timestamp", _KEY, *[
         ((pl.col(f"{w}__v") + pl.col("t") * pl.col(f"{w}__s") - pl.col(f"{w}__sa")) / h).fill_null(0.0).alias(w)
         for w in weights]).with_columns(
         pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max().over(_KEY)).then(0.0).otherwise(pl.col(w)).alias(w)
-        for w in weights).sort([_KEY, "timestamp"]).collect()
-    labels = codes.select(keys).select(pl.all().gather(means.get_column(_KEY)))
-    return pl.concat([labels, means.drop(_KEY)], how="horizontal")
+        for w in weights).drop(_KEY).collect()
 
 
-def _sorted(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """``frame`` sorted by the ``by`` columns (numbers; ties by the next column). numpy's lexsort
-    took about half the CPU of polars' multi-column sort on a large site's events (2.3 M rows,
-    nine columns); polars sorts where a column has nulls (numpy would put them last, polars first)."""
-    if not frame.height or any(frame.get_column(name).null_count() for name in by):
-        return frame.sort(by, maintain_order=True)
-    return frame[np.lexsort([frame.get_column(name).to_numpy() for name in reversed(by)])]
+def _weight_ranks(windows: pl.DataFrame, weights: list[str]) -> np.ndarray | None:
+    """Per row, the rank of its weights among the distinct weight tuples in (first weight, then
+    the next, ...) order, equal tuples (as floats compare) ranked equal; None when a weight is null
+    or NaN (then the events are sorted by every column, as polars orders nulls)."""
+    columns = [windows.get_column(w) for w in weights]
+    if any(c.null_count() for c in columns) or any(c.dtype.is_float() and c.is_nan().any() for c in columns):
+        return None
+    values = [c.to_numpy() for c in columns]
+    order = np.lexsort(values[::-1])
+    new = np.zeros(len(order), dtype=bool)
+    for v in values:
+        ordered = v[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.cumsum(new)
+    return ranks
 
 
 def _running_sums(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
-    """Per key of ``events`` (sorted by key, then time): the three running sums of each weight at
-    each event time, on the last row of the events at that time (which holds all of them).
+    """Per key of ``events``, in (key, a, dv, ds, weights) order: the three running sums of each
+    weight at each event time, on the last row of the events at that time (which holds all of them).
 
-    One query per key's slice instead of window expressions over the key: the keys are few (node
-    types) and the slices contiguous, and the sums are added in the same order (measured: half
-    the CPU of ``cum_sum().over(key)`` on 2.3 M events of 9 keys).
+    The events carry the rank of (ds, weights) (``_weight_ranks``), so numpy's lexsort orders them
+    by four columns instead of nine in the same order (rows tied on all four are tied on all nine:
+    equal, so they add the same); sums in numpy per key's slice, each started from 0.0 as polars'
+    cum_sum is, so every sum is the same, bit for bit (measured: the nine-column sort and the
+    gather of the sorted frame were most of the lens' time).
     """
+    key, a, dv = (events.get_column(name).to_numpy() for name in (_KEY, "a", "dv"))
+    order = np.lexsort((events.get_column(_RANK).to_numpy(), dv, a, key))
+    key, a, dv, ds = key[order], a[order], dv[order], events.get_column("ds").to_numpy()[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    last_of_time = np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)]
+    sums: dict[str, np.ndarray] = {}
+    for w in weights:
+        weight = events.get_column(w).to_numpy()[order]
+        for suffix, terms in (("v", weight * dv), ("s", weight * ds), ("sa", weight * ds * a)):
+            total = np.empty(len(terms))
+            for begin, end in zip(starts, ends):
+                total[begin:end] = np.cumsum(terms[begin:end] + 0.0)  # 0.0 + x: -0.0 starts as 0.0
+            sums[f"{w}__{suffix}"] = total[last_of_time]
+    return pl.DataFrame({_KEY: pl.Series(key[last_of_time], dtype=events.schema[_KEY]), "a": a[last_of_time], **sums})
+
+
+def _running_sums_sorted(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
+    """``_running_sums`` of events already sorted by every column (the path for null or NaN weights)."""
     sums = [expr for w in weights for expr in (
         (pl.col(w) * pl.col("dv")).cum_sum().alias(f"{w}__v"),
         (pl.col(w) * pl.col("ds")).cum_sum().alias(f"{w}__s"),
         (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().alias(f"{w}__sa"))]
-    runs = events.select(pl.col(_KEY).rle()).unnest(_KEY)
-    parts = [events.slice(at, size).lazy().select(_KEY, "a", *sums)
-             .filter(pl.col("a").shift(-1).ne_missing(pl.col("a")))
-             for at, size in zip((runs["len"].cum_sum() - runs["len"]).to_list(), runs["len"].to_list())]
-    if not parts:
-        return events.lazy().select(_KEY, "a", *sums).collect()
-    return pl.concat(pl.collect_all(parts))
+    return events.lazy().select(_KEY, "a", *[s.over(_KEY) for s in sums]).filter(
+        pl.col("a").shift(-1).over(_KEY).ne_missing(pl.col("a"))).collect()

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.columns import LEVEL_COMMITTED, SPAN_RESOURCES, TIME, TIMELINE_RESOURCES
-from exporter.engine.lookahead import lookahead_means
+from exporter.engine.lookahead import lookahead_means_each
 from exporter.metrics import booked_ahead_name
 
 # allocations that cannot be placed in time or on a host are not bookings (reconstruct rejects them)
@@ -61,10 +61,10 @@ def booked_ahead(bookings_frame: pl.DataFrame, grid: Sequence[dt.datetime],
     """site, node_type, horizon, timestamp and each resource: the mean committed over [T, T + H)
     by the bookings known at T, for every grid time T and horizon H; one series per (site,
     node_type) of the bookings and of ``node_types`` (0 where nothing is booked)."""
-    parts = [lookahead_means(bookings_frame, keys=("site", "node_type"), weights=RESOURCES, grid=grid,
-                             horizon=horizon, also=node_types).with_columns(horizon=pl.lit(name))
-             for name, horizon in horizons.items()]
-    return pl.concat(parts).select("site", "node_type", "horizon", "timestamp", *RESOURCES)
+    means = lookahead_means_each(bookings_frame, keys=("site", "node_type"), weights=RESOURCES, grid=grid,
+                                 horizons=list(horizons.values()), also=node_types)
+    return pl.concat([frame.with_columns(horizon=pl.lit(name)) for name, frame in zip(horizons, means)]).select(
+        "site", "node_type", "horizon", "timestamp", *RESOURCES)
 
 
 def booked_ahead_families(booked: pl.DataFrame) -> dict[str, pl.DataFrame]:

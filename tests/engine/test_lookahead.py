@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 
+import numpy as np
 import polars as pl
 import pytest
 
-from exporter.engine.lookahead import lookahead_means
+from exporter.engine import lookahead
+from exporter.engine.lookahead import lookahead_means, lookahead_means_each
 
 D = dt.datetime(2024, 1, 1)
 H = dt.timedelta(hours=1)
@@ -63,3 +65,32 @@ def test_no_grid_or_no_windows_give_empty_or_zero():
     empty = frame([])
     assert lookahead_means(empty, keys=["k"], weights=["w"], grid=[], horizon=H).height == 0
     assert lookahead_means(empty, keys=["k"], weights=["w"], grid=[D], horizon=H).height == 0
+
+
+def bits(frame: pl.DataFrame) -> list:
+    """Every value of ``frame`` as it is stored (floats by their bits: -0.0 is not 0.0)."""
+    return [column.to_numpy().view(np.int64).tolist() if column.dtype == pl.Float64 else column.to_list()
+            for column in frame.get_columns()]
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_ranked_sums_are_the_sums_of_events_sorted_by_every_column_bit_for_bit(seed, monkeypatch):
+    # many ties in time and weights, zero weights (products of -0.0), null keys, several horizons
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(300):
+        known_from = D + dt.timedelta(hours=rng.randrange(0, 24 * 20))
+        start = known_from + dt.timedelta(hours=rng.randrange(-24, 24 * 5))
+        until = None if rng.random() < 0.3 else known_from + dt.timedelta(hours=rng.randrange(0, 24 * 9))
+        rows.append({"k": rng.choice(["a", "b", None]), "start": start,
+                     "end": start + dt.timedelta(hours=rng.randrange(1, 24 * 4)), "known_from": known_from,
+                     "known_until": until, "w": rng.choice([0.0, 1.0, 0.1, 3.0]), "v": rng.choice([0.0, 0.3, 2.0])})
+    windows = pl.DataFrame(rows, schema={**frame([]).schema, "v": pl.Float64})
+    grid = [D + h * H for h in range(24 * 30)]
+    horizons = [dt.timedelta(days=1), dt.timedelta(hours=7), dt.timedelta(days=30)]
+    got = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
+    monkeypatch.setattr(lookahead, "_weight_ranks", lambda *_: None)  # the path that sorts by every column
+    want = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
+    assert [bits(f) for f in got] == [bits(f) for f in want]
+    assert [bits(lookahead_means(windows, keys=["k"], weights=["w", "v"], grid=grid, horizon=h)) for h in horizons] \
+        == [bits(f) for f in want]
