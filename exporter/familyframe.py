@@ -40,11 +40,25 @@ def checked_family_frame(family: ExtraFamily, frame: object, *, whole_seconds: b
                             "(labels text, timestamp naive-UTC datetime, value numeric)")
     frame = frame.select(*(pl.col(name).cast(pl.String) for name in family.labels),
                          pl.col("timestamp").cast(TIME), pl.col("value").cast(pl.Float64))
-    # The stable sort is the faster one here (measured 5x on 2.4 M rows); rows are unique
-    # (else the check below fails), so any sort gives the same frame.
-    frame = frame.sort([*family.labels, "timestamp"], maintain_order=True)
+    order = [*family.labels, "timestamp"]
+    # Producers mostly hand their frames over sorted: checking that is much cheaper than sorting
+    # again. The stable sort is the faster one otherwise (measured 5x on 2.4 M rows); rows are
+    # unique (else the check below fails), so any sort gives the same frame.
+    if not frame.select(_in_order(order)).item():
+        frame = frame.sort(order, maintain_order=True)
     _check_family_values(frame, what, family.labels, whole_seconds)
     return frame
+
+
+def _in_order(columns: list[str]) -> pl.Expr:
+    """True when every row is at or after the row before it in the order of ``columns`` (ties by
+    the next column); false where a value is null (the sort puts nulls first)."""
+    after = pl.lit(True)  # rows equal on every column are in order
+    for name in reversed(columns):
+        before, here = pl.col(name).shift(1), pl.col(name)
+        after = (before < here) | ((before == here) & after)
+    return after.fill_null(pl.int_range(pl.len()) == 0).all() & pl.all_horizontal(
+        pl.col(name).null_count() == 0 for name in columns)
 
 
 def _check_family_values(frame: pl.DataFrame, what: str, labels: tuple[str, ...], whole_seconds: bool) -> None:

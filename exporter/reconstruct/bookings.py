@@ -60,11 +60,17 @@ def booked_ahead(bookings_frame: pl.DataFrame, grid: Sequence[dt.datetime],
                  node_types: pl.DataFrame | None = None) -> pl.DataFrame:
     """site, node_type, horizon, timestamp and each resource: the mean committed over [T, T + H)
     by the bookings known at T, for every grid time T and horizon H; one series per (site,
-    node_type) of the bookings and of ``node_types`` (0 where nothing is booked)."""
+    node_type) of the bookings and of ``node_types`` (0 where nothing is booked). Rows in the
+    order of the families' labels and time (site, node_type, horizon as text, timestamp)."""
     means = lookahead_means_each(bookings_frame, keys=("site", "node_type"), weights=RESOURCES, grid=grid,
                                  horizons=list(horizons.values()), also=node_types)
-    return pl.concat([frame.with_columns(horizon=pl.lit(name)) for name, frame in zip(horizons, means)]).select(
-        "site", "node_type", "horizon", "timestamp", *RESOURCES)
+    parts = {name: frame.with_columns(horizon=pl.lit(name)) for name, frame in zip(horizons, means)}
+    # Each part holds every key with every grid time, in (key, time) order: its slices per key,
+    # interleaved, put the rows in the families' order without sorting 2.4 M rows per family.
+    per_key = len(grid)
+    keys = next(iter(parts.values())).height // per_key if parts and per_key else 0
+    slices = [parts[name].slice(k * per_key, per_key) for k in range(keys) for name in sorted(parts)]
+    return pl.concat(slices or list(parts.values())).select("site", "node_type", "horizon", "timestamp", *RESOURCES)
 
 
 def booked_ahead_families(booked: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -8,6 +8,7 @@ file must stay byte-identical to a backfill without families.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import shutil
 import time
 from pathlib import Path
@@ -214,3 +215,18 @@ def test_families_only_counters_must_start_at_the_origin(tmp_path):
     assert result.origins == {"uc": START}
     with pytest.raises(TimelineError, match="counters must integrate from 2024-01-01 01:00"):
         backfill(timeline, tmp_path / "late", now=NOW, declared=DECLARED, origin=START + dt.timedelta(hours=1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_family_frame_comes_back_sorted_whatever_order_it_came_in(seed):
+    # in order already (not sorted again), shuffled, reversed, or out of order by one swap of neighbours
+    rng = random.Random(seed)
+    kinds = ["a", "ab", "B", 'q"x', "é", ""]
+    rows = [(site, kind, START + dt.timedelta(hours=h), rng.random())
+            for site in ("uc", "tacc") for kind in rng.sample(kinds, 4) for h in rng.sample(range(48), 5)]
+    want = pl.DataFrame(rows, schema=THINGS.columns, orient="row").sort("site", "kind", "timestamp")
+    at = rng.randrange(len(rows) - 1)
+    swapped = [*range(at), at + 1, at, *range(at + 2, len(rows))]
+    for order in (list(range(len(rows))), rng.sample(range(len(rows)), len(rows)), list(range(len(rows)))[::-1],
+                  swapped):
+        assert checked_family_frame(THINGS, want[order]).equals(want)
