@@ -129,27 +129,54 @@ def _running_sums(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
     """Per key of ``events``, in (key, a, dv, ds, weights) order: the three running sums of each
     weight at each event time, on the last row of the events at that time (which holds all of them).
 
-    The events carry the rank of (ds, weights) (``_weight_ranks``), so numpy's lexsort orders them
-    by four columns instead of nine in the same order (rows tied on all four are tied on all nine:
-    equal, so they add the same); sums in numpy per key's slice, each started from 0.0 as polars'
+    The events carry the rank of (ds, weights) (``_weight_ranks``), so they are ordered by four
+    columns instead of nine, in the same order (rows tied on all four are tied on all nine: equal,
+    so they add the same); sums in numpy per key's slice, each started from 0.0 as polars'
     cum_sum is, so every sum is the same, bit for bit (measured: the nine-column sort and the
     gather of the sorted frame were most of the lens' time).
     """
-    key, a, dv = (events.get_column(name).to_numpy() for name in (_KEY, "a", "dv"))
-    order = np.lexsort((events.get_column(_RANK).to_numpy(), dv, a, key))
-    key, a, dv, ds = key[order], a[order], dv[order], events.get_column("ds").to_numpy()[order]
+    key, a, dv, rank = (events.get_column(name).to_numpy() for name in (_KEY, "a", "dv", _RANK))
+    order = _stable_order(key, a, dv, rank)
+    # ds and the weights are one row of a small table per rank: read there, not gathered from
+    # 2.3 M rows (rows of one rank may differ only in the sign of a zero, which adds nothing)
+    by_rank = {name: _per_rank(rank, events.get_column(name).to_numpy()) for name in ("ds", *weights)}
+    key, a, dv, rank = key[order], a[order], dv[order], rank[order]
+    ds = by_rank["ds"][rank]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], len(key)]
-    last_of_time = np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)]
+    slices = [slice(begin, end) for begin, end in zip(starts, np.r_[starts[1:], len(key)])]
+    last_of_time = np.flatnonzero(np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)])
     sums: dict[str, np.ndarray] = {}
     for w in weights:
-        weight = events.get_column(w).to_numpy()[order]
-        for suffix, terms in (("v", weight * dv), ("s", weight * ds), ("sa", weight * ds * a)):
-            total = np.empty(len(terms))
-            for begin, end in zip(starts, ends):
-                total[begin:end] = np.cumsum(terms[begin:end] + 0.0)  # 0.0 + x: -0.0 starts as 0.0
-            sums[f"{w}__{suffix}"] = total[last_of_time]
-    return pl.DataFrame({_KEY: pl.Series(key[last_of_time], dtype=events.schema[_KEY]), "a": a[last_of_time], **sums})
+        weight = by_rank[w][rank]
+        for suffix, terms in (("v", lambda: weight * dv), ("s", lambda: weight * ds), ("sa", lambda: weight * ds * a)):
+            total = terms()
+            total += 0.0  # 0.0 + x: a slice's sum starts at 0.0, also when its first term is -0.0
+            for part in slices:
+                np.cumsum(total[part], out=total[part])
+            sums[f"{w}__{suffix}"] = total.take(last_of_time)
+    return pl.DataFrame({_KEY: pl.Series(key.take(last_of_time), dtype=events.schema[_KEY]),
+                         "a": a.take(last_of_time), **sums})
+
+
+def _per_rank(rank: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The value of each rank (index: rank) among ``values`` (one per row, equal for equal ranks)."""
+    table = np.zeros(int(rank.max()) + 1 if len(rank) else 0, dtype=values.dtype)
+    table[rank] = values
+    return table
+
+
+def _stable_order(*columns: np.ndarray) -> np.ndarray:
+    """The stable order of rows by ``columns`` (the first most significant), as numpy's lexsort.
+    One stable argsort per column from the last; integer columns narrowed to the smallest type
+    first, where numpy sorts by radix (measured 0.71 -> 0.49 s on 2.3 M events)."""
+    order = None
+    for column in reversed(columns):
+        if column.dtype.kind in "iu" and len(column):
+            column = column.astype(np.min_scalar_type(column.max()) if column.min() >= 0 else column.dtype)
+        values = column if order is None else column[order]
+        step = np.argsort(values, kind="stable")
+        order = step if order is None else order[step]
+    return order if order is not None else np.arange(0)
 
 
 def _running_sums_sorted(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:

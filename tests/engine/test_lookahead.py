@@ -94,3 +94,11 @@ def test_ranked_sums_are_the_sums_of_events_sorted_by_every_column_bit_for_bit(s
     assert [bits(f) for f in got] == [bits(f) for f in want]
     assert [bits(lookahead_means(windows, keys=["k"], weights=["w", "v"], grid=grid, horizon=h)) for h in horizons] \
         == [bits(f) for f in want]
+
+
+def test_the_stable_order_is_numpys_lexsort():
+    rng = np.random.default_rng(7)
+    columns = (rng.integers(0, 5, 5000).astype(np.uint32), rng.integers(0, 40, 5000) / 4.0,
+               rng.integers(-3, 3, 5000), rng.integers(0, 70000, 5000))
+    assert (lookahead._stable_order(*columns) == np.lexsort(columns[::-1])).all()
+    assert len(lookahead._stable_order(np.array([], dtype=np.int64))) == 0
