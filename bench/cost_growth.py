@@ -9,8 +9,11 @@ Each stage runs as the real CLI command in its own child process; its wall time,
 (user + sys) and peak RSS come from ``os.wait4`` of that child alone. Sites are SQLite files
 (``generate-site``); each size's site, snapshot, outputs and backfill are deleted once measured,
 so the disk holds one size at a time. Results are appended to RESULTS (JSON lines, one per size,
-with the load average), so an interrupted run keeps what it measured; ``--plot-only`` redraws the
-table and the log-log plot from RESULTS.
+with the load average and the commit measured), so an interrupted run keeps what it measured;
+``--plot-only`` redraws the tables (time and memory per stage; CPU and memory per row of what each
+stage works on) and the log-log plot from RESULTS. A line written by hand for a run whose results
+file is lost carries a ``source`` saying so and only the figures written down: the tables show "—"
+for the others and the plot leaves them out, marking that size as transcribed.
 """
 
 from __future__ import annotations
@@ -104,40 +107,93 @@ def _rows(site: Path) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    """A markdown table: per size and stage, wall / CPU seconds and peak RSS."""
+    """A markdown table: per size and stage, wall / CPU seconds and peak RSS; "—" where a result
+    lacks a figure (a transcribed run keeps only what was written down), and where each size was
+    measured (commit, and the source when it is not this script's own results line)."""
     head = "| hosts | snapshot rows | timeline rows | " + " | ".join(
         f"{s} wall / CPU s, peak MB" for s in STAGES) + " | load (1 min) | commit |"
     lines = [head, "|" + "---|" * (5 + len(STAGES))]
     for r in results:
-        cells = [f"{r[s]['seconds']:.1f} / {r[s]['cpu_seconds']:.1f}, {r[s]['peak_rss_mb']:,}" for s in STAGES]
-        lines.append(f"| {r['hosts']:,} | {r['rows']['snapshot']:,} | {r['rows']['timeline']:,} | "
-                     + " | ".join(cells) + f" | {r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} | {r.get('commit', '?')} |")
+        cells = [_stage_cell(r.get(s)) for s in STAGES]
+        load = f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f}" if "load_before" in r and "load_after" in r else "—"
+        commit = r.get("commit", "?") + (" (transcribed)" if "source" in r else "")
+        lines.append(f"| {r['hosts']:,} | {_count(r, 'snapshot')} | {_count(r, 'timeline')} | " + " | ".join(cells)
+                     + f" | {load} | {commit} |")
+    return "\n".join(lines)
+
+
+def _stage_cell(stage: dict | None) -> str:
+    if not stage:
+        return "—"
+    wall, cpu, peak = (stage.get(k) for k in ("seconds", "cpu_seconds", "peak_rss_mb"))
+    return (f"{'—' if wall is None else f'{wall:.1f}'} / {'—' if cpu is None else f'{cpu:.1f}'}, "
+            f"{'—' if peak is None else f'{peak:,}'}")
+
+
+def _count(result: dict, name: str) -> str:
+    value = result.get("rows", {}).get(name)
+    return "—" if value is None else f"{value:,}"
+
+
+# What each stage's work is counted in: extract copies snapshot rows; reconstruct makes spans from
+# them and holds frames of them (its hourly timeline is sized by node types × hours, not hosts);
+# backfill writes samples.
+PER_ROW = (("extract", "snapshot"), ("reconstruct", "spans"), ("reconstruct", "snapshot"), ("backfill", "samples"))
+
+
+def per_row_table(results: list[dict]) -> str:
+    """CPU microseconds and peak RSS bytes per row of what each stage works on, per size: a stage
+    that grows faster than its rows shows as a rising column."""
+    head = "| hosts | " + " | ".join(f"{stage} per {rows} row: CPU µs, peak bytes" for stage, rows in PER_ROW) + " | commit |"
+    lines = [head, "|" + "---|" * (2 + len(PER_ROW))]
+    for r in results:
+        cells = []
+        for stage, rows in PER_ROW:
+            count, figures = r.get("rows", {}).get(rows), r.get(stage) or {}
+            cpu, peak = figures.get("cpu_seconds"), figures.get("peak_rss_mb")
+            cells.append("—" if not count or cpu is None else
+                         f"{cpu / count * 1e6:.2f}, {'—' if peak is None else f'{peak * 2**20 / count:,.0f}'}")
+        lines.append(f"| {r['hosts']:,} | " + " | ".join(cells) + f" | {r.get('commit', '?')} |")
     return "\n".join(lines)
 
 
 def plot(results: list[dict], path: Path) -> None:
-    """Log-log: CPU seconds and peak RSS per stage against hosts, with a linear guide."""
+    """Log-log: CPU seconds and peak RSS per stage against hosts, with a linear guide. Each size's
+    tick names the commit it was measured on (a transcribed result is starred, its points hollow);
+    a figure a result lacks is left out of its line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     hosts = [r["hosts"] for r in results]
-    fig, (cpu, mem) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for stage in STAGES:
-        cpu.plot(hosts, [r[stage]["cpu_seconds"] for r in results], marker="o", label=stage)
-        mem.plot(hosts, [r[stage]["peak_rss_mb"] / 1024 for r in results], marker="o", label=stage)
-    for axis, key, unit in ((cpu, "cpu_seconds", "CPU seconds (user + sys)"), (mem, "peak_rss_mb", "peak RSS (GB)")):
+    fig, (cpu, mem) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for axis, key, unit, scale in ((cpu, "cpu_seconds", "CPU seconds (user + sys)", 1),
+                                   (mem, "peak_rss_mb", "peak RSS (GB)", 1024)):
+        for stage in STAGES:
+            points = [(r["hosts"], r[stage][key] / scale, "source" in r) for r in results
+                      if (r.get(stage) or {}).get(key) is not None]
+            line, = axis.plot([x for x, _, _ in points], [y for _, y, _ in points], marker="o", label=stage)
+            hollow = [(x, y) for x, y, transcribed in points if transcribed]
+            if hollow:
+                axis.plot(*zip(*hollow), "o", markerfacecolor="white", markeredgecolor=line.get_color())
         first = min(results, key=lambda r: r["hosts"])
-        base = max(first[s][key] for s in STAGES) / (1024 if key == "peak_rss_mb" else 1)
+        # through the smallest size's lowest stage, so the guide runs among the lines it is compared with
+        base = min((first.get(s) or {}).get(key) or float("inf") for s in STAGES) / scale
         axis.plot(hosts, [base * h / first["hosts"] for h in hosts], "k:", label="linear in hosts")
         axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.set_xlabel("hosts (10 years of history)")
+        axis.set_xticks(hosts, [f"{r['hosts']:,}\n{r.get('commit', '?')}{'*' if 'source' in r else ''}"
+                                for r in results], fontsize=8)
+        axis.minorticks_off()
+        axis.set_xlabel("hosts (10 years of history) and the commit measured")
         axis.set_ylabel(unit)
         axis.grid(True, which="both", alpha=0.3)
     cpu.legend(fontsize=8)
-    fig.suptitle("Cost growth per stage (bench/cost_growth.py)")
+    transcribed = any("source" in r for r in results)
+    fig.suptitle("Cost growth per stage (bench/cost_growth.py)"
+                 + ("\n* transcribed from an earlier run (hollow points), not measured with the others" if transcribed
+                    else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -160,6 +216,8 @@ def main() -> None:
     results = sorted((json.loads(line) for line in args.results.read_text().splitlines() if line.strip()),
                      key=lambda r: r["hosts"])
     print(table(results))
+    print()
+    print(per_row_table(results))
     if len(results) > 1:
         plot(results, args.plot)
         print(f"plot: {args.plot}")
