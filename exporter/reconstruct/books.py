@@ -102,8 +102,8 @@ class SpanBooks:
         inside, beyond = intervals.clip_to_parent(spans.lazy().select(window), relevant, by=by,
                                                   open_end=self.snapshot_time)
         # A row cut into pieces earlier (an exclude rule) repeats its _row; its other columns agree.
-        rest = spans.select(*_identity(spans), *(c for c in spans.columns if c not in window)).unique(
-            _identity(spans), keep="first", maintain_order=True)
+        rest = _first_per(spans.select(*_identity(spans), *(c for c in spans.columns if c not in window)),
+                          _identity(spans))
         kept = ((beyond if outside else inside).collect().drop("trimmed")
                 .join(rest, on=_identity(spans), how="left", maintain_order="left").select(spans.columns))
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
@@ -151,8 +151,7 @@ class SpanBooks:
             if index == 0:
                 out.append(layer)
                 continue
-            rest = layer.select("_row", *(c for c in layer.columns if c not in window)).unique(
-                "_row", keep="first", maintain_order=True)
+            rest = _first_per(layer.select("_row", *(c for c in layer.columns if c not in window)), ["_row"])
             kept = (result.kept.collect().drop("trimmed")
                     .join(rest, on="_row", how="left", maintain_order="left").select(layer.columns))
             out.append(self._kept(layer, kept, rejected="overridden", clipped="overridden", detail=detail))
@@ -190,7 +189,9 @@ class SpanBooks:
         survived = after.select("_row").unique()
         lost = before.join(survived, on="_row", how="anti").with_columns(pl.lit(rejected).alias("rejection_reason"))
         self._split(lost, detail=detail)
-        self._record_trim(before.join(survived, on="_row", how="semi"), after, reason=clipped)
+        # only what trimmed_hours reads goes through the join (not every span column)
+        self._record_trim(before.select(*TRIM_COLUMNS, "_row").join(survived, on="_row", how="semi"), after,
+                          reason=clipped)
         return after
 
     def _split(self, frame: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
@@ -220,10 +221,13 @@ def input_totals(windows: pl.DataFrame, *, snapshot_time: dt.datetime) -> pl.Dat
         pl.len().alias("rows_in"), order_free_sum(hours_between("start", "end", snapshot_time=snapshot_time)).alias("hours_in"))
 
 
+TRIM_COLUMNS = ("level", "source_table", "original_start", "start", "end")  # what trimmed_hours reads
+
+
 def trimmed_hours(before: pl.DataFrame, after: pl.DataFrame, *, reason: str, snapshot_time: dt.datetime) -> pl.DataFrame:
     """level, source_table, reason, year, hours: span-hours in ``before`` but not in ``after``.
 
-    Both frames carry level, source_table, original_start, start, end; ``after`` holds the
+    Both frames carry TRIM_COLUMNS; ``after`` holds the
     pieces that survive a trimming stage, minus rows rejected whole (the caller drops those
     from ``before`` too, or accounts them as rejected). Year = year of the row's raw start.
     """
@@ -258,6 +262,14 @@ def split_rejected(
         hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"),
     )
     return kept, conform(rejected, REJECT_SCHEMA)
+
+
+def _first_per(frame: pl.DataFrame, identity: list[str]) -> pl.DataFrame:
+    """The first row of ``frame`` per ``identity``, in order; ``frame`` itself (no copy of its
+    columns) when every identity is there once, as it is unless a rule cut rows into pieces."""
+    if frame.select(pl.struct(identity).n_unique()).item() == frame.height:
+        return frame
+    return frame.unique(identity, keep="first", maintain_order=True)
 
 
 def _identity(spans: pl.DataFrame) -> list[str]:
