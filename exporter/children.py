@@ -39,6 +39,8 @@ def run(command: list[str], *, env: dict[str, str] | None = None,
     with _guard:
         _live.add(process)
     try:
+        if _stopping.is_set():  # SIGTERM came after the check above, and kill_all may have missed this child
+            raise Terminated()
         if on_start is not None:
             on_start()
         out, err = process.communicate()
@@ -64,8 +66,15 @@ class Terminated(BaseException):
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM ends the command like Ctrl-C does: children killed, temporary outputs removed."""
+    """SIGTERM ends the command like Ctrl-C does: children killed, temporary outputs removed.
+
+    A second SIGTERM while the first is handled or its cleanup runs is ignored: handling it again
+    deadlocked (the nested kill_all waited for the child whose wait lock the interrupted one held)
+    or raised into the cleanup, leaving temporary outputs behind.
+    """
     def on_term(signum, frame):
+        if _stopping.is_set():
+            return
         _stopping.set()  # no new children from other threads either
         kill_all()
         raise Terminated()

@@ -39,8 +39,9 @@ class TinySite:
         return ["reconstruct", str(self.snapshot), "--site", "tiny", "--out", str(out), "--from", HISTORY_START,
                 "--snapshot-time", SNAPSHOT_TIME, "--quiet", "--config", str(self.root / "no-config.yaml"), *extra]
 
-    def backfill_args(self, out: Path, promtool: str, *extra: str) -> list[str]:
-        return ["backfill", str(self.reconstruction), "--out", str(out), "--blocks", "--promtool", promtool,
+    def backfill_args(self, out: Path, promtool: str, *extra: str, timeline: Path | None = None) -> list[str]:
+        """``timeline``: another reconstruction than the clean one (e.g. a cheaper daily one)."""
+        return ["backfill", str(timeline or self.reconstruction), "--out", str(out), "--blocks", "--promtool", promtool,
                 "--quiet", *extra]
 
 

@@ -105,11 +105,15 @@ def test_backfill_killed_leaves_no_orphans_and_a_rerun_lists_exactly_its_blocks(
 
 
 @pytest.mark.parametrize("signal_name, code", [("TERM", 143), ("INT", 130)])
-def test_backfill_stopped_by_a_signal_kills_promtool_and_removes_its_staging(tiny_site, earlier_backfill,
-                                                                            tmp_path, promtool, signal_name, code):
+def test_backfill_stopped_by_a_signal_kills_promtool_and_removes_its_staging(tiny_site, earlier_reconstruction,
+                                                                            earlier_backfill, tmp_path, promtool,
+                                                                            signal_name, code):
+    # The daily reconstruction: the same two windows (two promtool runs, each signalling as it starts,
+    # so a second signal may come while the first is handled) with 1/24 of the samples to render.
     out = tmp_path / "bf"
     previous = previous_backfill(earlier_backfill, out)
-    stopped = cli(*tiny_site.backfill_args(out, promtool), fault=f"backfill:promtool-running@{signal_name}")
+    stopped = cli(*tiny_site.backfill_args(out, promtool, timeline=earlier_reconstruction),
+                  fault=f"backfill:promtool-running@{signal_name}")
     assert stopped.returncode == code, stopped.stderr
     assert stopped.stderr.strip().splitlines()[-1] in ("terminated", "aborted")
     assert "Traceback" not in stopped.stderr
