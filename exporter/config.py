@@ -215,6 +215,9 @@ def _complete_since(value: object, what: str) -> dt.datetime | str | None:
     """None (derive from the data), ``never``, or a date-time."""
     if value is None or value == "never":
         return value
-    return parse_datetime(value, what)
+    try:
+        return parse_datetime(value, what)
+    except ConfigError as err:  # the date's own error would hide that "never" is the other choice
+        raise ConfigError(f'{err}; or "never" (never complete)') from None
 
 

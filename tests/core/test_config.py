@@ -160,8 +160,9 @@ def test_device_history_complete_since_is_a_date_or_never(tmp_path, value, expec
     assert site_policy(site)["device_history_complete_since"] == expected  # what reconstruct and live take
 
 
+@pytest.mark.parametrize("key", ["device_history_complete_since", "blazar_complete_since"])
 @pytest.mark.parametrize("value", ["nevr", "2022-02-30", "1999-12-31"])
-def test_a_bad_device_history_complete_since_is_one_clear_line(tmp_path, value):
-    path = _write(tmp_path, f"{SITE}    device_history_complete_since: {value}\n")
-    with pytest.raises(ConfigError, match=r"^sites\.s\.device_history_complete_since: [^\n]*$"):
+def test_a_bad_complete_since_is_one_clear_line_naming_never(tmp_path, key, value):
+    path = _write(tmp_path, f"{SITE}    {key}: {value}\n")
+    with pytest.raises(ConfigError, match=rf'^sites\.s\.{key}: [^\n]*; or "never" \(never complete\)$'):
         load_config(path, environ={})
