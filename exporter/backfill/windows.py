@@ -1,11 +1,11 @@
 """One block window at a time: OpenMetrics text -> file -> promtool block -> block verified -> file removed.
 
-One thread renders each window's text in memory, running ahead while promtool runs; each of
-``workers`` threads takes a rendered window, writes its file, runs promtool on it, checks the
-block against the window (sample count, time range) and deletes the file (unless asked to keep
-it). So at any moment at most ``workers`` window files exist: the extra disk of a run, beyond its
-blocks, is bounded by the text of the windows in flight, not by the whole history
-(docs/backfill.md); at most ``workers`` rendered windows wait in memory.
+Each of ``workers`` threads takes the next window, renders its text straight into its file
+(hashing the file once written), runs promtool on it, checks the block against the window (sample
+count, time range) and deletes the file (unless asked to keep it), then takes the next. So at any
+moment at most ``workers`` windows are in flight: the extra disk of a run, beyond its blocks, is
+bounded by the text of those windows, not by the whole history (docs/backfill.md), and no
+rendered text is held in memory (a window's rows are gathered only while its file is written).
 """
 
 from __future__ import annotations
@@ -72,38 +72,30 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     (exporter.backfill.families.family_lines) and their declarations, written into the same
     windows after the timeline's families.
 
-    The schedule: one thread renders each window's text in memory (ours: CPU), ``workers``
-    threads each write a rendered window to disk, run promtool on it (a child: CPU), verify and
-    remove it. Rendering runs ahead while promtool runs, but at most ``workers`` rendered windows
-    wait in memory, and only the converting threads put text on disk: the disk bound stays the
-    text of the windows being converted (docs/backfill.md)."""
+    ``workers`` threads each take a window, write it, run promtool on it (a child process) and
+    verify and remove it before taking the next: the disk bound is the text of ``workers`` windows
+    (docs/backfill.md). Rendering straight into the file, not into memory first, spares a copy of
+    every byte (fresh pages cost CPU, BENCHMARKS.md "toward promtool's floor"); with a worker per
+    core, a window's rendering overlaps the other workers' promtool runs anyway."""
     extra_lines, declared = extra if extra is not None else (None, ())
     extra_windows = dict(split_windows(extra_lines, hours)) if extra_lines is not None else {}
     windows = sorted({**{start: None for start in extra_windows}, **dict(window_rows(samples, hours))}.items())
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     prefixes = sample_prefixes(series)
-    workers = workers or os.cpu_count() or 1
-    waiting, stop = threading.BoundedSemaphore(workers), threading.Event()
+    stopping = threading.Event()
     started = time.perf_counter()
     written_at = started
 
-    def render(start: dt.datetime, rows: pl.Series | None) -> _Rendered:
-        while not stop.is_set():
-            if waiting.acquire(timeout=0.1):  # a slot in memory: a converter wrote its window
-                break
-        else:
-            raise concurrent.futures.CancelledError()
-        part = samples.clear() if rows is None else samples[rows]  # gathered here: only the windows in flight
-        return _render_window(sample_lines(part, prefixes), start, hours, extra=(extra_windows.get(start), declared))
-
-    def convert(rendered: concurrent.futures.Future) -> WindowFile:
+    def convert(start: dt.datetime, rows: pl.Series | None) -> WindowFile:
         nonlocal written_at
-        info = rendered.result().write_file(out)
-        waiting.release()
+        info = _write_window(out, samples.clear() if rows is None else samples[rows], prefixes, start, hours,
+                             extra=(extra_windows.get(start), declared))
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
             return info
+        if stopping.is_set():  # another window failed: start no promtool that nobody would stop
+            raise concurrent.futures.CancelledError()
         info = replace(info, blocks=_run_promtool(tool, out, info, hours))
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
@@ -111,65 +103,41 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
         os.remove(out / info.path)
         return replace(info, kept=False)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as renderer, \
-            concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool, \
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
             progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
-        rendered = [renderer.submit(render, start, rows) for start, rows in windows]
-        futures = [pool.submit(convert, text) for text in rendered]
+        futures = [pool.submit(convert, start, rows) for start, rows in windows]
         try:
             for future in concurrent.futures.as_completed(futures):
                 bar.item(future.result().path)
                 bar.advance()
         except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
-            stop.set()
-            for future in rendered + futures:
+            stopping.set()
+            for future in futures:
                 future.cancel()
             children.kill_all()
             raise
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
-class _Rendered:
-    """One window's text, rendered in memory as the chunks the writer produced (a growing BytesIO
-    would copy the whole text again at each resize), hashed on the way; held until it is written."""
-
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.sha256, self.bytes = hashlib.sha256(), 0
-        self.info: WindowFile | None = None
-
-    def write(self, data) -> int:
-        chunk = bytes(data)  # the writer may hand out a view of a buffer it reuses
-        self.chunks.append(chunk)
-        self.sha256.update(chunk)
-        self.bytes += len(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-    def write_file(self, out: Path) -> WindowFile:
-        """Write the text to its file and let go of it."""
-        with open(out / self.info.path, "wb") as handle:
-            handle.writelines(self.chunks)
-        self.chunks = []
-        return self.info
-
-
-def _render_window(lines: pl.DataFrame, start: dt.datetime, hours: int,
-                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> _Rendered:
-    """One window's text (timeline families, then extra families) and its sha256."""
+def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
+                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> WindowFile:
+    """Render one window's text (timeline families, then extra families) into its file; its size
+    and sha256 are read back from the file (the page cache: no second copy of the text is kept)."""
     extra_lines, declared = extra
-    text = _Rendered()
-    write_samples(lines, text, eof=False)
-    if extra_lines is not None:
-        write_family_samples(extra_lines, declared, text)
-    text.write(EOF)
-    samples = lines.height + (extra_lines.height if extra_lines is not None else 0)
-    text.info = WindowFile(path=f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om", window_start=start,
-                           window_end=start + dt.timedelta(hours=hours), samples=samples, bytes=text.bytes,
-                           sha256=text.sha256.hexdigest())
-    return text
+    path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
+    lines = sample_lines(part, prefixes)
+    # unbuffered: polars writes its parts through the same descriptor, in order with the headers
+    with open(out / path, "wb", buffering=0) as handle:
+        write_samples(lines, handle, eof=False)
+        if extra_lines is not None:
+            write_family_samples(extra_lines, declared, handle)
+        handle.write(EOF)
+    with open(out / path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+        size = handle.tell()
+    return WindowFile(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
+                      samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
+                      sha256=digest.hexdigest())
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """Bounded disk: with --blocks each window's OpenMetrics file is removed once its block is verified,
-so the text on disk at any moment is at most that of the windows in flight (one per worker).
+so the text on disk at any moment is at most that of the windows in flight (one per worker); and
+bounded memory: no window's text is held in memory on the way (it is rendered into its file).
 
 The text present is measured from outside the code under test: a wrapper around the real promtool
 sums the .om files in the directory each time promtool starts, and a thread polls the directory."""
@@ -13,11 +14,14 @@ import re
 import stat
 import sys
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
+from exporter.backfill import blocks
 from exporter.backfill.blocks import backfill
+from exporter.backfill.windows import write_and_convert
 from exporter.errors import TimelineError
 from tests.backfill.timelines import synthetic_timeline, write_timeline
 
@@ -167,3 +171,32 @@ def test_run_removes_the_window_files_unless_asked_to_keep_them(tmp_path, promto
     on_disk = sorted(p.name for p in (out / "openmetrics").iterdir())
     assert on_disk == (sorted(Path(f["path"]).name for f in manifest["files"]) if keep else [])
     assert [f["kept"] for f in manifest["files"]] == [keep] * len(manifest["files"])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_no_window_text_is_held_in_memory(tmp_path, promtool, workers, monkeypatch):
+    """While the windows are written and converted, Python's own allocations (the text as
+    ``bytes``, were it rendered into memory first) grow by less than half a full window's text,
+    although promtool's runs leave the time to render ahead."""
+    grown = []
+
+    def measured(*args, **kwargs):
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        converted = write_and_convert(*args, **kwargs)
+        grown.append(tracemalloc.get_traced_memory()[1] - before)
+        return converted
+
+    monkeypatch.setattr(blocks, "write_and_convert", measured)
+    # wide windows (~3 MB of text each), so the workers' own buffers (hashing: 256 kB) stay small beside them
+    frame = synthetic_timeline(start=START, hours=24 * 20, node_types=("a", "b", "c", "d"))
+    timeline_dir = write_timeline(frame, tmp_path / "timeline")
+    tracemalloc.start()
+    try:
+        result = backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=promtool, block_hours=54, now=NOW,
+                          workers=workers)
+    finally:
+        tracemalloc.stop()
+    full = min(f.bytes for f in result.files[1:-1])  # the first and last windows are cut short
+    assert full > 2_000_000
+    assert grown[0] < full / 2, f"{grown[0]:,} bytes held at once; a full window has {full:,}"
