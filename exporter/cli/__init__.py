@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -35,6 +36,16 @@ COMMANDS = {
     "explain": "explain",
 }
 
+# Commands that free and reuse about the same memory over and over (backfill: window after window)
+# keep polars' freed memory for the rest of the run: its allocator (jemalloc; polars sets it to
+# return freed pages after 0.5-1 s) otherwise hands them back to the kernel and faults them in
+# again for the next window, which cost ~0.7 s of the ~3.7 s backfill spends itself on its 1-year
+# bench (BENCHMARKS.md, session 6). Set before polars is first imported, appended to what the
+# environment holds (jemalloc takes the last value of an option; a parent that imported polars
+# passes polars' defaults down, so an existing value cannot be told from the user's own).
+KEEP_FREED_MEMORY = {"backfill": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}
+ALLOCATOR_SETTINGS = "_RJEM_MALLOC_CONF"  # read once by polars' jemalloc when polars loads
+
 
 class LazyGroup(click.Group):
     """Imports a subcommand's module only when that subcommand runs (keeps --help fast)."""
@@ -45,6 +56,9 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS or not self._module_exists(name):
             return None
+        if name in KEEP_FREED_MEMORY:
+            os.environ[ALLOCATOR_SETTINGS] = ",".join(filter(None, [os.environ.get(ALLOCATOR_SETTINGS),
+                                                                    KEEP_FREED_MEMORY[name]]))
         return importlib.import_module(f"exporter.cli.{COMMANDS[name]}").command
 
     @staticmethod

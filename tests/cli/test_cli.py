@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -56,6 +57,22 @@ def test_cli_works_when_nothing_else_imported_importlib_util():
     result = subprocess.run([sys.executable, "-c", forget_util], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize("preset", [None, "narenas:1", "dirty_decay_ms:500,muzzy_decay_ms:1000"])
+def test_backfill_keeps_polars_freed_memory(preset):
+    """The allocator setting is in the environment, last, before polars first loads (polars puts its
+    defaults first; jemalloc takes the last value of each option); also when a parent that imported
+    polars passed its defaults down."""
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if preset:
+        env["_RJEM_MALLOC_CONF"] = preset
+    probe = ("import os, sys\nfrom exporter.cli import cli\nassert 'polars' not in sys.modules\n"
+             "cli.get_command(None, 'backfill')\nimport polars\nprint(os.environ.get('_RJEM_MALLOC_CONF'))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(",dirty_decay_ms:-1,muzzy_decay_ms:-1")
+    assert preset is None or preset in done.stdout
 
 
 def test_one_sites_unset_variable_blocks_only_that_site(tmp_path):
