@@ -15,8 +15,9 @@ seconds, the process's CPU seconds, the MariaDB server's CPU seconds during the 
 medians and their ratios, and ``uptime`` before and after. The server is shared, so its process CPU
 also holds other clients' queries and background work; the readers connect as a bench user of
 their own (``BENCH_USER``, created with SELECT on the site and dropped at the end) and the CPU of the
-server threads that served that user's connections (found by polling ``information_schema.processlist``
-for their ``TID``) is printed as "server CPU, our connections".
+server threads while they serve that user's connections (found by polling
+``information_schema.processlist`` for their ``TID`` every 5 ms) is printed as "server CPU, our
+connections"; threads the server hands on to other clients are not counted after that.
 """
 
 from __future__ import annotations
@@ -93,18 +94,25 @@ def thread_cpu() -> dict[int, float]:
 
 
 class ServingThreads:
-    """The server threads (OS ids) that serve ``BENCH_USER``'s connections, polled every 5 ms
-    while a reader runs (MariaDB's processlist has the thread id; one thread per connection)."""
+    """The server CPU spent serving ``BENCH_USER``'s connections while a reader runs: every 5 ms
+    the server threads (OS ids) serving that user are read from MariaDB's processlist (one thread
+    per connection) and the CPU each gained since the previous poll is added up. Only while it
+    serves this user: the server keeps idle threads and hands them to other clients' connections."""
 
     def __init__(self, engine) -> None:
-        self.engine, self.tids, self._stop = engine, set(), threading.Event()
+        self.engine, self.seconds, self.tids, self._stop = engine, 0.0, set(), threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
     def _poll(self) -> None:
+        previous = thread_cpu()
         with self.engine.connect() as conn:
             while not self._stop.is_set():
-                self.tids.update(row[0] for row in conn.exec_driver_sql(
-                    "SELECT TID FROM information_schema.processlist WHERE USER = %s", (BENCH_USER,)))
+                ours = {row[0] for row in conn.exec_driver_sql(
+                    "SELECT TID FROM information_schema.processlist WHERE USER = %s", (BENCH_USER,))}
+                now = thread_cpu()
+                self.seconds += sum(now.get(tid, 0.0) - previous.get(tid, now.get(tid, 0.0)) for tid in ours)
+                self.tids |= ours
+                previous = now
                 time.sleep(0.005)
 
     def __enter__(self) -> "ServingThreads":
@@ -118,27 +126,26 @@ class ServingThreads:
 
 def run(prefix: str, reader: str, tree: Path, engine) -> dict:
     """One extract in a fresh process that imports ``exporter`` from ``tree``."""
-    before, threads_before = server_cpu(), thread_cpu()
+    before = server_cpu()
     with tempfile.TemporaryDirectory(prefix="bench-extract-") as out, ServingThreads(engine) as serving:
         done = subprocess.run([sys.executable, "-c", CHILD, prefix, reader, out], capture_output=True, text=True,
                               cwd=tree)
     if done.returncode != 0:
         raise SystemExit(f"the {reader} extract failed:\n{done.stderr}")
-    after, threads_after = server_cpu(), thread_cpu()
+    after = server_cpu()
     result = json.loads(done.stdout.strip().splitlines()[-1])
     result["server_cpu"] = after - before if before is not None and after is not None else None
-    result["server_cpu_ours"] = (sum(threads_after.get(tid, 0.0) - threads_before.get(tid, 0.0)
-                                     for tid in serving.tids) if threads_after else None)
+    result["server_cpu_ours"] = serving.seconds if before is not None else None
     return result
 
 
-def bench_user(engine, prefix: str, *, create: bool) -> None:
-    """Create (or drop) BENCH_USER with SELECT on the site's databases only."""
+def bench_user(engine, prefix: str, *, create: bool, user: str = BENCH_USER) -> None:
+    """Create (or drop) ``user`` with SELECT on the site's databases only."""
     from exporter.config import prefixed_databases
 
     with engine.begin() as conn:
         for host in ("127.0.0.1", "localhost"):
-            account = f"'{BENCH_USER}'@'{host}'"
+            account = f"'{user}'@'{host}'"
             conn.exec_driver_sql(f"DROP USER IF EXISTS {account}")
             if create:
                 conn.exec_driver_sql(f"CREATE USER {account}")
