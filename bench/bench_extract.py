@@ -94,24 +94,32 @@ def thread_cpu() -> dict[int, float]:
 
 
 class ServingThreads:
-    """The server CPU spent serving ``BENCH_USER``'s connections while a reader runs: every 5 ms
-    the server threads (OS ids) serving that user are read from MariaDB's processlist (one thread
-    per connection) and the CPU each gained since the previous poll is added up. Only while it
-    serves this user: the server keeps idle threads and hands them to other clients' connections."""
+    """The server CPU spent serving ``user``'s connections while a block runs: every 5 ms the
+    server threads (OS ids) serving that user are read from MariaDB's processlist (one thread per
+    connection) and the CPU each gained since the previous poll is added to ``cpu[tid]``; only
+    while it serves this user (the server hands idle threads on to other clients). ``kinds[tid]``:
+    what ``kind`` made of the statements seen on that thread."""
 
-    def __init__(self, engine) -> None:
-        self.engine, self.seconds, self.tids, self._stop = engine, 0.0, set(), threading.Event()
+    def __init__(self, engine, user: str = BENCH_USER, kind=lambda statement: "") -> None:
+        self.engine, self.user, self.kind, self._stop = engine, user, kind, threading.Event()
+        self.cpu: dict[int, float] = {}
+        self.kinds: dict[int, set[str]] = {}
         self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.cpu.values())
 
     def _poll(self) -> None:
         previous = thread_cpu()
         with self.engine.connect() as conn:
             while not self._stop.is_set():
-                ours = {row[0] for row in conn.exec_driver_sql(
-                    "SELECT TID FROM information_schema.processlist WHERE USER = %s", (BENCH_USER,))}
+                rows = conn.exec_driver_sql("SELECT TID, INFO FROM information_schema.processlist WHERE USER = %s",
+                                            (self.user,)).all()
                 now = thread_cpu()
-                self.seconds += sum(now.get(tid, 0.0) - previous.get(tid, now.get(tid, 0.0)) for tid in ours)
-                self.tids |= ours
+                for tid, statement in rows:
+                    self.kinds.setdefault(tid, set()).add(self.kind(statement or ""))
+                    self.cpu[tid] = self.cpu.get(tid, 0.0) + now.get(tid, 0.0) - previous.get(tid, now.get(tid, 0.0))
                 previous = now
                 time.sleep(0.005)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_extract import ROOT_URL, bench_user, thread_cpu  # noqa: E402
+from bench.bench_extract import ROOT_URL, ServingThreads, bench_user  # noqa: E402
 from exporter.adapters.registry import declared_tables  # noqa: E402
 from exporter.config import SiteConfig, prefixed_databases  # noqa: E402
 from exporter.db import open_engine  # noqa: E402
@@ -45,34 +44,9 @@ CX_URI = f"mysql://{BENCH_USER}@127.0.0.1:3306/information_schema"
 SETUP = ["SET NAMES utf8mb4", "SET time_zone = '+00:00'", "SET SESSION TRANSACTION READ ONLY"]
 
 
-class Served:
-    """The server CPU spent serving BENCH_USER while the block runs, per server thread, added up
-    poll by poll (every 5 ms) only while the thread serves that user, with the kinds of statement seen."""
-
-    def __init__(self, root: sa.Engine) -> None:
-        self.root, self.kinds, self.cpu, self._stop = root, {}, {}, threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self) -> None:
-        previous = thread_cpu()
-        with self.root.connect() as conn:
-            while not self._stop.is_set():
-                rows = conn.exec_driver_sql("SELECT TID, INFO FROM information_schema.processlist WHERE USER = %s",
-                                            (BENCH_USER,)).all()
-                now = thread_cpu()
-                for tid, info in rows:
-                    self.kinds.setdefault(tid, set()).add(_kind(info or ""))
-                    self.cpu[tid] = self.cpu.get(tid, 0.0) + now.get(tid, 0.0) - previous.get(tid, now.get(tid, 0.0))
-                previous = now
-                time.sleep(0.005)
-
-    def __enter__(self) -> "Served":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+def served(root: sa.Engine) -> ServingThreads:
+    """The server CPU per thread spent serving BENCH_USER, and what kind of connection each served."""
+    return ServingThreads(root, user=BENCH_USER, kind=_kind)
 
 
 def _kind(info: str) -> str:
@@ -139,16 +113,16 @@ def shapes(prefix: str, table_name: str, rounds: int) -> None:
     try:
         for _ in range(rounds):
             for label, query in cx_shapes.items():
-                with Served(root) as served:
+                with served(root) as serving:
                     rows = pl.read_database_uri(query, CX_URI, engine="connectorx", pre_execution_query=SETUP).height
-                print(f"{label:32s} {sum(served.cpu.values()):6.2f} s server CPU  {rows:,} rows", flush=True)
+                print(f"{label:32s} {serving.seconds:6.2f} s server CPU  {rows:,} rows", flush=True)
             for label, query in (("SQLAlchemy reader's query", f"SELECT {texts} FROM {table.physical} ORDER BY {key}"),
                                  ("key-check scan", f"SELECT COUNT(*), SUM(CRC32({key})), BIT_XOR(CRC32({key})), "
                                                     f"MIN({key}), MAX({key}) FROM {table.physical}")):
-                with Served(root) as served, bench.connect() as conn:
+                with served(root) as serving, bench.connect() as conn:
                     result = conn.execution_options(stream_results=True).exec_driver_sql(query)
                     rows = sum(len(part) for part in result.partitions(50_000))
-                print(f"{label:32s} {sum(served.cpu.values()):6.2f} s server CPU  {rows:,} rows", flush=True)
+                print(f"{label:32s} {serving.seconds:6.2f} s server CPU  {rows:,} rows", flush=True)
     finally:
         bench.dispose()
         bench_user(root, prefix, create=False, user=BENCH_USER)
@@ -165,14 +139,14 @@ def split(prefix: str) -> None:
     try:
         site = SiteConfig(name="b", display_name="b", db_url=BENCH_URL, databases=prefixed_databases(prefix))
         began, cpu = time.perf_counter(), os.times()
-        with Served(root) as served, tempfile.TemporaryDirectory(prefix="bench-extract-") as out:
+        with served(root) as serving, tempfile.TemporaryDirectory(prefix="bench-extract-") as out:
             extract_snapshot(site, Path(out), snapshot_id="s")
         wall, done = time.perf_counter() - began, os.times()
     finally:
         bench_user(root, prefix, create=False, user=BENCH_USER)
     shares: dict[str, float] = {}
-    for tid, seconds in served.cpu.items():
-        kind = "connectorx" if "connectorx" in served.kinds[tid] else "view"  # a thread reused by both: connectorx
+    for tid, seconds in serving.cpu.items():
+        kind = "connectorx" if "connectorx" in serving.kinds[tid] else "view"  # a thread reused by both: connectorx
         shares[kind] = shares.get(kind, 0.0) + seconds
     print(f"wall {wall:.2f} s, this process {done.user + done.system - cpu.user - cpu.system:.2f} s CPU; server CPU "
           f"of our connections: view {shares.get('view', 0):.2f} s, connectorx {shares.get('connectorx', 0):.2f} s, "
