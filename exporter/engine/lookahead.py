@@ -146,10 +146,15 @@ def _running_sums(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
     slices = [slice(begin, end) for begin, end in zip(starts, np.r_[starts[1:], len(key)])]
     last_of_time = np.flatnonzero(np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)])
     sums: dict[str, np.ndarray] = {}
+    # two buffers for all fifteen sums: freed blocks of this size stay in the C heap (RSS), so
+    # fresh temporaries per sum raised the reconstruction's peak
+    weight, total = np.empty(len(key)), np.empty(len(key))
     for w in weights:
-        weight = by_rank[w][rank]
-        for suffix, terms in (("v", lambda: weight * dv), ("s", lambda: weight * ds), ("sa", lambda: weight * ds * a)):
-            total = terms()
+        np.take(by_rank[w], rank, out=weight)
+        for suffix, factor in (("v", dv), ("s", ds), ("sa", a)):
+            np.multiply(weight, ds if factor is a else factor, out=total)
+            if factor is a:
+                total *= a  # (weight × ds) × a, as polars multiplies
             total += 0.0  # 0.0 + x: a slice's sum starts at 0.0, also when its first term is -0.0
             for part in slices:
                 np.cumsum(total[part], out=total[part])
