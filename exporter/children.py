@@ -1,8 +1,9 @@
 """Child processes (promtool) that never outlive the command that started them.
 
 - Each child runs in its own process group, and every live child is tracked: when the command
-  ends by an exception, by Ctrl-C (SIGINT) or by SIGTERM (see :func:`install_signal_handlers`),
+  ends by an exception, by Ctrl-C (SIGINT) or by SIGTERM (see :func:`signals_stop_children`),
   :func:`kill_all` kills each child's whole group before the command exits.
+- Once the command stops (a signal, or the caller's ``stop`` event) no child starts any more.
 - On Linux each child also gets ``PR_SET_PDEATHSIG(SIGKILL)`` before it executes, so even
   ``kill -9`` of this process, which runs no cleanup, takes the children down. The kernel sends
   that signal when the *thread* that started the child ends; the thread waits for its child, so
@@ -17,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -37,14 +39,16 @@ _setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
 _PARENT_CHECK = 'test "$PPID" = "$1" || exit 1; shift; exec "$@"'
 
 
-def run(command: list[str], *, env: dict[str, str] | None = None,
-        on_start: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+def run(command: list[str], *, env: dict[str, str] | None = None, on_start: Callable[[], None] | None = None,
+        stop: threading.Event | None = None) -> subprocess.CompletedProcess:
     """Run ``command`` to completion (text output captured); it is killed if this process stops.
 
-    ``on_start`` is called once the child runs (the fault-injection tests die there).
+    ``on_start`` is called once the child runs (the fault-injection tests die there). ``stop``: the
+    caller's own "stopping" flag (set before it calls :func:`kill_all`); once it or a signal says
+    stop, the child is not started, or killed at once, and :class:`Stopped` is raised.
     """
-    if _stopping.is_set():
-        raise Terminated()
+    if _must_stop(stop):
+        raise Stopped()
     if _setpriv:
         argv, preexec = [_setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_CHECK, "sh",
                          str(os.getpid()), *command], None
@@ -55,8 +59,8 @@ def run(command: list[str], *, env: dict[str, str] | None = None,
     with _guard:
         _live.add(process)
     try:
-        if _stopping.is_set():  # SIGTERM came after the check above, and kill_all may have missed this child
-            raise Terminated()
+        if _must_stop(stop):  # the stop came after the check above, and kill_all may have missed this child
+            raise Stopped()
         if on_start is not None:
             on_start()
         out, err = process.communicate()
@@ -81,21 +85,43 @@ class Terminated(BaseException):
     """Raised in the main thread on SIGTERM, so that cleanup (``finally``) runs as for Ctrl-C."""
 
 
-def install_signal_handlers() -> None:
-    """SIGTERM ends the command like Ctrl-C does: children killed, temporary outputs removed.
+class Stopped(Exception):
+    """A child was not started, or killed as it started: the command is stopping."""
 
-    A second SIGTERM while the first is handled or its cleanup runs is ignored: handling it again
+
+@contextlib.contextmanager
+def signals_stop_children():
+    """While inside, SIGTERM and Ctrl-C (SIGINT) stop the command the same way: no child starts
+    any more, the live ones are killed, then Terminated / KeyboardInterrupt is raised in the main
+    thread so that cleanup (``finally``: temporary outputs removed) runs.
+
+    A second signal while the first is handled or its cleanup runs is ignored: handling it again
     deadlocked (the nested kill_all waited for the child whose wait lock the interrupted one held)
-    or raised into the cleanup, leaving temporary outputs behind.
+    or raised into the cleanup, leaving temporary outputs behind. On leaving, the previous handlers
+    come back and the process may start children again (the CLI run in-process, as tests do).
     """
-    def on_term(signum, frame):
+    handlers = {signal.SIGTERM: _stop_with(Terminated), signal.SIGINT: _stop_with(KeyboardInterrupt)}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _stopping.clear()
+
+
+def _stop_with(exception: type[BaseException]):
+    def on_signal(signum, frame):
         if _stopping.is_set():
             return
         _stopping.set()  # no new children from other threads either
         kill_all()
-        raise Terminated()
+        raise exception()
+    return on_signal
 
-    signal.signal(signal.SIGTERM, on_term)
+
+def _must_stop(stop: threading.Event | None) -> bool:
+    return _stopping.is_set() or (stop is not None and stop.is_set())
 
 
 def _kill(process: subprocess.Popen) -> None:

@@ -94,9 +94,7 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
         written_at = max(written_at, time.perf_counter())
         if not tool:
             return info
-        if stopping.is_set():  # another window failed: start no promtool that nobody would stop
-            raise concurrent.futures.CancelledError()
-        info = replace(info, blocks=_run_promtool(tool, out, info, hours))
+        info = replace(info, blocks=_run_promtool(tool, out, info, hours, stopping))
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
             return info
@@ -111,7 +109,7 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
                 bar.item(future.result().path)
                 bar.advance()
         except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
-            stopping.set()
+            stopping.set()  # before kill_all: a promtool registered after its snapshot sees it and is killed
             for future in futures:
                 future.cancel()
             children.kill_all()
@@ -140,14 +138,15 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
                       sha256=digest.hexdigest())
 
 
-def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int) -> tuple[str, ...]:
+def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event) -> tuple[str, ...]:
     """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
-    files go there too, via TMPDIR), then move its block(s) into ``blocks/``."""
+    files go there too, via TMPDIR), then move its block(s) into ``blocks/``. Not started once
+    ``stop`` is set (the run is failing or interrupted)."""
     staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
     (staging / "tmp").mkdir(parents=True)
     command = promtool_command(out / info.path, staging, hours, tool)
     done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
-                        on_start=lambda: fault_point("backfill:promtool-running"))
+                        on_start=lambda: fault_point("backfill:promtool-running"), stop=stop)
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")

@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> None:
 
     SIGTERM and Ctrl-C kill child processes and remove temporary outputs before exiting.
     """
-    children.install_signal_handlers()
+    with children.signals_stop_children():  # around the except clauses too: their cleanup is not interrupted
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="usage-exporter", standalone_mode=False)
     except UsageExporterError as err:

@@ -1,4 +1,5 @@
-"""Child processes and signals (exporter.children): a repeated SIGTERM never interrupts the cleanup;
+"""Child processes and the stopping signals (exporter.children): SIGTERM and Ctrl-C stop the same
+way, a repeated signal never interrupts the cleanup, and no child starts once the command stops;
 children never outlive the command, even ``kill -9`` of it takes them down (the death signal),
 and a child whose parent is already gone when it starts does not run its command."""
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,34 +19,80 @@ from exporter import children
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 
-TERMINATED = 143
+# exit code, and the exception the first signal raises in the main thread
+STOPPED_BY = {"SIGTERM": (143, "children.Terminated"), "SIGINT": (130, "KeyboardInterrupt")}
 
-# Two SIGTERMs, the second while the first one's cleanup runs (as when a supervisor repeats it, or
-# when two promtool runs each meet the test-only fault point and signal the process)
-SECOND_SIGTERM_DURING_CLEANUP = """
+# Two signals, the second while the first one's cleanup runs (as when a supervisor repeats SIGTERM,
+# a user presses Ctrl-C twice, or two promtool runs each meet the test-only fault point)
+SECOND_SIGNAL_DURING_CLEANUP = """
 import os, signal, sys
 from pathlib import Path
 from exporter import children
 
-children.install_signal_handlers()
+sig = getattr(signal, sys.argv[2])
 try:
+    with children.signals_stop_children():
+        try:
+            os.kill(os.getpid(), sig)
+            signal.pause()  # not reached: the handler raises
+        finally:
+            os.kill(os.getpid(), sig)
+            Path(sys.argv[1]).write_text("cleaned up")
+except {exception}:
+    sys.exit({code})
+"""
+
+# After the first signal no child starts; once the command is over (the CLI run in-process) they may
+CHILD_AFTER_THE_SIGNAL = """
+import os, signal, sys
+from pathlib import Path
+from exporter import children
+
+sig, late, later = getattr(signal, sys.argv[2]), Path(sys.argv[1]) / "late", Path(sys.argv[1]) / "later"
+with children.signals_stop_children():
     try:
-        os.kill(os.getpid(), signal.SIGTERM)
-        signal.pause()  # not reached: the handler raises Terminated
-    finally:
-        os.kill(os.getpid(), signal.SIGTERM)
-        Path(sys.argv[1]).write_text("cleaned up")
-except children.Terminated:
-    sys.exit(143)
+        os.kill(os.getpid(), sig)
+        signal.pause()
+    except {exception}:
+        pass
+    try:
+        children.run(["touch", str(late)])
+    except children.Stopped:
+        print("refused")
+children.run(["touch", str(later)])
 """
 
 
-def test_a_second_sigterm_during_cleanup_lets_the_cleanup_finish(tmp_path):
+@pytest.mark.parametrize("signal_name", sorted(STOPPED_BY))
+def test_a_second_signal_during_cleanup_lets_the_cleanup_finish(tmp_path, signal_name):
+    code, exception = STOPPED_BY[signal_name]
     marker = tmp_path / "cleanup-done"
-    done = subprocess.run([sys.executable, "-c", SECOND_SIGTERM_DURING_CLEANUP, str(marker)],
+    script = SECOND_SIGNAL_DURING_CLEANUP.format(exception=exception, code=code)
+    done = subprocess.run([sys.executable, "-c", script, str(marker), signal_name],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == TERMINATED, done.stderr
+    assert done.returncode == code, done.stderr
     assert marker.read_text() == "cleaned up"
+
+
+@pytest.mark.parametrize("signal_name", sorted(STOPPED_BY))
+def test_no_child_starts_after_a_stopping_signal(tmp_path, signal_name):
+    script = CHILD_AFTER_THE_SIGNAL.format(exception=STOPPED_BY[signal_name][1])
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), signal_name],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["refused"]
+    assert not (tmp_path / "late").exists()
+    assert (tmp_path / "later").exists()
+
+
+def test_no_child_starts_once_the_callers_stop_is_set(tmp_path):
+    stop = threading.Event()
+    assert children.run(["touch", str(tmp_path / "before")], stop=stop).returncode == 0
+    stop.set()
+    with pytest.raises(children.Stopped):
+        children.run(["touch", str(tmp_path / "after")], stop=stop)
+    assert (tmp_path / "before").exists()
+    assert not (tmp_path / "after").exists()
 
 
 PARENT = """

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from exporter.faults import ENVIRONMENT
 from exporter.snapshots import newest_snapshot, verify_snapshot
 from tests.core.crash_support import (SNAPSHOT_ID, backfill_view, cli, orphans_after, promtool_processes,
                                       run_main, staging_leftovers, tree)
@@ -16,6 +17,7 @@ from tests.core.crash_support import (SNAPSHOT_ID, backfill_view, cli, orphans_a
 pytestmark = pytest.mark.prometheus
 
 KILLED = -9
+INTERRUPTED = 130
 
 
 def snapshot_view(snapshot) -> dict:
@@ -120,6 +122,23 @@ def test_backfill_stopped_by_a_signal_kills_promtool_and_removes_its_staging(tin
     assert promtool_processes(str(tmp_path)) == []  # gone before the command exited
     assert staging_leftovers(tmp_path) == []
     assert tree(out) == previous
+
+
+def test_ctrl_c_in_process_stops_backfill_the_same_way_and_the_next_run_starts_promtool_again(
+        tiny_site, earlier_reconstruction, earlier_backfill, tmp_path, promtool, monkeypatch):
+    # The CLI run in this process, as run_main does: each promtool start sends this process SIGINT;
+    # the first stops the run, a second is ignored, and the handlers and the stop end with the run.
+    out = tmp_path / "bf"
+    previous = previous_backfill(earlier_backfill, out)
+    monkeypatch.setenv(ENVIRONMENT, "backfill:promtool-running@INT")
+    assert run_main(*tiny_site.backfill_args(out, promtool, timeline=earlier_reconstruction)) == INTERRUPTED
+    assert promtool_processes(str(tmp_path)) == []
+    assert staging_leftovers(tmp_path) == []
+    assert tree(out) == previous
+
+    monkeypatch.delenv(ENVIRONMENT)
+    assert run_main(*tiny_site.backfill_args(out, promtool)) == 0
+    assert backfill_view(out) == backfill_view(tiny_site.backfill)
 
 
 def test_a_planted_manifest_cannot_make_backfill_delete_outside_its_output(tiny_site, tmp_path, promtool):
