@@ -173,10 +173,13 @@ def plot(results: list[dict], path: Path) -> None:
         for stage in STAGES:
             points = [(r["hosts"], r[stage][key] / scale, "source" in r) for r in results
                       if (r.get(stage) or {}).get(key) is not None]
-            line, = axis.plot([x for x, _, _ in points], [y for _, y, _ in points], marker="o", label=stage)
-            hollow = [(x, y) for x, y, transcribed in points if transcribed]
-            if hollow:
-                axis.plot(*zip(*hollow), "o", markerfacecolor="white", markeredgecolor=line.get_color())
+            measured = [(x, y) for x, y, transcribed in points if not transcribed]
+            line, = axis.plot(*zip(*measured), marker="o", label=stage) if measured else axis.plot([], [], label=stage)
+            for k, (x, y, transcribed) in enumerate(points):
+                if transcribed:  # another run: a hollow point, reached by a dashed line
+                    axis.plot([x], [y], "o", markerfacecolor="white", markeredgecolor=line.get_color())
+                    if k:
+                        axis.plot([points[k - 1][0], x], [points[k - 1][1], y], "--", color=line.get_color())
         first = min(results, key=lambda r: r["hosts"])
         # through the smallest size's lowest stage, so the guide runs among the lines it is compared with
         base = min((first.get(s) or {}).get(key) or float("inf") for s in STAGES) / scale
@@ -192,7 +195,7 @@ def plot(results: list[dict], path: Path) -> None:
     cpu.legend(fontsize=8)
     transcribed = any("source" in r for r in results)
     fig.suptitle("Cost growth per stage (bench/cost_growth.py)"
-                 + ("\n* transcribed from an earlier run (hollow points), not measured with the others" if transcribed
+                 + ("\n* transcribed from an earlier run (hollow points, dashed lines), not measured with the others" if transcribed
                     else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
