@@ -1,0 +1,72 @@
+"""The timeline check's fast placement (exporter.backfill.checked._placed_samples) against the
+general join + sort + dense check: the same samples on every dense grid, and no answer (so the
+general path names the fault) on anything else, also when faults balance the row count."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exporter.backfill import checked
+from exporter.backfill.openmetrics import render_openmetrics
+from exporter.errors import TimelineError
+from tests.backfill.timelines import synthetic_timeline
+
+T0 = dt.datetime(2024, 1, 1)
+
+
+def _two_sites(hours_uc: int, hours_tacc: int) -> pl.DataFrame:
+    """Two sites with grids of different length and start: per-series offsets differ by site."""
+    return pl.concat([synthetic_timeline(start=T0, hours=hours_uc, node_types=("a", "b"), resources=("nodes", "gpus")),
+                      synthetic_timeline(start=T0 + dt.timedelta(hours=2), hours=hours_tacc, node_types=("a",),
+                                         resources=("vcpus",), site="tacc")])
+
+
+def _general(frame: pl.DataFrame) -> checked.CheckedTimeline:
+    """checked_timeline with the fast placement switched off."""
+    placed = checked._placed_samples
+    checked._placed_samples = lambda *args: None
+    try:
+        return checked.checked_timeline(frame)
+    finally:
+        checked._placed_samples = placed
+
+
+@settings(max_examples=40, deadline=None)
+@given(hours_uc=st.integers(2, 6), hours_tacc=st.integers(2, 6), seed=st.integers(0, 2**32 - 1),
+       drop=st.integers(0, 2), repeat=st.integers(0, 2))
+def test_fast_placement_equals_the_general_path_or_declines(hours_uc, hours_tacc, seed, drop, repeat):
+    dense = _two_sites(hours_uc, hours_tacc)
+    frame = pl.concat([dense.sample(fraction=1.0, shuffle=True, seed=seed).slice(drop),
+                       dense.sample(n=repeat, seed=seed)]).sample(fraction=1.0, shuffle=True, seed=seed + 1)
+    try:
+        expected = _general(frame)
+    except TimelineError as error:
+        with pytest.raises(TimelineError) as caught:
+            checked.checked_timeline(frame)
+        assert str(caught.value) == str(error)
+        return
+    got = checked.checked_timeline(frame)
+    assert got.samples.equals(expected.samples) and got.keys.equals(expected.keys)
+    assert (got.starts, got.ends, got.step_seconds) == (expected.starts, expected.ends, expected.step_seconds)
+
+
+def test_a_duplicate_beside_a_hole_is_still_named_a_duplicate():
+    """As many rows as grid places, but one row twice and one missing: not a dense grid."""
+    dense = synthetic_timeline(start=T0, hours=4, node_types=("a",), resources=("nodes",))
+    frame = pl.concat([dense.slice(1), dense.slice(5, 1)])
+    assert frame.height == dense.height
+    assert checked._placed_samples(frame, checked._series_codes(frame),
+                                   checked._ranked_keys(frame, checked._series_codes(frame)),
+                                   *_grid_and_step(frame)) is None
+    with pytest.raises(TimelineError, match="sharing a"):
+        render_openmetrics(frame, job="j", instance="i")
+
+
+def _grid_and_step(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    grid = (frame.group_by(pl.col("site").cast(pl.String))
+            .agg(start=pl.col("timestamp").min(), points=pl.col("timestamp").n_unique()))
+    return grid, 3600
