@@ -26,7 +26,9 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], instances: pl.LazyFrame) ->
     hypervisor_hostname, project_id, reservation_id, booking, action, start, end, resumed_at,
     instance_end, instance_found, rejection_reason.
     """
-    actions = action_rows(tables, kinds=STOPPING_ACTIONS + RESUMING_ACTIONS).filter(~pl.col("failed"))
+    # Collected once (tens of thousands of rows): stops and resumes both read it, and the query
+    # engine would otherwise build it (two table unions, the events' join) once for each.
+    actions = action_rows(tables, kinds=STOPPING_ACTIONS + RESUMING_ACTIONS).filter(~pl.col("failed")).collect().lazy()
     stops = actions.filter(pl.col("action").is_in(STOPPING_ACTIONS)).sort("at", nulls_last=True)
     resumes = (
         actions.filter(pl.col("action").is_in(RESUMING_ACTIONS) & pl.col("at").is_not_null())
