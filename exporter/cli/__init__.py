@@ -56,9 +56,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in COMMANDS or not self._module_exists(name):
             return None
-        if name in KEEP_FREED_MEMORY:
-            os.environ[ALLOCATOR_SETTINGS] = ",".join(filter(None, [os.environ.get(ALLOCATOR_SETTINGS),
-                                                                    KEEP_FREED_MEMORY[name]]))
+        held = os.environ.get(ALLOCATOR_SETTINGS, "")
+        if name in KEEP_FREED_MEMORY and not held.endswith(KEEP_FREED_MEMORY[name]):
+            # once per process: a command looked up again (tests, --help) does not grow the value
+            os.environ[ALLOCATOR_SETTINGS] = ",".join(filter(None, [held, KEEP_FREED_MEMORY[name]]))
         return importlib.import_module(f"exporter.cli.{COMMANDS[name]}").command
 
     @staticmethod

@@ -68,11 +68,13 @@ def test_backfill_keeps_polars_freed_memory(preset):
     if preset:
         env["_RJEM_MALLOC_CONF"] = preset
     probe = ("import os, sys\nfrom exporter.cli import cli\nassert 'polars' not in sys.modules\n"
-             "cli.get_command(None, 'backfill')\nimport polars\nprint(os.environ.get('_RJEM_MALLOC_CONF'))")
+             "cli.get_command(None, 'backfill')\ncli.get_command(None, 'backfill')\nimport polars\n"
+             "print(os.environ.get('_RJEM_MALLOC_CONF'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith(",dirty_decay_ms:-1,muzzy_decay_ms:-1")
     assert preset is None or preset in done.stdout
+    assert done.stdout.count("dirty_decay_ms:-1") == 1  # a second lookup does not append it again
 
 
 def test_one_sites_unset_variable_blocks_only_that_site(tmp_path):
