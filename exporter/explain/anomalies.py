@@ -17,10 +17,10 @@ import polars as pl
 
 from exporter.explain.formula import Formula
 from exporter.columns import UNKNOWN_NODE_TYPE
+from exporter.reconstruct.audit_timeline import NEGATIVE_TOLERANCE  # the audit's own threshold
 
 CONFLICT_SPAN_TYPES = ("conflict_exclusion",)
 CONFLICT_REJECTIONS = ("duplicate_entity", "overridden")
-NEGATIVE_TOLERANCE = 1e-9  # relative to the node type's capacity, as exporter.reconstruct.timeline.negative_leaves
 
 
 def _span_items(rows: pl.DataFrame, limit: int | None) -> dict:

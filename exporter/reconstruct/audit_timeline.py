@@ -147,9 +147,9 @@ def _grid_node_sums(grid: TimelineGrid) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Exact sums of the node leaves: ``pool, value`` per leaf column and, of the unknown pool,
     ``year, value`` per year (the input of exporter.reconstruct.pools.node_hours_summary)."""
     nodes = {pool: [leaf_column(pool, state, "nodes") for p, state in LEAVES if p == pool] for pool, _ in LEAVES}
-    by_pool = pl.DataFrame({"pool": [pool for pool, names in nodes.items() for _ in names],
-                            "value": [grid.leaves.select(exact_sum(pl.col(name))).item()
-                                      for names in nodes.values() for name in names]},
+    names = [name for names in nodes.values() for name in names]
+    sums = grid.leaves.select(exact_sum(pl.col(name)).alias(name) for name in names).row(0)  # one pass
+    by_pool = pl.DataFrame({"pool": [pool for pool, names in nodes.items() for _ in names], "value": sums},
                            schema={"pool": pl.String, "value": pl.Decimal(38, 12)})
     unknown = (pl.concat([grid.index.select(year=pl.col("timestamp").dt.year()),
                           grid.leaves.select(nodes[POOL_UNKNOWN])], how="horizontal")

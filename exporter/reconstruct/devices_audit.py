@@ -58,20 +58,12 @@ def device_history(frames: Mapping[str, pl.LazyFrame], override: dt.datetime | s
     """When the devices table is known to keep retired devices, derived and effective (part of the
     audit's ``devices``). Derived: the earliest soft-deleted devices row (none: never complete).
     ``override`` (etc/sites.yaml ``device_history_complete_since``) wins: a date, or ``never``."""
-    derived = blazar_devices.earliest_soft_delete(frames)
-    since, how = pools.decided_since(None if derived is None else derived["end"], override)
-    return {
-        "history_complete_since": None if since is None else since.isoformat(),
-        "history_decided_by": how,
-        "history_derived_since": None if derived is None else derived["end"].isoformat(),
-        "history_derived_from": None if derived is None
-        else f"{blazar_devices.DEVICES} id {derived['source_id']} (earliest deleted_at)",
-    }
+    record = pools.history_record(blazar_devices.earliest_soft_delete(frames), override, blazar_devices.DEVICES)
+    return {f"history_{key}": value for key, value in record.items()}
 
 
 def complete_since(history: dict) -> dt.datetime | None:
-    value = history["history_complete_since"]
-    return None if value is None else dt.datetime.fromisoformat(value)
+    return pools.complete_since(history, "history_complete_since")
 
 
 def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, rejected: pl.DataFrame, *,

@@ -29,7 +29,7 @@ from exporter.reconstruct.policy import Policy
 HOST_KEY = ["hypervisor_hostname"]
 BLAZAR_HOSTS = "blazar.computehosts"
 INSTANCES = "nova.instances"
-NEVER = "never"  # etc/sites.yaml ``blazar_complete_since: never``: Blazar's history is never complete
+NEVER = "never"  # etc/sites.yaml ``*_complete_since: never``: that history is never complete
 _STAMP = "%Y%m%dT%H%M%S"
 
 
@@ -43,13 +43,18 @@ def blazar_history(hosts: pl.DataFrame, override: dt.datetime | str | None) -> d
     """
     deleted = hosts.filter((pl.col("source_table") == BLAZAR_HOSTS) & pl.col("rejection_reason").is_null()
                            & pl.col("end").is_not_null()).sort("end", "source_id")
-    derived = deleted.row(0, named=True) if deleted.height else None
+    return history_record(deleted.row(0, named=True) if deleted.height else None, override, BLAZAR_HOSTS)
+
+
+def history_record(derived: dict | None, override: dt.datetime | str | None, table: str) -> dict:
+    """A history's completeness for the audit: the moment used, who decided it, and what the data
+    says (``derived``: the earliest soft-deleted row of ``table``, with ``end`` and ``source_id``)."""
     since, how = decided_since(None if derived is None else derived["end"], override)
     return {
         "complete_since": None if since is None else since.isoformat(),
         "decided_by": how,
         "derived_since": None if derived is None else derived["end"].isoformat(),
-        "derived_from": None if derived is None else f"{BLAZAR_HOSTS} id {derived['source_id']} (earliest deleted_at)",
+        "derived_from": None if derived is None else f"{table} id {derived['source_id']} (earliest deleted_at)",
     }
 
 
@@ -61,8 +66,9 @@ def decided_since(derived: dt.datetime | None, override: dt.datetime | str | Non
     return (None if override == NEVER else override), "config"
 
 
-def complete_since(history: dict) -> dt.datetime | None:
-    value = history["complete_since"]
+def complete_since(history: dict, key: str = "complete_since") -> dt.datetime | None:
+    """The moment of a :func:`history_record` (``key``: where it is kept), as a datetime."""
+    value = history[key]
     return None if value is None else dt.datetime.fromisoformat(value)
 
 
