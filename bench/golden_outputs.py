@@ -51,7 +51,8 @@ def fingerprints(root: Path) -> list[str]:
     """sha256 of every snapshot table file and every reconstruct/backfill output that must not change."""
     files = sorted((root / "data").glob("*/snap/*.parquet"))
     files += [root / "timeline" / name for name in ("spans.parquet", "rejected.parquet", "timeline.parquet",
-                                                    "audit.json")]
+                                                    "audit.json", "leadtime.parquet", "leadtime_timeline.parquet")]
+    files += sorted((root / "timeline" / "families").glob("*.parquet"))  # booked ahead, lead times
     files += sorted((root / "backfill" / "openmetrics").glob("*"))
     return [f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root.parent)}" for path in files]
 
