@@ -154,10 +154,13 @@ def _series_codes(frame: pl.DataFrame) -> pl.Series:
     return physical.select(code.alias("code")).to_series()
 
 
+# a series' resource -> the index of its gauge in FAMILIES' gauge/counter pairs
+_FAMILY_INDEX = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+
+
 def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) -> pl.DataFrame:
     """The timeline as (rank, family, t, value) sorted by rank then t: no strings left."""
-    family_index = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
-    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(family_index,
+    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(_FAMILY_INDEX,
                                                                                  return_dtype=pl.UInt8))
     return (pl.DataFrame({"code": codes, "t": frame["timestamp"].dt.epoch("s"), "value": frame["value"]}).lazy()
             .join(ranks.lazy(), on="code")
@@ -180,14 +183,15 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
     empty (n rows onto n places, none empty: no two rows share one) - that is "one row per series
     and grid time", checked in one pass instead of a sort. The grid check before this guarantees
     each row's time is one of its site's grid times, so every place is in range."""
-    if int(keys["code"].max()) >= _LOOKUP_LIMIT:
+    largest = int(keys["code"].max())
+    if largest >= _LOOKUP_LIMIT:
         return None
     series = keys.join(grid.select("site", "points", start=pl.col("start").dt.epoch("s")), on="site",
                        maintain_order="left")
     points = series["points"].to_numpy().astype(np.int64)
     if int(points.sum()) != frame.height:
         return None
-    rank_of_code = np.zeros(int(keys["code"].max()) + 1, dtype=np.uint32)
+    rank_of_code = np.zeros(largest + 1, dtype=np.uint32)
     rank_of_code[keys["code"].to_numpy()] = keys["rank"].to_numpy()
     rank = rank_of_code[codes.to_numpy()]
     t = frame["timestamp"].dt.epoch("s").to_numpy()
@@ -197,9 +201,7 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
     order[place] = np.arange(frame.height)
     if (order < 0).any():
         return None
-    family_index = np.array([2 * i for i, _ in enumerate(FAMILIES)], dtype=np.uint8)
-    family_of_rank = family_index[series["resource"].replace_strict(
-        {family.resource: i for i, family in enumerate(FAMILIES)}, return_dtype=pl.UInt8).to_numpy()]
+    family_of_rank = series["resource"].replace_strict(_FAMILY_INDEX, return_dtype=pl.UInt8).to_numpy()
     ranked = rank[order]
     return pl.DataFrame({"rank": pl.Series(ranked, dtype=pl.UInt32), "family": pl.Series(family_of_rank[ranked]),
                          "t": pl.Series(t[order], dtype=pl.Int64), "value": frame["value"].gather(order)})

@@ -83,6 +83,8 @@ def _means(coded: pl.DataFrame, cells: pl.DataFrame, weights: list[str], h: floa
     order, for horizon ``h`` seconds; ``coded``: the windows in seconds with their key's number."""
     breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
     ranked = _RANK in coded.columns
+    # rising events rank after falling ones: their ranks are shifted past the largest (once, not per block)
+    shift = pl.lit(int(coded[_RANK].max()) + 1, dtype=coded.schema[_RANK]) if ranked and coded.height else None
     events = []
     for index, coefficient in _RAMPS:
         b = breakpoints[index]
@@ -90,7 +92,8 @@ def _means(coded: pl.DataFrame, cells: pl.DataFrame, weights: list[str], h: floa
             a = pl.max_horizontal(b, pl.col(edge))
             slope = coefficient * sign
             # (ds, weights) ranked as one number: ds (±1) first, then the windows' weight rank
-            rank = [(pl.col(_RANK) + (pl.col(_RANK).max() + 1 if slope > 0 else 0)).alias(_RANK)] if ranked else []
+            shifted = pl.col(_RANK) + shift if slope > 0 and shift is not None else pl.col(_RANK)
+            rank = [shifted.alias(_RANK)] if ranked else []
             events.append(coded.lazy().select(
                 _KEY, *rank, a=a, dv=(a - b) * slope, ds=pl.lit(slope), edge=pl.col(edge), **{w: pl.col(w) for w in weights}
             ).filter(pl.col("edge").is_not_null()).drop("edge"))
