@@ -160,6 +160,9 @@ def _grid_node_sums(grid: TimelineGrid) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def grid_negative_leaves(grid: TimelineGrid, *, tolerance: float = NEGATIVE_TOLERANCE) -> int:
     """How many rows :func:`negative_leaves` finds in the grid's long timeline."""
+    lowest = grid.leaves.select(pl.min_horizontal(pl.all().min())).item() if grid.leaves.width else None
+    if lowest is None or lowest >= 0:  # the usual case: nothing negative, no limits to compute
+        return 0
     frame = pl.concat([grid.index.select(GROUP), grid.leaves], how="horizontal")
     of_resource = {resource: [name for name in grid.leaves.columns if name.endswith(f"|{resource}")]
                    for resource in RESOURCES}

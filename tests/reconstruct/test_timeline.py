@@ -247,3 +247,17 @@ def test_audit_from_the_grid_equals_the_audit_of_the_long_timeline():
     assert from_grid == from_long
     assert from_long["negative_leaves"] > 0 and from_long["rows"] == long.height
     assert set(from_long["pools"]["unknown_node_hours_by_year"]) == {"2019", "2020"}
+
+
+def test_grid_negative_leaves_counts_what_the_long_timeline_shows():
+    """The grid's count (with its shortcut for a grid without negatives) equals the long
+    timeline's rows below tolerance, with and without an occupied span outside any commitment."""
+    from exporter.reconstruct.audit_timeline import grid_negative_leaves
+    from exporter.reconstruct.timeline import timeline_grid
+
+    base = [span("total", at(0), None), span("reservable", at(0), None), span("committed", at(1), at(3))]
+    for extra in ([], [span("occupied", at(2), at(5), booking="reservation")]):
+        grid = timeline_grid(frame(*base, *extra), start=at(0), end=at(6), step=timedelta(hours=1), open_end=at(6))
+        expected = negative_leaves(grid.long()).height
+        assert grid_negative_leaves(grid) == expected
+        assert (expected > 0) == bool(extra)
