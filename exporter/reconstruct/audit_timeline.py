@@ -28,26 +28,21 @@ Timeline = pl.DataFrame | TimelineGrid  # the long timeline, or its values per s
 NEGATIVE_TOLERANCE = 1e-9  # relative to the largest |value| of the (site, node_type, resource)
 
 
-def timeline_accounting(spans: pl.DataFrame, timeline: Timeline, *, start: dt.datetime, end: dt.datetime,
+def timeline_accounting(spans: pl.DataFrame, grid: TimelineGrid, *, start: dt.datetime, end: dt.datetime,
                         step: dt.timedelta, snapshot_time: dt.datetime) -> dict:
     """The timeline part of the audit: window, size, negative leaves and, per (node_type,
     level-series, resource), counted span-hours in the window vs the timeline's integral
-    (hours_conservation: leaves recombined by the inverse leaf table). Given the grid, every
-    figure is summed per series (row for row the values the long timeline holds)."""
-    conservation = hours_conservation(spans, timeline, start=start, end=end, step=step, open_end=snapshot_time)
-    if isinstance(timeline, TimelineGrid):
-        rows, negative = timeline.rows, grid_negative_leaves(timeline)
-        by_pool, unknown = _grid_node_sums(timeline)
-        pool_hours = pools.node_hours_summary(by_pool, unknown, step=step)
-    else:
-        rows, negative = timeline.height, negative_leaves(timeline).height
-        pool_hours = pools.pool_node_hours(timeline, step=step)
+    (hours_conservation: leaves recombined by the inverse leaf table). Every figure is summed
+    per series of the grid (row for row the values the long timeline holds; a test checks
+    them against the long timeline's)."""
+    conservation = hours_conservation(spans, grid, start=start, end=end, step=step, open_end=snapshot_time)
+    by_pool, unknown = _grid_node_sums(grid)
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
-        "rows": rows, "negative_leaves": negative,
+        "rows": grid.rows, "negative_leaves": grid_negative_leaves(grid),
         # occupied/stopped node-hours inside maintenance leases: in the maintenance leaf, not active/idle
         "node_hours_inside_maintenance": unexported_hours(spans, start=start, end=end, open_end=snapshot_time),
-        "pools": pool_hours,
+        "pools": pools.node_hours_summary(by_pool, unknown, step=step),
         "conservation": conservation.drop("difference").to_dicts(),
     }
 

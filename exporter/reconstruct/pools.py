@@ -120,19 +120,11 @@ def ondemand_spans(books: SpanBooks, hosts: pl.DataFrame, total: pl.DataFrame, r
                               clipped="reservable_pool")
 
 
-def pool_node_hours(timeline: pl.DataFrame, *, step: dt.timedelta) -> dict:
-    """Node-hours per pool in the window, and per year those of the unknown pool (host-hours no
-    evidence decides: docs/semantics.md, "Pools")."""
-    nodes = timeline.filter(pl.col("resource") == "nodes")
-    by_pool = nodes.group_by(pl.col("pool").cast(pl.String)).agg(exact_sum(pl.col("value")).alias("value"))
-    unknown = (nodes.filter(pl.col("pool") == POOL_UNKNOWN)
-               .group_by(pl.col("timestamp").dt.year().alias("year")).agg(exact_sum(pl.col("value")).alias("value")))
-    return node_hours_summary(by_pool, unknown, step=step)
-
-
 def node_hours_summary(by_pool: pl.DataFrame, unknown_by_year: pl.DataFrame, *, step: dt.timedelta) -> dict:
-    """:func:`pool_node_hours` from exact (fixed-point) sums of node leaf values: ``pool, value``
-    and, of the unknown pool, ``year, value`` (several rows of a pool or year are added up)."""
+    """Node-hours per pool in the window, and per year those of the unknown pool (host-hours no
+    evidence decides: docs/semantics.md, "Pools"), from exact (fixed-point) sums of node leaf
+    values: ``pool, value`` and, of the unknown pool, ``year, value`` (several rows of a pool or
+    year are added up)."""
     hours = exact_sum(pl.col("value")).cast(pl.Float64) * (step.total_seconds() / 3600.0)
     pools_h = by_pool.group_by(pl.col("pool").cast(pl.String)).agg(hours.alias("h"))
     years_h = unknown_by_year.group_by(pl.col("year").cast(pl.String)).agg(hours.alias("h"))
