@@ -1,30 +1,15 @@
 """Reconstruction: snapshot tables -> canonical spans (+ rejects) -> timeline, with an audit.
 
-Stages (each level goes through settle -> cut at snapshot -> [merge] -> [clip into parent]):
-
-1. hosts        nova compute_nodes ∪ blazar computehosts per hostname  -> total
-2. reservable   blazar computehosts per hostname, clipped into total    -> reservable
-3. committed    allocation ⋈ reservation ⋈ lease ⋈ host, into reservable -> committed / maintenance
-4. occupied     instances; reserved ones clipped into their reservation's committed (or
-                maintenance) window on the same host (else orphan)       -> occupied
-5. stopped      stop..resume action windows, merged per instance, into occupied -> stopped
-   masks        Blazar's reservable flag down (audit history, current value), into reservable,
-                outside every commitment (exporter.reconstruct.masks)   -> maintenance
-6. ondemand     Blazar's complete history without the host, on-demand instances, rules; into
-                total, minus reservable (exporter.reconstruct.pools)     -> ondemand
-7. timeline     time-weighted leaves on the grid (exporter.reconstruct.timeline), then both invariants.
-
-Rules are in the adapters (exporter.adapters.*), in exporter.reconstruct.semantics and in
-docs/semantics.md; this module only wires them, collects at the named checkpoints and keeps the
-books (exporter.reconstruct.books).
+Stages: load snapshot -> spans (exporter.reconstruct.span_stage: every level, the bookings, lead
+times, the span audit) -> timeline (time-weighted leaves on the grid, exporter.reconstruct.timeline)
+-> audit (both invariants; the extra series families) -> write outputs (exporter.reconstruct.outputs).
+This module only wires the stages.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,26 +17,22 @@ from pathlib import Path
 import polars as pl
 
 from exporter import layout
-from exporter.adapters import blazar_devices, boundary, host_resources, nova_placements, nova_services
-from exporter.adapters.registry import declared_tables, site_tables
-from exporter.columns import RECORD_LEVELS
+from exporter.adapters import boundary
+from exporter.adapters.registry import declared_tables
 from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
+from exporter.engine.resample import grid_size
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
-from exporter.reconstruct import audit_timeline
+from exporter.reconstruct import audit_timeline, bookings, device_family, devices_audit, leadtime
 from exporter.reconstruct import outputs as reconstruct_io
-from exporter.reconstruct import (bookings, conflicts, device_family, device_levels, devices_audit, host_levels,
-                                  inference, knowledge, leadtime, manual_rules, masks, pools, semantics, span_kinds)
-from exporter.reconstruct import policy as policy_module
-from exporter.reconstruct.books import SpanBooks
-from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
-from exporter.engine.resample import grid_size
+from exporter.reconstruct.span_stage import EDGE_ESSENTIAL, ESSENTIAL_TABLES, SpanSet, spans_from_tables
 from exporter.reconstruct.timeline import TimelineGrid, check_timeline_size, timeline_grid
 
-ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt ...
-EDGE_ESSENTIAL = "blazar.devices"  # ... unless the site is a CHI@Edge site (devices, no Nova)
+__all__ = ["ReconstructOptions", "Reconstruction", "SpanSet", "spans_from_tables", "reconstruct_snapshot",
+           "snapshot_spans", "reconstruct_to_directory", "write_reconstruction", "floor_to_step", "STAGES"]
+
 DEFAULT_STEP = dt.timedelta(hours=1)  # the timeline grid
 STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
 
@@ -100,142 +81,6 @@ class Reconstruction:
     def timeline(self) -> pl.DataFrame:
         """The long timeline (TIMELINE_SCHEMA), made on first use."""
         return self.grid.long()
-
-
-@dataclass(frozen=True)
-class SpanSet:
-    """Canonical spans (SPAN_SCHEMA), rejected rows (REJECT_SCHEMA) and their accounting."""
-
-    spans: pl.DataFrame
-    rejected: pl.DataFrame
-    audit: dict
-    devices: pl.DataFrame | None = None  # an edge site's device spans (SPAN_SCHEMA); None: no device rows
-    bookings: pl.DataFrame | None = None  # exporter.reconstruct.bookings.BOOKING_SCHEMA
-    leadtimes: pl.DataFrame | None = None  # exporter.reconstruct.leadtime.LEADTIME_SCHEMA
-
-
-def spans_from_tables(
-    tables: Mapping[str, pl.LazyFrame | pl.DataFrame],
-    *,
-    site: str,
-    snapshot_time: dt.datetime,
-    maintenance_projects: Sequence[str] = DEFAULT_MAINTENANCE_PROJECTS,
-    rules: Sequence[Rule] = (),
-    priority: Mapping[str, tuple[str, ...]] | None = None,
-    inference: str = "auto",
-    blazar_complete_since: dt.datetime | str | None = None,
-    device_history_complete_since: dt.datetime | str | None = None,
-) -> SpanSet:
-    """Every span the tables evidence, every row they reject, and the balanced books.
-
-    ``tables``: ``{"schema.table": frame}`` (snapshot files or live DB reads). Absent tables
-    are treated as empty, with a warning in the audit (no Blazar -> everything on-demand).
-    ``rules`` (this site's), ``priority`` (exporter.priority) and ``inference`` (auto/on/off)
-    decide how sources combine; ``blazar_complete_since`` overrides when Blazar's host history
-    is complete (exporter.reconstruct.pools), ``device_history_complete_since`` when an edge site's
-    devices table keeps retired devices (exporter.reconstruct.devices_audit). Raises InvariantViolation
-    when rows or hours do not balance.
-    """
-    frames, warnings = _complete_tables(tables)
-    books = SpanBooks(site=site, snapshot_time=snapshot_time)
-    hosts = semantics.host_evidence(frames)
-    policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
-    history = pools.blazar_history(hosts, blazar_complete_since)
-    levels, segments, instances, allocations = _levels(books, frames, hosts, policy,
-                                                       maintenance_projects=maintenance_projects,
-                                                       complete_since=pools.complete_since(history))
-    context = semantics.host_context(frames, hosts)
-    booking_rows = bookings.booking_rows(allocations)
-    *canonical, booked = pl.collect_all(  # one query per level (and the bookings), run side by side
-        [semantics.canonical_spans(rows, site=site, context=context) for rows in (*levels.values(), booking_rows)])
-    spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
-                                                  node_types=dict(policy.node_types))
-                     for frame in (pl.concat(canonical, how="vertical"), booked))
-    booked = bookings.bookings(booking_rows, booked)
-    known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances, rules=policy.rules,
-                              snapshot_time=snapshot_time)
-    spans = known(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
-        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
-    devices = None
-    if blazar_devices.present(frames):
-        device_history = devices_audit.device_history(frames, device_history_complete_since)
-        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
-                                             complete_since=devices_audit.complete_since(device_history))
-        devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
-            "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
-    rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
-        "source_table", "source_id", "level", "start", nulls_last=True)
-    every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
-    counted = every_span.filter(~pl.col("level").is_in(RECORD_LEVELS))  # conflict records come from no input row
-    audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
-    audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
-    audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
-        levels["occupied"], levels["total"], snapshot_time=snapshot_time)
-    audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
-    audit["blazar_history"] = history
-    audit["hypervisors"] = host_resources.site_hypervisor(  # what the site is, from its hosts (colours)
-        context["kinds"].collect(), hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list())
-    audit["services"] = nova_services.service_audit(frames)
-    policy_module.policy_audit(audit, policy, books, spans, rejected)
-    auditing.check_reject_reasons(rejected)
-    span_kinds.check_kinds(every_span)
-    auditing.check_sources(audit["sources"])
-    conflicts.check_conflicts(audit["conflicts"])
-    if devices is not None:
-        audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, history=device_history,
-                                                         snapshot_time=snapshot_time)
-    return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
-                   leadtimes=leadtime.lease_leadtimes(frames, instances, booked, site=site,
-                                                      maintenance_projects=maintenance_projects))
-
-
-def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
-            maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
-            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
-    the instances' placement segments (for the audit); the instance windows (for lead times);
-    the allocation windows (read once, for the committed level and the bookings)."""
-    # The instance windows (and then the stop windows) do not depend on the host levels, so a
-    # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
-    # keeps every core busy. Only this thread writes to the books.
-    with ThreadPoolExecutor(max_workers=1) as side:
-        instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
-        names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
-        inferred = None
-        if policy.infer:
-            inferred = inference.commitments(instance_job.result()[0], frames, maintenance_projects=maintenance_projects)
-        total = host_levels.total_spans(books, hosts, policy, names)
-        reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
-        allocations = host_levels.allocation_rows(frames, maintenance_projects=maintenance_projects)
-        committed = host_levels.committed_spans(books, allocations, reservable, policy, inferred=inferred,
-                                                host_names=names)
-        instances, segments = instance_job.result()
-        stop_job = side.submit(semantics.stop_windows, frames, instances)
-        occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
-        stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
-    mask = masks.mask_spans(books, frames, reservable, committed, policy)
-    ondemand = pools.ondemand_spans(books, hosts, total, reservable, occupied, policy, since=complete_since,
-                                    host_names=names)
-    return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
-            "stopped": stopped, "ondemand": ondemand, "mask": mask,
-            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, allocations
-
-
-def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
-    """Every declared table as a LazyFrame (absent -> empty) and a warning per absent non-optional one."""
-    boundary.check_required_columns({name: frame.lazy() for name, frame in tables.items()})
-    frames, warnings = {}, []
-    edge = EDGE_ESSENTIAL in tables and not any(name in tables for name in ESSENTIAL_TABLES)
-    for source in site_tables("edge" if edge else "baremetal"):
-        frame = tables.get(source.name)
-        if frame is None and not source.optional:
-            effect = ("no Blazar data: no host is reservable, every instance is on-demand, and a host's other time "
-                      "is the unknown pool unless blazar_complete_since says Blazar's history is complete") \
-                if source.schema == "blazar" \
-                else "its rows are treated as absent"
-            warnings.append(f"table {source.name} is missing; {effect}")
-        frames[source.name] = pl.LazyFrame() if frame is None else frame.lazy()
-    return frames, warnings
 
 
 def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
