@@ -89,14 +89,14 @@ def device_reject_detail() -> pl.Expr:
 def device_models(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """entity_id (device id), node_type (its machine_name; newest non-empty row wins; else unknown)."""
     caps = common.table_rows(tables, "blazar.device_extra_capabilities", {
-        "device_id": common.ID, "capability_id": common.ID, "property_id": common.ID,
+        "id": common.ID, "device_id": common.ID, "capability_id": common.ID, "property_id": common.ID,
         "capability_value": common.TEXT, "created_at": common.WHEN, "updated_at": common.WHEN})
     names = pl.concat([_names(tables, "blazar.extra_capabilities", "capability_name"),
                        _names(tables, "blazar.resource_properties", "property_name")])
     named = (caps.with_columns(pl.coalesce("property_id", "capability_id").alias("name_id"))
              .join(names, on="name_id", how="left")
              .filter((pl.col("name") == MODEL_CAPABILITY) & (pl.col("capability_value").str.strip_chars() != "")))
-    models = (named.sort(pl.coalesce("updated_at", "created_at"), nulls_last=False)
+    models = (named.sort(pl.coalesce("updated_at", "created_at"), "id", nulls_last=False)  # id: ties, any row order
               .group_by("device_id").agg(pl.col("capability_value").str.strip_chars().last().alias("node_type")))
     devices = common.table_rows(tables, DEVICES, {"id": common.ID}).select(pl.col("id").alias("entity_id"))
     return devices.join(models, left_on="entity_id", right_on="device_id", how="left").select(

@@ -82,7 +82,9 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], containers: pl.LazyFrame) -
     container_found, rejection_reason.
     """
     actions = _actions(tables)
-    stops = actions.filter(pl.col("action").is_in(STOPPING_ACTIONS)).sort("at", nulls_last=True)
+    # ties broken by the row id: stops at the same moment (one request stopping several
+    # containers) come in the same order whatever the rows' order, so merging names the same row
+    stops = actions.filter(pl.col("action").is_in(STOPPING_ACTIONS)).sort("at", "source_id", nulls_last=True)
     resumes = (actions.filter(pl.col("action").is_in(RESUMING_ACTIONS) & pl.col("at").is_not_null())
                .select("container", pl.col("at").alias("resumed_at")).sort("resumed_at"))
     owners = containers.select("container", "reservation_id", "project_id", "booking",
@@ -92,7 +94,8 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], containers: pl.LazyFrame) -
         resumes, left_on="at", right_on="resumed_at", by="container", strategy="forward",
         allow_exact_matches=False, check_sortedness=False)
     undated = stops.filter(pl.col("at").is_null()).with_columns(pl.lit(None, dtype=common.TIME).alias("resumed_at"))
-    windows = (pl.concat([dated, undated], how="diagonal_relaxed").join(owners, on="container", how="left")
+    windows = (pl.concat([dated, undated], how="diagonal_relaxed")
+               .join(owners, on="container", how="left", maintain_order="left")
                .with_columns(pl.col("container_found").fill_null(False), pl.col("at").alias("start"),
                              pl.min_horizontal("resumed_at", "container_end").alias("end")))
     return windows.select(

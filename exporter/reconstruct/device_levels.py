@@ -136,7 +136,7 @@ def _models(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     """hypervisor_hostname (device name) -> node_type (machine_name); the newest row of a name wins."""
     names = blazar_devices.device_windows(frames).select("entity_id", "hypervisor_hostname", "start")
     return (names.join(blazar_devices.device_models(frames), on="entity_id", how="left")
-            .sort("start", nulls_last=False).group_by("hypervisor_hostname")
+            .sort("start", "entity_id", nulls_last=False).group_by("hypervisor_hostname")
             .agg(pl.col("node_type").last()).collect())
 
 

@@ -218,3 +218,33 @@ def test_configured_device_history_complete_since_decides_which_rowless_allocati
     assert audit["history_derived_from"] == "blazar.devices id d1 (earliest deleted_at)"
     printed = device_summary(audit)[1]
     assert ("configured; the data says 2024-03-03T02:00:00" in printed) == (configured is not None)
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_stop_actions_at_the_same_moment_give_the_same_spans_in_any_row_order(order):
+    # c1 and c2 of one reservation are stopped at the same second (one request stopping both) and
+    # resumed together: the device's stopped span is one, and which row it names must not depend
+    # on the order of the rows (an unstable sort on the time alone picked either)
+    actions = [(10, "c1", "stop", h(2)), (11, "c2", "stop", h(2))]
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[("a1", "d1", "R")],
+                     containers=[(1, "c1", "R", h(1), "Deleted", h(9)), (2, "c2", "R", h(1), "Deleted", h(9))],
+                     actions=[actions[i] for i in order] + [(12, "c1", "start", h(4)), (13, "c2", "start", h(4))])
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    stopped = result.devices.filter(pl.col("level") == "stopped")
+    assert stopped.select("start", "end", "source_id").rows() == [(h(2), h(4), "10/d1")]
+    clipped = result.rejected.filter(pl.col("source_table") == "zun.container_actions")
+    assert clipped.get_column("source_id").to_list() == ["11/d1"]  # the other one, counted once
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_a_device_model_written_twice_at_the_same_moment_is_the_same_in_any_row_order(order):
+    # two machine_name rows of one device with the same time: the later row id wins, whatever
+    # the rows' order (a sort on the time alone kept them in the order they came)
+    caps = [("x1", "d1", "c", "raspberrypi3-64", h(-50)), ("x2", "d1", "c", "raspberrypi4-64", h(-50))]
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[], containers=[]) | {
+        "blazar.device_extra_capabilities": pl.DataFrame(
+            [caps[i] for i in order], schema=["id", "device_id", "capability_id", "capability_value", "created_at"],
+            orient="row"),
+        "blazar.extra_capabilities": pl.DataFrame({"id": ["c"], "capability_name": ["machine_name"]})}
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    assert set(result.devices.get_column("node_type")) == {"raspberrypi4-64"}
