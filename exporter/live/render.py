@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from exporter.engine import held
 from exporter.errors import TimelineError
 from exporter.familyframe import checked_family_frame
 from exporter.live.state import USAGE_KEYS, RenderedUsage, Series, Usage
@@ -26,23 +27,9 @@ USAGE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def held_counters(previous: pl.DataFrame | None, computed: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Counters that never decrease: per series max(previously published, computed).
-
-    A correction to the past (a row deleted or edited in the database) can lower a recomputed
-    integral; publishing it would look like a counter reset to Prometheus, so the published value
-    holds until the true value passes it. Series that vanished keep their last value. Returns the
-    published frame (USAGE_SCHEMA, sorted by key) and how many series are being held.
-    """
-    computed = computed.select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA)
-    if previous is None or previous.is_empty():
-        return computed.sort(USAGE_KEYS), 0
-    joined = previous.join(computed, on=list(USAGE_KEYS), how="full", coalesce=True, suffix="_new")
-    held = joined.select(
-        *USAGE_KEYS,
-        pl.max_horizontal("value", "value_new").alias("value"),
-        (pl.col("value_new").is_null() | (pl.col("value_new") < pl.col("value"))).alias("held"),
-    )
-    return held.select(list(USAGE_SCHEMA)).sort(USAGE_KEYS), int(held["held"].sum())
+    """The node counters to publish (USAGE_SCHEMA, sorted by key) and how many series are being
+    held: the held counter rule (exporter.engine.held) per usage key."""
+    return held.held_counters(previous, computed.select(list(USAGE_SCHEMA)).cast(USAGE_SCHEMA), USAGE_KEYS)
 
 
 def series_by_resource(frame: pl.DataFrame) -> dict[str, tuple[Series, ...]]:

@@ -13,6 +13,7 @@ import datetime as dt
 
 import polars as pl
 
+from exporter.engine import held as engine_held
 from exporter.engine.running import running_sum_before
 from exporter.metrics import DEVICE_LABELS, DEVICE_SECONDS, DEVICES
 from exporter.reconstruct.devices_audit import DEVICE_RESOURCE
@@ -57,25 +58,17 @@ def live_frames(devices: pl.DataFrame, *, at: dt.datetime, gauge_at: dt.datetime
 
 def held(previous: dict[str, pl.DataFrame] | None, current: dict[str, pl.DataFrame], *,
          at: dt.datetime) -> tuple[dict[str, pl.DataFrame], int]:
-    """``current`` (computed for ``at``) with every counter series at least its ``previous``
-    value, and every series ``previous`` had kept at that value when ``current`` lacks it: a live
-    counter never decreases, and never vanishes to come back from a lower value (as the node
-    counters: exporter.live.render.held_counters). A series vanishes from a recomputation when the
-    rows behind it are gone, e.g. every device of a model was deleted. ``previous`` needs only
-    the labels and the value (a warm start restores no more). Also returns how many series are
-    being held (lower or missing in ``current``), for ``openstack_usage_counters_held``."""
+    """``current`` (computed for ``at``) with its counter held (exporter.engine.held: never lower
+    than ``previous``'s, and a series ``previous`` had stays when ``current`` lacks it, e.g. every
+    device of a model was deleted), and how many series are being held (for
+    ``openstack_usage_counters_held``). ``previous`` needs only the labels and the value (a warm
+    start restores no more)."""
     if not previous or COUNTER not in previous:
         return current, 0
-    keys = [*LABELS]
-    base = current[COUNTER].select(*keys, "value") if COUNTER in current else None
-    before = previous[COUNTER].select(*keys, pl.col("value").cast(pl.Float64).alias("before"))
-    joined = before.with_columns(value=pl.lit(None, dtype=pl.Float64)) if base is None else base.join(
-        before, on=keys, how="full", coalesce=True)
-    counter = joined.select(*keys, pl.lit(at, dtype=TIME).alias("timestamp"),
-                            pl.max_horizontal("value", "before").alias("value")).sort(*LABELS)
-    held_series = joined.filter(pl.col("before").is_not_null()
-                                & (pl.col("value").is_null() | (pl.col("value") < pl.col("before")))).height
-    return {**current, COUNTER: counter}, held_series
+    computed = current.get(COUNTER, pl.DataFrame(schema={**dict.fromkeys(LABELS, pl.String), "value": pl.Float64}))
+    counter, n_held = engine_held.held_counters(previous[COUNTER], computed, LABELS)
+    stamped = counter.select(*LABELS, pl.lit(at, dtype=TIME).alias("timestamp"), "value")
+    return {**current, COUNTER: stamped}, n_held
 
 
 def _summed(base: pl.DataFrame, increment: pl.DataFrame) -> pl.DataFrame:

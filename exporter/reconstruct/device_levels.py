@@ -48,7 +48,8 @@ def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: 
     ``complete_since``: when the devices table is known to keep retired devices (None: never)."""
     allocations = blazar_devices.allocation_windows(frames, maintenance_projects=maintenance_projects,
                                                     complete_since=complete_since).collect()
-    windows = pl.concat([blazar_devices.device_windows(frames).collect(), _retired_devices(allocations)],
+    rows = blazar_devices.device_windows(frames).collect()
+    windows = pl.concat([rows, _retired_devices(allocations)],
                         how="diagonal_relaxed").with_columns(pl.lit(LEVEL_TOTAL).alias("level"))
     detail = blazar_devices.device_reject_detail()
     total = books.merged(books.cut_at_snapshot(books.settled(windows, detail=detail)), by=KEY)
@@ -64,7 +65,7 @@ def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: 
     occupied_pieces, occupied = _occupied(books, containers, slots, committed)
     stops = zun_containers.stop_windows(frames, containers.filter(pl.col("rejection_reason").is_null()).lazy())
     stopped = _stopped(books, stops.collect(), slots, occupied_pieces, occupied)
-    models = _models(frames)
+    models = _models(frames, rows)
     levels = [total, reservable, committed, failing, _with_maintenance(occupied, committed),
               _with_maintenance(stopped, committed)]
     return pl.concat([_canonical(level, site=site, models=models) for level in levels], how="vertical")
@@ -132,9 +133,10 @@ def _stopped(books: SpanBooks, stops: pl.DataFrame, slots: pl.DataFrame, pieces:
     return books.merged(inside, by=SLOT)
 
 
-def _models(frames: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
-    """hypervisor_hostname (device name) -> node_type (machine_name); the newest row of a name wins."""
-    names = blazar_devices.device_windows(frames).select("entity_id", "hypervisor_hostname", "start")
+def _models(frames: Mapping[str, pl.LazyFrame], rows: pl.DataFrame) -> pl.DataFrame:
+    """hypervisor_hostname (device name) -> node_type (machine_name); the newest of a name's
+    ``rows`` (device_windows) wins."""
+    names = rows.lazy().select("entity_id", "hypervisor_hostname", "start")
     return (names.join(blazar_devices.device_models(frames), on="entity_id", how="left")
             .sort("start", "entity_id", nulls_last=False).group_by("hypervisor_hostname")
             .agg(pl.col("node_type").last()).collect())

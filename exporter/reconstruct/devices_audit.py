@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -54,23 +55,31 @@ def device_timeline(devices: pl.DataFrame, audit: dict, *, start: dt.datetime, e
     return timeline
 
 
-def device_history(frames: Mapping[str, pl.LazyFrame], override: dt.datetime | str | None) -> dict:
+@dataclass(frozen=True)
+class DeviceHistory:
+    """When the devices table is known to keep retired devices: the audit's record (ISO text, the
+    ``history_*`` keys) and its moment (None: never), read from the record once."""
+    record: dict
+    complete_since: dt.datetime | None
+
+
+def device_history(frames: Mapping[str, pl.LazyFrame], override: dt.datetime | str | None) -> DeviceHistory:
     """When the devices table is known to keep retired devices, derived and effective (part of the
     audit's ``devices``). Derived: the earliest soft-deleted devices row (none: never complete).
     ``override`` (etc/sites.yaml ``device_history_complete_since``) wins: a date, or ``never``."""
     record = pools.history_record(blazar_devices.earliest_soft_delete(frames), override, blazar_devices.DEVICES)
-    return {f"history_{key}": value for key, value in record.items()}
+    return DeviceHistory({f"history_{key}": value for key, value in record.items()}, pools.complete_since(record))
 
 
-def complete_since(history: dict) -> dt.datetime | None:
-    return pools.complete_since(history, "history_complete_since")
+def complete_since(history: DeviceHistory) -> dt.datetime | None:
+    return history.complete_since
 
 
 def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, rejected: pl.DataFrame, *,
-                    history: dict, snapshot_time: dt.datetime) -> dict:
+                    history: DeviceHistory, snapshot_time: dt.datetime) -> dict:
     """The audit's ``devices`` part; ``history`` is :func:`device_history`'s answer."""
     hours = hours_between("start", "end", snapshot_time=snapshot_time)
-    deleted = complete_since(history)
+    deleted = history.complete_since
     device_tables = ("blazar.devices", "blazar.device_allocations", "zun.container", "zun.container_actions")
     lost = (rejected.filter(pl.col("source_table").is_in(device_tables))
             .group_by("level", "source_table", "rejection_reason").agg(pl.len().alias("rows"), order_free_sum(pl.col("hours")))
@@ -84,7 +93,7 @@ def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, r
         width.filter(pl.col("devices") > 1), on="reservation_id", how="semi")
     return {
         "devices_seen": int(devices.filter(pl.col("level") == "total").get_column("hypervisor_hostname").n_unique()),
-        **history,
+        **history.record,
         "retired_without_row": retired_without_row(devices, complete_since=deleted, snapshot_time=snapshot_time),
         "rejected": lost.to_dicts(),
         "committed_hours_without_container": float(idle.select(order_free_sum(hours)).item() or 0.0),
