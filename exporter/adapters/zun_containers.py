@@ -1,12 +1,15 @@
 """Zun containers (CHI@Edge): which device reservation a container ran in, when, and when it was stopped.
 
-Zun stores no device for a container: ``host`` is the zun-compute service (one per k3s cluster) and
-``hostname`` the pod's own. A container names its Blazar reservation in its ``annotations`` JSON
-(key ``zun.openstack.org/reservation_id``, ChameleonCloud/zun). A container holds its reservation's
-devices from created_at until updated_at when its status is final (Deleted: the k8s driver found
-the pod gone, Error, Dead), else it is still there. It is stopped from a successful ``stop`` or
-``pause`` action until the next successful ``start``/``unpause``/``restart`` or its end. Zun
-hard-deletes explicitly deleted containers with their actions and events (no trace at all).
+Zun stores no device for a k8s device's container: ``host`` is the zun-compute service (one per
+k3s cluster) and ``hostname`` the pod's own (on the 2021-22 ``zun`` devices ``host`` was the
+device's name; unused: those rows were deleted at lease end). A container names its Blazar
+reservation in its ``annotations`` JSON (key ``zun.openstack.org/reservation_id``,
+ChameleonCloud/zun). A container holds its reservation's devices from created_at until updated_at
+when its status is final (Deleted: the k8s driver found its deployment gone, Error, Dead), else it
+is still there. It is stopped from a successful ``stop`` or ``pause`` action until the next
+successful ``start``/``unpause``/``restart`` or its end. Zun hard-deletes explicitly deleted
+containers with their actions and events (no trace at all), and by Chameleon's code also the
+Deleted ones (the k8s driver sets ``auto_remove``): docs/data-sources.md "Zun".
 """
 
 from __future__ import annotations
