@@ -166,3 +166,23 @@ def test_lens_tables_by_hand():
     booked = pl.DataFrame({"site": ["a"] * 4, "node_type": ["x", "y", "x", "x"], "horizon": ["1d", "1d", "7d", "1d"],
                            "timestamp": [START, START, START, START + hour], "value": [1.0, 2.0, 0.5, 4.0]})
     assert booked_ahead_table(booked, site="a").rows() == [(START, 3.0, 0.5), (START + hour, 4.0, 0.0)]
+
+
+def test_an_edge_site_is_plotted_from_its_device_timeline(tmp_path):
+    """An edge site's timeline has no rows; its devices (device_timeline.parquet beside it) are its
+    nodes in the figures, beside the other sites, and count in the cross-site figure."""
+    pytest.importorskip("matplotlib")
+    from exporter.plot import render_plots
+
+    hosts, edge = tmp_path / "hosts", tmp_path / "edge"
+    hosts.mkdir(), edge.mkdir()
+    tiny_timeline().write_parquet(hosts / "timeline.parquet")
+    tiny_timeline().clear().write_parquet(edge / "timeline.parquet")
+    devices = tiny_timeline().filter((pl.col("site") == "b") & (pl.col("resource") == "nodes"))
+    devices.with_columns(pl.lit("e").cast(devices.schema["site"]).alias("site")).write_parquet(
+        edge / "device_timeline.parquet")
+    names = sorted(path.name for path in render_plots((hosts, edge), tmp_path / "png", dpi=40).paths)
+    assert names == ["a-usage.png", "a-utilization.png", "b-usage.png", "b-utilization.png", "cross-site.png",
+                     "e-usage.png", "e-utilization.png"]
+    vcpus = render_plots((hosts, edge), tmp_path / "vcpus", resource="vcpus", dpi=40).paths
+    assert "e-usage.png" not in {path.name for path in vcpus}  # devices are counted in nodes only
