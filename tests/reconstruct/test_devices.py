@@ -248,3 +248,19 @@ def test_a_device_model_written_twice_at_the_same_moment_is_the_same_in_any_row_
         "blazar.extra_capabilities": pl.DataFrame({"id": ["c"], "capability_name": ["machine_name"]})}
     result = spans_from_tables(tables, site="t", snapshot_time=h(20))
     assert set(result.devices.get_column("node_type")) == {"raspberrypi4-64"}
+
+
+def test_failed_actions_stop_nothing_and_kill_and_unpause_count():
+    # stop at 2 h failed (its event's result is Error), kill at 3 h stops, unpause at 5 h resumes,
+    # pause at 6 h failed (its message is Error): stopped [3, 5) h only
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[("a1", "d1", "R")],
+                     containers=[(1, "c1", "R", h(1), "Deleted", h(9))],
+                     actions=[(10, "c1", "stop", h(2)), (11, "c1", "kill", h(3)), (12, "c1", "unpause", h(5)),
+                              (13, "c1", "pause", h(6))])
+    tables["zun.container_actions"] = tables["zun.container_actions"].with_columns(
+        message=pl.Series([None, None, None, "Error"], dtype=pl.String))
+    tables["zun.container_actions_events"] = pl.DataFrame(
+        {"id": [1, 2, 3], "action_id": [10, 11, 12], "result": ["Error", "Success", "Success"]})
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    stopped = result.devices.filter(pl.col("level") == "stopped")
+    assert stopped.select("start", "end").rows() == [(h(3), h(5))]
