@@ -77,3 +77,26 @@ def test_audit_rows_are_matched_on_their_audit_id_and_known_from_their_trigger_t
         schema={"reservation_id": pl.String, "hypervisor_hostname": pl.String, "created_at": pl.Datetime("us"),
                 "deleted_at": pl.Datetime("us")}), rules=(), snapshot_time=D + 100 * H)
     assert known.select("known_from", "known_until").rows() == [(D + 2 * H, D + 100 * H), (D + 3 * H, D + 100 * H)]
+
+
+def test_rows_are_matched_within_their_own_table_and_a_repeated_key_takes_its_first_row():
+    """Rows are looked up one table at a time (the same id in another table is another row), and a
+    key found on several rows of a table (a dump with a repeated primary key) takes the first."""
+    spans = conform(pl.DataFrame({"source_table": ["nova.instances", "blazar.computehost_allocations",
+                                                   "nova.instances", "nova.instances", "nova.compute_nodes"],
+                                  "source_id": ["1", "1", "2", "3", "1"], "start": [D] * 5, "end": [D + H] * 5}),
+                    SPAN_SCHEMA)
+    frames = {"nova.instances": pl.LazyFrame({"id": [1, 2, 1], "created_at": [D - H, D - 2 * H, D - 5 * H],
+                                              "deleted_at": [None, D + 3 * H, D + 4 * H]}),
+              "blazar.computehost_allocations": pl.LazyFrame({"id": ["1"], "created_at": [D - 7 * H],
+                                                              "deleted_at": [D + 9 * H]})}
+    known = with_knowledge_times(spans, frames, instances=pl.DataFrame(
+        schema={"reservation_id": pl.String, "hypervisor_hostname": pl.String, "created_at": pl.Datetime("us"),
+                "deleted_at": pl.Datetime("us")}), rules=(), snapshot_time=D + 100 * H)
+    assert known.select("known_from", "known_until").rows() == [
+        (D - H, D + 100 * H),  # the first of instance 1's two rows, still there
+        (D - 7 * H, D + 9 * H),  # allocation 1: its own table's row
+        (D - 2 * H, D + 3 * H),
+        (None, D + 100 * H),  # no row: unknown since when, known at the snapshot
+        (None, D + 100 * H),  # a table not in the snapshot
+    ]
