@@ -29,29 +29,39 @@ def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFram
     The scheduler hint wins over the flavor name; unparseable JSON names none (on-demand).
     Specs that never mention "reservation" are skipped; the others are matched by pattern (the
     hint first, the flavor name only where no hint) and only those the patterns miss are parsed
-    as JSON.
+    as JSON. An instance with several specs takes a hint of any of them first, then a flavor
+    name, then what JSON parsing found (in row order within each).
     """
     specs = common.typed(request_specs, {"instance_uuid": common.ID, "spec": common.TEXT}).filter(
         pl.col("spec").str.contains("reservation", literal=True))
-    spec = pl.col("spec")
-    hinted = specs.with_columns(_linked(spec.str.extract(HINT_PATTERN, 1), pl.lit(None, dtype=pl.String)))
-    unhinted = hinted.filter(pl.col("reservation_id").is_null())
-    by_flavor = unhinted.with_columns(_linked(pl.lit(None, dtype=pl.String), spec.str.extract(FLAVOR_NAME_PATTERN, 1)))
-    parsed = by_flavor.filter(pl.col("reservation_id").is_null()).with_columns(
-        _linked(spec.str.json_path_match(HINT_PATH), spec.str.json_path_match(FLAVOR_NAME_PATH)))
-    found = [frame.filter(pl.col("reservation_id").is_not_null()) for frame in (hinted, by_flavor)]
-    linked = pl.concat([*found, parsed]).select("instance_uuid", "reservation_id")
-    return linked.filter(pl.col("reservation_id").is_not_null()).unique("instance_uuid", keep="first",
-                                                                        maintain_order=True)
+    # One pass, each step on the specs the earlier ones left unlinked (the others are null for it,
+    # and string functions skip nulls), so no pattern runs twice on a spec.
+    hint, flavor, parsed = pl.col("_hint"), pl.col("_flavor"), pl.col("_parsed")
+    rest = pl.when(hint.is_null()).then(pl.col("spec"))
+    linked = (
+        specs.with_columns(_hint=pl.col("spec").str.extract(HINT_PATTERN, 1))
+        .with_columns(_hint=_non_empty(hint))
+        .with_columns(_flavor=rest.str.extract(FLAVOR_NAME_PATTERN, 1))
+        .with_columns(_flavor=_non_empty(_reservation_of(flavor)))
+        .with_columns(_rest=pl.when(hint.is_null() & flavor.is_null()).then(pl.col("spec")))
+        .with_columns(_json_hint=pl.col("_rest").str.json_path_match(HINT_PATH),
+                      _json_flavor=pl.col("_rest").str.json_path_match(FLAVOR_NAME_PATH))
+        .with_columns(_parsed=pl.coalesce(_non_empty(pl.col("_json_hint")),
+                                          _non_empty(_reservation_of(pl.col("_json_flavor")))))
+        .select("instance_uuid", pl.coalesce(hint, flavor, parsed).alias("reservation_id"),
+                pl.when(hint.is_not_null()).then(0).when(flavor.is_not_null()).then(1).otherwise(2).alias("_tier"))
+    )
+    return (linked.filter(pl.col("reservation_id").is_not_null()).sort("_tier", maintain_order=True)
+            .unique("instance_uuid", keep="first", maintain_order=True).drop("_tier"))
 
 
-def _linked(hint: pl.Expr, flavor_name: pl.Expr) -> pl.Expr:
-    from_flavor = (
+def _reservation_of(flavor_name: pl.Expr) -> pl.Expr:
+    """The reservation id a private flavor's name ``reservation:<id>`` holds, else null."""
+    return (
         pl.when(flavor_name.str.starts_with(FLAVOR_PREFIX))
         .then(flavor_name.str.slice(len(FLAVOR_PREFIX)))
         .otherwise(None)
     )
-    return pl.coalesce(_non_empty(hint), _non_empty(from_flavor)).alias("reservation_id")
 
 
 def _non_empty(expr: pl.Expr) -> pl.Expr:

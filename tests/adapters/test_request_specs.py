@@ -35,3 +35,10 @@ def test_garbage_or_empty_hints_name_no_reservation():
 def test_integer_uuid_columns_are_read_as_text():
     frame = pl.DataFrame({"instance_uuid": [1], "spec": [spec(hint="R1")]})
     assert dict(reservation_links(frame).collect().iter_rows()) == {"1": "R1"}
+
+
+def test_a_hint_in_any_spec_of_an_instance_wins_over_a_flavor_name_in_an_earlier_one():
+    assert links({"instance_uuid": "a", "spec": spec(flavor="reservation:R2")},
+                 {"instance_uuid": "a", "spec": spec(hint="R1")},
+                 {"instance_uuid": "b", "spec": spec(flavor="reservation:R3")},
+                 {"instance_uuid": "b", "spec": spec(flavor="reservation:R4")}) == {"a": "R1", "b": "R3"}
