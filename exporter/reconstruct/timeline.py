@@ -157,11 +157,10 @@ def _wide_grid(
     groups = key_table.filter(pl.col("series") == SERIES_NAMES[0]).select(GROUP)  # (site, node_type) order
     n = grid.cells
     order = _site_time_order(groups, n)
-    columns = [
-        grid.values.select(pl.col(r).gather(ids[name].gather(order["group"]) * n + order["cell"]).alias(f"{name}|{r}")
-                           for r in RESOURCES)
-        for name in SERIES_NAMES
-    ]
+    columns = []
+    for name in SERIES_NAMES:  # one index per level-series, shared by its resources
+        at = ids[name].gather(order["group"]) * n + order["cell"]
+        columns.append(grid.values.select(pl.col(r).gather(at).alias(f"{name}|{r}") for r in RESOURCES))
     index = groups.select(pl.all().gather(order["group"])).with_columns(
         grid.times.gather(order["cell"]).alias("timestamp"))
     return pl.concat([index, *columns], how="horizontal")
