@@ -84,7 +84,7 @@ def dense_grid_from_deltas(
         step=step,
         n=n,
         time=time,
-    ).collect()
+    ).collect(engine="in-memory")  # its sort and ordered group-by: 0.93-0.98 s CPU streaming, 0.61-0.68 s here
     size = key_index.height * n
     # One column at a time is single-threaded work; two threads overlap them (no GIL held).
     with ThreadPoolExecutor(max_workers=2) as pool:
