@@ -87,8 +87,14 @@ class FastStream:
         invalid = dict.fromkeys((c.name for c in plan.columns), 0)
         got = _Fingerprint()
         ranges = _locked(table.ranges(conn, expected.count, low, top, self.batch_rows), lock)
-        for bounds, unordered in _read_ahead(self.fast, table, ranges):
-            raw = table.in_key_order(self.fast, bounds, unordered)
+        server_sorts = table.clustered  # once a range cannot be put in key order here, the server sorts the rest
+        for bounds, ordered, raw in _read_ahead(self.fast, lambda bounds: table.query(*bounds, ordered=server_sorts),
+                                                ranges):
+            if not ordered:
+                raw = table.in_key_order(raw)
+                if raw is None:
+                    server_sorts = True
+                    raw = run_query(self.fast, table.query(*bounds, ordered=True)[0])
             frame, bad = _range(conn, lock, table, raw)
             got = got.plus(frame)
             invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
@@ -144,8 +150,12 @@ class _FastTable:
         source = plan.source
         translate = conn.get_execution_options().get("schema_translate_map") or {}
         database = translate.get(source.schema, source.schema)
-        inspector = sa.inspect(conn)
-        reflected = {c["name"]: c["type"] for c in inspector.get_columns(source.table, schema=database)}
+        reflected, primary_key = plan.reflected, plan.primary_key
+        if reflected is None or primary_key is None:  # a plan built without reflection: ask the server
+            inspector = sa.inspect(conn)
+            reflected = {c["name"]: c["type"] for c in inspector.get_columns(source.table, schema=database)}
+            primary_key = tuple(inspector.get_pk_constraint(source.table, schema=database).get("constrained_columns")
+                                or ())
         if len(plan.order_by) != 1:
             raise FastReadUnusable(f"{source.name}: no single-column key to read ranges by")
         change = [name for name in CHANGE_COLUMNS if name in reflected]
@@ -158,8 +168,7 @@ class _FastTable:
         return cls(plan, f"{quoted(database)}.{quoted(source.table)}", key,
                    isinstance(reflected[key], sa.types.Integer),
                    tuple(name if name in declared else _CHANGE + name for name in change), extra,
-                   int(f"{cut:%Y%m%d%H%M%S}"),
-                   inspector.get_pk_constraint(source.table, schema=database).get("constrained_columns") == [key])
+                   int(f"{cut:%Y%m%d%H%M%S}"), tuple(primary_key) == (key,))
 
     def fingerprint(self, conn: Connection) -> tuple[_Fingerprint, object, object]:
         """The view's key aggregate and its lowest and highest key (one scan of the keys only, so
@@ -217,29 +226,30 @@ class _FastTable:
     def _scalar(conn: Connection, sql: str, value):
         return conn.exec_driver_sql(sql, (value,)).scalar()
 
-    def query(self, low, high, top, *, ordered: bool | None = None) -> str:
-        """One key range's SELECT, ``ORDER BY`` the key where the server gets that order for free
-        (the primary key) or ``ordered`` asks for it; see ``in_key_order``."""
+    def query(self, low, high, top, *, ordered: bool) -> tuple[str, bool]:
+        """One key range's SELECT, and whether it has ``ORDER BY`` the key: where the server gets
+        that order for free (the primary key) or ``ordered`` asks for it; see ``in_key_order``."""
         columns = [selected(column) for column in self.plan.columns]
         columns += [f"{datetime_digits(column)} AS {quoted(_CHANGE + column.name)}" for column in self.extra]
         bound = f"{quoted(self.key)} < {literal(high)}" if high is not None else f"{quoted(self.key)} <= {literal(top)}"
-        order = f" ORDER BY {quoted(self.key)}" if (self.clustered if ordered is None else ordered) else ""
+        ordered = ordered or self.clustered
+        order = f" ORDER BY {quoted(self.key)}" if ordered else ""
         return (f"SELECT {', '.join(columns)}, CRC32({quoted(self.key)}) AS {_CRC} "
-                f"FROM {self.physical} WHERE {quoted(self.key)} >= {literal(low)} AND {bound}{order}")
+                f"FROM {self.physical} WHERE {quoted(self.key)} >= {literal(low)} AND {bound}{order}"), ordered
 
-    def in_key_order(self, fast: FastSource, bounds: tuple, raw: pl.DataFrame) -> pl.DataFrame:
+    def in_key_order(self, raw: pl.DataFrame) -> pl.DataFrame | None:
         """A range read without ORDER BY (the key is not the primary key: the server would sort
         the whole rows, and a filesort with a TEXT column re-reads every row, 5 s of its CPU for
         the 345k rows of nova.instance_extra) put in key order here, where the order here is the
         server's: integers, and text of lowercase (or uppercase) hex digits and dashes (UUIDs), on
-        which every collation orders like the bytes; else the range is read again, sorted by the server."""
-        if self.clustered or raw.height < 2:
+        which every collation orders like the bytes; None where it is not (the server must sort)."""
+        if raw.height < 2:
             return raw
         keys = raw[self.key]
         if keys.dtype.is_integer() or (keys.dtype == pl.String and (keys.str.contains(r"^[0-9a-f-]*$").all()
                                                                   or keys.str.contains(r"^[0-9A-F-]*$").all())):
             return raw.sort(self.key, maintain_order=True)
-        return run_query(fast, self.query(*bounds, ordered=True))
+        return None
 
     def recent(self, raw: pl.DataFrame) -> pl.Series:
         """Rows of a range (as connectorx read it) with a change column at or after the cut."""
@@ -247,10 +257,12 @@ class _FastTable:
                          .fill_null(False)).to_series()
 
 
-def _read_ahead(fast: FastSource, table: _FastTable, ranges: Iterable[tuple]) -> Iterator[tuple[tuple, pl.DataFrame]]:
-    """``(bounds, frame)`` of ``ranges`` as connectorx read them, in order; up to READ_AHEAD further ranges are being read
-    (each on its own connection) while the caller works on one, so memory stays bounded."""
-    pending: collections.deque[Future] = collections.deque()
+def _read_ahead(fast: FastSource, query: Callable[[tuple], tuple[str, bool]],
+                ranges: Iterable[tuple]) -> Iterator[tuple[tuple, bool, pl.DataFrame]]:
+    """``(bounds, ordered, frame)`` of ``ranges`` as connectorx read them with ``query(bounds)``
+    (its SQL, and whether that orders by the key), in order; up to READ_AHEAD further ranges are being
+    read (each on its own connection) while the caller works on one, so memory stays bounded."""
+    pending: collections.deque[tuple[tuple, bool, Future]] = collections.deque()
     ranges = iter(ranges)
     with ThreadPoolExecutor(max_workers=READ_AHEAD, thread_name_prefix="fastread") as pool:
         try:
@@ -259,13 +271,14 @@ def _read_ahead(fast: FastSource, table: _FastTable, ranges: Iterable[tuple]) ->
                     bounds = next(ranges, None)
                     if bounds is None:
                         break
-                    pending.append((bounds, pool.submit(run_query, fast, table.query(*bounds))))
+                    sql, ordered = query(bounds)
+                    pending.append((bounds, ordered, pool.submit(run_query, fast, sql)))
                 if not pending:
                     return
-                bounds, future = pending.popleft()
-                yield bounds, future.result()
+                bounds, ordered, future = pending.popleft()
+                yield bounds, ordered, future.result()
         finally:
-            for _, future in pending:
+            for _, _, future in pending:
                 future.cancel()
 
 

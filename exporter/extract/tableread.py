@@ -77,6 +77,10 @@ class ReadPlan:
     columns: tuple[ColumnInfo, ...]
     missing: tuple[str, ...]
     order_by: tuple[str, ...]
+    # what plan_table reflected (every column's SQL type, the primary key), so the fast reader need
+    # not ask the server again; None in plans built from an earlier read (the live exporter's)
+    reflected: Mapping[str, sa.types.TypeEngine] | None = field(default=None, compare=False)
+    primary_key: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def status(self) -> str:
@@ -244,7 +248,7 @@ def plan_table(conn: Connection, source: SourceTable) -> ReadPlan:
     else:
         order = tuple(present)
     missing = tuple(name for name in source.columns if name not in reflected)
-    return ReadPlan(source, columns, missing, order)
+    return ReadPlan(source, columns, missing, order, reflected, key)
 
 
 def _batches(conn: Connection, plan: ReadPlan, batch_rows: int) -> Iterator[tuple[pl.DataFrame, dict[str, int]]]:

@@ -13,9 +13,11 @@ import sqlalchemy as sa
 from exporter.config import SiteConfig, prefixed_databases
 from exporter.db import open_engine
 from exporter.adapters.registry import declared_tables
+from exporter.extract import fastread
+from exporter.extract.connectorx_source import run_query
 from exporter.extract.copy import extract_snapshot
 from exporter.extract.reading import read_tables_fast
-from exporter.extract.tableread import read_tables
+from exporter.extract.tableread import ConsistentView, plan_table, read_tables
 from exporter.layout import scan_tables
 from exporter.sitegen import generate_site
 from tests import support
@@ -158,6 +160,60 @@ def test_a_key_that_is_not_the_primary_key_is_read_in_the_servers_order_mariadb(
     read = scan_tables(tmp_path / "fast" / "f" / "s")
     assert read["nova.instance_extra"].collect()["instance_uuid"].to_list() == sorted(uuids)
     assert read["nova.shadow_instance_extra"].collect()["instance_uuid"].to_list()[:4] == ["A-2", "a-9", "B-0", "b-1"]  # not the bytes' order
+
+
+@pytest.mark.mariadb
+def test_keys_the_process_cannot_order_are_sorted_by_the_server_from_then_on_mariadb(db_prefix, tmp_path,
+                                                                                     monkeypatch):
+    """Once a range's keys cannot be put in the collation's order here, every later range is read
+    with ORDER BY at once (only the ranges already being read are read again), and the table is
+    reflected once (plan_table's reflection serves the fast reader too)."""
+    nova = f"`{db_prefix}nova`"
+    keys = [f"{number:02d}{letter}" for number in range(12) for letter in ("a", "B")]  # 00a < 00B < 01a, not bytes
+    root = sa.create_engine(support.MARIADB_URL)
+    with root.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {nova} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+        conn.exec_driver_sql(f"CREATE TABLE {nova}.instance_extra (id INT PRIMARY KEY, instance_uuid VARCHAR(36) "
+                             "NOT NULL, flavor TEXT, deleted_at DATETIME, deleted INT, KEY (instance_uuid))")
+        conn.exec_driver_sql(f"INSERT INTO {nova}.instance_extra VALUES " + ", ".join(
+            f"({len(keys) - number}, '{key}', 'f', '2020-01-01', 0)" for number, key in enumerate(keys)))
+    root.dispose()
+    queries: list[str] = []
+    shows: list[str] = []
+
+    def counted(fast, query):  # the real read, counted
+        queries.append(query)
+        return run_query(fast, query)
+
+    def statement(conn, cursor, text, *args):
+        if text.upper().startswith("SHOW CREATE TABLE"):
+            shows.append(text)
+
+    monkeypatch.setattr(fastread, "run_query", counted)
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", statement)
+    try:
+        sources = [s for s in declared_tables() if s.name == "nova.instance_extra"]
+        site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL,
+                          databases=prefixed_databases(db_prefix))
+        fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", sources=sources, batch_rows=2).manifest
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", statement)
+    assert fast["tables"]["nova.instance_extra"]["reader"] == "connectorx"
+    rows = scan_tables(tmp_path / "fast" / "f" / "s")["nova.instance_extra"].collect()["instance_uuid"].to_list()
+    assert rows == sorted(keys, key=str.lower) != sorted(keys)  # the collation's order, not the bytes'
+
+    ranges = len(keys) // 2
+    unordered = [query for query in queries if "ORDER BY" not in query]
+    assert len(unordered) <= 1 + fastread.READ_AHEAD, len(unordered)  # the old code read every range twice
+    assert len(queries) <= ranges + 1 + fastread.READ_AHEAD, len(queries)
+    assert len(shows) == 1, shows  # the old code reflected the table again for the fast reader
+    engine = open_engine(support.MARIADB_URL, prefixed_databases(db_prefix))
+    with ConsistentView(engine) as view:  # a plan built without reflection (the live exporter's): reflected here
+        plan = plan_table(view.connection(), sources[0])
+        bare = dataclasses.replace(plan, reflected=None, primary_key=None)
+        cut = view.started_at
+        assert fastread._FastTable.of(view.connection(), bare, cut) == fastread._FastTable.of(view.connection(), plan, cut)
+    engine.dispose()
 
 
 @pytest.mark.mariadb
