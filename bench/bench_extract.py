@@ -4,12 +4,14 @@
     .venv/bin/python bench/bench_extract.py --prefix bx500_ --generate   # re-generate it first (~10 min)
     .venv/bin/python bench/bench_extract.py --prefix bx500_ --drop       # remove it
     .venv/bin/python bench/bench_extract.py --baseline-tree /tmp/old-checkout   # also an older fast reader
+    .venv/bin/python bench/bench_extract.py --base HEAD~1   # also the fast reader of a commit (git archive)
 
 The site (500 hosts x 10 years, seed 7) is generated into MariaDB when its databases are absent.
 Each round extracts the whole site twice, in alternating order (SQLAlchemy first in odd rounds),
 each in a fresh process, and checks that both snapshots hold the same parquet hashes (with
 ``--baseline-tree``, the fast reader of another checkout of this repository runs as a third reader,
-``fast@baseline``, in the same rotation: a before/after of the fast reader itself). Prints wall
+``fast@baseline``, in the same rotation: a before/after of the fast reader itself; ``--base COMMIT``
+does the same with a ``git archive`` of that commit, ``fast@COMMIT``). Prints wall
 seconds, the process's CPU seconds, the MariaDB server's CPU seconds during the run (from
 ``/proc/<mariadbd>/stat``, when the server runs on this host), peak RSS and rows per reader, the
 medians and their ratios, and ``uptime`` before and after. The server is shared, so its process CPU
@@ -177,8 +179,11 @@ def site_present(engine, prefix: str) -> bool:
 @click.option("--drop", is_flag=True, help="Drop the site's databases and exit.")
 @click.option("--baseline-tree", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Another checkout whose fast reader runs as a third reader (fast@baseline).")
+@click.option("--base", "base_commit", help="A commit of this repository whose fast reader runs as a third reader "
+                                            "(fast@<commit>, a git archive of it), e.g. HEAD~3.")
+@click.option("--without-sqlalchemy", is_flag=True, help="Only the fast readers (a quicker before/after).")
 def main(prefix: str, generate: bool, hosts: int, years: float, seed: int, rounds: int, drop: bool,
-         baseline_tree: Path | None) -> None:
+         baseline_tree: Path | None, base_commit: str | None, without_sqlalchemy: bool) -> None:
     import sqlalchemy as sa
 
     from exporter.config import prefixed_databases
@@ -196,8 +201,29 @@ def main(prefix: str, generate: bool, hosts: int, years: float, seed: int, round
         with tempfile.TemporaryDirectory() as truth:
             generate_site(ROOT_URL, hosts=hosts, years=years, seed=seed, databases=prefixed_databases(prefix),
                           truth_dir=truth)
+    with tempfile.TemporaryDirectory(prefix="bench-extract-base-") as archive:
+        trees = {**({} if without_sqlalchemy else {"sqlalchemy": HERE}), "fast": HERE,
+                 **({"fast@baseline": baseline_tree} if baseline_tree else {})}
+        if base_commit:
+            trees[f"fast@{base_commit}"] = _archive(base_commit, Path(archive))
+        _compare(prefix, rounds, trees)
+
+
+def _archive(commit: str, into: Path) -> Path:
+    """The files of ``commit`` of this repository under ``into`` (its fast reader runs from there)."""
+    name = subprocess.run(["git", "rev-parse", "--short", commit], cwd=HERE, check=True, capture_output=True,
+                          text=True).stdout.strip()
+    files = subprocess.run(["git", "archive", commit], cwd=HERE, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=files, check=True)
+    print(f"base: {commit} = {name}, archived into {into}")
+    return into
+
+
+def _compare(prefix: str, rounds: int, trees: dict[str, Path]) -> None:
+    """``rounds`` rounds of one extract per reader, in a rotating order; medians and ratios."""
+    import sqlalchemy as sa
+
     print("before:", uptime())
-    trees = {"sqlalchemy": HERE, "fast": HERE, **({"fast@baseline": baseline_tree} if baseline_tree else {})}
     results: dict[str, list[dict]] = {reader: [] for reader in trees}
     root = sa.create_engine(ROOT_URL)
     bench_user(root, prefix, create=True)
