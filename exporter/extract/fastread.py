@@ -47,12 +47,14 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from exporter.adapters.declared import SourceTable
+from exporter.extract.byprimary import by_primary, read_by_primary
 from exporter.extract.connectorx_source import (FastReadUnusable, FastSource, datetime_digits, literal, quoted,
                                                 run_query, selected)
 from exporter.extract.tableread import ConsistentView, ReadPlan, TableRead, plan_table
@@ -70,8 +72,9 @@ class FastStream:
     failed). ``schema`` is known before the first frame, for writers that need it up front."""
 
     def __init__(self, view: ConsistentView, fast: FastSource, source: SourceTable, *, batch_rows: int,
-                 progress: Callable[[int], None] = lambda rows: None) -> None:
+                 progress: Callable[[int], None] = lambda rows: None, spill_dir: Path | None = None) -> None:
         self.view, self.fast, self.batch_rows, self.progress = view, fast, batch_rows, progress
+        self.spill_dir = spill_dir  # where a table read by its primary key is put in key ranges (byprimary)
         with view.lock:
             conn = view.connection()
             self.plan = plan_table(conn, source)
@@ -87,9 +90,17 @@ class FastStream:
         invalid = dict.fromkeys((c.name for c in plan.columns), 0)
         got = _Fingerprint()
         ranges = _locked(table.ranges(conn, expected.count, low, top, self.batch_rows), lock)
+        raws = None
+        if table.primary and self.spill_dir is not None and expected.count:  # read once by the primary key
+            ranges = list(ranges)
+            with lock:
+                first, last = table.primary_bounds(conn)
+            primary = _locked(by_primary(table).ranges(conn, expected.count, first, last, self.batch_rows), lock)
+            raws = read_by_primary(table, ranges, primary, lambda each, query: _read_ahead(self.fast, query, each),
+                                   self.spill_dir)
         server_sorts = table.clustered  # once a range cannot be put in key order here, the server sorts the rest
-        for bounds, ordered, raw in _read_ahead(self.fast, lambda bounds: table.query(*bounds, ordered=server_sorts),
-                                                ranges):
+        raws = raws or _read_ahead(self.fast, lambda bounds: table.query(*bounds, ordered=server_sorts), ranges)
+        for bounds, ordered, raw in raws:
             if not ordered:
                 raw = table.in_key_order(raw)
                 if raw is None:
@@ -144,6 +155,7 @@ class _FastTable:
     extra: tuple[ColumnInfo, ...]  # change columns the table has but does not declare: selected as _CHANGE + name
     cut_digits: int  # the cut as YYYYMMDDhhmmss (whole seconds, rounded down)
     clustered: bool  # the key is the table's primary key: InnoDB reads a range of it in key order
+    primary: str | None = None  # else the table's integer primary key, if it has one: see byprimary
 
     @classmethod
     def of(cls, conn: Connection, plan: ReadPlan, cut: dt.datetime) -> "_FastTable":
@@ -168,7 +180,9 @@ class _FastTable:
         return cls(plan, f"{quoted(database)}.{quoted(source.table)}", key,
                    isinstance(reflected[key], sa.types.Integer),
                    tuple(name if name in declared else _CHANGE + name for name in change), extra,
-                   int(f"{cut:%Y%m%d%H%M%S}"), tuple(primary_key) == (key,))
+                   int(f"{cut:%Y%m%d%H%M%S}"), tuple(primary_key) == (key,),
+                   primary_key[0] if len(primary_key) == 1 and primary_key[0] != key
+                   and isinstance(reflected[primary_key[0]], sa.types.Integer) else None)
 
     def fingerprint(self, conn: Connection) -> tuple[_Fingerprint, object, object]:
         """The view's key aggregate and its lowest and highest key (one scan of the keys only, so
@@ -178,6 +192,11 @@ class _FastTable:
             f"SELECT COUNT(*), COALESCE(SUM(CRC32({key})), 0), COALESCE(BIT_XOR(CRC32({key})), 0), MIN({key}), "
             f"MAX({key}) FROM {self.physical}").one()
         return _Fingerprint(int(row[0]), int(row[1]), int(row[2])), row[3], row[4]
+
+    def primary_bounds(self, conn: Connection) -> tuple[int | None, int | None]:
+        """The view's lowest and highest primary key (the ends of its index: no scan)."""
+        primary = quoted(self.primary)
+        return tuple(conn.exec_driver_sql(f"SELECT MIN({primary}), MAX({primary}) FROM {self.physical}").one())
 
     def rows_with_keys(self, conn: Connection, keys: list) -> tuple[pl.DataFrame, dict[str, int]]:
         wanted = sa.literal_column(quoted(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
@@ -226,16 +245,18 @@ class _FastTable:
     def _scalar(conn: Connection, sql: str, value):
         return conn.exec_driver_sql(sql, (value,)).scalar()
 
-    def query(self, low, high, top, *, ordered: bool) -> tuple[str, bool]:
+    def query(self, low, high, top, *, ordered: bool, by: str | None = None) -> tuple[str, bool]:
         """One key range's SELECT, and whether it has ``ORDER BY`` the key: where the server gets
-        that order for free (the primary key) or ``ordered`` asks for it; see ``in_key_order``."""
+        that order for free (the primary key) or ``ordered`` asks for it; see ``in_key_order``.
+        ``by``: a range of that column (the primary key: byprimary) instead, in its order."""
         columns = [selected(column) for column in self.plan.columns]
         columns += [f"{datetime_digits(column)} AS {quoted(_CHANGE + column.name)}" for column in self.extra]
-        bound = f"{quoted(self.key)} < {literal(high)}" if high is not None else f"{quoted(self.key)} <= {literal(top)}"
-        ordered = ordered or self.clustered
-        order = f" ORDER BY {quoted(self.key)}" if ordered else ""
+        ranged = quoted(by or self.key)
+        bound = f"{ranged} < {literal(high)}" if high is not None else f"{ranged} <= {literal(top)}"
+        ordered = (ordered or self.clustered) and by is None
+        order = f" ORDER BY {ranged}" if ordered or by else ""
         return (f"SELECT {', '.join(columns)}, CRC32({quoted(self.key)}) AS {_CRC} "
-                f"FROM {self.physical} WHERE {quoted(self.key)} >= {literal(low)} AND {bound}{order}"), ordered
+                f"FROM {self.physical} WHERE {ranged} >= {literal(low)} AND {bound}{order}"), ordered
 
     def in_key_order(self, raw: pl.DataFrame) -> pl.DataFrame | None:
         """A range read without ORDER BY (the key is not the primary key: the server would sort

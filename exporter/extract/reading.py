@@ -10,6 +10,7 @@ with ``read_tables_fast``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import polars as pl
 import sqlalchemy as sa
@@ -41,16 +42,18 @@ def read_table_best(view: ConsistentView, fast: FastSource | str, source: Source
 
 def read_table_fast(view: ConsistentView, fast: FastSource | str, source: SourceTable,
                     new_sink: Callable[[], Sink] | None = None, *, batch_rows: int = 50_000,
-                    bar: StageBar | None = None,
-                    write_stream: Callable[[FastStream], None] | None = None) -> TableRead | str:
+                    bar: StageBar | None = None, write_stream: Callable[[FastStream], None] | None = None,
+                    spill_dir: Path | None = None) -> TableRead | str:
     """The fast read of ``source`` (see ``read_table_best``), or why it cannot give the view's
-    content (then ``read_table_slow`` reads it). Safe to run for several tables at once."""
+    content (then ``read_table_slow`` reads it). Safe to run for several tables at once.
+    ``spill_dir``: where a table copied in another key's order may be read by its primary key
+    (``byprimary``); without it such a table is read in ranges of that key."""
     if isinstance(fast, str):
         return fast
     bar = bar or StageBar()
     try:
         stream = FastStream(view, fast, source, batch_rows=batch_rows,
-                            progress=lambda rows: bar.item(f"{source.name} {rows:,} rows"))
+                            progress=lambda rows: bar.item(f"{source.name} {rows:,} rows"), spill_dir=spill_dir)
         if write_stream is not None:
             write_stream(stream)
         else:

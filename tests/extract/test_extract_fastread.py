@@ -132,13 +132,15 @@ def test_a_utf8mb4_charset_url_is_read_fast_with_the_same_hashes_mariadb(db_pref
 
 
 @pytest.mark.mariadb
-def test_a_key_that_is_not_the_primary_key_is_read_in_the_servers_order_mariadb(db_prefix, tmp_path):
-    """nova.instance_extra is read by instance_uuid, not its primary key id: ranges come back in
-    scan order and are sorted here where that order is the collation's (UUID-like text), else
-    sorted by the server (mixed case under a case-insensitive collation: 'a' < 'B' < 'c')."""
+def test_a_key_that_is_not_the_primary_key_is_read_in_the_servers_order_mariadb(db_prefix, tmp_path, monkeypatch):
+    """nova.instance_extra is copied by instance_uuid, not its primary key id. UUID-like keys
+    (whose order here is the collation's) are read once in id ranges, put in instance_uuid ranges
+    on disk and sorted here (byprimary); other keys are read in key ranges, sorted by the server
+    (mixed case under a case-insensitive collation: 'a' < 'B' < 'c')."""
     nova = f"`{db_prefix}nova`"
     root = sa.create_engine(support.MARIADB_URL)
     uuids = ["c0ffee-0003", "0000-aaaa", "ffff-0001", "1234-abcd", "beef-0002", "0aaa-0000", "dead-0004"]
+    uuids += [f"{number * 7919 % 65536:04x}-{number:04x}" for number in range(13)]
     mixed = ["b-1", "A-2", "c-3", "B-0", "a-9", "C-5", "_x", "Z"]
     with root.begin() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {nova} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
@@ -154,12 +156,70 @@ def test_a_key_that_is_not_the_primary_key_is_read_in_the_servers_order_mariadb(
     site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL, databases=prefixed_databases(db_prefix))
     slow = extract_snapshot(site, tmp_path / "slow", snapshot_id="s", sources=sources, batch_rows=3,
                             fast_reads=False).manifest["tables"]
+    queries: list[str] = []
+    monkeypatch.setattr(fastread, "run_query", lambda fast, query: queries.append(query) or run_query(fast, query))
     fast = extract_snapshot(site, tmp_path / "fast", snapshot_id="s", sources=sources, batch_rows=3).manifest["tables"]
     _compare(slow, fast)
     assert {fast[s.name]["reader"] for s in sources} == {"connectorx"}
     read = scan_tables(tmp_path / "fast" / "f" / "s")
     assert read["nova.instance_extra"].collect()["instance_uuid"].to_list() == sorted(uuids)
+    extra_reads = [query for query in queries if "_nova`.`instance_extra`" in query]
+    assert len(extra_reads) == 7 and all(query.endswith("ORDER BY `id`") for query in extra_reads)  # 20 ids by 3
+    assert any("WHERE `instance_uuid`" in query for query in queries)  # the mixed keys: by key ranges
+    assert not list((tmp_path / "fast").rglob(".by-primary*"))
     assert read["nova.shadow_instance_extra"].collect()["instance_uuid"].to_list()[:4] == ["A-2", "a-9", "B-0", "b-1"]  # not the bytes' order
+
+
+def _instance_extra(db_prefix: str, rows: list[tuple[int, str]]) -> None:
+    """A nova database holding only instance_extra, with ``(id, instance_uuid)`` rows (flavor 'f<id>')."""
+    nova = f"`{db_prefix}nova`"
+    root = sa.create_engine(support.MARIADB_URL)
+    with root.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {nova} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+        conn.exec_driver_sql(f"CREATE TABLE {nova}.instance_extra (id INT PRIMARY KEY, instance_uuid VARCHAR(36) "
+                             "NOT NULL, flavor TEXT, deleted_at DATETIME, deleted INT, KEY (instance_uuid))")
+        conn.exec_driver_sql(f"INSERT INTO {nova}.instance_extra VALUES " + ", ".join(
+            f"({number}, '{key}', 'f{number}', '2020-01-01', 0)" for number, key in rows))
+    root.dispose()
+
+
+@pytest.mark.mariadb
+def test_a_table_read_by_its_primary_key_during_changes_equals_the_consistent_view_mariadb(db_prefix, tmp_path,
+                                                                                            monkeypatch):
+    """nova.instance_extra read by id ranges and put in instance_uuid ranges on disk (byprimary):
+    rows updated or inserted after the view opened (also past the last key) are the view's or
+    absent; a row deleted meanwhile fails the key check and the table is read again in the view."""
+    nova = f"`{db_prefix}nova`"
+    uuids = [f"{number * 7919 % 65536:04x}-{number:04x}" for number in range(40)]
+    _instance_extra(db_prefix, list(enumerate(uuids)))
+    root = sa.create_engine(support.MARIADB_URL)
+    sources = [s for s in declared_tables() if s.name == "nova.instance_extra"]
+    engine = open_engine(support.MARIADB_URL, prefixed_databases(db_prefix))
+    expected = read_tables(engine, sources)["nova.instance_extra"].frame
+    engine.dispose()
+    site = SiteConfig(name="f", display_name="f", db_url=support.MARIADB_URL, databases=prefixed_databases(db_prefix))
+    for run, delete in (("changed", False), ("deleted", True)):
+        def change(delete=delete) -> None:  # committed after the view opened, before the table's read
+            with root.begin() as conn:
+                conn.exec_driver_sql(f"UPDATE {nova}.instance_extra SET flavor = 'during', "
+                                     "deleted_at = UTC_TIMESTAMP() WHERE id IN (3, 17)")
+                conn.exec_driver_sql(f"INSERT INTO {nova}.instance_extra VALUES (100, '0000-0000', 'new', "
+                                     "UTC_TIMESTAMP(), 0), (200, 'ffff-ffff', 'new', UTC_TIMESTAMP(), 0)")
+                if delete:
+                    conn.exec_driver_sql(f"DELETE FROM {nova}.instance_extra WHERE id = 5")
+
+        hook, queries = BeforeTable("nova.instance_extra", change), []
+        monkeypatch.setattr(fastread, "run_query", lambda fast, query: queries.append(query) or run_query(fast, query))
+        result = extract_snapshot(site, tmp_path / run, snapshot_id="s", sources=sources, progress=hook, batch_rows=6)
+        assert hook.ran and queries and all(query.endswith("ORDER BY `id`") for query in queries)  # by id only
+        assert scan_tables(result.snapshot_dir)["nova.instance_extra"].collect().equals(expected), run
+        entry = result.manifest["tables"]["nova.instance_extra"]
+        assert entry["reader"] == ("sqlalchemy" if delete else "connectorx"), (run, entry["reader_fallback"])
+        with root.begin() as conn:  # back to the rows of the expectation
+            conn.exec_driver_sql(f"UPDATE {nova}.instance_extra SET flavor = CONCAT('f', id), "
+                                 "deleted_at = '2020-01-01' WHERE id IN (3, 17)")
+            conn.exec_driver_sql(f"DELETE FROM {nova}.instance_extra WHERE id > 99")
+    root.dispose()
 
 
 @pytest.mark.mariadb
@@ -168,16 +228,8 @@ def test_keys_the_process_cannot_order_are_sorted_by_the_server_from_then_on_mar
     """Once a range's keys cannot be put in the collation's order here, every later range is read
     with ORDER BY at once (only the ranges already being read are read again), and the table is
     reflected once (plan_table's reflection serves the fast reader too)."""
-    nova = f"`{db_prefix}nova`"
     keys = [f"{number:02d}{letter}" for number in range(12) for letter in ("a", "B")]  # 00a < 00B < 01a, not bytes
-    root = sa.create_engine(support.MARIADB_URL)
-    with root.begin() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {nova} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-        conn.exec_driver_sql(f"CREATE TABLE {nova}.instance_extra (id INT PRIMARY KEY, instance_uuid VARCHAR(36) "
-                             "NOT NULL, flavor TEXT, deleted_at DATETIME, deleted INT, KEY (instance_uuid))")
-        conn.exec_driver_sql(f"INSERT INTO {nova}.instance_extra VALUES " + ", ".join(
-            f"({len(keys) - number}, '{key}', 'f', '2020-01-01', 0)" for number, key in enumerate(keys)))
-    root.dispose()
+    _instance_extra(db_prefix, [(len(keys) - number, key) for number, key in enumerate(keys)])
     queries: list[str] = []
     shows: list[str] = []
 
@@ -203,6 +255,7 @@ def test_keys_the_process_cannot_order_are_sorted_by_the_server_from_then_on_mar
     assert rows == sorted(keys, key=str.lower) != sorted(keys)  # the collation's order, not the bytes'
 
     ranges = len(keys) // 2
+    queries = [query for query in queries if "WHERE `instance_uuid`" in query]  # not the try by id (byprimary)
     unordered = [query for query in queries if "ORDER BY" not in query]
     assert len(unordered) <= 1 + fastread.READ_AHEAD, len(unordered)  # the old code read every range twice
     assert len(queries) <= ranges + 1 + fastread.READ_AHEAD, len(queries)

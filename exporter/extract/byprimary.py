@@ -1,0 +1,84 @@
+"""Reading a table by its primary key when it is copied in the order of another key.
+
+``nova.instance_extra`` is copied in ``instance_uuid`` order (the declared key) but stored by its
+primary key ``id``. A range of ``instance_uuid`` is no range of the stored rows: the server scans
+the whole table for each (7 scans of 345k rows with a TEXT column: 2.1-2.3 s of its CPU, against
+0.42 s for one scan in ``id`` order). So such a table is read once, in ``id`` ranges of at most
+``batch_rows`` rows, and each range's rows are put on disk by the ``instance_uuid`` range they
+belong to (the ranges the consistent view gave, each at most ``batch_rows`` of its rows: a
+bounded external sort in two passes); then each key range is read back, sorted here and checked
+exactly like a key range read from the server. Memory holds the ranges in flight and one key
+range, as before; the disk, the table's rows once (the snapshot's staging directory).
+
+Rows are only put in a key range here where this process orders keys like the server: text of
+lowercase (or uppercase) hex digits and dashes throughout, as UUIDs are. Anything else (another
+key, a null key) drops what was put on disk and the table is read by key ranges instead. A row
+inserted since the view opened may land outside every range: it goes to the nearest, where it is
+taken from the view or dropped (recent), or fails the key check (not recent), as it would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import polars as pl
+
+_UUID_LIKE = (r"^[0-9a-f-]*$", r"^[0-9A-F-]*$")  # on these every collation orders like the bytes
+_RANGE = "__range"
+
+
+def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tuple],
+                    read: Callable[[Iterable[tuple], Callable[[tuple], tuple[str, bool]]], Iterator],
+                    spill_dir: Path) -> Iterator[tuple[tuple, bool, pl.DataFrame]] | None:
+    """The rows of ``key_ranges`` (bounds as ``_FastTable.ranges`` gives them), each as
+    ``(bounds, False, rows in no particular order)``, read by ``read`` over ``primary_ranges`` of
+    ``table.primary``; None when the keys cannot be put in ranges here (nothing is kept then)."""
+    lows = pl.Series([bounds[0] for bounds in key_ranges], dtype=pl.String)
+    work = Path(tempfile.mkdtemp(prefix=".by-primary.", dir=spill_dir))
+    reads = read(primary_ranges, lambda bounds: table.query(*bounds, ordered=True, by=table.primary))
+    kind, schema = None, None
+    try:
+        for number, (_, _, raw) in enumerate(reads):
+            schema, keys = schema or raw.schema, raw[table.key]
+            if raw.is_empty():
+                continue
+            if keys.dtype != pl.String or keys.null_count():
+                break
+            kind = kind or next((like for like in _UUID_LIKE if keys.str.contains(like).all()), None)
+            if kind is None or not keys.str.contains(kind).all():
+                break
+            placed = (lows.search_sorted(keys, side="right") - 1).clip(0, len(lows) - 1).alias(_RANGE)
+            for (index,), part in raw.with_columns(placed).partition_by(_RANGE, as_dict=True).items():
+                part.drop(_RANGE).write_ipc(work / f"{index:06d}.{number:06d}.arrow", compression="lz4")
+        else:
+            if schema is not None:
+                return _read_back(work, key_ranges, schema)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        reads.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return None
+
+
+def _read_back(work: Path, key_ranges: list[tuple], schema) -> Iterator[tuple[tuple, bool, pl.DataFrame]]:
+    try:
+        for index, bounds in enumerate(key_ranges):
+            parts = sorted(work.glob(f"{index:06d}.*.arrow"))
+            rows = pl.concat([pl.read_ipc(part) for part in parts]) if parts \
+                else pl.DataFrame(schema=schema)
+            for part in parts:
+                part.unlink()
+            yield bounds, False, rows
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def by_primary(table):
+    """``table`` as ``_FastTable.ranges`` should step through its primary key (an integer)."""
+    return dataclasses.replace(table, key=table.primary, numeric_key=True, clustered=True)
