@@ -19,7 +19,6 @@ taken from the view or dropped (recent), or fails the key check (not recent), as
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +33,7 @@ _RANGE = "__range"
 def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tuple],
                     read: Callable[[Iterable[tuple], Callable[[tuple], tuple[str, bool]]], Iterator],
                     spill_dir: Path) -> Iterator[tuple[tuple, bool, pl.DataFrame]] | None:
-    """The rows of ``key_ranges`` (bounds as ``_FastTable.ranges`` gives them), each as
+    """The rows of ``key_ranges`` (bounds as ``keyranges.key_ranges`` gives them), each as
     ``(bounds, False, rows in no particular order)``, read by ``read`` over ``primary_ranges`` of
     ``table.primary``; None when the keys cannot be put in ranges here (nothing is kept then)."""
     lows = pl.Series([bounds[0] for bounds in key_ranges], dtype=pl.String)
@@ -77,8 +76,3 @@ def _read_back(work: Path, key_ranges: list[tuple], schema) -> Iterator[tuple[tu
             yield bounds, False, rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def by_primary(table):
-    """``table`` as ``_FastTable.ranges`` should step through its primary key (an integer)."""
-    return dataclasses.replace(table, key=table.primary, numeric_key=True, clustered=True)

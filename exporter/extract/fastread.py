@@ -54,9 +54,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from exporter.adapters.declared import SourceTable
-from exporter.extract.byprimary import by_primary, read_by_primary
+from exporter.extract.byprimary import read_by_primary
 from exporter.extract.connectorx_source import (FastReadUnusable, FastSource, datetime_digits, literal, quoted,
                                                 run_query, selected)
+from exporter.extract.keyranges import key_ranges, primary_ranges
 from exporter.extract.tableread import ConsistentView, ReadPlan, TableRead, plan_table
 from exporter.extract.valuetypes import ColumnInfo, typed_frame, typed_series, whole_digits
 
@@ -89,13 +90,11 @@ class FastStream:
             expected, low, top = table.fingerprint(conn)
         invalid = dict.fromkeys((c.name for c in plan.columns), 0)
         got = _Fingerprint()
-        ranges = _locked(table.ranges(conn, expected.count, low, top, self.batch_rows), lock)
+        ranges = self.view.locked(key_ranges(conn, table, expected.count, low, top, self.batch_rows))
         raws = None
         if table.primary and self.spill_dir is not None and expected.count:  # read once by the primary key
             ranges = list(ranges)
-            with lock:
-                first, last = table.primary_bounds(conn)
-            primary = _locked(by_primary(table).ranges(conn, expected.count, first, last, self.batch_rows), lock)
+            primary = self.view.locked(primary_ranges(conn, table, expected.count, self.batch_rows))
             raws = read_by_primary(table, ranges, primary, lambda each, query: _read_ahead(self.fast, query, each),
                                    self.spill_dir)
         server_sorts = table.clustered  # once a range cannot be put in key order here, the server sorts the rest
@@ -193,11 +192,6 @@ class _FastTable:
             f"MAX({key}) FROM {self.physical}").one()
         return _Fingerprint(int(row[0]), int(row[1]), int(row[2])), row[3], row[4]
 
-    def primary_bounds(self, conn: Connection) -> tuple[int | None, int | None]:
-        """The view's lowest and highest primary key (the ends of its index: no scan)."""
-        primary = quoted(self.primary)
-        return tuple(conn.exec_driver_sql(f"SELECT MIN({primary}), MAX({primary}) FROM {self.physical}").one())
-
     def rows_with_keys(self, conn: Connection, keys: list) -> tuple[pl.DataFrame, dict[str, int]]:
         wanted = sa.literal_column(quoted(self.key)).in_(sa.bindparam("keys", keys, expanding=True))
         return self._view_rows(conn, wanted)
@@ -210,40 +204,6 @@ class _FastTable:
             return _empty(self.plan), {}
         frame, invalid = typed_frame(self.plan.columns, [row[:-1] for row in rows])
         return frame.with_columns(pl.Series(_CRC, [row[-1] for row in rows], dtype=pl.Int64)), invalid
-
-    def ranges(self, conn: Connection, count: int, low, top, batch_rows: int):
-        """Key ranges (low, high, top) holding at most ``batch_rows`` of the view's ``count`` rows
-        (keys ``low`` to ``top``): ``low <= key < high`` (high None: ``key <= top``). Dense integer keys
-        (at least every other value used) step by value without a query; other integer keys step by
-        value, jumping gaps; where those turn out sparse, and for other keys, ``high`` is the key
-        ``batch_rows`` on."""
-        if count == 0:
-            return
-        if self.numeric_key and top - low + 1 <= 2 * count:  # at most twice the ranges rows need
-            while low <= top:
-                high = low + batch_rows
-                yield (low, high, top) if high <= top else (low, None, top)
-                low = high
-            return
-        key = quoted(self.key)
-        sparse_after = 4 + 2 * count // batch_rows  # more value steps than that: ids are sparse
-        steps = 0
-        while low is not None:
-            steps += 1
-            if self.numeric_key and steps <= sparse_after:
-                high = low + batch_rows
-                yield (low, high, top) if high <= top else (low, None, top)
-                low = self._scalar(conn, f"SELECT MIN({key}) FROM {self.physical} WHERE {key} >= %s", high) \
-                    if high <= top else None
-                continue
-            high = self._scalar(conn, f"SELECT {key} FROM {self.physical} WHERE {key} > %s ORDER BY {key} "
-                                      f"LIMIT 1 OFFSET {batch_rows - 1}", low)
-            yield low, high, top
-            low = high
-
-    @staticmethod
-    def _scalar(conn: Connection, sql: str, value):
-        return conn.exec_driver_sql(sql, (value,)).scalar()
 
     def query(self, low, high, top, *, ordered: bool, by: str | None = None) -> tuple[str, bool]:
         """One key range's SELECT, and whether it has ``ORDER BY`` the key: where the server gets
@@ -301,16 +261,6 @@ def _read_ahead(fast: FastSource, query: Callable[[tuple], tuple[str, bool]],
         finally:
             for _, _, future in pending:
                 future.cancel()
-
-
-def _locked(items: Iterator, lock) -> Iterator:
-    """``items``, each produced holding ``lock`` (the view's connection is shared by threads)."""
-    while True:
-        with lock:
-            item = next(items, None)
-        if item is None:
-            return
-        yield item
 
 
 def _range(conn: Connection, lock, table: _FastTable, raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:

@@ -162,6 +162,15 @@ class ConsistentView(contextlib.AbstractContextManager):
                 self.started_at = self._conn.exec_driver_sql("SELECT UTC_TIMESTAMP(6)").scalar_one()
         return self._conn
 
+    def locked(self, items: Iterator) -> Iterator:
+        """``items``, each produced holding ``lock`` (items that query this view's connection)."""
+        while True:
+            with self.lock:
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
+
     def open(self) -> "ConsistentView":
         """Open the view now (again after ``close``); raises DatabaseError (one line, no password)."""
         try:
