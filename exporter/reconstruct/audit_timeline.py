@@ -155,20 +155,24 @@ def _grid_node_sums(grid: TimelineGrid) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def grid_negative_leaves(grid: TimelineGrid, *, tolerance: float = NEGATIVE_TOLERANCE) -> int:
     """How many rows :func:`negative_leaves` finds in the grid's long timeline."""
-    lowest = grid.leaves.select(pl.min_horizontal(pl.all().min())).item() if grid.leaves.width else None
-    if lowest is None or lowest >= 0:  # the usual case: nothing negative, no limits to compute
+    lowest = grid.leaves.select(pl.all().min()).row(0, named=True) if grid.leaves.height else {}
+    negative = [name for name, value in lowest.items() if value is not None and value < 0]
+    if not negative:  # the usual case: nothing negative, no limits to compute
         return 0
-    frame = pl.concat([grid.index.select(GROUP), grid.leaves], how="horizontal")
+    # Limits only for the resources of a column with a negative value, and compared on the rows
+    # holding one (3,036 of 789k on 500 x 10: 0.76-0.98 -> 0.29-0.47 s CPU)
+    resources = {name.rsplit("|", 1)[1] for name in negative}
     of_resource = {resource: [name for name in grid.leaves.columns if name.endswith(f"|{resource}")]
-                   for resource in RESOURCES}
+                   for resource in RESOURCES if resource in resources}
+    frame = pl.concat([grid.index.select(GROUP), grid.leaves], how="horizontal")
     # per (site, node_type) and resource: below this a value is negative beyond round-off
     limits = frame.group_by(GROUP).agg(
         (-tolerance * pl.max_horizontal(pl.max_horizontal(pl.col(name).abs().max() for name in names), 1.0)
          ).alias(f"__limit|{resource}")
         for resource, names in of_resource.items())
-    counts = frame.join(limits, on=GROUP, how="left", nulls_equal=True).select(
-        ((pl.col(name) < 0) & (pl.col(name) < pl.col(f"__limit|{resource}"))).sum()
-        for resource, names in of_resource.items() for name in names)
+    rows = frame.filter(pl.any_horizontal(pl.col(name) < 0 for name in negative)).select(*GROUP, *negative)
+    counts = rows.join(limits, on=GROUP, how="left", nulls_equal=True).select(
+        ((pl.col(name) < 0) & (pl.col(name) < pl.col(f"__limit|{name.rsplit('|', 1)[1]}"))).sum() for name in negative)
     return int(sum(counts.row(0))) if counts.height else 0
 
 
