@@ -132,12 +132,28 @@ def write_samples(lines: pl.DataFrame, out: BinaryIO, *, eof: bool = True) -> No
     One ``write_csv`` per family with a space separator and no quoting produces exactly
     ``name{labels} value timestamp`` lines (polars prints floats in shortest round-trip form).
     """
-    for (index,), part in sorted(lines.partition_by("family", maintain_order=True, as_dict=True).items()):
+    for index, part in _family_parts(lines):
         out.write(family_header(index))
         part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never",
                                                       separator=" ", line_terminator="\n")
     if eof:
         out.write(EOF)
+
+
+def _family_parts(lines: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+    """``lines`` split by family, in family order, each part in row order. A window's rows hold
+    each family in one run (gauge families, then counter families): the parts are then slices of
+    ``lines``, not copies (``partition_by`` copied every window once more, BENCHMARKS.md)."""
+    family = lines["family"]
+    if family.len() == 0:
+        return []
+    starts = (family != family.shift(1)).fill_null(True).arg_true()
+    if starts.len() != family.n_unique():  # a family in several runs: group them, keeping row order
+        return sorted((index, part) for (index,), part in
+                      lines.partition_by("family", maintain_order=True, as_dict=True).items())
+    ends = [*starts.to_list()[1:], family.len()]
+    return sorted(((family[start], lines.slice(start, end - start)) for start, end in zip(starts.to_list(), ends)),
+                  key=lambda item: item[0])
 
 
 def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import subprocess
 
@@ -11,7 +12,9 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.errors import TimelineError
-from exporter.backfill.openmetrics import escape_label, render_openmetrics
+from exporter.backfill.checked import checked_timeline
+from exporter.backfill.openmetrics import (escape_label, render_openmetrics, sample_lines, sample_prefixes,
+                                           sample_values, series_labels, write_samples)
 from exporter.columns import TIMELINE_SCHEMA
 from tests.backfill.timelines import synthetic_timeline
 
@@ -59,6 +62,24 @@ def test_row_order_of_the_input_does_not_change_a_byte():
     timeline = synthetic_timeline(start=T0, hours=30, node_types=("a", "b"), resources=("nodes", "gpus"))
     first = render_openmetrics(timeline, job="j", instance="i")
     assert render_openmetrics(timeline.sample(fraction=1.0, shuffle=True, seed=7), job="j", instance="i") == first
+
+
+def test_families_split_over_several_runs_are_grouped_in_row_order():
+    """write_samples writes a window's families as slices when each is one run of rows; rows whose
+    families interleave (any row subset of sample_values may) still give one block per family."""
+    checked = checked_timeline(synthetic_timeline(start=T0, hours=5, node_types=("a",), resources=("nodes", "gpus")))
+    lines = sample_lines(sample_values(checked), sample_prefixes(series_labels(checked, job="j", instance="i")))
+    interleaved = lines.sort("t", "family", maintain_order=True)
+
+    def text(frame: pl.DataFrame) -> str:
+        buffer = io.BytesIO()
+        write_samples(frame, buffer)
+        return buffer.getvalue().decode()
+
+    assert interleaved["family"].rle_id().max() + 1 > interleaved["family"].n_unique()  # really split
+    written = text(interleaved)
+    assert written == text(interleaved.sort("family", maintain_order=True))
+    assert written.count("# TYPE ") == lines["family"].n_unique()
 
 
 def test_output_parses_as_openmetrics_with_units_and_counter_integrals():
