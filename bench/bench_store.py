@@ -2,12 +2,13 @@
 
     .venv/bin/python bench/bench_store.py                    # 360 series x 1 year (6.3M samples), 3 rounds
     .venv/bin/python bench/bench_store.py --years 3 --rounds 5
-    .venv/bin/python bench/bench_store.py --baseline /tmp/old --no-import --rounds 5   # before/after backfill
+    .venv/bin/python bench/bench_store.py --base c965182 --no-import --rounds 3   # before/after backfill
 
-``--baseline DIR``: a checkout of an earlier commit (``git worktree add DIR COMMIT``); its
-``backfill`` runs in the same rounds with this venv's interpreter (``PYTHONPATH=DIR``), side by
-side with this tree's. Every run reports wall and CPU (user+sys of the command and its promtool
-children, from ``getrusage(RUSAGE_CHILDREN)``).
+``--base REV`` (or ``--baseline DIR``, a checkout of an earlier commit): that commit's
+``backfill`` runs in the same rounds with this venv's interpreter (``PYTHONPATH``), side by side
+with this tree's, and every run's ``backfill.json`` must list the same windows with the same
+sha256 as the first run's (else the bench stops: the outputs differ). Every run reports wall and
+CPU (user+sys of the command and its promtool children, from ``getrusage(RUSAGE_CHILDREN)``).
 
 One synthetic dense timeline (bench_backfill.synthetic: 9 node types x 8 leaves x 5 resources,
 hourly). Each round runs, in rotating order so load changes hit all three alike:
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import os
 import resource
 import shutil
@@ -45,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import datetime as dt  # noqa: E402
 
 from bench_backfill import synthetic  # noqa: E402
+from reconstruct_speed import checkout  # noqa: E402
 from exporter.backfill.blocks import backfill  # noqa: E402
 from tests.backfill.test_backfill_disk import Poller  # noqa: E402
 from tests.support import VictoriaMetricsServer  # noqa: E402
@@ -70,7 +73,7 @@ def run_floor(files: list[Path], work: Path) -> float:
     return seconds
 
 
-def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tuple[float, int]:
+def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tuple[float, int, list]:
     root = work / "bf"
     root.mkdir()
     env = {**os.environ, "PYTHONPATH": str(source)} if source else None
@@ -79,8 +82,9 @@ def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tupl
         subprocess.run([*CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks", "--quiet"],
                        check=True, capture_output=True, env=env, cwd=source)
         seconds = time.perf_counter() - started
+    manifest = json.loads((root / "out" / "backfill.json").read_text())
     shutil.rmtree(root)
-    return seconds, poller.peak
+    return seconds, poller.peak, [(f["path"], f["samples"], f["sha256"]) for f in manifest["files"]]
 
 
 def run_import(timeline: Path) -> float:
@@ -101,11 +105,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--baseline", type=Path, default=None, help="an earlier checkout: its backfill runs too")
+    parser.add_argument("--base", default=None, help="an earlier commit (git rev): its backfill runs too")
     parser.add_argument("--no-import", action="store_true", help="skip import-vm")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
     try:
         print(f"before: {uptime()}")
+        if args.base:
+            sha, args.baseline = checkout(args.base, work)
+            print(f"baseline: {sha}")
         timeline = work / "tl"
         timeline.mkdir()
         synthetic(args.node_types, args.years, 5, dt.datetime(2016, 1, 1)).write_parquet(timeline / "timeline.parquet")
@@ -122,6 +130,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         peaks: dict[str, list[int]] = {"backfill": [], "baseline": []}
+        outputs: list = []  # every backfill run's windows (path, samples, sha256): all must be equal
         for index in range(args.rounds):
             order = list(runs)
             order = order[index % len(order):] + order[:index % len(order)]
@@ -130,8 +139,11 @@ def main() -> None:
                 result = runs[name]()
                 cpu[name].append(children_cpu() - before)
                 if isinstance(result, tuple):
-                    result, peak = result
+                    result, peak, windows = result
                     peaks[name].append(peak)
+                    outputs.append(windows)
+                    if windows != outputs[0]:
+                        raise SystemExit(f"{name}'s backfill.json differs from the first run's: outputs not identical")
                 times[name].append(result)
                 print(f"  round {index + 1} {name:<8} {times[name][-1]:7.2f} s wall {cpu[name][-1]:7.2f} s cpu  "
                       f"({uptime().split('load average: ')[-1]})", flush=True)
@@ -140,6 +152,9 @@ def main() -> None:
         for name, values in times.items():
             print(f"{name:<8} median {median[name]:7.2f} s wall, {median_cpu[name]:7.2f} s cpu  "
                   f"(wall: {', '.join(f'{v:.2f}' for v in values)}; cpu: {', '.join(f'{v:.2f}' for v in cpu[name])})")
+        if outputs:
+            print(f"outputs identical: the {len(outputs)} backfill runs list the same {len(outputs[0])} windows "
+                  "with the same sha256")
         for name in ("backfill", "baseline"):
             if name in runs:
                 print(f"{name} / floor  = {median[name] / median['floor']:.2f}x wall, "
