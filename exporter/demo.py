@@ -25,6 +25,7 @@ import yaml
 
 from exporter.config import load_config
 from exporter.demo_truth import DemoRule, devices_versus_truth, levels_versus_truth, node_hours, pools_versus_truth
+from exporter.layout import AUDIT_FILE
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
@@ -191,6 +192,13 @@ def percent_text(value: float | None) -> str:
     return "" if value is None else f"{round(value, 2) + 0.0:+.2f}%"
 
 
+def containers_lost_text(run: RunResult) -> str:
+    """The audit's bound on the container history Zun's hard deletes took (docs/semantics.md "Devices")."""
+    without = json.loads((run.timeline_dir / AUDIT_FILE).read_text())["devices"]["committed_hours_without_container"]
+    return (f"   audit     {without:,.0f} committed device-hours have no container row left "
+            "(bounds the occupied hours Zun deleted with the containers)")
+
+
 def summary_text(result: DemoResult) -> str:
     """What the demo did and how well reconstruction recovered the truth, per site."""
     lines = []
@@ -212,6 +220,7 @@ def summary_text(result: DemoResult) -> str:
             lines.append(f"   rules     {rule.path}: {rule.id!r} excludes node {rule.host} "
                          f"{rule.start:%Y-%m-%d} .. {rule.end:%Y-%m-%d}")
         if item.site.kind == "edge":
+            lines.append(containers_lost_text(item.run))
             lines.append("   device-hours per level    truth         lost   reconstructed   difference vs truth - lost")
         else:
             lines.append("   node-hours per level      truth        rules   reconstructed   difference vs truth + rules")

@@ -11,9 +11,10 @@ DEFAULT_DB_URL = "sqlite:///demo/site/main.sqlite"
 
 
 def _quirk_names() -> list[str]:
+    from exporter.sitegen.edge_zun import EDGE_QUIRKS
     from exporter.sitegen.quirks import QUIRKS
 
-    return list(QUIRKS)
+    return [*QUIRKS, *EDGE_QUIRKS]
 
 
 @click.command("generate-site")

@@ -66,9 +66,9 @@ def decided_since(derived: dt.datetime | None, override: dt.datetime | str | Non
     return (None if override == NEVER else override), "config"
 
 
-def complete_since(history: dict, key: str = "complete_since") -> dt.datetime | None:
-    """The moment of a :func:`history_record` (``key``: where it is kept), as a datetime."""
-    value = history[key]
+def complete_since(history: dict) -> dt.datetime | None:
+    """The moment of a :func:`history_record`, as a datetime."""
+    value = history["complete_since"]
     return None if value is None else dt.datetime.fromisoformat(value)
 
 

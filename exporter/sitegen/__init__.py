@@ -89,7 +89,8 @@ def generate_site(url: str, *, hosts: int, years: float, seed: int, start: dt.da
     """Simulate a site, write its tables into ``url`` and its truth into ``truth_dir``.
 
     ``databases`` maps logical schemas to physical names (MariaDB) / file stems (SQLite).
-    ``quirks``: None = all on; a set = exactly those on; a dict = overrides. ``progress`` is
+    ``quirks``: None = all on; a set = exactly those on; a dict = overrides (edge: the edge quirks of
+    exporter.sitegen.edge_zun, host quirk names ignored). ``progress`` is
     called as ``progress(step_label, steps_done, steps_total)``. ``capability_schema`` picks the
     Blazar capability name schema (``property_id``, ``capability_id`` or ``capability_name``);
     ``site`` is written into the truth spans' ``site`` column; ``blazar`` picks how Blazar
@@ -104,7 +105,8 @@ def generate_site(url: str, *, hosts: int, years: float, seed: int, start: dt.da
 
         return run_edge_pipeline(url, devices=hosts, years=years, seed=seed, start=start or DEFAULT_START,
                                  databases=dict(databases or {}), truth_dir=truth_dir, progress=progress,
-                                 capability_schema=capability_schema, site=site, prefix=db_prefix(dict(databases or {})))
+                                 capability_schema=capability_schema, site=site,
+                                 prefix=db_prefix(dict(databases or {})), quirks=quirks)
     from exporter.sitegen.pipeline import run_pipeline
 
     return run_pipeline(url, hosts=hosts, years=years, seed=seed, start=start or DEFAULT_START, kind=kind,

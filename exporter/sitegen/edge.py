@@ -7,7 +7,8 @@ What the simulation decides and the databases later lose (docs/synthetic-site.md
 - leases reserve one device (most) or several; maintenance leases hold one device;
 - containers run on one device of their reservation each; explicitly deleted containers are
   hard-deleted by Zun (row, actions and events gone); containers still there at lease end are
-  removed by the k8s driver and keep a row with status ``Deleted``; some stop (and start again).
+  removed with their lease (edge_zun.py: gone too, or kept ``Deleted`` without the
+  ``zun_auto_remove`` quirk); some stop (and start again), some actions fail.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from exporter.sitegen.edge_zun import EDGE_QUIRKS, apply_zun_fates
 from exporter.sitegen.model import DAY, HOUR, MINUTE, Rng, ts
 
 DEVICE_SOFT_DELETE_SINCE = ts(dt.datetime(2022, 5, 1))  # devices/capabilities: soft delete from here on
@@ -48,6 +50,9 @@ class Container:
     end: int  # when it stopped holding the device (may lie after the snapshot)
     stops: list[tuple[int, int | None]] = field(default_factory=list)  # stopped windows
     hard_deleted: bool = False  # deleted explicitly: Zun dropped its row and actions
+    removed: bool = False  # removed with its lease before the snapshot (zun_auto_remove): row and actions gone
+    stop_actions: list[tuple[str, str]] = field(default_factory=list)  # (stop, resume) action of each stop
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (when, action) requests that failed
     status: str = "Running"  # the row's final status
     updated: int = 0
 
@@ -78,13 +83,15 @@ class EdgeWorld:
     leases: list[DeviceLease]
 
 
-def simulate_edge(rng: Rng, *, devices: int, start: int, end: int) -> EdgeWorld:
-    """Devices, their leases and containers over [start, end)."""
+def simulate_edge(rng: Rng, *, devices: int, start: int, end: int,
+                  quirks: frozenset[str] = frozenset(EDGE_QUIRKS)) -> EdgeWorld:
+    """Devices, their leases and containers over [start, end); ``quirks``: edge_zun.EDGE_QUIRKS enabled."""
     fleet = _devices(rng.side("devices"), devices, start, end)
     leases = _leases(rng.side("leases"), fleet, start, end)
     counter = iter(range(1, 10**9))
     for lease in leases:
         lease.containers = _containers(rng.side(lease.id), lease, counter, end)
+    apply_zun_fates(rng.side("zun"), leases, end, quirks)
     return EdgeWorld(start=start, end=end, devices=fleet, leases=leases)
 
 

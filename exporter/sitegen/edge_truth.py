@@ -15,6 +15,8 @@ are stopped:
   level there is recoverable), the rest of their life is lost (total, reservable) — all of it for
   a device never leased;
 - ``zun_hard_deleted``: explicitly deleted containers have no row (occupied, stopped);
+- ``zun_auto_removed``: containers removed with their ended lease (edge_zun.py, quirk
+  ``zun_auto_remove``) have no row either (occupied, stopped);
 - ``multi_device_rule``: the rule's count minus the physical one for the rest (may be > 0).
 """
 
@@ -108,8 +110,8 @@ def edge_hours(world: EdgeWorld) -> dict[str, dict[str, float]]:
     """Device-hours per level: physical truth, recoverable truth, and the unrecoverable parts."""
     end = world.end
     true = dict.fromkeys(LEVELS, 0)
-    gone = {"retired_before_soft_delete": dict.fromkeys(LEVELS, 0), "zun_hard_deleted": dict.fromkeys(LEVELS, 0),
-            "multi_device_rule": dict.fromkeys(LEVELS, 0)}
+    gone = {cause: dict.fromkeys(LEVELS, 0)
+            for cause in ("retired_before_soft_delete", "zun_hard_deleted", "zun_auto_removed", "multi_device_rule")}
     for device in world.devices:
         seen = seconds(seen_window(device, world.leases, end)) if absent(device) else None
         for level, windows in device_levels(device, end).items():
@@ -138,21 +140,27 @@ def retired_devices(world: EdgeWorld) -> dict[str, float | int]:
 
 
 def _lease_occupancy(lease: DeviceLease, end: int, true: dict, gone: dict) -> None:
-    survivors = [c for c in lease.containers if not c.hard_deleted]
+    survivors = [c for c in lease.containers if not (c.hard_deleted or c.removed)]
     for device in lease.devices:
         mine = [c for c in lease.containers if c.device is device]
-        physical_occ = seconds(union([w for c in mine for w in container_life(c, end)]))
-        physical_stop = seconds(union([w for c in mine for w in container_stops(c, end)]))
+        physical_occ, physical_stop = _occupancy(mine, end)
         true["occupied"] += physical_occ
         true["stopped"] += physical_stop
-        kept = [c for c in mine if not c.hard_deleted]
-        kept_occ = seconds(union([w for c in kept for w in container_life(c, end)]))
-        kept_stop = seconds(union([w for c in kept for w in container_stops(c, end)]))
-        gone["zun_hard_deleted"]["occupied"] += physical_occ - kept_occ
-        gone["zun_hard_deleted"]["stopped"] += physical_stop - kept_stop
+        not_user_deleted = _occupancy([c for c in mine if not c.hard_deleted], end)
+        kept_occ, kept_stop = _occupancy([c for c in mine if not (c.hard_deleted or c.removed)], end)
+        gone["zun_hard_deleted"]["occupied"] += physical_occ - not_user_deleted[0]
+        gone["zun_hard_deleted"]["stopped"] += physical_stop - not_user_deleted[1]
+        gone["zun_auto_removed"]["occupied"] += not_user_deleted[0] - kept_occ
+        gone["zun_auto_removed"]["stopped"] += not_user_deleted[1] - kept_stop
         occupied, stopped = rule_occupancy(survivors, lease.start, lease.end, end)
         gone["multi_device_rule"]["occupied"] += kept_occ - seconds(occupied)
         gone["multi_device_rule"]["stopped"] += kept_stop - seconds(stopped)
+
+
+def _occupancy(containers: list[Container], end: int) -> tuple[int, int]:
+    """(occupied, stopped) seconds of these containers on one device."""
+    return (seconds(union([w for c in containers for w in container_life(c, end)])),
+            seconds(union([w for c in containers for w in container_stops(c, end)])))
 
 
 def edge_truth_spans(world: EdgeWorld, *, site: str) -> pl.DataFrame:

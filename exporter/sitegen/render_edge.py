@@ -1,8 +1,9 @@
 """An edge world as Blazar's device plugin and Zun store it (rows with epoch-second times).
 
 Losses written on purpose (docs/synthetic-site.md): devices retired before May 2022 and their
-capabilities have no row; explicitly deleted containers have no row, actions or events (Zun's
-cascade); device allocations are soft-deleted at lease end.
+capabilities have no row; explicitly deleted containers and those removed with their ended
+lease (edge_zun.py) have no row, actions or events (Zun's cascade); device allocations are
+soft-deleted at lease end. ``container.host`` and ``auto_remove`` are what the device's driver writes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 
 from exporter.sitegen.edge import MACHINES, Container, DeviceLease, EdgeWorld
 from exporter.sitegen.edge_truth import absent
+from exporter.sitegen.edge_zun import K8S_HOST
 from exporter.sitegen.model import Rng
 from exporter.sitegen.render import Rendered, RenderedTable, blazar_deleted
 from exporter.sitegen.render_activity import LEASE_COLS, RESERVATION_COLS
@@ -21,7 +23,7 @@ CAPABILITIES = ("machine_name", "vendor", "model", "platform_version")  # what d
 _VENDOR = {name: (vendor, model) for name, vendor, model, _ in MACHINES}
 
 
-def render_edge(world: EdgeWorld, capability_schema: str) -> Rendered:
+def render_edge(world: EdgeWorld, capability_schema: str, quirks: frozenset[str]) -> Rendered:
     leases = sorted(world.leases, key=lambda lease: (lease.created, lease.id))
     names, capabilities = _capability_rows(world, capability_schema)
     name_table = "blazar.resource_properties" if capability_schema == "property_id" else "blazar.extra_capabilities"
@@ -48,8 +50,8 @@ def render_edge(world: EdgeWorld, capability_schema: str) -> Rendered:
         "zun.container": RenderedTable(
             ("id", "uuid", "project_id", "user_id", "name", "image", "cpu", "memory", "disk", "status", "host",
              "hostname", "started_at", "container_type", "annotations", "auto_remove", "created_at", "updated_at"),
-            [_container_row(c, lease) for lease in leases for c in lease.containers
-             if not c.hard_deleted and c.created < world.end]),
+            [_container_row(c, lease, "zun_auto_remove" in quirks) for lease in leases for c in lease.containers
+             if _has_row(c, world.end)]),
         "zun.container_actions": RenderedTable(
             ("id", "action", "container_uuid", "request_id", "user_id", "project_id", "start_time", "finish_time",
              "message", "created_at", "updated_at"), actions),
@@ -114,11 +116,19 @@ def _allocation_rows(leases: list[DeviceLease], snapshot: int) -> Iterator[tuple
                    blazar_deleted(allocation, ended), ended)
 
 
-def _container_row(container: Container, lease: DeviceLease) -> tuple:
+def _has_row(container: Container, snapshot: int) -> bool:
+    return not (container.hard_deleted or container.removed) and container.created < snapshot
+
+
+def _container_row(container: Container, lease: DeviceLease, auto_remove: bool) -> tuple:
     annotations = json.dumps({RESERVATION_ANNOTATION: lease.reservation_id})
+    k8s = container.device.driver == "k8s"
+    # zun devices were each their own zun-compute (host = the device's name, auto_remove the user's
+    # choice: off); the k8s driver writes its zun-compute's host and sets auto_remove on every container
+    host = K8S_HOST if k8s else container.device.name
     return (container.id, container.uuid, lease.project, f"user-{lease.project}", f"ctr-{container.id}",
-            "python:3.11-slim", 1.0, "512", 0, container.status, "edge-k3s", f"ctr-{container.id}",
-            container.created + 20, 0, annotations, 0, container.created, container.updated)
+            "python:3.11-slim", 1.0, "512", 0, container.status, host, f"ctr-{container.id}",
+            container.created + 20, 0, annotations, int(k8s and auto_remove), container.created, container.updated)
 
 
 def _actions(leases: list[DeviceLease], snapshot: int) -> tuple[list[tuple], list[tuple]]:
@@ -126,15 +136,19 @@ def _actions(leases: list[DeviceLease], snapshot: int) -> tuple[list[tuple], lis
     steps = []
     for lease in leases:
         for c in lease.containers:
-            if c.hard_deleted or c.created >= snapshot:
+            if not _has_row(c, snapshot):
                 continue
-            steps.append((c.created, "create", "compute__do_container_create", c, lease))
-            for stop, resume in c.stops:
-                steps.append((stop, "stop", "compute__do_container_stop", c, lease))
+            steps.append((c.created, "create", c, lease, True))
+            kinds = c.stop_actions or [("stop", "start")] * len(c.stops)
+            for (stop, resume), (stop_action, resume_action) in zip(c.stops, kinds):
+                steps.append((stop, stop_action, c, lease, True))
                 if resume is not None:
-                    steps.append((resume, "start", "compute__do_container_start", c, lease))
-    for number, (when, action, event, c, lease) in enumerate(sorted(steps, key=lambda s: (s[0], s[3].id)), start=1):
+                    steps.append((resume, resume_action, c, lease, True))
+            steps.extend((when, action, c, lease, False) for when, action in c.failed)
+    for number, (when, action, c, lease, ok) in enumerate(sorted(steps, key=lambda s: (s[0], s[2].id)), start=1):
+        # a failed request: Zun writes message 'Error' on the action and result 'Error' on its event
         actions.append((number, action, c.uuid, f"req-{number}", f"user-{lease.project}", lease.project, when,
-                        when + 5, None, when, when + 5))
-        events.append((number, event, number, when, when + 5, "Success", when, when + 5))
+                        when + 5, None if ok else "Error", when, when + 5))
+        events.append((number, f"compute__do_container_{action}", number, when, when + 5,
+                       "Success" if ok else "Error", when, when + 5))
     return actions, events

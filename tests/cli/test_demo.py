@@ -122,3 +122,18 @@ def test_the_kvm_demo_site_shows_its_shelved_resized_and_moved_instances(demo_re
 def test_differences_that_round_to_zero_print_without_a_minus_sign(value, text):
     from exporter.demo import percent_text
     assert percent_text(value) == text
+
+
+def test_the_edge_demo_site_is_realistic_and_its_audit_bounds_what_zun_deleted(demo_result):
+    """The demo's edge site is generated as Chameleon's Zun behaves (containers of ended leases
+    removed); the output prints the audit's bound, and it holds against the truth's loss."""
+    from exporter.demo import summary_text
+
+    (edge,) = [item for item in demo_result.sites if item.site.kind == "edge"]
+    truth = json.loads((edge.generated.truth_dir / "truth.json").read_text())
+    assert truth["params"]["quirks"] == ["zun_auto_remove", "zun_pause_kill"]
+    removed = truth["device_hours_unrecoverable"]["zun_auto_removed"]["occupied"]
+    audit = json.loads((edge.run.timeline_dir / "audit.json").read_text())["devices"]
+    assert audit["committed_hours_without_container"] >= removed > 0
+    assert (f"   audit     {audit['committed_hours_without_container']:,.0f} committed device-hours have no "
+            "container row left") in summary_text(demo_result)

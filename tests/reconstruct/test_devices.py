@@ -30,10 +30,15 @@ def device_hours(spans: pl.DataFrame, snapshot) -> dict[str, float]:
     return dict(spans.group_by("level").agg(hours.sum()).iter_rows())
 
 
-@pytest.mark.parametrize("schema", ["capability_id", "property_id"])
-def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema):
+# realistic: Chameleon's Zun (every edge quirk: containers of ended leases are gone); kept: the
+# operator turned auto_remove off, so the history of ended leases survives, with pause/kill and
+# failed actions in it (docs/synthetic-site.md "Edge": which test uses which)
+@pytest.mark.parametrize(("schema", "quirks"), [("capability_id", None), ("property_id", {"zun_pause_kill"})],
+                         ids=["realistic", "auto_remove_off"])
+def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema, quirks):
     site = generate_site(f"sqlite:///{tmp_path}/site.sqlite", hosts=14, years=2.5, seed=11, kind="edge",
-                         start=dt.datetime(2021, 6, 1), truth_dir=tmp_path / "truth", capability_schema=schema)
+                         start=dt.datetime(2021, 6, 1), truth_dir=tmp_path / "truth", capability_schema=schema,
+                         quirks=quirks)
     truth = json.loads((tmp_path / "truth" / "truth.json").read_text())
     extracted = extract_snapshot(SiteConfig(name="edge", display_name="edge", db_url=site.url, kind="edge",
                                             databases=site.databases), tmp_path / "snapshots")
@@ -64,6 +69,7 @@ def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema):
     assert unknown.height and unknown.get_column("hypervisor_hostname").n_unique() == retired["with_allocations"]
     assert devices["history_complete_since"] >= "2022-05-01"
     assert devices["committed_hours_without_container"] > 0 and devices["multi_device_occupied_hours"] > 0
+    _quantifies_what_zun_removed(truth, devices, extracted.snapshot_dir, removed=quirks is None)
     # models come from the machine_name capability in both capability shapes
     truth_spans = pl.read_parquet(tmp_path / "truth" / "truth_spans.parquet")
     models = lambda s: sorted(s.filter(pl.col("level") == "total").select("hypervisor_hostname", "node_type")  # noqa: E731
@@ -76,6 +82,21 @@ def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema):
         "unknown"}
     assert rec.audit["devices"]["timeline"]["negative_leaves"] == 0
     _explains_a_device_cell(rec, tmp_path / "out", site.end)
+
+
+def _quantifies_what_zun_removed(truth, devices, snapshot_dir, *, removed: bool) -> None:
+    """Containers removed with their ended lease leave their reservation without a container row:
+    the audit's committed hours without container bound their lost occupied hours. Without
+    auto_remove nothing is removed and the actions include pause, kill and failed requests."""
+    lost = truth["device_hours_unrecoverable"]
+    if removed:  # most occupied history is gone, and the audit says how much at most
+        assert lost["zun_auto_removed"]["occupied"] > 0.5 * truth["device_hours"]["occupied"]
+        assert devices["committed_hours_without_container"] >= lost["zun_auto_removed"]["occupied"]
+        return
+    assert lost["zun_auto_removed"] == dict.fromkeys(LEVELS, 0.0)
+    actions = pl.read_parquet(snapshot_dir / "zun.container_actions.parquet")
+    kinds = set(actions.select("action", pl.col("message").fill_null("")).unique().rows())
+    assert {("pause", ""), ("unpause", ""), ("kill", ""), ("stop", "Error")} <= kinds
 
 
 def _explains_a_device_cell(rec, out, end):
