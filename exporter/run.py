@@ -43,7 +43,8 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
     (unless ``allow_incomplete``), and whatever the stages raise.
     """
     from exporter.extract.copy import extract_snapshot
-    from exporter.reconstruct.pipeline import reconstruct_snapshot, write_reconstruction
+    from exporter.reconstruct.outputs import summary_text
+    from exporter.reconstruct.pipeline import reconstruct_into
     from exporter.stage_options import backfill_options, reconstruct_options
 
     progress = progress or SILENT
@@ -61,9 +62,7 @@ def run_site(config: Config, site_name: str, *, snapshot_dir: Path | None = None
         with progress.stage("snapshot (given)"):
             snapshot_dir = Path(snapshot_dir)
     out = Path(out_dir) if out_dir else layout.run_out_dir(config.data_dir, site.name, snapshot_dir)
-    reconstruction = reconstruct_snapshot(snapshot_dir, options, progress=progress)
-    with progress.stage("write outputs"):
-        summary = write_reconstruction(reconstruction, out / layout.TIMELINE_DIR)
+    summary = summary_text(reconstruct_into(snapshot_dir, options, out / layout.TIMELINE_DIR, progress).audit)
     settings = backfill_options(site, config)
     result = backfill(out / layout.TIMELINE_DIR, out / layout.BACKFILL_DIR, blocks=blocks, promtool=promtool,
                       holdback=settings.holdback, job=settings.job, instance=settings.instance,

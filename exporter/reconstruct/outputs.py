@@ -1,7 +1,8 @@
 """Writing a reconstruction's deterministic outputs, and its printed summary.
 
-Output files (names: exporter.layout): spans.parquet, rejected.parquet, timeline.parquet (sorted, fixed column order,
-fixed parquet settings, so the same input gives byte-identical files), audit.json,
+Output files (names: exporter.layout; published as one set by exporter.reconstruct.output_set):
+spans.parquet, rejected.parquet, timeline.parquet (sorted, fixed column order, fixed parquet
+settings, so the same input gives byte-identical files), audit.json,
 families/<name>.parquet per extra series family (exporter.metrics), sorted by labels and time, and
 leadtime.parquet / leadtime_timeline.parquet (exporter.reconstruct.leadtime, already sorted).
 """
@@ -18,7 +19,6 @@ from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
 from exporter.faults import fault_point
 from exporter.familyframe import checked_family_frame
 from exporter.metrics import EXTRA_FAMILIES
-from exporter.publish import staged_directory
 from exporter.reconstruct.audit import audit_json
 from exporter.reconstruct.timeline import TimelineGrid
 
@@ -35,7 +35,7 @@ OUTPUT_FILES = (layout.SPANS_FILE, layout.REJECTED_FILE, layout.TIMELINE_FILE, l
 
 
 def write_frame(frame: pl.DataFrame, path: Path, options: dict = PARQUET_OPTIONS) -> None:
-    """Write ``frame`` with fixed parquet settings (into a staging directory: see write_outputs)."""
+    """Write ``frame`` with fixed parquet settings (into a staging directory: exporter.reconstruct.output_set)."""
     frame.write_parquet(path, **options)
 
 
@@ -69,28 +69,27 @@ def write_timeline(grid: TimelineGrid, path: Path) -> None:
         write_parts(grid.long_parts(), TIMELINE_SCHEMA, path, TIMELINE_PARQUET_OPTIONS)
 
 
-def write_outputs(out_dir: Path, *, spans: pl.DataFrame, rejected: pl.DataFrame, timeline: TimelineGrid,
-                  audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None,
-                  families: Mapping[str, pl.DataFrame] | None = None, leadtimes: pl.DataFrame | None = None,
-                  leadtime_timeline: pl.DataFrame | None = None) -> None:
-    """spans/rejected/timeline parquet in their schemas' column order (the timeline from its grid), audit.json (sorted keys),
-    (an edge site: also device_spans/device_timeline), each extra family's long frame (validated,
-    sorted) and the lead times, published as one set: all new files or the previous set
-    (exporter.publish)."""
-    with staged_directory(Path(out_dir), owned=OUTPUT_FILES, stage="reconstruct") as staging:
-        write_frame(spans.select(list(SPAN_SCHEMA)), staging / layout.SPANS_FILE)
-        fault_point("reconstruct:after-spans")
-        write_frame(rejected.select(list(REJECT_SCHEMA)), staging / layout.REJECTED_FILE)
-        write_timeline(timeline, staging / layout.TIMELINE_FILE)
-        if devices is not None and device_timeline is not None:
-            write_frame(devices.select(list(SPAN_SCHEMA)), staging / layout.DEVICE_SPANS_FILE)
-            write_frame(device_timeline.select(list(TIMELINE_SCHEMA)), staging / layout.DEVICE_TIMELINE_FILE,
-                        TIMELINE_PARQUET_OPTIONS)
-        (staging / layout.AUDIT_FILE).write_text(audit_json(audit))
-        write_families(staging, families or {})
-        for frame, name in ((leadtimes, layout.LEADTIME_FILE), (leadtime_timeline, layout.LEADTIME_TIMELINE_FILE)):
-            if frame is not None:
-                write_frame(frame, staging / name)
+def write_span_files(directory: Path, spans: pl.DataFrame, rejected: pl.DataFrame,
+                     leadtimes: pl.DataFrame | None = None) -> None:
+    """spans.parquet and rejected.parquet in their schemas' column order, and the lead times."""
+    write_frame(spans.select(list(SPAN_SCHEMA)), directory / layout.SPANS_FILE)
+    fault_point("reconstruct:after-spans")
+    write_frame(rejected.select(list(REJECT_SCHEMA)), directory / layout.REJECTED_FILE)
+    if leadtimes is not None:
+        write_frame(leadtimes, directory / layout.LEADTIME_FILE)
+
+
+def write_closing_files(directory: Path, *, audit: dict, devices: pl.DataFrame | None = None,
+                        device_timeline: pl.DataFrame | None = None,
+                        leadtime_timeline: pl.DataFrame | None = None) -> None:
+    """audit.json (sorted keys), an edge site's device_spans/device_timeline, the lead-time timeline."""
+    if devices is not None and device_timeline is not None:
+        write_frame(devices.select(list(SPAN_SCHEMA)), directory / layout.DEVICE_SPANS_FILE)
+        write_frame(device_timeline.select(list(TIMELINE_SCHEMA)), directory / layout.DEVICE_TIMELINE_FILE,
+                    TIMELINE_PARQUET_OPTIONS)
+    (directory / layout.AUDIT_FILE).write_text(audit_json(audit))
+    if leadtime_timeline is not None:
+        write_frame(leadtime_timeline, directory / layout.LEADTIME_TIMELINE_FILE)
 
 
 def write_families(directory: Path, families: Mapping[str, pl.DataFrame]) -> None:

@@ -26,12 +26,13 @@ from exporter.progress import SILENT, Progress
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import audit_timeline, bookings, device_family, devices_audit, leadtime
 from exporter.reconstruct import outputs as reconstruct_io
+from exporter.reconstruct.output_set import OutputSet
 from exporter.reconstruct.rulesfile import Rule
 from exporter.reconstruct.span_stage import EDGE_ESSENTIAL, ESSENTIAL_TABLES, SpanSet, spans_from_tables
 from exporter.reconstruct.timeline import TimelineGrid, check_timeline_size, timeline_grid
 
 __all__ = ["ReconstructOptions", "Reconstruction", "SpanSet", "spans_from_tables", "reconstruct_snapshot",
-           "snapshot_spans", "reconstruct_to_directory", "write_reconstruction", "floor_to_step", "STAGES"]
+           "snapshot_spans", "reconstruct_to_directory", "reconstruct_into", "write_reconstruction", "floor_to_step", "STAGES"]
 
 DEFAULT_STEP = dt.timedelta(hours=1)  # the timeline grid
 STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
@@ -83,9 +84,10 @@ class Reconstruction:
         return self.grid.long()
 
 
-def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
-                         progress: Progress | None = None) -> Reconstruction:
+def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progress: Progress | None = None,
+                         outputs: OutputSet | None = None) -> Reconstruction:
     """Spans, rejects, timeline and audit of one snapshot directory; both invariants checked.
+    ``outputs``: each part is handed over to it as soon as it is final, to be written meanwhile.
 
     Raises SnapshotError (unreadable snapshot), ConfigError (empty window) or
     InvariantViolation (rows or hours do not balance).
@@ -96,8 +98,12 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
     if end <= options.start:
         raise ConfigError(f"empty timeline window: --from {options.start} is not before --to {end}")
     check_timeline_size(span_set.spans, start=options.start, end=end, step=options.step)
+    if outputs is not None:
+        outputs.spans(span_set.spans, span_set.rejected, span_set.leadtimes)
     with progress.stage("timeline"):
         grid = timeline_grid(span_set.spans, start=options.start, end=end, step=options.step, open_end=snapshot_time)
+    if outputs is not None:
+        outputs.timeline(grid)
     with progress.stage("audit"):
         # where the evidence came from, so later stages (compare) find the snapshot again
         audit = dict(span_set.audit, snapshot_time_source=time_source, snapshot_dir=str(Path(snapshot_dir).resolve()))
@@ -116,8 +122,13 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions,
                     **leadtime.leadtime_family(lead_timeline)}
         if device_timeline is not None:
             families |= device_family.history_frames(device_timeline, step=options.step)
-    return Reconstruction(span_set.spans, span_set.rejected, grid, audit, span_set.devices, device_timeline,
-                          families=families, leadtimes=span_set.leadtimes, leadtime_timeline=lead_timeline)
+    rec = Reconstruction(span_set.spans, span_set.rejected, grid, audit, span_set.devices, device_timeline,
+                         families=families, leadtimes=span_set.leadtimes, leadtime_timeline=lead_timeline)
+    if outputs is not None:
+        outputs.families(rec.families)
+        outputs.closing(audit=audit, devices=rec.devices, device_timeline=device_timeline,
+                        leadtime_timeline=lead_timeline)
+    return rec
 
 
 def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
@@ -149,12 +160,20 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
 
 def reconstruct_to_directory(snapshot_dir: Path, options: ReconstructOptions, out_dir: Path,
                              progress: Progress | None = None) -> str:
-    """``reconstruct_snapshot`` then ``write_reconstruction``; returns the summary text."""
-    rec = reconstruct_snapshot(snapshot_dir, options, progress=progress)
+    """``reconstruct_into`` and the summary text."""
+    rec = reconstruct_into(snapshot_dir, options, out_dir, progress)
+    return f"{reconstruct_io.summary_text(rec.audit)}\nwritten: {out_dir}"
+
+
+def reconstruct_into(snapshot_dir: Path, options: ReconstructOptions, out_dir: Path,
+                     progress: Progress | None = None) -> Reconstruction:
+    """``reconstruct_snapshot`` writing its output set into ``out_dir`` while it runs (published when complete)."""
     progress = progress or SILENT
-    with progress.stage("write outputs"):
-        summary = write_reconstruction(rec, out_dir)
-    return f"{summary}\nwritten: {out_dir}"
+    with OutputSet(out_dir) as outputs:
+        rec = reconstruct_snapshot(snapshot_dir, options, progress=progress, outputs=outputs)
+        with progress.stage("write outputs"):
+            outputs.publish()
+    return rec
 
 
 def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) -> dt.datetime:
@@ -163,8 +182,12 @@ def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) ->
 
 
 def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
-    """Write spans/rejected/timeline parquet and audit.json into ``out_dir``; return the summary text."""
-    reconstruct_io.write_outputs(Path(out_dir), spans=rec.spans, rejected=rec.rejected, timeline=rec.grid,
-                                 audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
-                                 families=rec.families, leadtimes=rec.leadtimes, leadtime_timeline=rec.leadtime_timeline)
+    """Write the output set of ``rec`` into ``out_dir`` (exporter.reconstruct.outputs); return the summary text."""
+    with OutputSet(out_dir) as outputs:
+        outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
+        outputs.timeline(rec.grid)
+        outputs.families(rec.families)
+        outputs.closing(audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
+                        leadtime_timeline=rec.leadtime_timeline)
+        outputs.publish()
     return reconstruct_io.summary_text(rec.audit)

@@ -1,0 +1,64 @@
+"""The output set written while the reconstruction runs: same bytes, errors surface, nothing half-published."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from exporter.errors import OutputError
+from exporter.reconstruct.output_set import OutputSet
+from exporter.reconstruct.pipeline import reconstruct_into, reconstruct_snapshot, write_reconstruction
+from tests.core.crash_support import staging_leftovers, tree
+from tests.reconstruct.test_reconstruct import OPTIONS, small_site, write_snapshot
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    return write_snapshot(tmp_path_factory.mktemp("snap") / "snap", small_site())
+
+
+@pytest.fixture(scope="module")
+def rec(snapshot):
+    return reconstruct_snapshot(snapshot, OPTIONS)
+
+
+def test_written_while_reconstructing_equals_written_at_the_end(snapshot, rec, tmp_path):
+    write_reconstruction(rec, tmp_path / "after")
+    reconstruct_into(snapshot, OPTIONS, tmp_path / "during")
+    assert tree(tmp_path / "during") == tree(tmp_path / "after")
+    assert {"spans.parquet", "rejected.parquet", "timeline.parquet", "audit.json"} <= set(tree(tmp_path / "during"))
+
+
+def test_a_failed_background_write_raises_its_error_and_publishes_nothing(rec, tmp_path):
+    out = tmp_path / "out"
+    write_reconstruction(rec, out)
+    previous = tree(out)
+    with pytest.raises(ValueError, match="not declared"), OutputSet(out) as outputs:
+        outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
+        outputs.families({"no_such_family": pl.DataFrame({"value": [1.0]})})  # fails in the writer thread
+        outputs.timeline(rec.grid)
+        outputs.closing(audit=rec.audit)
+        outputs.publish()
+    assert tree(out) == previous
+    assert staging_leftovers(tmp_path) == []
+
+
+def test_an_error_while_reconstructing_discards_the_parts_already_written(rec, tmp_path):
+    out = tmp_path / "out"
+    write_reconstruction(rec, out)
+    previous = tree(out)
+    with pytest.raises(KeyboardInterrupt), OutputSet(out) as outputs:
+        outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
+        outputs.timeline(rec.grid)
+        raise KeyboardInterrupt  # e.g. an interrupt, or an invariant that fails after the spans were handed over
+    assert tree(out) == previous
+    assert staging_leftovers(tmp_path) == []  # the writes finished before the staging directory was removed
+
+
+def test_a_foreign_output_directory_is_refused_at_the_first_hand_over(rec, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="did not write"), OutputSet(out) as outputs:
+        outputs.spans(rec.spans, rec.rejected)
+    assert tree(out) == {"notes.txt": tree(out)["notes.txt"]}
