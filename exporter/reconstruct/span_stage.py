@@ -94,41 +94,45 @@ def spans_from_tables(
                                                   node_types=dict(policy.node_types))
                      for frame in (pl.concat(canonical, how="vertical"), booked))
     booked = bookings.bookings(booking_rows, booked)
-    known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances, rules=policy.rules,
-                              snapshot_time=snapshot_time)
-    spans = known(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
-        "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
-    devices = None
-    if blazar_devices.present(frames):
-        device_history = devices_audit.device_history(frames, device_history_complete_since)
-        devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
-                                             complete_since=devices_audit.complete_since(device_history))
-        devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
+    # The lead times need only the bookings and the instances: a second thread makes them while this
+    # one adds knowledge times and audits (polars releases the GIL; neither alone keeps both cores busy).
+    with ThreadPoolExecutor(max_workers=1) as side:
+        leadtimes = side.submit(leadtime.lease_leadtimes, frames, instances, booked, site=site,
+                                maintenance_projects=maintenance_projects)
+        known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances,
+                                  rules=policy.rules, snapshot_time=snapshot_time)
+        spans = known(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
             "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
-    rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
-        "source_table", "source_id", "level", "start", nulls_last=True)
-    every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
-    counted = every_span.filter(~pl.col("level").is_in(RECORD_LEVELS))  # conflict records come from no input row
-    audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
-    audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
-    audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
-        levels["occupied"], levels["total"], snapshot_time=snapshot_time)
-    audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
-    audit["blazar_history"] = history
-    audit["hypervisors"] = host_resources.site_hypervisor(  # what the site is, from its hosts (colours)
-        context["kinds"].collect(), hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list())
-    audit["services"] = nova_services.service_audit(frames)
-    policy_module.policy_audit(audit, policy, books, spans, rejected)
-    auditing.check_reject_reasons(rejected)
-    span_kinds.check_kinds(every_span)
-    auditing.check_sources(audit["sources"])
-    conflicts.check_conflicts(audit["conflicts"])
-    if devices is not None:
-        audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, history=device_history,
-                                                         snapshot_time=snapshot_time)
-    return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
-                   leadtimes=leadtime.lease_leadtimes(frames, instances, booked, site=site,
-                                                      maintenance_projects=maintenance_projects))
+        devices = None
+        if blazar_devices.present(frames):
+            device_history = devices_audit.device_history(frames, device_history_complete_since)
+            devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
+                                                 complete_since=devices_audit.complete_since(device_history))
+            devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
+                "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
+        rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
+            "source_table", "source_id", "level", "start", nulls_last=True)
+        every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
+        counted = every_span.filter(~pl.col("level").is_in(RECORD_LEVELS))  # conflict records come from no input row
+        audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
+        audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
+        audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
+            levels["occupied"], levels["total"], snapshot_time=snapshot_time)
+        audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
+        audit["blazar_history"] = history
+        audit["hypervisors"] = host_resources.site_hypervisor(  # what the site is, from its hosts (colours)
+            context["kinds"].collect(), hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list())
+        audit["services"] = nova_services.service_audit(frames)
+        policy_module.policy_audit(audit, policy, books, spans, rejected)
+        auditing.check_reject_reasons(rejected)
+        span_kinds.check_kinds(every_span)
+        auditing.check_sources(audit["sources"])
+        conflicts.check_conflicts(audit["conflicts"])
+        if devices is not None:
+            audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, history=device_history,
+                                                             snapshot_time=snapshot_time)
+        return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
+                       leadtimes=leadtimes.result())
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
