@@ -1,10 +1,11 @@
 """A reconstruction's output set, written while the reconstruction still runs.
 
 Each part of the set (exporter.reconstruct.outputs) is handed over as soon as it is final (the
-spans after the spans stage, the timeline after its grid, the families after the lens, audit.json
-at the end) and one background thread writes the parts in that order while the caller computes the
-next one: polars releases the GIL while it encodes and writes parquet, and the stages after the
-spans leave a core idle much of the time (BENCHMARKS.md, session 7). Each file is written by the
+spans after the spans stage, the timeline after its grid, the families and audit.json at the end)
+and one background thread writes the parts in that order while the caller computes the next one:
+polars releases the GIL while it encodes and writes parquet, and the stages after the spans leave
+a core idle much of the time (BENCHMARKS.md, session 7). The caller may ``wait()`` for the writes
+before a step whose memory should not come on top of theirs. Each file is written by the
 same function from the same frame as when everything was written at the end, so its bytes do not
 depend on when it is written.
 
@@ -67,6 +68,12 @@ class OutputSet:
         self._hand_over(lambda directory: outputs.write_closing_files(
             directory, audit=audit, devices=devices, device_timeline=device_timeline,
             leadtime_timeline=leadtime_timeline))
+
+    def wait(self) -> None:
+        """Wait for the writes handed over so far (raising the first failure's error), e.g. before a
+        step whose memory should not come on top of theirs."""
+        for write in self._writes:
+            write.result()
 
     def publish(self) -> None:
         """Wait for every write, then publish the set; raises the first failed write's error instead."""

@@ -32,7 +32,8 @@ from exporter.reconstruct.span_stage import EDGE_ESSENTIAL, ESSENTIAL_TABLES, Sp
 from exporter.reconstruct.timeline import TimelineGrid, check_timeline_size, timeline_grid
 
 __all__ = ["ReconstructOptions", "Reconstruction", "SpanSet", "spans_from_tables", "reconstruct_snapshot",
-           "snapshot_spans", "reconstruct_to_directory", "reconstruct_into", "write_reconstruction", "floor_to_step", "STAGES"]
+           "snapshot_spans", "reconstruct_to_directory", "reconstruct_into", "write_reconstruction", "floor_to_step",
+           "STAGES"]
 
 DEFAULT_STEP = dt.timedelta(hours=1)  # the timeline grid
 STAGES = ("load snapshot", "spans", "timeline", "audit", "write outputs")
@@ -114,6 +115,8 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progre
         if span_set.devices is not None:
             device_timeline = devices_audit.device_timeline(span_set.devices, audit, start=options.start, end=end,
                                                             step=options.step, snapshot_time=snapshot_time)
+        if outputs is not None:  # the lens holds the run's peak of memory: no write beside it (measured: +15-70 MB)
+            outputs.wait()
         times = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
         lead_timeline = leadtime.leadtime_timeline(span_set.leadtimes)
         node_types = grid.index.select(pl.col("site", "node_type").cast(pl.String)).unique()
