@@ -84,9 +84,12 @@ def placeable(windows: pl.DataFrame) -> pl.DataFrame:
 def with_placements(windows: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
     """``windows`` with the rules decided again: a row is placed when its node or one of its
     placement segments (``nova_segments.placement_segments``) names a host."""
-    named = segments.filter(pl.col("hypervisor_hostname").is_not_null()).get_column("entity_id").unique()
-    return windows.with_columns((pl.col("placed") | pl.col("entity_id").is_in(named.implode())).alias("placed")) \
-        .with_columns(common.first_rule_failed(instance_rules()))
+    # Only a row whose node is not set can change: look its segments up, not every instance's.
+    unplaced = windows.filter(~pl.col("placed")).get_column("entity_id")
+    named = segments.filter(pl.col("hypervisor_hostname").is_not_null() & pl.col("entity_id").is_in(unplaced.implode()))
+    return windows.with_columns(
+        (pl.col("placed") | pl.col("entity_id").is_in(named.get_column("entity_id").unique().implode())).alias("placed")
+    ).with_columns(common.first_rule_failed(instance_rules()))
 
 
 def instance_rules() -> list[tuple[str, pl.Expr]]:

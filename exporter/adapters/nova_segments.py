@@ -32,6 +32,9 @@ class Segment:
     size: tuple[Size | None, str | None] = (None, None)
 
 
+SEGMENT_SCHEMA = {"entity_id": pl.String, "start": common.TIME, "end": common.TIME, "hypervisor_hostname": pl.String,
+                  "vcpus": pl.Float64, "memory_mb": pl.Float64, "disk_gb": pl.Float64, "host_evidence": pl.String,
+                  "size_evidence": pl.String}
 ROW_HOST = "nova.instances.node"  # the host sources (exporter.priority "host") that name it
 ROW_SIZE = "nova.instances"  # and the size sources ("size")
 
@@ -220,6 +223,8 @@ def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFra
 
 def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, changes: pl.LazyFrame,
                      evidence: Evidence) -> pl.DataFrame:
+    if not walked.height:  # no instance moved or lost its host: the change list is not built at all
+        return pl.DataFrame(schema=SEGMENT_SCHEMA)
     wanted = walked.get_column("entity_id").implode()
     by_change = (changes.filter(pl.col("entity_id").is_in(wanted)).sort("entity_id", "at", "event").collect()
                  .partition_by("entity_id", as_dict=True))
@@ -233,7 +238,4 @@ def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, c
         own_moves = by_move[key].to_dicts() if key in by_move else []
         for row in segments_of(instance, own_changes, own_moves, embedded.get(instance["entity_id"], {}), evidence):
             rows.append({"entity_id": instance["entity_id"], **row})
-    schema = {"entity_id": pl.String, "start": common.TIME, "end": common.TIME, "hypervisor_hostname": pl.String,
-              "vcpus": pl.Float64, "memory_mb": pl.Float64, "disk_gb": pl.Float64, "host_evidence": pl.String,
-              "size_evidence": pl.String}
-    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    return pl.DataFrame(rows, schema=SEGMENT_SCHEMA, orient="row") if rows else pl.DataFrame(schema=SEGMENT_SCHEMA)
