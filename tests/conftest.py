@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from exporter.engine.plans import prefer_in_memory_engine
 from tests import support
+
+prefer_in_memory_engine()  # as the command line does: library calls and CLI runs here give the same bytes
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import sys
 import click
 
 from exporter import __version__, children
+from exporter.engine.plans import prefer_in_memory_engine
 from exporter.errors import UsageExporterError
 
 # command name -> module under exporter.cli (imported only when the command is used)
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
 
     SIGTERM and Ctrl-C kill child processes and remove temporary outputs before exiting.
     """
+    prefer_in_memory_engine()
     with children.signals_stop_children():  # around the except clauses too: their cleanup is not interrupted
         _main(argv)
 

@@ -99,10 +99,17 @@ class OutputSet:
                 write.result()
 
     def _settle(self, kind: type[BaseException] | None, *_: object) -> bool:
-        if kind is None:
+        if kind is not None:
+            self._cancel_queued()
+            return False
+        try:
             for write in self._writes:
                 write.result()
-        else:
-            for write in self._writes:
-                write.cancel()
+        except BaseException:  # a failed write seen here, or Ctrl-C while waiting: the queued ones need not run
+            self._cancel_queued()
+            raise
         return False
+
+    def _cancel_queued(self) -> None:
+        for write in self._writes:
+            write.cancel()

@@ -20,7 +20,6 @@ from exporter import layout
 from exporter.adapters import boundary
 from exporter.adapters.registry import declared_tables
 from exporter.config import DEFAULT_HISTORY_START, DEFAULT_MAINTENANCE_PROJECTS
-from exporter.engine.plans import in_memory_plans
 from exporter.engine.resample import grid_size
 from exporter.errors import ConfigError, SnapshotError
 from exporter.progress import SILENT, Progress
@@ -86,7 +85,6 @@ class Reconstruction:
         return self.grid.long()
 
 
-@in_memory_plans
 def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progress: Progress | None = None,
                          outputs: OutputSet | None = None) -> Reconstruction:
     """Spans, rejects, timeline and audit of one snapshot directory; both invariants checked.

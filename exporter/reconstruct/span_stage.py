@@ -31,7 +31,6 @@ import polars as pl
 from exporter.adapters import blazar_devices, boundary, host_resources, nova_placements, nova_services
 from exporter.adapters.registry import site_tables
 from exporter.columns import RECORD_LEVELS
-from exporter.engine.plans import in_memory_plans
 from exporter.config import DEFAULT_MAINTENANCE_PROJECTS
 from exporter.reconstruct import audit as auditing
 from exporter.reconstruct import (bookings, conflicts, device_levels, devices_audit, host_levels, inference, knowledge,
@@ -57,7 +56,6 @@ class SpanSet:
     leadtimes: pl.DataFrame | None = None  # exporter.reconstruct.leadtime.LEADTIME_SCHEMA
 
 
-@in_memory_plans  # also the live exporter's refreshes
 def spans_from_tables(
     tables: Mapping[str, pl.LazyFrame | pl.DataFrame],
     *,

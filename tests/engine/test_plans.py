@@ -2,25 +2,25 @@ import os
 
 import polars as pl
 
-from exporter.engine.plans import in_memory_plans
+from exporter.cli import main
+from exporter.engine.plans import AFFINITY
 
 
-def test_plans_inside_run_in_memory_and_the_setting_is_restored_after() -> None:
-    before = os.environ.get("POLARS_ENGINE_AFFINITY")
-    seen = in_memory_plans(lambda: os.environ.get("POLARS_ENGINE_AFFINITY"))()
-    assert seen == "in-memory"
-    assert os.environ.get("POLARS_ENGINE_AFFINITY") == before
-
-
-def test_the_setting_is_restored_when_the_call_raises() -> None:
-    before = os.environ.get("POLARS_ENGINE_AFFINITY")
-
-    @in_memory_plans
-    def failing() -> None:
-        pl.LazyFrame({"a": [1]}).select(pl.col("missing")).collect()
-
+def _run_main(*args: str) -> None:
     try:
-        failing()
-    except pl.exceptions.ColumnNotFoundError:
+        main(list(args))
+    except SystemExit:
         pass
-    assert os.environ.get("POLARS_ENGINE_AFFINITY") == before
+
+
+def test_the_command_line_runs_plans_that_name_no_engine_in_memory(monkeypatch) -> None:
+    monkeypatch.delenv(AFFINITY, raising=False)
+    _run_main("--version")
+    assert os.environ.get(AFFINITY) == "in-memory"
+
+
+def test_the_engine_is_the_command_lines_whatever_the_environment_says(monkeypatch) -> None:
+    monkeypatch.setenv(AFFINITY, "streaming")  # the engine changes output bytes: no outside say
+    _run_main("--version")
+    assert os.environ[AFFINITY] == "in-memory"
+    assert pl.Config.state()[AFFINITY] == "in-memory"

@@ -43,6 +43,30 @@ def test_a_failed_background_write_raises_its_error_and_publishes_nothing(rec, t
     assert staging_leftovers(tmp_path) == []
 
 
+def test_a_write_failure_seen_at_publish_cancels_the_writes_still_queued(tmp_path):
+    import time
+
+    written = []
+
+    def failing(_directory):
+        raise OSError("disk gone")
+
+    def running_on(_directory):  # the writer is busy here while the failure is seen; the next write queues
+        deadline = time.monotonic() + 5
+        while not outputs._writes[2].cancelled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        written.append("running")
+
+    with pytest.raises(OSError, match="disk gone"), OutputSet(tmp_path / "out") as outputs:
+        outputs._hand_over(failing)
+        outputs._writes[0].exception()  # failed, and not yet seen by the set
+        outputs._writes.append(outputs._writer.submit(running_on, outputs._staging))
+        outputs._writes.append(outputs._writer.submit(lambda directory: written.append("queued"), outputs._staging))
+        outputs.publish()
+    assert "queued" not in written  # before: it ran after the failure was known
+    assert staging_leftovers(tmp_path) == []
+
+
 def test_an_error_while_reconstructing_discards_the_parts_already_written(rec, tmp_path):
     out = tmp_path / "out"
     write_reconstruction(rec, out)
