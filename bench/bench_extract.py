@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import click
+from reconstruct_speed import checkout  # bench/ is on the path when this script runs
 
 HERE = Path(__file__).resolve().parents[1]
 ROOT_URL = "mysql+pymysql://root@127.0.0.1:3306/"
@@ -205,18 +206,9 @@ def main(prefix: str, generate: bool, hosts: int, years: float, seed: int, round
         trees = {**({} if without_sqlalchemy else {"sqlalchemy": HERE}), "fast": HERE,
                  **({"fast@baseline": baseline_tree} if baseline_tree else {})}
         if base_commit:
-            trees[f"fast@{base_commit}"] = _archive(base_commit, Path(archive))
+            sha, trees[f"fast@{base_commit}"] = checkout(base_commit, Path(archive))
+            print(f"base: {base_commit} = {sha[:10]}, its tree in {archive}")
         _compare(prefix, rounds, trees)
-
-
-def _archive(commit: str, into: Path) -> Path:
-    """The files of ``commit`` of this repository under ``into`` (its fast reader runs from there)."""
-    name = subprocess.run(["git", "rev-parse", "--short", commit], cwd=HERE, check=True, capture_output=True,
-                          text=True).stdout.strip()
-    files = subprocess.run(["git", "archive", commit], cwd=HERE, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=files, check=True)
-    print(f"base: {commit} = {name}, archived into {into}")
-    return into
 
 
 def _compare(prefix: str, rounds: int, trees: dict[str, Path]) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-_UUID_LIKE = (r"^[0-9a-f-]*$", r"^[0-9A-F-]*$")  # on these every collation orders like the bytes
+UUID_LIKE = (r"^[0-9a-f-]*$", r"^[0-9A-F-]*$")  # on these every collation orders like the bytes
 _RANGE = "__range"
 
 
@@ -47,7 +47,7 @@ def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tup
                 continue
             if keys.dtype != pl.String or keys.null_count():
                 break
-            kind = kind or next((like for like in _UUID_LIKE if keys.str.contains(like).all()), None)
+            kind = kind or next((like for like in UUID_LIKE if keys.str.contains(like).all()), None)
             if kind is None or not keys.str.contains(kind).all():
                 break
             placed = (lows.search_sorted(keys, side="right") - 1).clip(0, len(lows) - 1).alias(_RANGE)

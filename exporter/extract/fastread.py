@@ -54,7 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from exporter.adapters.declared import SourceTable
-from exporter.extract.byprimary import read_by_primary
+from exporter.extract.byprimary import UUID_LIKE, read_by_primary
 from exporter.extract.connectorx_source import (FastReadUnusable, FastSource, datetime_digits, literal, quoted,
                                                 run_query, selected)
 from exporter.extract.keyranges import key_ranges, primary_ranges
@@ -227,8 +227,8 @@ class _FastTable:
         if raw.height < 2:
             return raw
         keys = raw[self.key]
-        if keys.dtype.is_integer() or (keys.dtype == pl.String and (keys.str.contains(r"^[0-9a-f-]*$").all()
-                                                                  or keys.str.contains(r"^[0-9A-F-]*$").all())):
+        if keys.dtype.is_integer() or (keys.dtype == pl.String and any(keys.str.contains(like).all()
+                                                                     for like in UUID_LIKE)):
             return raw.sort(self.key, maintain_order=True)
         return None
 
