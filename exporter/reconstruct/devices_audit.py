@@ -71,10 +71,6 @@ def device_history(frames: Mapping[str, pl.LazyFrame], override: dt.datetime | s
     return DeviceHistory({f"history_{key}": value for key, value in record.items()}, pools.complete_since(record))
 
 
-def complete_since(history: DeviceHistory) -> dt.datetime | None:
-    return history.complete_since
-
-
 def device_evidence(frames: Mapping[str, pl.LazyFrame], devices: pl.DataFrame, rejected: pl.DataFrame, *,
                     history: DeviceHistory, snapshot_time: dt.datetime) -> dict:
     """The audit's ``devices`` part; ``history`` is :func:`device_history`'s answer."""

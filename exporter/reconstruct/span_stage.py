@@ -83,7 +83,8 @@ def spans_from_tables(
     hosts = semantics.host_evidence(frames)
     policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
     history = pools.blazar_history(hosts, blazar_complete_since)
-    levels, segments, instances, allocations = _levels(books, frames, hosts, policy,
+    names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
+    levels, segments, instances, allocations = _levels(books, frames, hosts, names, policy,
                                                        maintenance_projects=maintenance_projects,
                                                        complete_since=pools.complete_since(history))
     context = semantics.host_context(frames, hosts)
@@ -107,7 +108,7 @@ def spans_from_tables(
         if blazar_devices.present(frames):
             device_history = devices_audit.device_history(frames, device_history_complete_since)
             devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
-                                                 complete_since=devices_audit.complete_since(device_history))
+                                                 complete_since=device_history.complete_since)
             devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
                 "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
         rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
@@ -121,7 +122,7 @@ def spans_from_tables(
         audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
         audit["blazar_history"] = history
         audit["hypervisors"] = host_resources.site_hypervisor(  # what the site is, from its hosts (colours)
-            context["kinds"].collect(), hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list())
+            context["kinds"].collect(), names)
         audit["services"] = nova_services.service_audit(frames)
         policy_module.policy_audit(audit, policy, books, spans, rejected)
         auditing.check_reject_reasons(rejected)
@@ -135,7 +136,8 @@ def spans_from_tables(
                        leadtimes=leadtimes.result())
 
 
-def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, policy: Policy, *,
+def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, names: list[str],
+            policy: Policy, *,
             maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
             ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
@@ -146,7 +148,6 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
     # keeps every core busy. Only this thread writes to the books.
     with ThreadPoolExecutor(max_workers=1) as side:
         instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
-        names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
         inferred = None
         if policy.infer:
             inferred = inference.commitments(instance_job.result()[0], frames, maintenance_projects=maintenance_projects)
