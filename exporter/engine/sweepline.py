@@ -54,8 +54,9 @@ def sums_by_sorted_key(
     """
     by = list(by)
     return (
-        frame.with_row_index("__order")
-        .sort([*by, "__order"])  # sorted input makes the ordered group_by fast
+        # a stable sort keeps each key's rows in input order (sorting by a row index too, as
+        # before, gave the same rows at twice the cost); sorted input makes the group_by fast
+        frame.sort(by, maintain_order=True)
         .group_by(by, maintain_order=True)
         .agg(*(pl.col(v) for v in values))
         .with_columns(pl.col(v).list.sum() for v in values)
