@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
+import sqlalchemy as sa
 
 from exporter.config import SiteConfig
 from exporter.faults import fault_point
@@ -68,17 +69,41 @@ def copy_tables(site: SiteConfig, views: Mapping[str, ConsistentView],
             else:
                 done(source, read, _file_facts(read, source, target))
 
-        order = _largest_first(site, views, fast, sources)
-        with ThreadPoolExecutor(max_workers=TABLE_WORKERS, thread_name_prefix="extract") as pool:
-            list(pool.map(copy, order))  # re-raises a worker's exception
+        _copy_each(copy, _largest_first(site, views, fast, sources))
     return {s.name: reads[s.name] for s in sources}, {s.name: files[s.name] for s in sources if s.name in files}
+
+
+def _copy_each(copy: Callable[[SourceTable], None], order: list[SourceTable]) -> None:
+    """``copy`` each table of ``order``, TABLE_WORKERS at a time. Once one fails (or Ctrl-C reaches
+    this thread) no further table starts: the copies under way end, then the failure is raised."""
+    queue, taking, stop = iter(order), threading.Lock(), threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with taking:
+                source = next(queue, None)
+            if source is None:
+                return
+            try:
+                copy(source)
+            except BaseException:
+                stop.set()  # before this worker lets go: no other worker takes a table after the failure
+                raise
+
+    with ThreadPoolExecutor(max_workers=TABLE_WORKERS, thread_name_prefix="extract") as pool:
+        try:
+            for each in [pool.submit(worker) for _ in range(TABLE_WORKERS)]:
+                each.result()
+        except BaseException:
+            stop.set()
+            raise
 
 
 def _largest_first(site: SiteConfig, views: Mapping[str, ConsistentView], fast: Mapping[str, object],
                    sources: tuple[SourceTable, ...]) -> list[SourceTable]:
     """``sources``, the largest tables first by the server's estimate of their data size, where the
-    fast reader runs (MariaDB/MySQL: ``information_schema.tables``); else in the declared order.
-    Only the order of work: each table's file and manifest entry do not depend on it."""
+    fast reader runs (MariaDB/MySQL: ``information_schema.tables``); else, or when that query fails,
+    in the declared order. Only the order of work: each table's file and manifest entry do not depend on it."""
     sizes: dict[str, int] = {}
     for url, view in views.items():
         if isinstance(fast[url], str):
@@ -86,10 +111,13 @@ def _largest_first(site: SiteConfig, views: Mapping[str, ConsistentView], fast: 
         wanted = {(site.databases.get(s.schema, s.schema), s.table): s.name for s in sources
                   if site.url_for(s.schema) == url}
         schemas = sorted({schema for schema, _ in wanted})
-        with view.lock:
-            rows = view.connection().exec_driver_sql(
-                "SELECT table_schema, table_name, data_length FROM information_schema.tables WHERE table_schema IN "
-                f"({', '.join(['%s'] * len(schemas))})", tuple(schemas)).all()
+        try:
+            with view.lock:
+                rows = view.connection().exec_driver_sql(
+                    "SELECT table_schema, table_name, data_length FROM information_schema.tables WHERE table_schema "
+                    f"IN ({', '.join(['%s'] * len(schemas))})", tuple(schemas)).all()
+        except (sa.exc.SQLAlchemyError, OSError):  # timed out, forbidden, lost: only the order of work is at stake,
+            return list(sources)  # and each table's read reports its own trouble
         sizes.update({wanted[schema, table]: int(size or 0) for schema, table, size in rows if (schema, table) in wanted})
     return sorted(sources, key=lambda source: -sizes.get(source.name, 0))  # stable: ties keep the declared order
 
