@@ -102,6 +102,8 @@ def _main(argv: list[str] | None) -> None:
         from exporter.db import redact  # a last guard: no URL password in any error line
 
         click.secho(f"error: {redact(str(err))}", fg="red", err=True)
+        for note in getattr(err, "__notes__", ()):  # e.g. a side thread that failed as well (exporter.sidethread)
+            click.echo(f"  {redact(note)}", err=True)
         sys.exit(err.exit_code)
     except click.exceptions.Abort:  # click's form of Ctrl-C
         children.kill_all()

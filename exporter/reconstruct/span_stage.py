@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -39,6 +38,7 @@ from exporter.reconstruct import policy as policy_module
 from exporter.reconstruct.books import SpanBooks
 from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import Rule
+from exporter.sidethread import SideThread
 
 ESSENTIAL_TABLES = ("nova.compute_nodes", "nova.instances")  # without them nothing can be rebuilt ...
 EDGE_ESSENTIAL = "blazar.devices"  # ... unless the site is a CHI@Edge site (devices, no Nova)
@@ -97,7 +97,7 @@ def spans_from_tables(
     booked = bookings.bookings(booking_rows, booked)
     # The lead times need only the bookings and the instances: a second thread makes them while this
     # one adds knowledge times and audits (polars releases the GIL; neither alone keeps both cores busy).
-    with ThreadPoolExecutor(max_workers=1) as side:
+    with SideThread() as side:
         leadtimes = side.submit(leadtime.lease_leadtimes, frames, instances, booked, site=site,
                                 maintenance_projects=maintenance_projects)
         known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances,
@@ -146,7 +146,7 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
     # The instance windows (and then the stop windows) do not depend on the host levels, so a
     # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
     # keeps every core busy. Only this thread writes to the books.
-    with ThreadPoolExecutor(max_workers=1) as side:
+    with SideThread() as side:
         instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
         inferred = None
         if policy.infer:
