@@ -27,24 +27,17 @@ _KEY = "__key"
 _RANK = "__rank"
 
 
-def lookahead_means(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
-                    grid: Sequence[dt.datetime], horizon: dt.timedelta,
-                    also: pl.DataFrame | None = None) -> pl.DataFrame:
-    """One row per key present in ``windows`` (or in ``also``, a frame of key rows) and grid time:
-    keys, ``timestamp`` and the mean of each weight column over [T, T + horizon) counted from the
-    windows known at T; rows in (keys, timestamp) order.
+def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
+                         grid: Sequence[dt.datetime], horizons: Sequence[dt.timedelta],
+                         also: pl.DataFrame | None = None) -> list[pl.DataFrame]:
+    """For each of ``horizons``, in their order: one row per key present in ``windows`` (or in
+    ``also``, a frame of key rows) and grid time: keys, ``timestamp`` and the mean of each weight
+    column over [T, T + horizon) counted from the windows known at T; rows in (keys, timestamp)
+    order. The windows are read, numbered and ranked, and the grid's cells built, once for all.
 
     ``windows``: keys, start, end, known_from, known_until (datetimes; known_until may be null) and
     the weight columns (numbers). Rows with a null start, end or known_from count nothing.
     """
-    return lookahead_means_each(windows, keys=keys, weights=weights, grid=grid, horizons=(horizon,), also=also)[0]
-
-
-def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights: Sequence[str],
-                         grid: Sequence[dt.datetime], horizons: Sequence[dt.timedelta],
-                         also: pl.DataFrame | None = None) -> list[pl.DataFrame]:
-    """``lookahead_means`` for each of ``horizons``, in their order: the windows are read,
-    numbered and ranked, and the grid's cells built, once for all of them."""
     keys, weights = list(keys), list(weights)
     if not grid:
         return [pl.DataFrame(schema={**{k: windows.schema[k] for k in keys}, "timestamp": pl.Datetime("us"),

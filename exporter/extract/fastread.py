@@ -161,12 +161,7 @@ class _FastTable:
         source = plan.source
         translate = conn.get_execution_options().get("schema_translate_map") or {}
         database = translate.get(source.schema, source.schema)
-        reflected, primary_key = plan.reflected, plan.primary_key
-        if reflected is None or primary_key is None:  # a plan built without reflection: ask the server
-            inspector = sa.inspect(conn)
-            reflected = {c["name"]: c["type"] for c in inspector.get_columns(source.table, schema=database)}
-            primary_key = tuple(inspector.get_pk_constraint(source.table, schema=database).get("constrained_columns")
-                                or ())
+        reflected, primary_key = plan.reflected, plan.primary_key  # plan_table's: no second reflection
         if len(plan.order_by) != 1:
             raise FastReadUnusable(f"{source.name}: no single-column key to read ranges by")
         change = [name for name in CHANGE_COLUMNS if name in reflected]

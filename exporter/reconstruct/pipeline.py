@@ -32,7 +32,7 @@ from exporter.reconstruct.span_stage import EDGE_ESSENTIAL, ESSENTIAL_TABLES, Sp
 from exporter.reconstruct.timeline import TimelineGrid, check_timeline_size, timeline_grid
 
 __all__ = ["ReconstructOptions", "Reconstruction", "SpanSet", "spans_from_tables", "reconstruct_snapshot",
-           "snapshot_spans", "reconstruct_to_directory", "reconstruct_into", "write_reconstruction", "floor_to_step",
+           "snapshot_spans", "reconstruct_to_directory", "reconstruct_into", "floor_to_step",
            "STAGES"]
 
 DEFAULT_STEP = dt.timedelta(hours=1)  # the timeline grid
@@ -182,15 +182,3 @@ def reconstruct_into(snapshot_dir: Path, options: ReconstructOptions, out_dir: P
 def floor_to_step(when: dt.datetime, origin: dt.datetime, step: dt.timedelta) -> dt.datetime:
     """The last grid point (origin + k × step) at or before ``when``."""
     return origin + step * ((when - origin) // step)
-
-
-def write_reconstruction(rec: Reconstruction, out_dir: Path) -> str:
-    """Write the output set of ``rec`` into ``out_dir`` (exporter.reconstruct.outputs); return the summary text."""
-    with OutputSet(out_dir) as outputs:
-        outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
-        outputs.timeline(rec.grid)
-        outputs.families(rec.families)
-        outputs.closing(audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
-                        leadtime_timeline=rec.leadtime_timeline)
-        outputs.publish()
-    return reconstruct_io.summary_text(rec.audit)

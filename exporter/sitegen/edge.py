@@ -56,6 +56,11 @@ class Container:
     status: str = "Running"  # the row's final status
     updated: int = 0
 
+    @property
+    def kept(self) -> bool:
+        """Zun still holds its row and actions: neither deleted explicitly nor removed with its lease."""
+        return not (self.hard_deleted or self.removed)
+
 
 @dataclass(slots=True)
 class DeviceLease:

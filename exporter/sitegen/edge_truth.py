@@ -140,14 +140,14 @@ def retired_devices(world: EdgeWorld) -> dict[str, float | int]:
 
 
 def _lease_occupancy(lease: DeviceLease, end: int, true: dict, gone: dict) -> None:
-    survivors = [c for c in lease.containers if not (c.hard_deleted or c.removed)]
+    survivors = [c for c in lease.containers if c.kept]
     for device in lease.devices:
         mine = [c for c in lease.containers if c.device is device]
         physical_occ, physical_stop = _occupancy(mine, end)
         true["occupied"] += physical_occ
         true["stopped"] += physical_stop
         not_user_deleted = _occupancy([c for c in mine if not c.hard_deleted], end)
-        kept_occ, kept_stop = _occupancy([c for c in mine if not (c.hard_deleted or c.removed)], end)
+        kept_occ, kept_stop = _occupancy([c for c in mine if c.kept], end)
         gone["zun_hard_deleted"]["occupied"] += physical_occ - not_user_deleted[0]
         gone["zun_hard_deleted"]["stopped"] += physical_stop - not_user_deleted[1]
         gone["zun_auto_removed"]["occupied"] += not_user_deleted[0] - kept_occ

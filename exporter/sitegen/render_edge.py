@@ -117,7 +117,7 @@ def _allocation_rows(leases: list[DeviceLease], snapshot: int) -> Iterator[tuple
 
 
 def _has_row(container: Container, snapshot: int) -> bool:
-    return not (container.hard_deleted or container.removed) and container.created < snapshot
+    return container.kept and container.created < snapshot
 
 
 def _container_row(container: Container, lease: DeviceLease, auto_remove: bool) -> tuple:

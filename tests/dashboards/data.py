@@ -1,7 +1,7 @@
 """A real Prometheus holding backfilled + scraped usage of two small generated sites, for the
 dashboard tests: the product's own pipeline end to end.
 
-generate_site (SQLite, no quirks, ending now) -> extract_snapshot -> reconstruct_snapshot ->
+generate_site (SQLite, no quirks, ending now) -> extract_snapshot -> reconstruct_into ->
 backfill --blocks (real promtool) -> blocks in the Prometheus data dir; the live exporter serves
 the same sites now and Prometheus scrapes it through the job/instance relabelling of
 etc/prometheus.yml. Expectations come from the generator's truth and from the timeline files
@@ -26,7 +26,7 @@ from exporter.extract.copy import extract_snapshot
 from exporter.live import LiveExporter
 from exporter.live.source import LiveSite
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
-from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_into
 from exporter.sitegen import generate_site
 from tests import support
 
@@ -99,8 +99,8 @@ def reconstructed_site(root: Path, name: str, seed: int, start: dt.datetime, pro
     site = SiteConfig(name=name, display_name=name, db_url=url, databases=generated.databases, kind=kind,
                       history_start=generated.start, refresh_interval=1.0, query_timeout=10.0)
     snapshot = extract_snapshot(site, root / "snapshots").snapshot_dir
-    reconstruction = reconstruct_snapshot(snapshot, ReconstructOptions(site=name, start=generated.start))
-    write_reconstruction(reconstruction, root / "timeline" / name)
+    reconstruction = reconstruct_into(snapshot, ReconstructOptions(site=name, start=generated.start),
+                                      root / "timeline" / name)
     result = backfill(root / "timeline" / name, root / "backfill" / name, blocks=True, promtool=promtool,
                       origin=generated.start)
     truth = pl.read_parquet(root / name / "truth" / "truth_spans.parquet")

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from exporter.engine import lookahead
-from exporter.engine.lookahead import lookahead_means, lookahead_means_each
+from exporter.engine.lookahead import lookahead_means_each
 
 D = dt.datetime(2024, 1, 1)
 H = dt.timedelta(hours=1)
@@ -46,7 +46,7 @@ def test_random_windows_equal_the_brute_force_mean(seed, aligned):
                      "known_until": until, "w": rng.choice([1.0, 0.25, 3.0])})
     grid = [D + h * H for h in range(24 * 30)]
     for horizon in (dt.timedelta(days=1), dt.timedelta(days=7)):
-        got = lookahead_means(frame(rows), keys=["k"], weights=["w"], grid=grid, horizon=horizon)
+        got, = lookahead_means_each(frame(rows), keys=["k"], weights=["w"], grid=grid, horizons=[horizon])
         assert got.height == 2 * len(grid)
         for key, moment, value in got.iter_rows():
             assert value == pytest.approx(brute(rows, key, moment, horizon), rel=1e-12, abs=1e-12)
@@ -55,16 +55,16 @@ def test_random_windows_equal_the_brute_force_mean(seed, aligned):
 def test_a_booking_deleted_before_it_starts_counts_only_while_it_existed():
     # known 00:00-05:00 for [06:00, 08:00); horizon 4h: at 02:00 it covers 06:00 = 0h, at 03:00 ... by hand
     rows = [{"k": "a", "start": D + 6 * H, "end": D + 8 * H, "known_from": D, "known_until": D + 5 * H, "w": 2.0}]
-    got = lookahead_means(frame(rows), keys=["k"], weights=["w"], grid=[D + h * H for h in range(9)],
-                          horizon=4 * H)
+    got, = lookahead_means_each(frame(rows), keys=["k"], weights=["w"], grid=[D + h * H for h in range(9)],
+                                horizons=[4 * H])
     # T: overlap of [6, 8) with [T, T + 4) in hours, × 2 / 4, while known (T < 5)
     assert got["w"].to_list() == [0.0, 0.0, 0.0, 0.5, 1.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_no_grid_or_no_windows_give_empty_or_zero():
     empty = frame([])
-    assert lookahead_means(empty, keys=["k"], weights=["w"], grid=[], horizon=H).height == 0
-    assert lookahead_means(empty, keys=["k"], weights=["w"], grid=[D], horizon=H).height == 0
+    assert lookahead_means_each(empty, keys=["k"], weights=["w"], grid=[], horizons=[H])[0].height == 0
+    assert lookahead_means_each(empty, keys=["k"], weights=["w"], grid=[D], horizons=[H])[0].height == 0
 
 
 def bits(frame: pl.DataFrame) -> list:
@@ -92,8 +92,9 @@ def test_ranked_sums_are_the_sums_of_events_sorted_by_every_column_bit_for_bit(s
     monkeypatch.setattr(lookahead, "_weight_ranks", lambda *_: None)  # the path that sorts by every column
     want = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
     assert [bits(f) for f in got] == [bits(f) for f in want]
-    assert [bits(lookahead_means(windows, keys=["k"], weights=["w", "v"], grid=grid, horizon=h)) for h in horizons] \
-        == [bits(f) for f in want]
+    one_each = [lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=[h])[0]
+                for h in horizons]
+    assert [bits(f) for f in one_each] == [bits(f) for f in want]
 
 
 def test_the_stable_order_is_numpys_lexsort():

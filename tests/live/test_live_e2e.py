@@ -26,7 +26,7 @@ from exporter.live import LiveExporter
 from exporter.live.refresh import unix_seconds
 from exporter.live.source import LiveSite
 from exporter.reconstruct.bookings import HORIZONS
-from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_into
 from tests.live.support import site_config, site_ending_now, wait_for
 from tests.support import PrometheusServer
 
@@ -70,9 +70,9 @@ def world(mariadb_url, promtool, prometheus_bin, tmp_path_factory):
     with busy_site_ending_now(mariadb_url, root) as generated:
         site = site_config(generated, mariadb_url)
         snapshot = extract_snapshot(site, root / "snapshots").snapshot_dir
-        rec = reconstruct_snapshot(snapshot, ReconstructOptions(site=site.name, start=site.history_start, step=STEP,
-                                                                maintenance_projects=site.maintenance_projects))
-        write_reconstruction(rec, root / "reconstruction")
+        rec = reconstruct_into(snapshot, ReconstructOptions(site=site.name, start=site.history_start, step=STEP,
+                                                            maintenance_projects=site.maintenance_projects),
+                               root / "reconstruction")
         result = backfill(root / "reconstruction", root / "backfill", blocks=True, promtool=promtool,
                           holdback=dt.timedelta(0), origin=site.history_start)
         yield generated, site, result

@@ -16,8 +16,7 @@ import pytest
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
 from exporter.explain import Selection, explain_output
-from exporter.reconstruct.pipeline import (ReconstructOptions, reconstruct_snapshot, spans_from_tables,
-                                           write_reconstruction)
+from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_into, spans_from_tables
 from exporter.reconstruct.outputs import device_summary
 from exporter.sitegen import generate_site
 
@@ -43,8 +42,8 @@ def test_edge_site_recovers_every_level_of_recoverable_truth(tmp_path, schema, q
     extracted = extract_snapshot(SiteConfig(name="edge", display_name="edge", db_url=site.url, kind="edge",
                                             databases=site.databases), tmp_path / "snapshots")
     assert extracted.failed_required == [] and extracted.manifest["tables"]["nova.instances"]["status"] == "missing"
-    rec = reconstruct_snapshot(extracted.snapshot_dir, ReconstructOptions(site="edge", start=site.start,
-                                                                          snapshot_time=site.end))
+    rec = reconstruct_into(extracted.snapshot_dir, ReconstructOptions(site="edge", start=site.start,
+                                                                      snapshot_time=site.end), tmp_path / "out")
     assert rec.spans.height == 0 and rec.devices is not None  # no Nova: everything is a device
     assert not rec.audit["warnings"]  # an edge site is complete without Nova
     kinds = set(rec.devices.select("level", "span_type").unique().rows())
@@ -101,7 +100,6 @@ def _quantifies_what_zun_removed(truth, devices, snapshot_dir, *, removed: bool)
 
 def _explains_a_device_cell(rec, out, end):
     """`explain --resource devices` answers from the device spans: the cell's value, span by span."""
-    write_reconstruction(rec, out)
     at = end - dt.timedelta(days=30)
     cell = rec.device_timeline.filter((pl.col("timestamp") == at.replace(minute=0, second=0, microsecond=0))
                                       & (pl.col("pool") == "reservable") & (pl.col("state") == "active"))

@@ -7,7 +7,7 @@ import pytest
 
 from exporter.errors import OutputError
 from exporter.reconstruct.output_set import OutputSet
-from exporter.reconstruct.pipeline import reconstruct_into, reconstruct_snapshot, write_reconstruction
+from exporter.reconstruct.pipeline import reconstruct_into, reconstruct_snapshot
 from tests.core.crash_support import staging_leftovers, tree
 from tests.reconstruct.test_reconstruct import OPTIONS, small_site, write_snapshot
 
@@ -23,15 +23,21 @@ def rec(snapshot):
 
 
 def test_written_while_reconstructing_equals_written_at_the_end(snapshot, rec, tmp_path):
-    write_reconstruction(rec, tmp_path / "after")
+    with OutputSet(tmp_path / "after") as outputs:  # every part handed over once the reconstruction is done
+        outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
+        outputs.timeline(rec.grid)
+        outputs.families(rec.families)
+        outputs.closing(audit=rec.audit, devices=rec.devices, device_timeline=rec.device_timeline,
+                        leadtime_timeline=rec.leadtime_timeline)
+        outputs.publish()
     reconstruct_into(snapshot, OPTIONS, tmp_path / "during")
     assert tree(tmp_path / "during") == tree(tmp_path / "after")
     assert {"spans.parquet", "rejected.parquet", "timeline.parquet", "audit.json"} <= set(tree(tmp_path / "during"))
 
 
-def test_a_failed_background_write_raises_its_error_and_publishes_nothing(rec, tmp_path):
+def test_a_failed_background_write_raises_its_error_and_publishes_nothing(snapshot, rec, tmp_path):
     out = tmp_path / "out"
-    write_reconstruction(rec, out)
+    reconstruct_into(snapshot, OPTIONS, out)
     previous = tree(out)
     with pytest.raises(ValueError, match="not declared"), OutputSet(out) as outputs:
         outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
@@ -67,9 +73,9 @@ def test_a_write_failure_seen_at_publish_cancels_the_writes_still_queued(tmp_pat
     assert staging_leftovers(tmp_path) == []
 
 
-def test_an_error_while_reconstructing_discards_the_parts_already_written(rec, tmp_path):
+def test_an_error_while_reconstructing_discards_the_parts_already_written(snapshot, rec, tmp_path):
     out = tmp_path / "out"
-    write_reconstruction(rec, out)
+    reconstruct_into(snapshot, OPTIONS, out)
     previous = tree(out)
     with pytest.raises(KeyboardInterrupt), OutputSet(out) as outputs:
         outputs.spans(rec.spans, rec.rejected, rec.leadtimes)

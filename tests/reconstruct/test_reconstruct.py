@@ -14,7 +14,7 @@ from exporter.reconstruct.audit import check_invariants
 from exporter.cli import main
 from exporter.errors import InvariantViolation, SnapshotError
 from exporter.reconstruct.pipeline import (
-    ReconstructOptions, reconstruct_snapshot, spans_from_tables, write_reconstruction,
+    ReconstructOptions, reconstruct_into, reconstruct_snapshot, spans_from_tables,
 )
 from exporter.snapshots import file_sha256
 from tests.adapters.tables import (
@@ -104,7 +104,7 @@ def test_timeline_hours_equal_span_hours_per_level(tmp_path):
 def test_outputs_are_byte_identical_across_runs(tmp_path):
     snapshot = write_snapshot(tmp_path / "snap", small_site())
     for name in ("a", "b"):
-        write_reconstruction(reconstruct_snapshot(snapshot, OPTIONS), tmp_path / name)
+        reconstruct_into(snapshot, OPTIONS, tmp_path / name)
     for file in ("spans.parquet", "rejected.parquet", "timeline.parquet", "audit.json"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from exporter.cli import cli
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
-from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_into
 from exporter.reports import run_coverage, run_report
 from exporter.sitegen import generate_site
 
@@ -31,8 +31,7 @@ def edge(tmp_path_factory):
                          truth_dir=root / "truth", site="edge")
     config = SiteConfig(name="edge", display_name="edge", db_url=site.url, kind="edge", databases=site.databases)
     snapshot = extract_snapshot(config, root / "snapshots").snapshot_dir
-    rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="edge", start=START, snapshot_time=site.end))
-    write_reconstruction(rec, root / "out")
+    reconstruct_into(snapshot, ReconstructOptions(site="edge", start=START, snapshot_time=site.end), root / "out")
     return root, site
 
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from exporter.cli import cli
 from exporter.config import SiteConfig
 from exporter.extract.copy import extract_snapshot
-from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_snapshot, write_reconstruction
+from exporter.reconstruct.pipeline import ReconstructOptions, reconstruct_into
 from exporter.reports import run_compare, run_coverage, run_report
 from exporter.sitegen import generate_site
 
@@ -44,8 +44,7 @@ def site(tmp_path_factory):
     config = SiteConfig(name="rep", display_name="rep", db_url=url, databases=generated.databases,
                         history_start=START)
     snapshot = extract_snapshot(config, root / "snapshots").snapshot_dir
-    rec = reconstruct_snapshot(snapshot, ReconstructOptions(site="rep", start=START, snapshot_time=generated.end))
-    write_reconstruction(rec, root / "out")
+    reconstruct_into(snapshot, ReconstructOptions(site="rep", start=START, snapshot_time=generated.end), root / "out")
     return root, snapshot, root / "out"
 
 
