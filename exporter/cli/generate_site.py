@@ -10,11 +10,12 @@ from exporter.config import DEFAULT_HISTORY_START
 DEFAULT_DB_URL = "sqlite:///demo/site/main.sqlite"
 
 
-def _quirk_names() -> list[str]:
+def _quirk_names(kind: str | None = None) -> list[str]:
+    """The quirks of a site kind (edge: the edge quirks; others: the host quirks); None: every one."""
     from exporter.sitegen.edge_zun import EDGE_QUIRKS
     from exporter.sitegen.quirks import QUIRKS
 
-    return [*QUIRKS, *EDGE_QUIRKS]
+    return [*(QUIRKS if kind != "edge" else ()), *(EDGE_QUIRKS if kind in ("edge", None) else ())]
 
 
 @click.command("generate-site")
@@ -36,7 +37,7 @@ def _quirk_names() -> list[str]:
                    "else ./truth-<prefix or 'site'>].")
 @click.option("--db-prefix", default="", help="Prefix for physical database names, e.g. 'demo_' -> demo_nova (SQLite: demo_nova.sqlite).")
 @click.option("--no-quirk", "no_quirks", multiple=True, type=click.Choice(_quirk_names()), metavar="NAME",
-              help="Turn a quirk off (repeatable); all are on by default. Names: "
+              help="Turn a quirk of the site's kind off (repeatable); all are on by default. Names: "
                    + ", ".join(_quirk_names()) + " (see docs/synthetic-site.md).")
 @click.option("--capability-schema", type=click.Choice(["property_id", "capability_id", "capability_name"]),
               default="property_id", show_default=True, help="Which historical Blazar capability schema to write.")
@@ -53,8 +54,13 @@ def command(db_url, hosts, years, seed, start, kind, truth_dir, db_prefix, no_qu
     """
     from exporter.config import prefixed_databases
     from exporter.db import masked
+    from exporter.errors import ConfigError
     from exporter.sitegen import generate_site
 
+    other = [name for name in no_quirks if name not in _quirk_names(kind)]
+    if other:  # click's choice holds every kind's quirks: the kind is known only now
+        raise ConfigError(f"--no-quirk {', '.join(other)}: not a quirk of --kind {kind} sites "
+                          f"(theirs: {', '.join(_quirk_names(kind))})")
     databases = prefixed_databases(db_prefix) if db_prefix else None
     with click.progressbar(length=1, label="generating site", show_pos=True, item_show_func=lambda s: s) as bar:
         def progress(label: str, done: int, total: int) -> None:

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from exporter.cli import main
 from exporter.db import open_engine
 from exporter.errors import ConfigError
 from exporter.sitegen import QUIRKS, generate_site
@@ -118,3 +119,18 @@ def test_every_capability_schema_names_node_types(tmp_path, schema):
 def test_unknown_quirk_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown quirk"):
         generate_site(f"sqlite:///{tmp_path}/main.sqlite", hosts=2, years=0.1, seed=1, quirks={"nope"})
+
+
+@pytest.mark.parametrize(("kind", "name"), [("baremetal", "zun_auto_remove"), ("kvm", "zun_pause_kill"),
+                                            ("edge", "broken_rows")])
+def test_a_quirk_of_another_kind_is_one_clear_line(tmp_path, capsys, kind, name):
+    """click accepts every kind's quirk names (the kind is not known yet); the command checks them
+    against the kind before writing anything (the old code failed later as 'unknown quirk', or
+    ignored a host quirk on an edge site)."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["generate-site", "--db-url", f"sqlite:///{tmp_path}/main.sqlite", "--kind", kind, "--hosts", "2",
+              "--years", "0.1", "--no-quirk", name])
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --no-quirk {name}: not a quirk of --kind {kind}"), lines
+    assert not list(tmp_path.iterdir())
