@@ -87,6 +87,7 @@ class FastStream:
         plan, table, lock = self.plan, self.table, self.view.lock
         with lock:
             conn = self.view.connection()
+            view = self.view.number  # the view this read is checked against, whatever reopens it later
             expected, low, top = table.fingerprint(conn)
         invalid = dict.fromkeys((c.name for c in plan.columns), 0)
         got = _Fingerprint()
@@ -116,7 +117,7 @@ class FastStream:
                                              "read again in the consistent view")
             return
         self._outcome = TableRead(plan.source.name, plan.status, optional=plan.source.optional, columns=plan.columns,
-                                  missing_columns=plan.missing, rows=got.count, view=self.view.number,
+                                  missing_columns=plan.missing, rows=got.count, view=view,
                                   reader="connectorx", invalid_values={k: v for k, v in invalid.items() if v},
                                   error=plan.missing_error)
 

@@ -17,7 +17,9 @@ from exporter.config import SiteConfig, prefixed_databases
 from exporter.db import open_engine
 from exporter.adapters.registry import declared_tables
 from exporter.extract import tablecopy
+from exporter.extract.connectorx_source import fast_source
 from exporter.extract.copy import extract_snapshot
+from exporter.extract.reading import read_table_fast
 from exporter.extract.tableread import ConsistentView
 from exporter.progress import SILENT
 from exporter.sitegen import generate_site
@@ -135,3 +137,24 @@ def test_ctrl_c_starts_no_further_table(site, tmp_path, monkeypatch):
         signal.signal(signal.SIGINT, previous)
     assert len(started) == 1, started
     assert not (tmp_path / "f" / "s").exists()
+
+
+def test_a_fast_read_is_labelled_with_the_view_it_was_checked_against(site, tmp_path):
+    """Another table's read may reopen the shared view (its connection broke) while this table
+    streams; this table's rows and key check are the first view's, and so is its label (the old
+    code read the number at the end of the stream: 2)."""
+    source = next(s for s in declared_tables() if s.name == "nova.compute_nodes")
+    engine = open_engine(site.db_url, site.databases)
+    try:
+        with ConsistentView(engine) as view:
+            def write(stream) -> None:
+                for number, _ in enumerate(stream.frames()):
+                    if number == 0:  # one key range: every query on the first view is done by now
+                        view.close()
+                        view.connection()
+
+            read = read_table_fast(view, fast_source(engine, statement_seconds=30), source, write_stream=write)
+            assert view.number == 2
+    finally:
+        engine.dispose()
+    assert read.reader == "connectorx" and read.rows > 0 and read.view == 1
