@@ -32,10 +32,12 @@ _RANGE = "__range"
 
 def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tuple],
                     read: Callable[[Iterable[tuple], Callable[[tuple], tuple[str, bool]]], Iterator],
-                    spill_dir: Path) -> Iterator[tuple[tuple, bool, pl.DataFrame]] | None:
-    """The rows of ``key_ranges`` (bounds as ``keyranges.key_ranges`` gives them), each as
-    ``(bounds, False, rows in no particular order)``, read by ``read`` over ``primary_ranges`` of
-    ``table.primary``; None when the keys cannot be put in ranges here (nothing is kept then)."""
+                    spill_dir: Path) -> SpilledRanges | None:
+    """The rows of ``key_ranges`` (bounds as ``keyranges.key_ranges`` gives them), read by ``read``
+    over ``primary_ranges`` of ``table.primary`` and put on disk (see SpilledRanges); None when
+    the keys cannot be put in ranges here (nothing is kept then)."""
+    if not all(isinstance(bounds[0], str) for bounds in key_ranges):  # only text keys are placed here
+        return None
     lows = pl.Series([bounds[0] for bounds in key_ranges], dtype=pl.String)
     work = Path(tempfile.mkdtemp(prefix=".by-primary.", dir=spill_dir))
     reads = read(primary_ranges, lambda bounds: table.query(*bounds, ordered=True, by=table.primary))
@@ -47,15 +49,19 @@ def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tup
                 continue
             if keys.dtype != pl.String or keys.null_count():
                 break
-            kind = kind or next((like for like in UUID_LIKE if keys.str.contains(like).all()), None)
-            if kind is None or not keys.str.contains(kind).all():
+            if kind is None:  # the first rows tell which UUID_LIKE pattern the keys follow
+                kind = next((like for like in UUID_LIKE if keys.str.contains(like).all()), None)
+                if kind is None:
+                    break
+            elif not keys.str.contains(kind).all():
                 break
-            placed = (lows.search_sorted(keys, side="right") - 1).clip(0, len(lows) - 1).alias(_RANGE)
+            # a key below the first range's low goes to the first range (as signed: 0 - 1 is no wrap to the last)
+            placed = (lows.search_sorted(keys, side="right").cast(pl.Int64) - 1).clip(0, len(lows) - 1).alias(_RANGE)
             for (index,), part in raw.with_columns(placed).partition_by(_RANGE, as_dict=True).items():
                 part.drop(_RANGE).write_ipc(work / f"{index:06d}.{number:06d}.arrow", compression="lz4")
         else:
             if schema is not None:
-                return _read_back(work, key_ranges, schema)
+                return SpilledRanges(work, key_ranges, schema)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -65,14 +71,23 @@ def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tup
     return None
 
 
-def _read_back(work: Path, key_ranges: list[tuple], schema) -> Iterator[tuple[tuple, bool, pl.DataFrame]]:
-    try:
-        for index, bounds in enumerate(key_ranges):
-            parts = sorted(work.glob(f"{index:06d}.*.arrow"))
+class SpilledRanges:
+    """Each key range's rows read back from disk, in order, as ``(bounds, False, rows in no
+    particular order)``. The directory goes once the last range is read, or at ``close()`` —
+    which the reader calls however its stream ends, so a failed stream leaves nothing behind."""
+
+    def __init__(self, work: Path, key_ranges: list[tuple], schema) -> None:
+        self.work, self._key_ranges, self._schema = work, key_ranges, schema
+
+    def __iter__(self) -> Iterator[tuple[tuple, bool, pl.DataFrame]]:
+        for index, bounds in enumerate(self._key_ranges):
+            parts = sorted(self.work.glob(f"{index:06d}.*.arrow"))
             rows = pl.concat([pl.read_ipc(part) for part in parts]) if parts \
-                else pl.DataFrame(schema=schema)
+                else pl.DataFrame(schema=self._schema)
             for part in parts:
                 part.unlink()
             yield bounds, False, rows
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self.work, ignore_errors=True)

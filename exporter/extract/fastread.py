@@ -100,18 +100,21 @@ class FastStream:
                                    self.spill_dir)
         server_sorts = table.clustered  # once a range cannot be put in key order here, the server sorts the rest
         raws = raws or _read_ahead(self.fast, lambda bounds: table.query(*bounds, ordered=server_sorts), ranges)
-        for bounds, ordered, raw in raws:
-            if not ordered:
-                raw = table.in_key_order(raw)
-                if raw is None:
-                    server_sorts = True
-                    raw = run_query(self.fast, table.query(*bounds, ordered=True)[0])
-            frame, bad = _range(conn, lock, table, raw)
-            got = got.plus(frame)
-            invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
-            if frame.height:
-                yield frame.drop(_CRC)
-                self.progress(got.count)
+        try:
+            for bounds, ordered, raw in raws:
+                if not ordered:
+                    raw = table.in_key_order(raw)
+                    if raw is None:
+                        server_sorts = True
+                        raw = run_query(self.fast, table.query(*bounds, ordered=True)[0])
+                frame, bad = _range(conn, lock, table, raw)
+                got = got.plus(frame)
+                invalid = {name: invalid[name] + bad.get(name, 0) for name in invalid}
+                if frame.height:
+                    yield frame.drop(_CRC)
+                    self.progress(got.count)
+        finally:  # now, not when collected: a failed or abandoned stream's spill directory and reads end here
+            raws.close()
         if got != expected:
             self._outcome = FastReadUnusable(f"{plan.source.name} changed during the read (key check failed); "
                                              "read again in the consistent view")

@@ -9,6 +9,7 @@ with ``read_tables_fast``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -58,8 +59,9 @@ def read_table_fast(view: ConsistentView, fast: FastSource | str, source: Source
             write_stream(stream)
         else:
             sink = new_sink()
-            for frame in stream.frames():
-                sink(frame)
+            with contextlib.closing(stream.frames()) as frames:  # a failing sink ends the stream's reads at once
+                for frame in frames:
+                    sink(frame)
         return stream.result()
     except FastReadUnusable as why:
         return str(why)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -179,15 +179,22 @@ def _stream_into(stream: FastStream, target: Path) -> None:
     from polars.io.plugins import register_io_source
 
     failure: list[BaseException] = []
+    opened: list[Iterator[pl.DataFrame]] = []
 
     def frames(with_columns, predicate, n_rows, batch_size):
         try:
-            for frame in stream.frames():
+            opened.append(stream.frames())
+            for frame in opened[-1]:
                 yield frame if with_columns is None else frame.select(with_columns)
         except BaseException as exc:  # noqa: BLE001 - re-raised below, outside polars' engine
             failure.append(exc)
 
-    register_io_source(io_source=frames, schema=stream.schema).sink_parquet(target, row_group_size=_ROW_GROUP_ROWS)
+    try:
+        register_io_source(io_source=frames, schema=stream.schema).sink_parquet(target,
+                                                                                row_group_size=_ROW_GROUP_ROWS)
+    finally:
+        for each in opened:  # a writer that stopped early: the stream's reads and spill directory end now
+            each.close()
     if failure:
         target.unlink(missing_ok=True)
         raise failure[0]
