@@ -25,7 +25,7 @@ from typing import BinaryIO
 import polars as pl
 
 from exporter.backfill.checked import CheckedTimeline, checked_timeline
-from exporter.engine.running import running_sum_before
+from exporter.engine.running import running_sum_before_runs
 from exporter.errors import TimelineError
 from exporter.metrics import FAMILIES, Family
 
@@ -53,9 +53,8 @@ def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None
     """
     check_origin(checked.starts, origin)
     gauges = checked.samples.select("family", "rank", "t", "value")
-    counters = gauges.lazy().select(  # lazy: the running sum's shared parts are computed once
-        family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
-        value=running_sum_before(pl.col("value") * checked.step_seconds, over="rank")).collect()
+    counters = gauges.select(family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
+                             value=running_sum_before_runs(gauges["value"] * checked.step_seconds, gauges["rank"]))
     return pl.concat([gauges, counters])
 
 

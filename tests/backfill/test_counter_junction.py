@@ -14,12 +14,14 @@ import datetime as dt
 from fractions import Fraction
 from itertools import accumulate
 
+import numpy as np
 import polars as pl
+from hypothesis import given, settings, strategies as st
 
 from exporter.backfill.checked import checked_timeline
 from exporter.backfill.openmetrics import sample_values
 from exporter.columns import SPAN_SCHEMA, conform
-from exporter.engine.running import running_sum_before
+from exporter.engine.running import running_sum_before, running_sum_before_runs
 from exporter.live.source import guarded, guarded_devices
 from exporter.reconstruct.device_family import COUNTER, history_frames, live_frames
 from exporter.reconstruct.timeline import counters_until, timeline_from_spans
@@ -54,6 +56,32 @@ def test_running_sums_are_the_exact_sums_rounded_once():
 def test_running_sums_restart_per_group_and_keep_zeros_exact():
     frame = pl.DataFrame({"g": [1, 1, 2, 2, 3, 3], "x": [0.5, 0.25, 3.0, 4.0, 0.0, 0.0]})
     assert frame.select(running_sum_before(pl.col("x"), over="g"))["x"].to_list() == [0, 0.5, 0, 3.0, 0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.floats(-1e9, 1e9, allow_nan=False, allow_subnormal=True)),
+                min_size=1, max_size=60),
+       st.booleans())
+def test_running_sums_over_runs_are_the_expression_bit_for_bit(rows, in_runs):
+    """backfill's numpy path (groups in runs) gives the expression's bits; groups split over
+    several runs fall back to the expression."""
+    if in_runs:
+        rows = sorted(rows, key=lambda row: row[0])  # stable: each group's rows keep their order
+    groups = pl.Series("g", [g for g, _ in rows], dtype=pl.UInt32)
+    terms = pl.Series("x", [x * 3600.0 / 7.0 for _, x in rows])  # fractional: low parts are not zero
+    expected = pl.DataFrame({"g": groups, "x": terms}).select(running_sum_before(pl.col("x"), over="g"))["x"]
+    got = running_sum_before_runs(terms, groups)
+    assert got.name == "x"
+    assert np.array_equal(got.to_numpy().view(np.int64), expected.to_numpy().view(np.int64))
+
+
+def test_running_sums_over_runs_of_long_fractional_series():
+    rng = np.random.default_rng(7)
+    groups = pl.Series("g", np.repeat(np.arange(40, dtype=np.uint32), 5_000))
+    terms = pl.Series("x", rng.random(groups.len()) * rng.choice([1e-3, 1.0, 7.3, 1e6, -2.5], groups.len()))
+    expected = pl.DataFrame({"g": groups, "x": terms}).select(running_sum_before(pl.col("x"), over="g"))["x"]
+    got = running_sum_before_runs(terms, groups)
+    assert np.array_equal(got.to_numpy().view(np.int64), expected.to_numpy().view(np.int64))
 
 
 def test_a_node_counter_never_drops_at_the_junction_after_ten_years():
