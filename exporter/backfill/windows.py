@@ -2,9 +2,10 @@
 
 Each of ``workers`` threads takes the next window, renders its text straight into its file
 (hashing the file once written), runs promtool on it, checks the block against the window (sample
-count, time range) and deletes the file (unless asked to keep it), then takes the next. So at any
-moment at most ``workers`` windows are in flight: the extra disk of a run, beyond its blocks, is
-bounded by the text of those windows, not by the whole history (docs/backfill.md), and no
+count, time range) and sets the file aside for the next window to overwrite (unless asked to keep
+it), then takes the next. So at any moment at most ``workers`` files exist: the extra disk of a
+run, beyond its blocks, is bounded by the text of ``workers`` windows, not by the whole history
+(docs/backfill.md), and no
 rendered text is held in memory (a window's rows are gathered only while its file is written).
 """
 
@@ -73,8 +74,8 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     windows after the timeline's families.
 
     ``workers`` threads each take a window, write it, run promtool on it (a child process) and
-    verify and remove it before taking the next: the disk bound is the text of ``workers`` windows
-    (docs/backfill.md). Rendering straight into the file, not into memory first, spares a copy of
+    verify it and set its file aside (_SpareFiles) before taking the next: the disk bound is the
+    text of ``workers`` windows (docs/backfill.md). Rendering straight into the file, not into memory first, spares a copy of
     every byte (fresh pages cost CPU, BENCHMARKS.md "toward promtool's floor"); with a worker per
     core, a window's rendering overlaps the other workers' promtool runs anyway."""
     extra_lines, declared = extra if extra is not None else (None, ())
@@ -83,13 +84,14 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     prefixes = sample_prefixes(series)
     stopping = threading.Event()
+    spares = _SpareFiles(out / OPENMETRICS_DIR)
     started = time.perf_counter()
     written_at = started
 
     def convert(start: dt.datetime, rows: pl.Series | None) -> WindowFile:
         nonlocal written_at
         info = _write_window(out, samples.clear() if rows is None else samples[rows], prefixes, start, hours,
-                             extra=(extra_windows.get(start), declared))
+                             extra=(extra_windows.get(start), declared), reuse=spares.take())
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -98,7 +100,7 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
             return info
-        os.remove(out / info.path)
+        spares.give(out / info.path)
         return replace(info, kept=False)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
@@ -114,28 +116,63 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
                 future.cancel()
             children.kill_all()
             raise
+    spares.remove()
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
-                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]]) -> WindowFile:
+                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]], reuse: Path | None = None) -> WindowFile:
     """Render one window's text (timeline families, then extra families) into its file; its size
-    and sha256 are read back from the file (the page cache: no second copy of the text is kept)."""
+    and sha256 are read back from the file (the page cache: no second copy of the text is kept).
+    ``reuse``: a converted window's file, renamed and overwritten in place (see _SpareFiles)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     lines = sample_lines(part, prefixes)
+    if reuse is not None:
+        os.replace(reuse, out / path)
     # unbuffered: polars writes its parts through the same descriptor, in order with the headers
-    with open(out / path, "wb", buffering=0) as handle:
+    with open(out / path, "r+b" if reuse is not None else "wb", buffering=0) as handle:
         write_samples(lines, handle, eof=False)
         if extra_lines is not None:
             write_family_samples(extra_lines, declared, handle)
         handle.write(EOF)
+        handle.truncate()  # a reused file: its old text beyond the new end goes
     with open(out / path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256")
         size = handle.tell()
     return WindowFile(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
                       samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
                       sha256=digest.hexdigest())
+
+
+class _SpareFiles:
+    """Converted window files, kept to be overwritten by the next window instead of removed.
+
+    Writing text into the page cache pages of a file just converted costs about half the system
+    CPU of writing into a new file's fresh pages (BENCHMARKS.md, session 8). A spare is a
+    converted file renamed, so it still counts as text on disk; a worker makes a new file only
+    when no spare is free, so there are never more files than workers, each no larger than the
+    largest window it held: the disk bound is unchanged. Removed at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory, self._free, self._lock, self._made = directory, [], threading.Lock(), 0
+
+    def give(self, path: Path) -> None:
+        with self._lock:
+            self._made += 1
+            spare = self._directory / f"spare-{self._made}.om"  # counted as .om text, like any window
+            os.replace(path, spare)
+            self._free.append(spare)
+
+    def take(self) -> Path | None:
+        with self._lock:
+            return self._free.pop() if self._free else None
+
+    def remove(self) -> None:
+        with self._lock:
+            for spare in self._free:
+                os.remove(spare)
+            self._free.clear()
 
 
 def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event) -> tuple[str, ...]:

@@ -114,6 +114,18 @@ def test_text_on_disk_never_exceeds_the_windows_in_flight(timeline_dir, tmp_path
     assert sum(f["samples"] for f in manifest["files"]) == result.samples
 
 
+def test_a_window_written_over_a_converted_file_is_the_same_text(timeline_dir, tmp_path, promtool):
+    """With blocks, a worker writes its next window over its converted file (a spare); the text,
+    also of a shorter window written over a longer one, equals a fresh file's (backfill.json)."""
+    converted = backfill(timeline_dir, tmp_path / "blocks", blocks=True, promtool=promtool, block_hours=54, now=NOW,
+                         workers=1)
+    fresh = backfill(timeline_dir, tmp_path / "fresh", block_hours=54, now=NOW)
+    sizes = [f.bytes for f in fresh.files]
+    assert sizes[-1] < max(sizes[:-1])  # the last window is written over a longer one
+    assert [(f.path, f.bytes, f.sha256) for f in converted.files] == [(f.path, f.bytes, f.sha256) for f in fresh.files]
+    assert list((tmp_path / "blocks" / "openmetrics").iterdir()) == []
+
+
 def test_keep_openmetrics_keeps_every_file_and_the_measure_sees_them_pile_up(timeline_dir, tmp_path, promtool):
     result, peak = measured_run(timeline_dir, tmp_path, promtool, workers=2, keep_openmetrics=True)
     out = tmp_path / "work" / "out"
