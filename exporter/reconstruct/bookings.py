@@ -46,11 +46,12 @@ def booking_rows(allocations: pl.DataFrame) -> pl.DataFrame:
             .drop("rejection_reason"))
 
 
-def bookings(rows: pl.DataFrame, canonical: pl.DataFrame) -> pl.DataFrame:
-    """BOOKING_SCHEMA: the canonical spans of ``rows`` (booking_rows through the resource rule and
-    set_node_type rules, which may split a window) with their rows' knowledge window."""
-    known = rows.select("source_id", "known_from", "known_until").unique("source_id", keep="first")
-    return (canonical.join(known, on="source_id", how="inner")
+def bookings(canonical: pl.DataFrame) -> pl.DataFrame:
+    """BOOKING_SCHEMA: the canonical spans of ``booking_rows`` (through the resource rule and
+    set_node_type rules, which may split a window), which keep their rows' knowledge window."""
+    # (The rows were joined back on source_id for known_from/known_until, which the spans carry
+    # already: 0.4 s of 1.0 s on 500 x 10; the join's one effect, dropping a null id, stays.)
+    return (canonical.filter(pl.col("source_id").is_not_null())
             .select([pl.col(name).cast(dtype) for name, dtype in BOOKING_SCHEMA.items()])
             .sort("lease_id", "source_id", "start"))
 

@@ -47,7 +47,7 @@ def lease_leadtimes(frames: Mapping[str, pl.LazyFrame], instances: pl.DataFrame,
         "id": common.ID, "project_id": common.TEXT, "start_date": common.WHEN, "created_at": common.WHEN})
     reservations = common.table_rows(frames, "blazar.reservations", {"id": common.ID, "lease_id": common.ID})
     launched = (instances.lazy().filter(pl.col("launched_at").is_not_null() & pl.col("reservation_id").is_not_null())
-                .select("entity_id", "reservation_id", "created_at").unique()
+                .select("entity_id", "reservation_id", "created_at")  # a repeated row changes no first()
                 .join(reservations.select(pl.col("id").alias("reservation_id"), "lease_id").unique("reservation_id"),
                       on="reservation_id")
                 .sort("created_at", "entity_id")

@@ -94,7 +94,7 @@ def spans_from_tables(
     spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
                                                   node_types=dict(policy.node_types))
                      for frame in (pl.concat(canonical, how="vertical"), booked))
-    booked = bookings.bookings(booking_rows, booked)
+    booked = bookings.bookings(booked)
     # The lead times need only the bookings and the instances: a second thread makes them while this
     # one adds knowledge times and audits (polars releases the GIL; neither alone keeps both cores busy).
     with SideThread() as side:
