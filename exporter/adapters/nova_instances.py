@@ -133,15 +133,15 @@ def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> 
     ``message='Error'`` or one of its events has result Error.
     """
     rows = common.typed_union(tables, ACTION_TABLES, {
-        "id": common.ID, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
+        "id": common.KEY, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
         "created_at": common.WHEN, "message": common.TEXT})
     actions = rows.select(
-        "source_table", "shadow_twin", pl.col("id").alias("source_id"), pl.col("id").alias("action_id"),
+        "source_table", "shadow_twin", pl.col("id").cast(pl.String).alias("source_id"), pl.col("id").alias("action_id"),
         pl.col("instance_uuid").alias("entity_id"), "action",
         pl.coalesce("start_time", "created_at").alias("at"),
         (pl.col("message").fill_null("") == "Error").alias("marked_error")).filter(pl.col("action").is_in(list(kinds)))
-    events = _event_rows(tables).join(actions.select("action_id"), on="action_id", how="semi")
-    outcomes = events.group_by("action_id").agg(
+    events, actions = common.same_keys(_event_rows(tables), actions, "action_id")
+    outcomes = events.join(actions.select("action_id"), on="action_id", how="semi").group_by("action_id").agg(
         (pl.col("result") == "Error").any().alias("event_error"))
     return actions.join(outcomes, on="action_id", how="left").select(
         "source_table", "shadow_twin", "source_id", "action_id", "entity_id", "action", "at",
@@ -150,14 +150,15 @@ def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> 
 
 def _event_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     return common.typed_union(tables, ("nova.instance_actions_events", "nova.shadow_instance_actions_events"), {
-        "action_id": common.ID, "event": common.TEXT, "result": common.TEXT,
+        "action_id": common.KEY, "event": common.TEXT, "result": common.TEXT,
         "start_time": common.WHEN, "finish_time": common.WHEN})
 
 
 def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """entity_id, terminate_event: when the first successful terminate event finished."""
-    events = _event_rows(tables).filter((pl.col("event") == TERMINATE_EVENT) & (pl.col("result") == SUCCESS))
-    actions = _action_owners(tables)
+    events, actions = common.same_keys(
+        _event_rows(tables).filter((pl.col("event") == TERMINATE_EVENT) & (pl.col("result") == SUCCESS)),
+        _action_owners(tables), "action_id")
     return (
         events.join(actions, on="action_id", how="inner")
         .group_by("entity_id")
@@ -166,5 +167,5 @@ def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def _action_owners(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    rows = common.typed_union(tables, ACTION_TABLES, {"id": common.ID, "instance_uuid": common.ID})
+    rows = common.typed_union(tables, ACTION_TABLES, {"id": common.KEY, "instance_uuid": common.ID})
     return rows.select(pl.col("id").alias("action_id"), pl.col("instance_uuid").alias("entity_id"))

@@ -154,3 +154,23 @@ def test_ironic_instance_counts_the_whole_host():
     result = run([instance(vcpus=1)])
     row = result.spans.filter(pl.col("level") == "occupied").row(0, named=True)
     assert (row["nodes"], row["vcpus"]) == (1.0, 48.0)
+
+
+def test_action_ids_join_their_events_whatever_each_table_stores_them_as():
+    # Integer ids are joined as integers (exporter.adapters.common.KEY); a dump may store one
+    # side as text: both are then joined as text, and the same events still count.
+    late = instance(terminated_at=None, deleted_at=t("03-04 00:00"))
+    action_rows = [{"id": 5, "instance_uuid": "i1", "action": "delete", "start_time": t("03-01 11:55")},
+                   {"id": 6, "instance_uuid": "i1", "action": "stop", "start_time": t("03-01 05:00")}]
+    event_rows = [{"action_id": 5, "event": "compute_terminate_instance", "finish_time": t("03-01 12:00"),
+                   "result": "Success"},
+                  {"action_id": 6, "event": "compute_stop_instance", "finish_time": t("03-01 05:01"), "result": "Error"}]
+    for text_side in ("nova.instance_actions", "nova.instance_actions_events", None):
+        named = tables(**dict(BASE, instances=instances(late), instance_actions=actions(*action_rows),
+                              instance_actions_events=events(*event_rows)))
+        if text_side is not None:
+            column = "id" if text_side == "nova.instance_actions" else "action_id"
+            named[text_side] = named[text_side].with_columns(pl.col(column).cast(pl.String))
+        result = spans_from_tables(named, site="s", snapshot_time=SNAPSHOT)
+        assert spans(result, "occupied") == [("i1", "ondemand", t("03-01 01:00"), t("03-01 12:00"))], text_side
+        assert spans(result, "stopped") == [], text_side  # the stop failed (its event's result)
