@@ -186,12 +186,10 @@ class SpanBooks:
     def _kept(self, before: pl.DataFrame, after: pl.DataFrame, *, rejected: str, clipped: str,
               detail: pl.Expr) -> pl.DataFrame:
         """``after``; rows of ``before`` with no piece in it are rejected, the rest's loss is clipped."""
-        survived = after.select("_row").unique()
-        lost = before.join(survived, on="_row", how="anti").with_columns(pl.lit(rejected).alias("rejection_reason"))
+        survived = _survived(before, after)
+        lost = before.filter(~survived).with_columns(pl.lit(rejected).alias("rejection_reason"))
         self._split(lost, detail=detail)
-        # only what trimmed_hours reads goes through the join (not every span column)
-        self._record_trim(before.select(*TRIM_COLUMNS, "_row").join(survived, on="_row", how="semi"), after,
-                          reason=clipped)
+        self._record_trim(before.select(*TRIM_COLUMNS, "_row").filter(survived), after, reason=clipped)
         return after
 
     def _split(self, frame: pl.DataFrame, *, detail: pl.Expr) -> pl.DataFrame:
@@ -262,6 +260,14 @@ def split_rejected(
         hours_between("start", "end", snapshot_time=snapshot_time).alias("hours"),
     )
     return kept, conform(rejected, REJECT_SCHEMA)
+
+
+def _survived(before: pl.DataFrame, after: pl.DataFrame) -> pl.Series:
+    """Per row of ``before``: whether a piece of its ``_row`` is in ``after``. ``_row`` is a row
+    number (``settled``), so one flag per number does what a unique, an anti and a semi join on it did."""
+    size = max(before.get_column("_row").max() or 0, after.get_column("_row").max() or 0) + 1
+    flags = pl.zeros(size, dtype=pl.Boolean, eager=True).scatter(after.get_column("_row"), True)
+    return flags.gather(before.get_column("_row"))
 
 
 def _first_per(frame: pl.DataFrame, identity: list[str]) -> pl.DataFrame:
