@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
+import numpy as np
 import polars as pl
 
 from exporter.errors import TimelineError
@@ -202,45 +203,49 @@ def _leaf_label_pattern(site: str, node_types: pl.Series, rows: int) -> pl.DataF
     )
 
 
-def _site_long_leaves(wide: pl.DataFrame, leaves: pl.DataFrame) -> Iterator[pl.DataFrame]:
-    """Long timeline parts of ONE site's wide grid (sorted by timestamp, node_type, complete)
-    and its leaf columns (:func:`leaf_columns`), in order.
+def _site_long_leaves(site: str, node_types: pl.Series, times: pl.Series, leaves: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """Long timeline parts of ONE site: its node types (sorted), the grid times and its leaf
+    columns (:func:`leaf_columns`) with one block of ``times.len()`` rows per node type.
 
-    Every timestamp has the same node types, so the label columns repeat with a fixed period:
-    all parts share slices of one label pattern and only timestamp and value are made per part,
-    from that part's wide rows (so a consumer that takes one part at a time never holds them all).
+    The label columns repeat with a fixed period, so all parts share slices of one label
+    pattern; only timestamp and value are made per part, value by interleaving the part's
+    cells of every (node type, leaf) block (so a consumer that takes one part at a time never
+    holds them all).
     """
-    node_types = wide.filter(pl.col("timestamp") == wide["timestamp"][0]).get_column("node_type")
-    k, m = node_types.len(), len(_LEAF_ROWS)
-    tiled = node_types.gather(pl.int_range(0, wide.height, eager=True) % k)
-    if wide.height % k or not (wide["node_type"] == tiled).all():
-        raise TimelineError("timeline grid is not complete: node types differ between timestamps")
-    chunk = max(1, (1 << 14) // k) * k
-    pattern = _leaf_label_pattern(wide["site"][0], node_types, min(chunk, wide.height))
-    for at in range(0, wide.height, chunk):
-        rows = min(chunk, wide.height - at)
-        labels = pattern.head(rows * m)  # zero-copy slices
-        row_of = pl.int_range(0, rows * m, dtype=pl.get_index_type(), eager=True) // m
+    k, m, n = node_types.len(), len(_LEAF_ROWS), times.len()
+    blocks = [[column.slice(group * n, n).to_numpy() for group in range(k)] for column in leaves.get_columns()]
+    cells = max(1, (1 << 14) // k)  # grid times per part
+    pattern = _leaf_label_pattern(site, node_types, min(cells, n) * k)
+    for at in range(0, n, cells):
+        count = min(cells, n - at)
+        labels = pattern.head(count * k * m)  # zero-copy slices
+        values = np.empty((count, k, m))
+        for leaf, of_group in enumerate(blocks):  # long row order: time, node type, leaf
+            for group, block in enumerate(of_group):
+                values[:, group, leaf] = block[at:at + count]
+        row_of = pl.int_range(0, count * k * m, dtype=pl.get_index_type(), eager=True) // (k * m)
         yield pl.DataFrame([
-            labels["site"], wide["timestamp"].slice(at, rows).gather(row_of), labels["node_type"], labels["pool"],
-            labels["state"], labels["resource"], _long_values(leaves.slice(at, rows)),
+            labels["site"], times.slice(at, count).gather(row_of).alias("timestamp"), labels["node_type"],
+            labels["pool"], labels["state"], labels["resource"], pl.Series("value", values.reshape(-1)),
         ])
 
 
-def long_timeline_parts(wide: pl.DataFrame, leaves: pl.DataFrame | None = None) -> Iterator[pl.DataFrame]:
-    """The long timeline (TIMELINE_SCHEMA) of a complete wide grid sorted by site, timestamp,
-    node_type, in consecutive parts of at most about 740k rows: ``site, timestamp, node_type,
-    pool, state, resource, value``. ``leaves``: the grid's :func:`leaf_columns` when already
-    computed; only the index columns of ``wide`` are read then. An empty grid gives one empty part."""
-    if wide.height == 0:
-        yield long_leaves(wide, ["site", "timestamp", "node_type"]).cast(TIMELINE_SCHEMA)
+def long_timeline_parts(groups: pl.DataFrame, times: pl.Series, leaves: pl.DataFrame) -> Iterator[pl.DataFrame]:
+    """The long timeline (TIMELINE_SCHEMA) of a grid (exporter.reconstruct.timeline.TimelineGrid:
+    ``groups`` site, node_type sorted; ``times``; ``leaves``, one block of ``times.len()`` rows per
+    group), sorted by site, timestamp, node_type, in consecutive parts of at most about 740k rows:
+    ``site, timestamp, node_type, pool, state, resource, value``. An empty grid gives one empty part."""
+    if groups.height == 0 or times.len() == 0:
+        index = groups.select("site", pl.lit(None, dtype=times.dtype).alias("timestamp"), "node_type").clear()
+        yield long_leaves(index, ["site", "timestamp", "node_type"]).cast(TIMELINE_SCHEMA)
         return
-    leaves = leaf_columns(wide) if leaves is None else leaves
-    sites = wide.select(pl.col("site").rle()).unnest("site")  # wide is sorted by site first
-    for at, rows in zip(sites["len"].cum_sum() - sites["len"], sites["len"]):
-        yield from _site_long_leaves(wide.slice(at, rows), leaves.slice(at, rows))
+    n = times.len()
+    sites = groups.select(pl.col("site").rle()).unnest("site")  # groups are sorted by site first
+    for at, size in zip((sites["len"].cum_sum() - sites["len"]).to_list(), sites["len"].to_list()):
+        yield from _site_long_leaves(groups["site"][at], groups["node_type"].slice(at, size), times,
+                                     leaves.slice(at * n, size * n))
 
 
-def long_timeline(wide: pl.DataFrame, leaves: pl.DataFrame | None = None) -> pl.DataFrame:
+def long_timeline(groups: pl.DataFrame, times: pl.Series, leaves: pl.DataFrame) -> pl.DataFrame:
     """:func:`long_timeline_parts` as one frame."""
-    return pl.concat(long_timeline_parts(wide, leaves), how="vertical", rechunk=False)
+    return pl.concat(long_timeline_parts(groups, times, leaves), how="vertical", rechunk=False)

@@ -63,7 +63,7 @@ def write_parts(parts: Iterable[pl.DataFrame], schema: Mapping[str, pl.DataType]
 
 def write_timeline(grid: TimelineGrid, path: Path) -> None:
     """timeline.parquet straight from the grid, part by part (the long frame is never whole)."""
-    if grid.index.height == 0:  # an empty file's bytes are the in-memory writer's
+    if grid.leaves.height == 0:  # an empty file's bytes are the in-memory writer's
         write_frame(grid.long(), path, TIMELINE_PARQUET_OPTIONS)
     else:
         write_parts(grid.long_parts(), TIMELINE_SCHEMA, path, TIMELINE_PARQUET_OPTIONS)

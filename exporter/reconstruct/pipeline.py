@@ -119,7 +119,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progre
             outputs.wait()
         times = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
         lead_timeline = leadtime.leadtime_timeline(span_set.leadtimes)
-        node_types = grid.index.select(pl.col("site", "node_type").cast(pl.String)).unique()
+        node_types = grid.groups.select(pl.col("site", "node_type").cast(pl.String))
         families = {**bookings.booked_ahead_families(bookings.booked_ahead(span_set.bookings, times,
                                                                            node_types=node_types)),
                     **leadtime.leadtime_family(lead_timeline)}

@@ -141,40 +141,27 @@ def _coded_series_grid(
     return key_table, grid
 
 
-def _wide_grid(
+def _group_grid(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
-) -> pl.DataFrame:
-    """``site, node_type, timestamp`` + one ``<series>|<resource>`` column per level-series and
-    resource, sorted by site, timestamp, node_type.
+) -> TimelineGrid:
+    """The :class:`TimelineGrid` of the spans, from the dense grid's key blocks.
 
-    Gathered straight from the dense grid in that order: it holds n rows per key_id (one per
-    grid time), so (key, cell) is grid row key_id × n + cell. No filtered copies, no sort, and
-    no label column repeated per grid row.
+    A key's n cells are one block of the dense grid (key_id × n ..), so each group's leaves are
+    computed from zero-copy slices of its level-series' blocks, and the leaf columns keep one
+    chunk per group: no gather and no copy of the level-series values.
     """
     key_table, grid = _coded_series_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    ids = {name: key_table.filter(pl.col("series") == name).get_column("key_id").cast(pl.Int64)
-           for name in SERIES_NAMES}
     groups = key_table.filter(pl.col("series") == SERIES_NAMES[0]).select(GROUP)  # (site, node_type) order
     n = grid.cells
-    order = _site_time_order(groups, n)
-    columns = []
-    for name in SERIES_NAMES:  # one index per level-series, shared by its resources
-        at = ids[name].gather(order["group"]) * n + order["cell"]
-        columns.append(grid.values.select(pl.col(r).gather(at).alias(f"{name}|{r}") for r in RESOURCES))
-    index = groups.select(pl.all().gather(order["group"])).with_columns(
-        grid.times.gather(order["cell"]).alias("timestamp"))
-    return pl.concat([index, *columns], how="horizontal")
-
-
-def _site_time_order(groups: pl.DataFrame, cells: int) -> pl.DataFrame:
-    """``group`` (row of ``groups``, sorted by site, node_type) and ``cell`` for every wide row,
-    in (site, cell, node_type) order."""
-    runs = groups.select(pl.col("site").rle()).unnest("site")
-    parts = []
-    for first, size in zip((runs["len"].cum_sum() - runs["len"]).to_list(), runs["len"].to_list()):
-        position = pl.int_range(0, cells * size, dtype=pl.Int64, eager=True)
-        parts.append(pl.DataFrame({"group": first + position % size, "cell": position // size}))
-    return pl.concat(parts) if parts else pl.DataFrame(schema={"group": pl.Int64, "cell": pl.Int64})
+    blocks = {name: key_table.filter(pl.col("series") == name).get_column("key_id").to_list() for name in SERIES_NAMES}
+    per_group = [
+        leaf_columns(pl.DataFrame([grid.values.get_column(r).slice(blocks[name][group] * n, n).alias(f"{name}|{r}")
+                                   for name in SERIES_NAMES for r in RESOURCES]))
+        for group in range(groups.height)
+    ]
+    empty = pl.DataFrame(schema={f"{name}|{r}": pl.Float64 for name in SERIES_NAMES for r in RESOURCES})
+    leaves = pl.concat(per_group, rechunk=False) if per_group else leaf_columns(empty)
+    return TimelineGrid(groups=groups, times=grid.times, leaves=leaves)
 
 
 # Refused before the grid is built: about 60 bytes per timeline row at peak (the 500-host
@@ -198,35 +185,46 @@ def check_timeline_size(spans: SpanInput, *, start: datetime, end: datetime, ste
 
 @dataclass(frozen=True)
 class TimelineGrid:
-    """The timeline per series, before it is made long: ``index`` (site, node_type, timestamp;
-    sorted by site, timestamp, node_type) and ``leaves``, one column per (pool, state, resource)
-    leaf (exporter.reconstruct.leaves.LEAF_COLUMNS), row for row. Consumers that want sums per
-    series (the audit) read it instead of the long frame, 45 times as many rows."""
+    """The timeline per (site, node_type) before it is made long: ``groups`` (site, node_type,
+    sorted), ``times`` (the n grid times) and ``leaves``, one column per (pool, state, resource)
+    leaf (exporter.reconstruct.leaves.LEAF_COLUMNS) with one block of n rows per group in
+    ``groups``' order (row g × n + cell). Consumers that want sums per series (the audit) read it
+    instead of the long frame, 45 times as many rows; the writer interleaves it part by part."""
 
-    index: pl.DataFrame
+    groups: pl.DataFrame
+    times: pl.Series
     leaves: pl.DataFrame
 
     def long(self) -> pl.DataFrame:
         """The exported timeline (:func:`timeline_from_spans`)."""
-        return long_timeline(self.index, self.leaves)
+        return long_timeline(self.groups, self.times, self.leaves)
 
     def long_parts(self) -> Iterator[pl.DataFrame]:
         """The exported timeline in consecutive parts, each made when it is asked for: a writer
         that takes one at a time never holds the whole long frame."""
-        return long_timeline_parts(self.index, self.leaves)
+        return long_timeline_parts(self.groups, self.times, self.leaves)
+
+    def group_blocks(self) -> list[pl.DataFrame]:
+        """The rows of ``leaves`` of each group, in ``groups``' order."""
+        n = self.times.len()
+        return [self.leaves.slice(group * n, n) for group in range(self.groups.height)] if n else []
+
+    def row_times(self) -> pl.Series:
+        """The grid time of every row of ``leaves``."""
+        n = max(self.times.len(), 1)
+        return self.times.gather(pl.int_range(0, self.leaves.height, dtype=pl.Int64, eager=True) % n)
 
     @property
     def rows(self) -> int:
         """Rows of the long timeline."""
-        return self.index.height * self.leaves.width
+        return self.leaves.height * self.leaves.width
 
 
 def timeline_grid(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
 ) -> TimelineGrid:
     """The values of :func:`timeline_from_spans` as a :class:`TimelineGrid`."""
-    wide = _wide_grid(spans, start=start, end=end, step=step, open_end=open_end)
-    return TimelineGrid(index=wide.select(*GROUP, "timestamp"), leaves=leaf_columns(wide))
+    return _group_grid(spans, start=start, end=end, step=step, open_end=open_end)
 
 
 def timeline_from_spans(

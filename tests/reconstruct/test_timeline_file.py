@@ -13,7 +13,7 @@ import polars as pl
 
 from exporter.columns import SPAN_SCHEMA, conform
 from exporter.reconstruct.outputs import TIMELINE_PARQUET_OPTIONS, write_frame, write_timeline
-from exporter.reconstruct.timeline import timeline_grid
+from exporter.reconstruct.timeline import counters_until, timeline_grid
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2020, 1, 1)
@@ -25,15 +25,20 @@ def _span(site, level, start, end, *, node_type, nodes=1.0, booking=None):
                 vcpus=48.0 * nodes, memory_mb=1000.0 * nodes, disk_gb=0.0, gpus=0.0)
 
 
-def _grid():
+def _spans():
     rows = []
-    for site, node_type in (("a", "gpu"), ("b", "cpu"), ("b", "fpga")):  # two sites, one with two node types
-        rows += [_span(site, "total", T0, None, node_type=node_type, nodes=4.0),
+    # two sites, one with two node types; each group's own total
+    for more, (site, node_type) in enumerate((("a", "gpu"), ("b", "cpu"), ("b", "fpga"))):
+        rows += [_span(site, "total", T0, None, node_type=node_type, nodes=4.0 + more),
                  _span(site, "reservable", T0 + 10 * HOUR, None, node_type=node_type, nodes=3.0),
                  _span(site, "committed", T0 + 17_000 * HOUR, T0 + 19_000.5 * HOUR, node_type=node_type, nodes=2.0),
                  _span(site, "occupied", T0 + 18_000.25 * HOUR, T0 + 18_001 * HOUR, node_type=node_type,
                        booking="reservation")]
-    return timeline_grid(conform(pl.DataFrame(rows), SPAN_SCHEMA), start=T0, end=END, step=HOUR, open_end=END)
+    return conform(pl.DataFrame(rows), SPAN_SCHEMA)
+
+
+def _grid():
+    return timeline_grid(_spans(), start=T0, end=END, step=HOUR, open_end=END)
 
 
 def _sha(path) -> str:
@@ -51,4 +56,16 @@ def test_timeline_written_from_the_grid_is_the_long_frame_byte_for_byte(tmp_path
     active = long.filter(pl.col("state") == "active", pl.col("resource") == "nodes", pl.col("value") != 0)
     assert active.select(pl.col("site", "node_type").cast(pl.String), "timestamp", "value").rows() == [
         (site, node_type, T0 + 18_000 * HOUR, 0.75) for site, node_type in (("a", "gpu"), ("b", "cpu"), ("b", "fpga"))]
-    assert long["timestamp"].equals(grid.index["timestamp"].gather(pl.int_range(0, long.height, eager=True) // 45))
+    keys = ["site", "node_type", "pool", "state", "resource"]
+    assert long.equals(long.sort("site", "timestamp", "node_type", "pool", "state", "resource"))
+    # each (group, leaf) series lands on its own rows: its integral is the one summed from the
+    # spans without the grid (counters_until); the groups' totals differ
+    integral = long.group_by(keys).agg(pl.col("value").sum() * 3600.0)
+    counted = integral.join(counters_until(_spans(), origin=T0, at=END), on=keys, how="full", coalesce=True)
+    assert counted.height == 3 * 45
+    assert counted.filter((pl.col("value") - pl.col("value_right")).abs() > 1e-6 * pl.col("value_right").abs()
+                          ).height == 0
+    unknown = counted.filter(pl.col("pool") == "unknown", pl.col("resource") == "nodes")
+    # unknown = total - reservable: the whole total for 10 h, then total - 3 for 19,990 h
+    assert dict(unknown.select(pl.col("node_type").cast(pl.String), "value").rows()) == {
+        node_type: (total * 10 + (total - 3) * 19_990) * 3600.0 for node_type, total in (("gpu", 4), ("cpu", 5), ("fpga", 6))}
