@@ -7,11 +7,13 @@ effect from the first cell.
 
 from __future__ import annotations
 
+import random
+import struct
 from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.engine.resample import dense_grid_from_deltas, grid_end, grid_size
+from exporter.engine.resample import _cell_means, dense_grid_from_deltas, grid_end, grid_size
 from exporter.engine.sweepline import signed_changes
 
 HOUR = timedelta(hours=1)
@@ -61,3 +63,28 @@ def test_grid_covers_a_last_partial_window_with_a_whole_cell():
     assert grid_size(start=T0, end=at(2.5), step=HOUR) == 3
     assert grid_end(start=T0, end=at(2.5), step=HOUR) == at(3)
     assert grid_size(start=T0, end=T0, step=HOUR) == 0
+
+
+def _bits(value: float) -> bytes:
+    return struct.pack("<d", value)
+
+
+def test_cell_means_are_the_level_before_plus_the_part_to_the_bit():
+    """Each cell's mean is (0.0 + the earlier cells' ``full``, added one cell after another) +
+    the cell's ``part``, bit for bit, signed zeros included:
+    sums of 0.0 and -0.0, a key whose first change is -0.0, a key with no change, a change in
+    a key's last cell."""
+    rng = random.Random(7)
+    keys, cells = 5, 12
+    weights = {1 * cells + 2: (-0.0, -0.0), 1 * cells + 5: (0.0, -0.0), 3 * cells + 11: (2.5, 1.25)}
+    for pos in rng.sample([p for p in range(keys * cells) if p // cells in (0, 2, 4)], 25):
+        weights[pos] = tuple(rng.choice([0.0, -0.0, rng.uniform(-5, 5), rng.uniform(-5, 5) * 1e-9]) for _ in "fp")
+    frame = pl.DataFrame([(pos, full, part) for pos, (full, part) in sorted(weights.items())],
+                         schema={"__pos": pl.Int64, "__full_v": pl.Float64, "__part_v": pl.Float64}, orient="row")
+    got = _cell_means(frame, "v", size=keys * cells, n=cells).to_list()
+    for key in range(keys):
+        level = 0.0
+        for cell in range(cells):
+            full, part = weights.get(key * cells + cell, (0.0, 0.0))
+            assert _bits(got[key * cells + cell]) == _bits(level + part), (key, cell)
+            level += full  # a quiet cell's 0.0 changes no bit: the level is never -0.0
