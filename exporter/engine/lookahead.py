@@ -77,22 +77,35 @@ def _means(coded: pl.DataFrame, cells: pl.DataFrame, weights: list[str], h: floa
     breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
     ranked = _RANK in coded.columns
     # rising events rank after falling ones: their ranks are shifted past the largest (once, not per block)
-    shift = pl.lit(int(coded[_RANK].max()) + 1, dtype=coded.schema[_RANK]) if ranked and coded.height else None
+    shift = int(coded[_RANK].max()) + 1 if ranked and coded.height else 0
     events = []
     for index, coefficient in _RAMPS:
         b = breakpoints[index]
         for edge, sign in (("known_from", 1.0), ("known_until", -1.0)):
             a = pl.max_horizontal(b, pl.col(edge))
             slope = coefficient * sign
-            # (ds, weights) ranked as one number: ds (±1) first, then the windows' weight rank
-            shifted = pl.col(_RANK) + shift if slope > 0 and shift is not None else pl.col(_RANK)
-            rank = [shifted.alias(_RANK)] if ranked else []
-            events.append(coded.lazy().select(
-                _KEY, *rank, a=a, dv=(a - b) * slope, ds=pl.lit(slope), edge=pl.col(edge), **{w: pl.col(w) for w in weights}
-            ).filter(pl.col("edge").is_not_null()).drop("edge"))
+            if ranked:  # (ds, weights) ranked as one number: ds (±1) first, then the windows' weight rank
+                rest = [(pl.col(_RANK) + shift if slope > 0 else pl.col(_RANK)).alias(_RANK)]
+            else:
+                rest = [pl.lit(slope).alias("ds"), *weights]
+            events.append(coded.lazy().select(_KEY, *rest, a=a, dv=(a - b) * slope, edge=pl.col(edge))
+                          .filter(pl.col("edge").is_not_null()).drop("edge"))
     events = pl.concat(events).filter(pl.col("a") <= last).collect()
-    running = _running_sums(events, weights) if ranked else _running_sums_sorted(
-        events.sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True), weights)
+    if not ranked:
+        running = _running_sums_sorted(events.sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True), weights)
+        return _means_joined(cells, running, weights, h)
+    # the weights and ds of each (shifted) rank: a small table read from the windows, not 2.3 M event rows
+    per_rank = {w: np.tile(_per_rank(coded.get_column(_RANK).to_numpy(), coded.get_column(w).to_numpy()), 2)
+                for w in weights}
+    per_rank["ds"] = np.repeat([-1.0, 1.0], shift)
+    running = _running_sums(events, per_rank, weights)
+    means = _means_searched(cells, running, weights, h)
+    return means if means is not None else _means_joined(cells, pl.DataFrame(running), weights, h)
+
+
+def _means_joined(cells: pl.DataFrame, running: pl.DataFrame, weights: list[str], h: float) -> pl.DataFrame:
+    """The means at ``cells`` from the running sums, by polars' as-of join (the reference for
+    ``_means_searched``, and the path for null, NaN or non-finite values)."""
     # both sides sorted by (key, time), so sorted by time within each key
     joined = cells.lazy().join_asof(running.lazy(), left_on="t", right_on="a", by=_KEY, strategy="backward",
                                     check_sortedness=False)
@@ -101,6 +114,38 @@ def _means(coded: pl.DataFrame, cells: pl.DataFrame, weights: list[str], h: floa
         for w in weights]).with_columns(
         pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max().over(_KEY)).then(0.0).otherwise(pl.col(w)).alias(w)
         for w in weights).drop(_KEY).collect()
+
+
+def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights: list[str],
+                    h: float) -> pl.DataFrame | None:
+    """``_means_joined`` in numpy: each cell's last running row at or before its time found by a
+    binary search per key, then the same operations in the same order, so the same bits (measured
+    on 789k cells: 0.08-0.11 s against the join's 0.24-0.38 s CPU). None where a value is not
+    finite (polars' max skips NaN, numpy's does not: that rare case takes the join)."""
+    cell_key, t = cells.get_column(_KEY).to_numpy(), cells.get_column("t").to_numpy()
+    key, a = running[_KEY], running["a"]
+    row = np.empty(len(t), dtype=np.int64)
+    cell_starts = np.flatnonzero(np.r_[True, cell_key[1:] != cell_key[:-1]]) if len(t) else np.arange(0)
+    blocks = list(zip(cell_starts, np.r_[cell_starts[1:], len(t)]))
+    for begin, end in blocks:
+        lo, hi = np.searchsorted(key, cell_key[begin], "left"), np.searchsorted(key, cell_key[begin], "right")
+        row[begin:end] = lo + np.searchsorted(a[lo:hi], t[begin:end], "right") - 1
+        row[begin:end][row[begin:end] < lo] = -1  # no event at or before t: null, read 0
+    found = row >= 0
+    taken = np.where(found, row, 0)
+    means = {}
+    with np.errstate(all="ignore"):
+        for w in weights:
+            value = running[f"{w}__v"][taken] + t * running[f"{w}__s"][taken] - running[f"{w}__sa"][taken]
+            value *= 1.0 / h  # polars divides a column by a number as a product with its inverse
+            value[~found] = 0.0
+            if not np.isfinite(value).all():
+                return None
+            for begin, end in blocks:
+                part = value[begin:end]
+                part[np.abs(part) < RESIDUE * np.abs(part).max()] = 0.0
+            means[w] = value
+    return pl.DataFrame({"timestamp": cells.get_column("timestamp"), **means})
 
 
 def _weight_ranks(windows: pl.DataFrame, weights: list[str]) -> np.ndarray | None:
@@ -121,32 +166,31 @@ def _weight_ranks(windows: pl.DataFrame, weights: list[str]) -> np.ndarray | Non
     return ranks
 
 
-def _running_sums(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
+def _running_sums(events: pl.DataFrame, per_rank: dict[str, np.ndarray],
+                  weights: Sequence[str]) -> dict[str, np.ndarray]:
     """Per key of ``events``, in (key, a, dv, ds, weights) order: the three running sums of each
     weight at each event time, on the last row of the events at that time (which holds all of them).
 
     The events carry the rank of (ds, weights) (``_weight_ranks``), so they are ordered by four
     columns instead of nine, in the same order (rows tied on all four are tied on all nine: equal,
-    so they add the same); sums in numpy per key's slice, each started from 0.0 as polars'
-    cum_sum is, so every sum is the same, bit for bit (measured: the nine-column sort and the
-    gather of the sorted frame were most of the lens' time).
+    so they add the same); ds and the weights are read per rank from ``per_rank`` (rows of one rank
+    may differ only in the sign of a zero, which adds nothing); sums in numpy per key's slice, each
+    started from 0.0 as polars' cum_sum is, so every sum is the same, bit for bit (measured: the
+    nine-column sort and the gather of the sorted frame were most of the lens' time).
     """
     key, a, dv, rank = (events.get_column(name).to_numpy() for name in (_KEY, "a", "dv", _RANK))
-    order = _stable_order(key, a, dv, rank)
-    # ds and the weights are one row of a small table per rank: read there, not gathered from
-    # 2.3 M rows (rows of one rank may differ only in the sign of a zero, which adds nothing)
-    by_rank = {name: _per_rank(rank, events.get_column(name).to_numpy()) for name in ("ds", *weights)}
+    order = _event_order(key, a, dv, rank)
     key, a, dv, rank = key[order], a[order], dv[order], rank[order]
-    ds = by_rank["ds"][rank]
+    ds = per_rank["ds"][rank]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     slices = [slice(begin, end) for begin, end in zip(starts, np.r_[starts[1:], len(key)])]
     last_of_time = np.flatnonzero(np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)])
-    sums: dict[str, np.ndarray] = {}
+    sums: dict[str, np.ndarray] = {_KEY: key.take(last_of_time), "a": a.take(last_of_time)}
     # two buffers for all fifteen sums: freed blocks of this size stay in the C heap (RSS), so
     # fresh temporaries per sum raised the reconstruction's peak
     weight, total = np.empty(len(key)), np.empty(len(key))
     for w in weights:
-        np.take(by_rank[w], rank, out=weight)
+        np.take(per_rank[w], rank, out=weight)
         for suffix, factor in (("v", dv), ("s", ds), ("sa", a)):
             np.multiply(weight, ds if factor is a else factor, out=total)
             if factor is a:
@@ -155,8 +199,7 @@ def _running_sums(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
             for part in slices:
                 np.cumsum(total[part], out=total[part])
             sums[f"{w}__{suffix}"] = total.take(last_of_time)
-    return pl.DataFrame({_KEY: pl.Series(key.take(last_of_time), dtype=events.schema[_KEY]),
-                         "a": a.take(last_of_time), **sums})
+    return sums
 
 
 def _per_rank(rank: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -178,6 +221,41 @@ def _stable_order(*columns: np.ndarray) -> np.ndarray:
         step = np.argsort(values, kind="stable")
         order = step if order is None else order[step]
     return order if order is not None else np.arange(0)
+
+
+def _event_order(key: np.ndarray, a: np.ndarray, dv: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """``_stable_order(key, a, dv, rank)``. Where a and dv are whole seconds or microseconds (a
+    site's times are whole seconds), the four columns are packed exactly into two integers and the
+    rows ordered by their 16-bit digits, least significant first, which numpy sorts by radix
+    (measured on 2.3 M events: 0.59 s against 1.01 s CPU). Else (other floats) ``_stable_order``."""
+    exact_a, exact_dv = _whole(a), _whole(dv)
+    if exact_a is None or exact_dv is None or not len(key):
+        return _stable_order(key, a, dv, rank)
+    exact_a -= exact_a.min()
+    exact_dv -= exact_dv.min()
+    bits_a, bits_rank = int(exact_a.max()).bit_length(), int(rank.max()).bit_length()
+    high_bits, low_bits = int(key.max()).bit_length() + bits_a, int(exact_dv.max()).bit_length() + bits_rank
+    if high_bits > 62 or low_bits > 62 or rank.min() < 0:
+        return _stable_order(key, a, dv, rank)
+    high = (key.astype(np.int64) << bits_a) | exact_a
+    low = (exact_dv << bits_rank) | rank
+    order = None
+    for packed, bits in ((low, low_bits), (high, high_bits)):
+        for shift in range(0, max(bits, 1), 16):
+            digit = (((packed if order is None else packed[order]) >> shift) & 0xFFFF).astype(np.uint16)
+            step = np.argsort(digit, kind="stable")
+            order = step if order is None else order[step]
+    return order
+
+
+def _whole(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as int64 counts of seconds or microseconds when that is exact and keeps their order
+    and equality (distinct counts are distinct floats: |count| < 2**52), else None."""
+    for per_second in (1.0, 1e6):
+        counts = np.rint(values * per_second)
+        if len(values) and np.abs(counts).max() < 2.0**52 and np.array_equal(counts / per_second, values):
+            return counts.astype(np.int64)
+    return None
 
 
 def _running_sums_sorted(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:

@@ -103,3 +103,16 @@ def test_the_stable_order_is_numpys_lexsort():
                rng.integers(-3, 3, 5000), rng.integers(0, 70000, 5000))
     assert (lookahead._stable_order(*columns) == np.lexsort(columns[::-1])).all()
     assert len(lookahead._stable_order(np.array([], dtype=np.int64))) == 0
+
+
+@pytest.mark.parametrize("per_second", [1.0, 1e6, None])
+def test_the_event_order_is_numpys_lexsort(per_second):
+    # whole seconds and whole microseconds take the packed radix order; other floats the per-column one
+    rng = np.random.default_rng(8)
+    n = 20000
+    a = rng.integers(-10**9, 10**9, n) / (per_second or 7.3)
+    dv = rng.choice([0.0, -0.0, 3600.0, -7200.0, 1.0, 2.0**40], n) / (per_second or 1.0)
+    dv[rng.random(n) < 0.3] = -0.0  # equal to 0.0: the tie goes to the rank, as the float sort does
+    columns = (rng.integers(0, 9, n).astype(np.uint32), a[rng.integers(0, n // 4, n)], dv, rng.integers(0, 44, n))
+    assert (lookahead._event_order(*columns) == np.lexsort(columns[::-1])).all()
+    assert (lookahead._whole(columns[1]) is None) == (per_second is None)
