@@ -67,11 +67,14 @@ def booked_ahead(bookings_frame: pl.DataFrame, grid: Sequence[dt.datetime],
                                  horizons=list(horizons.values()), also=node_types)
     parts = {name: frame.with_columns(horizon=pl.lit(name)) for name, frame in zip(horizons, means)}
     # Each part holds every key with every grid time, in (key, time) order: its slices per key,
-    # interleaved, put the rows in the families' order without sorting 2.4 M rows per family.
+    # interleaved, put the rows in the families' order without sorting 2.4 M rows per family; in
+    # one chunk, which the families' checks and writes read faster than 27 slices (measured: 0.1 s
+    # to copy, 0.2 s saved per family).
     per_key = len(grid)
     keys = next(iter(parts.values())).height // per_key if parts and per_key else 0
     slices = [parts[name].slice(k * per_key, per_key) for k in range(keys) for name in sorted(parts)]
-    return pl.concat(slices or list(parts.values())).select("site", "node_type", "horizon", "timestamp", *RESOURCES)
+    return pl.concat(slices or list(parts.values()), rechunk=True).select(
+        "site", "node_type", "horizon", "timestamp", *RESOURCES)
 
 
 def booked_ahead_families(booked: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -13,7 +13,8 @@ import pytest
 from exporter.adapters.registry import declared_tables
 from exporter.db import open_engine
 from exporter.extract.copy import read_tables
-from exporter.reconstruct.bookings import HORIZONS, booked_ahead
+from exporter.engine.lookahead import lookahead_means_each
+from exporter.reconstruct.bookings import HORIZONS, RESOURCES, booked_ahead
 from exporter.reconstruct.leadtime import leadtime_timeline
 from exporter.reconstruct.pipeline import spans_from_tables
 from exporter.sitegen import generate_site
@@ -111,3 +112,17 @@ def test_booked_ahead_at_random_times_equals_the_truth_as_known_then(site):
                 assert values.get(node_type, [0.0] * 5) == pytest.approx(want, rel=1e-9, abs=1e-9), (name, moment)
                 checked += any(want)
     assert checked > 20
+
+
+def test_booked_ahead_rows_are_each_horizons_means_in_the_families_order(site):
+    # per key, the horizons' slices in their text order (1d, 30d, 7d): what the families write unsorted
+    generated, span_set, _ = site
+    grid = [generated.start + k * dt.timedelta(hours=7) for k in range(200)]
+    got = booked_ahead(span_set.bookings, grid)
+    means = lookahead_means_each(span_set.bookings, keys=("site", "node_type"), weights=RESOURCES, grid=grid,
+                                 horizons=list(HORIZONS.values()))
+    want = pl.concat([frame.with_columns(horizon=pl.lit(name)) for name, frame in zip(HORIZONS, means)]).select(
+        got.columns).sort("site", "node_type", "horizon", "timestamp", maintain_order=True)
+    assert got["node_type"].n_unique() > 1
+    assert got.equals(want)
+    assert got.n_chunks() == 1
