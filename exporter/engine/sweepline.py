@@ -43,24 +43,27 @@ def signed_changes(
 
 
 def sums_by_sorted_key(
-    frame: pl.LazyFrame, *, by: Sequence[str], values: Sequence[str]
+    frame: pl.LazyFrame, *, by: Sequence[str], values: Sequence[str], few_keys: bool = False
 ) -> pl.LazyFrame:
     """Σ ``values`` per distinct ``by``, sorted by ``by`` (nulls first): ``by`` + ``values``.
 
     Each key's rows are added in input order, so the same input gives bit-identical sums:
     they are gathered per key (polars keeps row order within a group) and each list is summed.
     Measured: polars' own grouped sum may combine partial sums in a different order from run
-    to run (last-bit differences), and the list form is no slower.
+    to run (last-bit differences), and the list form is no slower. ``few_keys``: group without
+    sorting the rows first and sort the sums instead (the same sums; faster for tens of keys,
+    slower for hundreds of thousands: 614k spans into 81 keys 0.30 -> 0.10 s, 1.2 M deltas into
+    588k cells slower by 0.5 s).
     """
     by = list(by)
-    return (
+    values_as_lists = [pl.col(v) for v in values]
+    if few_keys:
+        grouped = frame.group_by(by).agg(*values_as_lists).sort(by)  # the keys are distinct: one order
+    else:
         # a stable sort keeps each key's rows in input order (sorting by a row index too, as
         # before, gave the same rows at twice the cost); sorted input makes the group_by fast
-        frame.sort(by, maintain_order=True)
-        .group_by(by, maintain_order=True)
-        .agg(*(pl.col(v) for v in values))
-        .with_columns(pl.col(v).list.sum() for v in values)
-    )
+        grouped = frame.sort(by, maintain_order=True).group_by(by, maintain_order=True).agg(*values_as_lists)
+    return grouped.with_columns(pl.col(v).list.sum() for v in values)
 
 
 # Fixed-point type for order-free sums: 12 decimals, |sum| < 10^26.

@@ -245,7 +245,7 @@ def series_totals(series: pl.LazyFrame, weight: pl.Expr) -> pl.DataFrame:
     anchors = _anchor_rows(series)
     # sums_by_sorted_key adds each key's rows in order: bit-identical between runs
     return sums_by_sorted_key(
-        pl.concat([weighted, anchors]), by=[*GROUP, "series"], values=RESOURCES
+        pl.concat([weighted, anchors]), by=[*GROUP, "series"], values=RESOURCES, few_keys=True
     ).collect(engine=_ENGINE)
 
 

@@ -65,10 +65,12 @@ def test_sums_per_key_are_bit_identical_between_runs():
     frame = pl.DataFrame({"k": (noise % 40).cast(pl.Int64),
                           "v": ((noise // 40) % 2_000_001).cast(pl.Float64) / 1e6 - 1.0})
     frame = frame.with_columns(pl.col("v") * 10.0 ** ((noise // 97) % 12).cast(pl.Float64))
-    runs = [sums_by_sorted_key(frame.lazy(), by=["k"], values=["v"]).collect() for _ in range(6)]
+    runs = [sums_by_sorted_key(frame.lazy(), by=["k"], values=["v"], few_keys=few).collect()
+            for _ in range(3) for few in (False, True)]
     assert runs[0]["k"].to_list() == list(range(40))
-    for other in runs[1:]:
+    for other in runs[1:]:  # also: both ways add each key's rows in input order, to the bit
         assert other.equals(runs[0])
+        assert other["v"].to_numpy().tobytes() == runs[0]["v"].to_numpy().tobytes()
     exact = {k: math.fsum(part["v"]) for (k,), part in frame.group_by("k")}
     for k, v in runs[0].rows():
         assert v == pytest.approx(exact[k], rel=1e-9, abs=1e-3)
