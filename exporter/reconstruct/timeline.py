@@ -25,7 +25,7 @@ from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_siz
 from exporter.columns import LEVELS, RECORD_LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.reconstruct.leaves import (
     LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, leaf_columns, long_leaves, long_timeline,
-    long_timeline_parts, series_name, wide_by_series,
+    leaf_column, leaf_weights, long_timeline_parts, series_name, wide_by_series,
 )
 
 GROUP = ["site", "node_type"]
@@ -155,13 +155,24 @@ def _group_grid(
     n = grid.cells
     blocks = {name: key_table.filter(pl.col("series") == name).get_column("key_id").to_list() for name in SERIES_NAMES}
     per_group = [
-        leaf_columns(pl.DataFrame([grid.values.get_column(r).slice(blocks[name][group] * n, n).alias(f"{name}|{r}")
-                                   for name in SERIES_NAMES for r in RESOURCES]))
+        _owned(leaf_columns(pl.DataFrame([grid.values.get_column(r).slice(blocks[name][group] * n, n)
+                                          .alias(f"{name}|{r}") for name in SERIES_NAMES for r in RESOURCES])))
         for group in range(groups.height)
     ]
     empty = pl.DataFrame(schema={f"{name}|{r}": pl.Float64 for name in SERIES_NAMES for r in RESOURCES})
     leaves = pl.concat(per_group, rechunk=False) if per_group else leaf_columns(empty)
     return TimelineGrid(groups=groups, times=grid.times, leaves=leaves)
+
+
+# Leaves of one level-series (sign +1): polars gives back the series itself, a slice of the dense
+# grid, which would keep all of the dense grid alive (+150-190 MB in the lens stage on 500 x 10).
+_ONE_TERM = tuple(leaf_column(pool, state, resource) for (pool, state), terms in leaf_weights().items()
+                  if len(terms) == 1 for resource in RESOURCES)
+
+
+def _owned(leaves: pl.DataFrame) -> pl.DataFrame:
+    """``leaves`` with its one-term columns copied (the same bits) out of the dense grid."""
+    return leaves.with_columns(pl.Series(name, leaves.get_column(name).to_numpy().copy()) for name in _ONE_TERM)
 
 
 # Refused before the grid is built: about 60 bytes per timeline row at peak (the 500-host
