@@ -46,15 +46,17 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
     """``running_sum_before(terms, over=groups)``, the same bits, for rows whose groups each come
     in one run (backfill's samples: by series, then time). Its three window passes become one
     pass for the quantum and numpy sums over the runs: ~4x less CPU on backfill's counters
-    (BENCHMARKS.md, session 8). Rows whose groups are not in runs take the expression."""
+    (BENCHMARKS.md, session 8). Rows whose groups are not in runs, and terms with a NaN, an
+    infinity or a null, take the expression (which raises on a non-finite term, as numpy's cast
+    would not: it gives garbage)."""
     name = terms.name
     frame = pl.DataFrame({"group": groups, "terms": terms})
     keys = groups.to_numpy()
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
-    if len(starts) != groups.n_unique():
+    values = terms.to_numpy()  # a null becomes NaN
+    if len(starts) != groups.n_unique() or not np.isfinite(values).all():
         return frame.select(running_sum_before(pl.col("terms"), over="group")).to_series().alias(name)
     quantum = frame.select(_quantum(pl.col("terms"), "group")).to_series().to_numpy()
-    values = terms.to_numpy()
     high = (values / quantum).astype(np.int64)  # truncated towards zero, as the expression's cast
     low = values - high.astype(np.float64) * quantum
     high_before, low_before = np.empty_like(high), np.empty_like(low)

@@ -16,6 +16,7 @@ from itertools import accumulate
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from exporter.backfill.checked import checked_timeline
@@ -82,6 +83,22 @@ def test_running_sums_over_runs_of_long_fractional_series():
     expected = pl.DataFrame({"g": groups, "x": terms}).select(running_sum_before(pl.col("x"), over="g"))["x"]
     got = running_sum_before_runs(terms, groups)
     assert np.array_equal(got.to_numpy().view(np.int64), expected.to_numpy().view(np.int64))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_term_over_runs_raises_as_the_expression(bad):
+    """numpy's cast of NaN or inf to int64 gives garbage silently; the expression's cast raises."""
+    groups = pl.Series("g", [1, 1, 1, 2], dtype=pl.UInt32)
+    terms = pl.Series("x", [1.0, bad, 2.0, 3.0])
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        running_sum_before_runs(terms, groups)
+
+
+def test_a_null_term_over_runs_is_the_expression():
+    groups = pl.Series("g", [1, 1, 1], dtype=pl.UInt32)
+    terms = pl.Series("x", [1.0, None, 2.0])
+    expected = pl.DataFrame({"g": groups, "x": terms}).select(running_sum_before(pl.col("x"), over="g"))["x"]
+    assert running_sum_before_runs(terms, groups).to_list() == expected.to_list() == [0.0, 1.0, None]
 
 
 def test_a_node_counter_never_drops_at_the_junction_after_ten_years():
