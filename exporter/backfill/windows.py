@@ -1,4 +1,4 @@
-"""One block window at a time: OpenMetrics text -> file -> promtool block -> block verified -> file removed.
+"""One block window at a time: OpenMetrics text -> file -> promtool block -> block verified -> file set aside.
 
 Each of ``workers`` threads takes the next window, renders its text straight into its file
 (hashing the file once written), runs promtool on it, checks the block against the window (sample
@@ -49,7 +49,7 @@ class WindowFile:
     bytes: int
     sha256: str
     blocks: tuple[str, ...] = ()  # ULIDs promtool created from this file
-    kept: bool = True  # False: removed once its block was verified
+    kept: bool = True  # False: set aside once its block was verified (written over, or removed at the end)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     def convert(start: dt.datetime, rows: pl.Series | None) -> WindowFile:
         nonlocal written_at
         info = _write_window(out, samples.clear() if rows is None else samples[rows], prefixes, start, hours,
-                             extra=(extra_windows.get(start), declared), reuse=spares.take())
+                             extra=(extra_windows.get(start), declared), spares=spares)
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -103,35 +103,38 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
         spares.give(out / info.path)
         return replace(info, kept=False)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
-            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
-        futures = [pool.submit(convert, start, rows) for start, rows in windows]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                bar.item(future.result().path)
-                bar.advance()
-        except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
-            stopping.set()  # before kill_all: a promtool registered after its snapshot sees it and is killed
-            for future in futures:
-                future.cancel()
-            children.kill_all()
-            raise
-    spares.remove()
+    try:  # the pool's exit waits for every worker: no spare is given or taken after remove()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
+                progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
+            futures = [pool.submit(convert, start, rows) for start, rows in windows]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    bar.item(future.result().path)
+                    bar.advance()
+            except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
+                stopping.set()  # before kill_all: a promtool registered after its snapshot sees it and is killed
+                for future in futures:
+                    future.cancel()
+                children.kill_all()
+                raise
+    finally:
+        spares.remove()
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
-                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]], reuse: Path | None = None) -> WindowFile:
+                  extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]],
+                  spares: _SpareFiles | None = None) -> WindowFile:
     """Render one window's text (timeline families, then extra families) into its file; its size
     and sha256 are read back from the file (the page cache: no second copy of the text is kept).
-    ``reuse``: a converted window's file, renamed and overwritten in place (see _SpareFiles)."""
+    ``spares``: a converted window's file, if one is free, becomes this window's file and is
+    overwritten in place (see _SpareFiles)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     lines = sample_lines(part, prefixes)
-    if reuse is not None:
-        os.replace(reuse, out / path)
+    reused = spares is not None and spares.move_to(out / path)
     # unbuffered: polars writes its parts through the same descriptor, in order with the headers
-    with open(out / path, "r+b" if reuse is not None else "wb", buffering=0) as handle:
+    with open(out / path, "r+b" if reused else "wb", buffering=0) as handle:
         write_samples(lines, handle, eof=False)
         if extra_lines is not None:
             write_family_samples(extra_lines, declared, handle)
@@ -164,9 +167,15 @@ class _SpareFiles:
             os.replace(path, spare)
             self._free.append(spare)
 
-    def take(self) -> Path | None:
+    def move_to(self, path: Path) -> bool:
+        """Rename a free spare to ``path``; False when none is free. The spare leaves the free
+        list only once renamed, so a failure before leaves it to remove()."""
         with self._lock:
-            return self._free.pop() if self._free else None
+            if not self._free:
+                return False
+            os.replace(self._free[-1], path)
+            self._free.pop()
+            return True
 
     def remove(self) -> None:
         with self._lock:

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.backfill import blocks
+from exporter.backfill import blocks, windows
 from exporter.backfill.blocks import backfill
+from exporter.backfill.history import history_before_cutoff
 from exporter.backfill.windows import write_and_convert
 from exporter.errors import TimelineError
+from exporter.progress import SILENT
 from tests.backfill.timelines import synthetic_timeline, write_timeline
 
 pytestmark = pytest.mark.prometheus
@@ -124,6 +126,28 @@ def test_a_window_written_over_a_converted_file_is_the_same_text(timeline_dir, t
     assert sizes[-1] < max(sizes[:-1])  # the last window is written over a longer one
     assert [(f.path, f.bytes, f.sha256) for f in converted.files] == [(f.path, f.bytes, f.sha256) for f in fresh.files]
     assert list((tmp_path / "blocks" / "openmetrics").iterdir()) == []
+
+
+def test_a_window_failing_to_render_leaves_no_spare_file(timeline_dir, tmp_path, promtool, monkeypatch):
+    """A window whose rendering fails takes no converted file from the spares, and the spares set
+    aside are removed also when the run fails (the old code took a spare before rendering: it
+    was left on disk, outside the free list)."""
+    history = history_before_cutoff(timeline_dir, holdback=blocks.DEFAULT_HOLDBACK, job="j", instance="i", now=NOW)
+    real, rendered = windows.sample_lines, []
+
+    def failing_third(*args, **kwargs):
+        rendered.append(None)
+        if len(rendered) == 3:
+            raise RuntimeError("rendering failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(windows, "sample_lines", failing_third)
+    with pytest.raises(RuntimeError, match="rendering failed"):
+        write_and_convert(history.samples, history.series, tmp_path, hours=54, tool=promtool, workers=1,
+                          keep_openmetrics=False, progress=SILENT, extra=(history.families, history.declared))
+    assert len(rendered) >= 3  # the worker may start the next window before the run stops
+    assert len(list((tmp_path / "blocks").iterdir())) >= 2  # two windows converted: their files became spares
+    assert [p.name for p in (tmp_path / "openmetrics").iterdir() if p.name.startswith("spare-")] == []
 
 
 def test_keep_openmetrics_keeps_every_file_and_the_measure_sees_them_pile_up(timeline_dir, tmp_path, promtool):
