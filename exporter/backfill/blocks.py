@@ -94,8 +94,9 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     """Write one OpenMetrics file per block window (and with ``blocks``, TSDB blocks) under ``out_dir``.
 
     Files: ``openmetrics/<window start>_<hours>h.om``, ``blocks/<ULID>/`` and ``backfill.json``.
-    With blocks made, each file is removed once its block is verified, unless ``keep_openmetrics``
-    (the manifest still lists its size and sha256). Without ``blocks``, or when promtool is
+    With blocks made, each file is set aside once its block is verified, to be overwritten by a
+    later window, and the files set aside are removed at the end, unless ``keep_openmetrics`` (the
+    manifest still lists each window's size and sha256). Without ``blocks``, or when promtool is
     missing, the files stay and the promtool commands are in the result (``commands``); a missing
     promtool with ``blocks=True`` leaves ``blocks_created`` False (the caller reports it: see
     :func:`require_blocks`). ``now`` defaults to the current UTC time. The extra series families

@@ -61,8 +61,9 @@ config_option = click.option(
 
 keep_openmetrics_option = click.option(
     "--keep-openmetrics", is_flag=True,
-    help="Keep each window's OpenMetrics file after its block is verified (default: remove it, so the extra disk "
-         "stays within the files of the windows in flight).",
+    help="Keep each window's OpenMetrics file after its block is verified (default: a later window is written "
+         "over it and the last ones are removed, so the extra disk stays within the files of the windows in "
+         "flight).",
 )
 
 

@@ -29,8 +29,9 @@ def command(site_name, config_path, snapshot_dir, out_dir, blocks, promtool_path
             allow_incomplete, quiet):
     """Extract the site's databases (or use --snapshot), reconstruct its history from the site's
     history_start, and backfill it (OpenMetrics files + promtool blocks), printing the next steps.
-    Each window's OpenMetrics file is removed once its block is verified (--keep-openmetrics
-    keeps it; with --no-blocks the files are the output and stay).
+    Once a window's block is verified its OpenMetrics file is overwritten by a later window, and
+    the files left are removed at the end (--keep-openmetrics keeps every file; with --no-blocks
+    the files are the output and stay).
 
     \b
     Example:
