@@ -179,27 +179,12 @@ def fsync_tree(root: Path) -> None:
     """fsync every file and directory under ``root`` (children first), so a published set is on disk."""
     for directory, _, files in os.walk(root, topdown=False):
         for name in files:
-            fsync_file(os.path.join(directory, name))
+            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         fsync_directory(Path(directory))
-
-
-def fsync_files(root: Path, *, skip: set[str]) -> None:
-    """fsync the files under ``root`` not in ``skip`` (paths), and add them to it: a set written in
-    parts is synced part by part while the rest is computed (fsync_tree at the publish stays)."""
-    for directory, _, files in os.walk(root):
-        for name in files:
-            path = os.path.join(directory, name)
-            if path not in skip:
-                fsync_file(path)
-                skip.add(path)
-
-
-def fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -10,10 +10,8 @@ same function from the same frame as when everything was written at the end, so 
 depend on when it is written.
 
 Crash safety stays the staged directory's (exporter.publish): ``publish()`` waits for every write
-and only then publishes the set. The writer fsyncs each file right after writing it, so what is
-written while the reconstruction runs is on disk before the publish's fsync of the whole set (which
-stays) instead of being written back by it while nothing else runs (a fresh 172 MB set: 0.37-0.72 s).
-A failed write is raised at the next hand-over or at ``publish()`` (the first failure in hand-over order), inside the staged block, so a full disk is the
+and only then publishes the set. A failed write is raised at the next hand-over or at
+``publish()`` (the first failure in hand-over order), inside the staged block, so a full disk is the
 same one-line DiskFull and nothing is published. Leaving the block by any exception waits for the
 write in flight, drops the queued ones and removes the staging directory. The staging directory is
 made at the first hand-over, so a snapshot or configuration error still comes before the output
@@ -30,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter import layout
-from exporter.publish import fsync_files, staged_directory
+from exporter.publish import staged_directory
 from exporter.reconstruct import outputs
 from exporter.reconstruct.timeline import TimelineGrid
 
@@ -45,7 +43,6 @@ class OutputSet:
         self._staging: Path | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._writes: list[Future] = []
-        self._synced: set[str] = set()  # files fsynced by the writer (its thread alone touches this)
 
     def __enter__(self) -> OutputSet:
         return self
@@ -86,11 +83,7 @@ class OutputSet:
     def _hand_over(self, write: Callable[..., None], *args: object) -> None:
         self._open()
         self._raise_failed()
-        self._writes.append(self._writer.submit(self._write_and_sync, write, *args))
-
-    def _write_and_sync(self, write: Callable[..., None], *args: object) -> None:
-        write(self._staging, *args)
-        fsync_files(self._staging, skip=self._synced)
+        self._writes.append(self._writer.submit(write, self._staging, *args))
 
     def _open(self) -> None:
         if self._staging is None:

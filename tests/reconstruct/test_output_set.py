@@ -92,18 +92,3 @@ def test_a_foreign_output_directory_is_refused_at_the_first_hand_over(rec, tmp_p
     with pytest.raises(OutputError, match="did not write"), OutputSet(out) as outputs:
         outputs.spans(rec.spans, rec.rejected)
     assert tree(out) == {"notes.txt": tree(out)["notes.txt"]}
-
-
-def test_each_file_is_fsynced_by_the_writer_before_the_publish(rec, tmp_path, monkeypatch):
-    from exporter import publish
-
-    synced = []
-    fsync_file = publish.fsync_file
-    monkeypatch.setattr(publish, "fsync_file", lambda path: (synced.append(path), fsync_file(path)))
-    with OutputSet(tmp_path / "out") as outputs:
-        outputs.spans(rec.spans, rec.rejected, rec.leadtimes)
-        outputs.wait()
-        written = sorted(str(path) for path in outputs._staging.rglob("*") if path.is_file())
-        assert sorted(synced) == written  # before: only the publish's fsync_tree synced them
-        assert any(path.endswith("spans.parquet") for path in written)
-        outputs.publish()
