@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
-import numpy as np
 import polars as pl
 
 from exporter.errors import TimelineError
@@ -213,20 +212,19 @@ def _site_long_leaves(site: str, node_types: pl.Series, times: pl.Series, leaves
     holds them all).
     """
     k, m, n = node_types.len(), len(_LEAF_ROWS), times.len()
-    blocks = [[column.slice(group * n, n).to_numpy() for group in range(k)] for column in leaves.get_columns()]
+    columns = leaves.get_columns()
     cells = max(1, (1 << 14) // k)  # grid times per part
     pattern = _leaf_label_pattern(site, node_types, min(cells, n) * k)
     for at in range(0, n, cells):
         count = min(cells, n - at)
         labels = pattern.head(count * k * m)  # zero-copy slices
-        values = np.empty((count, k, m))
-        for leaf, of_group in enumerate(blocks):  # long row order: time, node type, leaf
-            for group, block in enumerate(of_group):
-                values[:, group, leaf] = block[at:at + count]
+        # one column per (node type, leaf) in long row order, each the part's cells of its block
+        blocks = pl.DataFrame([column.slice(group * n + at, count).alias(f"{group}|{leaf}")
+                               for group in range(k) for leaf, column in enumerate(columns)])
         row_of = pl.int_range(0, count * k * m, dtype=pl.get_index_type(), eager=True) // (k * m)
         yield pl.DataFrame([
             labels["site"], times.slice(at, count).gather(row_of).alias("timestamp"), labels["node_type"],
-            labels["pool"], labels["state"], labels["resource"], pl.Series("value", values.reshape(-1)),
+            labels["pool"], labels["state"], labels["resource"], _long_values(blocks),
         ])
 
 
