@@ -132,6 +132,8 @@ def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights
         row[begin:end] = lo + np.searchsorted(a[lo:hi], t[begin:end], "right") - 1
         row[begin:end][row[begin:end] < lo] = -1  # no event at or before t: null, read 0
     found = row >= 0
+    if not len(a):  # no event at or before the last time: every mean is 0, as the join's null reads
+        return pl.DataFrame({"timestamp": cells.get_column("timestamp"), **{w: np.zeros(len(t)) for w in weights}})
     taken = np.where(found, row, 0)
     means = {}
     with np.errstate(all="ignore"):

@@ -67,6 +67,15 @@ def test_no_grid_or_no_windows_give_empty_or_zero():
     assert lookahead_means_each(empty, keys=["k"], weights=["w"], grid=[D], horizons=[H])[0].height == 0
 
 
+def test_windows_known_only_after_the_grid_give_zero_means():
+    # every event falls after the last grid time: the running sums are empty, the cells are not
+    rows = [{"k": "a", "start": D + 30 * H, "end": D + 32 * H, "known_from": D + 20 * H, "known_until": None, "w": 2.0}]
+    grid = [D + h * H for h in range(6)]
+    got, = lookahead_means_each(frame(rows), keys=["k"], weights=["w"], grid=grid, horizons=[4 * H])
+    assert got["w"].to_list() == [0.0] * 6
+    assert not np.signbit(got["w"].to_numpy()).any()
+
+
 def bits(frame: pl.DataFrame) -> list:
     """Every value of ``frame`` as it is stored (floats by their bits: -0.0 is not 0.0)."""
     return [column.to_numpy().view(np.int64).tolist() if column.dtype == pl.Float64 else column.to_list()
