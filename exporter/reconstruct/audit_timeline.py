@@ -10,7 +10,7 @@ order-free, as in exporter.reconstruct.audit.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -130,19 +130,21 @@ def _long_leaf_sums(timeline: pl.DataFrame) -> pl.DataFrame:
 def _grid_leaf_sums(grid: TimelineGrid) -> pl.DataFrame:
     """:func:`_long_leaf_sums` of the grid's long timeline, summed per leaf column and group (the
     same terms, and fixed-point sums do not depend on the order)."""
+    if grid.times.len() == 0:  # groups but no rows: no leaf sums, as the long timeline has none
+        return _long_leaf_sums(grid.long())
     columns = list(grid.leaves.columns)
-    sums = _per_group(grid, lambda: [exact_sum(pl.col(name)) for name in columns])
+    sums = _per_group(grid, [exact_sum(pl.col(name)) for name in columns])
     sums = pl.concat([grid.groups.select(pl.col(GROUP).cast(pl.String)), sums], how="horizontal")
     labels = pl.DataFrame([name.split("|") for name in columns], schema=["pool", "state", "resource"], orient="row")
     return (sums.unpivot(index=GROUP, on=columns, variable_name="leaf", value_name="value")
             .join(labels.with_columns(leaf=pl.Series(columns)), on="leaf").drop("leaf"))
 
 
-def _per_group(grid: TimelineGrid, expressions: Callable[[], list[pl.Expr]]) -> pl.DataFrame:
-    """One row per group of ``grid`` (in ``groups``' order): the aggregations ``expressions()``
+def _per_group(grid: TimelineGrid, expressions: list[pl.Expr]) -> pl.DataFrame:
+    """One row per group of ``grid`` (in ``groups``' order): the aggregations ``expressions``
     over the group's rows, a slice of one chunk (no group-by, no copy)."""
-    rows = [block.select(expressions()) for block in grid.group_blocks()]
-    return pl.concat(rows) if rows else grid.leaves.select(expressions()).clear()
+    rows = [block.select(expressions) for block in grid.group_blocks()]
+    return pl.concat(rows) if rows else grid.leaves.select(expressions).clear()
 
 
 def _grid_node_sums(grid: TimelineGrid) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -171,12 +173,10 @@ def grid_negative_leaves(grid: TimelineGrid, *, tolerance: float = NEGATIVE_TOLE
     of_resource = {resource: [name for name in grid.leaves.columns if name.endswith(f"|{resource}")]
                    for resource in RESOURCES if resource in resources}
 
-    def below_limit() -> list[pl.Expr]:
-        # per (site, node_type) and resource: below this a value is negative beyond round-off
-        limits = {resource: -tolerance * pl.max_horizontal(pl.max_horizontal(pl.col(name).abs().max() for name in names),
-                                                           1.0) for resource, names in of_resource.items()}
-        return [((pl.col(name) < 0) & (pl.col(name) < limits[name.rsplit("|", 1)[1]])).sum() for name in negative]
-
+    # per (site, node_type) and resource: below this a value is negative beyond round-off
+    limits = {resource: -tolerance * pl.max_horizontal(pl.max_horizontal(pl.col(name).abs().max() for name in names),
+                                                       1.0) for resource, names in of_resource.items()}
+    below_limit = [((pl.col(name) < 0) & (pl.col(name) < limits[name.rsplit("|", 1)[1]])).sum() for name in negative]
     counts = _per_group(grid, below_limit)
     return int(counts.select(pl.sum_horizontal(pl.all()).sum()).item()) if counts.height else 0
 

@@ -271,3 +271,18 @@ def test_grid_negative_leaves_counts_what_the_long_timeline_shows():
         expected = negative_leaves(grid.long()).height
         assert grid_negative_leaves(grid) == expected
         assert (expected > 0) == bool(extra)
+
+
+def test_a_grid_with_groups_but_no_times_has_the_long_timelines_audit():
+    """start == end: the grid has its node types but no times; its audit figures are the long
+    timeline's (no rows), where the per-group sums of the grid once failed (ShapeError)."""
+    from exporter.reconstruct.audit_timeline import timeline_hours_by_level
+    from exporter.reconstruct.timeline import timeline_grid
+
+    spans = frame(span("total", at(0), None), span("reservable", at(0), None, node_type="b"))
+    grid = timeline_grid(spans, start=at(2), end=at(2), step=HOUR, open_end=at(2))
+    assert grid.groups.height == 2 and grid.times.len() == 0
+    long = grid.long()
+    assert timeline_hours_by_level(grid, step=HOUR).equals(timeline_hours_by_level(long, step=HOUR))
+    assert hours_conservation(spans, grid, start=at(2), end=at(2), step=HOUR, open_end=at(2)).equals(
+        hours_conservation(spans, long, start=at(2), end=at(2), step=HOUR, open_end=at(2)))
