@@ -139,7 +139,7 @@ def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights
     with np.errstate(all="ignore"):
         for w in weights:
             value = running[f"{w}__v"][taken] + t * running[f"{w}__s"][taken] - running[f"{w}__sa"][taken]
-            value *= 1.0 / h  # polars divides a column by a number as a product with its inverse
+            value *= 1.0 / h  # polars (2.1.0, checked) divides a column by a number as a product with its inverse
             value[~found] = 0.0
             if not np.isfinite(value).all():
                 return None
@@ -177,7 +177,7 @@ def _running_sums(events: pl.DataFrame, per_rank: dict[str, np.ndarray],
     columns instead of nine, in the same order (rows tied on all four are tied on all nine: equal,
     so they add the same); ds and the weights are read per rank from ``per_rank`` (rows of one rank
     may differ only in the sign of a zero, which adds nothing); sums in numpy per key's slice, each
-    started from 0.0 as polars' cum_sum is, so every sum is the same, bit for bit (measured: the
+    started from 0.0 as polars' cum_sum is (2.1.0), so every sum is the same, bit for bit (measured: the
     nine-column sort and the gather of the sorted frame were most of the lens' time).
     """
     key, a, dv, rank = (events.get_column(name).to_numpy() for name in (_KEY, "a", "dv", _RANK))
@@ -191,16 +191,19 @@ def _running_sums(events: pl.DataFrame, per_rank: dict[str, np.ndarray],
     # two buffers for all fifteen sums: freed blocks of this size stay in the C heap (RSS), so
     # fresh temporaries per sum raised the reconstruction's peak
     weight, total = np.empty(len(key)), np.empty(len(key))
-    for w in weights:
-        np.take(per_rank[w], rank, out=weight)
-        for suffix, factor in (("v", dv), ("s", ds), ("sa", a)):
-            np.multiply(weight, ds if factor is a else factor, out=total)
-            if factor is a:
-                total *= a  # (weight × ds) × a, as polars multiplies
-            total += 0.0  # 0.0 + x: a slice's sum starts at 0.0, also when its first term is -0.0
-            for part in slices:
-                np.cumsum(total[part], out=total[part])
-            sums[f"{w}__{suffix}"] = total.take(last_of_time)
+    # a non-finite weight gives inf and NaN here, silently as in polars; _means_searched sees them
+    # and leaves the means to the join
+    with np.errstate(all="ignore"):
+        for w in weights:
+            np.take(per_rank[w], rank, out=weight)
+            for suffix, factor in (("v", dv), ("s", ds), ("sa", a)):
+                np.multiply(weight, ds if factor is a else factor, out=total)
+                if factor is a:
+                    total *= a  # (weight × ds) × a, as polars multiplies
+                total += 0.0  # 0.0 + x: a slice's sum starts at 0.0, also when its first term is -0.0
+                for part in slices:
+                    np.cumsum(total[part], out=total[part])
+                sums[f"{w}__{suffix}"] = total.take(last_of_time)
     return sums
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import warnings
 
 import numpy as np
 import polars as pl
@@ -127,3 +128,33 @@ def test_the_event_order_is_numpys_lexsort(per_second, spread):
     columns = (rng.integers(0, 9, n).astype(np.uint32), a[rng.integers(0, n // 4, n)], dv, rng.integers(0, 44, n))
     assert (lookahead._event_order(*columns) == np.lexsort(columns[::-1])).all()
     assert (lookahead._whole(columns[1]) is None) == (per_second is None)
+
+
+def test_an_infinite_weight_takes_the_join_and_leaves_the_other_keys_alone(monkeypatch):
+    """The as-of means in numpy (_means_searched) give way to polars' join when a value is not
+    finite: the same values as the path that sorts by every column (NaN where inf - inf), the
+    other key's means the brute force's; and numpy's sums warn of nothing on the way."""
+    rows = [{"k": "a", "start": D + 2 * H, "end": D + 6 * H, "known_from": D, "known_until": None, "w": np.inf},
+            {"k": "a", "start": D + 3 * H, "end": D + 4 * H, "known_from": D + H, "known_until": D + 5 * H, "w": 1.0},
+            {"k": "b", "start": D + H, "end": D + 5 * H, "known_from": D, "known_until": D + 3 * H, "w": 2.0}]
+    grid = [D + h * H for h in range(8)]
+    real, searched = lookahead._means_searched, []
+
+    def recorded(*args):
+        searched.append(real(*args))
+        return searched[-1]
+
+    monkeypatch.setattr(lookahead, "_means_searched", recorded)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got, = lookahead_means_each(frame(rows), keys=["k"], weights=["w"], grid=grid, horizons=[2 * H])
+    assert len(searched) == 1 and searched[0] is None  # not finite: the join's means
+    monkeypatch.setattr(lookahead, "_weight_ranks", lambda *_: None)  # the path that sorts by every column
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want, = lookahead_means_each(frame(rows), keys=["k"], weights=["w"], grid=grid, horizons=[2 * H])
+    assert got.select("k", "timestamp").equals(want.select("k", "timestamp"))
+    assert np.array_equal(got["w"].to_numpy(), want["w"].to_numpy(), equal_nan=True)
+    b = got.filter(pl.col("k") == "b")
+    assert b["w"].to_list() == [brute(rows, "b", moment, 2 * H) for moment in grid]
+    assert not np.isfinite(got.filter(pl.col("k") == "a")["w"].to_numpy()).all()
