@@ -114,7 +114,7 @@ def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int) -> pl.S
     order = np.argsort(starts, kind="stable")
     means = np.repeat(levels[order], np.diff(starts[order], append=size))
     # + part, 0.0 in the quiet cells, where it changes no bit: polars' cum_sum starts at 0.0, so
-    # no level is -0.0 (tests/engine/test_resample.py checks the means bit for bit)
+    # no level is -0.0 (checked with polars 2.1.0: tests/engine/test_resample.py, bit for bit)
     means[pos] += weights[f"__part_{value}"].to_numpy()
     return pl.Series(value, means)
 

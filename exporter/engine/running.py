@@ -60,7 +60,7 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
     high = (values / quantum).astype(np.int64)  # truncated towards zero, as the expression's cast
     low = values - high.astype(np.float64) * quantum
     high_before, low_before = np.empty_like(high), np.empty_like(low)
-    for start, end in zip(starts, [*starts[1:], len(keys)]):  # one sequential sum per run, as cum_sum
+    for start, end in zip(starts, [*starts[1:], len(keys)]):  # one sequential sum per run, as cum_sum (polars 2.1.0)
         high_before[start], low_before[start] = 0, 0.0
         np.cumsum(high[start:end - 1], out=high_before[start + 1:end])
         np.cumsum(low[start:end - 1], out=low_before[start + 1:end])
