@@ -20,7 +20,7 @@ ID = "id"  # kind marker for ``typed``: text identifier
 # An identifier only joined on: integers stay Int64 (casting 700k ids to text to join them was most
 # of a join's cost), anything else is text, absent is an Int64 null; ``same_keys`` makes two sides
 # agree. Its text (``cast(pl.String)``) is what ID reads.
-KEY = "key"
+JOIN_ID = "join_id"
 TEXT = "text"
 NUMBER = "number"
 WHEN = "time"
@@ -60,7 +60,7 @@ def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[
     ``shadow_`` archive), stacked, with a ``source_table`` column naming each row's table and
     ``shadow_twin``: the row is in a ``shadow_`` table and a row with its ``id`` is still in the
     main table (archived while being read, or archived twice) — the main table's row counts.
-    KEY columns have one dtype across the tables (``same_keys``)."""
+    JOIN_ID columns have one dtype across the tables (``same_keys``)."""
     # A table with no columns (absent: exporter.reconstruct.span_stage stands in an empty frame) has no
     # rows either; left out, its twin flag does not hash every id of the main table for nothing.
     parts = {name: typed(tables[name], columns, table=name).with_columns(pl.lit(name).alias("source_table"))
@@ -68,14 +68,14 @@ def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[
     if not parts:
         empty = typed(pl.LazyFrame(), columns)
         return empty.with_columns(pl.lit(None, dtype=pl.String).alias("source_table"), _NOT_A_TWIN)
-    keys = [name for name, kind in columns.items() if kind == KEY]
+    keys = [name for name, kind in columns.items() if kind == JOIN_ID]
     parts = dict(zip(parts, _keys_alike(list(parts.values()), [keys] * len(parts))))
     return pl.concat([_with_twin_flag(name, parts, columns) for name in parts], how="vertical")
 
 
 def same_keys(left: pl.LazyFrame, right: pl.LazyFrame, left_on: str, right_on: str | None = None,
               ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    """``left`` and ``right`` with their KEY columns of one dtype, to be joined: integers when both
+    """``left`` and ``right`` with their JOIN_ID columns of one dtype, to be joined: integers when both
     are, else both text (as ID reads them)."""
     return tuple(_keys_alike([left, right], [[left_on], [right_on or left_on]]))
 
@@ -117,10 +117,10 @@ def _readable_as(lazy: pl.LazyFrame, table: str, name: str, kind: str, dtype: pl
 
 def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
     if dtype is None or dtype == pl.Null:
-        target = {ID: pl.String(), KEY: pl.Int64(), TEXT: pl.String(), NUMBER: pl.Float64(), WHEN: TIME}[kind]
+        target = {ID: pl.String(), JOIN_ID: pl.Int64(), TEXT: pl.String(), NUMBER: pl.Float64(), WHEN: TIME}[kind]
         return pl.lit(None, dtype=target).alias(name)
     column = pl.col(name)
-    if kind == KEY and (dtype.is_float() or (dtype.is_integer() and dtype != pl.UInt64)):
+    if kind == JOIN_ID and (dtype.is_float() or (dtype.is_integer() and dtype != pl.UInt64)):
         return column.cast(pl.Int64, strict=False).alias(name)  # a float id as ID reads it, less the text
     if kind == WHEN:
         if dtype == pl.String:

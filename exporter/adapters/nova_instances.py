@@ -133,7 +133,7 @@ def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> 
     ``message='Error'`` or one of its events has result Error.
     """
     rows = common.typed_union(tables, ACTION_TABLES, {
-        "id": common.KEY, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
+        "id": common.JOIN_ID, "instance_uuid": common.ID, "action": common.TEXT, "start_time": common.WHEN,
         "created_at": common.WHEN, "message": common.TEXT})
     actions = rows.select(
         "source_table", "shadow_twin", pl.col("id").cast(pl.String).alias("source_id"), pl.col("id").alias("action_id"),
@@ -150,7 +150,7 @@ def action_rows(tables: Mapping[str, pl.LazyFrame], *, kinds: Sequence[str]) -> 
 
 def _event_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     return common.typed_union(tables, ("nova.instance_actions_events", "nova.shadow_instance_actions_events"), {
-        "action_id": common.KEY, "event": common.TEXT, "result": common.TEXT,
+        "action_id": common.JOIN_ID, "event": common.TEXT, "result": common.TEXT,
         "start_time": common.WHEN, "finish_time": common.WHEN})
 
 
@@ -167,5 +167,5 @@ def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def _action_owners(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    rows = common.typed_union(tables, ACTION_TABLES, {"id": common.KEY, "instance_uuid": common.ID})
+    rows = common.typed_union(tables, ACTION_TABLES, {"id": common.JOIN_ID, "instance_uuid": common.ID})
     return rows.select(pl.col("id").alias("action_id"), pl.col("instance_uuid").alias("entity_id"))

@@ -61,9 +61,9 @@ def instance_changes(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     (joining and sorting every event of a site is most of the cost, for a few instances).
     """
     actions = common.typed_union(tables, ("nova.instance_actions", "nova.shadow_instance_actions"), {
-        "id": common.KEY, "instance_uuid": common.ID, "action": common.TEXT})
+        "id": common.JOIN_ID, "instance_uuid": common.ID, "action": common.TEXT})
     events = common.typed_union(tables, ("nova.instance_actions_events", "nova.shadow_instance_actions_events"), {
-        "action_id": common.KEY, "event": common.TEXT, "result": common.TEXT, "start_time": common.WHEN,
+        "action_id": common.JOIN_ID, "event": common.TEXT, "result": common.TEXT, "start_time": common.WHEN,
         "finish_time": common.WHEN, "host": common.TEXT})
     events, actions = common.same_keys(events, actions, "action_id", "id")
     scheduled = events.filter(pl.col("event") == SCHEDULED).select("action_id").unique().with_columns(

@@ -157,7 +157,7 @@ def test_ironic_instance_counts_the_whole_host():
 
 
 def test_action_ids_join_their_events_whatever_each_table_stores_them_as():
-    # Integer ids are joined as integers (exporter.adapters.common.KEY); a dump may store one
+    # Integer ids are joined as integers (exporter.adapters.common.JOIN_ID); a dump may store one
     # side as text: both are then joined as text, and the same events still count.
     late = instance(terminated_at=None, deleted_at=t("03-04 00:00"))
     action_rows = [{"id": 5, "instance_uuid": "i1", "action": "delete", "start_time": t("03-01 11:55")},
