@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from exporter.engine.runs import runs
+
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
 _KEY = "__key"
@@ -125,8 +127,7 @@ def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights
     cell_key, t = cells.get_column(_KEY).to_numpy(), cells.get_column("t").to_numpy()
     key, a = running[_KEY], running["a"]
     row = np.empty(len(t), dtype=np.int64)
-    cell_starts = np.flatnonzero(np.r_[True, cell_key[1:] != cell_key[:-1]]) if len(t) else np.arange(0)
-    blocks = list(zip(cell_starts, np.r_[cell_starts[1:], len(t)]))
+    blocks = list(zip(*runs(cell_key)))
     for begin, end in blocks:
         lo, hi = np.searchsorted(key, cell_key[begin], "left"), np.searchsorted(key, cell_key[begin], "right")
         row[begin:end] = lo + np.searchsorted(a[lo:hi], t[begin:end], "right") - 1
@@ -184,8 +185,7 @@ def _running_sums(events: pl.DataFrame, per_rank: dict[str, np.ndarray],
     order = _event_order(key, a, dv, rank)
     key, a, dv, rank = key[order], a[order], dv[order], rank[order]
     ds = per_rank["ds"][rank]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    slices = [slice(begin, end) for begin, end in zip(starts, np.r_[starts[1:], len(key)])]
+    slices = [slice(begin, end) for begin, end in zip(*runs(key))]
     last_of_time = np.flatnonzero(np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)])
     sums: dict[str, np.ndarray] = {_KEY: key.take(last_of_time), "a": a.take(last_of_time)}
     # two buffers for all fifteen sums: freed blocks of this size stay in the C heap (RSS), so

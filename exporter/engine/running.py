@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from exporter.engine.runs import runs
+
 # Σ|terms| ≤ 2^HEADROOM_BITS quanta: every partial sum of the high parts is an integer below
 # 2^53, so it is exact in Int64 and in its conversion back to Float64.
 HEADROOM_BITS = 50
@@ -52,7 +54,7 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
     name = terms.name
     frame = pl.DataFrame({"group": groups, "terms": terms})
     keys = groups.to_numpy()
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=np.int64)
+    starts, ends = runs(keys)
     values = terms.to_numpy()  # a null becomes NaN
     if len(starts) != groups.n_unique() or not np.isfinite(values).all():
         return frame.select(running_sum_before(pl.col("terms"), over="group")).to_series().alias(name)
@@ -60,7 +62,7 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
     high = (values / quantum).astype(np.int64)  # truncated towards zero, as the expression's cast
     low = values - high.astype(np.float64) * quantum
     high_before, low_before = np.empty_like(high), np.empty_like(low)
-    for start, end in zip(starts, [*starts[1:], len(keys)]):  # one sequential sum per run, as cum_sum (polars 2.1.0)
+    for start, end in zip(starts, ends):  # one sequential sum per run, as cum_sum (polars 2.1.0)
         high_before[start], low_before[start] = 0, 0.0
         np.cumsum(high[start:end - 1], out=high_before[start + 1:end])
         np.cumsum(low[start:end - 1], out=low_before[start + 1:end])

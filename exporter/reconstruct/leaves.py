@@ -212,20 +212,26 @@ def _site_long_leaves(site: str, node_types: pl.Series, times: pl.Series, leaves
     holds them all).
     """
     k, m, n = node_types.len(), len(_LEAF_ROWS), times.len()
-    columns = leaves.get_columns()
+    blocks = [block.get_columns() for block in group_blocks(leaves, k, n)]
     cells = max(1, (1 << 14) // k)  # grid times per part
     pattern = _leaf_label_pattern(site, node_types, min(cells, n) * k)
     for at in range(0, n, cells):
         count = min(cells, n - at)
         labels = pattern.head(count * k * m)  # zero-copy slices
         # one column per (node type, leaf) in long row order, each the part's cells of its block
-        blocks = pl.DataFrame([column.slice(group * n + at, count).alias(f"{group}|{leaf}")
-                               for group in range(k) for leaf, column in enumerate(columns)])
+        part = pl.DataFrame([column.slice(at, count).alias(f"{group}|{leaf}")
+                             for group, columns in enumerate(blocks) for leaf, column in enumerate(columns)])
         row_of = pl.int_range(0, count * k * m, dtype=pl.get_index_type(), eager=True) // (k * m)
         yield pl.DataFrame([
             labels["site"], times.slice(at, count).gather(row_of).alias("timestamp"), labels["node_type"],
-            labels["pool"], labels["state"], labels["resource"], _long_values(blocks),
+            labels["pool"], labels["state"], labels["resource"], _long_values(part),
         ])
+
+
+def group_blocks(leaves: pl.DataFrame, groups: int, n: int) -> list[pl.DataFrame]:
+    """The rows of each of ``groups`` groups of a grid's ``leaves`` (blocks of ``n`` rows, in
+    order), as zero-copy slices; none when there are no grid times."""
+    return [leaves.slice(group * n, n) for group in range(groups)] if n else []
 
 
 def long_timeline_parts(groups: pl.DataFrame, times: pl.Series, leaves: pl.DataFrame) -> Iterator[pl.DataFrame]:

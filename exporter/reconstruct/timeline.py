@@ -24,8 +24,8 @@ from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_so
 from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size
 from exporter.columns import LEVELS, RECORD_LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.reconstruct.leaves import (
-    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, leaf_columns, long_leaves, long_timeline,
-    leaf_column, leaf_weights, long_timeline_parts, series_name, wide_by_series,
+    LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, group_blocks, leaf_columns, long_leaves,
+    long_timeline, leaf_column, leaf_weights, long_timeline_parts, series_name, wide_by_series,
 )
 
 GROUP = ["site", "node_type"]
@@ -217,8 +217,7 @@ class TimelineGrid:
 
     def group_blocks(self) -> list[pl.DataFrame]:
         """The rows of ``leaves`` of each group, in ``groups``' order."""
-        n = self.times.len()
-        return [self.leaves.slice(group * n, n) for group in range(self.groups.height)] if n else []
+        return group_blocks(self.leaves, self.groups.height, self.times.len())
 
     def row_times(self) -> pl.Series:
         """The grid time of every row of ``leaves``."""
