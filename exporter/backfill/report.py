@@ -29,7 +29,7 @@ def summary(result: BackfillResult) -> str:
         f"written:  {len(result.files)} OpenMetrics file(s) in {result.out_dir / OPENMETRICS_DIR}, "
         f"{result.samples:,} samples, {result.block_hours}h windows, job={result.job!r} "
         f"instance={result.instance!r} ({result.write_seconds:.1f}s)"
-        + ("" if all(f.kept for f in result.files) else "; each removed once its block was verified"),
+        + ("" if all(f.kept for f in result.files) else "; none kept: each one's file was written over or removed once its block was verified"),
     ]
     if result.blocks_created:
         lines.append(f"blocks:   {len(result.blocks)} TSDB block(s) in {result.blocks_dir} "

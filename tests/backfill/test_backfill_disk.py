@@ -1,6 +1,7 @@
-"""Bounded disk: with --blocks each window's OpenMetrics file is removed once its block is verified,
-so the text on disk at any moment is at most that of the windows in flight (one per worker); and
-bounded memory: no window's text is held in memory on the way (it is rendered into its file).
+"""Bounded disk: with --blocks each window's OpenMetrics file is written over by a later window (or
+removed at the end) once its block is verified, so the text on disk at any moment is at most that
+of the windows in flight (one per worker); and bounded memory: no window's text is held in memory
+on the way (it is rendered into its file).
 
 The text present is measured from outside the code under test: a wrapper around the real promtool
 sums the .om files in the directory each time promtool starts, and a thread polls the directory."""
