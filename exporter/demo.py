@@ -25,7 +25,7 @@ import yaml
 
 from exporter.config import load_config
 from exporter.demo_truth import DemoRule, devices_versus_truth, levels_versus_truth, node_hours, pools_versus_truth
-from exporter.layout import AUDIT_FILE
+from exporter.layout import read_audit
 from exporter.timeutil import utc_now
 from exporter.progress import SILENT, Progress
 from exporter.run import RunResult, run_site
@@ -194,7 +194,7 @@ def percent_text(value: float | None) -> str:
 
 def containers_lost_text(run: RunResult) -> str:
     """The audit's bound on the container history Zun's hard deletes took (docs/semantics.md "Devices")."""
-    without = json.loads((run.timeline_dir / AUDIT_FILE).read_text())["devices"]["committed_hours_without_container"]
+    without = read_audit(run.timeline_dir)["devices"]["committed_hours_without_container"]
     return (f"   audit     {without:,.0f} committed device-hours have no container row left "
             "(bounds the occupied hours Zun deleted with the containers)")
 

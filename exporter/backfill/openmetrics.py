@@ -26,6 +26,7 @@ import polars as pl
 
 from exporter.backfill.checked import CheckedTimeline, checked_timeline
 from exporter.engine.running import running_sum_before_runs
+from exporter.engine.runs import runs
 from exporter.errors import TimelineError
 from exporter.metrics import FAMILIES, Family
 
@@ -144,14 +145,11 @@ def _family_parts(lines: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
     each family in one run (gauge families, then counter families): the parts are then slices of
     ``lines``, not copies (``partition_by`` copied every window once more, BENCHMARKS.md)."""
     family = lines["family"]
-    if family.len() == 0:
-        return []
-    starts = (family != family.shift(1)).fill_null(True).arg_true()
-    if starts.len() != family.n_unique():  # a family in several runs: group them, keeping row order
+    starts, ends = runs(family.to_numpy())
+    if len(starts) != family.n_unique():  # a family in several runs: group them, keeping row order
         return sorted((index, part) for (index,), part in
                       lines.partition_by("family", maintain_order=True, as_dict=True).items())
-    ends = [*starts.to_list()[1:], family.len()]
-    return sorted(((family[start], lines.slice(start, end - start)) for start, end in zip(starts.to_list(), ends)),
+    return sorted(((family[int(start)], lines.slice(int(start), int(end - start))) for start, end in zip(starts, ends)),
                   key=lambda item: item[0])
 
 

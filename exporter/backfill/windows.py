@@ -124,7 +124,7 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
 
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]],
-                  spares: _SpareFiles | None = None) -> WindowFile:
+                  spares: _SpareFiles) -> WindowFile:
     """Render one window's text (timeline families, then extra families) into its file; its size
     and sha256 are read back from the file (the page cache: no second copy of the text is kept).
     ``spares``: a converted window's file, if one is free, becomes this window's file and is
@@ -132,7 +132,7 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     lines = sample_lines(part, prefixes)
-    reused = spares is not None and spares.move_to(out / path)
+    reused = spares.move_to(out / path)
     # unbuffered: polars writes its parts through the same descriptor, in order with the headers
     with open(out / path, "r+b" if reused else "wb", buffering=0) as handle:
         write_samples(lines, handle, eof=False)

@@ -30,6 +30,11 @@ UUID_LIKE = (r"^[0-9a-f-]*$", r"^[0-9A-F-]*$")  # on these every collation order
 _RANGE = "__range"
 
 
+def uuid_like(keys: pl.Series) -> str | None:
+    """The UUID_LIKE pattern every one of the text ``keys`` follows, or None."""
+    return next((like for like in UUID_LIKE if keys.str.contains(like).all()), None)
+
+
 def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tuple],
                     read: Callable[[Iterable[tuple], Callable[[tuple], tuple[str, bool]]], Iterator],
                     spill_dir: Path) -> SpilledRanges | None:
@@ -50,7 +55,7 @@ def read_by_primary(table, key_ranges: list[tuple], primary_ranges: Iterable[tup
             if keys.dtype != pl.String or keys.null_count():
                 break
             if kind is None:  # the first rows tell which UUID_LIKE pattern the keys follow
-                kind = next((like for like in UUID_LIKE if keys.str.contains(like).all()), None)
+                kind = uuid_like(keys)
                 if kind is None:
                     break
             elif not keys.str.contains(kind).all():

@@ -54,7 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from exporter.adapters.declared import SourceTable
-from exporter.extract.byprimary import UUID_LIKE, read_by_primary
+from exporter.extract.byprimary import read_by_primary, uuid_like
 from exporter.extract.connectorx_source import (FastReadUnusable, FastSource, datetime_digits, literal, quoted,
                                                 run_query, selected)
 from exporter.extract.keyranges import key_ranges, primary_ranges
@@ -98,7 +98,7 @@ class FastStream:
             primary = self.view.locked(primary_ranges(conn, table, expected.count, self.batch_rows))
             raws = read_by_primary(table, ranges, primary, lambda each, query: _read_ahead(self.fast, query, each),
                                    self.spill_dir)
-        server_sorts = table.clustered  # once a range cannot be put in key order here, the server sorts the rest
+        server_sorts = False  # (query orders a clustered key anyway) once a range cannot be put in key order here, the server sorts the rest
         raws = raws or _read_ahead(self.fast, lambda bounds: table.query(*bounds, ordered=server_sorts), ranges)
         try:
             for bounds, ordered, raw in raws:
@@ -226,8 +226,7 @@ class _FastTable:
         if raw.height < 2:
             return raw
         keys = raw[self.key]
-        if keys.dtype.is_integer() or (keys.dtype == pl.String and any(keys.str.contains(like).all()
-                                                                     for like in UUID_LIKE)):
+        if keys.dtype.is_integer() or (keys.dtype == pl.String and uuid_like(keys) is not None):
             return raw.sort(self.key, maintain_order=True)
         return None
 
