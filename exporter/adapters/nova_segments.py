@@ -238,4 +238,4 @@ def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, c
         own_moves = by_move[key].to_dicts() if key in by_move else []
         for row in segments_of(instance, own_changes, own_moves, embedded.get(instance["entity_id"], {}), evidence):
             rows.append({"entity_id": instance["entity_id"], **row})
-    return pl.DataFrame(rows, schema=SEGMENT_SCHEMA, orient="row") if rows else pl.DataFrame(schema=SEGMENT_SCHEMA)
+    return pl.DataFrame(rows, schema=SEGMENT_SCHEMA, orient="row")

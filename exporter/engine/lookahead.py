@@ -126,6 +126,8 @@ def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights
     finite (polars' max skips NaN, numpy's does not: that rare case takes the join)."""
     cell_key, t = cells.get_column(_KEY).to_numpy(), cells.get_column("t").to_numpy()
     key, a = running[_KEY], running["a"]
+    if not len(a):  # no event at or before the last time: every mean is 0, as the join's null reads
+        return pl.DataFrame({"timestamp": cells.get_column("timestamp"), **{w: np.zeros(len(t)) for w in weights}})
     row = np.empty(len(t), dtype=np.int64)
     blocks = list(zip(*runs(cell_key)))
     for begin, end in blocks:
@@ -133,8 +135,6 @@ def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights
         row[begin:end] = lo + np.searchsorted(a[lo:hi], t[begin:end], "right") - 1
         row[begin:end][row[begin:end] < lo] = -1  # no event at or before t: null, read 0
     found = row >= 0
-    if not len(a):  # no event at or before the last time: every mean is 0, as the join's null reads
-        return pl.DataFrame({"timestamp": cells.get_column("timestamp"), **{w: np.zeros(len(t)) for w in weights}})
     taken = np.where(found, row, 0)
     means = {}
     with np.errstate(all="ignore"):

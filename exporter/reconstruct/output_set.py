@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import polars as pl
@@ -31,6 +31,7 @@ from exporter import layout
 from exporter.publish import staged_directory
 from exporter.reconstruct import outputs
 from exporter.reconstruct.timeline import TimelineGrid
+from exporter.sidethread import SideThread
 
 
 class OutputSet:
@@ -41,7 +42,7 @@ class OutputSet:
         self.out_dir = Path(out_dir)
         self._stack = contextlib.ExitStack()
         self._staging: Path | None = None
-        self._writer: ThreadPoolExecutor | None = None
+        self._writer: SideThread | None = None
         self._writes: list[Future] = []
 
     def __enter__(self) -> OutputSet:
@@ -89,8 +90,9 @@ class OutputSet:
         if self._staging is None:
             self._staging = self._stack.enter_context(
                 staged_directory(self.out_dir, owned=outputs.OUTPUT_FILES, stage="reconstruct"))
-            self._writer = self._stack.enter_context(ThreadPoolExecutor(max_workers=1,
-                                                                        thread_name_prefix="reconstruct-write"))
+            # a failed write seen at exit (or Ctrl-C while waiting) cancels the queued ones; a write that
+            # failed beside another failure is kept as a note on it (SideThread)
+            self._writer = self._stack.enter_context(SideThread())
             self._stack.push(self._settle)  # runs first on exit: before the writer stops and the staging goes
 
     def _raise_failed(self) -> None:
@@ -99,17 +101,6 @@ class OutputSet:
                 write.result()
 
     def _settle(self, kind: type[BaseException] | None, *_: object) -> bool:
-        if kind is not None:
-            self._cancel_queued()
-            return False
-        try:
-            for write in self._writes:
-                write.result()
-        except BaseException:  # a failed write seen here, or Ctrl-C while waiting: the queued ones need not run
-            self._cancel_queued()
-            raise
+        if kind is None:
+            self.wait()
         return False
-
-    def _cancel_queued(self) -> None:
-        for write in self._writes:
-            write.cancel()
