@@ -118,7 +118,7 @@ def stop_reject_detail() -> pl.Expr:
 
 
 def _actions(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """Successful actions: container, action, at, source_id (failed: an event with result Error)."""
+    """Successful actions: container, action, at, source_id (failed: its message is Error or an event has result Error)."""
     rows = common.table_rows(tables, ACTIONS, {
         "id": common.ID, "action": common.TEXT, "container_uuid": common.ID, "start_time": common.WHEN,
         "created_at": common.WHEN, "message": common.TEXT})

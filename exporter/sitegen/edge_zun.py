@@ -7,8 +7,8 @@ Edge quirks (on by default, like the host quirks; ``quirks=set()`` turns them of
   ``Deleted`` and, since the driver creates every container ``auto_remove``, zun-compute's
   periodic ``delete_unused_containers`` (every ~60 s) hard-deletes the row with its actions and
   events; on ``zun`` devices Blazar's zun plugin deletes them through Zun's API at lease end. A
-  few deletions fail and leave the rows. Off: the operator turned ``auto_remove`` off, the
-  ``Deleted`` rows stay (the history of ended leases survives).
+  few deletions fail and leave the rows. Off: no ended lease's containers are removed
+  (``auto_remove = 0`` and Blazar's zun plugin deletes none): the history of ended leases survives.
 - ``zun_pause_kill``: stops are also ``pause``/``unpause`` and ``kill``/``start`` on ``zun``
   (Docker) devices; the k8s driver implements neither (NotImplementedError), so on ``k8s``
   devices some ``pause``/``kill`` requests fail (event ``Error``, action message ``Error``); a few
