@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -35,15 +36,16 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
     """For each of ``horizons``, in their order: one row per key present in ``windows`` (or in
     ``also``, a frame of key rows) and grid time: keys, ``timestamp`` and the mean of each weight
     column over [T, T + horizon) counted from the windows known at T; rows in (keys, timestamp)
-    order. The windows are read, numbered and ranked, and the grid's cells built, once for all.
+    order. The windows are read, numbered and ranked once for all.
 
     ``windows``: keys, start, end, known_from, known_until (datetimes; known_until may be null) and
     the weight columns (numbers). Rows with a null start, end or known_from count nothing.
     """
     keys, weights = list(keys), list(weights)
+    empty = [pl.DataFrame(schema={**{k: windows.schema[k] for k in keys}, "timestamp": pl.Datetime("us"),
+                                  **{w: pl.Float64 for w in weights}}) for _ in horizons]
     if not grid:
-        return [pl.DataFrame(schema={**{k: windows.schema[k] for k in keys}, "timestamp": pl.Datetime("us"),
-                                     **{w: pl.Float64 for w in weights}}) for _ in horizons]
+        return empty
     origin = min(grid)
     seconds = {name: (pl.col(name) - pl.lit(origin)).dt.total_microseconds() / 1e6
                for name in ("start", "end", "known_from", "known_until")}
@@ -56,50 +58,63 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
     # as-of join below run on it instead of the (text) keys, in the same order, so every sum is
     # the same, bit for bit (measured: the sort by text keys was most of the lens' time).
     codes = pl.concat([base.select(keys), *extra]).unique().sort(keys).with_row_index(_KEY).collect()
+    if not codes.height:
+        return empty
     coded = base.join(codes.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left").drop(keys).collect()
     ranks = _weight_ranks(coded, weights)
+    per_rank = None
     if ranks is not None:
         coded = coded.with_columns(pl.Series(_RANK, ranks))
+        # rising events rank after falling ones: their ranks are shifted past the largest; the weights
+        # and ds of each (shifted) rank: a small table read from the windows, not 2.3 M event rows
+        shift = int(ranks.max()) + 1 if len(ranks) else 0
+        per_rank = {w: np.tile(_per_rank(ranks, coded.get_column(w).to_numpy()), 2) for w in weights}
+        per_rank["ds"] = np.repeat([-1.0, 1.0], shift)
     times = pl.DataFrame({"timestamp": sorted(grid)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
-    # every key with every time in (key, time) order: built so, not crossed and sorted
-    cell = np.arange(codes.height * times.height)
     per_key = max(times.height, 1)
-    cells = pl.concat([codes.select(_KEY)[cell // per_key], times[cell % per_key]], how="horizontal")
-    labels = codes.select(keys)[cell // per_key]
+    # Each key is summed alone (it is the first sort column and every sum restarts per key, so the
+    # same order and bits), (key, horizon) parts on two threads: numpy and polars hold no GIL while
+    # they sort and sum, and two parts in flight hold less than one horizon of every key.
+    by_key = dict(zip(codes.get_column(_KEY).to_list(), [coded.clear()] * codes.height))
+    by_key |= {key: part for (key,), part in coded.partition_by(_KEY, as_dict=True, maintain_order=True).items()}
     last = (max(grid) - origin).total_seconds()
-    return [pl.concat([labels, _means(coded, cells, weights, horizon.total_seconds(), last)], how="horizontal")
-            for horizon in horizons]
+    parts = [(key, h) for key in by_key for h in range(len(horizons))]
+    parts.sort(key=lambda part: -by_key[part[0]].height)  # the largest first: the threads end together
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        means = dict(zip(parts, pool.map(lambda part: _means(
+            part[0], by_key[part[0]], times, weights, horizons[part[1]].total_seconds(), last, per_rank), parts)))
+    cell = np.arange(codes.height * times.height)
+    labels = codes.select(keys)[cell // per_key]
+    return [pl.concat([labels, pl.concat([means[key, h] for key in by_key])], how="horizontal")
+            for h in range(len(horizons))]
 
 
-def _means(coded: pl.DataFrame, cells: pl.DataFrame, weights: list[str], h: float, last: float) -> pl.DataFrame:
-    """timestamp and the mean of each weight at each cell (key, time) of ``cells``, in their
-    order, for horizon ``h`` seconds; ``coded``: the windows in seconds with their key's number."""
+def _means(key: int, coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: float, last: float,
+           per_rank: dict[str, np.ndarray] | None) -> pl.DataFrame:
+    """timestamp and the mean of each weight at each of ``times`` (timestamp, t) for horizon ``h``
+    seconds; ``coded``: the windows of key number ``key`` in seconds (with their weights' rank, read
+    in ``per_rank``, when ranked)."""
     breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
-    ranked = _RANK in coded.columns
-    # rising events rank after falling ones: their ranks are shifted past the largest (once, not per block)
-    shift = int(coded[_RANK].max()) + 1 if ranked and coded.height else 0
+    shift = len(per_rank["ds"]) // 2 if per_rank is not None else 0
     events = []
     for index, coefficient in _RAMPS:
         b = breakpoints[index]
         for edge, sign in (("known_from", 1.0), ("known_until", -1.0)):
             a = pl.max_horizontal(b, pl.col(edge))
             slope = coefficient * sign
-            if ranked:  # (ds, weights) ranked as one number: ds (±1) first, then the windows' weight rank
+            if per_rank is not None:  # (ds, weights) ranked as one number: ds (±1) first, then the windows' weight rank
                 rest = [(pl.col(_RANK) + shift if slope > 0 else pl.col(_RANK)).alias(_RANK)]
             else:
                 rest = [pl.lit(slope).alias("ds"), *weights]
             events.append(coded.lazy().select(_KEY, *rest, a=a, dv=(a - b) * slope, edge=pl.col(edge))
                           .filter(pl.col("edge").is_not_null()).drop("edge"))
     events = pl.concat(events).filter(pl.col("a") <= last).collect()
-    if not ranked:
+    cells = times.with_columns(pl.lit(key, coded.schema[_KEY]).alias(_KEY))
+    if per_rank is None:
         running = _running_sums_sorted(events.sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True), weights)
         return _means_joined(cells, running, weights, h)
-    # the weights and ds of each (shifted) rank: a small table read from the windows, not 2.3 M event rows
-    per_rank = {w: np.tile(_per_rank(coded.get_column(_RANK).to_numpy(), coded.get_column(w).to_numpy()), 2)
-                for w in weights}
-    per_rank["ds"] = np.repeat([-1.0, 1.0], shift)
     running = _running_sums(events, per_rank, weights)
     means = _means_searched(cells, running, weights, h)
     return means if means is not None else _means_joined(cells, pl.DataFrame(running), weights, h)
