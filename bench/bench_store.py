@@ -18,7 +18,8 @@ hourly). Each round runs, in rotating order so load changes hit all three alike:
             just to parse and write, with the text already on disk;
 - backfill: ``usage-exporter backfill TL --out X --blocks --quiet`` (the whole command: read,
             check, write text, promtool, verify, remove text), while a thread polls the peak size
-            of the .om files present;
+            of the .om files present and another (Phases) the command's own CPU by how many
+            promtool children run beside it, when the first one starts and the last one ends;
 - import:   ``usage-exporter import-vm TL --url … --quiet`` into a fresh single-node
             victoria-metrics on a free loopback port (start-up not timed; the command's own
             count-back of the samples is).
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -73,18 +75,75 @@ def run_floor(files: list[Path], work: Path) -> float:
     return seconds
 
 
-def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tuple[float, int, list]:
+class Phases:
+    """Samples a running backfill command every ``interval``: its own CPU (``/proc/PID/stat``
+    utime + stime: the command's threads, not its promtool children) and how many promtool
+    children run. Says where our CPU goes in wall time: before the first promtool and after the
+    last one nothing else runs (the command's start and end are on the critical path), while one
+    or two promtools run it shares the cores with them."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid, self.interval, self.samples, self._stop = pid, interval, [], threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / self._tick
+                running = sum(self._is_promtool(child) for task in Path(f"/proc/{self.pid}/task").iterdir()
+                              for child in (task / "children").read_text().split())
+            except (OSError, IndexError, ValueError):  # the command just ended
+                break
+            self.samples.append((time.perf_counter(), cpu, running))
+            time.sleep(self.interval)
+
+    @staticmethod
+    def _is_promtool(pid: str) -> bool:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip() == "promtool"
+        except OSError:
+            return False
+
+    def __enter__(self) -> "Phases":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self, started: float, ended: float) -> dict[str, float]:
+        """first/last: when the first promtool was seen and how long before the end the last one
+        ended; cpu0/cpu1/cpu2: our CPU while 0, 1, 2+ promtools ran (wall0: how long none ran)."""
+        busy = [t for t, _, running in self.samples if running]
+        out = {"first": (busy[0] - started) if busy else 0.0, "last": (ended - busy[-1]) if busy else 0.0,
+               "cpu": self.samples[-1][1] if self.samples else 0.0, "cpu0": 0.0, "cpu1": 0.0, "cpu2": 0.0,
+               "wall0": 0.0}
+        for (t0, cpu0, running), (t1, cpu1, _) in zip(self.samples, self.samples[1:]):
+            out[f"cpu{min(running, 2)}"] += cpu1 - cpu0
+            out["wall0"] += (t1 - t0) if running == 0 else 0.0
+        return out
+
+
+def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tuple[float, int, list, dict]:
     root = work / "bf"
     root.mkdir()
     env = {**os.environ, "PYTHONPATH": str(source)} if source else None
     with Poller(root, interval=0.1) as poller:  # staging is a hidden sibling of --out; 0.1 s: little CPU taken
         started = time.perf_counter()
-        subprocess.run([*CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks", "--quiet"],
-                       check=True, capture_output=True, env=env, cwd=source)
+        command = subprocess.Popen([*CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks",
+                                    "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=source)
+        with Phases(command.pid) as phases:
+            out, err = command.communicate()
         seconds = time.perf_counter() - started
+    if command.returncode != 0:
+        raise SystemExit(f"backfill failed ({command.returncode}): {err.decode()[-2000:]}")
     manifest = json.loads((root / "out" / "backfill.json").read_text())
     shutil.rmtree(root)
-    return seconds, poller.peak, [(f["path"], f["samples"], f["sha256"]) for f in manifest["files"]]
+    return (seconds, poller.peak, [(f["path"], f["samples"], f["sha256"]) for f in manifest["files"]],
+            phases.summary(started, started + seconds))
 
 
 def run_import(timeline: Path) -> float:
@@ -92,6 +151,12 @@ def run_import(timeline: Path) -> float:
         started = time.perf_counter()
         subprocess.run([*CLI, "import-vm", str(timeline), "--url", vm.url, "--quiet"], check=True, capture_output=True)
         return time.perf_counter() - started
+
+
+def phase_line(phase: dict[str, float]) -> str:
+    return (f"first promtool at {phase['first']:.2f} s, last ended {phase['last']:.2f} s before the end; "
+            f"own cpu {phase['cpu']:.2f} s: {phase['cpu0']:.2f} while no promtool ran ({phase['wall0']:.2f} s wall), "
+            f"{phase['cpu1']:.2f} beside one, {phase['cpu2']:.2f} beside two")
 
 
 def uptime() -> str:
@@ -130,6 +195,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         peaks: dict[str, list[int]] = {"backfill": [], "baseline": []}
+        phases: dict[str, list[dict[str, float]]] = {"backfill": [], "baseline": []}
         outputs: list = []  # every backfill run's windows (path, samples, sha256): all must be equal
         for index in range(args.rounds):
             order = list(runs)
@@ -139,14 +205,17 @@ def main() -> None:
                 result = runs[name]()
                 cpu[name].append(children_cpu() - before)
                 if isinstance(result, tuple):
-                    result, peak, windows = result
+                    result, peak, windows, phase = result
                     peaks[name].append(peak)
+                    phases[name].append(phase)
                     outputs.append(windows)
                     if windows != outputs[0]:
                         raise SystemExit(f"{name}'s backfill.json differs from the first run's: outputs not identical")
                 times[name].append(result)
                 print(f"  round {index + 1} {name:<8} {times[name][-1]:7.2f} s wall {cpu[name][-1]:7.2f} s cpu  "
                       f"({uptime().split('load average: ')[-1]})", flush=True)
+                if name in phases:
+                    print(f"           {phase_line(phases[name][-1])}", flush=True)
         median = {name: statistics.median(values) for name, values in times.items()}
         median_cpu = {name: statistics.median(values) for name, values in cpu.items()}
         for name, values in times.items():
@@ -161,6 +230,10 @@ def main() -> None:
                       f"{median_cpu[name] / median_cpu['floor']:.2f}x cpu (medians)")
         if "import" in runs:
             print(f"import-vm / backfill = {median['import'] / median['backfill']:.2f}x (medians)")
+        for name, values in phases.items():
+            if values:
+                middle = {key: statistics.median(v[key] for v in values) for key in values[0]}
+                print(f"{name} phases (medians): {phase_line(middle)}")
         largest = sorted((f.bytes for f in written.files), reverse=True)[:os.cpu_count() or 1]
         for name, values in peaks.items():
             if values:
