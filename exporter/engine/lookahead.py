@@ -244,20 +244,29 @@ def _stable_order(*columns: np.ndarray) -> np.ndarray:
 
 
 def _event_order(key: np.ndarray, a: np.ndarray, dv: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """``_stable_order(key, a, dv, rank)``. Where a and dv are whole seconds or microseconds (a
-    site's times are whole seconds), the four columns are packed exactly into two integers and the
-    rows ordered by their 16-bit digits, least significant first, which numpy sorts by radix
-    (measured on 2.3 M events: 0.59 s against 1.01 s CPU). Else (other floats) ``_stable_order``."""
+    """An order of the rows by (key, a, dv, rank), the first most significant: ``_stable_order``'s
+    up to the order among rows equal in all four, whose terms of the running sums are equal (after
+    ``+ 0.0``, also where dv is -0.0 and 0.0), so they add the same in any order. Where a and dv are
+    whole seconds or microseconds (a site's times are whole seconds), the four columns are packed
+    exactly into one integer where they fit in 63 bits (one key: the lens sums each key alone), and
+    sorted by numpy's quicksort (SIMD; measured on 1.2 M events 0.055 s CPU against 0.16 s for the
+    16-bit digits); else into two integers, the rows ordered by their 16-bit digits, least
+    significant first, which numpy sorts by radix (measured on 2.3 M events: 0.59 s against 1.01 s
+    CPU). Else (other floats) ``_stable_order``."""
     exact_a, exact_dv = _whole(a), _whole(dv)
-    if exact_a is None or exact_dv is None or not len(key):
+    if exact_a is None or exact_dv is None or not len(key) or rank.min() < 0:
         return _stable_order(key, a, dv, rank)
     exact_a -= exact_a.min()
     exact_dv -= exact_dv.min()
-    bits_a, bits_rank = int(exact_a.max()).bit_length(), int(rank.max()).bit_length()
-    high_bits, low_bits = int(key.max()).bit_length() + bits_a, int(exact_dv.max()).bit_length() + bits_rank
-    if high_bits > 62 or low_bits > 62 or rank.min() < 0:
+    exact_key = key.astype(np.int64) - int(key.min())
+    bits_key, bits_a = int(exact_key.max()).bit_length(), int(exact_a.max()).bit_length()
+    bits_dv, bits_rank = int(exact_dv.max()).bit_length(), int(rank.max()).bit_length()
+    if bits_key + bits_a + bits_dv + bits_rank <= 63:
+        return np.argsort((((exact_key << bits_a | exact_a) << bits_dv | exact_dv) << bits_rank) | rank)
+    high_bits, low_bits = bits_key + bits_a, bits_dv + bits_rank
+    if high_bits > 62 or low_bits > 62:
         return _stable_order(key, a, dv, rank)
-    high = (key.astype(np.int64) << bits_a) | exact_a
+    high = (exact_key << bits_a) | exact_a
     low = (exact_dv << bits_rank) | rank
     order = None
     for packed, bits in ((low, low_bits), (high, high_bits)):

@@ -117,16 +117,21 @@ def test_the_stable_order_is_numpys_lexsort():
 
 @pytest.mark.parametrize("per_second, spread", [(1.0, 10**9), (1.0, 20), (1e6, 10**9), (1e6, 20), (None, 10**9)])
 def test_the_event_order_is_numpys_lexsort(per_second, spread):
-    # whole seconds and whole microseconds take the packed radix order (a narrow spread of times:
-    # neighbouring values, whose lowest bit shares a digit with the top of dv); other floats the
-    # per-column one
+    # whole seconds and whole microseconds take a packed order: one integer where the four fit (a
+    # narrow spread of times), else two by their 16-bit digits (a wide one; neighbouring values,
+    # whose lowest bit shares a digit with the top of dv); other floats the per-column one
     rng = np.random.default_rng(8)
     n = 20000
     a = rng.integers(-spread, spread, n) / (per_second or 7.3)
     dv = rng.choice([0.0, -0.0, 3600.0, -7200.0, 1.0, 2.0**40], n) / (per_second or 1.0)
     dv[rng.random(n) < 0.3] = -0.0  # equal to 0.0: the tie goes to the rank, as the float sort does
     columns = (rng.integers(0, 9, n).astype(np.uint32), a[rng.integers(0, n // 4, n)], dv, rng.integers(0, 44, n))
-    assert (lookahead._event_order(*columns) == np.lexsort(columns[::-1])).all()
+    one_key = (np.full(n, 5, dtype=np.uint32), *columns[1:])  # as the lens sorts: each key alone
+    for rows in (columns, one_key):
+        order, want = lookahead._event_order(*rows), np.lexsort(rows[::-1])
+        # the same rows in the same order of values (rows equal in all four may change places)
+        assert sorted(order) == list(range(n))
+        assert all((column[order] == column[want]).all() for column in rows)
     assert (lookahead._whole(columns[1]) is None) == (per_second is None)
 
 
