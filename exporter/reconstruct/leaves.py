@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
+import numpy as np
 import polars as pl
 
 from exporter.errors import TimelineError
@@ -215,17 +216,33 @@ def _site_long_leaves(site: str, node_types: pl.Series, times: pl.Series, leaves
     blocks = [block.get_columns() for block in group_blocks(leaves, k, n)]
     cells = max(1, (1 << 14) // k)  # grid times per part
     pattern = _leaf_label_pattern(site, node_types, min(cells, n) * k)
+    row_of = pl.int_range(0, min(cells, n) * k * m, dtype=pl.get_index_type(), eager=True) // (k * m)
+    buffer = np.empty((min(cells, n), k * m))  # one part's values, reused
     for at in range(0, n, cells):
         count = min(cells, n - at)
         labels = pattern.head(count * k * m)  # zero-copy slices
         # one column per (node type, leaf) in long row order, each the part's cells of its block
         part = pl.DataFrame([column.slice(at, count).alias(f"{group}|{leaf}")
                              for group, columns in enumerate(blocks) for leaf, column in enumerate(columns)])
-        row_of = pl.int_range(0, count * k * m, dtype=pl.get_index_type(), eager=True) // (k * m)
         yield pl.DataFrame([
-            labels["site"], times.slice(at, count).gather(row_of).alias("timestamp"), labels["node_type"],
-            labels["pool"], labels["state"], labels["resource"], _long_values(part),
+            labels["site"], times.slice(at, count).gather(row_of.head(count * k * m)).alias("timestamp"),
+            labels["node_type"], labels["pool"], labels["state"], labels["resource"], _row_major(part, buffer[:count]),
         ])
+
+
+def _row_major(part: pl.DataFrame, buffer: np.ndarray) -> pl.Series:
+    """:func:`_long_values` of a frame of Float64 columns without nulls, through ``buffer`` (its
+    rows × columns, reused by the caller): numpy's row-major copy of the columns takes a third
+    of ``concat_arr``'s CPU (measured 0.15 vs 0.53 s for the 500 x 10 timeline)."""
+    np.copyto(buffer, part.to_numpy())
+    flat = buffer.reshape(-1)
+    # polars wraps numpy memory as it is: two halves joined are copied into polars' own memory,
+    # so the buffer can be reused, and no part lives in the writer thread's malloc heap (which
+    # keeps what is freed: +45 MB in the lens, session 8)
+    half = len(flat) // 2
+    if not half:  # one value: nothing to join
+        return pl.Series("value", flat.tolist(), dtype=pl.Float64)
+    return pl.concat([pl.Series("value", flat[:half]), pl.Series("value", flat[half:])], rechunk=True)
 
 
 def group_blocks(leaves: pl.DataFrame, groups: int, n: int) -> list[pl.DataFrame]:
