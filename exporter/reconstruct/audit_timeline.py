@@ -35,8 +35,10 @@ def timeline_accounting(spans: pl.DataFrame, grid: TimelineGrid, *, start: dt.da
     (hours_conservation: leaves recombined by the inverse leaf table). Every figure is summed
     per series of the grid (row for row the values the long timeline holds; a test checks
     them against the long timeline's)."""
-    conservation = hours_conservation(spans, grid, start=start, end=end, step=step, open_end=snapshot_time)
-    by_pool, unknown = _grid_node_sums(grid)
+    counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step), open_end=snapshot_time)
+    leaf_sums = _grid_leaf_sums(grid)  # summed once: the conservation's and the node-hours per pool
+    conservation = _conservation(counted, _series_hours(leaf_sums, step=step))
+    by_pool, unknown = _grid_node_sums(grid, leaf_sums)
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
         "rows": grid.rows, "negative_leaves": grid_negative_leaves(grid),
@@ -96,6 +98,12 @@ def timeline_hours_by_level(timeline: Timeline, *, step: timedelta) -> pl.DataFr
     what the timeline says about each level independently of how it was built. Output columns
     as :func:`hours_by_level`.
     """
+    return _series_hours(_grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline),
+                         step=step)
+
+
+def _series_hours(leaf_sums: pl.DataFrame, *, step: timedelta) -> pl.DataFrame:
+    """:func:`timeline_hours_by_level` from the exact sums of the leaves (:func:`_long_leaf_sums`)."""
     inverse = pl.DataFrame(
         [
             {"series": series_name(*s), "pool": pool, "state": state, "weight": float(w)}
@@ -105,10 +113,8 @@ def timeline_hours_by_level(timeline: Timeline, *, step: timedelta) -> pl.DataFr
     )
     step_hours = step / timedelta(hours=1)
     # Order-free sums keep audit.json byte-identical between runs of the parallel engine.
-    leaf_sums = (_grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline)
-                 ).with_columns(pl.col("value").cast(pl.Float64))
     series_hours = (
-        leaf_sums.join(inverse, on=["pool", "state"])
+        leaf_sums.with_columns(pl.col("value").cast(pl.Float64)).join(inverse, on=["pool", "state"])
         .group_by(*GROUP, "series", "resource")
         .agg(order_free_sum(pl.col("value") * pl.col("weight")).mul(step_hours).alias("hours"))
     )
@@ -147,14 +153,14 @@ def _per_group(grid: TimelineGrid, expressions: list[pl.Expr]) -> pl.DataFrame:
     return pl.concat(rows) if rows else grid.leaves.select(expressions).clear()
 
 
-def _grid_node_sums(grid: TimelineGrid) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Exact sums of the node leaves: ``pool, value`` per leaf column and, of the unknown pool,
-    ``year, value`` per year (the input of exporter.reconstruct.pools.node_hours_summary)."""
+def _grid_node_sums(grid: TimelineGrid, leaf_sums: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exact sums of the node leaves: ``pool, value`` per leaf column and group (from the grid's
+    ``leaf_sums``, :func:`_grid_leaf_sums`; a zero row per pool, so every pool is there) and, of
+    the unknown pool, ``year, value`` per year (the input of exporter.reconstruct.pools.node_hours_summary)."""
     nodes = {pool: [leaf_column(pool, state, "nodes") for p, state in LEAVES if p == pool] for pool, _ in LEAVES}
-    names = [name for names in nodes.values() for name in names]
-    sums = grid.leaves.select(exact_sum(pl.col(name)).alias(name) for name in names).row(0)  # one pass
-    by_pool = pl.DataFrame({"pool": [pool for pool, names in nodes.items() for _ in names], "value": sums},
-                           schema={"pool": pl.String, "value": pl.Decimal(38, 12)})
+    zeros = pl.DataFrame({"pool": list(nodes), "value": [0] * len(nodes)},
+                         schema={"pool": pl.String, "value": leaf_sums.schema["value"]})
+    by_pool = pl.concat([zeros, leaf_sums.filter(pl.col("resource") == "nodes").select("pool", "value")])
     unknown = (grid.leaves.select(nodes[POOL_UNKNOWN]).with_columns(year=grid.row_times().dt.year())
                .group_by("year").agg(exact_sum(pl.col(name)) for name in nodes[POOL_UNKNOWN])
                .unpivot(index="year", value_name="value").drop("variable"))
@@ -196,9 +202,13 @@ def hours_conservation(
     ``site, node_type, level, booking, resource, span_hours, timeline_hours, difference``.
     """
     window_end = grid_end(start=start, end=end, step=step)
-    keys = [*GROUP, "level", "booking", "resource"]
     counted = hours_by_level(spans, start=start, end=window_end, open_end=open_end)
-    integral = timeline_hours_by_level(timeline, step=step)
+    return _conservation(counted, timeline_hours_by_level(timeline, step=step))
+
+
+def _conservation(counted: pl.DataFrame, integral: pl.DataFrame) -> pl.DataFrame:
+    """:func:`hours_conservation` from :func:`hours_by_level` and :func:`timeline_hours_by_level`."""
+    keys = [*GROUP, "level", "booking", "resource"]
     return (
         counted.rename({"hours": "span_hours"})
         .join(integral.rename({"hours": "timeline_hours"}), on=keys, how="full",
