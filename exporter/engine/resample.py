@@ -76,7 +76,9 @@ def dense_grid_from_deltas(
     """
     keys, values = list(keys), list(values)
     n = grid_size(start=start, end=end, step=step)
-    deltas = deltas.lazy()
+    # Collected once: the key index and the weights both read the deltas, and a lazy plan would
+    # be run for each (the timeline's: its spans' series and join to key codes twice, +0.4 s CPU)
+    deltas = deltas.lazy().collect(engine="in-memory").lazy()
     key_index = deltas.select(keys).unique().sort(keys).with_row_index("__key").collect()
     weights = _cell_weights(
         deltas.join(key_index.lazy(), on=keys, how="inner", nulls_equal=True, maintain_order="left"),
@@ -86,6 +88,7 @@ def dense_grid_from_deltas(
         n=n,
         time=time,
     ).collect(engine="in-memory")  # its sort and ordered group-by: 0.93-0.98 s CPU streaming, 0.61-0.68 s here
+    del deltas
     size = key_index.height * n
     # One column at a time is single-threaded work; two threads overlap them (no GIL held).
     with ThreadPoolExecutor(max_workers=2) as pool:
