@@ -90,32 +90,43 @@ def dense_grid_from_deltas(
     ).collect(engine="in-memory")  # its sort and ordered group-by: 0.93-0.98 s CPU streaming, 0.61-0.68 s here
     del deltas
     size = key_index.height * n
+    fill = _level_fill(weights["__pos"].to_numpy(), size=size, n=n) if size else None
     # One column at a time is single-threaded work; two threads overlap them (no GIL held).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        columns = list(pool.map(lambda v: _cell_means(weights, v, size=size, n=n), values))
+        columns = list(pool.map(lambda v: _cell_means(weights, v, size=size, n=n, fill=fill), values))
     times = pl.datetime_range(start, start + step * max(n - 1, 0), step, time_unit="us", eager=True).head(n)
     return DenseGrid(keys=key_index.drop("__key"), cells=n, times=times.alias(time), values=pl.DataFrame(columns))
 
 
-def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int) -> pl.Series:
+def _level_fill(pos: np.ndarray, *, size: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How :func:`_cell_means` carries the running levels forward, the same for every value:
+    (which changes hold into a later cell of their key, the order of the cells where a level
+    starts to hold, how many cells each holds)."""
+    after = pos + 1  # the level reached in a cell holds from the next cell of the same key on
+    inside = after % n != 0
+    # 0 from each key's first cell, each running level from the cell after its change on
+    starts = np.concatenate([np.arange(0, size, n), after[inside]])
+    order = np.argsort(starts, kind="stable")
+    return inside, order, np.diff(starts[order], append=size)
+
+
+def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int,
+                fill: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pl.Series:
     """Dense cell means of one value over ``size`` = keys × n cells (key-major), from the
     sparse per-``__pos`` sums: level before the cell (Σ earlier ``full``) + ``part``.
 
     Only cells with deltas are touched: the running level is summed over those alone (adding
     the zeros of quiet cells would not change a bit) and carried forward to the quiet cells.
+    ``fill``: :func:`_level_fill` of the weights, when the caller shares it between values.
     """
     if size == 0:
         return pl.Series(value, [], dtype=pl.Float64)
     pos = weights["__pos"].to_numpy()
+    inside, order, held = fill if fill is not None else _level_fill(pos, size=size, n=n)
     running = weights.select(pl.col(f"__full_{value}").cum_sum().over(pl.col("__pos") // n)).to_series().to_numpy()
-    after = pos + 1  # the level reached in a cell holds from the next cell of the same key on
-    inside = after % n != 0
-    # The level before each cell: 0 from each key's first cell, each running level from the cell
-    # after its change on, until the next one: a forward fill of those values, as one repeat.
-    starts = np.concatenate([np.arange(0, size, n), after[inside]])
+    # The level before each cell: a forward fill of the running levels, as one repeat.
     levels = np.concatenate([np.zeros(size // n), running[inside]])
-    order = np.argsort(starts, kind="stable")
-    means = np.repeat(levels[order], np.diff(starts[order], append=size))
+    means = np.repeat(levels[order], held)
     # + part, 0.0 in the quiet cells, where it changes no bit: polars' cum_sum starts at 0.0, so
     # no level is -0.0 (checked with polars 2.1.0: tests/engine/test_resample.py, bit for bit)
     means[pos] += weights[f"__part_{value}"].to_numpy()
