@@ -102,15 +102,13 @@ def spans_from_tables(
                                 maintenance_projects=maintenance_projects)
         known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances,
                                   rules=policy.rules, snapshot_time=snapshot_time)
-        spans = known(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time).sort(
-            "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
+        spans = known(_in_span_order(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time)))
         devices = None
         if blazar_devices.present(frames):
             device_history = devices_audit.device_history(frames, device_history_complete_since)
             devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
                                                  complete_since=device_history.complete_since)
-            devices = known(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time).sort(
-                "level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True))
+            devices = known(_in_span_order(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time)))
         rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
             "source_table", "source_id", "level", "start", nulls_last=True)
         every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
@@ -166,6 +164,18 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
             "stopped": stopped, "ondemand": ondemand, "mask": mask,
             "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, allocations
+
+
+def _in_span_order(spans: pl.DataFrame) -> pl.DataFrame:
+    """``spans`` sorted by level, host, start, source table and source id (nulls last).
+
+    Level, host and source table (a few hundred values at most) are sorted as Enums of their
+    sorted values: the same order as their text, compared as integers (on the 614k spans of 500 x
+    10 the sort took 0.2-0.3 s less CPU of 1.2 s)."""
+    def ranked(column: str) -> pl.Expr:
+        return pl.col(column).cast(pl.Enum(spans.get_column(column).unique().drop_nulls().sort()))
+    return spans.sort(ranked("level"), ranked("hypervisor_hostname"), "start", ranked("source_table"), "source_id",
+                      nulls_last=True)
 
 
 def _complete_tables(tables: Mapping[str, pl.LazyFrame | pl.DataFrame]) -> tuple[dict[str, pl.LazyFrame], list[str]]:
