@@ -98,16 +98,19 @@ class SpanBooks:
         # Only parents that reach into their key's children's time matter: the children are cut by the
         # union of the parents, and a parent outside [first start, last end) of its key's children
         # changes no piece (the maintenance masks' 645 rows were clipped by the union of 287k commitments).
+        # Each key is numbered once (``__key``, eager: read twice), and the clip sorts and joins on that
+        # number instead of the key's text columns.
         end = intervals.closed_end("end", self.snapshot_time)
-        reach = spans.lazy().group_by(by).agg(pl.col("start").min().alias("__from"), end.max().alias("__to"))
-        relevant = (parents.lazy().join(reach, on=list(by), how="inner")
+        reach = (spans.group_by(by).agg(pl.col("start").min().alias("__from"), end.max().alias("__to"))
+                 .with_row_index("__key"))
+        relevant = (parents.lazy().join(reach.lazy(), on=list(by), how="inner")
                     .filter((pl.col("__from").is_null() | (end > pl.col("__from"))) & (pl.col("start") < pl.col("__to")))
-                    .drop("__from", "__to"))
+                    .select("__key", "start", "end"))
         # Only the window columns go through the clip (its joins and sorts copy every column);
         # the others are joined back by ``_row``.
         window = [*by, "start", "end", "original_start", "original_end", *_identity(spans)]
-        inside, beyond = intervals.clip_to_parent(spans.lazy().select(window), relevant, by=by,
-                                                  open_end=self.snapshot_time)
+        keyed = spans.select(window).join(reach.select(*by, "__key"), on=list(by), how="left", maintain_order="left")
+        inside, beyond = intervals.clip_to_parent(keyed.lazy(), relevant, by=["__key"], open_end=self.snapshot_time)
         # A row cut into pieces earlier (an exclude rule) repeats its _row; its other columns agree.
         rest = _first_per(spans.select(*_identity(spans), *(c for c in spans.columns if c not in window)),
                           _identity(spans))
