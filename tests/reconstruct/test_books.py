@@ -42,3 +42,56 @@ def test_clipping_reads_every_parent_that_reaches_into_the_children_open_ones_in
     assert outside.select("source_id", "start", "end").rows() == [
         ("0", day(13), day(15)), ("1", day(14), day(20)), ("2", day(3), day(4))]
     assert books.all_rejected().select("source_id", "rejection_reason").rows() == [("2", "outside_parent")]
+
+
+def instances(*windows: tuple) -> pl.DataFrame:
+    """entity, start, end rows as the occupied level's settled spans."""
+    frame = pl.DataFrame(
+        [{"level": "occupied", "source_table": "t", "source_id": str(i), "entity_id": entity, "start": start,
+          "end": end, "rejection_reason": None} for i, (entity, start, end) in enumerate(windows)],
+        schema={"level": pl.String, "source_table": pl.String, "source_id": pl.String, "entity_id": pl.String,
+                "start": TIME, "end": TIME, "rejection_reason": pl.String})
+    return SpanBooks(site="s", snapshot_time=SNAPSHOT).settled(frame, detail=pl.lit("{}"))
+
+
+def placements(*segments: tuple) -> pl.DataFrame:
+    return pl.DataFrame([{"entity_id": e, "start": s, "end": t, "hypervisor_hostname": h} for e, s, t, h in segments],
+                        schema={"entity_id": pl.String, "start": TIME, "end": TIME, "hypervisor_hostname": pl.String})
+
+
+def test_splitting_by_one_parent_per_key_drops_the_empty_ones_and_keeps_open_ends():
+    # One parent per key skips first_wins' sort (books.split_into); an empty parent still holds no time.
+    children = instances(("e1", day(1), day(10)), ("e2", day(2), None), ("e3", day(3), day(4)))
+    one_each = placements(("e3", day(3), day(3), "h3"), ("e1", day(5), day(8), "h1"), ("e2", day(1), None, "h2"))
+    books = SpanBooks(site="s", snapshot_time=SNAPSHOT)
+    pieces = books.split_into(children, one_each, by=["entity_id"], take=["hypervisor_hostname"])
+    assert pieces.select("source_id", "start", "end", "hypervisor_hostname").rows() == [
+        ("0", day(5), day(8), "h1"), ("1", day(2), None, "h2")]
+    assert books.all_rejected().select("source_id", "rejection_reason").rows() == [("2", "outside_parent")]
+    # A second parent of e1 overlapping the first: the earlier one keeps the overlap.
+    overlapping = pl.concat([one_each, placements(("e1", day(6), day(9), "h9"))])
+    pieces = SpanBooks(site="s", snapshot_time=SNAPSHOT).split_into(
+        children, overlapping, by=["entity_id"], take=["hypervisor_hostname"])
+    assert pieces.select("source_id", "start", "end", "hypervisor_hostname").rows() == [
+        ("0", day(5), day(8), "h1"), ("0", day(8), day(9), "h9"), ("1", day(2), None, "h2")]
+
+
+def test_clipping_on_two_keys_matches_both_and_a_null_key_finds_no_parent():
+    # clipped_into numbers each (reservation, host) pair once and clips on that number.
+    frame = pl.DataFrame(
+        [{"level": "occupied", "source_table": "t", "source_id": str(i), "reservation_id": r,
+          "hypervisor_hostname": h, "start": s, "end": e, "rejection_reason": None}
+         for i, (r, h, s, e) in enumerate([("r1", "h1", day(1), day(10)), ("r1", "h2", day(1), day(10)),
+                                           (None, "h1", day(1), day(10)), ("r2", "h1", day(1), None)])],
+        schema={"level": pl.String, "source_table": pl.String, "source_id": pl.String, "reservation_id": pl.String,
+                "hypervisor_hostname": pl.String, "start": TIME, "end": TIME, "rejection_reason": pl.String})
+    books = SpanBooks(site="s", snapshot_time=SNAPSHOT)
+    children = books.settled(frame, detail=pl.lit("{}"))
+    parents = pl.DataFrame({"reservation_id": ["r1", "r2", None], "hypervisor_hostname": ["h1", "h1", "h1"],
+                            "start": [day(2), day(5), day(1)], "end": [day(4), None, day(30)]},
+                           schema={"reservation_id": pl.String, "hypervisor_hostname": pl.String,
+                                   "start": TIME, "end": TIME})
+    inside = books.clipped_into(children, parents, by=["reservation_id", "hypervisor_hostname"], reason="orphan")
+    assert inside.select("source_id", "start", "end").rows() == [("0", day(2), day(4)), ("3", day(5), None)]
+    assert books.all_rejected().select("source_id", "rejection_reason").rows() == [
+        ("1", "orphan"), ("2", "orphan")]
