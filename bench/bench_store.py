@@ -92,12 +92,19 @@ class Phases:
             try:
                 fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
                 cpu = (int(fields[11]) + int(fields[12])) / self._tick
-                running = sum(self._is_promtool(child) for task in Path(f"/proc/{self.pid}/task").iterdir()
-                              for child in (task / "children").read_text().split())
+                tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
             except (OSError, IndexError, ValueError):  # the command just ended
                 break
+            running = sum(self._is_promtool(child) for task in tasks for child in self._children(task))
             self.samples.append((time.perf_counter(), cpu, running))
             time.sleep(self.interval)
+
+    @staticmethod
+    def _children(task: Path) -> list[str]:
+        try:
+            return (task / "children").read_text().split()
+        except OSError:  # that thread just ended; the others are still read
+            return []
 
     @staticmethod
     def _is_promtool(pid: str) -> bool:
@@ -117,6 +124,9 @@ class Phases:
     def summary(self, started: float, ended: float) -> dict[str, float]:
         """first/last: when the first promtool was seen and how long before the end the last one
         ended; cpu0/cpu1/cpu2: our CPU while 0, 1, 2+ promtools ran (wall0: how long none ran)."""
+        if not any(running for _, _, running in self.samples):
+            print("warning: no promtool child seen in /proc (no samples, or no task children files): "
+                  "the phase split is empty", file=sys.stderr)
         busy = [t for t, _, running in self.samples if running]
         out = {"first": (busy[0] - started) if busy else 0.0, "last": (ended - busy[-1]) if busy else 0.0,
                "cpu": self.samples[-1][1] if self.samples else 0.0, "cpu0": 0.0, "cpu1": 0.0, "cpu2": 0.0,

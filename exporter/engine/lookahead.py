@@ -79,6 +79,7 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
     # they sort and sum, and two parts in flight hold less than one horizon of every key.
     by_key = dict(zip(codes.get_column(_KEY).to_list(), [coded.clear()] * codes.height))
     by_key |= {key: part for (key,), part in coded.partition_by(_KEY, as_dict=True, maintain_order=True).items()}
+    del coded  # its parts are copies: not held twice while the threads run
     last = (max(grid) - origin).total_seconds()
     parts = [(key, h) for key in by_key for h in range(len(horizons))]
     parts.sort(key=lambda part: -by_key[part[0]].height)  # the largest first: the threads end together

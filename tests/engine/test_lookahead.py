@@ -135,6 +135,23 @@ def test_the_event_order_is_numpys_lexsort(per_second, spread):
     assert (lookahead._whole(columns[1]) is None) == (per_second is None)
 
 
+@pytest.mark.parametrize("dv_top", [255.0, 511.0])
+def test_the_packed_event_order_never_uses_the_sign_bit(dv_top):
+    # one key, a over 50 bits, rank over 5, dv over 8 (63 bits: one integer) or 9 (64: the packed
+    # integer would turn negative for the later half of the times, so two integers are needed)
+    rng = np.random.default_rng(9)
+    n = 4000
+    a = rng.integers(0, 2**50, n).astype(np.float64)
+    a[:2] = (0.0, 2.0**50 - 1)
+    dv = rng.choice([0.0, dv_top], n)
+    rank = rng.integers(0, 32, n)
+    rank[:2] = (0, 31)
+    rows = (np.full(n, 3, dtype=np.uint32), a, dv, rank)
+    order, want = lookahead._event_order(*rows), np.lexsort(rows[::-1])
+    assert sorted(order) == list(range(n))
+    assert all((column[order] == column[want]).all() for column in rows)
+
+
 def test_an_infinite_weight_takes_the_join_and_leaves_the_other_keys_alone(monkeypatch):
     """The as-of means in numpy (_means_searched) give way to polars' join when a value is not
     finite: the same values as the path that sorts by every column (NaN where inf - inf), the
