@@ -131,10 +131,11 @@ class SpanBooks:
         Pieces are numbered (``_piece``) so later stages keep each piece's own columns.
         """
         window = parents.lazy().select(*by, "start", "end", *take)
-        if parents.select(pl.struct(by).n_unique()).item() == parents.height:
-            # One parent per key (each instance's one placement segment, on a site where none moves):
-            # nothing overlaps, so first_wins would only drop the empty rows, after sorting by the key
-            # (0.4 s for 330k uuids); split_by_segments orders the pieces by child itself.
+        if _one_row_per(parents, by):
+            # One parent per key (each instance's one placement segment on a site where none moves, or
+            # its one occupied piece): nothing overlaps, so first_wins would only drop the rows that
+            # hold no time (empty, inverted, null start), after sorting by the key (0.4 s for 330k
+            # uuids); split_by_segments orders the pieces by child itself.
             disjoint = window.filter(pl.col("start") < intervals.closed_end("end", self.snapshot_time))
         else:
             disjoint = segments.first_wins(window, by=by, open_end=self.snapshot_time)
@@ -289,9 +290,14 @@ def _survived(before: pl.DataFrame, after: pl.DataFrame) -> pl.Series:
 def _first_per(frame: pl.DataFrame, identity: list[str]) -> pl.DataFrame:
     """The first row of ``frame`` per ``identity``, in order; ``frame`` itself (no copy of its
     columns) when every identity is there once, as it is unless a rule cut rows into pieces."""
-    if frame.select(pl.struct(identity).n_unique()).item() == frame.height:
+    if _one_row_per(frame, identity):
         return frame
     return frame.unique(identity, keep="first", maintain_order=True)
+
+
+def _one_row_per(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
+    """Whether no two rows of ``frame`` share their ``keys`` (two null keys count as one value)."""
+    return frame.select(pl.struct(keys).n_unique()).item() == frame.height
 
 
 def _identity(spans: pl.DataFrame) -> list[str]:

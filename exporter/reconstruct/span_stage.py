@@ -170,8 +170,8 @@ def _in_span_order(spans: pl.DataFrame) -> pl.DataFrame:
     """``spans`` sorted by level, host, start, source table and source id (nulls last).
 
     Level, host and source table (a few hundred values at most) are sorted as Enums of their
-    sorted values: the same order as their text, compared as integers (on the 614k spans of 500 x
-    10 the sort took 0.2-0.3 s less CPU of 1.2 s)."""
+    sorted values: the same order as their text, compared as integers (cheaper; BENCHMARKS.md,
+    session 9)."""
     def ranked(column: str) -> pl.Expr:
         return pl.col(column).cast(pl.Enum(spans.get_column(column).unique().drop_nulls().sort()))
     return spans.sort(ranked("level"), ranked("hypervisor_hostname"), "start", ranked("source_table"), "source_id",

@@ -60,14 +60,18 @@ def placements(*segments: tuple) -> pl.DataFrame:
 
 
 def test_splitting_by_one_parent_per_key_drops_the_empty_ones_and_keeps_open_ends():
-    # One parent per key skips first_wins' sort (books.split_into); an empty parent still holds no time.
-    children = instances(("e1", day(1), day(10)), ("e2", day(2), None), ("e3", day(3), day(4)))
-    one_each = placements(("e3", day(3), day(3), "h3"), ("e1", day(5), day(8), "h1"), ("e2", day(1), None, "h2"))
+    # One parent per key skips first_wins' sort (books.split_into); an empty parent, or one with no
+    # start, still holds no time (as first_wins has it).
+    children = instances(("e1", day(1), day(10)), ("e2", day(2), None), ("e3", day(3), day(4)),
+                         ("e4", day(1), day(9)))
+    one_each = placements(("e3", day(3), day(3), "h3"), ("e1", day(5), day(8), "h1"), ("e2", day(1), None, "h2"),
+                          ("e4", None, day(5), "h4"))
     books = SpanBooks(site="s", snapshot_time=SNAPSHOT)
     pieces = books.split_into(children, one_each, by=["entity_id"], take=["hypervisor_hostname"])
     assert pieces.select("source_id", "start", "end", "hypervisor_hostname").rows() == [
         ("0", day(5), day(8), "h1"), ("1", day(2), None, "h2")]
-    assert books.all_rejected().select("source_id", "rejection_reason").rows() == [("2", "outside_parent")]
+    assert books.all_rejected().select("source_id", "rejection_reason").rows() == [
+        ("2", "outside_parent"), ("3", "outside_parent")]
     # A second parent of e1 overlapping the first: the earlier one keeps the overlap.
     overlapping = pl.concat([one_each, placements(("e1", day(6), day(9), "h9"))])
     pieces = SpanBooks(site="s", snapshot_time=SNAPSHOT).split_into(

@@ -1,0 +1,26 @@
+"""The spans stage's output order: level, host, start, source table, source id, nulls last."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from exporter.reconstruct.span_stage import _in_span_order
+
+T = dt.datetime(2024, 1, 1)
+
+
+def test_the_spans_are_sorted_as_their_text_sorts():
+    # level, host and source table compare as Enums of their sorted values: the order must be the
+    # text's (byte order: "h10" before "h9", upper case before lower), nulls last
+    spans = pl.DataFrame({
+        "level": ["total", "occupied", "total", "occupied", "committed", "total"],
+        "hypervisor_hostname": ["h9", "h10", None, "h9", "Z1", "h10"],
+        "start": [T, T, T, T + dt.timedelta(hours=1), T, T],
+        "source_table": ["nova.instances", "blazar.leases", "nova.compute_nodes", "nova.instances", "a.b", "a.b"],
+        "source_id": ["3", "2", "1", "9", "8", "7"],
+    })
+    want = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    assert _in_span_order(spans).rows() == want.rows()
+    assert _in_span_order(spans.clear()).rows() == []
