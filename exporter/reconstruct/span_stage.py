@@ -88,13 +88,14 @@ def spans_from_tables(
                                                        maintenance_projects=maintenance_projects,
                                                        complete_since=pools.complete_since(history))
     context = semantics.host_context(frames, hosts)
-    booking_rows = bookings.booking_rows(allocations)
-    *canonical, booked = pl.collect_all(  # one query per level (and the bookings), run side by side
-        [semantics.canonical_spans(rows, site=site, context=context) for rows in (*levels.values(), booking_rows)])
-    spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
-                                                  node_types=dict(policy.node_types))
-                     for frame in (pl.concat(canonical, how="vertical"), booked))
-    booked = bookings.bookings(booked)
+    outside_total = semantics.ondemand_hours_outside_total(levels["occupied"], levels["total"],
+                                                           snapshot_time=snapshot_time)
+    placement_evidence = nova_placements.evidence_summary(set(tables), frames, segments)
+    spans, booked = _canonical(levels, bookings.booking_rows(allocations), site=site, context=context,
+                               policy=policy, snapshot_time=snapshot_time)
+    # The level rows, allocations and segments are not read again: freed before the sort and the
+    # audit, which held the stage's peak memory with them.
+    del levels, allocations, segments
     # The lead times need only the bookings and the instances: a second thread makes them while this
     # one adds knowledge times and audits (polars releases the GIL; neither alone keeps both cores busy).
     with SideThread() as side:
@@ -102,7 +103,8 @@ def spans_from_tables(
                                 maintenance_projects=maintenance_projects)
         known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances,
                                   rules=policy.rules, snapshot_time=snapshot_time)
-        spans = known(_in_span_order(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time)))
+        spans = _in_span_order(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time))
+        spans = known(spans)  # (a statement apart, so the unsorted frame is freed first)
         devices = None
         if blazar_devices.present(frames):
             device_history = devices_audit.device_history(frames, device_history_complete_since)
@@ -115,9 +117,8 @@ def spans_from_tables(
         counted = every_span.filter(~pl.col("level").is_in(RECORD_LEVELS))  # conflict records come from no input row
         audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
         audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
-        audit["ondemand_hours_outside_total"] = semantics.ondemand_hours_outside_total(
-            levels["occupied"], levels["total"], snapshot_time=snapshot_time)
-        audit["placement_evidence"] = nova_placements.evidence_summary(set(tables), frames, segments)
+        audit["ondemand_hours_outside_total"] = outside_total
+        audit["placement_evidence"] = placement_evidence
         audit["blazar_history"] = history
         audit["hypervisors"] = host_resources.site_hypervisor(  # what the site is, from its hosts (colours)
             context["kinds"].collect(), names)
@@ -132,6 +133,18 @@ def spans_from_tables(
                                                              snapshot_time=snapshot_time)
         return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
                        leadtimes=leadtimes.result())
+
+
+def _canonical(levels: Mapping[str, pl.DataFrame], booking_rows: pl.DataFrame, *, site: str,
+               context: Mapping[str, pl.LazyFrame], policy: Policy, snapshot_time: dt.datetime,
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The canonical spans of every level (concatenated) and the bookings, both with node types."""
+    *canonical, booked = pl.collect_all(  # one query per level (and the bookings), run side by side
+        [semantics.canonical_spans(rows, site=site, context=context) for rows in (*levels.values(), booking_rows)])
+    spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
+                                                  node_types=dict(policy.node_types))
+                     for frame in (pl.concat(canonical, how="vertical"), booked))
+    return spans, bookings.bookings(booked)
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, names: list[str],
