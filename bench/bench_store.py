@@ -124,10 +124,10 @@ class Phases:
     def summary(self, started: float, ended: float) -> dict[str, float]:
         """first/last: when the first promtool was seen and how long before the end the last one
         ended; cpu0/cpu1/cpu2: our CPU while 0, 1, 2+ promtools ran (wall0: how long none ran)."""
-        if not any(running for _, _, running in self.samples):
+        busy = [t for t, _, running in self.samples if running]
+        if not busy:
             print("warning: no promtool child seen in /proc (no samples, or no task children files): "
                   "the phase split is empty", file=sys.stderr)
-        busy = [t for t, _, running in self.samples if running]
         out = {"first": (busy[0] - started) if busy else 0.0, "last": (ended - busy[-1]) if busy else 0.0,
                "cpu": self.samples[-1][1] if self.samples else 0.0, "cpu0": 0.0, "cpu1": 0.0, "cpu2": 0.0,
                "wall0": 0.0}
@@ -205,7 +205,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         peaks: dict[str, list[int]] = {"backfill": [], "baseline": []}
-        phases: dict[str, list[dict[str, float]]] = {"backfill": [], "baseline": []}
+        phases: dict[str, list[dict[str, float]]] = {name: [] for name in peaks}
         outputs: list = []  # every backfill run's windows (path, samples, sha256): all must be equal
         for index in range(args.rounds):
             order = list(runs)

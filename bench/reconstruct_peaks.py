@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench_reconstruct import _current_rss_mb
 from exporter.reconstruct import audit_timeline, bookings
 from exporter.reconstruct import pipeline as stages
 from exporter.reconstruct.output_set import OutputSet
@@ -29,13 +30,6 @@ WRAPPED = ((stages, "spans_from_tables", "spans"), (stages, "timeline_grid", "gr
            (audit_timeline, "timeline_accounting", "audit"), (bookings, "booked_ahead", "lens"),
            (bookings, "booked_ahead_families", "lens families"), (OutputSet, "wait", "wait for writes"),
            (OutputSet, "publish", "publish"))
-
-
-def rss_mb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) // 1024
-    return 0
 
 
 def max_rss_mb() -> int:
@@ -60,7 +54,7 @@ def main(snapshot: str, start: str, end: str, out: str) -> None:
 
     def sample() -> None:
         while not done.is_set():
-            samples.append((time.perf_counter(), rss_mb()))
+            samples.append((time.perf_counter(), _current_rss_mb()))
             time.sleep(0.01)
 
     for owner, name, label in WRAPPED:

@@ -179,16 +179,16 @@ def fsync_tree(root: Path) -> None:
     """fsync every file and directory under ``root`` (children first), so a published set is on disk."""
     for directory, _, files in os.walk(root, topdown=False):
         for name in files:
-            fd = os.open(os.path.join(directory, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(os.path.join(directory, name), os.O_RDONLY)
         fsync_directory(Path(directory))
 
 
 def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: str | Path, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:

@@ -103,22 +103,21 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
         spares.give(out / info.path)
         return replace(info, kept=False)
 
-    try:  # the pool's exit waits for every worker: no spare is given or taken after remove()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
-                progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
-            futures = [pool.submit(convert, start, rows) for start, rows in windows]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    bar.item(future.result().path)
-                    bar.advance()
-            except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
-                stopping.set()  # before kill_all: a promtool registered after its snapshot sees it and is killed
-                for future in futures:
-                    future.cancel()
-                children.kill_all()
-                raise
-    finally:
-        spares.remove()
+    # exits in reverse order: the pool's waits for every worker, so no spare is given or taken after
+    # the spares' exit removes them
+    with spares, concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
+            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
+        futures = [pool.submit(convert, start, rows) for start, rows in windows]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                bar.item(future.result().path)
+                bar.advance()
+        except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
+            stopping.set()  # before kill_all: a promtool registered after its snapshot sees it and is killed
+            for future in futures:
+                future.cancel()
+            children.kill_all()
+            raise
     return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
 
 
@@ -155,10 +154,16 @@ class _SpareFiles:
     CPU of writing into a new file's fresh pages (BENCHMARKS.md, session 8). A spare is a
     converted file renamed, so it still counts as text on disk; a worker makes a new file only
     when no spare is free, so there are never more files than workers, each no larger than the
-    largest window it held: the disk bound is unchanged. Removed at the end."""
+    largest window it held: the disk bound is unchanged. Removed when its ``with`` block ends."""
 
     def __init__(self, directory: Path) -> None:
         self._directory, self._free, self._lock, self._made = directory, [], threading.Lock(), 0
+
+    def __enter__(self) -> _SpareFiles:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
 
     def give(self, path: Path) -> None:
         with self._lock:

@@ -111,18 +111,18 @@ def _level_fill(pos: np.ndarray, *, size: int, n: int) -> tuple[np.ndarray, np.n
 
 
 def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int,
-                fill: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pl.Series:
+                fill: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> pl.Series:
     """Dense cell means of one value over ``size`` = keys × n cells (key-major), from the
     sparse per-``__pos`` sums: level before the cell (Σ earlier ``full``) + ``part``.
 
     Only cells with deltas are touched: the running level is summed over those alone (adding
     the zeros of quiet cells would not change a bit) and carried forward to the quiet cells.
-    ``fill``: :func:`_level_fill` of the weights, when the caller shares it between values.
+    ``fill``: :func:`_level_fill` of the weights, shared between the values (None: no cells).
     """
     if size == 0:
         return pl.Series(value, [], dtype=pl.Float64)
     pos = weights["__pos"].to_numpy()
-    inside, order, held = fill if fill is not None else _level_fill(pos, size=size, n=n)
+    inside, order, held = fill
     running = weights.select(pl.col(f"__full_{value}").cum_sum().over(pl.col("__pos") // n)).to_series().to_numpy()
     # The level before each cell: a forward fill of the running levels, as one repeat.
     levels = np.concatenate([np.zeros(size // n), running[inside]])

@@ -98,7 +98,7 @@ class FastStream:
             primary = self.view.locked(primary_ranges(conn, table, expected.count, self.batch_rows))
             raws = read_by_primary(table, ranges, primary, lambda each, query: _read_ahead(self.fast, query, each),
                                    self.spill_dir)
-        server_sorts = False  # (query orders a clustered key anyway) once a range cannot be put in key order here, the server sorts the rest
+        server_sorts = False  # set once a range cannot be put in key order here; query() orders a clustered key itself
         raws = raws or _read_ahead(self.fast, lambda bounds: table.query(*bounds, ordered=server_sorts), ranges)
         try:
             for bounds, ordered, raw in raws:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from exporter.engine.resample import _cell_means, dense_grid_from_deltas, grid_end, grid_size
+from exporter.engine.resample import _cell_means, _level_fill, dense_grid_from_deltas, grid_end, grid_size
 from exporter.engine.sweepline import signed_changes
 
 HOUR = timedelta(hours=1)
@@ -81,7 +81,8 @@ def test_cell_means_are_the_level_before_plus_the_part_to_the_bit():
         weights[pos] = tuple(rng.choice([0.0, -0.0, rng.uniform(-5, 5), rng.uniform(-5, 5) * 1e-9]) for _ in "fp")
     frame = pl.DataFrame([(pos, full, part) for pos, (full, part) in sorted(weights.items())],
                          schema={"__pos": pl.Int64, "__full_v": pl.Float64, "__part_v": pl.Float64}, orient="row")
-    got = _cell_means(frame, "v", size=keys * cells, n=cells).to_list()
+    fill = _level_fill(frame["__pos"].to_numpy(), size=keys * cells, n=cells)
+    got = _cell_means(frame, "v", size=keys * cells, n=cells, fill=fill).to_list()
     for key in range(keys):
         level = 0.0
         for cell in range(cells):
