@@ -21,7 +21,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.backfill.history import History, history_before_cutoff, iso
+from exporter.backfill.history import History, Opening, history_opening, iso
 from exporter.backfill.windows import WindowFile, promtool_command, write_and_convert
 from exporter.config import DEFAULT_HOLDBACK_HOURS
 from exporter.errors import TimelineError, ToolMissing
@@ -105,20 +105,35 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     """
     progress = progress or SILENT
     hours = block_hours_for(mimir=mimir, requested=block_hours)
-    history = history_before_cutoff(timeline_dir, holdback=holdback, job=job, instance=instance, origin=origin,
-                                    now=now, declared=declared)
+    opened = history_opening(timeline_dir, holdback=holdback, job=job, instance=instance, origin=origin, now=now,
+                             declared=declared, hours=hours)
+    # without a first window computed alone, the whole timeline is checked before anything is written
+    history = opened if isinstance(opened, History) else None if opened.first else opened.history()
     out = Path(out_dir)
     tool = _find_promtool(promtool) if blocks else None
     with staged_directory(out, owned=OWNED, stage="backfill") as staging:
-        converted = write_and_convert(history.samples, history.series, staging, hours=hours, tool=tool,
-                                      workers=workers, keep_openmetrics=keep_openmetrics, progress=progress,
-                                      extra=(history.families, history.declared))
+        if history is None:  # the first window converts while the rest of the timeline is checked and summed
+            finished: list[History] = []
+            converted = write_and_convert(lambda: _finish(opened, finished).samples, opened.series, staging,
+                                          hours=hours, tool=tool, workers=workers, keep_openmetrics=keep_openmetrics,
+                                          progress=progress, extra=(opened.families, opened.declared),
+                                          first=opened.first, total=opened.windows)
+            history = finished[0]
+        else:
+            converted = write_and_convert(history.samples, history.series, staging, hours=hours, tool=tool,
+                                          workers=workers, keep_openmetrics=keep_openmetrics, progress=progress,
+                                          extra=(history.families, history.declared))
         result = _result(history, out, converted.files, job=job, instance=instance, hours=hours, holdback=holdback,
                          tool=tool, promtool=promtool, blocks=blocks)
         result = dataclasses.replace(result, write_seconds=converted.write_seconds,
                                      promtool_seconds=converted.seconds if tool else 0.0)
         _write_manifest(result, staging)
     return result
+
+
+def _finish(opened: Opening, finished: list[History]) -> History:
+    finished.append(opened.history())
+    return finished[-1]
 
 
 def _result(history: History, out: Path, files: tuple[WindowFile, ...], *, job: str, instance: str, hours: int,

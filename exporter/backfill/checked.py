@@ -32,6 +32,27 @@ class CheckedTimeline:
     ends: dict[str, dt.datetime]  # site -> last grid time + step (end of the covered range)
 
 
+@dataclass(frozen=True)
+class Prechecked:
+    """A timeline that passed every check of :func:`checked_timeline` but the dense one (each
+    series one row per grid time): its series are known and ranked, its samples not yet placed."""
+
+    frame: pl.DataFrame  # in TIMELINE_SCHEMA dtypes
+    grid: pl.DataFrame  # per site: start, last, points
+    codes: pl.Series  # each row's series code (_series_codes)
+    keys: pl.DataFrame  # SERIES_KEYS + code + rank (_ranked_keys)
+    step_seconds: int
+
+    @property
+    def starts(self) -> dict[str, dt.datetime]:
+        return dict(zip(self.grid["site"], self.grid["start"]))
+
+    @property
+    def ends(self) -> dict[str, dt.datetime]:
+        step = dt.timedelta(seconds=self.step_seconds)
+        return {site: last + step for site, last in zip(self.grid["site"], self.grid["last"])}
+
+
 def checked_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> CheckedTimeline:
     """Validate a timeline (TIMELINE_SCHEMA) and infer its step; TimelineError says what is wrong.
 
@@ -40,6 +61,12 @@ def checked_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) ->
     which every series has exactly one row per grid time. ``step_seconds`` is needed only when a
     site has a single grid time. Returns the samples in compact numeric form (no strings).
     """
+    return placed_timeline(prechecked_timeline(frame, step_seconds=step_seconds))
+
+
+def prechecked_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) -> Prechecked:
+    """Every check of :func:`checked_timeline` before the dense one, in the same order (the same
+    TimelineError for the same timeline); the series ranked over the whole timeline."""
     frame = _conformed(frame)
     _check_values(frame)
     grid = (frame.lazy().select("site", "timestamp").unique()
@@ -63,16 +90,18 @@ def checked_timeline(frame: pl.DataFrame, *, step_seconds: int | None = None) ->
         raise TimelineError(f"timeline step {step_us / _US:g}s is not the expected whole number of seconds"
                             + (f" ({step_seconds}s)" if step_seconds else ""))
     codes = _series_codes(frame)
-    keys = _ranked_keys(frame, codes)
-    samples = _placed_samples(frame, codes, keys, grid, step_us // _US)
+    return Prechecked(frame=frame, grid=grid.select("site", "start", "last", "points"), codes=codes,
+                      keys=_ranked_keys(frame, codes), step_seconds=step_us // _US)
+
+
+def placed_timeline(pre: Prechecked) -> CheckedTimeline:
+    """The dense check of :func:`checked_timeline` and its samples in (rank, t) order."""
+    samples = _placed_samples(pre.frame, pre.codes, pre.keys, pre.grid, pre.step_seconds)
     if samples is None:  # not (provably) a dense grid: the general path finds and names what is wrong
-        samples = _numeric_samples(frame, codes, keys)
-        _check_dense(samples, keys.drop("code"), grid, step_us // _US)
-    keys = keys.drop("code")
-    step = dt.timedelta(microseconds=step_us)
-    return CheckedTimeline(samples=samples, keys=keys, step_seconds=step_us // _US,
-                           starts=dict(zip(grid["site"], grid["start"])),
-                           ends={site: last + step for site, last in zip(grid["site"], grid["last"])})
+        samples = _numeric_samples(pre.frame, pre.codes, pre.keys)
+        _check_dense(samples, pre.keys.drop("code"), pre.grid, pre.step_seconds)
+    return CheckedTimeline(samples=samples, keys=pre.keys.drop("code"), step_seconds=pre.step_seconds,
+                           starts=pre.starts, ends=pre.ends)
 
 
 def _conformed(frame: pl.DataFrame) -> pl.DataFrame:
@@ -155,12 +184,12 @@ def _series_codes(frame: pl.DataFrame) -> pl.Series:
 
 
 # a series' resource -> the index of its gauge in FAMILIES' gauge/counter pairs
-_FAMILY_INDEX = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+FAMILY_INDEX = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
 
 
 def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) -> pl.DataFrame:
     """The timeline as (rank, family, t, value) sorted by rank then t: no strings left."""
-    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(_FAMILY_INDEX,
+    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(FAMILY_INDEX,
                                                                                  return_dtype=pl.UInt8))
     return (pl.DataFrame({"code": codes, "t": frame["timestamp"].dt.epoch("s"), "value": frame["value"]}).lazy()
             .join(ranks.lazy(), on="code")
@@ -169,7 +198,7 @@ def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) 
             .collect())
 
 
-_LOOKUP_LIMIT = 1 << 24  # series codes below this index a lookup table (16M entries at most)
+LOOKUP_LIMIT = 1 << 24  # series codes below this index a lookup table (16M entries at most)
 
 
 def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, grid: pl.DataFrame,
@@ -184,7 +213,7 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
     and grid time", checked in one pass instead of a sort. The grid check before this guarantees
     each row's time is one of its site's grid times, so every place is in range."""
     largest = int(keys["code"].max())
-    if largest >= _LOOKUP_LIMIT:
+    if largest >= LOOKUP_LIMIT:
         return None
     series = keys.join(grid.select("site", "points", start=pl.col("start").dt.epoch("s")), on="site",
                        maintain_order="left")
@@ -201,7 +230,7 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
     order[place] = np.arange(frame.height)
     if (order < 0).any():
         return None
-    family_of_rank = series["resource"].replace_strict(_FAMILY_INDEX, return_dtype=pl.UInt8).to_numpy()
+    family_of_rank = series["resource"].replace_strict(FAMILY_INDEX, return_dtype=pl.UInt8).to_numpy()
     ranked = rank[order]
     return pl.DataFrame({"rank": pl.Series(ranked, dtype=pl.UInt32), "family": pl.Series(family_of_rank[ranked]),
                          "t": pl.Series(t[order], dtype=pl.Int64), "value": frame["value"].gather(order)})

@@ -11,11 +11,14 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
-from exporter.backfill.checked import SERIES_KEYS, checked_timeline
+from exporter.backfill.checked import FAMILY_INDEX, LOOKUP_LIMIT, SERIES_KEYS, Prechecked, placed_timeline, prechecked_timeline
 from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import check_origin, sample_values, series_labels
+from exporter.engine.running import settled_quantum, sums_before_runs
+from exporter.engine.runs import runs
 from exporter.errors import TimelineError
 from exporter.layout import read_families, read_timeline
 from exporter.metrics import EXTRA_FAMILIES, ExtraFamily
@@ -67,6 +70,51 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
 
     TimelineError when the timeline is malformed or nothing lies before the cut-off.
     """
+    opened = history_opening(timeline_dir, holdback=holdback, job=job, instance=instance, origin=origin, now=now,
+                             declared=declared)
+    return opened if isinstance(opened, History) else opened.history()
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A timeline read and checked but for the dense check (exporter.backfill.checked.Prechecked),
+    with what that fixes already: the series, the cut-off, the extra families; and, when asked for,
+    the first window's samples computed from its own rows (``first``), so that window can be
+    written while :meth:`history` checks and sums the whole timeline."""
+
+    timeline_path: Path
+    prechecked: Prechecked
+    series: pl.DataFrame
+    cutoff: dt.datetime
+    holdback: dt.timedelta
+    origin: dt.datetime | None
+    declared: tuple[ExtraFamily, ...]
+    families: pl.DataFrame  # the extra families' lines (empty when reading them failed: ``deferred``)
+    family_metrics: pl.Series
+    deferred: TimelineError | None = None  # the families' error, raised where the whole path raises it
+    first: tuple[dt.datetime, pl.DataFrame] | None = None  # window start, its sample_values rows
+    windows: int | None = None  # how many windows a valid timeline gives (for a progress bar)
+
+    def history(self) -> History:
+        """The rest of :func:`history_before_cutoff`: its errors, in its order."""
+        checked = placed_timeline(self.prechecked)
+        kept = sample_values(checked, origin=self.origin).filter(pl.col("t") < epoch_of(self.cutoff))
+        if kept.height == 0:
+            raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
+                                f"{self.cutoff:%Y-%m-%d %H:%M} (holdback {self.holdback.total_seconds() / 3600:g}h)")
+        if self.deferred is not None:
+            raise self.deferred
+        return History(timeline_path=self.timeline_path, samples=kept, series=self.series, cutoff=self.cutoff,
+                       origins=checked.starts, step_seconds=checked.step_seconds, families=self.families,
+                       family_metrics=self.family_metrics, declared=self.declared)
+
+
+def history_opening(timeline_dir: str | Path, *, holdback: dt.timedelta, job: str, instance: str,
+                    origin: dt.datetime | None = None, now: dt.datetime | None = None,
+                    declared: tuple[ExtraFamily, ...] = EXTRA_FAMILIES, hours: int | None = None) -> Opening | History:
+    """The first part of :func:`history_before_cutoff` (a timeline without rows: all of it); with
+    ``hours``, the first window of that length computed alone when it surely equals the whole
+    path's (BENCHMARKS.md, session 10: the first promtool starts sooner)."""
     timeline_path = Path(timeline_dir)
     timeline = read_timeline(timeline_path)
     if timeline.height == 0:  # an edge site without Nova: no node series, only its device families
@@ -74,18 +122,75 @@ def history_before_cutoff(timeline_dir: str | Path, *, holdback: dt.timedelta, j
         if frames:
             return _families_only(timeline_path, frames, holdback=holdback, job=job, instance=instance, now=now,
                                   declared=declared, origin=origin)
-    checked = checked_timeline(timeline)
-    cutoff = min(now or utc_now(), max(checked.ends.values())) - holdback
-    series = series_labels(checked, job=job, instance=instance)
-    kept = sample_values(checked, origin=origin).filter(pl.col("t") < epoch_of(cutoff))
-    if kept.height == 0:
-        raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
-                            f"{cutoff:%Y-%m-%d %H:%M} (holdback {holdback.total_seconds() / 3600:g}h)")
-    families, metrics = family_lines(read_families(timeline_path, [f.name for f in declared]), declared, job=job,
-                                     instance=instance, before=epoch_of(cutoff))
-    return History(timeline_path=timeline_path, samples=kept, series=series, cutoff=cutoff,
-                   origins=checked.starts, step_seconds=checked.step_seconds, families=families,
-                   family_metrics=metrics, declared=declared)
+    pre = prechecked_timeline(timeline)
+    cutoff = min(now or utc_now(), max(pre.ends.values())) - holdback
+    series = series_labels(pre, job=job, instance=instance).drop("code")
+    deferred = None
+    try:
+        families, metrics = family_lines(read_families(timeline_path, [f.name for f in declared]), declared,
+                                         job=job, instance=instance, before=epoch_of(cutoff))
+    except TimelineError as err:
+        families, metrics, deferred = pl.DataFrame(schema=LINE_SCHEMA), pl.Series("metric", [], pl.String), err
+    opened = Opening(timeline_path=timeline_path, prechecked=pre, series=series, cutoff=cutoff, holdback=holdback,
+                     origin=origin, declared=declared, families=families, family_metrics=metrics, deferred=deferred)
+    if hours is None or deferred is not None:
+        return opened
+    return dataclasses.replace(opened, first=first_window(pre, cutoff=cutoff, origin=origin, hours=hours),
+                               windows=window_count(pre, cutoff=cutoff, hours=hours, extra=families))
+
+
+def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | None,
+                 hours: int) -> tuple[dt.datetime, pl.DataFrame] | None:
+    """The first window's rows of ``sample_values`` (gauges, then counters, each by rank and time)
+    from that window's timeline rows alone, for a timeline that passes the dense check. None when
+    they could differ from the whole path's: a site not starting at ``origin`` (the whole path
+    fails), or a counter whose quantum (exporter.engine.running) the order of adding could move.
+    Nothing here checks the window's rows: the whole path's dense check still decides."""
+    if any(origin is not None and start != origin for start in pre.starts.values()):
+        return None
+    seconds, step = hours * 3600, pre.step_seconds
+    first = epoch_of(min(pre.starts.values()))
+    start = first // seconds * seconds
+    end = min(start + seconds, epoch_of(cutoff))
+    if end <= first:
+        return None
+    codes = pre.codes.to_numpy()
+    if int(pre.keys["code"].max()) >= LOOKUP_LIMIT:  # codes too sparse for tables: not worth the guesswork
+        return None
+    terms = pre.frame["value"].to_numpy() * step  # as sample_values' polars product: the same IEEE bits
+    # Σ|terms| per series in row order; any order gives the whole path's quantum where it is settled
+    # (N rows bound each series' count of terms)
+    sums = np.bincount(codes, weights=np.abs(terms), minlength=int(pre.keys["code"].max()) + 1)
+    quantum_of_code = settled_quantum(pl.Series(sums), pl.Series([pre.frame.height] * len(sums)))
+    quantum_of_code = quantum_of_code.gather(pre.keys["code"])
+    if quantum_of_code.null_count():
+        return None
+    micros = pre.frame["timestamp"].dt.epoch("us").to_numpy()  # the stored unit: no division per row
+    rows = np.flatnonzero(micros < end * 1_000_000)
+    rank_of_code = np.zeros(len(sums), dtype=np.uint32)
+    rank_of_code[pre.keys["code"].to_numpy()] = pre.keys["rank"].to_numpy()
+    rank, t = rank_of_code[codes[rows]], micros[rows] // 1_000_000
+    order = np.argsort(rank.astype(np.int64) * (1 << 40) + t)  # by (rank, t)
+    rows, rank, t = rows[order], rank[order], t[order]
+    family_of_rank = pre.keys.sort("rank")["resource"].replace_strict(FAMILY_INDEX, return_dtype=pl.UInt8).to_numpy()
+    quantum = np.empty(pre.keys.height)
+    quantum[pre.keys["rank"].to_numpy()] = quantum_of_code.to_numpy()
+    starts, ends = runs(rank)
+    values = pl.DataFrame({"family": pl.Series(family_of_rank[rank]), "rank": pl.Series(rank, dtype=pl.UInt32),
+                           "t": pl.Series(t, dtype=pl.Int64), "value": pre.frame["value"].gather(rows)})
+    counters = sums_before_runs(terms[rows], quantum[rank], starts, ends)
+    return datetime_of(start), pl.concat([values, values.with_columns(family=pl.col("family") + 1,
+                                                                      value=pl.Series(counters))])
+
+
+def window_count(pre: Prechecked, *, cutoff: dt.datetime, hours: int, extra: pl.DataFrame) -> int:
+    """How many windows of ``hours`` the samples before ``cutoff`` fill, with the extra families'
+    lines: every grid time of every site (a dense grid has a sample at each)."""
+    seconds, step = hours * 3600, pre.step_seconds
+    times = pre.grid.select(t=pl.int_ranges(pl.col("start").dt.epoch("s"), pl.col("last").dt.epoch("s") + 1,
+                                            step)).explode("t")
+    times = pl.concat([times["t"].filter(times["t"] < epoch_of(cutoff)), extra["t"]])
+    return (times // seconds).n_unique()
 
 
 def _families_only(timeline_path: Path, frames: dict[str, pl.DataFrame], *, holdback: dt.timedelta, job: str,

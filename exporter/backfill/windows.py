@@ -20,6 +20,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,9 +66,10 @@ def promtool_command(om_file: Path, blocks_dir: Path, hours: int, promtool: str 
             f"--max-block-duration={hours}h", str(om_file), str(blocks_dir))
 
 
-def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *, hours: int, tool: str | None,
-                      workers: int | None, keep_openmetrics: bool, progress: Progress,
-                      extra: tuple[pl.DataFrame, tuple[ExtraFamily, ...]] | None = None) -> Converted:
+def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series: pl.DataFrame, out: Path, *,
+                      hours: int, tool: str | None, workers: int | None, keep_openmetrics: bool, progress: Progress,
+                      extra: tuple[pl.DataFrame, tuple[ExtraFamily, ...]] | None = None,
+                      first: tuple[dt.datetime, pl.DataFrame] | None = None, total: int | None = None) -> Converted:
     """Write the window files; with ``tool``, convert each one as soon as it is written, verify its
     block and (unless ``keep_openmetrics``) remove the file. ``extra``: the extra families' lines
     (exporter.backfill.families.family_lines) and their declarations, written into the same
@@ -77,10 +79,14 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     verify it and set its file aside (_SpareFiles) before taking the next: the disk bound is the
     text of ``workers`` windows (docs/backfill.md). Rendering straight into the file, not into memory first, spares a copy of
     every byte (fresh pages cost CPU, BENCHMARKS.md "toward promtool's floor"); with a worker per
-    core, a window's rendering overlaps the other workers' promtool runs anyway."""
+    core, a window's rendering overlaps the other workers' promtool runs anyway.
+
+    ``samples`` may be a function giving them (it checks and sums the whole timeline): with
+    ``first`` (a window's start and its rows, computed alone: history.first_window), that window
+    is written and converted while the function runs, and must then equal its rows there; ``total``
+    is the number of windows for the progress bar."""
     extra_lines, declared = extra if extra is not None else (None, ())
     extra_windows = dict(split_windows(extra_lines, hours)) if extra_lines is not None else {}
-    windows = sorted({**{start: None for start in extra_windows}, **dict(window_rows(samples, hours))}.items())
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     prefixes = sample_prefixes(series)
     stopping = threading.Event()
@@ -88,10 +94,10 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
     started = time.perf_counter()
     written_at = started
 
-    def convert(start: dt.datetime, rows: pl.Series | None) -> WindowFile:
+    def convert(start: dt.datetime, rows: Callable[[], pl.DataFrame]) -> WindowFile:
         nonlocal written_at
-        info = _write_window(out, samples.clear() if rows is None else samples[rows], prefixes, start, hours,
-                             extra=(extra_windows.get(start), declared), spares=spares)
+        info = _write_window(out, rows(), prefixes, start, hours, extra=(extra_windows.get(start), declared),
+                             spares=spares)
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -105,20 +111,48 @@ def write_and_convert(samples: pl.DataFrame, series: pl.DataFrame, out: Path, *,
 
     # exits in reverse order: the pool's waits for every worker, so no spare is given or taken after
     # the spares' exit removes them
+    windows = None if callable(samples) else _windows(samples, hours, extra_windows)
+    futures: dict[dt.datetime, concurrent.futures.Future[WindowFile]] = {}
     with spares, concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool, \
-            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""), total=len(windows)) as bar:
-        futures = [pool.submit(convert, start, rows) for start, rows in windows]
+            progress.stage("write OpenMetrics" + (" + promtool blocks" if tool else ""),
+                           total=total if windows is None else len(windows)) as bar:
         try:
-            for future in concurrent.futures.as_completed(futures):
+            if first is not None:
+                futures[first[0]] = pool.submit(convert, first[0], lambda: first[1])
+            if windows is None:
+                samples = samples()
+                windows = _windows(samples, hours, extra_windows)
+            if first is not None and first[0] not in dict(windows):
+                raise RuntimeError(f"backfill wrote a window at {first[0]:%Y-%m-%d %H:%M} the whole timeline does not "
+                                   "have: a bug in history.first_window")
+            for start, rows in windows:
+                if start not in futures:
+                    futures[start] = pool.submit(convert, start, _gather(samples, rows))
+                elif not first[1].equals(_gather(samples, rows)()):
+                    raise RuntimeError(f"backfill wrote the window at {start:%Y-%m-%d %H:%M} from its own rows, "
+                                       "and they differ from the whole timeline's: a bug in history.first_window")
+            for future in concurrent.futures.as_completed(futures.values()):
                 bar.item(future.result().path)
                 bar.advance()
         except BaseException:  # a failed window, Ctrl-C or SIGTERM: stop the other promtool runs now
             stopping.set()  # before kill_all: a promtool registered after its snapshot sees it and is killed
-            for future in futures:
+            for future in futures.values():
                 future.cancel()
             children.kill_all()
             raise
-    return Converted(tuple(f.result() for f in futures), written_at - started, time.perf_counter() - started)
+    return Converted(tuple(futures[start].result() for start in sorted(futures)), written_at - started,
+                     time.perf_counter() - started)
+
+
+def _windows(samples: pl.DataFrame, hours: int,
+             extra_windows: dict[dt.datetime, pl.DataFrame]) -> list[tuple[dt.datetime, pl.Series | None]]:
+    """Each window's start and its rows of ``samples`` (None: only extra families' lines), in order."""
+    return sorted({**{start: None for start in extra_windows}, **dict(window_rows(samples, hours))}.items())
+
+
+def _gather(samples: pl.DataFrame, rows: pl.Series | None) -> Callable[[], pl.DataFrame]:
+    """The window's rows, gathered only when called (by the worker writing it: none held before)."""
+    return lambda: samples.clear() if rows is None else samples[rows]
 
 
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,

@@ -59,6 +59,13 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
     if len(starts) != groups.n_unique() or not np.isfinite(values).all():
         return frame.select(running_sum_before(pl.col("terms"), over="group")).to_series().alias(name)
     quantum = frame.select(_quantum(pl.col("terms"), "group")).to_series().to_numpy()
+    return pl.Series(name, sums_before_runs(values, quantum, starts, ends))
+
+
+def sums_before_runs(values: np.ndarray, quantum: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per run [start, end) of finite ``values``: Σ of the values before each row, split at each
+    row's ``quantum`` (a power of two, the same along a run) and rounded once. The sums are
+    sequential, so a run's first rows get the same bits whether or not its later rows are there."""
     high = (values / quantum).astype(np.int64)  # truncated towards zero, as the expression's cast
     low = values - high.astype(np.float64) * quantum
     high_before, low_before = np.empty_like(high), np.empty_like(low)
@@ -66,4 +73,16 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
         high_before[start], low_before[start] = 0, 0.0
         np.cumsum(high[start:end - 1], out=high_before[start + 1:end])
         np.cumsum(low[start:end - 1], out=low_before[start + 1:end])
-    return pl.Series(name, high_before.astype(np.float64) * quantum + low_before)
+    return high_before.astype(np.float64) * quantum + low_before
+
+
+def settled_quantum(sums: pl.Series, rows: pl.Series) -> pl.Series:
+    """Per group, the quantum ``running_sum_before`` takes, from ``sums`` (Σ|terms| of the group, added
+    in any order) and ``rows`` (its number of terms); null where another order of adding could
+    give another quantum. Any order's sum of n non-negative terms is within (n - 1) * 2^-53 of the
+    exact one (relative), so when both ends of twice that interval around ``sums`` give the same
+    power of two, so does the running sum's own order (log is monotone)."""
+    slack = (rows.cast(pl.Float64) + 1.0) * 2.0 ** -51
+    frame = pl.DataFrame({"low": sums * (1.0 - slack), "high": sums * (1.0 + slack), "group": pl.int_range(sums.len(), eager=True)})
+    ends = frame.select(low=_quantum(pl.col("low"), "group"), high=_quantum(pl.col("high"), "group"))
+    return ends.select(pl.when(pl.col("low") == pl.col("high")).then(pl.col("low"))).to_series().alias("quantum")

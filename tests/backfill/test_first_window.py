@@ -1,0 +1,155 @@
+"""The first window computed from its own rows (exporter.backfill.history.first_window), written
+while the whole timeline is checked and summed: the same rows and counter bits as the whole path,
+none when they could differ, and every fault the whole check finds still named with its message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from exporter.backfill import blocks
+from exporter.backfill.checked import checked_timeline
+from exporter.backfill.history import History, history_opening, window_rows
+from exporter.backfill.openmetrics import sample_values
+from exporter.backfill.windows import write_and_convert
+from exporter.engine.running import _quantum, settled_quantum
+from exporter.errors import TimelineError
+from exporter.progress import SILENT
+from tests.backfill.timelines import synthetic_timeline, write_timeline
+
+T0 = dt.datetime(2024, 1, 1, 4)
+H = dt.timedelta(hours=1)
+
+
+def _timeline(hours_uc: int, late: int, hours_tacc: int, seed: int) -> pl.DataFrame:
+    """Two sites, the second starting ``late`` hours after the first (maybe windows later), with
+    values of mixed magnitude (so counters' quanta and low parts differ from series to series)."""
+    frame = pl.concat([
+        synthetic_timeline(start=T0, hours=hours_uc, node_types=("a", "b"), resources=("nodes", "gpus")),
+        synthetic_timeline(start=T0 + late * H, hours=hours_tacc, node_types=("a",), resources=("vcpus",), site="tacc")])
+    rng = np.random.default_rng(seed)
+    values = rng.random(frame.height) * 10.0 ** rng.integers(-3, 13, frame.height)
+    return frame.with_columns(value=pl.Series(values))
+
+
+def _whole_first(frame: pl.DataFrame, cutoff: dt.datetime, hours: int) -> tuple[dt.datetime, pl.DataFrame, int]:
+    """The whole path as it was: check, sum, cut off, split; its first window and window count."""
+    samples = sample_values(checked_timeline(frame)).filter(pl.col("t") < int((cutoff - dt.datetime(1970, 1, 1))
+                                                                            .total_seconds()))
+    windows = window_rows(samples, hours)
+    return windows[0][0], samples[windows[0][1]], len(windows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hours_uc=st.integers(2, 40), late=st.integers(0, 30), hours_tacc=st.integers(1, 40),
+       seed=st.integers(0, 2**32 - 1), window=st.sampled_from([2, 6, 18]), holdback=st.integers(0, 3))
+def test_the_first_window_alone_equals_the_whole_paths_first_window(tmp_path_factory, hours_uc, late, hours_tacc,
+                                                                     seed, window, holdback):
+    frame = _timeline(hours_uc, late, hours_tacc, seed)
+    directory = write_timeline(frame, tmp_path_factory.mktemp("tl"))
+    end = max(T0 + hours_uc * H, T0 + (late + hours_tacc) * H)
+    opened = history_opening(directory, holdback=holdback * H, job="j", instance="i", now=end, hours=window)
+    assert not isinstance(opened, History)
+    if end - holdback * H <= T0:  # everything held back: nothing to guess, the whole path says so
+        assert opened.first is None
+        with pytest.raises(TimelineError, match="nothing to backfill"):
+            opened.history()
+        return
+    start, rows, count = _whole_first(frame, opened.cutoff, window)
+    assert opened.first is not None and opened.first[0] == start
+    assert opened.first[1].equals(rows)  # bit for bit: counters included (0.0 == -0.0 aside, normalised later)
+    assert opened.first[1]["value"].to_numpy().tobytes() == rows["value"].to_numpy().tobytes()
+    assert opened.windows == count
+
+
+def test_settled_quantum_is_the_running_sums_or_none_near_a_power_of_two():
+    sums = pl.Series([3.0, 0.0, 1e300, 2.0 ** 40, math.nextafter(2.0 ** 40, 0.0), 5e-320])
+    got = settled_quantum(sums, pl.Series([10] * 6)).to_list()
+    expected = pl.DataFrame({"s": sums, "g": range(6)}).select(_quantum(pl.col("s"), "g")).to_series().to_list()
+    assert got[:3] == expected[:3] and got[5] == expected[5]
+    assert got[3] is None and got[4] is None  # a sum within its rounding of 2^40: another order may cross it
+
+
+def test_a_series_summing_to_a_power_of_two_is_not_guessed_and_the_output_stays_the_whole_paths(tmp_path):
+    frame = synthetic_timeline(start=T0, hours=30, node_types=("a",), resources=("nodes",))
+    # every term 2^10 seconds: each of the 8 series sums to 30 * 2^10 (near no power of two) but one to 2^15
+    frame = frame.with_columns(value=pl.lit(2.0 ** 10 / 3600))
+    frame = frame.with_columns(value=pl.when((pl.col("state") == "idle") & (pl.col("timestamp") >= T0 + 2 * H))
+                               .then(0.0).otherwise(pl.col("value")))
+    frame = frame.with_columns(value=pl.when((pl.col("state") == "idle") & (pl.col("timestamp") == T0 + H))
+                               .then(2.0 ** 15 / 3600 - pl.col("value")).otherwise(pl.col("value")))
+    directory = write_timeline(frame, tmp_path / "tl")
+    opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 30 * H, hours=6)
+    assert opened.first is None
+    result = blocks.backfill(directory, tmp_path / "out", holdback=H, now=T0 + 30 * H, block_hours=6, job="j",
+                             instance="i")
+    assert len(result.files) == 6
+
+
+def _faults() -> dict[str, pl.DataFrame]:
+    dense = synthetic_timeline(start=T0, hours=30, node_types=("a", "b"), resources=("nodes", "gpus"))
+    late = pl.col("timestamp") == T0 + 20 * H  # in a later window than the first (6h windows from 00:00)
+    first = pl.col("timestamp") == T0 + H  # in the first window
+    one = (pl.col("node_type") == "b") & (pl.col("state") == "idle") & (pl.col("resource") == "gpus")
+    return {
+        "hole later": dense.filter(~(late & one)),
+        "hole first": dense.filter(~(first & one)),
+        "duplicate later": pl.concat([dense, dense.filter(late & one)]),
+        "duplicate first": pl.concat([dense, dense.filter(first & one)]),
+        "duplicate beside a hole": pl.concat([dense.filter(~(late & one)), dense.filter(first & one)]),
+        "series missing a window": dense.filter(~(one & (pl.col("timestamp") >= T0 + 8 * H)
+                                                  & (pl.col("timestamp") < T0 + 14 * H))),
+    }
+
+
+@pytest.mark.parametrize("name", list(_faults()))
+def test_a_fault_the_whole_check_finds_fails_the_run_with_its_message_and_keeps_the_previous_output(tmp_path, name):
+    good = write_timeline(synthetic_timeline(start=T0, hours=30, node_types=("a",)), tmp_path / "good")
+    out = tmp_path / "out"
+    blocks.backfill(good, out, holdback=H, now=T0 + 30 * H, block_hours=6)
+    before = (out / "backfill.json").read_text()
+    frame = _faults()[name]
+    with pytest.raises(TimelineError) as whole:
+        checked_timeline(frame)
+    bad = write_timeline(frame, tmp_path / "bad")
+    opened = history_opening(bad, holdback=H, job="j", instance="i", now=T0 + 30 * H, hours=6)
+    assert opened.first is not None  # written before the fault is found
+    with pytest.raises(TimelineError) as caught:
+        blocks.backfill(bad, out, holdback=H, now=T0 + 30 * H, block_hours=6)
+    assert str(caught.value) == str(whole.value)
+    assert (out / "backfill.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "good", "out"]  # no staging left
+
+
+def test_a_site_not_starting_at_the_origin_fails_as_before(tmp_path):
+    directory = write_timeline(_timeline(20, 5, 10, 1), tmp_path / "tl")
+    opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 20 * H, hours=6, origin=T0)
+    assert opened.first is None  # the whole path names the late site
+    with pytest.raises(TimelineError, match="'tacc' starts at"):
+        blocks.backfill(directory, tmp_path / "out", holdback=H, now=T0 + 20 * H, block_hours=6, origin=T0)
+
+
+def test_a_first_window_unlike_the_whole_timelines_fails_the_run(tmp_path):
+    """The guard behind the guess: a first window that differs from the checked one is not kept."""
+    directory = write_timeline(_timeline(20, 0, 20, 2), tmp_path / "tl")
+    opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 20 * H, hours=6)
+    start, rows = opened.first
+    wrong = rows.with_columns(value=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("value") + 1.0)
+                              .otherwise(pl.col("value")))
+    with pytest.raises(RuntimeError, match="differ from the whole timeline's"):
+        write_and_convert(lambda: opened.history().samples, opened.series, tmp_path / "out", hours=6, tool=None,
+                          workers=2, keep_openmetrics=True, progress=SILENT, first=(start, wrong), total=opened.windows)
+
+
+def test_the_manifest_lists_the_windows_in_order_with_the_first_one_written_first(tmp_path):
+    directory = write_timeline(_timeline(40, 7, 30, 3), tmp_path / "tl")
+    result = blocks.backfill(directory, tmp_path / "out", holdback=H, now=T0 + 40 * H, block_hours=6)
+    manifest = json.loads((tmp_path / "out" / "backfill.json").read_text())
+    starts = [f["window_start"] for f in manifest["files"]]
+    assert starts == sorted(starts) and len(starts) == len(result.files) == 8
