@@ -115,8 +115,8 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progre
         if span_set.devices is not None:
             device_timeline = devices_audit.device_timeline(span_set.devices, audit, start=options.start, end=end,
                                                             step=options.step, snapshot_time=snapshot_time)
-        if outputs is not None:  # no write beside the lens: both use two cores, and its peak stays apart from theirs
-            outputs.wait()
+        # The lens runs beside the rest of timeline.parquet's write: the lens alone leaves a core idle
+        # part of the time, and their peaks together stay under the families write's (BENCHMARKS.md, session 10).
         times = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
         lead_timeline = leadtime.leadtime_timeline(span_set.leadtimes)
         node_types = grid.groups.select(pl.col("site", "node_type").cast(pl.String))
