@@ -84,7 +84,8 @@ class LoadedSnapshot:
 
 
 def load_snapshot(snapshot_dir: Path, *, columns: Mapping[str, Sequence[str]], essential: Sequence[str] = (),
-                  snapshot_time: dt.datetime | None = None, allow_incomplete: bool = False) -> LoadedSnapshot:
+                  snapshot_time: dt.datetime | None = None, allow_incomplete: bool = False,
+                  verify: bool = True) -> LoadedSnapshot:
     """The tables of ``columns`` ({name: wanted columns}) found in ``snapshot_dir`` (lazy scans of
     the wanted columns present) and the snapshot time.
 
@@ -92,10 +93,11 @@ def load_snapshot(snapshot_dir: Path, *, columns: Mapping[str, Sequence[str]], e
     Snapshot time: the given one, else the manifest's, else the latest timestamp in the data.
     Raises SnapshotError for a missing directory, an unreadable file, a missing ``essential`` table,
     or (unless ``allow_incomplete``) a snapshot that is incomplete or differs from its manifest's
-    hashes (:func:`verify_snapshot`).
+    hashes (:func:`verify_snapshot`). ``verify=False``: the caller runs that check itself (its
+    warnings are then not in the result), e.g. beside the work that reads the tables.
     """
     snapshot_dir = Path(snapshot_dir)
-    warnings = tuple(verify_snapshot(snapshot_dir, allow_incomplete=allow_incomplete))
+    warnings = tuple(verify_snapshot(snapshot_dir, allow_incomplete=allow_incomplete)) if verify else ()
     manifest = read_manifest(snapshot_dir)
     files = table_files(snapshot_dir, manifest)
     missing = [name for name in essential if name not in files]

@@ -30,6 +30,8 @@ from exporter.reconstruct.output_set import OutputSet
 from exporter.reconstruct.rulesfile import Rule
 from exporter.reconstruct.span_stage import EDGE_ESSENTIAL, ESSENTIAL_TABLES, SpanSet, spans_from_tables
 from exporter.reconstruct.timeline import TimelineGrid, check_timeline_size, timeline_grid
+from exporter.sidethread import SideThread
+from exporter.snapshots import verify_snapshot
 
 __all__ = ["ReconstructOptions", "Reconstruction", "SpanSet", "spans_from_tables", "reconstruct_snapshot",
            "snapshot_spans", "reconstruct_to_directory", "reconstruct_into", "floor_to_step",
@@ -136,10 +138,30 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progre
 
 def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
                     progress: Progress) -> tuple[SpanSet, dt.datetime, str]:
-    """Load (declared columns only) and build spans; the raw tables are freed on return."""
+    """Load (declared columns only) and build spans; the raw tables are freed on return.
+
+    The snapshot's check (exporter.snapshots.verify_snapshot: the sha256 of every file, ~0.2 s CPU)
+    runs in a second thread beside the loading and the spans stage, whose start leaves a core idle
+    (BENCHMARKS.md, session 10): when it fails, its error is the one raised, whatever the stage did."""
+    with SideThread() as side:
+        check = side.submit(verify_snapshot, snapshot_dir, allow_incomplete=options.allow_incomplete)
+        try:
+            loaded, span_set = _loaded_spans(snapshot_dir, options, progress)
+        except BaseException:
+            problem = check.exception()  # (waits for the check)
+            if problem is not None:
+                raise problem from None
+            raise
+        warnings = check.result()
+    span_set.audit["warnings"][:0] = [*warnings, *loaded.warnings]  # the snapshot's own problems come first
+    return span_set, loaded.snapshot_time, loaded.snapshot_time_source
+
+
+def _loaded_spans(snapshot_dir: Path, options: ReconstructOptions,
+                  progress: Progress) -> tuple[layout.LoadedSnapshot, SpanSet]:
     with progress.stage("load snapshot"):
         loaded = layout.load_snapshot(snapshot_dir, columns={source.name: source.columns for source in declared_tables()},
-                                       snapshot_time=options.snapshot_time, allow_incomplete=options.allow_incomplete)
+                                       snapshot_time=options.snapshot_time, verify=False)
         missing = [name for name in ESSENTIAL_TABLES if name not in loaded.tables]
         if missing and EDGE_ESSENTIAL not in loaded.tables:  # an edge site runs no Nova
             raise SnapshotError(f"snapshot {snapshot_dir} lacks {', '.join(missing)}; nothing can be reconstructed")
@@ -157,8 +179,7 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
                 raise
             raise SnapshotError(f"snapshot {snapshot_dir}: a table file is corrupt "
                                 f"({layout.first_line(err)})") from None
-    span_set.audit["warnings"][:0] = loaded.warnings  # the snapshot's own problems come first
-    return span_set, loaded.snapshot_time, loaded.snapshot_time_source
+    return loaded, span_set
 
 
 def reconstruct_to_directory(snapshot_dir: Path, options: ReconstructOptions, out_dir: Path,

@@ -117,6 +117,25 @@ def test_snapshot_time_comes_from_the_manifest_else_the_latest_timestamp(tmp_pat
     assert dump.audit["snapshot_time"] == "2020-03-05T00:00:00"  # the lease end, latest time in the data
 
 
+def test_a_snapshot_failing_its_check_raises_the_checks_error_not_the_spans_stages(tmp_path):
+    # the check runs beside the loading and the spans stage: an unreadable file fails those first
+    snapshot = write_snapshot(tmp_path / "snap", small_site(), manifest_time=dt.datetime(2020, 6, 1))
+    (snapshot / "nova.instances.parquet").write_bytes(b"not parquet")
+    with pytest.raises(SnapshotError) as failure:
+        reconstruct_snapshot(snapshot, OPTIONS)
+    assert "nova.instances.parquet differs from the sha256 in the manifest" in str(failure.value)  # not a note
+
+
+def test_a_snapshot_used_although_altered_says_so_first_in_the_warnings(tmp_path):
+    snapshot = write_snapshot(tmp_path / "snap", small_site(), manifest_time=dt.datetime(2020, 6, 1))
+    instances = pl.read_parquet(snapshot / "nova.instances.parquet")
+    instances.head(1).write_parquet(snapshot / "nova.instances.parquet")
+    with pytest.raises(SnapshotError, match="differs from the sha256"):
+        reconstruct_snapshot(snapshot, OPTIONS)
+    rec = reconstruct_snapshot(snapshot, dataclasses.replace(OPTIONS, allow_incomplete=True))
+    assert "nova.instances.parquet differs from the sha256" in rec.audit["warnings"][0]
+
+
 def test_missing_blazar_leaves_hosts_unknown_unless_the_site_says_its_history_is_complete():
     frames = {name: frame for name, frame in small_site().items() if not name.startswith("blazar.")}
     result = spans_from_tables(frames, site="s", snapshot_time=SNAPSHOT)
