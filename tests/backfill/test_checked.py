@@ -70,3 +70,27 @@ def _grid_and_step(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     grid = (frame.group_by(pl.col("site").cast(pl.String))
             .agg(start=pl.col("timestamp").min(), points=pl.col("timestamp").n_unique()))
     return grid, 3600
+
+
+@pytest.mark.parametrize("hours, message", [
+    ({"uc": [0, 1, 3]}, "timeline grid is irregular for site 'uc': spacing varies between 3600s and 7200s"),
+    ({"uc": [0, 1, 2], "tacc": [0, 2, 4]}, "timeline sites use different steps (3600s, 7200s)"),
+    ({"uc": [5], "tacc": [5]}, "timeline has a single timestamp per site: cannot infer its step (pass step_seconds)"),
+])
+def test_the_grid_check_names_each_sites_fault(hours, message):
+    """Each site's own timestamps make its grid (also where the other site shares some of them)."""
+    frame = pl.concat([synthetic_timeline(start=T0, hours=1, node_types=("a",), resources=("nodes",), site=site)
+                       .with_columns(timestamp=pl.lit(T0 + dt.timedelta(hours=h)))
+                       for site, times in hours.items() for h in times])
+    with pytest.raises(TimelineError) as caught:
+        checked.checked_timeline(frame)
+    assert str(caught.value) == message
+
+
+def test_sites_sharing_timestamps_each_get_their_own_grid():
+    frame = pl.concat([synthetic_timeline(start=T0, hours=5, node_types=("a",), resources=("nodes",), site="uc"),
+                       synthetic_timeline(start=T0 + dt.timedelta(hours=2), hours=6, node_types=("a",),
+                                          resources=("nodes",), site="tacc")])
+    got = checked.checked_timeline(frame)
+    assert got.starts == {"tacc": T0 + dt.timedelta(hours=2), "uc": T0}
+    assert got.ends == {"tacc": T0 + dt.timedelta(hours=8), "uc": T0 + dt.timedelta(hours=5)}
