@@ -21,7 +21,6 @@ from exporter.familyframe import checked_family_frame
 from exporter.metrics import EXTRA_FAMILIES
 from exporter.reconstruct.audit import audit_json
 from exporter.reconstruct.timeline import TimelineGrid
-from exporter.sidethread import SideThread
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "statistics": True, "row_group_size": 262_144}
 # Min/max of five dictionary label columns over tens of millions of rows cost a third of the
@@ -99,20 +98,10 @@ def write_families(directory: Path, families: Mapping[str, pl.DataFrame]) -> Non
     unknown = sorted(set(families) - set(declared))
     if unknown:
         raise ValueError(f"series famil(ies) {', '.join(unknown)} are not declared in exporter.metrics")
-    if families:
-        layout.family_file(directory, next(iter(families))).parent.mkdir(exist_ok=True)
-
-    def write(names: list[str]) -> None:
-        for name in names:
-            write_frame(checked_family_frame(declared[name], families[name]), layout.family_file(directory, name))
-
-    # Two threads, each file whole in one: the check and the writer of one family leave a core
-    # idle a third of the time (BENCHMARKS.md, session 10), and each file's bytes are its own.
-    names = sorted(families)
-    with SideThread() as side:
-        other = side.submit(write, names[1::2])
-        write(names[::2])
-        other.result()
+    for name, frame in sorted(families.items()):
+        path = layout.family_file(directory, name)
+        path.parent.mkdir(exist_ok=True)
+        write_frame(checked_family_frame(declared[name], frame), path)
 
 
 def summary_text(audit: dict) -> str:
