@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
-from exporter.engine.runs import runs
 
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
@@ -85,18 +84,18 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
     parts.sort(key=lambda part: -by_key[part[0]].height)  # the largest first: the threads end together
     with ThreadPoolExecutor(max_workers=2) as pool:
         means = dict(zip(parts, pool.map(lambda part: _means(
-            part[0], by_key[part[0]], times, weights, horizons[part[1]].total_seconds(), last, per_rank), parts)))
+            by_key[part[0]], times, weights, horizons[part[1]].total_seconds(), last, per_rank), parts)))
     cell = np.arange(codes.height * times.height)
     labels = codes.select(keys)[cell // per_key]
     return [pl.concat([labels, pl.concat([means[key, h] for key in by_key])], how="horizontal")
             for h in range(len(horizons))]
 
 
-def _means(key: int, coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: float, last: float,
+def _means(coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: float, last: float,
            per_rank: dict[str, np.ndarray] | None) -> pl.DataFrame:
     """timestamp and the mean of each weight at each of ``times`` (timestamp, t) for horizon ``h``
-    seconds; ``coded``: the windows of key number ``key`` in seconds (with their weights' rank, read
-    in ``per_rank``, when ranked)."""
+    seconds; ``coded``: the windows of one key in seconds (with their weights' rank, read in
+    ``per_rank``, when ranked). Each key is summed alone, so nothing here carries a key."""
     breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
     shift = len(per_rank["ds"]) // 2 if per_rank is not None else 0
     events = []
@@ -109,47 +108,39 @@ def _means(key: int, coded: pl.DataFrame, times: pl.DataFrame, weights: list[str
                 rest = [(pl.col(_RANK) + shift if slope > 0 else pl.col(_RANK)).alias(_RANK)]
             else:
                 rest = [pl.lit(slope).alias("ds"), *weights]
-            events.append(coded.lazy().select(_KEY, *rest, a=a, dv=(a - b) * slope, edge=pl.col(edge))
+            events.append(coded.lazy().select(*rest, a=a, dv=(a - b) * slope, edge=pl.col(edge))
                           .filter(pl.col("edge").is_not_null()).drop("edge"))
     events = pl.concat(events).filter(pl.col("a") <= last).collect()
-    cells = times.with_columns(pl.lit(key, coded.schema[_KEY]).alias(_KEY))
     if per_rank is None:
-        running = _running_sums_sorted(events.sort([_KEY, "a", "dv", "ds", *weights], maintain_order=True), weights)
-        return _means_joined(cells, running, weights, h)
-    running = _running_sums(events, per_rank, weights)
-    means = _means_searched(cells, running, weights, h)
-    return means if means is not None else _means_joined(cells, pl.DataFrame(running), weights, h)
+        running = _running_sums_sorted(events.sort(["a", "dv", "ds", *weights], maintain_order=True), weights)
+        return _means_joined(times, running, weights, h)
+    running = _running_sums(*(events.get_column(name).to_numpy() for name in ("a", "dv", _RANK)), per_rank, weights)
+    means = _means_searched(times, running, weights, h)
+    return means if means is not None else _means_joined(times, pl.DataFrame(running), weights, h)
 
 
-def _means_joined(cells: pl.DataFrame, running: pl.DataFrame, weights: list[str], h: float) -> pl.DataFrame:
-    """The means at ``cells`` from the running sums, by polars' as-of join (the reference for
+def _means_joined(times: pl.DataFrame, running: pl.DataFrame, weights: list[str], h: float) -> pl.DataFrame:
+    """The means at ``times`` from one key's running sums, by polars' as-of join (the reference for
     ``_means_searched``, and the path for null, NaN or non-finite values)."""
-    # both sides sorted by (key, time), so sorted by time within each key
-    joined = cells.lazy().join_asof(running.lazy(), left_on="t", right_on="a", by=_KEY, strategy="backward",
-                                    check_sortedness=False)
-    return joined.select("timestamp", _KEY, *[
+    joined = times.lazy().join_asof(running.lazy(), left_on="t", right_on="a", strategy="backward",
+                                    check_sortedness=False)  # both sides sorted by time
+    return joined.select("timestamp", *[
         ((pl.col(f"{w}__v") + pl.col("t") * pl.col(f"{w}__s") - pl.col(f"{w}__sa")) / h).fill_null(0.0).alias(w)
         for w in weights]).with_columns(
-        pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max().over(_KEY)).then(0.0).otherwise(pl.col(w)).alias(w)
-        for w in weights).drop(_KEY).collect()
+        pl.when(pl.col(w).abs() < RESIDUE * pl.col(w).abs().max()).then(0.0).otherwise(pl.col(w)).alias(w)
+        for w in weights).collect()
 
 
-def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights: list[str],
+def _means_searched(times: pl.DataFrame, running: dict[str, np.ndarray], weights: list[str],
                     h: float) -> pl.DataFrame | None:
-    """``_means_joined`` in numpy: each cell's last running row at or before its time found by a
-    binary search per key, then the same operations in the same order, so the same bits (measured
-    on 789k cells: 0.08-0.11 s against the join's 0.24-0.38 s CPU). None where a value is not
-    finite (polars' max skips NaN, numpy's does not: that rare case takes the join)."""
-    cell_key, t = cells.get_column(_KEY).to_numpy(), cells.get_column("t").to_numpy()
-    key, a = running[_KEY], running["a"]
+    """``_means_joined`` in numpy: each time's last running row at or before it found by a binary
+    search, then the same operations in the same order, so the same bits (measured on 789k cells:
+    0.08-0.11 s against the join's 0.24-0.38 s CPU). None where a value is not finite (polars' max
+    skips NaN, numpy's does not: that rare case takes the join)."""
+    t, a = times.get_column("t").to_numpy(), running["a"]
     if not len(a):  # no event at or before the last time: every mean is 0, as the join's null reads
-        return pl.DataFrame({"timestamp": cells.get_column("timestamp"), **{w: np.zeros(len(t)) for w in weights}})
-    row = np.empty(len(t), dtype=np.int64)
-    blocks = list(zip(*runs(cell_key)))
-    for begin, end in blocks:
-        lo, hi = np.searchsorted(key, cell_key[begin], "left"), np.searchsorted(key, cell_key[begin], "right")
-        row[begin:end] = lo + np.searchsorted(a[lo:hi], t[begin:end], "right") - 1
-        row[begin:end][row[begin:end] < lo] = -1  # no event at or before t: null, read 0
+        return pl.DataFrame({"timestamp": times.get_column("timestamp"), **{w: np.zeros(len(t)) for w in weights}})
+    row = np.searchsorted(a, t, "right") - 1  # -1: no event at or before t, null in the join, read 0
     found = row >= 0
     taken = np.where(found, row, 0)
     means = {}
@@ -160,11 +151,9 @@ def _means_searched(cells: pl.DataFrame, running: dict[str, np.ndarray], weights
             value[~found] = 0.0
             if not np.isfinite(value).all():
                 return None
-            for begin, end in blocks:
-                part = value[begin:end]
-                part[np.abs(part) < RESIDUE * np.abs(part).max()] = 0.0
+            value[np.abs(value) < RESIDUE * np.abs(value).max()] = 0.0
             means[w] = value
-    return pl.DataFrame({"timestamp": cells.get_column("timestamp"), **means})
+    return pl.DataFrame({"timestamp": times.get_column("timestamp"), **means})
 
 
 def _weight_ranks(windows: pl.DataFrame, weights: list[str]) -> np.ndarray | None:
@@ -185,42 +174,46 @@ def _weight_ranks(windows: pl.DataFrame, weights: list[str]) -> np.ndarray | Non
     return ranks
 
 
-def _running_sums(events: pl.DataFrame, per_rank: dict[str, np.ndarray],
+def _running_sums(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_rank: dict[str, np.ndarray],
                   weights: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per key of ``events``, in (key, a, dv, ds, weights) order: the three running sums of each
-    weight at each event time, on the last row of the events at that time (which holds all of them).
+    """One key's events (a, dv and the rank of (ds, weights)) in (a, dv, ds, weights) order: the
+    three running sums of each weight at each event time, on the last event at that time (which
+    holds all of them), and the times ``a``.
 
-    The events carry the rank of (ds, weights) (``_weight_ranks``), so they are ordered by four
-    columns instead of nine, in the same order (rows tied on all four are tied on all nine: equal,
-    so they add the same); ds and the weights are read per rank from ``per_rank`` (rows of one rank
-    may differ only in the sign of a zero, which adds nothing); sums in numpy per key's slice, each
-    started from 0.0 as polars' cum_sum is (2.1.0), so every sum is the same, bit for bit (measured: the
-    nine-column sort and the gather of the sorted frame were most of the lens' time).
+    The events carry the rank of (ds, weights) (``_weight_ranks``), so they are ordered by three
+    columns instead of eight, in the same order (rows tied on all three are tied on all eight:
+    equal, so they add the same); ds and the weights are read per rank from ``per_rank`` (rows of
+    one rank may differ only in the sign of a zero, which adds nothing); sums in numpy, so every
+    sum is polars' cum_sum's, bit for bit (measured: the eight-column sort and the gather of the
+    sorted frame were most of the lens' time).
     """
-    key, a, dv, rank = (events.get_column(name).to_numpy() for name in (_KEY, "a", "dv", _RANK))
-    order = _event_order(key, a, dv, rank)
-    key, a, dv, rank = key[order], a[order], dv[order], rank[order]
-    ds = per_rank["ds"][rank]
-    slices = [slice(begin, end) for begin, end in zip(*runs(key))]
-    last_of_time = np.flatnonzero(np.r_[(a[1:] != a[:-1]) | (key[1:] != key[:-1]), True][:len(key)])
-    sums: dict[str, np.ndarray] = {_KEY: key.take(last_of_time), "a": a.take(last_of_time)}
+    a, dv, rank = _sorted_events(a, dv, rank)
+    last_of_time = np.flatnonzero(np.r_[a[1:] != a[:-1], True][:len(a)])
+    sums: dict[str, np.ndarray] = {"a": a.take(last_of_time)}
     # two buffers for all fifteen sums: freed blocks of this size stay in the C heap (RSS), so
     # fresh temporaries per sum raised the reconstruction's peak
-    weight, total = np.empty(len(key)), np.empty(len(key))
+    weight, total = np.empty(len(a)), np.empty(len(a))
     # a non-finite weight gives inf and NaN here, silently as in polars; _means_searched sees them
     # and leaves the means to the join
     with np.errstate(all="ignore"):
         for w in weights:
+            # the terms weight × dv, weight × ds and (weight × ds) × a, as polars multiplies them;
+            # weight × ds taken per rank (ds is ±1: the same products as per event)
             np.take(per_rank[w], rank, out=weight)
-            for suffix, factor in (("v", dv), ("s", ds), ("sa", a)):
-                np.multiply(weight, ds if factor is a else factor, out=total)
-                if factor is a:
-                    total *= a  # (weight × ds) × a, as polars multiplies
-                total += 0.0  # 0.0 + x: a slice's sum starts at 0.0, also when its first term is -0.0
-                for part in slices:
-                    np.cumsum(total[part], out=total[part])
-                sums[f"{w}__{suffix}"] = total.take(last_of_time)
+            sums[f"{w}__v"] = _running_at(np.multiply(weight, dv, out=total), last_of_time)
+            np.take(per_rank[w] * per_rank["ds"], rank, out=weight)
+            sums[f"{w}__sa"] = _running_at(np.multiply(weight, a, out=total), last_of_time)
+            sums[f"{w}__s"] = _running_at(weight, last_of_time)
     return sums
+
+
+def _running_at(terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The running sums of ``terms`` (made in place) at ``rows``, as polars' cum_sum (2.1.0) adds
+    them: from 0.0, so a first term -0.0 sums to 0.0 (a later -0.0 adds nothing: no partial sum is
+    -0.0 then)."""
+    terms[:1] += 0.0
+    np.cumsum(terms, out=terms)
+    return terms.take(rows)
 
 
 def _per_rank(rank: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -244,33 +237,54 @@ def _stable_order(*columns: np.ndarray) -> np.ndarray:
     return order if order is not None else np.arange(0)
 
 
-def _event_order(key: np.ndarray, a: np.ndarray, dv: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """An order of the rows by (key, a, dv, rank), the first most significant: ``_stable_order``'s
-    up to the order among rows equal in all four, whose terms of the running sums are equal (after
-    ``+ 0.0``, also where dv is -0.0 and 0.0), so they add the same in any order. Where a and dv are
-    whole seconds or microseconds (a site's times are whole seconds), the four columns are packed
-    exactly into one integer where they fit in 63 bits (one key: the lens sums each key alone), and
-    sorted by numpy's quicksort (SIMD; measured on 1.2 M events 0.055 s CPU against 0.16 s for the
-    16-bit digits); else into two integers, the rows ordered by their 16-bit digits, least
-    significant first, which numpy sorts by radix (measured on 2.3 M events: 0.59 s against 1.01 s
-    CPU). Else (other floats) ``_stable_order``."""
-    exact_a, exact_dv = _whole(a), _whole(dv)
-    if exact_a is None or exact_dv is None or not len(key) or rank.min() < 0:
-        return _stable_order(key, a, dv, rank)
-    exact_a -= exact_a.min()
-    exact_dv -= exact_dv.min()
-    exact_key = key.astype(np.int64) - int(key.min())
-    bits_key, bits_a = int(exact_key.max()).bit_length(), int(exact_a.max()).bit_length()
-    bits_dv, bits_rank = int(exact_dv.max()).bit_length(), int(rank.max()).bit_length()
-    if bits_key + bits_a + bits_dv + bits_rank <= 63:
-        return np.argsort((((exact_key << bits_a | exact_a) << bits_dv | exact_dv) << bits_rank) | rank)
-    high_bits, low_bits = bits_key + bits_a, bits_dv + bits_rank
+def _sorted_events(a: np.ndarray, dv: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``a, dv, rank`` in the order of (a, dv, rank), the first most significant: ``_stable_order``'s
+    up to the order among rows equal in all three, whose terms of the running sums are equal (after
+    ``+ 0.0``, also where a or dv is -0.0 and 0.0), so they add the same in any order. Where a and dv
+    are whole seconds or microseconds (a site's times are whole seconds) and the three fit in 63
+    bits, they are packed exactly into one integer each, the integers sorted (numpy's SIMD sort of
+    values; measured on the 27 parts of 500 x 10: 0.15 s CPU against 0.54 s for the argsort, and no
+    gathers) and unpacked; a zero comes back as 0.0. Else in ``_event_order``."""
+    whole_a, whole_dv = _whole(a), _whole(dv)
+    if whole_a is None or whole_dv is None or not len(a) or rank.min() < 0:
+        order = _stable_order(a, dv, rank)
+        return a[order], dv[order], rank[order]
+    (count_a, per_second_a), (count_dv, per_second_dv) = whole_a, whole_dv
+    low_a, low_dv = int(count_a.min()), int(count_dv.min())
+    count_a -= low_a
+    count_dv -= low_dv
+    bits_a, bits_dv = int(count_a.max()).bit_length(), int(count_dv.max()).bit_length()
+    bits_rank = int(rank.max()).bit_length()
+    if bits_a + bits_dv + bits_rank > 63:
+        order = _event_order(count_a, count_dv, rank)
+        return a[order], dv[order], rank[order]
+    packed = ((count_a << bits_dv | count_dv) << bits_rank) | rank
+    packed.sort()
+    rank = packed & ((1 << bits_rank) - 1)
+    packed >>= bits_rank
+    count_dv = packed & ((1 << bits_dv) - 1)
+    packed >>= bits_dv
+    return (_from_counts(packed, low_a, per_second_a), _from_counts(count_dv, low_dv, per_second_dv), rank)
+
+
+def _from_counts(counts: np.ndarray, low: int, per_second: float) -> np.ndarray:
+    """The floats ``_whole`` found as ``counts`` + ``low`` of 1 / ``per_second`` (the same values)."""
+    counts += low
+    return counts.astype(np.float64) / per_second
+
+
+def _event_order(count_a: np.ndarray, count_dv: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """An order of the events by (a, dv, rank) from their non-negative whole counts (``_whole``,
+    less their least) where the three do not fit one integer (microseconds over years): packed into
+    two integers, the rows ordered by their 16-bit digits, least significant first, which numpy
+    sorts by radix (measured on 2.3 M events: 0.59 s against 1.01 s CPU for ``_stable_order``)."""
+    bits_rank = int(rank.max()).bit_length()
+    high_bits, low_bits = int(count_a.max()).bit_length(), int(count_dv.max()).bit_length() + bits_rank
     if high_bits > 62 or low_bits > 62:
-        return _stable_order(key, a, dv, rank)
-    high = (exact_key << bits_a) | exact_a
-    low = (exact_dv << bits_rank) | rank
+        return _stable_order(count_a, count_dv, rank)
+    low = (count_dv << bits_rank) | rank
     order = None
-    for packed, bits in ((low, low_bits), (high, high_bits)):
+    for packed, bits in ((low, low_bits), (count_a, high_bits)):
         for shift in range(0, max(bits, 1), 16):
             digit = (((packed if order is None else packed[order]) >> shift) & 0xFFFF).astype(np.uint16)
             step = np.argsort(digit, kind="stable")
@@ -278,21 +292,22 @@ def _event_order(key: np.ndarray, a: np.ndarray, dv: np.ndarray, rank: np.ndarra
     return order
 
 
-def _whole(values: np.ndarray) -> np.ndarray | None:
+def _whole(values: np.ndarray) -> tuple[np.ndarray, float] | None:
     """``values`` as int64 counts of seconds or microseconds when that is exact and keeps their order
-    and equality (distinct counts are distinct floats: |count| < 2**52), else None."""
+    and equality (distinct counts are distinct floats: |count| < 2**52), and the counts per second;
+    else None."""
     for per_second in (1.0, 1e6):
         counts = np.rint(values * per_second)
         if len(values) and np.abs(counts).max() < 2.0**52 and np.array_equal(counts / per_second, values):
-            return counts.astype(np.int64)
+            return counts.astype(np.int64), per_second
     return None
 
 
 def _running_sums_sorted(events: pl.DataFrame, weights: Sequence[str]) -> pl.DataFrame:
-    """``_running_sums`` of events already sorted by every column (the path for null or NaN weights)."""
+    """``_running_sums`` of one key's events already sorted by every column (the path for null or
+    NaN weights)."""
     sums = [expr for w in weights for expr in (
         (pl.col(w) * pl.col("dv")).cum_sum().alias(f"{w}__v"),
         (pl.col(w) * pl.col("ds")).cum_sum().alias(f"{w}__s"),
         (pl.col(w) * pl.col("ds") * pl.col("a")).cum_sum().alias(f"{w}__sa"))]
-    return events.lazy().select(_KEY, "a", *[s.over(_KEY) for s in sums]).filter(
-        pl.col("a").shift(-1).over(_KEY).ne_missing(pl.col("a"))).collect()
+    return events.lazy().select("a", *sums).filter(pl.col("a").shift(-1).ne_missing(pl.col("a"))).collect()

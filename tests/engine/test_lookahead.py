@@ -116,29 +116,27 @@ def test_the_stable_order_is_numpys_lexsort():
 
 
 @pytest.mark.parametrize("per_second, spread", [(1.0, 10**9), (1.0, 20), (1e6, 10**9), (1e6, 20), (None, 10**9)])
-def test_the_event_order_is_numpys_lexsort(per_second, spread):
-    # whole seconds and whole microseconds take a packed order: one integer where the four fit (a
-    # narrow spread of times), else two by their 16-bit digits (a wide one; neighbouring values,
-    # whose lowest bit shares a digit with the top of dv); other floats the per-column one
+def test_the_sorted_events_are_numpys_lexsort(per_second, spread):
+    # whole seconds and whole microseconds are sorted packed: one integer each where the three fit
+    # (a narrow spread of times), else ordered by two integers' 16-bit digits (a wide one;
+    # neighbouring values, whose lowest bit shares a digit with the top of dv); other floats by
+    # the per-column order
     rng = np.random.default_rng(8)
     n = 20000
     a = rng.integers(-spread, spread, n) / (per_second or 7.3)
     dv = rng.choice([0.0, -0.0, 3600.0, -7200.0, 1.0, 2.0**40], n) / (per_second or 1.0)
     dv[rng.random(n) < 0.3] = -0.0  # equal to 0.0: the tie goes to the rank, as the float sort does
-    columns = (rng.integers(0, 9, n).astype(np.uint32), a[rng.integers(0, n // 4, n)], dv, rng.integers(0, 44, n))
-    one_key = (np.full(n, 5, dtype=np.uint32), *columns[1:])  # as the lens sorts: each key alone
-    for rows in (columns, one_key):
-        order, want = lookahead._event_order(*rows), np.lexsort(rows[::-1])
-        # the same rows in the same order of values (rows equal in all four may change places)
-        assert sorted(order) == list(range(n))
-        assert all((column[order] == column[want]).all() for column in rows)
-    assert (lookahead._whole(columns[1]) is None) == (per_second is None)
+    rows = (a[rng.integers(0, n // 4, n)], dv, rng.integers(0, 44, n))
+    got, want = lookahead._sorted_events(*rows), np.lexsort(rows[::-1])
+    # the same rows in the order of their values (rows equal in all three may change places)
+    assert all(column.dtype == given.dtype and (column == given[want]).all() for column, given in zip(got, rows))
+    assert (lookahead._whole(rows[0]) is None) == (per_second is None)
 
 
 @pytest.mark.parametrize("dv_top", [255.0, 511.0])
-def test_the_packed_event_order_never_uses_the_sign_bit(dv_top):
-    # one key, a over 50 bits, rank over 5, dv over 8 (63 bits: one integer) or 9 (64: the packed
-    # integer would turn negative for the later half of the times, so two integers are needed)
+def test_the_packed_events_never_use_the_sign_bit(dv_top):
+    # a over 50 bits, rank over 5, dv over 8 (63 bits: one integer) or 9 (64: the packed integer
+    # would turn negative for the later half of the times, so two integers are needed)
     rng = np.random.default_rng(9)
     n = 4000
     a = rng.integers(0, 2**50, n).astype(np.float64)
@@ -146,10 +144,15 @@ def test_the_packed_event_order_never_uses_the_sign_bit(dv_top):
     dv = rng.choice([0.0, dv_top], n)
     rank = rng.integers(0, 32, n)
     rank[:2] = (0, 31)
-    rows = (np.full(n, 3, dtype=np.uint32), a, dv, rank)
-    order, want = lookahead._event_order(*rows), np.lexsort(rows[::-1])
-    assert sorted(order) == list(range(n))
-    assert all((column[order] == column[want]).all() for column in rows)
+    got, want = lookahead._sorted_events(a, dv, rank), np.lexsort((rank, dv, a))
+    assert all((column == given[want]).all() for column, given in zip(got, (a, dv, rank)))
+
+
+def test_running_sums_add_as_polars_cum_sum_from_zero():
+    # polars' cum_sum starts at 0.0: a leading -0.0 sums to 0.0 (numpy's cumsum keeps it)
+    terms = [-0.0, -0.0, 1.0, -1.0, -0.0, 2.5, -0.0]
+    got = lookahead._running_at(np.array(terms), np.arange(len(terms)))
+    assert got.view(np.int64).tolist() == pl.Series(terms).cum_sum().to_numpy().view(np.int64).tolist()
 
 
 def test_an_infinite_weight_takes_the_join_and_leaves_the_other_keys_alone(monkeypatch):
