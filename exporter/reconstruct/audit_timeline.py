@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from exporter.engine.intervals import overlap_seconds
+from exporter.engine.fixed_point import EXACT, exact_sums
 from exporter.engine.resample import grid_end
 from exporter.engine.sweepline import exact_sum, order_free_sum
 from exporter.errors import InvariantViolation
@@ -139,11 +140,20 @@ def _grid_leaf_sums(grid: TimelineGrid) -> pl.DataFrame:
     if grid.times.len() == 0:  # groups but no rows: no leaf sums, as the long timeline has none
         return _long_leaf_sums(grid.long())
     columns = list(grid.leaves.columns)
-    sums = _per_group(grid, [exact_sum(pl.col(name)) for name in columns])
+    sums = _exact_per_group(grid, columns)
     sums = pl.concat([grid.groups.select(pl.col(GROUP).cast(pl.String)), sums], how="horizontal")
     labels = pl.DataFrame([name.split("|") for name in columns], schema=["pool", "state", "resource"], orient="row")
     return (sums.unpivot(index=GROUP, on=columns, variable_name="leaf", value_name="value")
             .join(labels.with_columns(leaf=pl.Series(columns)), on="leaf").drop("leaf"))
+
+
+def _exact_per_group(grid: TimelineGrid, columns: list[str]) -> pl.DataFrame:
+    """``exact_sum`` of each of ``columns`` per group of ``grid`` (one row per group), added in numpy
+    (exporter.engine.fixed_point: the same sums at half the CPU), else by polars."""
+    per_group = [exact_sums([block.get_column(name).to_numpy() for name in columns]) for block in grid.group_blocks()]
+    if per_group and all(sums is not None for sums in per_group):
+        return pl.DataFrame([sums.to_list() for sums in per_group], schema=dict.fromkeys(columns, EXACT), orient="row")
+    return _per_group(grid, [exact_sum(pl.col(name)) for name in columns])
 
 
 def _per_group(grid: TimelineGrid, expressions: list[pl.Expr]) -> pl.DataFrame:
