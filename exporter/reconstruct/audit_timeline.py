@@ -36,9 +36,10 @@ def timeline_accounting(spans: pl.DataFrame, grid: TimelineGrid, *, start: dt.da
     (hours_conservation: leaves recombined by the inverse leaf table). Every figure is summed
     per series of the grid (row for row the values the long timeline holds; a test checks
     them against the long timeline's)."""
-    counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step), open_end=snapshot_time)
     leaf_sums = _grid_leaf_sums(grid)  # summed once: the conservation's and the node-hours per pool
-    conservation = _conservation(counted, _series_hours(leaf_sums, step=step))
+    # the spans were checked when the grid was made of them
+    conservation = _hours_conservation(spans, leaf_sums, start=start, end=end, step=step, open_end=snapshot_time,
+                                       checked=True)
     by_pool, unknown = _grid_node_sums(grid, leaf_sums)
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
@@ -76,16 +77,17 @@ def _series_as_levels(
 
 
 def hours_by_level(
-    spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime
+    spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime, checked: bool = False
 ) -> pl.DataFrame:
     """Counted span-hours in the window [start, end), per level-series, in base units.
 
     Output: ``site, node_type, level, booking, resource, hours`` (Σ resource × hours of each
     span clipped to the window; null end closed at ``open_end``), for every (site, node_type) in
-    the spans × every level-series × resource.
+    the spans × every level-series × resource. ``checked``: the spans passed series_spans'
+    checks already.
     """
     seconds = overlap_seconds(start, end, open_end=open_end)
-    totals = series_totals(series_spans(spans), seconds / 3600.0)
+    totals = series_totals(series_spans(spans, check=not checked), seconds / 3600.0)
     long = totals.unpivot(
         index=[*GROUP, "series"], on=list(RESOURCES), variable_name="resource", value_name="hours"
     )
@@ -99,8 +101,11 @@ def timeline_hours_by_level(timeline: Timeline, *, step: timedelta) -> pl.DataFr
     what the timeline says about each level independently of how it was built. Output columns
     as :func:`hours_by_level`.
     """
-    return _series_hours(_grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline),
-                         step=step)
+    return _series_hours(_leaf_sums(timeline), step=step)
+
+
+def _leaf_sums(timeline: Timeline) -> pl.DataFrame:
+    return _grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline)
 
 
 def _series_hours(leaf_sums: pl.DataFrame, *, step: timedelta) -> pl.DataFrame:
@@ -211,9 +216,15 @@ def hours_conservation(
     The window is [start, grid_end) (the last cell may reach past ``end``). Output:
     ``site, node_type, level, booking, resource, span_hours, timeline_hours, difference``.
     """
-    window_end = grid_end(start=start, end=end, step=step)
-    counted = hours_by_level(spans, start=start, end=window_end, open_end=open_end)
-    return _conservation(counted, timeline_hours_by_level(timeline, step=step))
+    return _hours_conservation(spans, _leaf_sums(timeline), start=start, end=end, step=step, open_end=open_end)
+
+
+def _hours_conservation(spans: SpanInput, leaf_sums: pl.DataFrame, *, start: datetime, end: datetime,
+                        step: timedelta, open_end: datetime, checked: bool = False) -> pl.DataFrame:
+    """:func:`hours_conservation` from the exact sums of the timeline's leaves (:func:`_leaf_sums`)."""
+    counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step), open_end=open_end,
+                             checked=checked)
+    return _conservation(counted, _series_hours(leaf_sums, step=step))
 
 
 def _conservation(counted: pl.DataFrame, integral: pl.DataFrame) -> pl.DataFrame:

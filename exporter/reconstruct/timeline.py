@@ -37,15 +37,17 @@ _STREAMING = "streaming"
 SpanInput = pl.DataFrame | pl.LazyFrame
 
 
-def series_spans(spans: SpanInput, *, keep: Sequence[str] = ()) -> pl.LazyFrame:
+def series_spans(spans: SpanInput, *, keep: Sequence[str] = (), check: bool = True) -> pl.LazyFrame:
     """Spans reduced to ``site, node_type, series, start, end`` + RESOURCES (base units), after
     the ``keep`` columns carried through unchanged (explain lists spans with their sources).
 
     Null node_type becomes ``unknown``; null quantities count as 0. Raises TimelineError for a
-    null start, a level outside LEVELS or a (level, booking) that belongs to no level-series.
+    null start, a level outside LEVELS or a (level, booking) that belongs to no level-series
+    (``check=False``: spans checked already, e.g. the grid's read again by its audit).
     """
     frame = spans.lazy().filter(~pl.col("level").is_in(RECORD_LEVELS))  # records (conflicts) feed no series
-    _check_levels(frame)
+    if check:
+        _check_levels(frame)
     frame = frame.filter(~_unexported())
     whole_levels = [level for level, booking in SERIES if booking is None]
     series = (
