@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import polars as pl
 
+from exporter.engine.runs import running_sums
+
 
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
@@ -208,12 +210,8 @@ def _running_sums(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_rank: dic
 
 
 def _running_at(terms: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The running sums of ``terms`` (made in place) at ``rows``, as polars' cum_sum (2.1.0) adds
-    them: from 0.0, so a first term -0.0 sums to 0.0 (a later -0.0 adds nothing: no partial sum is
-    -0.0 then)."""
-    terms[:1] += 0.0
-    np.cumsum(terms, out=terms)
-    return terms.take(rows)
+    """The running sums of ``terms`` (made in place: engine.runs.running_sums) at ``rows``."""
+    return running_sums(terms, [0], [len(terms)]).take(rows)
 
 
 def _per_rank(rank: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import polars as pl
 
+from exporter.engine.runs import running_sums, runs
 from exporter.engine.sweepline import sums_by_sorted_key
 
 
@@ -98,20 +99,20 @@ def dense_grid_from_deltas(
     return DenseGrid(keys=key_index.drop("__key"), cells=n, times=times.alias(time), values=pl.DataFrame(columns))
 
 
-def _level_fill(pos: np.ndarray, *, size: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """How :func:`_cell_means` carries the running levels forward, the same for every value:
-    (which changes hold into a later cell of their key, the order of the cells where a level
-    starts to hold, how many cells each holds)."""
+def _level_fill(pos: np.ndarray, *, size: int, n: int) -> tuple[np.ndarray, ...]:
+    """How :func:`_cell_means` sums and carries the running levels forward, the same for every
+    value: (where each key's changes begin and end, which changes hold into a later cell of their
+    key, the order of the cells where a level starts to hold, how many cells each holds)."""
     after = pos + 1  # the level reached in a cell holds from the next cell of the same key on
     inside = after % n != 0
     # 0 from each key's first cell, each running level from the cell after its change on
     starts = np.concatenate([np.arange(0, size, n), after[inside]])
     order = np.argsort(starts, kind="stable")
-    return inside, order, np.diff(starts[order], append=size)
+    return *runs(pos // n), inside, order, np.diff(starts[order], append=size)
 
 
 def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int,
-                fill: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> pl.Series:
+                fill: tuple[np.ndarray, ...] | None) -> pl.Series:
     """Dense cell means of one value over ``size`` = keys × n cells (key-major), from the
     sparse per-``__pos`` sums: level before the cell (Σ earlier ``full``) + ``part``.
 
@@ -122,8 +123,10 @@ def _cell_means(weights: pl.DataFrame, value: str, *, size: int, n: int,
     if size == 0:
         return pl.Series(value, [], dtype=pl.Float64)
     pos = weights["__pos"].to_numpy()
-    inside, order, held = fill
-    running = weights.select(pl.col(f"__full_{value}").cum_sum().over(pl.col("__pos") // n)).to_series().to_numpy()
+    key_starts, key_ends, inside, order, held = fill
+    # each key's running level, as polars' cum_sum over the key adds it (0.15 s CPU for the five
+    # values on 500 x 10, 0.04 s here)
+    running = running_sums(weights[f"__full_{value}"].to_numpy().copy(), key_starts.tolist(), key_ends.tolist())
     # The level before each cell: a forward fill of the running levels, as one repeat.
     levels = np.concatenate([np.zeros(size // n), running[inside]])
     means = np.repeat(levels[order], held)

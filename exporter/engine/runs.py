@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
@@ -11,3 +13,14 @@ def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     return starts, np.r_[starts[1:], len(keys)]
+
+
+def running_sums(terms: np.ndarray, starts: Sequence[int], ends: Sequence[int]) -> np.ndarray:
+    """``terms`` replaced (in place, and returned) by their running sums within each run [start,
+    end), as polars' cum_sum (2.1.0) adds them: from 0.0, so a run's leading -0.0 sums to 0.0
+    (numpy's cumsum keeps it); a later -0.0 adds nothing then, as no partial sum is -0.0."""
+    for begin, end in zip(starts, ends):
+        part = terms[begin:end]
+        part[:1] += 0.0
+        np.cumsum(part, out=part)
+    return terms
