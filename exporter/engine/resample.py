@@ -24,7 +24,6 @@ import numpy as np
 import polars as pl
 
 from exporter.engine.runs import running_sums, runs
-from exporter.engine.sweepline import sums_by_sorted_key
 
 
 def grid_size(*, start: datetime, end: datetime, step: timedelta) -> int:
@@ -88,7 +87,7 @@ def dense_grid_from_deltas(
         step=step,
         n=n,
         time=time,
-    ).collect(engine="in-memory")  # its sort and ordered group-by: 0.93-0.98 s CPU streaming, 0.61-0.68 s here
+    )
     del deltas
     size = key_index.height * n
     fill = _level_fill(weights["__pos"].to_numpy(), size=size, n=n) if size else None
@@ -144,13 +143,14 @@ def _cell_weights(
     step: timedelta,
     n: int,
     time: str,
-) -> pl.LazyFrame:
-    """Per ``__pos`` (= key × n + cell): Σ delta (``__full_<v>``) and Σ delta × fraction of cell after it."""
+) -> pl.DataFrame:
+    """Per ``__pos`` (= key × n + cell), sorted: Σ delta (``__full_<v>``) and Σ delta × fraction of
+    cell after it (``__part_<v>``), each cell's deltas added in input order (:func:`_sums_by_pos`)."""
     step_us = step // timedelta(microseconds=1)
     offset = (pl.col(time) - pl.lit(start, dtype=pl.Datetime("us"))).dt.total_microseconds()
     cell = pl.max_horizontal(offset // step_us, 0)
     remaining = pl.min_horizontal((pl.col("__cell") + 1) * step_us - offset, step_us)
-    return (
+    terms = (
         deltas.filter(offset < n * step_us)
         .with_columns(__cell=cell)
         .with_columns(__frac=remaining.cast(pl.Float64) / step_us)
@@ -159,9 +159,37 @@ def _cell_weights(
             *(pl.col(v).alias(f"__full_{v}") for v in values),
             *((pl.col(v) * pl.col("__frac")).alias(f"__part_{v}") for v in values),
         )
-        .pipe(
-            sums_by_sorted_key,
-            by=["__pos"],
-            values=[f"__{kind}_{v}" for kind in ("full", "part") for v in values],
-        )
-    )
+    ).collect(engine="in-memory")
+    return _sums_by_pos(terms, [f"__{kind}_{v}" for kind in ("full", "part") for v in values])
+
+
+def _sums_by_pos(terms: pl.DataFrame, values: list[str]) -> pl.DataFrame:
+    """``sweepline.sums_by_sorted_key(by=["__pos"])`` of ``terms`` in numpy, the same sums bit for
+    bit: the rows in the order of ``__pos`` (stable: each position and its row number packed into
+    one integer, sorted), each position's terms added one after another (as polars' list sum
+    does), in rounds over the positions with at least that many terms, the longest first (the
+    500 x 10 timeline's 1.2 M deltas into 588k cells: 0.69 s CPU in polars, its sort, list
+    group-by and list sums)."""
+    pos = terms.get_column("__pos").to_numpy()
+    row_bits = max(len(pos) - 1, 0).bit_length()
+    if len(pos) and pos.min() >= 0 and int(pos.max()).bit_length() + row_bits <= 63:
+        packed = (pos << row_bits) | np.arange(len(pos))
+        packed.sort()
+        order, pos = packed & ((1 << row_bits) - 1), packed >> row_bits
+    else:
+        order = np.argsort(pos, kind="stable")
+        pos = pos[order]
+    starts, ends = runs(pos)
+    longest = np.argsort(starts - ends, kind="stable")  # the positions with the most terms first
+    first, length = starts[longest], (ends - starts)[longest]
+    # the input rows of each round's terms: round r adds the r-th term of every position that has one
+    rounds = [order[first[:np.searchsorted(-length, -r)] + r] for r in range(int(length[0]) if len(length) else 0)]
+    sums = {"__pos": pos[starts]}
+    for value in values:
+        column = terms.get_column(value).to_numpy()
+        total = column[rounds[0]] if rounds else np.zeros(0)
+        for rows in rounds[1:]:
+            total[:len(rows)] += column[rows]
+        sums[value] = np.empty_like(total)
+        sums[value][longest] = total
+    return pl.DataFrame(sums)
