@@ -24,3 +24,19 @@ def test_the_spans_are_sorted_as_their_text_sorts():
     want = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
     assert _in_span_order(spans).rows() == want.rows()
     assert _in_span_order(spans.clear()).rows() == []
+
+
+def test_every_key_decides_where_the_ones_before_it_tie():
+    # many ties on the first keys, nulls in each: every key's order (and nulls last) must show through
+    rows = 3 * 4 * 5 * 3 * 4
+    spans = pl.DataFrame({
+        "level": [["total", "occupied", None][i % 3] for i in range(rows)],
+        "hypervisor_hostname": [["h2", "h10", None, "h1"][i // 3 % 4] for i in range(rows)],
+        "start": [None if i // 12 % 5 == 4 else T - dt.timedelta(days=i // 12 % 5) for i in range(rows)],
+        "source_table": [["b.t", "a.t", None][i // 60 % 3] for i in range(rows)],
+        "source_id": [[None, "10", "9", "x"][(i * 7) % 4] for i in range(rows)],
+        "row": range(rows),
+    })
+    want = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True,
+                      maintain_order=True)
+    assert _in_span_order(spans.reverse()).drop("row").rows() == want.drop("row").rows()
