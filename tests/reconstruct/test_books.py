@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 
-from exporter.reconstruct.books import SpanBooks
+from exporter.reconstruct.books import SpanBooks, trimmed_hours
 
 SNAPSHOT = dt.datetime(2024, 1, 1)
 TIME = pl.Datetime("us")
@@ -99,3 +99,23 @@ def test_clipping_on_two_keys_matches_both_and_a_null_key_finds_no_parent():
     assert inside.select("source_id", "start", "end").rows() == [("0", day(2), day(4)), ("3", day(5), None)]
     assert books.all_rejected().select("source_id", "rejection_reason").rows() == [
         ("1", "orphan"), ("2", "orphan")]
+
+
+def test_trimmed_hours_per_level_table_and_year_of_the_raw_start():
+    # one frame of a single level and table, one of two: each trim lands on its own level, table and year
+    def frame(*spans: tuple) -> pl.DataFrame:
+        return pl.DataFrame([{"level": level, "source_table": table, "original_start": start, "start": start,
+                              "end": end} for level, table, start, end in spans],
+                            schema={"level": pl.String, "source_table": pl.String, "original_start": TIME,
+                                    "start": TIME, "end": TIME})
+    before = frame(("stopped", "t", dt.datetime(2022, 12, 31), dt.datetime(2023, 1, 1, 6)),
+                   ("stopped", "t", day(1), day(2)))
+    after = frame(("stopped", "t", dt.datetime(2022, 12, 31), dt.datetime(2022, 12, 31, 20)),
+                  ("stopped", "t", day(1), day(1, 21)))
+    assert sorted(trimmed_hours(before, after, reason="r", snapshot_time=SNAPSHOT).rows()) == [
+        ("stopped", "t", "r", 2022, 10.0), ("stopped", "t", "r", 2023, 3.0)]
+    mixed = pl.concat([before, frame(("occupied", "u", day(1), None))])
+    assert sorted(trimmed_hours(mixed, pl.concat([after, frame(("occupied", "u", day(1), day(30)))]),
+                                reason="r", snapshot_time=SNAPSHOT).rows()) == [
+        ("occupied", "u", "r", 2023, 48.0), ("stopped", "t", "r", 2022, 10.0), ("stopped", "t", "r", 2023, 3.0)]
+    assert trimmed_hours(before.clear(), after.clear(), reason="r", snapshot_time=SNAPSHOT).height == 0
