@@ -15,7 +15,7 @@ from exporter.db import open_engine
 from exporter.extract.copy import read_tables
 from exporter.engine.lookahead import lookahead_means_each
 from exporter.reconstruct.bookings import HORIZONS, RESOURCES, booked_ahead
-from exporter.reconstruct.leadtime import leadtime_timeline
+from exporter.reconstruct.leadtime import _node_types, leadtime_timeline
 from exporter.reconstruct.pipeline import spans_from_tables
 from exporter.sitegen import generate_site
 
@@ -126,3 +126,14 @@ def test_booked_ahead_rows_are_each_horizons_means_in_the_families_order(site):
     assert got["node_type"].n_unique() > 1
     assert got.equals(want)
     assert got.n_chunks() == 1
+
+
+def test_a_leases_node_types_are_its_bookings_distinct_named_types_sorted():
+    # both ways of spelling them: bits of a few types, the text per lease past 64 types
+    for extra in (0, 70):
+        others = [f"t{n:03d}" for n in range(extra)]
+        rows = [("a", "z"), ("a", "b"), ("a", "z"), ("b", None), ("c", None), ("c", "b"), ("d", "b")]
+        rows += [("e", name) for name in reversed(others)]
+        bookings = pl.DataFrame(rows, schema={"lease_id": pl.String, "node_type": pl.String}, orient="row")
+        got = dict(_node_types(bookings).collect().rows())
+        assert got == {"a": "b,z", "b": "", "c": "b", "d": "b", **({"e": ",".join(others)} if others else {})}
