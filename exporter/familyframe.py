@@ -40,41 +40,63 @@ def checked_family_frame(family: ExtraFamily, frame: object, *, whole_seconds: b
                             "(labels text, timestamp naive-UTC datetime, value numeric)")
     frame = frame.select(*(pl.col(name).cast(pl.String) for name in family.labels),
                          pl.col("timestamp").cast(TIME), pl.col("value").cast(pl.Float64))
-    order = [*family.labels, "timestamp"]
+    nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
+    if nulls:
+        raise TimelineError(f"{what}: null values in column(s) {', '.join(nulls)}")
     # Producers mostly hand their frames over sorted: checking that is much cheaper than sorting
     # again. The stable sort is the faster one otherwise (measured 5x on 2.4 M rows); rows are
     # unique (else the check below fails), so any sort gives the same frame.
-    if not frame.select(_in_order(order)).item():
-        frame = frame.sort(order, maintain_order=True)
-    _check_family_values(frame, what, family.labels, whole_seconds)
+    same = _same_labels(frame, family.labels)
+    within, repeats = _runs(frame, same)
+    if not (within and _heads_in_order(frame, same, family.labels)):
+        frame = frame.sort([*family.labels, "timestamp"], maintain_order=True)
+        _, repeats = _runs(frame, _same_labels(frame, family.labels))
+    _check_family_values(frame, repeats, what, family.labels, whole_seconds)
     return frame
 
 
-def _in_order(columns: list[str]) -> pl.Expr:
+def _same_labels(frame: pl.DataFrame, labels: tuple[str, ...]) -> pl.Series:
+    """Per row of a frame without nulls: whether its labels equal the row before's (false in the
+    first row). One pass over the text columns serves both the order and the repeat check (each
+    compared every label column with the row before on its own: 2x the CPU)."""
+    return frame.select(pl.all_horizontal(pl.col(name).eq(pl.col(name).shift(1)) for name in labels)
+                        .fill_null(False)).to_series()
+
+
+def _runs(frame: pl.DataFrame, same: pl.Series) -> tuple[bool, bool]:
+    """Whether timestamps never go back within a run of equal labels, and whether one repeats the
+    row before's (a repeated series + timestamp when the frame is sorted)."""
+    same, step = pl.lit(same), pl.col("timestamp").to_physical().diff()
+    return frame.select(within=(~same | (step >= 0)).all(), repeats=(same & (step == 0)).any()).row(0)
+
+
+def _heads_in_order(frame: pl.DataFrame, same: pl.Series, labels: tuple[str, ...]) -> bool:
+    """Whether each run of equal labels comes after the run before it, compared on the first row of
+    each run only (a few per series); with ``_runs``' first answer, whether the frame is sorted by
+    the labels then the timestamp."""
+    return frame.select(labels).filter(~same).select(_labels_in_order(labels)).item()
+
+
+def _labels_in_order(columns: tuple[str, ...]) -> pl.Expr:
     """True when every row is at or after the row before it in the order of ``columns`` (ties by
-    the next column); false where a value is null (the sort puts nulls first)."""
+    the next column)."""
     after = pl.lit(True)  # rows equal on every column are in order
     for name in reversed(columns):
         before, here = pl.col(name).shift(1), pl.col(name)
         after = (before < here) | ((before == here) & after)
-    return after.fill_null(pl.int_range(pl.len()) == 0).all() & pl.all_horizontal(
-        pl.col(name).null_count() == 0 for name in columns)
+    return after.fill_null(True).all()
 
 
-def _check_family_values(frame: pl.DataFrame, what: str, labels: tuple[str, ...], whole_seconds: bool) -> None:
-    nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
-    if nulls:
-        raise TimelineError(f"{what}: null values in column(s) {', '.join(nulls)}")
+def _check_family_values(frame: pl.DataFrame, repeats: bool, what: str, labels: tuple[str, ...],
+                         whole_seconds: bool) -> None:
     problems = frame.select(
         nonfinite=(~pl.col("value").is_finite()).sum(),
         subsecond=((pl.col("timestamp").dt.epoch("us") % 1_000_000 != 0) & whole_seconds).sum(),
         before_epoch=(pl.col("timestamp").dt.epoch("us") < 0).sum(),
-        # sorted: a repeat is next to its twin; they are counted (all of each group) only if any
-        repeats=pl.all_horizontal(pl.col(name).eq_missing(pl.col(name).shift(1))
-                                  for name in (*labels, "timestamp")).fill_null(False).any(),
     ).row(0, named=True)
+    # sorted: a repeat is next to its twin (``repeats``); they are counted (all of each group) only if any
     problems["repeated"] = (frame.select(pl.struct(*labels, "timestamp").is_duplicated().sum()).item()
-                            if problems.pop("repeats") else 0)
+                            if repeats else 0)
     messages = {"nonfinite": "NaN or infinite value(s)", "subsecond": "timestamp(s) that are not whole seconds",
                 "before_epoch": "timestamp(s) before 1970", "repeated": "rows repeating a series and timestamp"}
     for key, message in messages.items():

@@ -230,3 +230,13 @@ def test_a_family_frame_comes_back_sorted_whatever_order_it_came_in(seed):
     for order in (list(range(len(rows))), rng.sample(range(len(rows)), len(rows)), list(range(len(rows)))[::-1],
                   swapped):
         assert checked_family_frame(THINGS, want[order]).equals(want)
+
+
+def test_a_series_split_in_two_runs_is_sorted_and_its_repeat_found():
+    # each run's timestamps go forward, but series "a" comes back after "b": only the labels of
+    # the runs' first rows show it; and the repeat (a, 00:00) is two runs apart before the sort
+    rows = [("uc", kind, START + dt.timedelta(hours=h), 1.0) for kind, h in (("a", 0), ("b", 0), ("a", 1))]
+    frame = pl.DataFrame(rows, schema=THINGS.columns, orient="row")
+    assert checked_family_frame(THINGS, frame).equals(frame.sort("site", "kind", "timestamp"))
+    with pytest.raises(TimelineError, match="^series family openstack_usage_test_things: 2 rows repeating a series and timestamp$"):
+        checked_family_frame(THINGS, pl.concat([frame, frame.head(1)]))
