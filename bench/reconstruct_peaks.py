@@ -8,15 +8,17 @@ RSS, and where fewer than two cores are busy (issue #19).
 
 Runs ``reconstruct_to_directory`` in this process (the tree on ``PYTHONPATH`` first, so an older
 checkout can be measured with this script) with the pipeline's stage functions wrapped: each call's
-start and end is a mark (a call in another thread than the main one is marked ``[side]``). A
-thread reads VmRSS every 10 ms and every thread's CPU time (/proc/self/task/*/schedstat) every
-20 ms. Per stretch between two marks it prints the highest RSS sample, the process's ru_maxrss at
-the stretch's end (exact, where a sample can miss a short spike), the CPU used, the cores busy on
-average, and the replay: the stretch's wall time on two idle cores, estimated per sample as
-max(CPU ÷ 2, the busiest thread's CPU), so that it reads about the same on a loaded host (it
-assumes the threads' CPU in each sample could have run side by side), and the idle core-seconds
-in it (replay − CPU ÷ 2). With ``--timeline SECONDS`` it also prints the cores busy in the replay
-per bucket of that many seconds. One run is one reading: runs of one revision move by ~50 MB.
+start and end is a mark (a call in another thread than the main one is marked ``[side]``). A thread
+reads VmRSS every 10 ms and every thread's CPU time (/proc/self/task/*/schedstat) every 20 ms; a
+thread that ends between two reads is gone from /proc/self/task at the second, so its last <= 20 ms
+of CPU is not counted. Per stretch between two marks it prints the highest RSS sample, the
+process's ru_maxrss at the stretch's end (exact, where a sample can miss a short spike), the CPU
+used, the cores busy on average, and the replay: the stretch's wall time on two idle cores,
+estimated per sample as max(CPU ÷ 2, the busiest thread's CPU), so that it reads about the same on
+a loaded host (it assumes the threads' CPU in each sample could have run side by side), and the
+idle core-seconds in it (replay − CPU ÷ 2). With ``--timeline SECONDS`` it also prints the cores
+busy in the replay per bucket of that many seconds. One run is one reading: runs of one revision
+move by ~50 MB.
 """
 
 from __future__ import annotations

@@ -15,9 +15,8 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
-from exporter.engine.sweepline import exact_sum
+from exporter.engine.sweepline import EXACT  # the type of exact_sum's sums
 
-EXACT = pl.select(exact_sum(pl.lit(0.0))).dtypes[0]  # the type of exact_sum's sums
 _SCALE = 10.0 ** EXACT.scale
 _LIMIT = 10**EXACT.precision  # a (scaled) term or sum this large does not fit the type
 

@@ -67,7 +67,7 @@ def sums_by_sorted_key(
 
 
 # Fixed-point type for order-free sums: 12 decimals, |sum| < 10^26.
-_EXACT = pl.Decimal(38, 12)
+EXACT = pl.Decimal(38, 12)
 
 
 def order_free_sum(expr: pl.Expr) -> pl.Expr:
@@ -84,4 +84,4 @@ def order_free_sum(expr: pl.Expr) -> pl.Expr:
 def exact_sum(expr: pl.Expr) -> pl.Expr:
     """Σ ``expr`` in fixed point (:func:`order_free_sum` before its conversion to Float64):
     partial sums of it add up exactly, so summing them gives the same order-free sum."""
-    return expr.cast(_EXACT).sum()
+    return expr.cast(EXACT).sum()

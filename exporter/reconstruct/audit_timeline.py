@@ -35,7 +35,8 @@ def timeline_accounting(spans: pl.DataFrame, grid: TimelineGrid, *, start: dt.da
     level-series, resource), counted span-hours in the window vs the timeline's integral
     (hours_conservation: leaves recombined by the inverse leaf table). Every figure is summed
     per series of the grid (row for row the values the long timeline holds; a test checks
-    them against the long timeline's)."""
+    them against the long timeline's). ``spans``: the ones ``grid`` was made of; their levels are
+    not checked again."""
     leaf_sums = _grid_leaf_sums(grid)  # summed once: the conservation's and the node-hours per pool
     # the spans were checked when the grid was made of them
     conservation = _hours_conservation(spans, leaf_sums, start=start, end=end, step=step, open_end=snapshot_time,

@@ -71,8 +71,8 @@ class OutputSet:
             leadtime_timeline=leadtime_timeline))
 
     def wait(self) -> None:
-        """Wait for the writes handed over so far (raising the first failure's error), e.g. before a
-        step whose memory should not come on top of theirs."""
+        """Wait for the writes handed over so far, raising the first failure's error (on a clean exit:
+        :meth:`_settle`; bench/reconstruct_peaks.py marks it)."""
         for write in self._writes:
             write.result()
 

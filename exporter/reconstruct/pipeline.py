@@ -147,7 +147,7 @@ def snapshot_spans(snapshot_dir: Path, options: ReconstructOptions,
         check = side.submit(verify_snapshot, snapshot_dir, allow_incomplete=options.allow_incomplete)
         try:
             loaded, span_set = _loaded_spans(snapshot_dir, options, progress)
-        except BaseException:
+        except Exception:  # not a Ctrl-C: SideThread still waits for the check and notes its error
             problem = check.exception()  # (waits for the check)
             if problem is not None:
                 raise problem from None

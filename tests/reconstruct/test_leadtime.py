@@ -137,3 +137,14 @@ def test_a_leases_node_types_are_its_bookings_distinct_named_types_sorted():
         bookings = pl.DataFrame(rows, schema={"lease_id": pl.String, "node_type": pl.String}, orient="row")
         got = dict(_node_types(bookings).collect().rows())
         assert got == {"a": "b,z", "b": "", "c": "b", "d": "b", **({"e": ",".join(others)} if others else {})}
+
+
+def test_node_types_when_no_booking_names_a_type_or_there_are_no_bookings():
+    schema = {"lease_id": pl.String, "node_type": pl.String}
+    for rows, want in (([("b", None)], {"b": ""}), ([("b", None), ("c", None), ("b", None)], {"b": "", "c": ""}),
+                       ([], {})):
+        bookings = pl.DataFrame(rows, schema=schema, orient="row")
+        assert dict(_node_types(bookings).collect().rows()) == want
+        # what the per-lease text gave (81b4c85)
+        text = bookings.group_by("lease_id").agg(pl.col("node_type").unique().sort().str.join(","))
+        assert dict(text.rows()) == want
