@@ -61,8 +61,10 @@ class BackfillResult:
     commands: tuple[tuple[str, ...], ...]  # the promtool commands, one per file
     blocks_created: bool = False
     promtool: str | None = None
-    write_seconds: float = 0.0  # writing the OpenMetrics files
-    promtool_seconds: float = 0.0  # wall time of the whole write + promtool stage (runs overlap)
+    # wall time from the write stage's start until every OpenMetrics file was written; with a first
+    # window written alone, it includes the whole timeline's check and sums (they overlap that window)
+    write_seconds: float = 0.0
+    promtool_seconds: float = 0.0  # wall time of the whole write + promtool stage (runs overlap), likewise
     blocks_requested: bool = False
     families: dict[str, dict[str, int]] | None = None  # extra family name -> {series, samples} written
 
@@ -102,6 +104,10 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     :func:`require_blocks`). ``now`` defaults to the current UTC time. The extra series families
     stored beside the timeline (``families/``, ``declared`` in exporter.metrics) go into the same
     window files, cut off at the same time.
+
+    Errors come in the whole check's order but for one: when the first window is written beside
+    the dense check, ``out_dir`` is claimed (made, refused if foreign or locked: OutputError) before
+    that check, so a timeline failing it into such a directory reports the OutputError.
     """
     progress = progress or SILENT
     hours = block_hours_for(mimir=mimir, requested=block_hours)
@@ -109,15 +115,18 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
                              declared=declared, hours=hours)
     # without a first window computed alone, the whole timeline is checked before anything is written
     history = opened if isinstance(opened, History) else None if opened.first else opened.history()
+    if history is None:  # the opening (its raw timeline frame) is held only until history() is done with it
+        pending, parts = [opened], (opened.series, (opened.families, opened.declared), opened.first, opened.windows)
+    del opened
     out = Path(out_dir)
     tool = _find_promtool(promtool) if blocks else None
     with staged_directory(out, owned=OWNED, stage="backfill") as staging:
         if history is None:  # the first window converts while the rest of the timeline is checked and summed
             finished: list[History] = []
-            converted = write_and_convert(lambda: _finish(opened, finished).samples, opened.series, staging,
+            series, extra, first, windows = parts
+            converted = write_and_convert(lambda: _finish(pending.pop(), finished).samples, series, staging,
                                           hours=hours, tool=tool, workers=workers, keep_openmetrics=keep_openmetrics,
-                                          progress=progress, extra=(opened.families, opened.declared),
-                                          first=opened.first, total=opened.windows)
+                                          progress=progress, extra=extra, first=first, total=windows)
             history = finished[0]
         else:
             converted = write_and_convert(history.samples, history.series, staging, hours=hours, tool=tool,

@@ -162,8 +162,8 @@ def _check_values(frame: pl.DataFrame) -> None:
 
 
 def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
-    """One row per series: SERIES_KEYS, ``code`` and ``rank`` (output order = family,
-    node_type, pool, site, state)."""
+    """One row per series, in rank order: SERIES_KEYS, ``code`` and ``rank`` (output order =
+    family, node_type, pool, site, state)."""
     family_order = {family.resource: i for i, family in enumerate(FAMILIES)}
     first = codes.arg_unique()
     return (frame[first].select(pl.col(SERIES_KEYS).cast(pl.String)).with_columns(code=codes.gather(first))
@@ -189,10 +189,14 @@ def _series_codes(frame: pl.DataFrame) -> pl.Series:
 FAMILY_INDEX = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
 
 
+def family_codes(resources: pl.Series) -> pl.Series:
+    """Each series' resource -> its gauge family (UInt8, FAMILY_INDEX)."""
+    return resources.replace_strict(FAMILY_INDEX, return_dtype=pl.UInt8)
+
+
 def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) -> pl.DataFrame:
     """The timeline as (rank, family, t, value) sorted by rank then t: no strings left."""
-    ranks = keys.select("code", "rank", family=pl.col("resource").replace_strict(FAMILY_INDEX,
-                                                                                 return_dtype=pl.UInt8))
+    ranks = keys.select("code", "rank", family=family_codes(keys["resource"]))
     return (pl.DataFrame({"code": codes, "t": frame["timestamp"].dt.epoch("s"), "value": frame["value"]}).lazy()
             .join(ranks.lazy(), on="code")
             .select("rank", "family", "t", "value")
@@ -232,7 +236,7 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
     order[place] = np.arange(frame.height)
     if (order < 0).any():
         return None
-    family_of_rank = series["resource"].replace_strict(FAMILY_INDEX, return_dtype=pl.UInt8).to_numpy()
+    family_of_rank = family_codes(series["resource"]).to_numpy()
     ranked = rank[order]
     return pl.DataFrame({"rank": pl.Series(ranked, dtype=pl.UInt32), "family": pl.Series(family_of_rank[ranked]),
                          "t": pl.Series(t[order], dtype=pl.Int64), "value": frame["value"].gather(order)})

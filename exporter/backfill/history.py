@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from exporter.backfill.checked import FAMILY_INDEX, LOOKUP_LIMIT, SERIES_KEYS, Prechecked, placed_timeline, prechecked_timeline
+from exporter.backfill.checked import (LOOKUP_LIMIT, SERIES_KEYS, Prechecked, family_codes, placed_timeline,
+                                      prechecked_timeline)
 from exporter.backfill.families import LINE_SCHEMA, family_lines
-from exporter.backfill.openmetrics import check_origin, sample_values, series_labels
+from exporter.backfill.openmetrics import check_origin, sample_values, series_labels, with_counters
 from exporter.engine.running import settled_quantum, sums_before_runs
 from exporter.engine.runs import runs
 from exporter.errors import TimelineError
@@ -159,11 +160,11 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
         return None
     terms = pre.frame["value"].to_numpy() * step  # as sample_values' polars product: the same IEEE bits
     # Σ|terms| per series in row order; any order gives the whole path's quantum where it is settled
-    # (N rows bound each series' count of terms)
+    # (N rows bound each series' count of terms); settled over the series' codes only, in rank order
     sums = np.bincount(codes, weights=np.abs(terms), minlength=int(pre.keys["code"].max()) + 1)
-    quantum_of_code = settled_quantum(pl.Series(sums), pl.Series([pre.frame.height] * len(sums)))
-    quantum_of_code = quantum_of_code.gather(pre.keys["code"])
-    if quantum_of_code.null_count():
+    quantum_of_rank = settled_quantum(pl.Series(sums[pre.keys["code"].to_numpy()]),
+                                      pl.repeat(pre.frame.height, pre.keys.height, eager=True))
+    if quantum_of_rank.null_count():
         return None
     micros = pre.frame["timestamp"].dt.epoch("us").to_numpy()  # the stored unit: no division per row
     rows = np.flatnonzero(micros < end * 1_000_000)
@@ -172,15 +173,13 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     rank, t = rank_of_code[codes[rows]], micros[rows] // 1_000_000
     order = np.argsort(rank.astype(np.int64) * (1 << 40) + t)  # by (rank, t)
     rows, rank, t = rows[order], rank[order], t[order]
-    family_of_rank = pre.keys.sort("rank")["resource"].replace_strict(FAMILY_INDEX, return_dtype=pl.UInt8).to_numpy()
-    quantum = np.empty(pre.keys.height)
-    quantum[pre.keys["rank"].to_numpy()] = quantum_of_code.to_numpy()
+    family_of_rank = family_codes(pre.keys["resource"]).to_numpy()  # keys are in rank order (_ranked_keys)
+    quantum = quantum_of_rank.to_numpy()
     starts, ends = runs(rank)
     values = pl.DataFrame({"family": pl.Series(family_of_rank[rank]), "rank": pl.Series(rank, dtype=pl.UInt32),
                            "t": pl.Series(t, dtype=pl.Int64), "value": pre.frame["value"].gather(rows)})
     counters = sums_before_runs(terms[rows], quantum[rank], starts, ends)
-    return datetime_of(start), pl.concat([values, values.with_columns(family=pl.col("family") + 1,
-                                                                      value=pl.Series(counters))])
+    return datetime_of(start), with_counters(values, pl.Series(counters))
 
 
 def window_count(pre: Prechecked, *, cutoff: dt.datetime, hours: int, extra: pl.DataFrame) -> int:

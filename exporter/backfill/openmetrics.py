@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from exporter.backfill.checked import CheckedTimeline, checked_timeline
+from exporter.backfill.checked import CheckedTimeline, Prechecked, checked_timeline
 from exporter.engine.running import running_sum_before_runs
 from exporter.engine.runs import runs
 from exporter.errors import TimelineError
@@ -33,7 +33,7 @@ from exporter.metrics import FAMILIES, Family
 EOF = b"# EOF\n"
 
 
-def series_labels(checked: CheckedTimeline, *, job: str, instance: str) -> pl.DataFrame:
+def series_labels(checked: CheckedTimeline | Prechecked, *, job: str, instance: str) -> pl.DataFrame:
     """One row per series: SERIES_KEYS, ``rank`` (UInt32: position in output order) and
     ``labels`` (``{instance="…",…,state="…"}``, label names sorted, values escaped)."""
     fixed = f'{{instance="{escape_label(instance)}",job="{escape_label(job)}",'
@@ -54,9 +54,12 @@ def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None
     """
     check_origin(checked.starts, origin)
     gauges = checked.samples.select("family", "rank", "t", "value")
-    counters = gauges.select(family=pl.col("family") + 1, rank=pl.col("rank"), t=pl.col("t"),
-                             value=running_sum_before_runs(gauges["value"] * checked.step_seconds, gauges["rank"]))
-    return pl.concat([gauges, counters])
+    return with_counters(gauges, running_sum_before_runs(gauges["value"] * checked.step_seconds, gauges["rank"]))
+
+
+def with_counters(gauges: pl.DataFrame, counter_values: pl.Series) -> pl.DataFrame:
+    """The gauge rows (family, rank, t, value), then each one's counter row: family + 1, ``counter_values``."""
+    return pl.concat([gauges, gauges.with_columns(family=pl.col("family") + 1, value=counter_values)])
 
 
 def check_origin(starts: dict[str, dt.datetime], origin: dt.datetime | None) -> None:

@@ -56,6 +56,8 @@ class WindowFile:
 @dataclass(frozen=True)
 class Converted:
     files: tuple[WindowFile, ...]  # in window order
+    # both from the stage's start; with ``samples`` a function (a first window), that includes the
+    # whole timeline's check and sums, which overlap the first window's write and promtool run
     write_seconds: float  # wall time until every file was written
     seconds: float  # wall time of the whole stage
 
@@ -123,13 +125,13 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
                 samples = samples()
                 windows = _windows(samples, hours, extra_windows)
             if first is not None and first[0] not in dict(windows):
-                raise RuntimeError(f"backfill wrote a window at {first[0]:%Y-%m-%d %H:%M} the whole timeline does not "
+                raise TimelineError(f"backfill wrote a window at {first[0]:%Y-%m-%d %H:%M} the whole timeline does not "
                                    "have: a bug in history.first_window")
             for start, rows in windows:
                 if start not in futures:
                     futures[start] = pool.submit(convert, start, _gather(samples, rows))
                 elif not first[1].equals(_gather(samples, rows)()):
-                    raise RuntimeError(f"backfill wrote the window at {start:%Y-%m-%d %H:%M} from its own rows, "
+                    raise TimelineError(f"backfill wrote the window at {start:%Y-%m-%d %H:%M} from its own rows, "
                                        "and they differ from the whole timeline's: a bug in history.first_window")
             for future in concurrent.futures.as_completed(futures.values()):
                 bar.item(future.result().path)

@@ -215,13 +215,14 @@ def test_no_window_text_is_held_in_memory(tmp_path, promtool, workers, monkeypat
     """While the windows are written and converted, Python's own allocations (the text as
     ``bytes``, were it rendered into memory first) grow by less than half a full window's text,
     although promtool's runs leave the time to render ahead."""
-    grown, marks = [], []
+    grown, marks, whole_beside_first = [], [], []
 
     def mark():
         tracemalloc.reset_peak()
         marks.append(tracemalloc.get_traced_memory()[0])
 
     def measured(samples, *args, **kwargs):
+        whole_beside_first.append(callable(samples))
         if callable(samples):  # the whole timeline checked and summed beside the first window: from then on
             def samples(whole=samples):
                 checked = whole()
@@ -243,6 +244,7 @@ def test_no_window_text_is_held_in_memory(tmp_path, promtool, workers, monkeypat
                           workers=workers)
     finally:
         tracemalloc.stop()
+    assert whole_beside_first == [True]  # the first-window path, the one whose mark is set late
     full = min(f.bytes for f in result.files[1:-1])  # the first and last windows are cut short
     assert full > 2_000_000
     assert grown[0] < full / 2, f"{grown[0]:,} bytes held at once; a full window has {full:,}"

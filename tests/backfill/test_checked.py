@@ -94,3 +94,10 @@ def test_sites_sharing_timestamps_each_get_their_own_grid():
     got = checked.checked_timeline(frame)
     assert got.starts == {"tacc": T0 + dt.timedelta(hours=2), "uc": T0}
     assert got.ends == {"tacc": T0 + dt.timedelta(hours=8), "uc": T0 + dt.timedelta(hours=5)}
+
+
+def test_the_ranked_keys_come_in_rank_order():
+    """history.first_window reads the keys' families by row as by rank."""
+    shuffled = _two_sites(5, 3).sample(fraction=1.0, shuffle=True, seed=4)
+    keys = checked.prechecked_timeline(shuffled).keys
+    assert keys["rank"].to_list() == list(range(keys.height))

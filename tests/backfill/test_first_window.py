@@ -15,16 +15,19 @@ from hypothesis import given, settings, strategies as st
 
 from exporter.backfill import blocks
 from exporter.backfill.checked import checked_timeline
-from exporter.backfill.history import History, history_opening, window_rows
+from exporter.backfill.history import History, history_opening, iso, window_rows
 from exporter.backfill.openmetrics import sample_values
 from exporter.backfill.windows import write_and_convert
 from exporter.engine.running import _quantum, settled_quantum
 from exporter.errors import TimelineError
+from exporter.layout import family_file
+from exporter.metrics import ExtraFamily
 from exporter.progress import SILENT
 from tests.backfill.timelines import synthetic_timeline, write_timeline
 
 T0 = dt.datetime(2024, 1, 1, 4)
 H = dt.timedelta(hours=1)
+DAILY = ExtraFamily("openstack_usage_test_daily", ("site", "kind"), "A daily gauge (test family)")
 
 
 def _timeline(hours_uc: int, late: int, hours_tacc: int, seed: int) -> pl.DataFrame:
@@ -76,7 +79,7 @@ def test_settled_quantum_is_the_running_sums_or_none_near_a_power_of_two():
     assert got[3] is None and got[4] is None  # a sum within its rounding of 2^40: another order may cross it
 
 
-def test_a_series_summing_to_a_power_of_two_is_not_guessed_and_the_output_stays_the_whole_paths(tmp_path):
+def test_a_series_summing_to_a_power_of_two_is_not_guessed(tmp_path):
     frame = synthetic_timeline(start=T0, hours=30, node_types=("a",), resources=("nodes",))
     # every term 2^10 seconds: each of the 8 series sums to 30 * 2^10 (near no power of two) but one to 2^15
     frame = frame.with_columns(value=pl.lit(2.0 ** 10 / 3600))
@@ -87,9 +90,6 @@ def test_a_series_summing_to_a_power_of_two_is_not_guessed_and_the_output_stays_
     directory = write_timeline(frame, tmp_path / "tl")
     opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 30 * H, hours=6)
     assert opened.first is None
-    result = blocks.backfill(directory, tmp_path / "out", holdback=H, now=T0 + 30 * H, block_hours=6, job="j",
-                             instance="i")
-    assert len(result.files) == 6
 
 
 def _faults() -> dict[str, pl.DataFrame]:
@@ -142,14 +142,24 @@ def test_a_first_window_unlike_the_whole_timelines_fails_the_run(tmp_path):
     start, rows = opened.first
     wrong = rows.with_columns(value=pl.when(pl.int_range(pl.len()) == 3).then(pl.col("value") + 1.0)
                               .otherwise(pl.col("value")))
-    with pytest.raises(RuntimeError, match="differ from the whole timeline's"):
+    with pytest.raises(TimelineError, match="differ from the whole timeline's"):
         write_and_convert(lambda: opened.history().samples, opened.series, tmp_path / "out", hours=6, tool=None,
                           workers=2, keep_openmetrics=True, progress=SILENT, first=(start, wrong), total=opened.windows)
 
 
-def test_the_manifest_lists_the_windows_in_order_with_the_first_one_written_first(tmp_path):
+def test_the_manifest_lists_the_windows_in_window_order(tmp_path):
+    """A daily family at midnight makes a window before the timeline's first one (04:00), which is
+    submitted first: the manifest still lists the windows by time."""
     directory = write_timeline(_timeline(40, 7, 30, 3), tmp_path / "tl")
-    result = blocks.backfill(directory, tmp_path / "out", holdback=H, now=T0 + 40 * H, block_hours=6)
+    family_file(directory, DAILY.name).parent.mkdir()
+    midnight = dt.datetime(2024, 1, 1)
+    pl.DataFrame([("uc", "a", midnight, 1.0), ("uc", "a", midnight + 24 * H, 2.0)], schema=DAILY.columns,
+                 orient="row").write_parquet(family_file(directory, DAILY.name))
+    opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 40 * H, hours=2, declared=(DAILY,))
+    assert opened.first is not None and opened.first[0] == T0
+    result = blocks.backfill(directory, tmp_path / "out", holdback=H, now=T0 + 40 * H, block_hours=2,
+                             declared=(DAILY,))
     manifest = json.loads((tmp_path / "out" / "backfill.json").read_text())
     starts = [f["window_start"] for f in manifest["files"]]
-    assert starts == sorted(starts) and len(starts) == len(result.files) == 8
+    assert starts[0] == iso(midnight) and starts == sorted(starts)
+    assert len(starts) == len(result.files) == 1 + 20  # midnight's window, then 04:00 .. 18:00 (cut-off 19:00)
