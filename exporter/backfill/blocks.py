@@ -21,7 +21,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.backfill.history import History, Opening, history_opening, iso
+import polars as pl
+
+from exporter.backfill.history import History, history_opening, iso
 from exporter.backfill.windows import WindowFile, promtool_command, write_and_convert
 from exporter.config import DEFAULT_HOLDBACK_HOURS
 from exporter.errors import TimelineError, ToolMissing
@@ -115,19 +117,23 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
                              declared=declared, hours=hours)
     # without a first window computed alone, the whole timeline is checked before anything is written
     history = opened if isinstance(opened, History) else None if opened.first else opened.history()
-    if history is None:  # the opening (its raw timeline frame) is held only until history() is done with it
-        pending, parts = [opened], (opened.series, (opened.families, opened.declared), opened.first, opened.windows)
-    del opened
+    if history is not None:  # checked whole: the opening's raw timeline frame is not needed any more
+        opened = None
+
+    def whole_samples() -> pl.DataFrame:
+        """The whole history's samples; the opening (its raw timeline frame) is let go of here."""
+        nonlocal history, opened
+        history, opened = opened.history(), None
+        return history.samples
+
     out = Path(out_dir)
     tool = _find_promtool(promtool) if blocks else None
     with staged_directory(out, owned=OWNED, stage="backfill") as staging:
         if history is None:  # the first window converts while the rest of the timeline is checked and summed
-            finished: list[History] = []
-            series, extra, first, windows = parts
-            converted = write_and_convert(lambda: _finish(pending.pop(), finished).samples, series, staging,
-                                          hours=hours, tool=tool, workers=workers, keep_openmetrics=keep_openmetrics,
-                                          progress=progress, extra=extra, first=first, total=windows)
-            history = finished[0]
+            converted = write_and_convert(whole_samples, opened.series, staging, hours=hours, tool=tool,
+                                          workers=workers, keep_openmetrics=keep_openmetrics, progress=progress,
+                                          extra=(opened.families, opened.declared), first=opened.first,
+                                          total=opened.windows)
         else:
             converted = write_and_convert(history.samples, history.series, staging, hours=hours, tool=tool,
                                           workers=workers, keep_openmetrics=keep_openmetrics, progress=progress,
@@ -138,11 +144,6 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
                                      promtool_seconds=converted.seconds if tool else 0.0)
         _write_manifest(result, staging)
     return result
-
-
-def _finish(opened: Opening, finished: list[History]) -> History:
-    finished.append(opened.history())
-    return finished[-1]
 
 
 def _result(history: History, out: Path, files: tuple[WindowFile, ...], *, job: str, instance: str, hours: int,

@@ -186,12 +186,12 @@ def _series_codes(frame: pl.DataFrame) -> pl.Series:
 
 
 # a series' resource -> the index of its gauge in FAMILIES' gauge/counter pairs
-FAMILY_INDEX = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
+_FAMILY_INDEX = {family.resource: 2 * i for i, family in enumerate(FAMILIES)}
 
 
 def family_codes(resources: pl.Series) -> pl.Series:
-    """Each series' resource -> its gauge family (UInt8, FAMILY_INDEX)."""
-    return resources.replace_strict(FAMILY_INDEX, return_dtype=pl.UInt8)
+    """Each series' resource -> its gauge family (UInt8, _FAMILY_INDEX)."""
+    return resources.replace_strict(_FAMILY_INDEX, return_dtype=pl.UInt8)
 
 
 def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) -> pl.DataFrame:

@@ -125,7 +125,7 @@ def history_opening(timeline_dir: str | Path, *, holdback: dt.timedelta, job: st
                                   declared=declared, origin=origin)
     pre = prechecked_timeline(timeline)
     cutoff = min(now or utc_now(), max(pre.ends.values())) - holdback
-    series = series_labels(pre, job=job, instance=instance).drop("code")
+    series = series_labels(pre, job=job, instance=instance)
     deferred = None
     try:
         families, metrics = family_lines(read_families(timeline_path, [f.name for f in declared]), declared,

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from exporter.backfill.checked import CheckedTimeline, Prechecked, checked_timeline
+from exporter.backfill.checked import SERIES_KEYS, CheckedTimeline, Prechecked, checked_timeline
 from exporter.engine.running import running_sum_before_runs
 from exporter.engine.runs import runs
 from exporter.errors import TimelineError
@@ -40,7 +40,7 @@ def series_labels(checked: CheckedTimeline | Prechecked, *, job: str, instance: 
     parts = [pl.lit(fixed)]
     for i, name in enumerate(("node_type", "pool", "site", "state")):
         parts += [pl.lit(("," if i else "") + f'{name}="'), escaped_label(pl.col(name)), pl.lit('"')]
-    return checked.keys.with_columns(labels=pl.concat_str([*parts, pl.lit("}")]))
+    return checked.keys.select(*SERIES_KEYS, "rank", labels=pl.concat_str([*parts, pl.lit("}")]))
 
 
 def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None) -> pl.DataFrame:

@@ -124,15 +124,18 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
             if windows is None:
                 samples = samples()
                 windows = _windows(samples, hours, extra_windows)
-            if first is not None and first[0] not in dict(windows):
-                raise TimelineError(f"backfill wrote a window at {first[0]:%Y-%m-%d %H:%M} the whole timeline does not "
-                                   "have: a bug in history.first_window")
+            rows_of_first = None
             for start, rows in windows:
                 if start not in futures:
                     futures[start] = pool.submit(convert, start, _gather(samples, rows))
-                elif not first[1].equals(_gather(samples, rows)()):
-                    raise TimelineError(f"backfill wrote the window at {start:%Y-%m-%d %H:%M} from its own rows, "
-                                       "and they differ from the whole timeline's: a bug in history.first_window")
+                else:  # compared once the other windows are on their way
+                    rows_of_first = _gather(samples, rows)
+            if first is not None and rows_of_first is None:
+                raise TimelineError(f"backfill wrote a window at {first[0]:%Y-%m-%d %H:%M} the whole timeline does not "
+                                   "have: a bug in history.first_window")
+            if first is not None and not first[1].equals(rows_of_first()):
+                raise TimelineError(f"backfill wrote the window at {first[0]:%Y-%m-%d %H:%M} from its own rows, "
+                                   "and they differ from the whole timeline's: a bug in history.first_window")
             for future in concurrent.futures.as_completed(futures.values()):
                 bar.item(future.result().path)
                 bar.advance()

@@ -29,8 +29,13 @@ MIN_EXPONENT = -1000
 
 def _quantum(terms: pl.Expr, over: str | Sequence[str]) -> pl.Expr:
     """Per group, an exact power of two (scaling by it never rounds) with Σ|terms| ≤ 2^50 of it."""
-    exponent = pl.max_horizontal(terms.abs().sum().log(2).ceil() - HEADROOM_BITS, pl.lit(float(MIN_EXPONENT)))
-    return pl.lit(2.0).pow(exponent).over(over)
+    return _quantum_of(terms.abs().sum()).over(over)
+
+
+def _quantum_of(total: pl.Expr) -> pl.Expr:
+    """The quantum of a group whose Σ|terms| is ``total``."""
+    exponent = pl.max_horizontal(total.log(2).ceil() - HEADROOM_BITS, pl.lit(float(MIN_EXPONENT)))
+    return pl.lit(2.0).pow(exponent)
 
 
 def running_sum_before(terms: pl.Expr, *, over: str | Sequence[str]) -> pl.Expr:
@@ -83,6 +88,6 @@ def settled_quantum(sums: pl.Series, rows: pl.Series) -> pl.Series:
     exact one (relative), so when both ends of twice that interval around ``sums`` give the same
     power of two, so does the running sum's own order (log is monotone)."""
     slack = (rows.cast(pl.Float64) + 1.0) * 2.0 ** -51
-    frame = pl.DataFrame({"low": sums * (1.0 - slack), "high": sums * (1.0 + slack), "group": pl.int_range(sums.len(), eager=True)})
-    ends = frame.select(low=_quantum(pl.col("low"), "group"), high=_quantum(pl.col("high"), "group"))
+    frame = pl.DataFrame({"low": sums * (1.0 - slack), "high": sums * (1.0 + slack)})
+    ends = frame.select(low=_quantum_of(pl.col("low")), high=_quantum_of(pl.col("high")))
     return ends.select(pl.when(pl.col("low") == pl.col("high")).then(pl.col("low"))).to_series().alias("quantum")
