@@ -71,6 +71,7 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
         shift = int(ranks.max()) + 1 if len(ranks) else 0
         per_rank = {w: np.tile(_per_rank(ranks, coded.get_column(w).to_numpy()), 2) for w in weights}
         per_rank["ds"] = np.repeat([-1.0, 1.0], shift)
+        per_rank |= {f"{w}__ds": per_rank[w] * per_rank["ds"] for w in weights}  # read by every part
     times = pl.DataFrame({"timestamp": sorted(grid)}).with_columns(
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
@@ -204,7 +205,7 @@ def _running_sums(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_rank: dic
             # weight × ds taken per rank (ds is ±1: the same products as per event)
             np.take(per_rank[w], rank, out=weight)
             sums[f"{w}__v"] = _running_at(np.multiply(weight, dv, out=total), last_of_time)
-            np.take(per_rank[w] * per_rank["ds"], rank, out=weight)
+            np.take(per_rank[f"{w}__ds"], rank, out=weight)
             sums[f"{w}__sa"] = _running_at(np.multiply(weight, a, out=total), last_of_time)
             sums[f"{w}__s"] = _running_at(weight, last_of_time)
     return sums

@@ -22,12 +22,17 @@ def first_wins(
     start: str = "start",
     end: str = "end",
     open_end: datetime,
+    one_per_key: bool = False,
 ) -> pl.LazyFrame:
     """Rows trimmed so no time is covered twice per key: an earlier row (by start, end, then
     input order) keeps the overlap, a later one starts where the earlier ones reach.
 
     Output: every input column, rows left empty dropped, sorted by ``by`` + ``start``.
+    ``one_per_key``: the caller knows each key has one row, so nothing overlaps: only the empty
+    rows are dropped, in input order (no sort: 0.4 s for 330k text keys).
     """
+    if one_per_key:
+        return frame.filter(pl.col(start) < closed_end(end, open_end))
     by = list(by)
     new_key = pl.col("__new_key")
     return (

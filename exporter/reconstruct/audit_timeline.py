@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from exporter.engine.intervals import overlap_seconds
-from exporter.engine.fixed_point import EXACT, exact_sums
+from exporter.engine.fixed_point import exact_sums
 from exporter.engine.resample import grid_end
-from exporter.engine.sweepline import exact_sum, order_free_sum
+from exporter.engine.sweepline import EXACT, exact_sum, order_free_sum
 from exporter.errors import InvariantViolation
 from exporter.columns import POOL_UNKNOWN
 from exporter.reconstruct import pools
@@ -38,9 +38,9 @@ def timeline_accounting(spans: pl.DataFrame, grid: TimelineGrid, *, start: dt.da
     them against the long timeline's). ``spans``: the ones ``grid`` was made of; their levels are
     not checked again."""
     leaf_sums = _grid_leaf_sums(grid)  # summed once: the conservation's and the node-hours per pool
-    # the spans were checked when the grid was made of them
-    conservation = _hours_conservation(spans, leaf_sums, start=start, end=end, step=step, open_end=snapshot_time,
-                                       checked=True)
+    counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step),
+                             open_end=snapshot_time, checked=True)
+    conservation = _conservation(counted, _series_hours(leaf_sums, step=step))
     by_pool, unknown = _grid_node_sums(grid, leaf_sums)
     return {
         "start": start.isoformat(), "end": end.isoformat(), "step_seconds": int(step.total_seconds()),
@@ -217,15 +217,8 @@ def hours_conservation(
     The window is [start, grid_end) (the last cell may reach past ``end``). Output:
     ``site, node_type, level, booking, resource, span_hours, timeline_hours, difference``.
     """
-    return _hours_conservation(spans, _leaf_sums(timeline), start=start, end=end, step=step, open_end=open_end)
-
-
-def _hours_conservation(spans: SpanInput, leaf_sums: pl.DataFrame, *, start: datetime, end: datetime,
-                        step: timedelta, open_end: datetime, checked: bool = False) -> pl.DataFrame:
-    """:func:`hours_conservation` from the exact sums of the timeline's leaves (:func:`_leaf_sums`)."""
-    counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step), open_end=open_end,
-                             checked=checked)
-    return _conservation(counted, _series_hours(leaf_sums, step=step))
+    counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step), open_end=open_end)
+    return _conservation(counted, _series_hours(_leaf_sums(timeline), step=step))
 
 
 def _conservation(counted: pl.DataFrame, integral: pl.DataFrame) -> pl.DataFrame:

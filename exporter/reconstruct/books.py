@@ -130,15 +130,10 @@ class SpanBooks:
         piece is rejected with ``reason``; the rest of the others is clipped hours with ``reason``.
         Pieces are numbered (``_piece``) so later stages keep each piece's own columns.
         """
-        window = parents.lazy().select(*by, "start", "end", *take)
-        if _one_row_per(parents, by):
-            # One parent per key (each instance's one placement segment on a site where none moves, or
-            # its one occupied piece): nothing overlaps, so first_wins would only drop the rows that
-            # hold no time (empty, inverted, null start), after sorting by the key (0.4 s for 330k
-            # uuids); split_by_segments orders the pieces by child itself.
-            disjoint = window.filter(pl.col("start") < intervals.closed_end("end", self.snapshot_time))
-        else:
-            disjoint = segments.first_wins(window, by=by, open_end=self.snapshot_time)
+        # One parent per key (each instance's one placement segment on a site where none moves, or its
+        # one occupied piece) needs no sort; split_by_segments orders the pieces by child itself.
+        disjoint = segments.first_wins(parents.lazy().select(*by, "start", "end", *take), by=by,
+                                       open_end=self.snapshot_time, one_per_key=_one_row_per(parents, by))
         pieces = segments.split_by_segments(spans.lazy(), disjoint, by=by, take=take,
                                             open_end=self.snapshot_time).collect()
         pieces = pieces.drop("_piece", strict=False).with_row_index("_piece")
