@@ -28,14 +28,18 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], instances: pl.LazyFrame) ->
     """
     # Collected once (tens of thousands of rows): stops and resumes both read it, and the query
     # engine would otherwise build it (two table unions, the events' join) once for each.
-    actions = action_rows(tables, kinds=STOPPING_ACTIONS + RESUMING_ACTIONS).filter(~pl.col("failed")).collect().lazy()
+    acted = action_rows(tables, kinds=STOPPING_ACTIONS + RESUMING_ACTIONS).filter(~pl.col("failed")).collect()
+    actions = acted.lazy()
     stops = actions.filter(pl.col("action").is_in(STOPPING_ACTIONS)).sort("at", nulls_last=True)
     resumes = (
         actions.filter(pl.col("action").is_in(RESUMING_ACTIONS) & pl.col("at").is_not_null())
         .select("entity_id", pl.col("at").alias("resumed_at"))
         .sort("resumed_at")
     )
-    owners = instances.select(
+    # Only the instances that have such an action can own one: the first row of each of those (not
+    # of every instance: 344k text keys hashed for 20k stops on the 500 x 10 site).
+    acting = instances.filter(pl.col("entity_id").is_in(acted.get_column("entity_id").implode()))
+    owners = acting.select(
         "entity_id", "hypervisor_hostname", "project_id", "reservation_id", "booking", "vcpus", "memory_mb",
         "disk_gb", pl.col("end").alias("instance_end"), pl.lit(True).alias("instance_found"),
     ).unique("entity_id", keep="first", maintain_order=True)

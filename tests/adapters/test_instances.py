@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.adapters import instance_actions
 from exporter.reconstruct.pipeline import spans_from_tables
 from tests.adapters.tables import (
     SNAPSHOT, actions, allocations, compute_nodes, computehosts, events, instances, leases, request_specs,
@@ -141,6 +142,26 @@ def test_stop_of_an_unknown_instance_is_missing_fk():
     result = run([instance()], action_rows=[{"id": 1, "instance_uuid": "ghost", "action": "stop",
                                              "start_time": t("03-01 05:00")}])
     assert reasons(result, "stopped") == {"1": "missing_fk"}
+
+
+def test_a_stop_takes_the_first_row_of_its_instance_whatever_the_other_instances():
+    # stop_windows looks owners up among the instances that have an action only: the rule is still
+    # "the first row of the uuid", and rows without an action (or without a uuid) change nothing.
+    owners = pl.DataFrame({
+        "entity_id": ["i2", None, "i1", "i1"], "hypervisor_hostname": ["h9", "h8", "h1", "h2"],
+        "project_id": ["p2", "p0", "p1", "p1"], "reservation_id": [None, None, "R1", None],
+        "booking": ["ondemand", "ondemand", "reservation", "ondemand"], "vcpus": [1.0, 2.0, 3.0, 4.0],
+        "memory_mb": [1.0] * 4, "disk_gb": [1.0] * 4,
+        "end": [t("03-03 00:00"), None, t("03-02 00:00"), t("03-04 00:00")]}).lazy()
+    named = tables(instances=instances(instance()), instance_actions=actions(
+        {"id": 1, "instance_uuid": "i1", "action": "stop", "start_time": t("03-01 05:00")},
+        {"id": 2, "instance_uuid": "ghost", "action": "pause", "start_time": t("03-01 06:00")}),
+        instance_actions_events=events())
+    windows = instance_actions.stop_windows(named, owners).collect().sort("source_id")
+    assert windows.select("entity_id", "hypervisor_hostname", "reservation_id", "vcpus", "end",
+                          "instance_found", "rejection_reason").rows() == [
+        ("i1", "h1", "R1", 3.0, t("03-02 00:00"), True, None),
+        ("ghost", None, None, None, None, False, "missing_fk")]
 
 
 def test_kvm_instance_counts_its_own_size_and_a_fraction_of_a_node():
