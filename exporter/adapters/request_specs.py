@@ -52,7 +52,7 @@ def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFram
                 pl.when(hint.is_not_null()).then(0).when(flavor.is_not_null()).then(1).otherwise(2).alias("_tier"))
     )
     return (linked.filter(pl.col("reservation_id").is_not_null()).sort("_tier", maintain_order=True)
-            .unique("instance_uuid", keep="first", maintain_order=True).drop("_tier"))
+            .filter(pl.col("instance_uuid").is_first_distinct()).drop("_tier"))
 
 
 def _reservation_of(flavor_name: pl.Expr) -> pl.Expr:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from exporter.adapters import instance_actions
+from exporter.adapters.nova_segments import placement_segments
 from exporter.reconstruct.pipeline import spans_from_tables
 from tests.adapters.tables import (
     SNAPSHOT, actions, allocations, compute_nodes, computehosts, events, instances, leases, request_specs,
@@ -195,3 +196,17 @@ def test_action_ids_join_their_events_whatever_each_table_stores_them_as():
         result = spans_from_tables(named, site="s", snapshot_time=SNAPSHOT)
         assert spans(result, "occupied") == [("i1", "ondemand", t("03-01 01:00"), t("03-01 12:00"))], text_side
         assert spans(result, "stopped") == [], text_side  # the stop failed (its event's result)
+
+
+def test_an_instance_with_several_rows_is_placed_by_its_first_row():
+    # placement_segments keeps each uuid's first row (is_first_distinct, as unique(keep="first") did),
+    # and the rows without a uuid are one instance: the first of them.
+    rows = pl.DataFrame({
+        "entity_id": ["i1", None, "i2", "i1", None], "hypervisor_hostname": ["h1", "h7", "h2", "h9", "h8"],
+        "start": [t("03-01 00:00")] * 5, "end": [t("03-02 00:00")] * 5, "vcpus": [1.0, 2.0, 3.0, 4.0, 5.0],
+        "memory_mb": [1.0] * 5, "disk_gb": [1.0] * 5, "vm_state": ["active"] * 5})
+    named = {name: frame.lazy() for name, frame in tables(
+        instances=instances(instance()), instance_actions=actions(), instance_actions_events=events()).items()}
+    segments = placement_segments(named, rows)
+    assert sorted(segments.select("entity_id", "hypervisor_hostname", "vcpus").rows(),
+                  key=lambda row: row[0] or "") == [(None, "h7", 2.0), ("i1", "h1", 1.0), ("i2", "h2", 3.0)]
