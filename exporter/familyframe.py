@@ -6,6 +6,8 @@ exporter); apart from exporter.metrics, the series contract, which stays free of
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import polars as pl
 
 from exporter.errors import TimelineError
@@ -19,6 +21,23 @@ def checked_family_frame(family: ExtraFamily, frame: object, *, whole_seconds: b
     non-finite values, timestamps before 1970 or (``whole_seconds``, as OpenMetrics needs) not whole
     seconds, a repeated series + timestamp). The live exporter passes ``whole_seconds=False``: its
     timestamp is the refresh's ``now`` and is not rendered."""
+    return _checked(family, frame, whole_seconds, None)
+
+
+def checked_family_frames(frames: Iterable[tuple[ExtraFamily, object]], *,
+                          whole_seconds: bool = True) -> Iterator[pl.DataFrame]:
+    """:func:`checked_family_frame` of each (family, frame), one at a time. A frame whose labels and
+    timestamps equal the ones of the frame checked just before it has only its values checked: the
+    five booked-ahead families are one value column each on the same 2.4 M rows (500 x 10), and
+    comparing their rows costs a third of checking them again."""
+    before = None
+    for family, frame in frames:
+        before = _checked(family, frame, whole_seconds, before)
+        yield before
+
+
+def _checked(family: ExtraFamily, frame: object, whole_seconds: bool, before: pl.DataFrame | None) -> pl.DataFrame:
+    """``checked_family_frame``; ``before``: a frame it returned with the same ``whole_seconds``."""
     what = f"series family {family.name}"
     if not isinstance(frame, pl.DataFrame):
         raise TimelineError(f"{what} must be a polars DataFrame, got {type(frame).__name__}")
@@ -43,6 +62,11 @@ def checked_family_frame(family: ExtraFamily, frame: object, *, whole_seconds: b
     nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
     if nulls:
         raise TimelineError(f"{what}: null values in column(s) {', '.join(nulls)}")
+    rows = [*family.labels, "timestamp"]
+    if before is not None and before.columns == frame.columns and before.select(rows).equals(frame.select(rows)):
+        # its labels and timestamps passed already: sorted, no repeat, whole seconds if asked, after 1970
+        _check_family_values(frame, False, what, family.labels, whole_seconds, times=False)
+        return frame
     # Producers mostly hand their frames over sorted: checking that is much cheaper than sorting
     # again. The stable sort is the faster one otherwise (measured 5x on 2.4 M rows); rows are
     # unique (else the check below fails), so any sort gives the same frame.
@@ -88,17 +112,18 @@ def _labels_in_order(columns: tuple[str, ...]) -> pl.Expr:
 
 
 def _check_family_values(frame: pl.DataFrame, repeats: bool, what: str, labels: tuple[str, ...],
-                         whole_seconds: bool) -> None:
-    problems = frame.select(
-        nonfinite=(~pl.col("value").is_finite()).sum(),
-        subsecond=((pl.col("timestamp").dt.epoch("us") % 1_000_000 != 0) & whole_seconds).sum(),
-        before_epoch=(pl.col("timestamp").dt.epoch("us") < 0).sum(),
-    ).row(0, named=True)
+                         whole_seconds: bool, *, times: bool = True) -> None:
+    """Non-finite values, repeats and (``times``) the timestamps' checks."""
+    checks = {"nonfinite": (~pl.col("value").is_finite()).sum()}
+    if times:
+        checks |= {"subsecond": ((pl.col("timestamp").dt.epoch("us") % 1_000_000 != 0) & whole_seconds).sum(),
+                   "before_epoch": (pl.col("timestamp").dt.epoch("us") < 0).sum()}
+    problems = frame.select(**checks).row(0, named=True)
     # sorted: a repeat is next to its twin (``repeats``); they are counted (all of each group) only if any
     problems["repeated"] = (frame.select(pl.struct(*labels, "timestamp").is_duplicated().sum()).item()
                             if repeats else 0)
     messages = {"nonfinite": "NaN or infinite value(s)", "subsecond": "timestamp(s) that are not whole seconds",
                 "before_epoch": "timestamp(s) before 1970", "repeated": "rows repeating a series and timestamp"}
     for key, message in messages.items():
-        if problems[key]:
+        if problems.get(key):
             raise TimelineError(f"{what}: {problems[key]} {message}")

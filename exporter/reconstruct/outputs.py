@@ -17,7 +17,7 @@ import polars as pl
 from exporter import layout
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIMELINE_SCHEMA
 from exporter.faults import fault_point
-from exporter.familyframe import checked_family_frame
+from exporter.familyframe import checked_family_frames
 from exporter.metrics import EXTRA_FAMILIES
 from exporter.reconstruct.audit import audit_json
 from exporter.reconstruct.timeline import TimelineGrid
@@ -98,10 +98,12 @@ def write_families(directory: Path, families: Mapping[str, pl.DataFrame]) -> Non
     unknown = sorted(set(families) - set(declared))
     if unknown:
         raise ValueError(f"series famil(ies) {', '.join(unknown)} are not declared in exporter.metrics")
-    for name, frame in sorted(families.items()):
+    names = sorted(families)
+    checked = checked_family_frames((declared[name], families[name]) for name in names)
+    for name, frame in zip(names, checked):  # one checked frame at a time
         path = layout.family_file(directory, name)
         path.parent.mkdir(exist_ok=True)
-        write_frame(checked_family_frame(declared[name], frame), path)
+        write_frame(frame, path)
 
 
 def summary_text(audit: dict) -> str:

@@ -24,7 +24,7 @@ from exporter.layout import family_file
 from exporter.live.collector import UsageCollector
 from exporter.live.render import USAGE_SCHEMA, rendered
 from exporter.live.state import SiteState, Usage
-from exporter.familyframe import checked_family_frame
+from exporter.familyframe import checked_family_frame, checked_family_frames
 from exporter.metrics import EXTRA_FAMILIES, ExtraFamily, check_declarations
 from tests.backfill.test_backfill_prometheus import epoch, scrape_config
 from tests.backfill.timelines import synthetic_timeline, write_timeline
@@ -73,6 +73,30 @@ def test_the_declared_families_are_well_formed_and_bad_ones_fail():
 def test_a_bad_family_frame_is_one_clear_error(change, message):
     with pytest.raises(TimelineError, match=message):
         checked_family_frame(THINGS, change(things(3)))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.with_columns(value=pl.lit(None, dtype=pl.Float64)), "null"),
+    (lambda f: f.with_columns(value=pl.lit(float("nan"))), "NaN"),
+    (lambda f: f.with_columns(timestamp=pl.col("timestamp") + pl.duration(milliseconds=5)), "whole seconds"),
+    (lambda f: f.with_columns(timestamp=pl.lit(dt.datetime(1969, 1, 1))), "repeating|1970"),
+    (lambda f: pl.concat([f, f.head(1)]), "repeating"),
+    (lambda f: f.reverse(), None),  # the same rows in another order: sorted, as alone
+    (lambda f: f.with_columns(value=-pl.col("value")), None),  # the same labels and times: values only
+])
+def test_a_frame_checked_after_one_with_the_same_rows_is_checked_as_alone(change, message):
+    # the second frame's labels and times are compared with the first's, and checked only if they differ
+    first = things(3).sort("site", "kind", "timestamp")  # as it comes back checked
+    second = change(first)
+    if message is None:
+        assert [*checked_family_frames([(THINGS, first), (THINGS, second)])][1].equals(
+            checked_family_frame(THINGS, second))
+        return
+    with pytest.raises(TimelineError, match=message) as alone:
+        checked_family_frame(THINGS, second)
+    with pytest.raises(TimelineError, match=message) as after:
+        [*checked_family_frames([(THINGS, first), (THINGS, second)])]
+    assert str(after.value) == str(alone.value)
 
 
 def backfilled(root: Path, *, families: bool, hours: int = 6, holdback_hours: int = 2):
