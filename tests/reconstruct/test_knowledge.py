@@ -100,3 +100,19 @@ def test_rows_are_matched_within_their_own_table_and_a_repeated_key_takes_its_fi
         (None, D + 100 * H),  # no row: unknown since when, known at the snapshot
         (None, D + 100 * H),  # a table not in the snapshot
     ]
+
+
+def test_an_integer_key_matches_only_the_text_that_spells_it():
+    """Rows with integer (or float) keys are found by the span ids that are the key's text ("7"),
+    not by another spelling of the same number ("07", "+7", " 7", "7.0"), as a text key would be."""
+    ids = ["7", "07", "+7", " 7", "7.0", "-3", "x", None, "9223372036854775807"]
+    spans = conform(pl.DataFrame({"source_table": ["nova.instances"] * len(ids), "source_id": ids,
+                                  "start": [D] * len(ids), "end": [D + H] * len(ids)}), SPAN_SCHEMA)
+    no_instances = pl.DataFrame(schema={"reservation_id": pl.String, "hypervisor_hostname": pl.String,
+                                        "created_at": pl.Datetime("us"), "deleted_at": pl.Datetime("us")})
+    for key in ([7, -3, 9223372036854775807], [7.0, -3.0, None]):
+        frames = {"nova.instances": pl.LazyFrame({"id": key, "created_at": [D - H, D - 2 * H, D - 3 * H],
+                                                  "deleted_at": [None, None, None]})}
+        known = with_knowledge_times(spans, frames, instances=no_instances, rules=(), snapshot_time=D + 100 * H)
+        found = [D - H, None, None, None, None, D - 2 * H, None, None, D - 3 * H if key[2] else None]
+        assert known["known_from"].to_list() == found, key
