@@ -27,6 +27,7 @@ from exporter.errors import InvariantViolation
 from exporter.reconstruct.books import KEYS, SpanBooks
 from exporter.reconstruct.audit_timeline import check_timeline_hours
 
+SPAN_COLUMNS = ("site", "level", "source_table", "source_id", "start", "end")  # what span_audit reads of a span
 # Relative tolerance for comparing float sums of hours (sums of ~10^6 terms).
 TOLERANCE = 1e-7
 
@@ -103,7 +104,8 @@ def audit_json(audit: dict) -> str:
 
 def span_audit(books: SpanBooks, spans: pl.DataFrame, rejected: pl.DataFrame, *,
                tables: Mapping[str, pl.LazyFrame], warnings: list[str]) -> dict:
-    """The audit dict: per-source accounting, rejections and clips by reason and year, warnings."""
+    """The audit dict: per-source accounting, rejections and clips by reason and year, warnings.
+    ``spans``: the counted spans' SPAN_COLUMNS (more columns are not read)."""
     snapshot = books.snapshot_time
     sources = source_accounting(books.all_inputs(), spans, rejected, books.all_clipped(),
                                          snapshot_time=snapshot)

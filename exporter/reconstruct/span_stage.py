@@ -115,7 +115,9 @@ def spans_from_tables(
         rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
             "source_table", "source_id", "level", "start", nulls_last=True)
         every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
-        counted = every_span.filter(~pl.col("level").is_in(RECORD_LEVELS))  # conflict records come from no input row
+        # Conflict records come from no input row. Only the columns the audit reads are filtered
+        # (all 31: 0.08-0.10 s CPU on 500 x 10's 614k spans; these: 0.01 s).
+        counted = every_span.select(auditing.SPAN_COLUMNS).filter(~pl.col("level").is_in(RECORD_LEVELS))
         audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
         audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
         audit["ondemand_hours_outside_total"] = outside_total
