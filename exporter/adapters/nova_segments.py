@@ -214,7 +214,9 @@ def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFra
     row_speaks = priority["host"][0] == ROW_HOST and ROW_SIZE in priority["size"]
     walked = unique.filter(pl.col("entity_id").is_in(movers.implode()) | pl.col("hypervisor_hostname").is_null()
                            | (not row_speaks))
-    still = unique.join(walked.select("entity_id"), on="entity_id", how="anti").select(
+    # (no instance walked, as on a site where none moves: all are still, without an anti join of their text keys)
+    still = unique if walked.is_empty() else unique.join(walked.select("entity_id"), on="entity_id", how="anti")
+    still = still.select(
         "entity_id", "start", "end", "hypervisor_hostname", "vcpus", "memory_mb", "disk_gb",
         pl.lit(ROW_HOST).alias("host_evidence"), pl.lit(ROW_SIZE).alias("size_evidence"))
     evidence = Evidence(placements.service_hypervisors(tables), placements.flavor_sizes(tables),
