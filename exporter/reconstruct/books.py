@@ -93,29 +93,10 @@ class SpanBooks:
         A row with no piece kept is rejected with ``reason``; the removed part of the others
         is clipped hours (``clipped``; default outside_parent, or duplicate_entity when keeping the outside).
         """
-        # ``spans`` is eager, so its row order is stable: clip_to_parent numbers the children and
-        # reads them more than once (a lazy join's output order may differ between reads).
-        # Only parents that reach into their key's children's time matter: the children are cut by the
-        # union of the parents, and a parent outside [first start, last end) of its key's children
-        # changes no piece (the maintenance masks' 645 rows were clipped by the union of 287k commitments).
-        # Each key is numbered once (``__key``, eager: read twice), and the clip sorts and joins on that
-        # number instead of the key's text columns.
-        end = intervals.closed_end("end", self.snapshot_time)
-        reach = (spans.group_by(by).agg(pl.col("start").min().alias("__from"), end.max().alias("__to"))
-                 .with_row_index("__key"))
-        relevant = (parents.lazy().join(reach.lazy(), on=list(by), how="inner")
-                    .filter((pl.col("__from").is_null() | (end > pl.col("__from"))) & (pl.col("start") < pl.col("__to")))
-                    .select("__key", "start", "end"))
-        # Only the window columns go through the clip (its joins and sorts copy every column);
-        # the others are joined back by ``_row``.
-        window = [*by, "start", "end", "original_start", "original_end", *_identity(spans)]
-        keyed = spans.select(window).join(reach.select(*by, "__key"), on=list(by), how="left", maintain_order="left")
-        inside, beyond = intervals.clip_to_parent(keyed.lazy(), relevant, by=["__key"], open_end=self.snapshot_time)
-        # A row cut into pieces earlier (an exclude rule) repeats its _row; its other columns agree.
-        rest = _first_per(spans.select(*_identity(spans), *(c for c in spans.columns if c not in window)),
-                          _identity(spans))
-        kept = ((beyond if outside else inside).collect().drop("trimmed")
-                .join(rest, on=_identity(spans), how="left", maintain_order="left").select(spans.columns))
+        # The pieces come with all of their row's columns: a row cut into pieces earlier (an exclude
+        # rule) repeats its _row, and its other columns agree.
+        kept = intervals.clip_rows_to_parent(spans, parents.select(*by, "start", "end"), by=by,
+                                             open_end=self.snapshot_time, outside=outside)
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
         clipped = clipped or ("duplicate_entity" if outside else "outside_parent")
         return self._kept(spans, kept, rejected=reason, clipped=clipped,

@@ -14,7 +14,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.engine.intervals import clip_to_parent, duplicate_overlap, union_intervals
+from exporter.engine.intervals import clip_rows_to_parent, clip_to_parent, duplicate_overlap, union_intervals
 from exporter.engine.sweepline import signed_changes
 from exporter.engine.resample import dense_grid_from_deltas, grid_end, grid_size
 from exporter.columns import SPAN_SCHEMA, conform
@@ -179,3 +179,37 @@ def test_counters_at_grid_points_equal_cumulative_timeline_sums(rows, k):
     scale = got["value"].abs().max() or 1.0
     assert ((got["value"] - got["expected"].fill_null(0.0)).abs() <= 1e-9 * scale).all()
     assert grid_end(start=T0, end=minutes(480), step=step) >= at
+
+
+@st.composite
+def clip_rows(draw, count):
+    """Rows of two text key columns (a null in either sometimes) with a window (open, empty, repeated)."""
+    rows = []
+    for _ in range(count):
+        k, start, end = draw(interval(keys=("a", "b", "c", None)))
+        rows.append((k, draw(st.sampled_from(["x", "y", None])), start, end))
+    return rows
+
+
+def clip_frame(rows, *, raw: bool) -> pl.DataFrame:
+    k, j, starts, ends = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
+    frame = pl.DataFrame({"k": k, "j": j, "start": starts, "end": ends, "n": list(range(len(rows)))},
+                         schema={"k": pl.String, "j": pl.String, "start": pl.Datetime("us"), "end": pl.Datetime("us"),
+                                 "n": pl.Int64})
+    if raw:  # a raw window recorded on some rows (null on the others: the row's own)
+        recorded = pl.col("n") % 3 == 0
+        frame = frame.with_columns(pl.when(recorded).then(pl.col("start") - timedelta(hours=1)).alias("original_start"),
+                                   pl.when(recorded).then(pl.col("end")).alias("original_end"))
+    return frame
+
+
+@FAST
+@given(st.integers(0, 8).flatmap(clip_rows), st.integers(0, 6).flatmap(clip_rows), st.booleans())
+def test_clip_rows_to_parent_is_clip_to_parent(children_rows, parent_rows, two_keys):
+    """The numpy clip of eager frames gives clip_to_parent's pieces, in its order, on each side."""
+    children, parents = clip_frame(children_rows, raw=True), clip_frame(parent_rows, raw=False).drop("n")
+    by = ["k", "j"] if two_keys else ["k"]
+    inside, outside = clip_to_parent(children.lazy(), parents.lazy(), by=by, open_end=OPEN_END)
+    for side, expected in ((False, inside), (True, outside)):
+        got = clip_rows_to_parent(children, parents, by=by, open_end=OPEN_END, outside=side)
+        assert got.equals(expected.drop("trimmed").collect()), (side, got, expected.collect())
