@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Callable
 from typing import BinaryIO
 
 import polars as pl
@@ -128,14 +129,18 @@ def family_header(index: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_samples(lines: pl.DataFrame, out: BinaryIO, *, eof: bool = True) -> None:
+def write_samples(lines: pl.DataFrame, out: BinaryIO, *, eof: bool = True,
+                  before_family: Callable[[], None] | None = None) -> None:
     """Write ``lines`` (from :func:`sample_lines`) as one OpenMetrics document (``eof=False``:
-    without the final ``# EOF``, so more families can follow).
+    without the final ``# EOF``, so more families can follow). ``before_family`` is called before
+    each family is written (backfill's workers stop there when the run is failing or interrupted).
 
     One ``write_csv`` per family with a space separator and no quoting produces exactly
     ``name{labels} value timestamp`` lines (polars prints floats in shortest round-trip form).
     """
     for index, part in _family_parts(lines):
+        if before_family is not None:
+            before_family()
         out.write(family_header(index))
         part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never",
                                                       separator=" ", line_terminator="\n")

@@ -96,10 +96,16 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
     started = time.perf_counter()
     written_at = started
 
+    def halt_if_stopping() -> None:
+        """A window's render stops at its next family once the run is failing or interrupted: the
+        pool's exit waits for it (a whole render took ~0.25 s of abort latency)."""
+        if stopping.is_set():
+            raise children.Stopped()
+
     def convert(start: dt.datetime, rows: Callable[[], pl.DataFrame]) -> WindowFile:
         nonlocal written_at
         info = _write_window(out, rows(), prefixes, start, hours, extra=(extra_windows.get(start), declared),
-                             spares=spares)
+                             spares=spares, before_family=halt_if_stopping)
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -162,18 +168,19 @@ def _gather(samples: pl.DataFrame, rows: pl.Series | None) -> Callable[[], pl.Da
 
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]],
-                  spares: _SpareFiles) -> WindowFile:
+                  spares: _SpareFiles, before_family: Callable[[], None] | None = None) -> WindowFile:
     """Render one window's text (timeline families, then extra families) into its file; its size
     and sha256 are read back from the file (the page cache: no second copy of the text is kept).
     ``spares``: a converted window's file, if one is free, becomes this window's file and is
-    overwritten in place (see _SpareFiles)."""
+    overwritten in place (see _SpareFiles). ``before_family``: called before each timeline family
+    is rendered (openmetrics.write_samples)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     lines = sample_lines(part, prefixes)
     reused = spares.move_to(out / path)
     # unbuffered: polars writes its parts through the same descriptor, in order with the headers
     with open(out / path, "r+b" if reused else "wb", buffering=0) as handle:
-        write_samples(lines, handle, eof=False)
+        write_samples(lines, handle, eof=False, before_family=before_family)
         if extra_lines is not None:
             write_family_samples(extra_lines, declared, handle)
         handle.write(EOF)

@@ -163,3 +163,19 @@ def test_the_manifest_lists_the_windows_in_window_order(tmp_path):
     starts = [f["window_start"] for f in manifest["files"]]
     assert starts[0] == iso(midnight) and starts == sorted(starts)
     assert len(starts) == len(result.files) == 1 + 20  # midnight's window, then 04:00 .. 18:00 (cut-off 19:00)
+
+
+def test_a_failing_run_stops_the_first_windows_render_at_its_next_family(tmp_path):
+    """The whole check failing while the first window renders: that render stops at its next
+    family (the pool's exit waits for it) rather than writing the whole window first."""
+    directory = write_timeline(_timeline(40, 0, 40, 3), tmp_path / "tl")
+    opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 40 * H, hours=18)
+
+    def failing_check() -> pl.DataFrame:
+        raise TimelineError("the whole check failed")
+
+    with pytest.raises(TimelineError, match="the whole check failed"):
+        write_and_convert(failing_check, opened.series, tmp_path / "out", hours=18, tool=None, workers=1,
+                          keep_openmetrics=True, progress=SILENT, first=opened.first, total=opened.windows)
+    texts = [path.read_bytes() for path in (tmp_path / "out" / "openmetrics").glob("*.om")]
+    assert texts and not any(text.endswith(b"# EOF\n") for text in texts)
