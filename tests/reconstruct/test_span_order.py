@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from exporter.reconstruct.span_stage import _in_span_order
 
@@ -40,3 +42,20 @@ def test_every_key_decides_where_the_ones_before_it_tie():
     want = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True,
                       maintain_order=True)
     assert _in_span_order(spans.reverse()).drop("row").rows() == want.drop("row").rows()
+
+
+def _maybe(values: list) -> st.SearchStrategy:
+    return st.one_of(st.none(), st.sampled_from(values))
+
+
+@given(st.lists(st.tuples(_maybe(["total", "occupied"]), _maybe(["h2", "h10", "H1"]),
+                          _maybe([T, T - dt.timedelta(days=1), T + dt.timedelta(hours=1)]),
+                          _maybe(["b.t", "a.t"]), _maybe(["10", "9", "x", ""])), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_the_order_is_polars_sort_of_the_five_keys_on_random_spans(rows: list) -> None:
+    # few values per key, nulls in each: every key ties often, so each one decides somewhere
+    spans = pl.DataFrame(rows, orient="row", schema={
+        "level": pl.String, "hypervisor_hostname": pl.String, "start": pl.Datetime("us"), "source_table": pl.String,
+        "source_id": pl.String})
+    want = spans.sort("level", "hypervisor_hostname", "start", "source_table", "source_id", nulls_last=True)
+    assert _in_span_order(spans).rows() == want.rows()
