@@ -159,8 +159,12 @@ def _terminate_times(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     events, actions = common.same_keys(
         _event_rows(tables).filter((pl.col("event") == TERMINATE_EVENT) & (pl.col("result") == SUCCESS)),
         _action_owners(tables), "action_id")
+    # The events first (a few per instance), then the owners of those actions only: the join hashes
+    # half the actions and their uuids are read for those rows (500 x 10: 0.20 -> 0.17 s).
+    events = events.collect()
+    actions = actions.filter(pl.col("action_id").is_in(events.get_column("action_id").implode()))
     return (
-        events.join(actions, on="action_id", how="inner")
+        events.lazy().join(actions, on="action_id", how="inner")
         .group_by("entity_id")
         .agg(pl.coalesce("finish_time", "start_time").min().alias("terminate_event"))
     )

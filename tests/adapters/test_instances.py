@@ -98,6 +98,26 @@ def test_null_terminated_at_and_late_deleted_at_end_at_the_terminate_event():
     assert spans(result, "occupied") == [("i1", "ondemand", t("03-01 01:00"), t("03-01 12:00"))]
 
 
+def test_the_first_of_several_terminate_events_ends_the_instance():
+    # Only the terminated actions' owners are read (nova_instances._terminate_times); an instance's
+    # other actions and another instance's terminate change nothing.
+    late = instance(terminated_at=None, deleted_at=t("03-04 00:00"))
+    other = instance(id=2, uuid="i2", terminated_at=None, deleted_at=None)
+    result = run([late, other], action_rows=[
+        {"id": 5, "instance_uuid": "i1", "action": "delete", "start_time": t("03-01 11:55")},
+        {"id": 6, "instance_uuid": "i1", "action": "reboot", "start_time": t("03-01 02:00")},
+        {"id": 7, "instance_uuid": "i1", "action": "delete", "start_time": t("03-01 09:55")},
+        {"id": 8, "instance_uuid": "i2", "action": "delete", "start_time": t("03-01 13:00")}],
+        event_rows=[{"action_id": 5, "event": "compute_terminate_instance", "finish_time": t("03-01 12:00"),
+                     "result": "Success"},
+                    {"action_id": 7, "event": "compute_terminate_instance", "finish_time": t("03-01 10:00"),
+                     "result": "Success"},
+                    {"action_id": 8, "event": "compute_terminate_instance", "start_time": t("03-01 14:00"),
+                     "result": "Success"}])
+    assert spans(result, "occupied") == [("i1", "ondemand", t("03-01 01:00"), t("03-01 10:00")),
+                                         ("i2", "ondemand", t("03-01 01:00"), t("03-01 14:00"))]
+
+
 def test_failed_terminate_event_does_not_end_the_instance():
     result = run([instance()], action_rows=[{"id": 5, "instance_uuid": "i1", "action": "delete",
                                               "start_time": t("03-01 11:55"), "message": "Error"}],
