@@ -118,6 +118,23 @@ def test_the_first_of_several_terminate_events_ends_the_instance():
                                          ("i2", "ondemand", t("03-01 01:00"), t("03-01 14:00"))]
 
 
+def test_a_row_without_a_node_is_placed_by_the_host_its_events_ran_on():
+    # nova_instances.with_placements decides the rules again only when a row has no node; here one
+    # has none, and its build event ran on the compute service of h1.
+    nodes = compute_nodes({"id": 1, "host": "svc1", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")})
+    named = tables(**dict(BASE, compute_nodes=nodes, instances=instances(instance(node=None)),
+                          instance_actions=actions({"id": 1, "instance_uuid": "i1", "action": "create",
+                                                    "start_time": t("03-01 01:00")}),
+                          instance_actions_events=events({"action_id": 1, "event": "compute__do_build_and_run_instance",
+                                                          "start_time": t("03-01 01:05"),
+                                                          "finish_time": t("03-01 01:10"), "result": "Success"})))
+    named["nova.instance_actions_events"] = named["nova.instance_actions_events"].with_columns(host=pl.lit("svc1"))
+    result = spans_from_tables(named, site="s", snapshot_time=SNAPSHOT)
+    placed = result.spans.filter(pl.col("level") == "occupied")
+    assert placed.select("entity_id", "hypervisor_hostname").rows() == [("i1", "h1")]
+    assert reasons(result) == {}
+
+
 def test_failed_terminate_event_does_not_end_the_instance():
     result = run([instance()], action_rows=[{"id": 5, "instance_uuid": "i1", "action": "delete",
                                               "start_time": t("03-01 11:55"), "message": "Error"}],
