@@ -287,8 +287,8 @@ def clip_rows_to_parent(
     span = _closed_micros(children, open_end)
     parent_start, parent_end = _closed_micros(parents, open_end)
     usable = (parent_key >= 0) & ~parents.get_column("start").is_null().to_numpy() & (parent_end > parent_start)
-    pieces = clip_arrays(child_key, *span, parent_key[usable], parent_start[usable], parent_end[usable])
-    row, start, end = pieces[1] if outside else pieces[0]
+    row, start, end = clip_arrays(child_key, *span, parent_key[usable], parent_start[usable], parent_end[usable],
+                                  outside=outside)
     time = children.schema["start"]
     still_open = children.get_column("end").is_null().gather(row).to_numpy() & (end == _micros(open_end))
     recorded = pl.col("original_start").is_not_null()
@@ -338,12 +338,12 @@ def key_codes(left: pl.DataFrame, right: pl.DataFrame, by: Sequence[str]) -> tup
 
 def clip_arrays(
     child_key: np.ndarray, child_start: np.ndarray, child_end: np.ndarray,
-    parent_key: np.ndarray, parent_start: np.ndarray, parent_end: np.ndarray,
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(inside, outside) pieces of the children, each ``(child index, start, end)`` in the order of
-    child then start: ``clip_to_parent``'s pieces on integer arrays (keys: -1 matches nothing;
-    times: closed, in one unit; parents non-empty). A child with no inside piece is one outside
-    piece, its whole window, even when empty.
+    parent_key: np.ndarray, parent_start: np.ndarray, parent_end: np.ndarray, *, outside: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of the children inside their key's parents (``outside``: outside them), as
+    ``(child index, start, end)`` in the order of child then start: ``clip_to_parent``'s pieces on
+    integer arrays (keys: -1 matches nothing; times: closed, in one unit; parents non-empty). A
+    child with no inside piece is one outside piece, its whole window, even when empty.
 
     Times are replaced by their rank among the parents' bounds, so (key, rank) packs into one
     int64 and one sort and searchsorted order and find keys and times together."""
@@ -367,7 +367,7 @@ def clip_arrays(
     era = np.repeat(first - np.cumsum(count) + count, count) + np.arange(len(row))
     start = np.maximum(child_start[row], bounds[era_start[era]])
     end = np.minimum(child_end[row], bounds[era_end[era]])
-    return (row, start, end), _gaps(row, start, end, child_start, child_end, count)
+    return _gaps(row, start, end, child_start, child_end, count) if outside else (row, start, end)
 
 
 def _ranked(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import polars as pl
 
-from exporter.reconstruct.books import SpanBooks, trimmed_hours
+from exporter.reconstruct.books import SpanBooks, _one_row_per, trimmed_hours
 
 SNAPSHOT = dt.datetime(2024, 1, 1)
 TIME = pl.Datetime("us")
@@ -119,3 +119,11 @@ def test_trimmed_hours_per_level_table_and_year_of_the_raw_start():
                                 reason="r", snapshot_time=SNAPSHOT).rows()) == [
         ("occupied", "u", "r", 2023, 48.0), ("stopped", "t", "r", 2022, 10.0), ("stopped", "t", "r", 2023, 3.0)]
     assert trimmed_hours(before.clear(), after.clear(), reason="r", snapshot_time=SNAPSHOT).height == 0
+
+
+def test_one_row_per_key_counts_two_null_keys_as_one_value():
+    frame = pl.DataFrame({"a": ["x", "y", None], "b": ["p", "p", "p"]})
+    assert _one_row_per(frame, ["a"]) and not _one_row_per(frame, ["b"]) and _one_row_per(frame, ["a", "b"])
+    twice_null = pl.DataFrame({"a": ["x", None, None], "b": ["p", "q", "q"]})
+    assert not _one_row_per(twice_null, ["a"]) and not _one_row_per(twice_null, ["a", "b"])
+    assert _one_row_per(twice_null.head(2), ["a"])
