@@ -30,8 +30,8 @@ def _rejected(rows: list) -> pl.DataFrame:
 
 
 def _expected(spans: list, rejected: list) -> dict:
-    """(level, table) -> (rows used, rows rejected, rows both): a null id is one row of its own and
-    never the same row as another null."""
+    """(level, table) -> (rows used, rows rejected, rows both): all null ids of a (level, table)
+    count as one row, and a null id is never counted as both used and rejected."""
     counts = {}
     for key in {k for k, _ in spans} | {k for (k, _), _ in rejected}:
         used = {sid for k, sid in spans if k == key}
