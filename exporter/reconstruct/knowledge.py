@@ -101,7 +101,7 @@ def _row_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]) -> tuple
                                  ).select(pl.col(key).alias("source_id"), pl.col(_known_from(name)).cast(TIME).alias("known_from"),
                                           pl.col("deleted_at").cast(TIME).alias("known_until"))
         if rows.collect_schema()["source_id"] == pl.Int64:
-            spans_of = spans_of.with_columns(_as_integer_id(pl.col("source_id")))
+            spans_of = spans_of.with_columns(common.as_integer_id(pl.col("source_id")))
         parts.append((spans_of, rows))
     found = pl.collect_all([spans_of.lazy().join(rows, on="source_id", how="left") for spans_of, rows in parts])
     for at, (spans_of, rows) in enumerate(parts):
@@ -112,14 +112,6 @@ def _row_times(spans: pl.DataFrame, frames: Mapping[str, pl.LazyFrame]) -> tuple
     times = pl.concat([empty, *(part.select(empty.columns) for part in found)])
     return tuple(pl.repeat(None, spans.height, dtype=TIME, eager=True).alias(name).scatter(times[_ROW], times[name])
                  for name in ("known_from", "known_until"))
-
-
-def _as_integer_id(text: pl.Expr) -> pl.Expr:
-    """A span's text id as the integer whose text it is (null when it is no integer's text, e.g.
-    "007"), to meet an integer key as the key's text would: joining on integers, not on the text of
-    every row's key, took 0.06-0.09 s instead of 0.12-0.14 per large table on 500 x 10."""
-    number = text.cast(pl.Int64, strict=False)
-    return pl.when(number.cast(pl.String) == text).then(number)
 
 
 def _known_from(table: str) -> str:
