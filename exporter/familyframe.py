@@ -14,6 +14,9 @@ from exporter.errors import TimelineError
 from exporter.metrics import ExtraFamily
 from exporter.timetype import TIME
 
+_NONFINITE = (~pl.col("value").is_finite()).sum()
+_NONFINITE_MESSAGE = "NaN or infinite value(s)"
+
 
 def checked_family_frame(family: ExtraFamily, frame: object, *, whole_seconds: bool = True) -> pl.DataFrame:
     """``frame`` as the family's long frame (labels String, timestamp, value Float64), sorted by
@@ -65,7 +68,7 @@ def _checked(family: ExtraFamily, frame: object, whole_seconds: bool, before: pl
     rows = [*family.labels, "timestamp"]
     if before is not None and before.columns == frame.columns and before.select(rows).equals(frame.select(rows)):
         # its labels and timestamps passed already: sorted, no repeat, whole seconds if asked, after 1970
-        _check_family_values(frame, False, what, family.labels, whole_seconds, times=False)
+        _check_values_only(frame, what)
         return frame
     # Producers mostly hand their frames over sorted: checking that is much cheaper than sorting
     # again. The stable sort is the faster one otherwise (measured 5x on 2.4 M rows); rows are
@@ -112,18 +115,25 @@ def _labels_in_order(columns: tuple[str, ...]) -> pl.Expr:
 
 
 def _check_family_values(frame: pl.DataFrame, repeats: bool, what: str, labels: tuple[str, ...],
-                         whole_seconds: bool, *, times: bool = True) -> None:
-    """Non-finite values, repeats and (``times``) the timestamps' checks."""
-    checks = {"nonfinite": (~pl.col("value").is_finite()).sum()}
-    if times:
-        checks |= {"subsecond": ((pl.col("timestamp").dt.epoch("us") % 1_000_000 != 0) & whole_seconds).sum(),
-                   "before_epoch": (pl.col("timestamp").dt.epoch("us") < 0).sum()}
-    problems = frame.select(**checks).row(0, named=True)
+                         whole_seconds: bool) -> None:
+    problems = frame.select(
+        nonfinite=_NONFINITE,
+        subsecond=((pl.col("timestamp").dt.epoch("us") % 1_000_000 != 0) & whole_seconds).sum(),
+        before_epoch=(pl.col("timestamp").dt.epoch("us") < 0).sum(),
+    ).row(0, named=True)
     # sorted: a repeat is next to its twin (``repeats``); they are counted (all of each group) only if any
     problems["repeated"] = (frame.select(pl.struct(*labels, "timestamp").is_duplicated().sum()).item()
                             if repeats else 0)
-    messages = {"nonfinite": "NaN or infinite value(s)", "subsecond": "timestamp(s) that are not whole seconds",
+    messages = {"nonfinite": _NONFINITE_MESSAGE, "subsecond": "timestamp(s) that are not whole seconds",
                 "before_epoch": "timestamp(s) before 1970", "repeated": "rows repeating a series and timestamp"}
     for key, message in messages.items():
-        if problems.get(key):
+        if problems[key]:
             raise TimelineError(f"{what}: {problems[key]} {message}")
+
+
+def _check_values_only(frame: pl.DataFrame, what: str) -> None:
+    """Non-finite values: all there is left to check in a frame whose labels and timestamps passed
+    already (the first of _check_family_values' checks, with its message)."""
+    nonfinite = frame.select(_NONFINITE).item()
+    if nonfinite:
+        raise TimelineError(f"{what}: {nonfinite} {_NONFINITE_MESSAGE}")
