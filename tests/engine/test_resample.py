@@ -126,3 +126,25 @@ def test_sums_by_pos_are_sums_by_sorted_key_to_the_bit():
         for value in ("a", "b"):
             assert np.array_equal(got.get_column(value).to_numpy().view(np.int64),
                                   want.get_column(value).to_numpy().view(np.int64))
+
+
+def test_a_block_of_keys_is_their_rows_of_the_whole_grid_to_the_bit():
+    """``DenseGrid.blocks`` sums each key's levels within a block's keys only: every block gives
+    the same bits as its keys' rows of ``values`` (keys without changes, changes before the grid,
+    in its last cell and after it, two values, signed zeros)."""
+    rng = random.Random(11)
+    for _ in range(30):
+        keys, hours = rng.randint(1, 6), rng.randint(1, 9)
+        rows = [(f"k{rng.randrange(keys)}", at(rng.uniform(-3, hours + 2)), rng.choice([0.0, -0.0, rng.uniform(-5, 5)]),
+                 rng.uniform(-1, 1) * 10 ** rng.randint(-9, 3)) for _ in range(rng.randint(0, 25))]
+        rows += [(f"k{k}", at(-1), 0.0, 0.0) for k in range(keys)]  # every key present, as the timeline's anchors
+        deltas = pl.LazyFrame(rows, schema={"k": pl.String, "time": pl.Datetime("us"), "v": pl.Float64,
+                                            "w": pl.Float64}, orient="row")
+        grid = dense_grid_from_deltas(deltas, keys=["k"], values=["v", "w"], start=T0, end=at(hours), step=HOUR)
+        count = rng.randint(1, keys)
+        blocks = list(grid.blocks(count))
+        assert len(blocks) == -(-keys // count)
+        for k, block in enumerate(blocks):
+            whole = grid.values.slice(k * count * grid.cells, count * grid.cells)
+            for name in ("v", "w"):
+                assert block[name].to_numpy().tobytes() == whole[name].to_numpy().tobytes(), (k, count)
