@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from exporter.engine import intervals, painter, segments
+from exporter.engine import eager_clip, intervals, painter, segments
 from exporter.reconstruct.conflicts import overlap_pieces
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIME, conform
 from exporter.engine.intervals import MICROSECONDS_PER_HOUR, hours_between
@@ -95,8 +95,8 @@ class SpanBooks:
         """
         # The pieces come with all of their row's columns: a row cut into pieces earlier (an exclude
         # rule) repeats its _row, and its other columns agree.
-        kept = intervals.clip_rows_to_parent(spans, parents.select(*by, "start", "end"), by=by,
-                                             open_end=self.snapshot_time, outside=outside)
+        kept = eager_clip.clip_rows_to_parent(spans, parents.select(*by, "start", "end"), by=by,
+                                              open_end=self.snapshot_time, outside=outside)
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
         clipped = clipped or ("duplicate_entity" if outside else "outside_parent")
         return self._kept(spans, kept, rejected=reason, clipped=clipped,
@@ -291,11 +291,6 @@ def _first_per(frame: pl.DataFrame, identity: list[str]) -> pl.DataFrame:
 def _one_row_per(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
     """Whether no two rows of ``frame`` share their ``keys`` (two null keys count as one value).
     One key is counted as itself: a struct of it is row-encoded (instances' text ids, 330k: 0.040 ->
-    0.012 s, BENCHMARKS.md session 11)."""
+    0.012 s, BENCHMARKS.md session 11). ``keys`` is never empty (every caller names one)."""
     key = pl.col(keys[0]) if len(keys) == 1 else pl.struct(keys)
     return frame.select(key.n_unique()).item() == frame.height
-
-
-def _identity(spans: pl.DataFrame) -> list[str]:
-    """What identifies a piece: its row, and its piece number once ``split_into`` cut the row."""
-    return ["_row", "_piece"] if "_piece" in spans.columns else ["_row"]

@@ -14,7 +14,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.engine.intervals import clip_rows_to_parent, clip_to_parent, duplicate_overlap, union_intervals
+from exporter.engine.eager_clip import clip_rows_to_parent
+from exporter.engine.intervals import clip_to_parent, duplicate_overlap, union_intervals
 from exporter.engine.sweepline import signed_changes
 from exporter.engine.resample import dense_grid_from_deltas, grid_end, grid_size
 from exporter.columns import SPAN_SCHEMA, conform
