@@ -182,34 +182,58 @@ def test_counters_at_grid_points_equal_cumulative_timeline_sums(rows, k):
     assert grid_end(start=T0, end=minutes(480), step=step) >= at
 
 
+HOUR = timedelta(hours=1)
+# Bounds on a coarse grid, so that equal and touching bounds are common; ends equal to and past
+# OPEN_END (the production snapshot cut sets end = snapshot), and before the start (empty).
+clip_start = st.integers(-1, 12).map(lambda h: T0 + h * HOUR)
+clip_end = st.one_of(st.none(), st.sampled_from([OPEN_END, OPEN_END + HOUR]), st.integers(-1, 8))
+
+
 @st.composite
-def clip_rows(draw, count):
-    """Rows of two text key columns (a null in either sometimes) with a window (open, empty, repeated)."""
+def clip_rows(draw, count, parents=()):
+    """Rows of two text keys and an integer key (a null in any sometimes), a window (open, empty,
+    reversed, repeated, touching an earlier row of its keys, ending at or past OPEN_END) and a raw
+    end (the window's, another, or null). Some rows start with a parent of their keys."""
     rows = []
     for _ in range(count):
-        k, start, end = draw(interval(keys=("a", "b", "c", None)))
-        rows.append((k, draw(st.sampled_from(["x", "y", None])), start, end))
+        closed = [row for row in rows if row[4] is not None]
+        if closed and draw(st.booleans()):  # a row of the same keys that touches an earlier one
+            k, j, i, _, start, _ = draw(st.sampled_from(closed))
+        elif parents and draw(st.booleans()):
+            k, j, i, start, _, _ = draw(st.sampled_from(parents))
+        else:
+            k, j, i = (draw(st.sampled_from(values)) for values in (["a", "b", "c", None], ["x", "y", None], [1, 2, None]))
+            start = draw(clip_start)
+        end = draw(clip_end)
+        end = start + end * HOUR if isinstance(end, int) else end
+        original_end = draw(st.sampled_from([end, None] if end is None else [end, end + HOUR, None]))
+        rows.append((k, j, i, start, end, original_end))
     return rows
 
 
 def clip_frame(rows, *, raw: bool) -> pl.DataFrame:
-    k, j, starts, ends = (list(c) for c in zip(*rows)) if rows else ([], [], [], [])
-    frame = pl.DataFrame({"k": k, "j": j, "start": starts, "end": ends, "n": list(range(len(rows)))},
-                         schema={"k": pl.String, "j": pl.String, "start": pl.Datetime("us"), "end": pl.Datetime("us"),
-                                 "n": pl.Int64})
-    if raw:  # a raw window recorded on some rows (null on the others: the row's own)
-        recorded = pl.col("n") % 3 == 0
-        frame = frame.with_columns(pl.when(recorded).then(pl.col("start") - timedelta(hours=1)).alias("original_start"),
-                                   pl.when(recorded).then(pl.col("end")).alias("original_end"))
-    return frame
+    k, j, i, starts, ends, original_ends = (list(c) for c in zip(*rows)) if rows else ([], [], [], [], [], [])
+    frame = pl.DataFrame({"k": k, "j": j, "i": i, "start": starts, "end": ends, "n": list(range(len(rows))),
+                          "original_end": original_ends},
+                         schema={"k": pl.String, "j": pl.String, "i": pl.Int64, "start": pl.Datetime("us"),
+                                 "end": pl.Datetime("us"), "n": pl.Int64, "original_end": pl.Datetime("us")})
+    if not raw:
+        return frame.drop("original_end")
+    # A raw window recorded on some rows (null on the others: the row's own)
+    recorded = pl.col("n") % 3 == 0
+    return frame.with_columns(pl.when(recorded).then(pl.col("start") - HOUR).alias("original_start"),
+                              pl.when(recorded).then(pl.col("original_end")).alias("original_end"))
 
 
 @FAST
-@given(st.integers(0, 8).flatmap(clip_rows), st.integers(0, 6).flatmap(clip_rows), st.booleans())
-def test_clip_rows_to_parent_is_clip_to_parent(children_rows, parent_rows, two_keys):
-    """The numpy clip of eager frames gives clip_to_parent's pieces, in its order, on each side."""
+@given(st.integers(0, 6).flatmap(clip_rows).flatmap(
+    lambda parents: st.tuples(st.just(parents), st.integers(0, 8).flatmap(lambda n: clip_rows(n, parents)))),
+       st.sampled_from([["k"], ["k", "j"], ["i"], ["i", "k"]]))
+def test_clip_rows_to_parent_is_clip_to_parent(parents_and_children, by):
+    """The numpy clip of eager frames gives clip_to_parent's pieces, in its order, on each side
+    (keys of text and of integers, one or two)."""
+    parent_rows, children_rows = parents_and_children
     children, parents = clip_frame(children_rows, raw=True), clip_frame(parent_rows, raw=False).drop("n")
-    by = ["k", "j"] if two_keys else ["k"]
     inside, outside = clip_to_parent(children.lazy(), parents.lazy(), by=by, open_end=OPEN_END)
     for side, expected in ((False, inside), (True, outside)):
         got = clip_rows_to_parent(children, parents, by=by, open_end=OPEN_END, outside=side)
