@@ -183,6 +183,8 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="an earlier commit (git rev): its backfill runs too")
     parser.add_argument("--no-import", action="store_true", help="skip import-vm")
     args = parser.parse_args()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-store-", dir=args.workdir))
     try:
         print(f"before: {uptime()}")
