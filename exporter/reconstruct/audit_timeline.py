@@ -39,7 +39,7 @@ def timeline_accounting(spans: pl.DataFrame, grid: TimelineGrid, *, start: dt.da
     not checked again."""
     leaf_sums = _grid_leaf_sums(grid)  # summed once: the conservation's and the node-hours per pool
     counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step),
-                             open_end=snapshot_time, checked=True)
+                             open_end=snapshot_time, check=False)
     conservation = _conservation(counted, _series_hours(leaf_sums, step=step))
     by_pool, unknown = _grid_node_sums(grid, leaf_sums)
     return {
@@ -78,17 +78,17 @@ def _series_as_levels(
 
 
 def hours_by_level(
-    spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime, checked: bool = False
+    spans: SpanInput, *, start: datetime, end: datetime, open_end: datetime, check: bool = True
 ) -> pl.DataFrame:
     """Counted span-hours in the window [start, end), per level-series, in base units.
 
     Output: ``site, node_type, level, booking, resource, hours`` (Σ resource × hours of each
     span clipped to the window; null end closed at ``open_end``), for every (site, node_type) in
-    the spans × every level-series × resource. ``checked``: the spans passed series_spans'
+    the spans × every level-series × resource. ``check=False``: the spans passed series_spans'
     checks already.
     """
     seconds = overlap_seconds(start, end, open_end=open_end)
-    totals = series_totals(series_spans(spans, check=not checked), seconds / 3600.0)
+    totals = series_totals(series_spans(spans, check=check), seconds / 3600.0)
     long = totals.unpivot(
         index=[*GROUP, "series"], on=list(RESOURCES), variable_name="resource", value_name="hours"
     )
@@ -102,11 +102,8 @@ def timeline_hours_by_level(timeline: Timeline, *, step: timedelta) -> pl.DataFr
     what the timeline says about each level independently of how it was built. Output columns
     as :func:`hours_by_level`.
     """
-    return _series_hours(_leaf_sums(timeline), step=step)
-
-
-def _leaf_sums(timeline: Timeline) -> pl.DataFrame:
-    return _grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline)
+    leaf_sums = _grid_leaf_sums(timeline) if isinstance(timeline, TimelineGrid) else _long_leaf_sums(timeline)
+    return _series_hours(leaf_sums, step=step)
 
 
 def _series_hours(leaf_sums: pl.DataFrame, *, step: timedelta) -> pl.DataFrame:
@@ -218,7 +215,7 @@ def hours_conservation(
     ``site, node_type, level, booking, resource, span_hours, timeline_hours, difference``.
     """
     counted = hours_by_level(spans, start=start, end=grid_end(start=start, end=end, step=step), open_end=open_end)
-    return _conservation(counted, _series_hours(_leaf_sums(timeline), step=step))
+    return _conservation(counted, timeline_hours_by_level(timeline, step=step))
 
 
 def _conservation(counted: pl.DataFrame, integral: pl.DataFrame) -> pl.DataFrame:
