@@ -29,13 +29,14 @@ def clip_rows_to_parent(
     columns: 0.63 -> 0.42 s, BENCHMARKS.md session 11).
     """
     child_key, parent_key = key_codes(children, parents, by)
-    span = _closed_micros(children, open_end)
-    parent_start, parent_end = _closed_micros(parents, open_end)
+    open_micros = _micros(open_end)
+    span = _closed_micros(children, open_micros)
+    parent_start, parent_end = _closed_micros(parents, open_micros)
     usable = (parent_key >= 0) & ~parents.get_column("start").is_null().to_numpy() & (parent_end > parent_start)
     row, start, end = clip_arrays(child_key, *span, parent_key[usable], parent_start[usable], parent_end[usable],
                                   outside=outside)
     time = children.schema["start"]
-    still_open = children.get_column("end").is_null().gather(row).to_numpy() & (end == _micros(open_end))
+    still_open = children.get_column("end").is_null().gather(row).to_numpy() & (end == open_micros)
     recorded = pl.col("original_start").is_not_null()
     return _rows(children, row).with_columns(
         pl.when(recorded).then(pl.col("original_start")).otherwise(pl.col("start")).alias("original_start"),
@@ -63,9 +64,8 @@ def key_codes(left: pl.DataFrame, right: pl.DataFrame, by: Sequence[str]) -> tup
     """An int64 per row of each frame, equal where the rows' ``by`` values are equal; -1 where one
     of them is null (a null key matches nothing, as in a join). Text columns are coded by a
     categorical cast of their own (hashing each value once), other columns by dense rank."""
-    codes = np.zeros(0, dtype=np.int64)
     missing = np.zeros(left.height + right.height, dtype=bool)
-    for column in by:
+    for position, column in enumerate(by):
         values = pl.concat([left.get_column(column), right.get_column(column)])
         if values.dtype == pl.String:
             coded = values.cast(pl.Categorical(pl.Categories.random())).to_physical()
@@ -73,7 +73,7 @@ def key_codes(left: pl.DataFrame, right: pl.DataFrame, by: Sequence[str]) -> tup
             coded = values.rank("dense")
         missing |= coded.is_null().to_numpy()
         column_codes = coded.fill_null(0).cast(pl.Int64).to_numpy()
-        if column == by[0]:
+        if position == 0:
             codes = column_codes
         else:  # both below the row count, so the pair fits; numbered densely again (they index arrays)
             codes = np.unique(codes * (int(column_codes.max(initial=0)) + 1) + column_codes, return_inverse=True)[1]
@@ -149,11 +149,11 @@ def _gaps(row: np.ndarray, start: np.ndarray, end: np.ndarray, child_start: np.n
     return cand_row[order], cand_start[order], cand_end[order]
 
 
-def _closed_micros(frame: pl.DataFrame, open_end: datetime) -> tuple[np.ndarray, np.ndarray]:
-    """``start`` and ``end`` (null: ``open_end``) as int64 microseconds. A null start (0: 1970-01-01,
+def _closed_micros(frame: pl.DataFrame, open_end: int) -> tuple[np.ndarray, np.ndarray]:
+    """``start`` and ``end`` (null: ``open_end``, in microseconds) as int64 microseconds. A null start (0: 1970-01-01,
     where ``clip_to_parent`` keeps it null) breaks the conventions: spans never have one."""
     start = frame.get_column("start").cast(pl.Datetime("us")).to_physical().fill_null(0).to_numpy()
-    end = frame.get_column("end").cast(pl.Datetime("us")).to_physical().fill_null(_micros(open_end)).to_numpy()
+    end = frame.get_column("end").cast(pl.Datetime("us")).to_physical().fill_null(open_end).to_numpy()
     return start.astype(np.int64), end.astype(np.int64)
 
 

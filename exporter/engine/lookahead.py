@@ -24,7 +24,6 @@ import polars as pl
 
 from exporter.engine.runs import running_sums
 
-
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
 _KEY = "__key"
