@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from exporter.errors import ConfigError, TimelineError
+from exporter.heap import trim_heap
 from exporter.engine.intervals import overlap_seconds
 from exporter.engine.sweepline import order_free_sum, signed_changes, sums_by_sorted_key
-from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size, trim_heap
+from exporter.engine.resample import DenseGrid, dense_grid_from_deltas, grid_size
 from exporter.columns import LEVELS, RECORD_LEVELS, TIMELINE_RESOURCES, TIMELINE_SCHEMA, UNKNOWN_NODE_TYPE
 from exporter.reconstruct.leaves import (
     LEAVES, RESOURCES, SERIES, SERIES_NAMES, UNEXPORTED_SERIES, group_blocks, leaf_columns, long_leaves,
