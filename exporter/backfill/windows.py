@@ -1,12 +1,11 @@
 """One block window at a time: OpenMetrics text -> file -> promtool block -> block verified -> file set aside.
 
-Each of ``workers`` threads takes the next window, renders its text straight into its file
-(hashing the file once written), runs promtool on it, checks the block against the window (sample
-count, time range) and sets the file aside for the next window to overwrite (unless asked to keep
-it), then takes the next. So at any moment at most ``workers`` files exist: the extra disk of a
-run, beyond its blocks, is bounded by the text of ``workers`` windows, not by the whole history
-(docs/backfill.md), and no
-rendered text is held in memory (a window's rows are gathered only while its file is written).
+Each of ``workers`` threads takes the next window, renders its text straight into its file,
+runs promtool on it (hashing the file while promtool reads it), checks the block against the
+window (sample count, time range) and sets the file aside for the next window to overwrite
+(unless asked to keep it), then takes the next. So at any moment at most ``workers`` files exist:
+the extra disk of a run, beyond its blocks, is bounded by the text of ``workers`` windows, not by
+the whole history (docs/backfill.md), and no rendered text is held in memory (a window's rows are gathered only while its file is written).
 """
 
 from __future__ import annotations
@@ -109,8 +108,10 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
-            return info
-        info = replace(info, blocks=_run_promtool(tool, out, info, hours, stopping))
+            return _hashed(out, info)
+        hashed: list[WindowFile] = []
+        blocks = _run_promtool(tool, out, info, hours, stopping, beside=lambda: hashed.append(_hashed(out, info)))
+        info = replace(hashed[0], blocks=blocks)
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
             return info
@@ -169,11 +170,11 @@ def _gather(samples: pl.DataFrame, rows: pl.Series | None) -> Callable[[], pl.Da
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]],
                   spares: _SpareFiles, before_family: Callable[[], None] | None = None) -> WindowFile:
-    """Render one window's text (timeline families, then extra families) into its file; its size
-    and sha256 are read back from the file (the page cache: no second copy of the text is kept).
-    ``spares``: a converted window's file, if one is free, becomes this window's file and is
-    overwritten in place (see _SpareFiles). ``before_family``: called before each timeline family
-    is rendered (openmetrics.write_samples)."""
+    """Render one window's text (timeline families, then extra families) into its file; its
+    sha256 is left empty for :func:`_hashed` (promtool does not need it: it is taken while
+    promtool reads the file). ``spares``: a converted window's file, if one is free, becomes
+    this window's file and is overwritten in place (see _SpareFiles). ``before_family``: called
+    before each timeline family is rendered (openmetrics.write_samples)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     lines = sample_lines(part, prefixes)
@@ -185,12 +186,17 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
             write_family_samples(extra_lines, declared, handle)
         handle.write(EOF)
         handle.truncate()  # a reused file: its old text beyond the new end goes
-    with open(out / path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
-        size = handle.tell()
+        size = os.fstat(handle.fileno()).st_size
     return WindowFile(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
                       samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
-                      sha256=digest.hexdigest())
+                      sha256="")
+
+
+def _hashed(out: Path, info: WindowFile) -> WindowFile:
+    """``info`` with the sha256 of its file, read back from the page cache (no second copy of the
+    text is kept; hashing the chunks polars hands over cost as much, BENCHMARKS.md)."""
+    with open(out / info.path, "rb") as handle:
+        return replace(info, sha256=hashlib.file_digest(handle, "sha256").hexdigest())
 
 
 class _SpareFiles:
@@ -235,15 +241,17 @@ class _SpareFiles:
             self._free.clear()
 
 
-def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event) -> tuple[str, ...]:
+def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event,
+                  beside: Callable[[], None]) -> tuple[str, ...]:
     """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
     files go there too, via TMPDIR), then move its block(s) into ``blocks/``. Not started once
-    ``stop`` is set (the run is failing or interrupted)."""
+    ``stop`` is set (the run is failing or interrupted). ``beside`` runs once promtool has started
+    (the window's sha256: work promtool does not wait for, off the path to its start)."""
     staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
     (staging / "tmp").mkdir(parents=True)
     command = promtool_command(out / info.path, staging, hours, tool)
     done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
-                        on_start=lambda: fault_point("backfill:promtool-running"), stop=stop)
+                        on_start=lambda: (fault_point("backfill:promtool-running"), beside()), stop=stop)
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
