@@ -75,6 +75,7 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
         pl.col("timestamp").cast(pl.Datetime("us")),
         t=(pl.col("timestamp").cast(pl.Datetime("us")) - pl.lit(origin)).dt.total_microseconds() / 1e6)
     per_key = max(times.height, 1)
+    step = _whole_step(coded, times.get_column("t").to_numpy(), [h.total_seconds() for h in horizons], per_rank, weights)
     # Each key is summed alone (its part's events sorted and summed on their own: the order and bits
     # of sorting by key first with sums restarting per key), (key, horizon) parts on two threads:
     # numpy and polars hold no GIL while they sort and sum, and two parts in flight hold less than
@@ -87,7 +88,7 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
     parts.sort(key=lambda part: -by_key[part[0]].height)  # the largest first: the threads end together
     with ThreadPoolExecutor(max_workers=2) as pool:
         means = dict(zip(parts, pool.map(lambda part: _means(
-            by_key[part[0]], times, weights, horizons[part[1]].total_seconds(), last, per_rank), parts)))
+            by_key[part[0]], times, weights, horizons[part[1]].total_seconds(), last, per_rank, step), parts)))
     cell = np.arange(codes.height * times.height)
     labels = codes.select(keys)[cell // per_key]
     return [pl.concat([labels, pl.concat([means[key, h] for key in by_key])], how="horizontal")
@@ -95,10 +96,11 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
 
 
 def _means(coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: float, last: float,
-           per_rank: dict[str, np.ndarray] | None) -> pl.DataFrame:
+           per_rank: dict[str, np.ndarray] | None, step: int | None = None) -> pl.DataFrame:
     """timestamp and the mean of each weight at each of ``times`` (timestamp, t) for horizon ``h``
     seconds; ``coded``: the windows of one key in seconds (with their weights' rank, read in
-    ``per_rank``, when ranked). Each key is summed alone, so nothing here carries a key."""
+    ``per_rank``, when ranked). Each key is summed alone, so nothing here carries a key.
+    ``step``: ``_whole_step`` of the windows and grid (None: the events are sorted)."""
     breakpoints = (pl.col("start") - h, pl.col("start"), pl.col("end") - h, pl.col("end"))
     shift = len(per_rank["ds"]) // 2 if per_rank is not None else 0
     events = []
@@ -117,7 +119,12 @@ def _means(coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: floa
     if per_rank is None:
         running = _running_sums_sorted(events.sort(["a", "dv", "ds", *weights], maintain_order=True), weights)
         return _means_joined(times, running, weights, h)
-    running = _running_sums(*(events.get_column(name).to_numpy() for name in ("a", "dv", _RANK)), per_rank, weights)
+    arrays = [events.get_column(name).to_numpy() for name in ("a", "dv", _RANK)]
+    running = None
+    if step is not None:
+        running = _exact_sums_at_times(*arrays, per_rank, weights, times.get_column("t").to_numpy(), step)
+    if running is None:
+        running = _running_sums(*arrays, per_rank, weights)
     means = _means_searched(times, running, weights, h)
     return means if means is not None else _means_joined(times, pl.DataFrame(running), weights, h)
 
@@ -208,6 +215,86 @@ def _running_sums(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_rank: dic
             sums[f"{w}__sa"] = _running_at(np.multiply(weight, a, out=total), last_of_time)
             sums[f"{w}__s"] = _running_at(weight, last_of_time)
     return sums
+
+
+# Integers of magnitude up to 2^53 are floats; sums of such integers that stay below it are exact.
+_EXACT = 2.0**53
+
+
+def _whole_step(windows: pl.DataFrame, t: np.ndarray, horizons: Sequence[float],
+                per_rank: dict[str, np.ndarray] | None, weights: Sequence[str]) -> int | None:
+    """The grid's step in seconds when ``_exact_sums_at_times`` may sum the events: the grid times ``t``
+    are 0, step, 2 step, ...; the windows' times and the horizons whole seconds, so every event time and
+    change is (sums and differences of whole numbers far below 2^52); the ranked weights whole. Else None."""
+    step = _regular_step(t)
+    if step is None or per_rank is None:
+        return None
+    seconds = [windows.get_column(name).drop_nulls().to_numpy() for name in ("start", "end", "known_from", "known_until")]
+    if not _whole_numbers(np.asarray(horizons, dtype=np.float64), *seconds, *(per_rank[w] for w in weights)):
+        return None
+    reach = max((float(np.abs(x).max()) for x in seconds if len(x)), default=0.0) + max(horizons, default=0.0)
+    return step if reach < 2.0**50 else None
+
+
+def _exact_sums_at_times(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_rank: dict[str, np.ndarray],
+                         weights: Sequence[str], t: np.ndarray, step: int) -> dict[str, np.ndarray] | None:
+    """``_running_sums`` read at the grid times ``t`` only (one row per time from the first that has an
+    event at or before it: ``_means_searched`` reads the same values), without sorting the events, when
+    every running sum is exact; else None. ``step``: ``_whole_step``, so the terms are integers; each
+    partial sum in the sorted order is then checked to stay within 2^53 (the sums before a grid cell
+    plus a bound of Σ|term| inside it), and any order of adding gives the same bits: the events are
+    summed per (weight rank, cell) in their own order (bincount), weighted per rank and summed over
+    cells (measured on 500 x 10: the sort and the fifteen running sums were most of the lens)."""
+    if not len(a) or rank.min() < 0:
+        return None
+    cell = np.maximum(np.ceil(a / step), 0).astype(np.int64)  # the first grid time at or after each event
+    if cell.max() >= len(t):  # an event after the last grid time (the caller drops them)
+        return None
+    present = np.flatnonzero(np.bincount(rank))
+    code = np.zeros(int(rank.max()) + 1, dtype=np.int64)
+    code[present] = np.arange(len(present))
+    slot = code[rank] * len(t) + cell  # (rank present here, cell)
+    size, shape = len(t) * len(present), (len(present), len(t))
+    dvs, seconds, count = (np.bincount(slot, values, minlength=size).reshape(shape) for values in (dv, a, None))
+    count = count.astype(np.float64)
+    # each |a| is at most its cell's time, or the earliest event's for cell 0 (events before the grid)
+    latest = np.r_[max(-float(a.min()), 0.0), t[1:]]
+    largest_dv = float(np.abs(dv).max())
+    sums: dict[str, np.ndarray] = {}
+    for w in weights:
+        plain, signed = per_rank[w][present], per_rank[f"{w}__ds"][present]
+        weight = _weighted_rows(count, np.abs(plain))  # Σ|weight| of the events in each cell
+        for suffix, factors, per_cell, inside in (("v", plain, dvs, weight * largest_dv), ("s", signed, count, weight),
+                                                  ("sa", signed, seconds, weight * latest)):
+            running = np.cumsum(_weighted_rows(per_cell, factors))
+            if not float((np.abs(np.r_[0.0, running[:-1]]) + inside).max()) < _EXACT:
+                return None
+            sums[f"{w}__{suffix}"] = running
+    seen = np.cumsum(count.sum(axis=0)) > 0
+    return {"a": t[seen], **{name: running[seen] for name, running in sums.items()}}
+
+
+def _weighted_rows(rows: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Σ_r factors[r] × rows[r] over the rows whose factor is not 0 (exact integers here: the order of
+    adding does not matter, and a zero factor adds nothing), from 0.0: never -0.0, as no sorted sum is."""
+    total = np.zeros(rows.shape[1])
+    for row, factor in zip(rows, factors):
+        if factor:
+            total += row * factor
+    return total
+
+
+def _regular_step(t: np.ndarray) -> int | None:
+    """The whole seconds between grid times ``t`` = 0, step, 2 step, ...; None for another grid."""
+    if len(t) < 2 or t[1] < 1 or t[1] != np.rint(t[1]):
+        return None
+    step = int(t[1])
+    return step if np.array_equal(t, np.arange(len(t), dtype=np.float64) * step) else None
+
+
+def _whole_numbers(*arrays: np.ndarray) -> bool:
+    """Every value finite and whole."""
+    return all(np.isfinite(x).all() and np.array_equal(np.rint(x), x) for x in arrays)
 
 
 def _running_at(terms: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -184,3 +184,50 @@ def test_an_infinite_weight_takes_the_join_and_leaves_the_other_keys_alone(monke
     b = got.filter(pl.col("k") == "b")
     assert b["w"].to_list() == [brute(rows, "b", moment, 2 * H) for moment in grid]
     assert not np.isfinite(got.filter(pl.col("k") == "a")["w"].to_numpy()).all()
+
+
+def whole_windows(seed: int, weights: list[float]) -> pl.DataFrame:
+    """Windows in whole seconds with whole weights: ties on grid times, events before the grid, zeros."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(300):
+        known_from = D + dt.timedelta(seconds=rng.choice([3600, 1, 60]) * rng.randrange(-3600, 24 * 20 * 60))
+        start = known_from + dt.timedelta(seconds=rng.choice([3600, 1]) * rng.randrange(-3600, 24 * 5 * 60))
+        until = None if rng.random() < 0.3 else known_from + dt.timedelta(seconds=rng.randrange(0, 86400 * 9))
+        rows.append({"k": rng.choice(["a", "b", None]), "start": start,
+                     "end": start + dt.timedelta(seconds=rng.randrange(1, 86400 * 4)), "known_from": known_from,
+                     "known_until": until, "w": rng.choice(weights), "v": rng.choice([0.0, 1.0, -2.0])})
+    return pl.DataFrame(rows, schema={**frame([]).schema, "v": pl.Float64})
+
+
+@pytest.mark.parametrize("seed, weights, exact", [(7, [0.0, 1.0, 48.0, 196608.0], True), (8, [0.0, 3.0], True),
+                                                  (9, [1.0, 2.0**45], False)])
+def test_sums_of_whole_terms_in_any_order_are_the_sorted_sums_bit_for_bit(seed, weights, exact, monkeypatch):
+    # 2^45 × seconds over weeks passes 2^53: those parts keep the sorted sums
+    windows = whole_windows(seed, weights)
+    grid = [D + h * H for h in range(24 * 30)]
+    horizons = [dt.timedelta(days=1), dt.timedelta(hours=7), dt.timedelta(days=30)]
+    taken = []
+    summed = lookahead._exact_sums_at_times
+    monkeypatch.setattr(lookahead, "_exact_sums_at_times", lambda *args: taken.append(summed(*args)) or taken[-1])
+    got = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
+    assert taken and all((sums is not None) == exact for sums in taken)
+    monkeypatch.setattr(lookahead, "_whole_step", lambda *_: None)  # every part sorted
+    want = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
+    assert [bits(f) for f in got] == [bits(f) for f in want]
+
+
+def test_the_exact_sums_need_whole_seconds_and_a_regular_grid():
+    windows = whole_windows(10, [1.0]).with_columns(known_from=pl.col("known_from").cast(pl.Float64),
+                                                    start=pl.col("start").cast(pl.Float64),
+                                                    end=pl.col("end").cast(pl.Float64),
+                                                    known_until=pl.col("known_until").cast(pl.Float64))
+    per_rank = {"w": np.array([1.0, 2.0])}
+    t = np.arange(5) * 3600.0
+    assert lookahead._whole_step(windows, t, [3600.0], per_rank, ["w"]) is None  # microseconds: not whole
+    seconds = windows.with_columns(pl.col(c) / 1e6 for c in ("start", "end", "known_from", "known_until"))
+    assert lookahead._whole_step(seconds, t, [3600.0], per_rank, ["w"]) == 3600
+    assert lookahead._whole_step(seconds, t, [1.5], per_rank, ["w"]) is None
+    assert lookahead._whole_step(seconds, t, [3600.0], {"w": np.array([0.5])}, ["w"]) is None
+    assert lookahead._whole_step(seconds, np.r_[t, 5 * 3600.0 + 1], [3600.0], per_rank, ["w"]) is None
+    assert lookahead._whole_step(seconds, t, [3600.0], None, ["w"]) is None
