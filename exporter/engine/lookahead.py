@@ -257,26 +257,35 @@ def _exact_sums_at_times(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_ra
     size, shape = len(t) * len(present), (len(present), len(t))
     dvs, seconds, count = (np.bincount(slot, values, minlength=size).reshape(shape) for values in (dv, a, None))
     count = count.astype(np.float64)
-    # each |a| is at most its cell's time, or the earliest event's for cell 0 (events before the grid)
+    events = count.sum(axis=0)  # per cell
+    # Σ|term| in a cell is at most the largest |weight| times: its events (s), times the largest |dv| (v),
+    # times its time (sa: each |a| is at most its cell's time, or the earliest event's for cell 0, whose
+    # events may lie before the grid); the sums before it are at most the largest |running sum|
     latest = np.r_[max(-float(a.min()), 0.0), t[1:]]
-    largest_dv = float(np.abs(dv).max())
+    most = float(events.max())
+    per_weight = {"v": most * float(np.abs(dv).max()), "s": most, "sa": float((events * latest).max())}
+    first = int(np.argmax(events > 0))  # the first grid time with an event at or before it
     sums: dict[str, np.ndarray] = {}
     for w in weights:
         plain, signed = per_rank[w][present], per_rank[f"{w}__ds"][present]
-        weight = _weighted_rows(count, np.abs(plain))  # Σ|weight| of the events in each cell
-        for suffix, factors, per_cell, inside in (("v", plain, dvs, weight * largest_dv), ("s", signed, count, weight),
-                                                  ("sa", signed, seconds, weight * latest)):
-            running = np.cumsum(_weighted_rows(per_cell, factors))
-            if not float((np.abs(np.r_[0.0, running[:-1]]) + inside).max()) < _EXACT:
+        largest = float(np.abs(plain).max())
+        for suffix, factors, per_cell in (("v", plain, dvs), ("s", signed, count), ("sa", signed, seconds)):
+            inside = largest * per_weight[suffix]
+            if not inside < _EXACT:
                 return None
-            sums[f"{w}__{suffix}"] = running
-    seen = np.cumsum(count.sum(axis=0)) > 0
-    return {"a": t[seen], **{name: running[seen] for name, running in sums.items()}}
+            # whole numbers below 2^53 per cell: summed as integers (3-4x faster than a float cumsum, whose
+            # every addition waits for the one before); int64 wraps only past 2^63, and the check below
+            # that every sum stays under 2^53 also proves that none wrapped (each step adds less than 2^53)
+            running = np.cumsum(_weighted_rows(per_cell, factors).astype(np.int64))
+            if not max(int(running.max()), -int(running.min())) + inside < _EXACT:
+                return None
+            sums[f"{w}__{suffix}"] = running[first:].astype(np.float64)
+    return {"a": t[first:], **sums}
 
 
 def _weighted_rows(rows: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Σ_r factors[r] × rows[r] over the rows whose factor is not 0 (exact integers here: the order of
-    adding does not matter, and a zero factor adds nothing), from 0.0: never -0.0, as no sorted sum is."""
+    adding does not matter, and a zero factor adds nothing)."""
     total = np.zeros(rows.shape[1])
     for row, factor in zip(rows, factors):
         if factor:
