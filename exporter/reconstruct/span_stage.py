@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,40 +86,40 @@ def spans_from_tables(
     policy, gaps = policy_module.site_policy_for(frames, hosts, rules=rules, priority=priority, inference=inference)
     history = pools.blazar_history(hosts, blazar_complete_since)
     names = hosts.get_column("hypervisor_hostname").drop_nulls().unique().sort().to_list()
-    levels, segments, instances, allocations = _levels(books, frames, hosts, names, policy,
-                                                       maintenance_projects=maintenance_projects,
-                                                       complete_since=pools.complete_since(history))
     context = semantics.host_context(frames, hosts)
-    outside_total = semantics.ondemand_hours_outside_total(levels["occupied"], levels["total"],
-                                                           snapshot_time=snapshot_time)
-    placement_evidence = nova_placements.evidence_summary(set(tables), frames, segments)
-    spans, booked = _canonical(levels, bookings.booking_rows(allocations), site=site, context=context,
-                               policy=policy, snapshot_time=snapshot_time)
-    # The level rows, allocations and segments are not read again: freed before the sort and the
-    # audit, which held the stage's peak memory with them.
-    del levels, allocations, segments
-    # The lead times need only the bookings and the instances: a second thread makes them while this
-    # one adds knowledge times and audits (polars releases the GIL; neither alone keeps both cores busy).
+    # A second thread takes the work that does not wait for the main thread's levels: the instance
+    # and stop windows, then the bookings and lead times, then the span audit (polars and numpy
+    # release the GIL; neither chain alone keeps both cores busy). Only this thread writes to the books.
     with SideThread() as side:
-        leadtimes = side.submit(leadtime.lease_leadtimes, frames, instances, booked, site=site,
-                                maintenance_projects=maintenance_projects)
+        levels, segments, instances, booked_job = _levels(
+            books, frames, hosts, names, policy, side,
+            booked=functools.partial(_bookings_and_leadtimes, frames, site=site, context=context, policy=policy,
+                                     snapshot_time=snapshot_time, maintenance_projects=maintenance_projects),
+            maintenance_projects=maintenance_projects, complete_since=pools.complete_since(history))
+        outside_total = semantics.ondemand_hours_outside_total(levels["occupied"], levels["total"],
+                                                               snapshot_time=snapshot_time)
+        placement_evidence = nova_placements.evidence_summary(set(tables), frames, segments)
+        spans = _canonical(levels, site=site, context=context, policy=policy, snapshot_time=snapshot_time)
+        # The level rows and segments are not read again: freed before the sort and the audit, which
+        # held the stage's peak memory with them.
+        del levels, segments
+        devices = None
+        if blazar_devices.present(frames):  # (before the audit: the device levels write to the books)
+            device_history = devices_audit.device_history(frames, device_history_complete_since)
+            devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
+                                                 complete_since=device_history.complete_since)
+        # The books are complete: the rejects and the span audit (which reads neither the spans' order nor
+        # the columns added below) are made beside the kinds, the sort and the knowledge times.
+        audit_job = side.submit(_audited, books, _counted(spans if devices is None else pl.concat([spans, devices])),
+                                site=site, tables=frames, warnings=warnings + gaps)
         known = functools.partial(knowledge.with_knowledge_times, frames=frames, instances=instances,
                                   rules=policy.rules, snapshot_time=snapshot_time)
         spans = _in_span_order(span_kinds.with_kinds(spans, policy.rules, snapshot_time=snapshot_time))
         spans = known(spans)  # (a statement apart, so the unsorted frame is freed first)
-        devices = None
-        if blazar_devices.present(frames):
-            device_history = devices_audit.device_history(frames, device_history_complete_since)
-            devices = device_levels.device_spans(books, frames, site=site, maintenance_projects=maintenance_projects,
-                                                 complete_since=device_history.complete_since)
+        if devices is not None:
             devices = known(_in_span_order(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time)))
-        rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
-            "source_table", "source_id", "level", "start", nulls_last=True)
         every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
-        # Conflict records come from no input row. Only the columns the audit reads are filtered
-        # (all 31: 0.08-0.10 s CPU on 500 x 10's 614k spans; these: 0.01 s).
-        counted = every_span.select(auditing.SPAN_COLUMNS).filter(~pl.col("level").is_in(RECORD_LEVELS))
-        audit = auditing.span_audit(books, counted, rejected, tables=frames, warnings=warnings + gaps)
+        rejected, audit = audit_job.result()
         audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
         audit["ondemand_hours_outside_total"] = outside_total
         audit["placement_evidence"] = placement_evidence
@@ -134,52 +135,77 @@ def spans_from_tables(
         if devices is not None:
             audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, history=device_history,
                                                              snapshot_time=snapshot_time)
-        return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
-                       leadtimes=leadtimes.result())
+        booked, leadtimes = booked_job.result()
+    return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
+                   leadtimes=leadtimes)
 
 
-def _canonical(levels: Mapping[str, pl.DataFrame], booking_rows: pl.DataFrame, *, site: str,
-               context: Mapping[str, pl.LazyFrame], policy: Policy, snapshot_time: dt.datetime,
-               ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The canonical spans of every level (concatenated) and the bookings, both with node types."""
-    *canonical, booked = pl.collect_all(  # one query per level (and the bookings), run side by side
-        [semantics.canonical_spans(rows, site=site, context=context) for rows in (*levels.values(), booking_rows)])
-    spans, booked = (manual_rules.with_node_types(frame, policy.rules, snapshot_time=snapshot_time,
-                                                  node_types=dict(policy.node_types))
-                     for frame in (pl.concat(canonical, how="vertical"), booked))
-    return spans, bookings.bookings(booked)
+def _canonical(levels: Mapping[str, pl.DataFrame], *, site: str, context: Mapping[str, pl.LazyFrame],
+               policy: Policy, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """The canonical spans of every level, concatenated, with node types."""
+    canonical = pl.collect_all(  # one query per level, run side by side
+        [semantics.canonical_spans(rows, site=site, context=context) for rows in levels.values()])
+    return manual_rules.with_node_types(pl.concat(canonical, how="vertical"), policy.rules,
+                                       snapshot_time=snapshot_time, node_types=dict(policy.node_types))
+
+
+def _bookings_and_leadtimes(frames: Mapping[str, pl.LazyFrame], allocations: pl.DataFrame, instances: pl.DataFrame,
+                            *, site: str, context: Mapping[str, pl.LazyFrame], policy: Policy,
+                            snapshot_time: dt.datetime, maintenance_projects: Sequence[str],
+                            ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The bookings (with node types) and the lease lead times, which read them and the instances."""
+    canonical = semantics.canonical_spans(bookings.booking_rows(allocations), site=site, context=context).collect()
+    booked = bookings.bookings(manual_rules.with_node_types(canonical, policy.rules, snapshot_time=snapshot_time,
+                                                            node_types=dict(policy.node_types)))
+    return booked, leadtime.lease_leadtimes(frames, instances, booked, site=site,
+                                            maintenance_projects=maintenance_projects)
+
+
+def _counted(spans: pl.DataFrame) -> pl.DataFrame:
+    """What the span audit reads of the spans that come from input rows (conflict records come from
+    none). Only those columns are filtered (all 31: 0.08-0.10 s CPU on 500 x 10's 614k spans; these: 0.01 s)."""
+    return spans.select(auditing.SPAN_COLUMNS).filter(~pl.col("level").is_in(RECORD_LEVELS))
+
+
+def _audited(books: SpanBooks, counted: pl.DataFrame, *, site: str, tables: Mapping[str, pl.LazyFrame],
+             warnings: list[str]) -> tuple[pl.DataFrame, dict]:
+    """The rejected rows (sorted) and the span audit of the ``counted`` spans (in any order)."""
+    rejected = books.all_rejected().with_columns(pl.lit(site).alias("site")).sort(
+        "source_table", "source_id", "level", "start", nulls_last=True)
+    return rejected, auditing.span_audit(books, counted, rejected, tables=tables, warnings=warnings)
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, names: list[str],
-            policy: Policy, *,
+            policy: Policy, side: SideThread, *,
+            booked: Callable[[pl.DataFrame, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]],
             maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
-            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, Future]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
     the instances' placement segments (for the audit); the instance windows (for lead times);
-    the allocation windows (read once, for the committed level and the bookings)."""
-    # The instance windows (and then the stop windows) do not depend on the host levels, so a
-    # second thread builds them meanwhile: polars releases the GIL, and neither chain alone
-    # keeps every core busy. Only this thread writes to the books.
-    with SideThread() as side:
-        instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
-        inferred = None
-        if policy.infer:
-            inferred = inference.commitments(instance_job.result()[0], frames, maintenance_projects=maintenance_projects)
-        total = host_levels.total_spans(books, hosts, policy, names)
-        reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
-        allocations = host_levels.allocation_rows(frames, maintenance_projects=maintenance_projects)
-        committed = host_levels.committed_spans(books, allocations, reservable, policy, inferred=inferred,
-                                                host_names=names)
-        instances, segments = instance_job.result()
-        stop_job = side.submit(semantics.stop_windows, frames, instances)
-        occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
-        stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
+    ``booked(allocations, instances)``'s job on ``side`` (the allocation windows are read once,
+    for the committed level and the bookings)."""
+    # The instance windows (then the stop windows, then ``booked``) do not depend on the host levels:
+    # ``side`` builds them meanwhile. Only this thread writes to the books.
+    instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
+    inferred = None
+    if policy.infer:
+        inferred = inference.commitments(instance_job.result()[0], frames, maintenance_projects=maintenance_projects)
+    total = host_levels.total_spans(books, hosts, policy, names)
+    reservable = host_levels.reservable_spans(books, hosts, total, policy, inferred, names)
+    allocations = host_levels.allocation_rows(frames, maintenance_projects=maintenance_projects)
+    committed = host_levels.committed_spans(books, allocations, reservable, policy, inferred=inferred,
+                                            host_names=names)
+    instances, segments = instance_job.result()
+    stop_job = side.submit(semantics.stop_windows, frames, instances)
+    booked_job = side.submit(booked, allocations, instances)
+    occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
+    stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
     mask = masks.mask_spans(books, frames, reservable, committed, policy)
     ondemand = pools.ondemand_spans(books, hosts, total, reservable, occupied, policy, since=complete_since,
                                     host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
             "stopped": stopped, "ondemand": ondemand, "mask": mask,
-            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, allocations
+            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, booked_job
 
 
 def _in_span_order(spans: pl.DataFrame) -> pl.DataFrame:
