@@ -15,10 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from exporter.configvalues import (DatesAsText, choice, colour, expand_env, invalid_yaml, mapping, number_in,
-                                   parse_datetime, plausible, read_text)
+from exporter.configvalues import (choice, colour, expand_env, mapping, number_in, parse_datetime, plausible,
+                                   read_text, yaml_document)
 from exporter.errors import ConfigError
 from exporter.metrics import DEFAULT_INSTANCE, DEFAULT_JOB
 from exporter.priority import inference_mode, site_priority
@@ -136,10 +134,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
     """Parse and validate a sites file (a site's ``${VAR}``s are resolved when it is used)."""
     path = Path(path)
     raw_text = read_text(path, "config file")
-    try:
-        document = yaml.load(raw_text, Loader=DatesAsText) or {}
-    except yaml.YAMLError as err:
-        raise invalid_yaml(err, f"config file {path}") from None
+    document = yaml_document(raw_text, f"config file {path}") or {}
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping")
     unknown = set(document) - _TOP_KEYS

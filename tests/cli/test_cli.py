@@ -78,14 +78,16 @@ def test_backfill_keeps_polars_freed_memory(preset):
     """The allocator setting is in the environment, last, before polars first loads (polars puts its
     defaults first; jemalloc takes the last value of each option); also when a parent that imported
     polars passed its defaults down. The backfill command's options (cli.options.history_settings
-    imports stage_options) load no reconstruct pipeline: ~0.08 s of start-up (56946b4)."""
+    imports stage_options) load no reconstruct pipeline: ~0.08 s of start-up (56946b4), and no yaml
+    without --site (~0.01 s, BENCHMARKS.md session 12)."""
     env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
     if preset:
         env["_RJEM_MALLOC_CONF"] = preset
     probe = ("import os, sys\nfrom exporter.cli import cli\nassert 'polars' not in sys.modules\n"
              "cli.get_command(None, 'backfill')\ncli.get_command(None, 'backfill')\nimport polars\n"
-             "import exporter.cli.options, exporter.stage_options\n"
+             "import exporter.cli.options, exporter.stage_options, exporter.backfill.blocks, exporter.backfill.report\n"
              "assert 'exporter.reconstruct.pipeline' not in sys.modules\n"
+             "assert 'yaml' not in sys.modules\n"
              "print(os.environ.get('_RJEM_MALLOC_CONF'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
