@@ -5,7 +5,8 @@ runs promtool on it (hashing the file while promtool reads it), checks the block
 window (sample count, time range) and sets the file aside for the next window to overwrite
 (unless asked to keep it), then takes the next. So at any moment at most ``workers`` files exist:
 the extra disk of a run, beyond its blocks, is bounded by the text of ``workers`` windows, not by
-the whole history (docs/backfill.md), and no rendered text is held in memory (a window's rows are gathered only while its file is written).
+the whole history (docs/backfill.md), and no rendered text is held in memory (a window's rows
+are gathered only while its file is written).
 """
 
 from __future__ import annotations
@@ -109,9 +110,7 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
         written_at = max(written_at, time.perf_counter())
         if not tool:
             return _hashed(out, info)
-        hashed: list[WindowFile] = []
-        blocks = _run_promtool(tool, out, info, hours, stopping, beside=lambda: hashed.append(_hashed(out, info)))
-        info = replace(hashed[0], blocks=blocks)
+        info = _run_promtool(tool, out, info, hours, stopping)
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
             return info
@@ -241,17 +240,19 @@ class _SpareFiles:
             self._free.clear()
 
 
-def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event,
-                  beside: Callable[[], None]) -> tuple[str, ...]:
+def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event) -> WindowFile:
     """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
-    files go there too, via TMPDIR), then move its block(s) into ``blocks/``. Not started once
-    ``stop`` is set (the run is failing or interrupted). ``beside`` runs once promtool has started
-    (the window's sha256: work promtool does not wait for, off the path to its start)."""
+    files go there too, via TMPDIR), then move its block(s) into ``blocks/``; ``info`` comes back
+    hashed and with its blocks. The hash is taken once promtool has started (promtool does not
+    wait for it: it is off the path to promtool's start). Not started once ``stop`` is set (the
+    run is failing or interrupted)."""
     staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
     (staging / "tmp").mkdir(parents=True)
     command = promtool_command(out / info.path, staging, hours, tool)
+    hashed: list[WindowFile] = []  # filled by on_start, which runs once promtool has started
     done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
-                        on_start=lambda: (fault_point("backfill:promtool-running"), beside()), stop=stop)
+                        on_start=lambda: (fault_point("backfill:promtool-running"), hashed.append(_hashed(out, info))),
+                        stop=stop)
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
@@ -259,7 +260,7 @@ def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: thre
     for ulid in ulids:
         os.replace(staging / ulid, out / BLOCKS_DIR / ulid)
     shutil.rmtree(staging)
-    return tuple(ulids)
+    return replace(hashed[0] if hashed else _hashed(out, info), blocks=tuple(ulids))
 
 
 def _verify_blocks(blocks_dir: Path, info: WindowFile) -> None:

@@ -190,6 +190,22 @@ def test_a_block_missing_a_sample_is_an_error_and_nothing_is_published(timeline_
     assert not (tmp_path / "out").exists()
 
 
+def test_a_hash_failing_while_promtool_runs_stops_the_run_and_leaves_nothing(timeline_dir, tmp_path, promtool,
+                                                                            monkeypatch):
+    """A window's sha256 is taken while its promtool runs: when it fails, that promtool is killed,
+    the error is the run's, and nothing is published or left running."""
+    from exporter import children
+
+    def failing_hash(out, info):
+        raise OSError(f"cannot read {info.path} back")
+
+    monkeypatch.setattr(windows, "_hashed", failing_hash)
+    with pytest.raises(OSError, match=r"cannot read openmetrics/\S+\.om back"):
+        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=promtool, block_hours=54, now=NOW)
+    assert not children._live
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("keep", [False, True])
 def test_run_removes_the_window_files_unless_asked_to_keep_them(tmp_path, promtool, keep):
     from tests.core.crash_support import run_main
