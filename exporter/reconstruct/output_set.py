@@ -4,8 +4,9 @@ Each part of the set (exporter.reconstruct.outputs) is handed over as soon as it
 spans after the spans stage, the timeline after its grid, the families and audit.json at the end)
 and one background thread writes the parts in that order while the caller computes the next one:
 polars releases the GIL while it encodes and writes parquet, and the stages after the spans leave
-a core idle much of the time (BENCHMARKS.md, session 7). The caller may ``wait()`` for the writes
-before a step whose memory should not come on top of theirs. Each file is written by the
+a core idle much of the time (BENCHMARKS.md, session 7). The families go to a second thread: made
+before the timeline's write ends, they are written beside it, not after it (session 12). The
+caller may ``wait()`` for the writes before a step whose memory should not come on top of theirs. Each file is written by the
 same function from the same frame as when everything was written at the end, so its bytes do not
 depend on when it is written.
 
@@ -43,6 +44,7 @@ class OutputSet:
         self._stack = contextlib.ExitStack()
         self._staging: Path | None = None
         self._writer: SideThread | None = None
+        self._families_writer: SideThread | None = None
         self._writes: list[Future] = []
 
     def __enter__(self) -> OutputSet:
@@ -61,7 +63,7 @@ class OutputSet:
 
     def families(self, families: Mapping[str, pl.DataFrame]) -> None:
         """families/<name>.parquet for each family given (may be called more than once)."""
-        self._hand_over(outputs.write_families, families)
+        self._hand_over(outputs.write_families, families, families_thread=True)
 
     def closing(self, *, audit: dict, devices: pl.DataFrame | None = None, device_timeline: pl.DataFrame | None = None,
                 leadtime_timeline: pl.DataFrame | None = None) -> None:
@@ -81,10 +83,11 @@ class OutputSet:
         self._open()
         self._stack.close()
 
-    def _hand_over(self, write: Callable[..., None], *args: object) -> None:
+    def _hand_over(self, write: Callable[..., None], *args: object, families_thread: bool = False) -> None:
         self._open()
         self._raise_failed()
-        self._writes.append(self._writer.submit(write, self._staging, *args))
+        writer = self._families_writer if families_thread else self._writer
+        self._writes.append(writer.submit(write, self._staging, *args))
 
     def _open(self) -> None:
         if self._staging is None:
@@ -93,7 +96,8 @@ class OutputSet:
             # a failed write seen at exit (or Ctrl-C while waiting) cancels the queued ones; a write that
             # failed beside another failure is kept as a note on it (SideThread)
             self._writer = self._stack.enter_context(SideThread())
-            self._stack.push(self._settle)  # runs first on exit: before the writer stops and the staging goes
+            self._families_writer = self._stack.enter_context(SideThread())
+            self._stack.push(self._settle)  # runs first on exit: before the writers stop and the staging goes
 
     def _raise_failed(self) -> None:
         for write in self._writes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import polars as pl
 import pytest
 
@@ -71,6 +73,19 @@ def test_a_write_failure_seen_at_publish_cancels_the_writes_still_queued(tmp_pat
         outputs.publish()
     assert "queued" not in written  # before: it ran after the failure was known
     assert staging_leftovers(tmp_path) == []
+
+
+def test_the_families_are_written_while_the_writes_before_them_still_run(rec, tmp_path):
+    """The families have their own thread: made before the timeline's write ends, they do not wait for it."""
+    release = threading.Event()
+    with OutputSet(tmp_path / "out") as outputs:
+        outputs._hand_over(lambda directory: release.wait(30))  # e.g. timeline.parquet, still being written
+        outputs.families(rec.families)
+        outputs._writes[-1].result(timeout=10)  # serial after the first write, this would time out
+        assert not outputs._writes[0].done()
+        release.set()
+        outputs.publish()
+    assert rec.families and {path.stem for path in (tmp_path / "out" / "families").iterdir()} == set(rec.families)
 
 
 def test_an_error_while_reconstructing_discards_the_parts_already_written(snapshot, rec, tmp_path):
