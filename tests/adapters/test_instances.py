@@ -99,7 +99,7 @@ def test_null_terminated_at_and_late_deleted_at_end_at_the_terminate_event():
 
 
 def test_the_first_of_several_terminate_events_ends_the_instance():
-    # Only the terminated actions' owners are read (nova_instances._terminate_times); an instance's
+    # Only the terminated actions' owners are read (nova_instances._terminate_events); an instance's
     # other actions and another instance's terminate change nothing.
     late = instance(terminated_at=None, deleted_at=t("03-04 00:00"))
     other = instance(id=2, uuid="i2", terminated_at=None, deleted_at=None)
