@@ -101,9 +101,11 @@ def main(argv: list[str] | None = None) -> None:
 def skip_collections_at_exit() -> None:
     """At exit the OS takes the whole heap back at once: the interpreter's last collections would
     only walk every object to free what goes anyway (0.09 -> 0.04 s of CPU after backfill's last
-    promtool, BENCHMARKS.md session 12). Outputs are written, fsynced and closed before then, and
-    the interpreter still flushes stdout/stderr after the exit handlers. Registered before the
-    command loads its modules, so it runs after their exit handlers; once however often main runs."""
+    promtool, BENCHMARKS.md session 12). Every output is closed explicitly before then (backfill and
+    reconstruct also fsync theirs) and none relies on a finalizer of cyclic garbage; the interpreter
+    still flushes stdout/stderr after the exit handlers. Registered before the command loads its
+    modules, so it runs after their exit handlers (that saves walking what they free; correctness
+    does not depend on the order); once however often main runs."""
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
 

@@ -14,10 +14,9 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from exporter.columns import CONFIDENCES
-from exporter.configvalues import invalid_yaml, parse_datetime, read_text
+from exporter.configvalues import parse_datetime, read_text, yaml_document
 from exporter.errors import ConfigError
 
 ACTIONS = ("exclude", "set_pool", "set_node_type", "add_maintenance", "add_host")
@@ -73,10 +72,7 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
 
 def parse_rules(text: str, *, where: str = "rules") -> tuple[Rule, ...]:
     """Rules from YAML text: ``{rules: [rule, ...]}`` (an empty file holds none)."""
-    try:
-        document = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise invalid_yaml(err, where) from None
+    document = yaml_document(text, where, dates_as_text=False) or {}
     if not isinstance(document, dict) or set(document) - {"rules"}:
         raise ConfigError(f"{where}: top level must be a mapping with the one key 'rules'")
     raw = document.get("rules") or []
