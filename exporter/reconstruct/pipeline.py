@@ -111,6 +111,7 @@ def reconstruct_snapshot(snapshot_dir: Path, options: ReconstructOptions, progre
         # The spans' half of the hours' audit first (its transients stay off the lens's and the writes'
         # peaks), then the lens, beside timeline.parquet's write, and its families handed over at once:
         # their write runs beside the grid's half of the audit, not alone at the end (BENCHMARKS.md, session 12).
+        # So a lens that fails is reported before the invariants are checked; nothing is published either way.
         counted = audit_timeline.window_span_hours(span_set.spans, start=options.start, end=end, step=options.step,
                                                    snapshot_time=snapshot_time)
         times = [options.start + k * options.step for k in range(grid_size(start=options.start, end=end, step=options.step))]
