@@ -224,9 +224,11 @@ def test_the_exact_sums_need_whole_seconds_and_a_regular_grid():
                                                     known_until=pl.col("known_until").cast(pl.Float64))
     per_rank = {"w": np.array([1.0, 2.0])}
     t = np.arange(5) * 3600.0
-    assert lookahead._whole_step(windows, t, [3600.0], per_rank, ["w"]) is None  # microseconds: not whole
+    # microseconds since the epoch are whole, but reach past 2^50
+    assert lookahead._whole_step(windows, t, [3600.0], per_rank, ["w"]) is None
     seconds = windows.with_columns(pl.col(c) / 1e6 for c in ("start", "end", "known_from", "known_until"))
     assert lookahead._whole_step(seconds, t, [3600.0], per_rank, ["w"]) == 3600
+    assert lookahead._whole_step(seconds.with_columns(pl.col("end") + 0.5), t, [3600.0], per_rank, ["w"]) is None
     assert lookahead._whole_step(seconds, t, [1.5], per_rank, ["w"]) is None
     assert lookahead._whole_step(seconds, t, [3600.0], {"w": np.array([0.5])}, ["w"]) is None
     assert lookahead._whole_step(seconds, np.r_[t, 5 * 3600.0 + 1], [3600.0], per_rank, ["w"]) is None
