@@ -225,7 +225,8 @@ def _whole_step(windows: pl.DataFrame, t: np.ndarray, horizons: Sequence[float],
                 per_rank: dict[str, np.ndarray] | None, weights: Sequence[str]) -> int | None:
     """The grid's step in seconds when ``_exact_sums_at_times`` may sum the events: the grid times ``t``
     are 0, step, 2 step, ...; the windows' times and the horizons whole seconds, so every event time and
-    change is (sums and differences of whole numbers far below 2^52); the ranked weights whole. Else None."""
+    change is (sums and differences of whole numbers below 2^50, far below 2^53); the ranked weights
+    whole. Else None."""
     step = _regular_step(t)
     if step is None or per_rank is None:
         return None
