@@ -269,7 +269,7 @@ def _exact_sums_at_times(a: np.ndarray, dv: np.ndarray, rank: np.ndarray, per_ra
     sums: dict[str, np.ndarray] = {}
     for w in weights:
         plain, signed = per_rank[w][present], per_rank[f"{w}__ds"][present]
-        largest = float(np.abs(plain).max())
+        largest = float(np.abs(plain).max())  # of the signed factors too: per_rank[w__ds] is w × (±1)
         for suffix, factors, per_cell in (("v", plain, dvs), ("s", signed, count), ("sa", signed, seconds)):
             inside = largest * per_weight[suffix]
             if not inside < _EXACT:
