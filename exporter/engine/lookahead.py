@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from exporter.engine.runs import running_sums
+from exporter.heap import trim_heap
 
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
@@ -89,6 +90,7 @@ def lookahead_means_each(windows: pl.DataFrame, *, keys: Sequence[str], weights:
     with ThreadPoolExecutor(max_workers=2) as pool:
         means = dict(zip(parts, pool.map(lambda part: _means(
             by_key[part[0]], times, weights, horizons[part[1]].total_seconds(), last, per_rank, step), parts)))
+    trim_heap()  # the parts' freed sums, kept in glibc's arenas otherwise beneath the frames made next
     cell = np.arange(codes.height * times.height)
     labels = codes.select(keys)[cell // per_key]
     return [pl.concat([labels, pl.concat([means[key, h] for key in by_key])], how="horizontal")

@@ -18,7 +18,6 @@ import polars as pl
 
 from exporter.columns import LEVEL_COMMITTED, SPAN_RESOURCES, TIME, TIMELINE_RESOURCES
 from exporter.engine.lookahead import lookahead_means_each
-from exporter.heap import trim_heap
 from exporter.metrics import booked_ahead_name
 
 # allocations that cannot be placed in time or on a host are not bookings (reconstruct rejects them)
@@ -66,7 +65,6 @@ def booked_ahead(bookings_frame: pl.DataFrame, grid: Sequence[dt.datetime],
     order of the families' labels and time (site, node_type, horizon as text, timestamp)."""
     means = lookahead_means_each(bookings_frame, keys=("site", "node_type"), weights=RESOURCES, grid=grid,
                                  horizons=list(horizons.values()), also=node_types)
-    trim_heap()  # the parts' freed sums, kept in glibc's arenas otherwise beneath the frames made next
     parts = {name: frame.with_columns(horizon=pl.lit(name)) for name, frame in zip(horizons, means)}
     # Each part holds every key with every grid time, in (key, time) order: its slices per key,
     # interleaved, put the rows in the families' order without sorting 2.4 M rows per family; in
