@@ -16,6 +16,7 @@ magnitude is below 1e-9 of the key's largest are float residue of cancelled wind
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,6 +28,7 @@ from exporter.heap import trim_heap
 
 _RAMPS = ((0, 1.0), (1, -1.0), (2, -1.0), (3, 1.0))  # (breakpoint index, coefficient)
 RESIDUE = 1e-9
+log = logging.getLogger(__name__)
 _KEY = "__key"
 _RANK = "__rank"
 
@@ -125,6 +127,8 @@ def _means(coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: floa
     running = None
     if step is not None:
         running = _exact_sums_at_times(*arrays, per_rank, weights, times.get_column("t").to_numpy(), step)
+        if running is None:  # e.g. a sum past 2^53 (sites much larger than 500 x 10): the same bits, slower
+            log.debug("lookahead: %d events not summable exactly in place; summed sorted", len(arrays[0]))
     if running is None:
         running = _running_sums(*arrays, per_rank, weights)
     means = _means_searched(times, running, weights, h)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import warnings
 
@@ -202,8 +203,9 @@ def whole_windows(seed: int, weights: list[float]) -> pl.DataFrame:
 
 @pytest.mark.parametrize("seed, weights, exact", [(7, [0.0, 1.0, 48.0, 196608.0], True), (8, [0.0, 3.0], True),
                                                   (9, [1.0, 2.0**45], False)])
-def test_sums_of_whole_terms_in_any_order_are_the_sorted_sums_bit_for_bit(seed, weights, exact, monkeypatch):
-    # 2^45 × seconds over weeks passes 2^53: those parts keep the sorted sums
+def test_sums_of_whole_terms_in_any_order_are_the_sorted_sums_bit_for_bit(seed, weights, exact, monkeypatch, caplog):
+    # 2^45 × seconds over weeks passes 2^53: those parts keep the sorted sums, and say so in the debug log
+    caplog.set_level(logging.DEBUG, logger=lookahead.__name__)
     windows = whole_windows(seed, weights)
     grid = [D + h * H for h in range(24 * 30)]
     horizons = [dt.timedelta(days=1), dt.timedelta(hours=7), dt.timedelta(days=30)]
@@ -212,6 +214,7 @@ def test_sums_of_whole_terms_in_any_order_are_the_sorted_sums_bit_for_bit(seed, 
     monkeypatch.setattr(lookahead, "_exact_sums_at_times", lambda *args: taken.append(summed(*args)) or taken[-1])
     got = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
     assert taken and all((sums is not None) == exact for sums in taken)
+    assert any("summed sorted" in record.getMessage() for record in caplog.records) == (not exact)
     monkeypatch.setattr(lookahead, "_whole_step", lambda *_: None)  # every part sorted
     want = lookahead_means_each(windows, keys=["k"], weights=["w", "v"], grid=grid, horizons=horizons)
     assert [bits(f) for f in got] == [bits(f) for f in want]
