@@ -32,7 +32,9 @@ class SideThread:
         self._pool.shutdown(wait=True)
         if failure is None:
             return
+        noted = [failure]  # not the one a result() call re-raised, nor one a later job re-raised
         for job in self._jobs:
             error = None if job.cancelled() else job.exception()
-            if error is not None and error is not failure:  # not the one a result() call re-raised
+            if error is not None and not any(error is seen for seen in noted):
+                noted.append(error)
                 failure.add_note(f"a side thread failed too: {type(error).__name__}: {error}")

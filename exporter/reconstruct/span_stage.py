@@ -91,10 +91,12 @@ def spans_from_tables(
     # and stop windows, then the bookings and lead times, then the span audit (polars and numpy
     # release the GIL; neither chain alone keeps both cores busy). Only this thread writes to the books.
     with SideThread() as side:
-        levels, segments, instances, booked_job = _levels(
+        levels, segments, instances, booked_job, leadtime_job = _levels(
             books, frames, hosts, names, policy, side,
-            booked=functools.partial(_bookings_and_leadtimes, frames, site=site, context=context, policy=policy,
-                                     snapshot_time=snapshot_time, maintenance_projects=maintenance_projects),
+            booked=functools.partial(_bookings, site=site, context=context, policy=policy,
+                                     snapshot_time=snapshot_time),
+            lead_times=functools.partial(leadtime.lease_leadtimes, frames, site=site,
+                                         maintenance_projects=maintenance_projects),
             maintenance_projects=maintenance_projects, complete_since=pools.complete_since(history))
         outside_total = semantics.ondemand_hours_outside_total(levels["occupied"], levels["total"],
                                                                snapshot_time=snapshot_time)
@@ -119,6 +121,10 @@ def spans_from_tables(
         if devices is not None:
             devices = known(_in_span_order(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time)))
         every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
+        # The bookings are made before the audit on the side thread: read first (no wait), so their failure
+        # is raised before the audit's and the checks' below, as when they were made on this thread (it
+        # now comes after the kinds, sort and knowledge times: raising it before them would stop the overlap)
+        booked = booked_job.result()
         rejected, audit = audit_job.result()
         audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
         audit["ondemand_hours_outside_total"] = outside_total
@@ -135,7 +141,7 @@ def spans_from_tables(
         if devices is not None:
             audit["devices"] = devices_audit.device_evidence(frames, devices, rejected, history=device_history,
                                                              snapshot_time=snapshot_time)
-        booked, leadtimes = booked_job.result()
+        leadtimes = leadtime_job.result()
     return SpanSet(spans=spans, rejected=rejected, audit=audit, devices=devices, bookings=booked,
                    leadtimes=leadtimes)
 
@@ -149,16 +155,12 @@ def _canonical(levels: Mapping[str, pl.DataFrame], *, site: str, context: Mappin
                                        snapshot_time=snapshot_time, node_types=dict(policy.node_types))
 
 
-def _bookings_and_leadtimes(frames: Mapping[str, pl.LazyFrame], allocations: pl.DataFrame, instances: pl.DataFrame,
-                            *, site: str, context: Mapping[str, pl.LazyFrame], policy: Policy,
-                            snapshot_time: dt.datetime, maintenance_projects: Sequence[str],
-                            ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The bookings (with node types) and the lease lead times, which read them and the instances."""
+def _bookings(allocations: pl.DataFrame, *, site: str, context: Mapping[str, pl.LazyFrame], policy: Policy,
+              snapshot_time: dt.datetime) -> pl.DataFrame:
+    """The bookings of the allocation windows, with node types."""
     canonical = semantics.canonical_spans(bookings.booking_rows(allocations), site=site, context=context).collect()
-    booked = bookings.bookings(manual_rules.with_node_types(canonical, policy.rules, snapshot_time=snapshot_time,
-                                                            node_types=dict(policy.node_types)))
-    return booked, leadtime.lease_leadtimes(frames, instances, booked, site=site,
-                                            maintenance_projects=maintenance_projects)
+    return bookings.bookings(manual_rules.with_node_types(canonical, policy.rules, snapshot_time=snapshot_time,
+                                                          node_types=dict(policy.node_types)))
 
 
 def _counted(spans: pl.DataFrame) -> pl.DataFrame:
@@ -177,15 +179,16 @@ def _audited(books: SpanBooks, counted: pl.DataFrame, *, site: str, tables: Mapp
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, names: list[str],
             policy: Policy, side: SideThread, *,
-            booked: Callable[[pl.DataFrame, pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]],
+            booked: Callable[[pl.DataFrame], pl.DataFrame],
+            lead_times: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
             maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
-            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, Future]:
+            ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, Future, Future]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
     the instances' placement segments (for the audit); the instance windows (for lead times);
-    ``booked(allocations, instances)``'s job on ``side`` (the allocation windows are read once,
-    for the committed level and the bookings)."""
-    # The instance windows (then the stop windows, then ``booked``) do not depend on the host levels:
-    # ``side`` builds them meanwhile. Only this thread writes to the books.
+    the jobs on ``side`` of ``booked(allocations)`` and of ``lead_times(instances, bookings)`` (the
+    allocation windows are read once, for the committed level and the bookings)."""
+    # The instance windows (then the stop windows, the bookings and lead times) do not depend on the
+    # host levels: ``side`` builds them meanwhile. Only this thread writes to the books.
     instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
     inferred = None
     if policy.infer:
@@ -197,7 +200,10 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
                                             host_names=names)
     instances, segments = instance_job.result()
     stop_job = side.submit(semantics.stop_windows, frames, instances)
-    booked_job = side.submit(booked, allocations, instances)
+    booked_job = side.submit(booked, allocations)
+    # (one side thread, its jobs in order: the bookings are made when this job starts; a job apart, so a
+    # failure of the bookings is raised where they are read, before the audit's, and of the lead times last)
+    leadtime_job = side.submit(lambda: lead_times(instances, booked_job.result()))
     occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
     stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
     mask = masks.mask_spans(books, frames, reservable, committed, policy)
@@ -205,7 +211,7 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
                                     host_names=names)
     return {"total": total, "reservable": reservable, "committed": committed, "occupied": occupied,
             "stopped": stopped, "ondemand": ondemand, "mask": mask,
-            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, booked_job
+            "conflict": conflicts.conflict_windows(books.conflicts)}, segments, instances, booked_job, leadtime_job
 
 
 def _in_span_order(spans: pl.DataFrame) -> pl.DataFrame:
