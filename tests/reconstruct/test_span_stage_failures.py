@@ -15,7 +15,8 @@ from exporter.reconstruct.pipeline import spans_from_tables
 from exporter.sitegen import generate_site
 from tests.reconstruct.test_reconstruct import small_site, write_snapshot
 
-SIDE_JOBS = [(leadtime, "lease_leadtimes", "lead times broke"), (bookings, "bookings", "bookings broke")]
+SIDE_JOBS = [(leadtime, "lease_leadtimes", "lead times broke"), (auditing, "span_audit", "audit broke"),
+             (bookings, "bookings", "bookings broke")]
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,15 @@ def fails_with(error: Exception):
     def fail(*args, **kwargs):
         raise error
     return fail
+
+
+@pytest.mark.parametrize("module, name, message", SIDE_JOBS)
+def test_a_side_job_failing_reaches_the_caller(synthetic, monkeypatch, module, name, message):
+    tables, end = synthetic
+    monkeypatch.setattr(module, name, fails_with(ValueError(message)))
+    with pytest.raises(ValueError, match=message) as failure:
+        spans_from_tables(tables, site="synthetic", snapshot_time=end)
+    assert not getattr(failure.value, "__notes__", [])
 
 
 @pytest.mark.parametrize("module, name, message", SIDE_JOBS)
