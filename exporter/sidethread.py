@@ -27,7 +27,8 @@ class SideThread:
 
     def __exit__(self, kind, failure, traceback) -> None:
         if failure is not None:
-            for job in self._jobs:
+            # the last first: a job reading an earlier one's result never starts to find it cancelled
+            for job in reversed(self._jobs):
                 job.cancel()
         self._pool.shutdown(wait=True)
         if failure is None:
