@@ -127,8 +127,9 @@ def _means(coded: pl.DataFrame, times: pl.DataFrame, weights: list[str], h: floa
     running = None
     if step is not None:
         running = _exact_sums_at_times(*arrays, per_rank, weights, times.get_column("t").to_numpy(), step)
-        if running is None:  # e.g. a sum past 2^53 (sites much larger than 500 x 10): the same bits, slower
-            log.debug("lookahead: %d events not summable exactly in place; summed sorted", len(arrays[0]))
+    if running is None and len(arrays[0]):  # e.g. a sum past 2^53 (sites much larger than 500 x 10), or
+        # times or weights not whole (no step): the same bits, slower
+        log.debug("lookahead: %d events not summable exactly in place; summed sorted", len(arrays[0]))
     if running is None:
         running = _running_sums(*arrays, per_rank, weights)
     means = _means_searched(times, running, weights, h)

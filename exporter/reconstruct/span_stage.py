@@ -121,9 +121,10 @@ def spans_from_tables(
         if devices is not None:
             devices = known(_in_span_order(span_kinds.with_kinds(devices, policy.rules, snapshot_time=snapshot_time)))
         every_span = spans if devices is None else pl.concat([spans, devices], how="vertical")
-        # The bookings are made before the audit on the side thread: read first (no wait), so their failure
-        # is raised before the audit's and the checks' below, as when they were made on this thread (it
-        # now comes after the kinds, sort and knowledge times: raising it before them would stop the overlap)
+        # The bookings are made before the audit on the side thread: read first (no extra wait: the audit
+        # job comes after them), so their failure is raised before the audit's and the checks' below, as
+        # when they were made on this thread (it now comes after the kinds, sort and knowledge times:
+        # raising it before them would stop the overlap)
         booked = booked_job.result()
         rejected, audit = audit_job.result()
         audit["conflicts"] = conflicts.conflict_audit(spans, rejected, books.all_clipped())
