@@ -195,7 +195,8 @@ def _size_backwards(segments: list[Segment], instance: Mapping, embedded: Mappin
 
 def _first_row_each(instances: pl.DataFrame) -> pl.DataFrame:
     """The first row of each instance (rows without a uuid count as one). Where several rows share a
-    uuid (a corrupt table) and the rows name their source, the first by (source_table, source_id):
+    uuid (a corrupt table) and the rows name their source, the first by (source_table, source_id;
+    ids are text, compared as text):
     the joins upstream do not keep row order from run to run, and the output must not follow it.
     (is_first_distinct keeps the rows unique() keeps, in 0.4x its CPU.)"""
     unique = instances.filter(pl.col("entity_id").is_first_distinct())
