@@ -240,13 +240,14 @@ def test_an_instance_with_several_rows_is_placed_by_its_first_source_row_whateve
     # to run, so the row placing the instance is the first by (source_table, source_id), not by position;
     # ids are text (adapters.common.ID), compared as text.
     rows = pl.DataFrame({
-        "source_table": ["nova.shadow_instances", "nova.instances", "nova.instances"], "source_id": ["1", "10", "3"],
-        "entity_id": ["i1", "i1", "i2"], "hypervisor_hostname": ["h5", "h10", "h2"],
-        "start": [t("03-01 00:00")] * 3, "end": [t("03-02 00:00")] * 3, "vcpus": [5.0, 7.0, 3.0],
-        "memory_mb": [1.0] * 3, "disk_gb": [1.0] * 3, "vm_state": ["active"] * 3})
+        "source_table": ["nova.shadow_instances", "nova.instances", "nova.instances", "nova.instances"],
+        "source_id": ["1", "9", "10", "3"],
+        "entity_id": ["i1", "i1", "i1", "i2"], "hypervisor_hostname": ["h5", "h9", "h10", "h2"],
+        "start": [t("03-01 00:00")] * 4, "end": [t("03-02 00:00")] * 4, "vcpus": [5.0, 9.0, 7.0, 3.0],
+        "memory_mb": [1.0] * 4, "disk_gb": [1.0] * 4, "vm_state": ["active"] * 4})
     named = {name: frame.lazy() for name, frame in tables(
         instances=instances(instance()), instance_actions=actions(), instance_actions_events=events()).items()}
-    for order in ([0, 1, 2], [1, 0, 2], [2, 1, 0]):
+    for order in ([0, 1, 2, 3], [1, 0, 3, 2], [3, 2, 1, 0]):
         segments = placement_segments(named, rows[order])
         assert sorted(segments.select("entity_id", "hypervisor_hostname", "vcpus").rows()) == [
             ("i1", "h10", 7.0), ("i2", "h2", 3.0)], order
