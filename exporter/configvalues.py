@@ -57,15 +57,14 @@ def invalid_yaml(err: yaml.YAMLError, where: str) -> ConfigError:
     return ConfigError(f"{where}:{f' line {mark.line + 1}' if mark else ''} is not valid YAML")
 
 
-def yaml_document(text: str, where: str, *, dates_as_text: bool = True) -> object:
-    """The YAML document in ``text`` (its dates kept as text unless ``dates_as_text`` is False: safe
-    YAML's dates), or :func:`invalid_yaml`'s error. yaml loads here, not with this module: a command
-    reading no YAML file (backfill without --site) does not pay its import (~0.01 s of CPU before
-    the first promtool, BENCHMARKS.md session 12)."""
+def yaml_document(text: str, where: str) -> object:
+    """The YAML document in ``text``, its dates kept as text, or :func:`invalid_yaml`'s error. yaml
+    loads here, not with this module: a command reading no YAML file (backfill without --site)
+    does not pay its import (~0.01 s of CPU before the first promtool, BENCHMARKS.md session 12)."""
     import yaml
 
     try:
-        return yaml.load(text, Loader=_dates_as_text() if dates_as_text else yaml.SafeLoader)
+        return yaml.load(text, Loader=_dates_as_text())
     except yaml.YAMLError as err:
         raise invalid_yaml(err, where) from None
 

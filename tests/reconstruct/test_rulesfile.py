@@ -80,6 +80,8 @@ def test_an_empty_file_holds_no_rules(tmp_path):
     (("match: {hypervisor_hostname: node-7}", "match: {hostname: node-7}"), "match: unknown key(s) hostname"),
     (("to: 2024-02-01", "to: 2023-12-01"), "'to' (2023-12-01 00:00:00) is not after 'from'"),
     (("from: 2024-01-01", "from: January"), "from: 'January' is not a date"),
+    (("from: 2024-01-01", "from: 2024-02-30"), "from: '2024-02-30' is not a date"),  # a day that does not exist
+    (("date: 2024-05-02", "date: 2024-13-02"), "provenance.date: '2024-13-02' is not a date"),
     (("confidence: direct", "confidence: sure"), "confidence must be one of direct, inferred, assumed"),
     (("confidence: direct", "confidence: high"), "not 'high' (use 'direct': rules share the spans' confidence"),
     (("site: chi\n", ""), "missing site"),
