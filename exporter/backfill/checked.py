@@ -174,6 +174,9 @@ def _ranked_keys(frame: pl.DataFrame, codes: pl.Series) -> pl.DataFrame:
             .with_columns(rank=pl.int_range(pl.len(), dtype=pl.UInt32)))
 
 
+PACKED_BITS = 63  # the codes of SERIES_KEYS packed into one UInt64 while they fit
+
+
 def _series_codes(frame: pl.DataFrame) -> pl.Series:
     """A UInt64 per row naming its series: packed categorical codes of SERIES_KEYS (a single
     integer column keeps unique/join cheap on tens of millions of rows). The key columns are widened
@@ -182,7 +185,7 @@ def _series_codes(frame: pl.DataFrame) -> pl.Series:
     physical = [pl.col(name).to_physical().cast(pl.UInt64) for name in SERIES_KEYS]  # Enum/Categorical codes
     largest = frame.select(pl.col(SERIES_KEYS).to_physical().max()).row(0)
     bits = [max(int(value or 0).bit_length(), 1) for value in largest]
-    if sum(bits) > 63:  # a huge category cache: fall back to a dense rank of the tuple
+    if sum(bits) > PACKED_BITS:  # a huge category cache: fall back to a dense rank of the tuple
         return frame.select(pl.struct(physical).rank("dense").cast(pl.UInt64)).to_series()
     code = pl.lit(0, dtype=pl.UInt64)
     for column, width in zip(physical, bits):

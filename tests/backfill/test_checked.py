@@ -101,3 +101,14 @@ def test_the_ranked_keys_come_in_rank_order():
     shuffled = _two_sites(5, 3).sample(fraction=1.0, shuffle=True, seed=4)
     keys = checked.prechecked_timeline(shuffled).keys
     assert keys["rank"].to_list() == list(range(keys.height))
+
+
+def test_series_codes_past_the_packed_width_name_the_same_series(monkeypatch):
+    # The dense-rank fallback (a category cache too large to pack) groups the rows as the packed codes do.
+    frame = _two_sites(30, 20).with_columns(pl.col(checked.SERIES_KEYS).cast(pl.Categorical))
+    packed = checked._series_codes(frame)
+    monkeypatch.setattr(checked, "PACKED_BITS", 0)
+    ranked = checked._series_codes(frame)
+    pairs = pl.DataFrame({"packed": packed, "ranked": ranked}).unique()
+    assert pairs.height == packed.n_unique() == ranked.n_unique() == frame.select(checked.SERIES_KEYS).n_unique() > 1
+
