@@ -260,6 +260,7 @@ def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: thre
     for ulid in ulids:
         os.replace(staging / ulid, out / BLOCKS_DIR / ulid)
     shutil.rmtree(staging)
+    # (children.run calls on_start before it returns; hashing here too keeps that a speed matter only)
     return replace(hashed[0] if hashed else _hashed(out, info), blocks=tuple(ulids))
 
 

@@ -15,6 +15,7 @@ import re
 import stat
 import sys
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -194,15 +195,25 @@ def test_a_hash_failing_while_promtool_runs_stops_the_run_and_leaves_nothing(tim
                                                                             monkeypatch):
     """A window's sha256 is taken while its promtool runs: when it fails, that promtool is killed,
     the error is the run's, and nothing is published or left running."""
-    from exporter import children
+    pids = tmp_path / "pids"
+    wrapper = tmp_path / "pid-promtool"
+    wrapper.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec {promtool} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
 
     def failing_hash(out, info):
+        deadline = time.monotonic() + 10
+        while not pids.exists() and time.monotonic() < deadline:  # this window's promtool has started
+            time.sleep(0.01)
         raise OSError(f"cannot read {info.path} back")
 
     monkeypatch.setattr(windows, "_hashed", failing_hash)
     with pytest.raises(OSError, match=r"cannot read openmetrics/\S+\.om back"):
-        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=promtool, block_hours=54, now=NOW)
-    assert not children._live
+        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=54, now=NOW)
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert started
+    for pid in started:  # killed and reaped, not left running
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     assert not (tmp_path / "out").exists()
 
 
