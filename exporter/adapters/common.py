@@ -146,6 +146,22 @@ def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
     return text.alias(name)
 
 
+def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str = "entity_id") -> pl.DataFrame | pl.LazyFrame:
+    """The first row of each ``key`` (rows whose key is null count as one). Where rows name their
+    source (source_table, source_id: ids are text, compared as text), the first by that source,
+    not by position: the joins upstream hand rows over in an order that changes from run to run,
+    and which row stands for an entity must not. A frame in hand whose keys do not repeat is
+    returned without the sort (nothing to choose). docs/semantics.md "One row per instance"."""
+    first = pl.col(key).is_first_distinct()  # the rows unique(keep="first") keeps, in 0.4x its CPU
+    if isinstance(rows, pl.DataFrame):
+        kept = rows.filter(first)
+        if kept.height == rows.height:
+            return kept
+    if not {"source_table", "source_id"} <= set(rows.collect_schema().names()):  # the rules' own test frames
+        return rows.filter(first)
+    return rows.sort("source_table", "source_id", nulls_last=True, maintain_order=True).filter(first)
+
+
 def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:
     """The name of the first rule whose condition is true (a reason), else null."""
     expr = pl.lit(None, dtype=pl.String)

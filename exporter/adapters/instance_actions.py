@@ -39,10 +39,10 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], instances: pl.LazyFrame) ->
     # Only the instances that have such an action can own one: the first row of each of those (not
     # of every instance: 344k text keys hashed for 20k stops on the 500 x 10 site).
     acting = instances.filter(pl.col("entity_id").is_in(acted.get_column("entity_id").implode()))
-    owners = acting.select(
+    owners = common.first_row_each(acting).select(
         "entity_id", "hypervisor_hostname", "project_id", "reservation_id", "booking", "vcpus", "memory_mb",
         "disk_gb", pl.col("end").alias("instance_end"), pl.lit(True).alias("instance_found"),
-    ).unique("entity_id", keep="first", maintain_order=True)
+    )
     resumed = stops.filter(pl.col("at").is_not_null()).join_asof(
         resumes, left_on="at", right_on="resumed_at", by="entity_id", strategy="forward",
         allow_exact_matches=False, check_sortedness=False)

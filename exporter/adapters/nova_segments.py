@@ -193,19 +193,6 @@ def _size_backwards(segments: list[Segment], instance: Mapping, embedded: Mappin
             current = before
 
 
-def _first_row_each(instances: pl.DataFrame) -> pl.DataFrame:
-    """The first row of each instance (rows without a uuid count as one). Where several rows share a
-    uuid (a corrupt table) and the rows name their source, the first by (source_table, source_id;
-    ids are text, compared as text):
-    the joins upstream do not keep row order from run to run, and the output must not follow it.
-    (is_first_distinct keeps the rows unique() keeps, in 0.4x its CPU.)"""
-    unique = instances.filter(pl.col("entity_id").is_first_distinct())
-    if unique.height == instances.height or not {"source_table", "source_id"} <= set(instances.columns):
-        return unique
-    by_source = instances.sort("source_table", "source_id", nulls_last=True, maintain_order=True)
-    return by_source.filter(pl.col("entity_id").is_first_distinct())
-
-
 def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFrame, *,
                        priority: Mapping[str, Sequence[str]] | None = None) -> pl.DataFrame:
     """Segments of every instance in ``instances`` (entity_id, hypervisor_hostname = its row's
@@ -222,7 +209,7 @@ def placement_segments(tables: Mapping[str, pl.LazyFrame], instances: pl.DataFra
     movers = changes.filter(pl.col("event").is_in(list(placements.ARRIVALS)) | pl.col("event").is_in(
         ["compute_shelve_instance", "compute_shelve_offload_instance"])).select(
         pl.col("entity_id").unique()).collect().get_column("entity_id")
-    unique = _first_row_each(instances)
+    unique = common.first_row_each(instances)
     row_speaks = priority["host"][0] == ROW_HOST and ROW_SIZE in priority["size"]
     walked = unique.filter(pl.col("entity_id").is_in(movers.implode()) | pl.col("hypervisor_hostname").is_null()
                            | (not row_speaks))

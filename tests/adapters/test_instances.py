@@ -253,6 +253,21 @@ def test_an_instance_with_several_rows_is_placed_by_its_first_source_row_whateve
             ("i1", "h10", 7.0), ("i2", "h2", 3.0)], order
 
 
+def test_a_stop_takes_its_instances_first_source_row_whatever_the_row_order():
+    # The same rule as the segments' (adapters.common.first_row_each): a twin in the shadow table, and
+    # two rows of one uuid in the live table ('10' before '9' as text), in three arrival orders.
+    owners = pl.DataFrame({
+        "source_table": ["nova.shadow_instances", "nova.instances", "nova.instances"], "source_id": ["1", "9", "10"],
+        "entity_id": ["i1"] * 3, "hypervisor_hostname": ["h5", "h9", "h10"], "project_id": ["p1"] * 3,
+        "reservation_id": [None] * 3, "booking": ["ondemand"] * 3, "vcpus": [5.0, 9.0, 7.0],
+        "memory_mb": [1.0] * 3, "disk_gb": [1.0] * 3, "end": [t("03-04 00:00")] * 3})
+    named = tables(instances=instances(instance()), instance_actions=actions(
+        {"id": 1, "instance_uuid": "i1", "action": "stop", "start_time": t("03-01 05:00")}), instance_actions_events=events())
+    for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
+        windows = instance_actions.stop_windows(named, owners[order].lazy()).collect()
+        assert windows.select("hypervisor_hostname", "vcpus").rows() == [("h10", 7.0)], order
+
+
 def test_an_instance_with_several_rows_is_placed_by_its_first_row():
     # placement_segments keeps each uuid's first row (is_first_distinct, as unique(keep="first") did),
     # and the rows without a uuid are one instance: the first of them.
