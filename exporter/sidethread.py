@@ -12,7 +12,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 
 class SideThread:
-    """``with SideThread() as side: job = side.submit(fn, ...)``, like a one-thread ThreadPoolExecutor."""
+    """``with SideThread() as side: job = side.submit(fn, ...)``, like a one-thread ThreadPoolExecutor.
+
+    One worker: jobs run one at a time, in the order submitted, so a job may wait for an earlier
+    job's result (span_stage's lead times read the bookings) and never for a later one's."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1)

@@ -152,16 +152,20 @@ def _canonical(levels: Mapping[str, pl.DataFrame], *, site: str, context: Mappin
     """The canonical spans of every level, concatenated, with node types."""
     canonical = pl.collect_all(  # one query per level, run side by side
         [semantics.canonical_spans(rows, site=site, context=context) for rows in levels.values()])
-    return manual_rules.with_node_types(pl.concat(canonical, how="vertical"), policy.rules,
-                                       snapshot_time=snapshot_time, node_types=dict(policy.node_types))
+    return _with_node_types(pl.concat(canonical, how="vertical"), policy, snapshot_time)
 
 
 def _bookings(allocations: pl.DataFrame, *, site: str, context: Mapping[str, pl.LazyFrame], policy: Policy,
               snapshot_time: dt.datetime) -> pl.DataFrame:
     """The bookings of the allocation windows, with node types."""
     canonical = semantics.canonical_spans(bookings.booking_rows(allocations), site=site, context=context).collect()
-    return bookings.bookings(manual_rules.with_node_types(canonical, policy.rules, snapshot_time=snapshot_time,
-                                                          node_types=dict(policy.node_types)))
+    return bookings.bookings(_with_node_types(canonical, policy, snapshot_time))
+
+
+def _with_node_types(spans: pl.DataFrame, policy: Policy, snapshot_time: dt.datetime) -> pl.DataFrame:
+    """``spans`` with the operators' set_node_type (and add_host) rules applied (manual_rules.with_node_types)."""
+    return manual_rules.with_node_types(spans, policy.rules, snapshot_time=snapshot_time,
+                                        node_types=dict(policy.node_types))
 
 
 def _counted(spans: pl.DataFrame) -> pl.DataFrame:
