@@ -47,8 +47,7 @@ def run(command: list[str], *, env: dict[str, str] | None = None, on_start: Call
     caller's own "stopping" flag (set before it calls :func:`kill_all`); once it or a signal says
     stop, the child is not started, or killed at once, and :class:`Stopped` is raised.
     """
-    if _must_stop(stop):
-        raise Stopped()
+    raise_if_stopping(stop)
     if _setpriv:
         argv, preexec = [_setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_CHECK, "sh",
                          str(os.getpid()), *command], None
@@ -59,8 +58,7 @@ def run(command: list[str], *, env: dict[str, str] | None = None, on_start: Call
     with _guard:
         _live.add(process)
     try:
-        if _must_stop(stop):  # the stop came after the check above, and kill_all may have missed this child
-            raise Stopped()
+        raise_if_stopping(stop)  # the stop came after the check above, and kill_all may have missed this child
         if on_start is not None:
             on_start()
         out, err = process.communicate()
@@ -120,8 +118,11 @@ def _stop_with(exception: type[BaseException]):
     return on_signal
 
 
-def _must_stop(stop: threading.Event | None) -> bool:
-    return _stopping.is_set() or (stop is not None and stop.is_set())
+def raise_if_stopping(stop: threading.Event | None = None) -> None:
+    """:class:`Stopped` once a signal or the caller's own ``stop`` flag says stop (work between
+    children, e.g. backfill's renders, stops at the same flags as the children do)."""
+    if _stopping.is_set() or (stop is not None and stop.is_set()):
+        raise Stopped()
 
 
 def _kill(process: subprocess.Popen) -> None:

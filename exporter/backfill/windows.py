@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import hashlib
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from exporter.faults import fault_point
 from exporter.layout import BLOCKS_DIR, OPENMETRICS_DIR
 from exporter.metrics import ExtraFamily
 from exporter.progress import Progress
+from exporter.snapshots import file_sha256
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
@@ -96,16 +96,12 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
     started = time.perf_counter()
     written_at = started
 
-    def halt_if_stopping() -> None:
-        """A window's render stops at its next family once the run is failing or interrupted: the
-        pool's exit waits for it (a whole render took ~0.25 s of abort latency)."""
-        if stopping.is_set():
-            raise children.Stopped()
-
     def convert(start: dt.datetime, rows: Callable[[], pl.DataFrame]) -> WindowFile:
         nonlocal written_at
+        # the render stops at its next family once the run is failing or interrupted (the pool's exit
+        # waits for it: a whole render took ~0.25 s of abort latency)
         info = _write_window(out, rows(), prefixes, start, hours, extra=(extra_windows.get(start), declared),
-                             spares=spares, before_family=halt_if_stopping)
+                             spares=spares, before_family=lambda: children.raise_if_stopping(stopping))
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
@@ -194,8 +190,7 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
 def _hashed(out: Path, info: WindowFile) -> WindowFile:
     """``info`` with the sha256 of its file, read back from the page cache (no second copy of the
     text is kept; hashing the chunks polars hands over cost as much, BENCHMARKS.md)."""
-    with open(out / info.path, "rb") as handle:
-        return replace(info, sha256=hashlib.file_digest(handle, "sha256").hexdigest())
+    return replace(info, sha256=file_sha256(out / info.path))
 
 
 class _SpareFiles:
@@ -249,10 +244,15 @@ def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: thre
     staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
     (staging / "tmp").mkdir(parents=True)
     command = promtool_command(out / info.path, staging, hours, tool)
-    hashed: list[WindowFile] = []  # filled by on_start, which runs once promtool has started
+    hashed = None
+
+    def on_start() -> None:  # children.run calls it once promtool runs, before it returns
+        nonlocal hashed
+        fault_point("backfill:promtool-running")
+        hashed = _hashed(out, info)
+
     done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
-                        on_start=lambda: (fault_point("backfill:promtool-running"), hashed.append(_hashed(out, info))),
-                        stop=stop)
+                        on_start=on_start, stop=stop)
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
@@ -260,8 +260,7 @@ def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: thre
     for ulid in ulids:
         os.replace(staging / ulid, out / BLOCKS_DIR / ulid)
     shutil.rmtree(staging)
-    # (children.run calls on_start before it returns; hashing here too keeps that a speed matter only)
-    return replace(hashed[0] if hashed else _hashed(out, info), blocks=tuple(ulids))
+    return replace(hashed, blocks=tuple(ulids))
 
 
 def _verify_blocks(blocks_dir: Path, info: WindowFile) -> None:

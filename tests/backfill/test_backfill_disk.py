@@ -115,6 +115,7 @@ def test_text_on_disk_never_exceeds_the_windows_in_flight(timeline_dir, tmp_path
     manifest = json.loads((tmp_path / "work" / "out" / "backfill.json").read_text())
     assert [f["kept"] for f in manifest["files"]] == [False] * len(result.files)
     assert [f["sha256"] for f in manifest["files"]] == [f.sha256 for f in result.files]
+    assert all(len(f.sha256) == 64 for f in result.files)  # every window hashed (the render leaves it empty)
     assert sum(f["samples"] for f in manifest["files"]) == result.samples
 
 
