@@ -134,7 +134,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, environ: Mapping[str, st
     """Parse and validate a sites file (a site's ``${VAR}``s are resolved when it is used)."""
     path = Path(path)
     raw_text = read_text(path, "config file")
-    document = yaml_document(raw_text, f"config file {path}") or {}
+    document = yaml_document(raw_text, f"config file {path}")
     if not isinstance(document, dict):
         raise ConfigError(f"config file {path}: top level must be a mapping")
     unknown = set(document) - _TOP_KEYS

@@ -58,13 +58,14 @@ def invalid_yaml(err: yaml.YAMLError, where: str) -> ConfigError:
 
 
 def yaml_document(text: str, where: str) -> object:
-    """The YAML document in ``text``, its dates kept as text, or :func:`invalid_yaml`'s error. yaml
-    loads here, not with this module: a command reading no YAML file (backfill without --site)
-    does not pay its import (~0.01 s of CPU before the first promtool, BENCHMARKS.md session 12)."""
+    """The YAML document in ``text`` ({} for an empty, null or other falsy one), its dates kept as
+    text, or :func:`invalid_yaml`'s error. yaml loads here, not with this module: a command reading
+    no YAML file (backfill without --site) does not pay its import (~0.01 s of CPU before the first
+    promtool, BENCHMARKS.md session 12)."""
     import yaml
 
     try:
-        return yaml.load(text, Loader=_dates_as_text())
+        return yaml.load(text, Loader=_dates_as_text()) or {}
     except yaml.YAMLError as err:
         raise invalid_yaml(err, where) from None
 

@@ -71,7 +71,7 @@ def load_rules(path: str | Path) -> tuple[Rule, ...]:
 
 def parse_rules(text: str, *, where: str = "rules") -> tuple[Rule, ...]:
     """Rules from YAML text: ``{rules: [rule, ...]}`` (an empty file holds none)."""
-    document = yaml_document(text, where) or {}  # dates as text: parse_datetime names a bad one
+    document = yaml_document(text, where)  # dates as text: parse_datetime names a bad one
     if not isinstance(document, dict) or set(document) - {"rules"}:
         raise ConfigError(f"{where}: top level must be a mapping with the one key 'rules'")
     raw = document.get("rules") or []
