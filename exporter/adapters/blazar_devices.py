@@ -1,16 +1,17 @@
 """Blazar devices (CHI@Edge, Chameleon fork): device existence, hardware model, device allocations.
 
 A device exists (total) from its ``devices`` row's created_at to its deleted_at (soft delete only
-since May 2022: a device retired before has no row). It is reservable for the same window, except
-that ``reservable = 0`` (the k8s plugin marks a failing device unreservable; only the current value
-is stored) ends it at the row's updated_at. A device allocation naming a device with no row, whose
-window ends before the table is known to keep retired devices (``history_complete_since``: the
-earliest soft-deleted row, or the site's ``device_history_complete_since`` setting), is an
-allocation of a device retired before May 2022 (``retired_device``): it still counts, and names
-the device by its id. Its hardware model is its ``machine_name`` capability
-(set by Chameleon's inventory service doni); ``unknown`` when it has none. A device allocation is
-committed (maintenance for a maintenance project's lease) for its lease's window, as host
-allocations are (exporter.adapters.blazar_leases).
+since May 2022: a device retired before has no row). It is reservable for the same window;
+``reservable = 0`` (the k8s plugin marks a failing device unreservable; only the current value
+is stored) makes it maintenance from the row's updated_at (else created_at) on. A device
+allocation naming a device with no row, whose window ends before the table is known to keep
+retired devices (``history_complete_since``: the earliest soft-deleted row, or the site's
+``device_history_complete_since`` setting), is an allocation of a device retired before May
+2022 (``retired_device``): it still counts, and names the device by its id. Its hardware model
+is its ``machine_name`` capability (set by Chameleon's inventory service doni); ``unknown`` when
+it has none. A device allocation is committed (maintenance for a maintenance project's lease)
+for its lease's window, as host allocations are (exporter.adapters.blazar_leases).
+Rules in words: docs/semantics.md "Devices".
 """
 
 from __future__ import annotations

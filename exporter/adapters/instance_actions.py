@@ -2,7 +2,8 @@
 
 An instance is stopped from a successful stop, suspend, pause or shelve action until the next
 successful start, resume, unpause or unshelve action, or until the instance ends. An action is
-successful unless Nova marked it ``message = 'Error'``. The tables are declared in
+successful unless Nova marked it ``message = 'Error'`` or one of its events has result Error.
+Rules in words: docs/semantics.md "stopped". The tables are declared in
 ``nova_instances.READS``.
 """
 

@@ -26,7 +26,9 @@ FLAVOR_NAME_PATTERN = r'"flavor":\s*\{[^{}]*?"nova_object\.data":\s*\{[^{}]*?"na
 def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     """instance_uuid, reservation_id: one row per instance whose spec names a reservation.
 
-    The scheduler hint wins over the flavor name; unparseable JSON names none (on-demand).
+    The scheduler hint wins over the flavor name; a spec neither the patterns nor the JSON
+    parser read a reservation from names none (on-demand). Rule in words: docs/semantics.md
+    "occupied", Booking.
     Specs that never mention "reservation" are skipped; the others are matched by pattern (the
     hint first, the flavor name only where no hint) and only those the patterns miss are parsed
     as JSON. An instance with several specs takes a hint of any of them first, then a flavor

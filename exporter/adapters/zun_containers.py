@@ -6,9 +6,9 @@ device's name; unused: those rows were deleted at lease end). A container names 
 reservation in its ``annotations`` JSON (key ``zun.openstack.org/reservation_id``,
 ChameleonCloud/zun). A container holds its reservation's devices from created_at until updated_at
 when its status is final (Deleted: the k8s driver found its deployment gone, Error, Dead), else it
-is still there. It is stopped from a successful ``stop`` or ``pause`` action until the next
-successful ``start``/``unpause``/``restart`` or its end. Zun hard-deletes explicitly deleted
-containers with their actions and events (no trace at all), and by Chameleon's code also the
+is still there. It is stopped from a successful ``stop``, ``pause`` or ``kill`` action until the
+next successful ``start``/``unpause``/``reboot``/``restart`` or its end. Zun hard-deletes
+explicitly deleted containers with their actions and events (no trace at all), and by Chameleon's code also the
 Deleted ones (the k8s driver sets ``auto_remove``): docs/data-sources.md "Zun".
 """
 
