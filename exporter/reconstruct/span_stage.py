@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -92,11 +92,7 @@ def spans_from_tables(
     # release the GIL; neither chain alone keeps both cores busy). Only this thread writes to the books.
     with SideThread() as side:
         levels, segments, instances, booked_job, leadtime_job = _levels(
-            books, frames, hosts, names, policy, side,
-            booked=functools.partial(_bookings, site=site, context=context, policy=policy,
-                                     snapshot_time=snapshot_time),
-            lead_times=functools.partial(leadtime.lease_leadtimes, frames, site=site,
-                                         maintenance_projects=maintenance_projects),
+            books, frames, hosts, names, policy, side, site=site, context=context, snapshot_time=snapshot_time,
             maintenance_projects=maintenance_projects, complete_since=pools.complete_since(history))
         outside_total = semantics.ondemand_hours_outside_total(levels["occupied"], levels["total"],
                                                                snapshot_time=snapshot_time)
@@ -183,15 +179,13 @@ def _audited(books: SpanBooks, counted: pl.DataFrame, *, site: str, tables: Mapp
 
 
 def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.DataFrame, names: list[str],
-            policy: Policy, side: SideThread, *,
-            booked: Callable[[pl.DataFrame], pl.DataFrame],
-            lead_times: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
-            maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
+            policy: Policy, side: SideThread, *, site: str, context: Mapping[str, pl.LazyFrame],
+            snapshot_time: dt.datetime, maintenance_projects: Sequence[str], complete_since: dt.datetime | None,
             ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, pl.DataFrame, Future, Future]:
     """Spans of every stage, in order: total, reservable, committed, occupied, stopped, ondemand;
     the instances' placement segments (for the audit); the instance windows (for lead times);
-    the jobs on ``side`` of ``booked(allocations)`` and of ``lead_times(instances, bookings)`` (the
-    allocation windows are read once, for the committed level and the bookings)."""
+    the jobs on ``side`` of the bookings and of the lease lead times (the allocation windows are
+    read once, for the committed level and the bookings)."""
     # The instance windows (then the stop windows, the bookings and lead times) do not depend on the
     # host levels: ``side`` builds them meanwhile. Only this thread writes to the books.
     instance_job = side.submit(semantics.instance_windows, frames, policy.priority)
@@ -205,10 +199,12 @@ def _levels(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], hosts: pl.Data
                                             host_names=names)
     instances, segments = instance_job.result()
     stop_job = side.submit(semantics.stop_windows, frames, instances)
-    booked_job = side.submit(booked, allocations)
+    booked_job = side.submit(_bookings, allocations, site=site, context=context, policy=policy,
+                             snapshot_time=snapshot_time)
     # (one side thread, its jobs in order: the bookings are made when this job starts; a job apart, so a
     # failure of the bookings is raised where they are read, before the audit's, and of the lead times last)
-    leadtime_job = side.submit(lambda: lead_times(instances, booked_job.result()))
+    leadtime_job = side.submit(lambda: leadtime.lease_leadtimes(frames, instances, booked_job.result(), site=site,
+                                                                maintenance_projects=maintenance_projects))
     occupied = semantics.occupied_spans(books, instances, segments, committed, policy)
     stopped = semantics.stopped_spans(books, stop_job.result(), occupied, policy)
     mask = masks.mask_spans(books, frames, reservable, committed, policy)
