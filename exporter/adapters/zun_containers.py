@@ -119,11 +119,15 @@ def stop_reject_detail() -> pl.Expr:
 
 def _actions(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     """Successful actions: container, action, at, source_id (failed: its message is Error or an event has result Error)."""
+    # The action ids are INT on both sides (docs/data-sources.md "Zun"): joined as integers (common.JOIN_ID);
+    # the container uuids stay text.
     rows = common.table_rows(tables, ACTIONS, {
-        "id": common.ID, "action": common.TEXT, "container_uuid": common.ID, "start_time": common.WHEN,
+        "id": common.JOIN_ID, "action": common.TEXT, "container_uuid": common.ID, "start_time": common.WHEN,
         "created_at": common.WHEN, "message": common.TEXT})
-    events = common.table_rows(tables, "zun.container_actions_events", {"action_id": common.ID, "result": common.TEXT})
+    events = common.table_rows(tables, "zun.container_actions_events",
+                               {"action_id": common.JOIN_ID, "result": common.TEXT})
     failed = events.filter(pl.col("result") == "Error").select(pl.col("action_id").alias("id")).unique()
+    rows, failed = common.same_keys(rows, failed, "id")
     return rows.join(failed, on="id", how="anti").filter(pl.col("message").fill_null("") != "Error").select(
-        pl.col("id").alias("source_id"), pl.col("container_uuid").alias("container"),
+        pl.col("id").cast(pl.String).alias("source_id"), pl.col("container_uuid").alias("container"),
         pl.col("action").str.to_lowercase().alias("action"), pl.coalesce("start_time", "created_at").alias("at"))

@@ -284,3 +284,23 @@ def test_failed_actions_stop_nothing_and_kill_and_unpause_count():
     result = spans_from_tables(tables, site="t", snapshot_time=h(20))
     stopped = result.devices.filter(pl.col("level") == "stopped")
     assert stopped.select("start", "end").rows() == [(h(3), h(5))]
+
+
+@pytest.mark.parametrize("text_side", ["zun.container_actions", "zun.container_actions_events", None])
+def test_a_failed_action_is_found_whether_its_ids_are_stored_as_integers_or_text(text_side):
+    # the action ids are joined as integers (exporter.adapters.common.JOIN_ID); a dump may store one
+    # side as text: both are then compared as text. The stop at 2 h failed (its event says Error);
+    # the event of action "07" names no action (7 is spelt "7"), so the stop at 3 h still counts.
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[("a1", "d1", "R")],
+                     containers=[(1, "c1", "R", h(1), "Deleted", h(9))],
+                     actions=[(10, "c1", "stop", h(2)), (7, "c1", "stop", h(3)), (12, "c1", "start", h(5))])
+    tables["zun.container_actions_events"] = pl.DataFrame({"id": [1, 2], "action_id": ["10", "07"],
+                                                           "result": ["Error", "Error"]})
+    if text_side != "zun.container_actions_events":  # integers, but for the one text id no integer spells
+        tables["zun.container_actions_events"] = tables["zun.container_actions_events"].filter(
+            pl.col("action_id") == "10").with_columns(pl.col("action_id").cast(pl.Int64))
+    if text_side == "zun.container_actions":
+        tables[text_side] = tables[text_side].with_columns(pl.col("id").cast(pl.String))
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    stopped = result.devices.filter(pl.col("level") == "stopped")
+    assert stopped.select("start", "end", "source_id").rows() == [(h(3), h(5), "7/d1")], text_side
