@@ -41,7 +41,12 @@ def typed(frame: pl.LazyFrame | pl.DataFrame, columns: Mapping[str, str], *, tab
     SchemaError naming ``table.column``: reinterpreting it would be a silent wrong number.
     """
     lazy = frame.lazy()
-    schema = dict(lazy.collect_schema())
+    return _typed(lazy, lazy.collect_schema(), columns, table)
+
+
+def _typed(lazy: pl.LazyFrame, stored: pl.Schema, columns: Mapping[str, str], table: str) -> pl.LazyFrame:
+    """``typed`` of ``lazy``, whose schema is ``stored`` (resolving a scan's schema reads its plan)."""
+    schema = dict(stored)
     for name, kind in columns.items():
         if not _readable_as(lazy, table, name, kind, schema.get(name)):
             del schema[name]  # all null (an all-NaN float column of a dump): read as absent
@@ -62,15 +67,18 @@ def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[
     ``shadow_twin``: the row is in a ``shadow_`` table and a row with its ``id`` is still in the
     main table (archived while being read, or archived twice) — the main table's row counts.
     JOIN_ID columns have one dtype across the tables (``same_keys``)."""
+    # Each table's schema is resolved once: its typed part's key dtypes follow from it.
+    stored = {name: tables[name].lazy().collect_schema() for name in names if name in tables}
     # A table with no columns (absent: exporter.reconstruct.span_stage stands in an empty frame) has no
     # rows either; left out, its twin flag does not hash every id of the main table for nothing.
-    parts = {name: typed(tables[name], columns, table=name).with_columns(pl.lit(name).alias("source_table"))
-             for name in names if name in tables and tables[name].lazy().collect_schema().len()}
+    parts = {name: _typed(tables[name].lazy(), schema, columns, name).with_columns(pl.lit(name).alias("source_table"))
+             for name, schema in stored.items() if schema.len()}
     if not parts:
         empty = typed(pl.LazyFrame(), columns)
         return empty.with_columns(pl.lit(None, dtype=pl.String).alias("source_table"), _NOT_A_TWIN)
     keys = [name for name, kind in columns.items() if kind == JOIN_ID]
-    parts = dict(zip(parts, _keys_alike(list(parts.values()), [keys] * len(parts))))
+    key_dtypes = [[_join_id_dtype(stored[name].get(key)) for key in keys] for name in parts]
+    parts = dict(zip(parts, _keys_alike(list(parts.values()), [keys] * len(parts), key_dtypes)))
     return pl.concat([_with_twin_flag(name, parts, columns) for name in parts], how="vertical")
 
 
@@ -78,7 +86,9 @@ def same_keys(left: pl.LazyFrame, right: pl.LazyFrame, left_on: str, right_on: s
               ) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """``left`` and ``right`` with their JOIN_ID columns of one dtype, to be joined: integers when both
     are, else both text (as ID reads them)."""
-    return tuple(_keys_alike([left, right], [[left_on], [right_on or left_on]]))
+    keys = [[left_on], [right_on or left_on]]
+    dtypes = [[frame.collect_schema()[names[0]]] for frame, names in zip((left, right), keys)]
+    return tuple(_keys_alike([left, right], keys, dtypes))
 
 
 def as_integer_id(text: pl.Expr) -> pl.Expr:
@@ -90,14 +100,23 @@ def as_integer_id(text: pl.Expr) -> pl.Expr:
     return pl.when(number.cast(pl.String) == text).then(number)
 
 
-def _keys_alike(frames: list[pl.LazyFrame], keys: list[list[str]]) -> list[pl.LazyFrame]:
-    """``frames`` with the i-th key column of each cast to text unless all of them are Int64."""
-    schemas = [frame.collect_schema() for frame in frames]
+def _keys_alike(frames: list[pl.LazyFrame], keys: list[list[str]], dtypes: list[list[pl.DataType]],
+                ) -> list[pl.LazyFrame]:
+    """``frames`` with the i-th key column of each (``keys[frame][i]``, of dtype ``dtypes[frame][i]``)
+    cast to text unless all of them are Int64."""
     for at in range(len(keys[0])):
-        if all(schema[names[at]] == pl.Int64 for schema, names in zip(schemas, keys)):
+        if all(frame_dtypes[at] == pl.Int64 for frame_dtypes in dtypes):
             continue
         frames = [frame.with_columns(pl.col(names[at]).cast(pl.String)) for frame, names in zip(frames, keys)]
     return frames
+
+
+def _join_id_dtype(stored: pl.DataType | None) -> pl.DataType:
+    """The dtype ``typed`` reads a JOIN_ID column stored as ``stored`` (None: absent) into: Int64 for
+    numbers (but UInt64, which may not fit) and for no values, else text."""
+    if stored is None or stored == pl.Null or stored.is_float() or (stored.is_integer() and stored != pl.UInt64):
+        return pl.Int64()
+    return pl.String()
 
 
 def _with_twin_flag(name: str, parts: Mapping[str, pl.LazyFrame], columns: Mapping[str, str]) -> pl.LazyFrame:
@@ -127,10 +146,11 @@ def _readable_as(lazy: pl.LazyFrame, table: str, name: str, kind: str, dtype: pl
 
 def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
     if dtype is None or dtype == pl.Null:
-        target = {ID: pl.String(), JOIN_ID: pl.Int64(), TEXT: pl.String(), NUMBER: pl.Float64(), WHEN: TIME}[kind]
+        target = {ID: pl.String(), JOIN_ID: _join_id_dtype(None), TEXT: pl.String(), NUMBER: pl.Float64(),
+                  WHEN: TIME}[kind]
         return pl.lit(None, dtype=target).alias(name)
     column = pl.col(name)
-    if kind == JOIN_ID and (dtype.is_float() or (dtype.is_integer() and dtype != pl.UInt64)):
+    if kind == JOIN_ID and _join_id_dtype(dtype) == pl.Int64:
         return column.cast(pl.Int64, strict=False).alias(name)  # a float id as ID reads it, less the text
     if kind == WHEN:
         if dtype == pl.String:
