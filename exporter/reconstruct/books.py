@@ -134,21 +134,10 @@ class SpanBooks:
         ``layers[0]`` wins everywhere it speaks. A lower row with no piece left is rejected as
         overridden; the lost part of the others is clipped hours with reason overridden.
         """
-        window = [*by, "start", "end", "original_start", "original_end", "_row"]
-        lazy_tombs = [None if t is None else t.lazy() for t in (tombstones or [None] * len(layers))]
-        painted = painter.paint([layer.lazy().select(window) for layer in layers], by=by,
-                                open_end=self.snapshot_time, tombstones=lazy_tombs)
-        out = []
+        painted = painter.paint(layers, by=by, open_end=self.snapshot_time, tombstones=tombstones)
         detail = pl.lit('{"overridden_by": "a higher-priority source"}')
-        for index, (layer, result) in enumerate(zip(layers, painted)):
-            if index == 0:
-                out.append(layer)
-                continue
-            rest = _first_per(layer.select("_row", *(c for c in layer.columns if c not in window)), ["_row"])
-            kept = (result.kept.collect().drop("trimmed")
-                    .join(rest, on="_row", how="left", maintain_order="left").select(layer.columns))
-            out.append(self._kept(layer, kept, rejected="overridden", clipped="overridden", detail=detail))
-        return out
+        return painted[:1] + [self._kept(layer, kept, rejected="overridden", clipped="overridden", detail=detail)
+                              for layer, kept in zip(layers[1:], painted[1:])]
 
     def excluded(self, spans: pl.DataFrame, *, rule_id: str, matched: pl.Expr, start: dt.datetime | None,
                  end: dt.datetime | None) -> pl.DataFrame:
@@ -278,14 +267,6 @@ def _survived(before: pl.DataFrame, after: pl.DataFrame) -> pl.Series:
     size = max(before.get_column("_row").max() or 0, after.get_column("_row").max() or 0) + 1
     flags = pl.zeros(size, dtype=pl.Boolean, eager=True).scatter(after.get_column("_row"), True)
     return flags.gather(before.get_column("_row"))
-
-
-def _first_per(frame: pl.DataFrame, identity: list[str]) -> pl.DataFrame:
-    """The first row of ``frame`` per ``identity``, in order; ``frame`` itself (no copy of its
-    columns) when every identity is there once, as it is unless a rule cut rows into pieces."""
-    if _one_row_per(frame, identity):
-        return frame
-    return frame.unique(identity, keep="first", maintain_order=True)
 
 
 def _one_row_per(frame: pl.DataFrame, keys: Sequence[str]) -> bool:

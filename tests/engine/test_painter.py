@@ -27,11 +27,14 @@ def interval(draw):
 layer = st.lists(interval(), max_size=5)
 
 
-def frame(rows) -> pl.LazyFrame:
-    return pl.LazyFrame({"k": [r[0] for r in rows],
+def frame(rows) -> pl.DataFrame:
+    """The rows as a layer (no raw window recorded: null original_start/original_end)."""
+    return pl.DataFrame({"k": [r[0] for r in rows],
                          "start": [T0 + timedelta(minutes=r[1]) for r in rows],
-                         "end": [None if r[2] is None else T0 + timedelta(minutes=r[2]) for r in rows]},
-                        schema={"k": pl.String, "start": pl.Datetime("us"), "end": pl.Datetime("us")})
+                         "end": [None if r[2] is None else T0 + timedelta(minutes=r[2]) for r in rows],
+                         "original_start": None, "original_end": None},
+                        schema={"k": pl.String, "start": pl.Datetime("us"), "end": pl.Datetime("us"),
+                                "original_start": pl.Datetime("us"), "original_end": pl.Datetime("us")})
 
 
 def minute_set(rows) -> set[tuple[str, int]]:
@@ -56,26 +59,26 @@ def test_each_minute_goes_to_the_highest_layer_that_speaks(layers, tombs):
     silenced: set[tuple[str, int]] = set()
     for index, (rows, result) in enumerate(zip(layers, painted)):
         own = minute_set(rows)
-        kept = minutes_of(result.kept.collect())
+        kept = minutes_of(result)
         assert set(kept) == own - silenced  # exactly what no higher layer (or tombstone) covers
-        assert set(minutes_of(result.overridden.collect())) == own & silenced
         silenced |= own | (minute_set(tombs[index]) if tombstones[index] is not None else set())
 
 
 @FAST
 @given(st.lists(layer, min_size=1, max_size=3))
-def test_per_interval_kept_plus_overridden_is_its_length(layers):
+def test_each_interval_keeps_once_each_of_its_minutes_no_higher_layer_covers(layers):
     painted = paint([frame(rows).with_row_index("row") for rows in layers], by=["k"], open_end=OPEN_END)
-    for rows, result in zip(layers, painted):
-        pieces = pl.concat([result.kept.collect(), result.overridden.collect()])
-        for row, (_, start, end) in enumerate(rows):
-            mine = pieces.filter(pl.col("row") == row)
-            assert len(minutes_of(mine)) == (HORIZON if end is None else end) - start
+    silenced: set[tuple[str, int]] = set()
+    for rows, kept in zip(layers, painted):
+        for row, interval in enumerate(rows):
+            mine = minutes_of(kept.filter(pl.col("row") == row))
+            assert sorted(mine) == sorted(minute_set([interval]) - silenced)
+        silenced |= minute_set(rows)
 
 
 def test_a_tombstone_ends_lower_layers_and_silence_yields():
     high = frame([("a", 0, 60)])
     low = frame([("a", 0, 200), ("b", 0, 30)])
     tomb = frame([("a", 60, 120)])
-    kept = paint([high, low], by=["k"], open_end=OPEN_END, tombstones=[tomb, None])[1].kept.collect()
+    kept = paint([high, low], by=["k"], open_end=OPEN_END, tombstones=[tomb, None])[1]
     assert sorted(minutes_of(kept)) == sorted([("a", m) for m in range(120, 200)] + [("b", m) for m in range(30)])
