@@ -41,14 +41,15 @@ def blazar_host_windows(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
 
 
 def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-    """computehost_id, name, value, created_at: one row per capability row, in any of the 3 schemas.
+    """computehost_id, name, value, created_at, source_id (the row's id): one row per capability row,
+    in any of the 3 schemas.
 
     The name is the row's own ``capability_name`` (oldest schema), else the name behind
     ``capability_id`` (extra_capabilities, Chameleon 2020-2024), else behind ``property_id``
     (resource_properties). Rows whose name cannot be resolved get a null name.
     """
     caps = common.table_rows(tables, "blazar.computehost_extra_capabilities", {
-        "computehost_id": common.ID, "capability_name": common.TEXT, "capability_id": common.ID,
+        "id": common.ID, "computehost_id": common.ID, "capability_name": common.TEXT, "capability_id": common.ID,
         "property_id": common.ID, "capability_value": common.TEXT, "created_at": common.WHEN,
         "updated_at": common.WHEN,
     })
@@ -61,6 +62,7 @@ def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         pl.coalesce("capability_name", "by_capability_id", "by_property_id").alias("name"),
         pl.col("capability_value").str.strip_chars().alias("value"),
         pl.coalesce("updated_at", "created_at").alias("created_at"),
+        pl.col("id").alias("source_id"),
     )
 
 
@@ -74,7 +76,7 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
     """hypervisor_hostname, node_type, gpus: one row per hostname seen in Blazar.
 
     Per hostname the newest non-empty value wins (newest computehosts row, then newest capability
-    row). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
+    row; equal times: the higher id as text, then the larger value). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
     finite number >= 0 ("nan", "inf", "-1", "two") is no GPU count: an older valid one wins.
     """
     count = pl.col("value").cast(pl.Float64, strict=False)
@@ -84,7 +86,8 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
     found = (
         capabilities.filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
         .join(hosts, on="computehost_id", how="inner")
-        .sort(["host_created", "created_at"], nulls_last=False)
+        # a total order: rows written at one moment must not leave the choice to the join's row order
+        .sort("host_created", "computehost_id", "created_at", "source_id", "value", nulls_last=False)
         .group_by("hypervisor_hostname")
         .agg(
             pl.col("value").filter(pl.col("name") == NODE_TYPE_CAPABILITY).last().alias("node_type"),

@@ -22,10 +22,11 @@ IRONIC = "ironic"
 
 
 def host_kinds(host_windows: pl.LazyFrame) -> pl.LazyFrame:
-    """hypervisor_hostname, is_kvm: a host is KVM when its newest known hypervisor_type is not ironic."""
+    """hypervisor_hostname, is_kvm: a host is KVM when its newest known hypervisor_type is not ironic
+    (rows starting at one moment: the last by source table, then row id as text)."""
     known = host_windows.filter(pl.col("hypervisor_type").is_not_null() & pl.col("hypervisor_hostname").is_not_null())
     return (
-        known.sort("start", nulls_last=False)
+        known.sort("start", "source_table", "source_id", "hypervisor_type", nulls_last=False)
         .group_by("hypervisor_hostname")
         .agg(pl.col("hypervisor_type").last())
         .select("hypervisor_hostname", (pl.col("hypervisor_type").str.to_lowercase() != IRONIC).alias("is_kvm"))

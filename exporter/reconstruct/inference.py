@@ -44,7 +44,9 @@ def commitments(instances: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *,
     key = ["reservation_id", "hypervisor_hostname"]
     eras = intervals.union_intervals(windows, by=key)  # an open window stays open (null end)
     owner = reserved.lazy().group_by(key).agg(
-        pl.col("project_id").first().alias("instance_project"),
+        # the earliest instance's (docs/semantics.md): ``instances`` arrive in a run-varying row order
+        pl.col("project_id").sort_by("start", "source_table", "source_id", nulls_last=True).first()
+        .alias("instance_project"),
         *(pl.col(c).max().alias(f"slot_{c}") for c in ("vcpus", "memory_mb", "disk_gb")))
     joined = (eras.join(owner, on=key, how="left")
               .join(leases.select("reservation_id", "lease_id", "project_id"), on="reservation_id", how="left"))
