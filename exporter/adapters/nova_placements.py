@@ -90,6 +90,12 @@ def service_hypervisors(tables: Mapping[str, pl.LazyFrame]) -> dict[str, str]:
     return {row["host"]: row["hypervisor_hostname"][0] for row in unique.iter_rows(named=True)}
 
 
+# After (entity_id, created_at), what orders migrations created at one moment: every other column, so
+# the latest one a move matches is the same whatever order the rows arrive in (docs/semantics.md).
+_MIGRATION_TIES = ("migration_type", "source_node", "dest_node", "old_instance_type_id", "new_instance_type_id",
+                   "status", "source_table")
+
+
 def migration_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
     """Moves that happened (not failed or in error): entity_id, created_at, type, nodes, flavor ids."""
     rows = common.typed_union(tables, ("nova.migrations", "nova.shadow_migrations"), {
@@ -97,7 +103,8 @@ def migration_rows(tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
         "source_node": common.TEXT, "dest_node": common.TEXT, "old_instance_type_id": common.ID,
         "new_instance_type_id": common.ID, "created_at": common.WHEN})
     return (rows.filter(~pl.col("status").fill_null("").is_in(["error", "failed", "cancelled"]))
-            .rename({"instance_uuid": "entity_id"}).sort("entity_id", "created_at").collect())
+            .rename({"instance_uuid": "entity_id"})
+            .sort("entity_id", "created_at", *_MIGRATION_TIES, nulls_last=True).collect())
 
 
 def flavor_sizes(tables: Mapping[str, pl.LazyFrame]) -> dict[str, tuple[float, float, float]]:

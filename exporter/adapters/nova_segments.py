@@ -228,7 +228,9 @@ def _walked_segments(tables: Mapping[str, pl.LazyFrame], walked: pl.DataFrame, c
     if not walked.height:  # no instance moved or lost its host: the change list is not built at all
         return pl.DataFrame(schema=SEGMENT_SCHEMA)
     wanted = walked.get_column("entity_id").implode()
-    by_change = (changes.filter(pl.col("entity_id").is_in(wanted)).sort("entity_id", "at", "event").collect()
+    # every column orders: changes at one moment must be walked in one order whatever the join hands over
+    by_change = (changes.filter(pl.col("entity_id").is_in(wanted))
+                 .sort("entity_id", "at", "event", "start", "service_host", "action", "scheduled", nulls_last=True).collect()
                  .partition_by("entity_id", as_dict=True))
     moves = placements.migration_rows(tables).filter(pl.col("entity_id").is_in(wanted))
     by_move = moves.partition_by("entity_id", as_dict=True)

@@ -8,7 +8,8 @@ import itertools
 import polars as pl
 
 from exporter.adapters import blazar_hosts, host_resources
-from tests.adapters.tables import capabilities, computehosts, t
+from exporter.adapters.nova_segments import placement_segments
+from tests.adapters.tables import actions, capabilities, compute_nodes, computehosts, events, instances, t, tables
 
 NODE_TYPE = "node_type"
 
@@ -40,3 +41,45 @@ def test_host_rows_starting_at_one_moment_give_one_hypervisor_kind_in_any_row_or
     for order in itertools.permutations(range(3)):
         kinds = host_resources.host_kinds(windows[list(order)].lazy()).collect()
         assert kinds.rows() == [("h1", False)], order  # nova.compute_nodes "9": ironic
+
+
+def _walked(named: dict, node: str | None, migrations: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The placement segments of one instance i1 (a row with ``node``) over ``named`` tables."""
+    row = pl.DataFrame({
+        "source_table": ["nova.instances"], "source_id": ["1"], "entity_id": ["i1"], "hypervisor_hostname": [node],
+        "start": [t("03-01 00:00")], "end": [t("03-02 00:00")], "vcpus": [1.0], "memory_mb": [1.0], "disk_gb": [1.0],
+        "vm_state": ["active"]}, schema_overrides={"hypervisor_hostname": pl.String})
+    lazy = {name: frame.lazy() for name, frame in tables(instances=instances(), **named).items()}
+    if migrations is not None:
+        lazy["nova.migrations"] = migrations.lazy()
+    return placement_segments(lazy, row).select("start", "hypervisor_hostname")
+
+
+def test_events_at_one_moment_name_one_host_in_any_row_order():
+    # A row without a node, placed by the host its events ran on: two reboots finishing at one moment on
+    # two service hosts. The first by (event, start, service host, action) names it: svc1 -> h1.
+    nodes = compute_nodes({"id": 1, "host": "svc1", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")},
+                          {"id": 2, "host": "svc2", "hypervisor_hostname": "h2", "created_at": t("01-01 00:00")})
+    acted = actions({"id": 1, "instance_uuid": "i1", "action": "reboot", "start_time": t("03-01 01:00")},
+                    {"id": 2, "instance_uuid": "i1", "action": "reboot", "start_time": t("03-01 01:00")})
+    reboot = {"event": "compute_reboot_instance", "start_time": t("03-01 01:05"), "finish_time": t("03-01 01:10"),
+              "result": "Success"}
+    ran = events({"action_id": 2, **reboot}, {"action_id": 1, **reboot}).with_columns(host=pl.Series(["svc2", "svc1"]))
+    for actions_order, events_order in itertools.product(([0, 1], [1, 0]), repeat=2):
+        named = dict(compute_nodes=nodes, instance_actions=acted[actions_order], instance_actions_events=ran[events_order])
+        assert _walked(named, None).rows() == [(t("03-01 00:00"), "h1")], (actions_order, events_order)
+
+
+def test_migrations_requested_at_one_moment_name_one_host_in_any_row_order():
+    # A resize with two migration rows requested at one moment: the segment before it takes the
+    # source node of the last of them by (type, source node, ...): h4, not h3.
+    acted = actions({"id": 1, "instance_uuid": "i1", "action": "resize", "start_time": t("03-01 01:00")})
+    ran = events({"action_id": 1, "event": "compute_finish_resize", "start_time": t("03-01 01:05"),
+                  "finish_time": t("03-01 01:10"), "result": "Success"})
+    moves = pl.DataFrame({
+        "instance_uuid": ["i1", "i1"], "migration_type": ["resize"] * 2, "status": ["confirmed"] * 2,
+        "source_node": ["h4", "h3"], "dest_node": ["h1", "h2"], "old_instance_type_id": ["1"] * 2,
+        "new_instance_type_id": ["2"] * 2, "created_at": [t("03-01 01:00")] * 2})
+    for order in ([0, 1], [1, 0]):
+        segments = _walked(dict(instance_actions=acted, instance_actions_events=ran), "h0", moves[order])
+        assert segments.rows() == [(t("03-01 00:00"), "h4"), (t("03-01 01:10"), "h0")], order
