@@ -166,13 +166,14 @@ def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
     return text.alias(name)
 
 
-def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str = "entity_id") -> pl.DataFrame | pl.LazyFrame:
-    """The first row of each ``key`` (rows whose key is null count as one). Where rows name their
+def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str | tuple[str, ...] = "entity_id",
+                   ) -> pl.DataFrame | pl.LazyFrame:
+    """The first row of each ``key`` (a column, or a tuple of them; rows whose key is null count as one). Where rows name their
     source (source_table, source_id: ids are text, compared as text), the first by that source,
     not by position: the joins upstream hand rows over in an order that changes from run to run,
     and which row stands for an entity must not. A frame in hand whose keys do not repeat is
     returned without the sort (nothing to choose). docs/semantics.md "One row per instance"."""
-    first = pl.col(key).is_first_distinct()  # the rows unique(keep="first") keeps, in 0.4x its CPU
+    first = (pl.col(key) if isinstance(key, str) else pl.struct(key)).is_first_distinct()  # as unique(keep="first"), 0.4x its CPU
     if isinstance(rows, pl.DataFrame):
         kept = rows.filter(first)
         if kept.height == rows.height:

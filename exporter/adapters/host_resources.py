@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.adapters import common
 from exporter.columns import UNKNOWN_NODE_TYPE
 
 INVENTORY = ("vcpus", "memory_mb", "disk_gb")
@@ -56,19 +57,24 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     vcpus, memory_mb, disk_gb); only rows with vcpus > 0 are candidates. Preference: the nova
     row covering the span's start, the Blazar row covering it, then the first nova / Blazar
     row starting later (a zero-inventory ironic host enrolled in Blazar a little after Nova),
-    then the last earlier nova / Blazar row; none -> 0.
+    then the last earlier nova / Blazar row; none -> 0. Rows of one source and host starting at one
+    moment: the first by (source table, row id as text) stands for them (``common.first_row_each``).
     ``spans`` is read twice and the results are put side by side, so its row order must be
     stable (an eager frame, or a plan without order-changing steps).
     """
     # Only the lookup keys go through the sort and the as-of joins; the result is row-aligned
     # with ``spans`` again (sorted back by ``_span``) and attached side by side.
     result = spans.select("hypervisor_hostname", "start").with_row_index("_span").sort("start")
+    # One row per (source, host, start): the as-of joins would pick among tied starts by row order.
+    counted = host_windows.filter(pl.col("vcpus") > 0).with_columns(
+        pl.col("source_table").str.split(".").list.first().alias("_source"))
+    counted = common.first_row_each(counted, ("_source", "hypervisor_hostname", "start"))
     choices, helpers = [], []
     for source in ("nova", "blazar"):
         for strategy in ("backward", "forward"):
             prefix = f"_{source}_{strategy}"
             candidates = (
-                host_windows.filter(pl.col("source_table").str.starts_with(source + ".") & (pl.col("vcpus") > 0))
+                counted.filter(pl.col("_source") == source)
                 .select("hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
                         pl.col("end").alias(f"{prefix}_to"), *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
                 .sort(f"{prefix}_from")

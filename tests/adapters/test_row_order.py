@@ -43,6 +43,36 @@ def test_host_rows_starting_at_one_moment_give_one_hypervisor_kind_in_any_row_or
         assert kinds.rows() == [("h1", False)], order  # nova.compute_nodes "9": ironic
 
 
+def test_host_rows_starting_at_one_moment_give_one_inventory_in_any_row_order():
+    # Two nova rows of h1 created at one moment (a duplicated compute node record), two Blazar rows
+    # later, also together: the first by (source table, row id as text) of each stands for them. A
+    # span at the nova rows' start takes nova "10" (covering); one before every row the first later
+    # nova row, "10" again; one in March the covering nova row.
+    at, later = t("01-02 00:00"), t("02-01 00:00")
+    windows = pl.DataFrame({
+        "source_table": ["nova.compute_nodes", "nova.compute_nodes", "blazar.computehosts", "blazar.computehosts"],
+        "source_id": ["9", "10", "8", "7"], "hypervisor_hostname": ["h1"] * 4, "start": [at, at, later, later],
+        "end": [None] * 4, "vcpus": [8.0, 16.0, 32.0, 64.0], "memory_mb": [1.0] * 4, "disk_gb": [1.0] * 4},
+        schema_overrides={"end": pl.Datetime("us")})
+    spans = pl.DataFrame({"hypervisor_hostname": ["h1"] * 3, "start": [at, t("01-01 00:00"), t("03-01 00:00")]})
+    for order in itertools.permutations(range(4)):
+        found = host_resources.inventory_at_start(spans.lazy(), windows[list(order)].lazy()).collect()
+        assert found.get_column("host_vcpus").to_list() == [16.0, 16.0, 16.0], order
+
+
+def test_blazar_rows_starting_at_one_moment_give_one_inventory_in_any_row_order():
+    # Without nova rows, two Blazar rows of h1 enrolled together: the first by row id as text ("10").
+    at = t("01-02 00:00")
+    windows = pl.DataFrame({
+        "source_table": ["blazar.computehosts"] * 2, "source_id": ["9", "10"], "hypervisor_hostname": ["h1"] * 2,
+        "start": [at, at], "end": [None, None], "vcpus": [32.0, 64.0], "memory_mb": [1.0] * 2, "disk_gb": [1.0] * 2},
+        schema_overrides={"end": pl.Datetime("us")})
+    spans = pl.DataFrame({"hypervisor_hostname": ["h1", "h1"], "start": [t("01-01 00:00"), at]})
+    for order in ([0, 1], [1, 0]):
+        found = host_resources.inventory_at_start(spans.lazy(), windows[order].lazy()).collect()
+        assert found.get_column("host_vcpus").to_list() == [64.0, 64.0], order
+
+
 def _walked(named: dict, node: str | None, migrations: pl.DataFrame | None = None) -> pl.DataFrame:
     """The placement segments of one instance i1 (a row with ``node``) over ``named`` tables."""
     row = pl.DataFrame({
