@@ -100,7 +100,7 @@ EVIDENCE_KINDS: dict[str, str] = {
     "blazar_history_absence": "Blazar's host history is complete then (docs/semantics.md, Pools) and holds no "
                               "row of the host",
     "blazar_allocation": "a blazar.computehost_allocations row (with its reservation and lease)",
-    "nova_instance": "a nova.instances row (shadow_ or cell0 copy included), split by its placement",
+    "nova_instance": "a nova.instances row (or its shadow_ archive copy), split by its placement",
     "nova_instance_action": "a nova.instance_actions stopping action (and the action that ended it)",
     "blazar_device": "a blazar.devices row",
     "blazar_device_allocation": "a blazar.device_allocations row (with its reservation and lease)",
