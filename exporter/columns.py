@@ -161,7 +161,8 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
 }
 
 # --- rejected input rows ------------------------------------------------------------------
-# The vocabulary of rejected.parquet's rejection_reason: a reason not listed here fails the run
+# The vocabulary of rejected.parquet's rejection_reason and of the audit's clipped hours: a reason
+# not listed here fails the run
 # (exporter.reconstruct.audit.check_reject_reasons). Adding a reason is one line here and its
 # entry in docs/semantics.md ("Rejection reasons").
 REJECT_REASONS: dict[str, str] = {

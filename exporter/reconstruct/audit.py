@@ -76,14 +76,15 @@ def check_sources(sources: list[dict]) -> None:
         raise InvariantViolation("accounting does not balance: " + "; ".join(failures), details=failures)
 
 
-def check_reject_reasons(rejected: pl.DataFrame) -> None:
-    """Raise InvariantViolation when a rejected row carries a reason outside REJECT_REASONS (a bug:
-    every reason must be documented and counted under a known name)."""
-    unknown = sorted(set(rejected.get_column("rejection_reason").unique().to_list()) - set(REJECT_REASONS))
-    if unknown:
-        raise InvariantViolation(f"rejection reason(s) {', '.join(map(str, unknown))} not in REJECT_REASONS "
-                                 f"(exporter/columns.py); add each with its meaning there and in docs/semantics.md",
-                                 details=unknown)
+def check_reject_reasons(rejected: pl.DataFrame, clipped: pl.DataFrame) -> None:
+    """Raise InvariantViolation when a rejected row or clipped hours carry a reason outside
+    REJECT_REASONS (a bug: every reason must be documented and counted under a known name)."""
+    for books, column in ((rejected, "rejection_reason"), (clipped, "reason")):
+        unknown = sorted(set(books.get_column(column).unique().to_list()) - set(REJECT_REASONS))
+        if unknown:
+            raise InvariantViolation(f"{column} {', '.join(map(str, unknown))} not in REJECT_REASONS "
+                                     f"(exporter/columns.py); add each with its meaning there and in "
+                                     f"docs/semantics.md", details=unknown)
 
 
 def check_invariants(audit: dict) -> None:

@@ -131,7 +131,7 @@ def spans_from_tables(
             context["kinds"].collect(), names)
         audit["services"] = nova_services.service_audit(frames)
         policy_module.policy_audit(audit, policy, books, spans, rejected)
-        auditing.check_reject_reasons(rejected)
+        auditing.check_reject_reasons(rejected, books.all_clipped())
         span_kinds.check_kinds(every_span)
         auditing.check_sources(audit["sources"])
         conflicts.check_conflicts(audit["conflicts"])
