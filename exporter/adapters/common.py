@@ -183,6 +183,14 @@ def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str | tuple[str, ...]
     return rows.sort("source_table", "source_id", nulls_last=True, maintain_order=True).filter(first)
 
 
+def in_row_id_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` by source_table, then source_id as a number, then as text (ties keep their order):
+    which of several rows with one window a merge keeps must not follow the run-varying order the
+    joins upstream hand rows over in. docs/semantics.md "Nothing is lost"."""
+    return rows.sort("source_table", pl.col("source_id").cast(pl.Int64, strict=False), "source_id",
+                     nulls_last=True, maintain_order=True)
+
+
 def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:
     """The name of the first rule whose condition is true (a reason), else null."""
     expr = pl.lit(None, dtype=pl.String)
