@@ -50,15 +50,42 @@ def site_hypervisor(kinds: pl.DataFrame, hostnames: list[str]) -> dict:
     return {"site": kind, "kvm_hosts": kvm, "ironic_hosts": ironic, "unknown_hosts": len(hostnames) - kvm - ironic}
 
 
+def _covering_rows(candidates: pl.LazyFrame, prefix: str) -> pl.LazyFrame:
+    """hypervisor_hostname, ``{prefix}_from``, ``{prefix}_{inventory}``: per host, the stretches
+    between the candidates' starts and ends, each with the inventory of the latest-starting row
+    covering it (null where none does).
+
+    An as-of join on these stretches finds the row covering an instant even when a later,
+    already ended row started after it (A [Jan, open), B [Mar, Apr): May is A's).
+    """
+    rows = candidates.select("hypervisor_hostname", "start", "end", *INVENTORY)
+    points = pl.concat([rows.select("hypervisor_hostname", pl.col("start").alias("point")),
+                        rows.select("hypervisor_hostname", pl.col("end").alias("point")).drop_nulls()]).unique()
+    covering = (
+        points.join(rows, on="hypervisor_hostname")
+        .filter((pl.col("start") <= pl.col("point")) & (pl.col("end").is_null() | (pl.col("end") > pl.col("point"))))
+        .sort("hypervisor_hostname", "point", "start", maintain_order=True)
+        .group_by("hypervisor_hostname", "point", maintain_order=True)
+        .agg(pl.col(c).last() for c in INVENTORY)
+    )
+    return (
+        points.join(covering, on=["hypervisor_hostname", "point"], how="left")
+        .select("hypervisor_hostname", pl.col("point").alias(f"{prefix}_from"),
+                *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
+        .sort(f"{prefix}_from")
+    )
+
+
 def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.LazyFrame:
     """``spans`` + host_vcpus, host_memory_mb, host_disk_gb: the host's inventory for each span.
 
     ``host_windows``: usable host evidence rows (source_table, hypervisor_hostname, start, end,
     vcpus, memory_mb, disk_gb); only rows with vcpus > 0 are candidates. Preference: the nova
-    row covering the span's start, the Blazar row covering it, then the first nova / Blazar
-    row starting later (a zero-inventory ironic host enrolled in Blazar a little after Nova),
-    then the last earlier nova / Blazar row; none -> 0. Rows of one source and host starting at one
-    moment: the first by (source table, row id as text) stands for them (``common.first_row_each``).
+    row covering the span's start (the latest-starting one when several do), the Blazar row
+    covering it, then the first nova / Blazar row starting later (a zero-inventory ironic host
+    enrolled in Blazar a little after Nova), then the last earlier nova / Blazar row; none -> 0.
+    Rows of one source and host starting at one moment: the first by (source table, row id as
+    text) stands for them (``common.first_row_each``).
     ``spans`` is read twice and the results are put side by side, so its row order must be
     stable (an eager frame, or a plan without order-changing steps).
     """
@@ -69,31 +96,27 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     counted = host_windows.filter(pl.col("vcpus") > 0).with_columns(
         pl.col("source_table").str.split(".").list.first().alias("_source"))
     counted = common.first_row_each(counted, ("_source", "hypervisor_hostname", "start"))
-    choices, helpers = [], []
     for source in ("nova", "blazar"):
+        candidates = counted.filter(pl.col("_source") == source)
+        lookups = {"covering": ("backward", _covering_rows(candidates, f"_{source}_covering"))}
         for strategy in ("backward", "forward"):
             prefix = f"_{source}_{strategy}"
-            candidates = (
-                counted.filter(pl.col("_source") == source)
-                .select("hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
-                        pl.col("end").alias(f"{prefix}_to"), *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
-                .sort(f"{prefix}_from")
-            )
-            result = result.join_asof(candidates, left_on="start", right_on=f"{prefix}_from",
+            lookups[strategy] = (strategy, candidates.select(
+                "hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
+                *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY)).sort(f"{prefix}_from"))
+        for name, (strategy, lookup) in lookups.items():
+            result = result.join_asof(lookup, left_on="start", right_on=f"_{source}_{name}_from",
                                       by="hypervisor_hostname", strategy=strategy, check_sortedness=False)
-            helpers += [f"{prefix}_from", f"{prefix}_to", *(f"{prefix}_{c}" for c in INVENTORY)]
-    covering = {
-        source: pl.col(f"_{source}_backward_from").is_not_null()
-        & (pl.col(f"_{source}_backward_to").is_null() | (pl.col(f"_{source}_backward_to") > pl.col("start")))
-        for source in ("nova", "blazar")
-    }
-    for column in INVENTORY:
-        choices.append(
-            pl.when(covering["nova"]).then(pl.col(f"_nova_backward_{column}"))
-            .when(covering["blazar"]).then(pl.col(f"_blazar_backward_{column}"))
-            .otherwise(pl.coalesce(f"_nova_forward_{column}", f"_blazar_forward_{column}",
-                                   f"_nova_backward_{column}", f"_blazar_backward_{column}", pl.lit(0.0)))
-            .alias(f"host_{column}"))
+    # A candidate's vcpus are > 0, so a null one means no row covers.
+    covering = {source: pl.col(f"_{source}_covering_vcpus").is_not_null() for source in ("nova", "blazar")}
+    choices = [
+        pl.when(covering["nova"]).then(pl.col(f"_nova_covering_{column}"))
+        .when(covering["blazar"]).then(pl.col(f"_blazar_covering_{column}"))
+        .otherwise(pl.coalesce(f"_nova_forward_{column}", f"_blazar_forward_{column}",
+                               f"_nova_backward_{column}", f"_blazar_backward_{column}", pl.lit(0.0)))
+        .alias(f"host_{column}")
+        for column in INVENTORY
+    ]
     inventory = result.select("_span", *choices).sort("_span").drop("_span")
     return pl.concat([spans, inventory], how="horizontal")
 

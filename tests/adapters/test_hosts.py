@@ -7,7 +7,7 @@ import pytest
 
 from exporter.adapters import blazar_hosts
 from exporter.reconstruct.pipeline import spans_from_tables
-from tests.adapters.tables import SNAPSHOT, capabilities, compute_nodes, computehosts, t, tables
+from tests.adapters.tables import SNAPSHOT, capabilities, compute_nodes, computehosts, instances, t, tables
 
 
 def run(**named):
@@ -47,6 +47,19 @@ def test_non_zero_nova_inventory_wins_over_blazar():
         compute_nodes=compute_nodes({"id": 1, "hypervisor_hostname": "h1", "vcpus": 48, "created_at": t("01-01 00:00")}),
         computehosts=computehosts({"id": "7", "hypervisor_hostname": "h1", "vcpus": 64, "created_at": t("01-01 00:00")}))
     assert level(result, "reservable")["vcpus"].to_list() == [48.0]
+
+
+def test_the_nova_row_covering_a_span_start_wins_over_a_later_row_that_has_ended():
+    # A [Jan, open) 48 vCPUs and B [Mar, Apr) 64: an instance from May on holds A's 48, the row
+    # covering its start, not B's, the latest-starting row before it.
+    result = run(
+        compute_nodes=compute_nodes(
+            {"id": 1, "hypervisor_hostname": "h1", "vcpus": 48, "created_at": t("01-01 00:00")},
+            {"id": 2, "hypervisor_hostname": "h1", "vcpus": 64, "created_at": t("03-01 00:00"),
+             "deleted_at": t("04-01 00:00")}),
+        instances=instances({"id": 1, "uuid": "i1", "node": "h1", "created_at": t("05-01 00:00"),
+                             "launched_at": t("05-01 00:00"), "terminated_at": t("05-02 00:00")}))
+    assert level(result, "occupied")["vcpus"].to_list() == [48.0]
 
 
 def test_hard_deleted_nova_history_survives_where_blazar_covers_it_and_is_reported():
