@@ -29,29 +29,27 @@ def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFram
     The scheduler hint wins over the flavor name; a spec neither the patterns nor the JSON
     parser read a reservation from names none (on-demand). Rule in words: docs/semantics.md
     "occupied", Booking.
-    Specs that never mention "reservation" are skipped; the others are matched by pattern (the
-    hint first, the flavor name only where no hint) and only those the patterns miss are parsed
-    as JSON. An instance with several specs takes a hint of any of them first, then a flavor
-    name, then what JSON parsing found (in row order within each).
+    Specs that never mention "reservation" are skipped. A spec's hint is read by pattern, else
+    by JSON parsing (only where the key "reservation" is present); only a spec with no hint is
+    searched for the flavor name, by pattern, else by JSON parsing. An instance with several
+    specs takes a hint of any of them first, then a flavor name (in row order within each).
     """
     specs = common.typed(request_specs, {"instance_uuid": common.ID, "spec": common.TEXT}).filter(
         pl.col("spec").str.contains("reservation", literal=True))
     # One pass, each step on the specs the earlier ones left unlinked (the others are null for it,
-    # and string functions skip nulls), so no pattern runs twice on a spec.
-    hint, flavor, parsed = pl.col("_hint"), pl.col("_flavor"), pl.col("_parsed")
-    rest = pl.when(hint.is_null()).then(pl.col("spec"))
+    # and string functions skip nulls), so no pattern or parse runs twice on a spec.
+    spec, hint, flavor = pl.col("spec"), pl.col("_hint"), pl.col("_flavor")
+    # A flavor name "reservation:<id>" never contains the quoted key, so KVM specs skip the parse.
+    hint_missed = pl.when(hint.is_null() & spec.str.contains('"reservation"', literal=True)).then(spec)
     linked = (
-        specs.with_columns(_hint=pl.col("spec").str.extract(HINT_PATTERN, 1))
-        .with_columns(_hint=_non_empty(hint))
-        .with_columns(_flavor=rest.str.extract(FLAVOR_NAME_PATTERN, 1))
-        .with_columns(_flavor=_non_empty(_reservation_of(flavor)))
-        .with_columns(_rest=pl.when(hint.is_null() & flavor.is_null()).then(pl.col("spec")))
-        .with_columns(_json_hint=pl.col("_rest").str.json_path_match(HINT_PATH),
-                      _json_flavor=pl.col("_rest").str.json_path_match(FLAVOR_NAME_PATH))
-        .with_columns(_parsed=pl.coalesce(_non_empty(pl.col("_json_hint")),
-                                          _non_empty(_reservation_of(pl.col("_json_flavor")))))
-        .select("instance_uuid", pl.coalesce(hint, flavor, parsed).alias("reservation_id"),
-                pl.when(hint.is_not_null()).then(0).when(flavor.is_not_null()).then(1).otherwise(2).alias("_tier"))
+        specs.with_columns(_hint=_non_empty(spec.str.extract(HINT_PATTERN, 1)))
+        .with_columns(_hint=pl.coalesce(hint, _non_empty(hint_missed.str.json_path_match(HINT_PATH))))
+        .with_columns(_flavor=_non_empty(_reservation_of(
+            pl.when(hint.is_null()).then(spec).str.extract(FLAVOR_NAME_PATTERN, 1))))
+        .with_columns(_flavor=pl.coalesce(flavor, _non_empty(_reservation_of(
+            pl.when(hint.is_null() & flavor.is_null()).then(spec).str.json_path_match(FLAVOR_NAME_PATH)))))
+        .select("instance_uuid", pl.coalesce(hint, flavor).alias("reservation_id"),
+                pl.when(hint.is_not_null()).then(0).otherwise(1).alias("_tier"))
     )
     return (linked.filter(pl.col("reservation_id").is_not_null()).sort("_tier", maintain_order=True)
             .filter(pl.col("instance_uuid").is_first_distinct()).drop("_tier"))

@@ -42,3 +42,17 @@ def test_a_hint_in_any_spec_of_an_instance_wins_over_a_flavor_name_in_an_earlier
                  {"instance_uuid": "a", "spec": spec(hint="R1")},
                  {"instance_uuid": "b", "spec": spec(flavor="reservation:R3")},
                  {"instance_uuid": "b", "spec": spec(flavor="reservation:R4")}) == {"a": "R1", "b": "R3"}
+
+
+def test_a_hint_only_json_parsing_reads_still_wins_over_a_flavor_name_in_the_same_spec():
+    # A nested object before the hint defeats the fast pattern; the flavor's pattern still matches.
+    data = {"nova_object.data": {"scheduler_hints": {"meta": {"k": "v"}, "reservation": ["r-hint"]},
+                                 "flavor": {"nova_object.data": {"name": "reservation:r-flavor"}}}}
+    assert links({"instance_uuid": "a", "spec": json.dumps(data)}) == {"a": "r-hint"}
+
+
+def test_a_hint_only_json_parsing_reads_wins_over_a_flavor_name_in_another_spec():
+    hidden = {"nova_object.data": {"scheduler_hints": {"meta": {}, "reservation": ["r-hint"]},
+                                   "flavor": {"nova_object.data": {"name": "baremetal"}}}}
+    assert links({"instance_uuid": "a", "spec": spec(flavor="reservation:r-flavor")},
+                 {"instance_uuid": "a", "spec": json.dumps(hidden)}) == {"a": "r-hint"}
