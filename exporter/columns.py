@@ -184,7 +184,8 @@ REJECT_REASONS: dict[str, str] = {
     "implausible_time": "a time before 2000-01-01, earlier than any OpenStack (a zeroed clock, epoch 0)",
     "non_finite_inventory": "its vcpus, memory or disk is NaN or infinite",
     "shelved_offloaded": "an instance's time while shelved and offloaded (it holds no host then)",
-    "under_commitment": "maintenance-mask (flag down) time while a lease held the host: the lease keeps it",
+    "under_commitment": ("maintenance-mask (flag down) or unreservable-device time while a lease held the host or "
+                         "device: the lease keeps it"),
     "reservable_pool": "on-demand pool evidence for a time the host was reservable (a Blazar row, inference "
                        "or a rule says so), which outranks it",
     "shared_service": "a nova-compute service fronting several nodes or Ironic nodes: it evidences none of them "

@@ -8,7 +8,8 @@ exporter.adapters.blazar_devices and zun_containers, in words in docs/semantics.
                allocation's start to its last one's end (source inference, model unknown)
 2. reservable  the same rows, into total (every device is a Blazar device)
 3. committed   device allocations in their lease window, into reservable     -> committed / maintenance;
-               a device now marked reservable = 0: maintenance from its updated_at, into reservable
+               a device now marked reservable = 0: maintenance from its updated_at, into reservable,
+               minus the time a lease holds it (under_commitment, as host masks)
 4. occupied    each container × every device its reservation holds (Zun stores no device: the
                reservation's devices count as occupied while any of its containers exists), clipped
                into that device's committed window (else orphan), merged per (reservation, device)
@@ -32,7 +33,7 @@ from exporter.columns import (
     LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_RESERVABLE, SPAN_SCHEMA, UNKNOWN_NODE_TYPE, conform,
 )
 from exporter.engine import intervals
-from exporter.reconstruct import inference
+from exporter.reconstruct import inference, masks
 from exporter.reconstruct.books import SpanBooks
 from exporter.timetype import TIME
 
@@ -59,6 +60,7 @@ def device_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], *, site: 
         allocations, detail=blazar_devices.allocation_reject_detail())), reservable, by=KEY)
     failing = books.clipped_into(books.merged(books.cut_at_snapshot(books.settled(
         _unreservable(windows), detail=detail)), by=KEY), reservable, by=KEY)
+    failing = masks.outside_commitments(books, failing, committed, by=KEY)
     slots = allocations.filter(pl.col("rejection_reason").is_null()).select(
         "reservation_id", "hypervisor_hostname", pl.col("entity_id").alias("device_id")).unique(maintain_order=True)
     containers = zun_containers.container_windows(frames).collect()

@@ -5,7 +5,8 @@ Maintenance is an overlay, not a consumer: a mask takes the host's time out of t
 pool's ``available`` part and into its ``maintenance`` leaf (the spans are level maintenance,
 with no lease). It never takes time a lease holds: mask time under a commitment (committed or a
 maintenance lease) stays the lease's, and is clipped with reason ``under_commitment``; so no leaf
-goes negative and the leaves stay a partition of total.
+goes negative and the leaves stay a partition of total. An unreservable CHI@Edge device's
+maintenance keeps the same rule (``outside_commitments``, used by device_levels).
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def mask_spans(books: SpanBooks, frames: Mapping[str, pl.LazyFrame], reservable:
                                        detail=blazar_flag.mask_reject_detail())
     painted = host_levels.painted(books, settled, ORDER, merge=True)
     inside = books.clipped_into(painted, reservable, by=HOST_KEY)
-    held = commitments.select(*HOST_KEY, "start", "end")
-    return books.clipped_into(inside, held, by=HOST_KEY, outside=True, reason="under_commitment",
+    return outside_commitments(books, inside, commitments, by=HOST_KEY)
+
+
+def outside_commitments(books: SpanBooks, masks: pl.DataFrame, commitments: pl.DataFrame,
+                        by: list[str]) -> pl.DataFrame:
+    """``masks`` minus the time a lease (committed or maintenance span of the same ``by`` key)
+    held the host or device: that time stays the lease's, clipped as ``under_commitment``, so the
+    reservable pool's available leaf never goes negative. Hosts' masks and unreservable devices."""
+    held = commitments.select(*by, "start", "end")
+    return books.clipped_into(masks, held, by=by, outside=True, reason="under_commitment",
                               clipped="under_commitment")

@@ -304,3 +304,17 @@ def test_a_failed_action_is_found_whether_its_ids_are_stored_as_integers_or_text
     result = spans_from_tables(tables, site="t", snapshot_time=h(20))
     stopped = result.devices.filter(pl.col("level") == "stopped")
     assert stopped.select("start", "end", "source_id").rows() == [(h(3), h(5), "7/d1")], text_side
+
+
+def test_an_unreservable_device_is_maintenance_only_where_no_lease_holds_it():
+    # d1 is marked unreservable at 4 h, inside its allocation [0, 10) h: the lease keeps [4, 10) h
+    # (as for a host's maintenance mask, under_commitment), maintenance runs from 10 h on.
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[("a1", "d1", "R")], containers=[])
+    tables["blazar.devices"] = tables["blazar.devices"].with_columns(
+        reservable=pl.lit(0), updated_at=pl.lit(h(4)))
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    spans = result.devices.sort("level", "start")
+    assert spans.filter(pl.col("level") == "committed").select("start", "end").rows() == [(h(0), h(10))]
+    assert spans.filter(pl.col("level") == "maintenance").select("start", "end").rows() == [(h(10), None)]
+    clipped = [e for e in result.audit["clipped"] if e["reason"] == "under_commitment"]
+    assert [e["source_table"] for e in clipped] == ["blazar.devices"]
