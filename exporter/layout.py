@@ -90,7 +90,8 @@ def load_snapshot(snapshot_dir: Path, *, columns: Mapping[str, Sequence[str]], e
     the wanted columns present) and the snapshot time.
 
     Each file's parquet footer is read now, so a truncated or non-parquet file fails here.
-    Snapshot time: the given one, else the manifest's, else the latest timestamp in the data.
+    Snapshot time: the given one, else the manifest's, else the latest recorded time in the data
+    (``RECORDED_TIMES``: not a lease's planned start or end).
     Raises SnapshotError for a missing directory, an unreadable file, a missing ``essential`` table,
     or (unless ``allow_incomplete``) a snapshot that is incomplete or differs from its manifest's
     hashes (:func:`verify_snapshot`). ``verify=False``: the caller runs that check itself (its
@@ -125,17 +126,26 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+# Columns that record when something happened (a row written, changed or deleted, an instance
+# launched or terminated, an action or event, an audit row). Plans are left out: a lease's
+# start_date/end_date may lie after the dump, and the snapshot time must not.
+RECORDED_TIMES = frozenset({"created_at", "updated_at", "deleted_at", "launched_at", "terminated_at",
+                            "start_time", "finish_time", "audit_event_time", "audit_changed_at"})
+
+
 def _latest_timestamp(tables: dict[str, pl.LazyFrame], snapshot_dir: Path) -> dt.datetime:
+    """A snapshot without manifest was taken no earlier than the latest recorded time in it."""
     latest = None
     for frame in tables.values():
-        stamps = [name for name, dtype in frame.collect_schema().items() if isinstance(dtype, pl.Datetime)]
+        stamps = [name for name, dtype in frame.collect_schema().items()
+                  if name in RECORDED_TIMES and isinstance(dtype, pl.Datetime)]
         if not stamps:
             continue
         value = frame.select(pl.max_horizontal(pl.col(stamps).max())).collect().item()
         if value is not None and (latest is None or value > latest):
             latest = value.replace(tzinfo=None)
     if latest is None:
-        raise SnapshotError(f"snapshot {snapshot_dir} has no manifest and no timestamps; pass --snapshot-time")
+        raise SnapshotError(f"snapshot {snapshot_dir} has no manifest and no recorded times; pass --snapshot-time")
     return latest
 
 

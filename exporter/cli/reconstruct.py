@@ -28,7 +28,7 @@ DEFAULT_START = f"{DEFAULT_HISTORY_START:%Y-%m-%d}"
               help="Timeline end (exclusive) [default: snapshot time floored to the step].")
 @click.option("--step", type=Duration(), default="1h", show_default=True, help="Timeline grid step.")
 @click.option("--snapshot-time", type=DateTime(), default=None,
-              help="Override the snapshot time (default: manifest, else the latest timestamp in the data).")
+              help="Override the snapshot time (default: manifest, else the latest recorded time in the data).")
 @click.option("--allow-incomplete", is_flag=True,
               help="Use a snapshot although a required table was not copied or a file fails the manifest's "
                    "sha256 check (warned about in the summary and audit.json).")

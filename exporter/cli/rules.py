@@ -22,7 +22,7 @@ def command() -> None:
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Rules file [default: the site's rules: from the config].")
 @click.option("--snapshot-time", type=DateTime(), default=None,
-              help="Override the snapshot time (default: manifest, else the latest timestamp in the data).")
+              help="Override the snapshot time (default: manifest, else the latest recorded time in the data).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def check(snapshot_dir, site_name, config_path, rules_path, snapshot_time, quiet) -> None:
     """Print, per rule, what it would change in SNAPSHOT_DIR: rows and hours excluded, overridden

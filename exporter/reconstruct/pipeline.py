@@ -46,7 +46,7 @@ class ReconstructOptions:
     """What to reconstruct: site name, timeline window [start, end) and step, maintenance projects.
 
     ``end=None``: the snapshot time floored to the step. ``snapshot_time=None``: from the
-    snapshot's manifest, else the latest timestamp in its data.
+    snapshot's manifest, else the latest recorded time in its data (layout.RECORDED_TIMES).
     """
 
     site: str

@@ -114,7 +114,18 @@ def test_snapshot_time_comes_from_the_manifest_else_the_latest_timestamp(tmp_pat
     rec = reconstruct_snapshot(with_manifest, OPTIONS)
     assert (rec.audit["snapshot_time"], rec.audit["snapshot_time_source"]) == ("2020-06-01T00:00:00", "manifest")
     dump = reconstruct_snapshot(write_snapshot(tmp_path / "d", small_site()), OPTIONS)
-    assert dump.audit["snapshot_time"] == "2020-03-05T00:00:00"  # the lease end, latest time in the data
+    # i1's terminated_at is the latest time recorded; the lease's end (03-05) is only planned
+    assert (dump.audit["snapshot_time"], dump.audit["snapshot_time_source"]) == ("2020-03-02T00:00:00",
+                                                                                  "max_timestamp")
+
+
+def test_a_lease_planned_to_end_after_the_dump_does_not_move_the_snapshot_time(tmp_path):
+    frames = small_site()
+    frames["blazar.leases"] = leases({"id": "L1", "start_date": t("03-01 00:00"), "end_date": dt.datetime(2030, 1, 1)})
+    dump = reconstruct_snapshot(write_snapshot(tmp_path / "d", frames), OPTIONS)
+    assert dump.audit["snapshot_time"] == "2020-03-02T00:00:00"
+    committed = dump.spans.filter(pl.col("level") == "committed")
+    assert committed["end"].to_list() == [t("03-02 00:00")]  # cut at the snapshot, as any span running past it
 
 
 def test_a_snapshot_failing_its_check_raises_the_checks_error_not_the_spans_stages(tmp_path):
