@@ -33,7 +33,7 @@ def commitments(instances: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *,
 
     ``instances``: the instance windows (nova_instances.instance_windows, collected).
     """
-    reserved = instances.filter(pl.col("rejection_reason").is_null() & (pl.col("booking") == BOOKING_RESERVATION))
+    reserved = reserved_instances(instances)
     leases = _lease_windows(frames)
     runs = reserved.lazy().select("reservation_id", "hypervisor_hostname", "start", "end")
     # Where the lease survives, its window is the commitment (instances outliving it by Blazar's
@@ -61,6 +61,12 @@ def commitments(instances: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *,
         .otherwise(pl.lit(LEVEL_COMMITTED)).alias("level"),
         pl.lit(None, dtype=pl.String).alias("rejection_reason"),
         "slot_vcpus", "slot_memory_mb", "slot_disk_gb").collect()
+
+
+def reserved_instances(instances: pl.DataFrame) -> pl.DataFrame:
+    """The instances inference reads: usable rows booked against a reservation. The knowledge
+    time of an inferred span (reconstruct.knowledge) is dated by the same rows."""
+    return instances.filter(pl.col("rejection_reason").is_null() & (pl.col("booking") == BOOKING_RESERVATION))
 
 
 def reservable_hosts(inferred: pl.DataFrame) -> pl.DataFrame:

@@ -3,8 +3,8 @@
 Rules (docs/semantics.md "Two time axes"), first match wins:
 - a span an operator's rule added or changed (``rule_id``): from the rule's provenance date;
 - an inferred span (source ``inference``): from the earliest ``created_at`` of the reserved
-  instances it was inferred from (same reservation and host; for an inferred reservable host, any
-  reserved instance on the host) until the latest ``deleted_at`` once all are deleted — for a
+  instances it was inferred from (``inference.reserved_instances``: usable rows only; same
+  reservation and host; for an inferred reservable host, any reserved instance on the host) until the latest ``deleted_at`` once all are deleted — for a
   retired edge device (evidence ``allocations_of_rowless_device``), of the device allocations
   naming it;
 - any other span: its source row's ``created_at`` (a trigger audit row: its ``audit_changed_at``)
@@ -25,7 +25,7 @@ from exporter.adapters import common
 from exporter.adapters.registry import declared_tables
 from exporter.columns import TIME
 from exporter.reconstruct.device_levels import RETIRED_EVIDENCE
-from exporter.reconstruct.inference import SOURCE as INFERENCE
+from exporter.reconstruct.inference import SOURCE as INFERENCE, reserved_instances
 from exporter.reconstruct.rulesfile import Rule
 
 _ROW = "__row"
@@ -57,7 +57,7 @@ def _special_times(special: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *,
     rule_dates = pl.DataFrame({"rule_id": [rule.id for rule in rules],
                                "rule_known": [dt.datetime.combine(rule.provenance.date, dt.time()) for rule in rules]},
                               schema={"rule_id": pl.String, "rule_known": TIME})
-    reserved = instances.lazy().filter(pl.col("reservation_id").is_not_null() & pl.col("created_at").is_not_null())
+    reserved = reserved_instances(instances).lazy()
     by_reservation = _evidence(reserved, ["reservation_id", "hypervisor_hostname"], "r")
     by_host = _evidence(reserved, ["hypervisor_hostname"], "h")
     by_device = _evidence(common.table_rows(frames, "blazar.device_allocations", {

@@ -48,7 +48,9 @@ def test_rule_and_inferred_spans_by_hand():
     frames = {"nova.instances": pl.LazyFrame({"id": [1, 2], "created_at": [D - 2 * H, D - 3 * H],
                                               "deleted_at": [D + 5 * H, None]})}
     instances = pl.DataFrame({"reservation_id": ["res", "res", "other"], "hypervisor_hostname": ["h1", "h1", "h1"],
-                              "created_at": [D + 2 * H, D + H, D - 9 * H], "deleted_at": [D + 7 * H, D + 8 * H, None]})
+                              "created_at": [D + 2 * H, D + H, D - 9 * H], "deleted_at": [D + 7 * H, D + 8 * H, None],
+                              "booking": ["reservation"] * 3, "rejection_reason": [None] * 3},
+                             schema_overrides={"rejection_reason": pl.String})
     rule = Rule(id="r1", site="s", action="add_host", match=(), start=None, end=None, confidence="direct",
                 provenance=Provenance(author="op", date=dt.date(2023, 5, 6), reason="inventory"))
     known = with_knowledge_times(spans, {k: v for k, v in frames.items()}, instances=instances, rules=(rule,),
@@ -61,6 +63,21 @@ def test_rule_and_inferred_spans_by_hand():
         (D + H, D + 8 * H),  # inferred commitment: its reservation's instances on the host
         (D - 9 * H, snapshot),  # inferred reservable host: any reserved instance on it, one still there
     ]
+
+
+def test_an_inferred_span_is_dated_only_by_the_instances_it_was_inferred_from():
+    # Two rows name reservation res on h1: a usable one [D + H, D + 8 H) and one rejected (never
+    # launched) created earlier and deleted later. Inference reads only the usable one, so the
+    # inferred span is known exactly while that one is shown.
+    spans = conform(pl.DataFrame({
+        "source_table": ["inference"], "source_id": [f"res@h1@{D:%Y%m%dT%H%M%S}"], "rule_id": [None],
+        "reservation_id": ["res"], "hypervisor_hostname": ["h1"], "start": [D + H], "end": [D + 8 * H]}), SPAN_SCHEMA)
+    instances = pl.DataFrame({"reservation_id": ["res", "res"], "hypervisor_hostname": ["h1", "h1"],
+                              "created_at": [D + H, D - 5 * H], "deleted_at": [D + 8 * H, D + 20 * H],
+                              "booking": ["reservation", "reservation"],
+                              "rejection_reason": [None, "never_effective"]})
+    known = with_knowledge_times(spans, {}, instances=instances, rules=(), snapshot_time=D + 100 * H)
+    assert known.select("known_from", "known_until").rows() == [(D + H, D + 8 * H)]
 
 
 def test_audit_rows_are_matched_on_their_audit_id_and_known_from_their_trigger_time():
