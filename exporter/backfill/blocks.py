@@ -100,7 +100,8 @@ def backfill(timeline_dir: str | Path, out_dir: str | Path, *, blocks: bool = Fa
     Files: ``openmetrics/<window start>_<hours>h.om``, ``blocks/<ULID>/`` and ``backfill.json``.
     With blocks made, each file is set aside once its block is verified, to be overwritten by a
     later window, and the files set aside are removed at the end, unless ``keep_openmetrics`` (the
-    manifest still lists each window's size and sha256). Without ``blocks``, or when promtool is
+    manifest still lists each window's size and its samples' sha256; the text's sha256 only for a
+    file kept). Without ``blocks``, or when promtool is
     missing, the files stay and the promtool commands are in the result (``commands``); a missing
     promtool with ``blocks=True`` leaves ``blocks_created`` False (the caller reports it: see
     :func:`require_blocks`). ``now`` defaults to the current UTC time. The extra series families
@@ -176,7 +177,7 @@ def _find_promtool(promtool: str | None) -> str | None:
 def _write_manifest(result: BackfillResult, directory: Path) -> None:
     """``backfill.json``: where history ends (cut-off) and what was written, for the live exporter."""
     document = {
-        "format": 1,
+        "format": 2,  # 2: samples_sha256 per window, and sha256 (of the text) null for a file not kept
         "job": result.job,
         "instance": result.instance,
         "step_seconds": result.step_seconds,
@@ -192,7 +193,8 @@ def _write_manifest(result: BackfillResult, directory: Path) -> None:
         "families": result.families or {},
         "blocks": len(result.blocks) if result.blocks_created else None,
         "files": [{"path": f.path, "window_start": iso(f.window_start), "window_end": iso(f.window_end),
-                   "samples": f.samples, "bytes": f.bytes, "sha256": f.sha256, "blocks": list(f.blocks),
+                   "samples": f.samples, "bytes": f.bytes, "samples_sha256": f.samples_sha256, "sha256": f.sha256,
+                   "blocks": list(f.blocks),
                    "kept": f.kept}
                   for f in result.files],
     }

@@ -1,9 +1,10 @@
 """One block window at a time: OpenMetrics text -> file -> promtool block -> block verified -> file set aside.
 
 Each of ``workers`` threads takes the next window, renders its text straight into its file,
-runs promtool on it (hashing the file while promtool reads it), checks the block against the
-window (sample count, time range) and sets the file aside for the next window to overwrite
-(unless asked to keep it), then takes the next. So at any moment at most ``workers`` files exist:
+runs promtool on it, checks the block against the window (sample count, time range) and sets
+the file aside for the next window to overwrite (unless asked to keep it), then takes the next.
+Each window's samples are hashed from its numbers (digest.samples_sha256); its text only when
+the file is kept (while promtool reads it). So at any moment at most ``workers`` files exist:
 the extra disk of a run, beyond its blocks, is bounded by the text of ``workers`` windows, not by
 the whole history (docs/backfill.md), and no rendered text is held in memory (a window's rows
 are gathered only while its file is written).
@@ -26,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from exporter import children
+from exporter.backfill.digest import samples_sha256
 from exporter.backfill.history import epoch_of, split_windows, window_rows
 from exporter.backfill.families import write_family_samples
 from exporter.backfill.openmetrics import EOF, sample_lines, sample_prefixes, write_samples
@@ -48,7 +50,8 @@ class WindowFile:
     window_end: dt.datetime
     samples: int
     bytes: int
-    sha256: str
+    samples_sha256: str  # of the samples, not their text (digest.samples_sha256, docs/backfill.md)
+    sha256: str | None  # of the text; None when the file was not kept (never hashed: nothing to check it against)
     blocks: tuple[str, ...] = ()  # ULIDs promtool created from this file
     kept: bool = True  # False: set aside once its block was verified (written over, or removed at the end)
 
@@ -106,7 +109,7 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
         written_at = max(written_at, time.perf_counter())
         if not tool:
             return _hashed(out, info)
-        info = _run_promtool(tool, out, info, hours, stopping)
+        info = _run_promtool(tool, out, info, hours, stopping, hash_text=keep_openmetrics)
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
             return info
@@ -165,10 +168,11 @@ def _gather(samples: pl.DataFrame, rows: pl.Series | None) -> Callable[[], pl.Da
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]],
                   spares: _SpareFiles, before_family: Callable[[], None] | None = None) -> WindowFile:
-    """Render one window's text (timeline families, then extra families) into its file; its
-    sha256 is left empty for :func:`_hashed` (promtool does not need it: it is taken while
-    promtool reads the file). ``spares``: a converted window's file, if one is free, becomes
-    this window's file and is overwritten in place (see _SpareFiles). ``before_family``: called
+    """Render one window's text (timeline families, then extra families) into its file and hash
+    its samples (digest.samples_sha256). The text's sha256 is left None, for :func:`_hashed` to
+    take only of a file that is kept (promtool does not need it: it is taken while promtool
+    reads the file). ``spares``: a converted window's file, if one is free, becomes this
+    window's file and is overwritten in place (see _SpareFiles). ``before_family``: called
     before each timeline family is rendered (openmetrics.write_samples)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
@@ -184,7 +188,8 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
         size = os.fstat(handle.fileno()).st_size
     return WindowFile(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
                       samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
-                      sha256="")
+                      samples_sha256=samples_sha256([lines] if extra_lines is None else [lines, extra_lines]),
+                      sha256=None)
 
 
 def _hashed(out: Path, info: WindowFile) -> WindowFile:
@@ -235,21 +240,23 @@ class _SpareFiles:
             self._free.clear()
 
 
-def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event) -> WindowFile:
+def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event, *,
+                  hash_text: bool) -> WindowFile:
     """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
     files go there too, via TMPDIR), then move its block(s) into ``blocks/``; ``info`` comes back
-    hashed and with its blocks. The hash is taken once promtool has started (promtool does not
-    wait for it: it is off the path to promtool's start). Not started once ``stop`` is set (the
-    run is failing or interrupted)."""
+    with its blocks and, with ``hash_text`` (the file is kept), its text's sha256. The hash is
+    taken once promtool has started (promtool does not wait for it: it is off the path to
+    promtool's start). Not started once ``stop`` is set (the run is failing or interrupted)."""
     staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
     (staging / "tmp").mkdir(parents=True)
     command = promtool_command(out / info.path, staging, hours, tool)
-    hashed = None
+    hashed = info
 
     def on_start() -> None:  # children.run calls it once promtool runs, before it returns
         nonlocal hashed
         fault_point("backfill:promtool-running")
-        hashed = _hashed(out, info)
+        if hash_text:
+            hashed = _hashed(out, info)
 
     done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
                         on_start=on_start, stop=stop)

@@ -9,6 +9,7 @@ sums the .om files in the directory each time promtool starts, and a thread poll
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -114,20 +115,31 @@ def test_text_on_disk_never_exceeds_the_windows_in_flight(timeline_dir, tmp_path
     assert list((tmp_path / "work" / "out" / "openmetrics").iterdir()) == []
     manifest = json.loads((tmp_path / "work" / "out" / "backfill.json").read_text())
     assert [f["kept"] for f in manifest["files"]] == [False] * len(result.files)
-    assert [f["sha256"] for f in manifest["files"]] == [f.sha256 for f in result.files]
-    assert all(len(f.sha256) == 64 for f in result.files)  # every window hashed (the render leaves it empty)
+    assert [f["sha256"] for f in manifest["files"]] == [None] * len(result.files)  # removed: text never hashed
+    assert [f["samples_sha256"] for f in manifest["files"]] == [f.samples_sha256 for f in result.files]
+    assert all(len(f.samples_sha256) == 64 for f in result.files)  # every window's samples hashed
     assert sum(f["samples"] for f in manifest["files"]) == result.samples
 
 
 def test_a_window_written_over_a_converted_file_is_the_same_text(timeline_dir, tmp_path, promtool):
     """With blocks, a worker writes its next window over its converted file (a spare); the text,
-    also of a shorter window written over a longer one, equals a fresh file's (backfill.json)."""
-    converted = backfill(timeline_dir, tmp_path / "blocks", blocks=True, promtool=promtool, block_hours=54, now=NOW,
-                         workers=1)
+    also of a shorter window written over a longer one, equals a fresh file's (a wrapper copies
+    each file promtool is given), and so do the manifest's samples digests."""
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    wrapper = tmp_path / "copying-promtool"
+    wrapper.write_text(f'#!/bin/sh\nfor a; do case "$a" in *.om) cp "$a" {copies}/;; esac; done\n'
+                       f'exec {promtool} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    converted = backfill(timeline_dir, tmp_path / "blocks", blocks=True, promtool=str(wrapper), block_hours=54,
+                         now=NOW, workers=1)
     fresh = backfill(timeline_dir, tmp_path / "fresh", block_hours=54, now=NOW)
     sizes = [f.bytes for f in fresh.files]
     assert sizes[-1] < max(sizes[:-1])  # the last window is written over a longer one
-    assert [(f.path, f.bytes, f.sha256) for f in converted.files] == [(f.path, f.bytes, f.sha256) for f in fresh.files]
+    assert [(f.path, f.bytes, f.samples_sha256) for f in converted.files] == \
+        [(f.path, f.bytes, f.samples_sha256) for f in fresh.files]
+    for window in fresh.files:
+        assert (copies / Path(window.path).name).read_bytes() == (tmp_path / "fresh" / window.path).read_bytes()
     assert list((tmp_path / "blocks" / "openmetrics").iterdir()) == []
 
 
@@ -194,8 +206,8 @@ def test_a_block_missing_a_sample_is_an_error_and_nothing_is_published(timeline_
 
 def test_a_hash_failing_while_promtool_runs_stops_the_run_and_leaves_nothing(timeline_dir, tmp_path, promtool,
                                                                             monkeypatch):
-    """A window's sha256 is taken while its promtool runs: when it fails, that promtool is killed,
-    the error is the run's, and nothing is published or left running."""
+    """A kept window's sha256 is taken while its promtool runs: when it fails, that promtool is
+    killed, the error is the run's, and nothing is published or left running."""
     pids = tmp_path / "pids"
     wrapper = tmp_path / "pid-promtool"
     wrapper.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec {promtool} \"$@\"\n")
@@ -209,7 +221,8 @@ def test_a_hash_failing_while_promtool_runs_stops_the_run_and_leaves_nothing(tim
 
     monkeypatch.setattr(windows, "_hashed", failing_hash)
     with pytest.raises(OSError, match=r"cannot read openmetrics/\S+\.om back"):
-        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=54, now=NOW)
+        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=54, now=NOW,
+                 keep_openmetrics=True)
     started = [int(pid) for pid in pids.read_text().split()]
     assert started
     for pid in started:  # killed and reaped, not left running
@@ -236,6 +249,9 @@ def test_run_removes_the_window_files_unless_asked_to_keep_them(tmp_path, promto
     on_disk = sorted(p.name for p in (out / "openmetrics").iterdir())
     assert on_disk == (sorted(Path(f["path"]).name for f in manifest["files"]) if keep else [])
     assert [f["kept"] for f in manifest["files"]] == [keep] * len(manifest["files"])
+    # the text's sha256 only for a file kept (the real one), null for one removed
+    assert [f["sha256"] for f in manifest["files"]] == [
+        hashlib.sha256((out / f["path"]).read_bytes()).hexdigest() if keep else None for f in manifest["files"]]
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -93,12 +93,15 @@ def test_counter_increase_over_whole_days_is_the_timelines_node_hours(pipeline):
     assert joined["want"].sum() > 0
 
 
-def test_rerunning_backfill_on_the_same_timeline_gives_identical_files(pipeline, tmp_path):
+def test_rerunning_backfill_on_the_same_timeline_gives_the_same_samples(pipeline, tmp_path):
+    """The pipeline's files were removed (blocks made): the re-run's kept files have the same
+    windows with the same samples (samples_sha256; docs/backfill.md "Verifying a re-run")."""
     result, _, _ = pipeline
     again = backfill(result.timeline_path, tmp_path, job=result.job, instance=result.instance,
                      origin=START)
     assert again.cutoff == result.cutoff
-    assert [(f.path, f.sha256) for f in again.files] == [(f.path, f.sha256) for f in result.files]
+    assert [(f.path, f.bytes, f.samples_sha256) for f in again.files] == \
+        [(f.path, f.bytes, f.samples_sha256) for f in result.files]
 
 
 def test_live_counters_continue_the_backfilled_ones_without_a_jump(pipeline):
