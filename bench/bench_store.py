@@ -6,9 +6,14 @@
 
 ``--base REV`` (or ``--baseline DIR``, a checkout of an earlier commit): that commit's
 ``backfill`` runs in the same rounds with this venv's interpreter (``PYTHONPATH``), side by side
-with this tree's, and every run's ``backfill.json`` must list the same windows with the same
-sha256 as the first run's (else the bench stops: the outputs differ). Every run reports wall and
-CPU (user+sys of the command and its promtool children, from ``getrusage(RUSAGE_CHILDREN)``).
+with this tree's. Every run reports wall and CPU (user+sys of the command and its promtool
+children, from ``getrusage(RUSAGE_CHILDREN)``).
+
+Outputs are proven equal without hashing any text in the timed runs: before the rounds, each
+revision runs once, untimed, with ``--keep-openmetrics``, and its files must equal the floor's
+(written by this tree) byte for byte; every timed run's ``backfill.json`` must then list the same
+windows with the same ``samples_sha256`` as its revision's untimed run (``sha256`` for a base
+revision older than that field). Else the bench stops: the outputs differ.
 
 One synthetic dense timeline (bench_backfill.synthetic: 9 node types x 8 leaves x 5 resources,
 hourly). Each round runs, in rotating order so load changes hit all three alike:
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import filecmp
 import json
 import os
 import resource
@@ -137,23 +143,46 @@ class Phases:
         return out
 
 
-def run_backfill(timeline: Path, work: Path, source: Path | None = None) -> tuple[float, int, list, dict]:
+def run_backfill(timeline: Path, work: Path, source: Path | None = None,
+                 kept_like: list[Path] | None = None) -> tuple[float, int, list, dict]:
+    """One ``backfill --blocks`` run: wall, peak .om text, the manifest's windows (path, samples,
+    digest: window_digest) and the phases. ``kept_like`` (the floor's files): run with
+    ``--keep-openmetrics`` and stop unless the files kept equal those byte for byte."""
     root = work / "bf"
     root.mkdir()
     env = {**os.environ, "PYTHONPATH": str(source)} if source else None
+    keep = ["--keep-openmetrics"] if kept_like is not None else []
     with Poller(root, interval=0.1) as poller:  # staging is a hidden sibling of --out; 0.1 s: little CPU taken
         started = time.perf_counter()
         command = subprocess.Popen([*CLI, "backfill", str(timeline), "--out", str(root / "out"), "--blocks",
-                                    "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=source)
+                                    "--quiet", *keep], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                   cwd=source)
         with Phases(command.pid) as phases:
             out, err = command.communicate()
         seconds = time.perf_counter() - started
     if command.returncode != 0:
         raise SystemExit(f"backfill failed ({command.returncode}): {err.decode()[-2000:]}")
     manifest = json.loads((root / "out" / "backfill.json").read_text())
+    if kept_like is not None:
+        stop_unless_identical(kept_like, root / "out" / "openmetrics")
     shutil.rmtree(root)
-    return (seconds, poller.peak, [(f["path"], f["samples"], f["sha256"]) for f in manifest["files"]],
+    return (seconds, poller.peak, [(f["path"], f["samples"], window_digest(f)) for f in manifest["files"]],
             phases.summary(started, started + seconds))
+
+
+def window_digest(entry: dict) -> str:
+    """A manifest window's samples_sha256, or for a revision older than that field its text's sha256."""
+    return entry["samples_sha256"] if "samples_sha256" in entry else entry["sha256"]
+
+
+def stop_unless_identical(expected: list[Path], directory: Path) -> None:
+    """Stop the bench unless ``directory`` holds exactly the files ``expected``, byte for byte."""
+    names = sorted(path.name for path in directory.iterdir())
+    if names != sorted(path.name for path in expected):
+        raise SystemExit(f"the kept files {names} are not the floor's {sorted(p.name for p in expected)}")
+    differing = [path.name for path in expected if not filecmp.cmp(path, directory / path.name, shallow=False)]
+    if differing:
+        raise SystemExit(f"kept files differ from the floor's: {differing}: outputs not identical")
 
 
 def run_import(timeline: Path) -> float:
@@ -199,16 +228,24 @@ def main() -> None:
         text = sum(f.bytes for f in written.files)
         print(f"timeline: {written.series} series, {written.samples:,} samples, {len(files)} window files, "
               f"{text / 1e6:.0f} MB of OpenMetrics text; {os.cpu_count()} cores")
-        runs = {"floor": lambda: run_floor(files, work), "backfill": lambda: run_backfill(timeline, work)}
-        if args.baseline:
-            runs["baseline"] = lambda: run_backfill(timeline, work, args.baseline.resolve())
+        revisions = {"backfill": None, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+        # untimed, each revision's files kept and compared with the floor's: the timed runs then
+        # need only agree with these on their manifests' digests
+        expected = {name: run_backfill(timeline, work, source, kept_like=files)[2]
+                    for name, source in revisions.items()}
+        if expected["backfill"] != [(f.path, f.samples, f.samples_sha256) for f in written.files]:
+            raise SystemExit("this tree's --keep-openmetrics run lists other windows or digests than its floor files")
+        print(f"untimed --keep-openmetrics runs: {', '.join(revisions)} wrote files byte-identical to the floor's")
+        runs = {"floor": lambda: run_floor(files, work)}
+        for name, source in revisions.items():
+            runs[name] = lambda source=source: run_backfill(timeline, work, source)
         if not args.no_import:
             runs["import"] = lambda: run_import(timeline)
         times: dict[str, list[float]] = {name: [] for name in runs}
         cpu: dict[str, list[float]] = {name: [] for name in runs}
         peaks: dict[str, list[int]] = {"backfill": [], "baseline": []}
         phases: dict[str, list[dict[str, float]]] = {name: [] for name in peaks}
-        outputs: list = []  # every backfill run's windows (path, samples, sha256): all must be equal
+        outputs = 0  # timed backfill runs whose windows (path, samples, digest) equal their revision's expected
         for index in range(args.rounds):
             order = list(runs)
             order = order[index % len(order):] + order[:index % len(order)]
@@ -220,9 +257,10 @@ def main() -> None:
                     result, peak, windows, phase = result
                     peaks[name].append(peak)
                     phases[name].append(phase)
-                    outputs.append(windows)
-                    if windows != outputs[0]:
-                        raise SystemExit(f"{name}'s backfill.json differs from the first run's: outputs not identical")
+                    if windows != expected[name]:
+                        raise SystemExit(f"{name}'s backfill.json differs from its --keep-openmetrics run's: "
+                                         "outputs not identical")
+                    outputs += 1
                 times[name].append(result)
                 print(f"  round {index + 1} {name:<8} {times[name][-1]:7.2f} s wall {cpu[name][-1]:7.2f} s cpu  "
                       f"({uptime().split('load average: ')[-1]})", flush=True)
@@ -234,8 +272,8 @@ def main() -> None:
             print(f"{name:<8} median {median[name]:7.2f} s wall, {median_cpu[name]:7.2f} s cpu  "
                   f"(wall: {', '.join(f'{v:.2f}' for v in values)}; cpu: {', '.join(f'{v:.2f}' for v in cpu[name])})")
         if outputs:
-            print(f"outputs identical: the {len(outputs)} backfill runs list the same {len(outputs[0])} windows "
-                  "with the same sha256")
+            print(f"outputs identical: the {outputs} timed backfill runs list the same {len(files)} windows with "
+                  "the same digests as their revision's run whose files equal the floor's")
         for name in ("backfill", "baseline"):
             if name in runs:
                 print(f"{name} / floor  = {median[name] / median['floor']:.2f}x wall, "
