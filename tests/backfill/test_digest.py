@@ -64,10 +64,10 @@ def test_each_windows_digest_is_the_documented_one_of_its_files_samples(tmp_path
     assert [f.samples_sha256 for f in result.files] == [f["samples_sha256"] for f in manifest["files"]]
 
 
-def lines(*samples: tuple[str, int, float]) -> pl.DataFrame:
-    """Sample lines of one family as the writer holds them: (name{labels}, t, value) in file order."""
+def lines(*samples: tuple[str, int, float], families: list[int] | None = None) -> pl.DataFrame:
+    """Sample lines as the writer holds them: (name{labels}, t, value), of family 0 unless ``families``."""
     names = list(dict.fromkeys(name for name, _, _ in samples))
-    return pl.DataFrame({"family": [0] * len(samples), "prefix": [name for name, _, _ in samples],
+    return pl.DataFrame({"family": families or [0] * len(samples), "prefix": [name for name, _, _ in samples],
                          "value": [value for _, _, value in samples], "t": [t for _, t, _ in samples]},
                         schema={"family": pl.UInt8, "prefix": pl.Enum(names), "value": pl.Float64, "t": pl.Int64})
 
@@ -90,3 +90,10 @@ def test_a_window_digest_covers_its_extra_families_as_if_they_continued_the_file
     """Timeline lines then extra family lines: the same as one part holding both in that order."""
     assert samples_sha256([lines(*BASE[:1]), lines(*BASE[1:])]) == samples_sha256([lines(*BASE)])
     assert samples_sha256([lines(*BASE[:2])]) != samples_sha256([lines(*BASE)])
+
+
+def test_a_window_digest_takes_the_lines_family_by_family_as_the_file_has_them():
+    """Rows of families 0, 1, 0 are written as 0, 0, 1 (openmetrics.write_samples): hashed so too."""
+    held = lines(('a{x="1"}', 0, 1.0), ('b{x="1"}', 0, 3.0), ('a{x="1"}', 3600, 2.0), families=[0, 1, 0])
+    written = lines(('a{x="1"}', 0, 1.0), ('a{x="1"}', 3600, 2.0), ('b{x="1"}', 0, 3.0), families=[0, 0, 1])
+    assert samples_sha256([held]) == samples_sha256([written]) == samples_sha256([lines(*BASE)])
