@@ -50,10 +50,11 @@ def site_hypervisor(kinds: pl.DataFrame, hostnames: list[str]) -> dict:
     return {"site": kind, "kvm_hosts": kvm, "ironic_hosts": ironic, "unknown_hosts": len(hostnames) - kvm - ironic}
 
 
-def _covering_rows(candidates: pl.LazyFrame, prefix: str) -> pl.LazyFrame:
-    """hypervisor_hostname, ``{prefix}_from``, ``{prefix}_{inventory}``: per host, the stretches
-    between the candidates' starts and ends, each with the inventory of the latest-starting row
-    covering it (null where none does).
+def _stretches(candidates: pl.LazyFrame, prefix: str) -> pl.LazyFrame:
+    """hypervisor_hostname, ``{prefix}_from`` and, per inventory column, ``{prefix}_covering_*`` and
+    ``{prefix}_backward_*``: per host, the stretches between the candidates' starts and ends, each
+    with the inventory of the latest-starting row covering it (null where none does) and of the
+    latest-starting row begun by then.
 
     An as-of join on these stretches finds the row covering an instant even when a later,
     already ended row started after it (A [Jan, open), B [Mar, Apr): May is A's).
@@ -61,17 +62,15 @@ def _covering_rows(candidates: pl.LazyFrame, prefix: str) -> pl.LazyFrame:
     rows = candidates.select("hypervisor_hostname", "start", "end", *INVENTORY)
     points = pl.concat([rows.select("hypervisor_hostname", pl.col("start").alias("point")),
                         rows.select("hypervisor_hostname", pl.col("end").alias("point")).drop_nulls()]).unique()
-    covering = (
-        points.join(rows, on="hypervisor_hostname")
-        .filter((pl.col("start") <= pl.col("point")) & (pl.col("end").is_null() | (pl.col("end") > pl.col("point"))))
-        .sort("hypervisor_hostname", "point", "start", maintain_order=True)
-        .group_by("hypervisor_hostname", "point", maintain_order=True)
-        .agg(pl.col(c).last() for c in INVENTORY)
-    )
+    covers = pl.col("end").is_null() | (pl.col("end") > pl.col("point"))
+    # Every point is some row's start or end, so some row has begun by it.
     return (
-        points.join(covering, on=["hypervisor_hostname", "point"], how="left")
-        .select("hypervisor_hostname", pl.col("point").alias(f"{prefix}_from"),
-                *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY))
+        points.join(rows, on="hypervisor_hostname").filter(pl.col("start") <= pl.col("point"))
+        .sort("hypervisor_hostname", "point", "start")
+        .group_by("hypervisor_hostname", "point", maintain_order=True)
+        .agg(*(pl.col(c).filter(covers).last().alias(f"{prefix}_covering_{c}") for c in INVENTORY),
+             *(pl.col(c).last().alias(f"{prefix}_backward_{c}") for c in INVENTORY))
+        .rename({"point": f"{prefix}_from"})
         .sort(f"{prefix}_from")
     )
 
@@ -98,15 +97,12 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     counted = common.first_row_each(counted, ("_source", "hypervisor_hostname", "start"))
     for source in ("nova", "blazar"):
         candidates = counted.filter(pl.col("_source") == source)
-        lookups = {"covering": ("backward", _covering_rows(candidates, f"_{source}_covering"))}
-        for strategy in ("backward", "forward"):
-            prefix = f"_{source}_{strategy}"
-            lookups[strategy] = (strategy, candidates.select(
-                "hypervisor_hostname", pl.col("start").alias(f"{prefix}_from"),
-                *(pl.col(c).alias(f"{prefix}_{c}") for c in INVENTORY)).sort(f"{prefix}_from"))
-        for name, (strategy, lookup) in lookups.items():
-            result = result.join_asof(lookup, left_on="start", right_on=f"_{source}_{name}_from",
-                                      by="hypervisor_hostname", strategy=strategy, check_sortedness=False)
+        later = candidates.select("hypervisor_hostname", pl.col("start").alias(f"_{source}_forward_from"),
+                                  *(pl.col(c).alias(f"_{source}_forward_{c}") for c in INVENTORY))
+        for strategy, lookup, key in (("backward", _stretches(candidates, f"_{source}"), f"_{source}_from"),
+                                      ("forward", later.sort(f"_{source}_forward_from"), f"_{source}_forward_from")):
+            result = result.join_asof(lookup, left_on="start", right_on=key, by="hypervisor_hostname",
+                                      strategy=strategy, check_sortedness=False)
     # A candidate's vcpus are > 0, so a null one means no row covers.
     covering = {source: pl.col(f"_{source}_covering_vcpus").is_not_null() for source in ("nova", "blazar")}
     choices = [

@@ -39,13 +39,13 @@ def reservation_links(request_specs: pl.LazyFrame | pl.DataFrame) -> pl.LazyFram
     # One pass, each step on the specs the earlier ones left unlinked (the others are null for it,
     # and string functions skip nulls), so no pattern or parse runs twice on a spec.
     spec, hint, flavor = pl.col("spec"), pl.col("_hint"), pl.col("_flavor")
+    unhinted = pl.when(hint.is_null()).then(spec)  # null elsewhere: string functions skip it
     # A flavor name "reservation:<id>" never contains the quoted key, so KVM specs skip the parse.
-    hint_missed = pl.when(hint.is_null() & spec.str.contains('"reservation"', literal=True)).then(spec)
+    hint_missed = pl.when(unhinted.str.contains('"reservation"', literal=True)).then(unhinted)
     linked = (
         specs.with_columns(_hint=_non_empty(spec.str.extract(HINT_PATTERN, 1)))
         .with_columns(_hint=pl.coalesce(hint, _non_empty(hint_missed.str.json_path_match(HINT_PATH))))
-        .with_columns(_flavor=_non_empty(_reservation_of(
-            pl.when(hint.is_null()).then(spec).str.extract(FLAVOR_NAME_PATTERN, 1))))
+        .with_columns(_flavor=_non_empty(_reservation_of(unhinted.str.extract(FLAVOR_NAME_PATTERN, 1))))
         .with_columns(_flavor=pl.coalesce(flavor, _non_empty(_reservation_of(
             pl.when(hint.is_null() & flavor.is_null()).then(spec).str.json_path_match(FLAVOR_NAME_PATH)))))
         .select("instance_uuid", pl.coalesce(hint, flavor).alias("reservation_id"),
