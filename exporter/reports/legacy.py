@@ -84,7 +84,7 @@ def compare(legacy: pl.DataFrame, rebuilt: pl.DataFrame, evidence: pl.DataFrame)
             .with_columns(pl.col("reconstructed_hours").fill_null(0.0))
             .join(evidence.with_columns(pl.lit(True).alias("evidenced")), on=["date", "level"], how="left"))
     difference = pl.col("reconstructed_hours") - pl.col("legacy_hours").fill_null(0.0)
-    relative = pl.when(pl.col("legacy_hours") != 0).then(difference / pl.col("legacy_hours"))
+    relative = relative_difference(pl.col("reconstructed_hours"), pl.col("legacy_hours"))
     finding = (pl.when((pl.col("legacy_hours").is_null() | (pl.col("legacy_hours") == 0))
                        & (pl.col("reconstructed_hours") != 0)).then(pl.lit("missing_in_legacy"))
                .when((pl.col("legacy_hours").fill_null(0.0) == 0) | (relative.abs() <= AGREES_WITHIN))
@@ -96,6 +96,12 @@ def compare(legacy: pl.DataFrame, rebuilt: pl.DataFrame, evidence: pl.DataFrame)
             .select(*KEYS, "legacy_hours", "reconstructed_hours", "difference_hours", "relative_difference",
                     "finding")
             .sort(KEYS))
+
+
+def relative_difference(reconstructed: pl.Expr, legacy: pl.Expr) -> pl.Expr:
+    """(reconstructed - legacy) / legacy; null when legacy is 0 or missing (no inf or NaN), for a
+    row and for a level's sums alike (docs/legacy.md)."""
+    return pl.when(legacy != 0).then((reconstructed - legacy) / legacy)
 
 
 def evidence(rejected: pl.DataFrame, leaves: pl.DataFrame) -> pl.DataFrame:
@@ -120,6 +126,6 @@ def summary(comparison: pl.DataFrame) -> pl.DataFrame:
     counts = [(pl.col("finding") == finding).sum().alias(finding) for finding in FINDINGS]
     return (comparison.group_by("site", "level")
             .agg(order_free_sum(pl.col("legacy_hours")), order_free_sum(pl.col("reconstructed_hours")), *counts)
-            .with_columns(((pl.col("reconstructed_hours") - pl.col("legacy_hours")) / pl.col("legacy_hours"))
+            .with_columns(relative_difference(pl.col("reconstructed_hours"), pl.col("legacy_hours"))
                           .alias("relative_difference"))
             .sort("site", pl.col("level").replace_strict(list(LEGACY_LEVELS), range(len(LEGACY_LEVELS)))))
