@@ -8,6 +8,8 @@ import datetime as dt
 
 import polars as pl
 
+from exporter.reports.coverage import LONG_SCHEMA, coverage_summary
+from exporter.reports.kpi import kpi_table
 from exporter.reports.legacy import compare, summary
 
 DAY = dt.date(2025, 3, 1)
@@ -46,3 +48,34 @@ def test_legacy_summary_relative_difference_is_empty_when_the_legacy_sum_is_zero
     assert by_level["maintenance"]["reconstructed_hours"] == 3.0
     for level in ("maintenance", "committed", "idle"):  # legacy sums 0 (or nothing): 3/0, 5/0, 0/0
         assert by_level[level]["relative_difference"] is None, level
+
+
+def _timeline(leaves: list[tuple[str, str, str, float]]) -> pl.DataFrame:
+    """A whole day of hourly node rows: (node_type, pool, state, value) repeated every hour."""
+    start = dt.datetime(2025, 3, 1)
+    return pl.DataFrame([{"site": "s", "timestamp": start + dt.timedelta(hours=h), "node_type": t, "resource": "nodes",
+                          "pool": pool, "state": state, "value": value}
+                         for h in range(24) for t, pool, state, value in leaves])
+
+
+def test_kpi_ratios_are_empty_when_their_denominator_level_has_no_hours():
+    timeline = _timeline([("r", "reservable", "active", 2.0), ("r", "reservable", "available", 2.0),
+                          ("o", "ondemand", "available", 1.0),  # no reservable hours: no utilization
+                          ("z", "ondemand", "available", 0.0)])  # no hours at all: no ratio
+    rows = {r["node_type"]: r for r in kpi_table(timeline, period="day", step_seconds=3600).iter_rows(named=True)}
+    assert (rows["r"]["utilization"], rows["r"]["occupied_share"], rows["r"]["active_share"]) == (0.5, 0.5, 0.5)
+    assert rows["o"]["utilization"] is None
+    assert (rows["o"]["occupied_share"], rows["o"]["active_share"]) == (0.0, 0.0)  # 0 of 24 total hours: 0, not empty
+    assert (rows["z"]["utilization"], rows["z"]["occupied_share"], rows["z"]["active_share"]) == (None, None, None)
+
+
+def test_coverage_counted_share_is_empty_when_nothing_was_counted_clipped_or_rejected():
+    def entry(level: str, kind: str, hours: float, reason: str | None = None) -> dict:
+        return {"site": "s", "year": 2025, "level": level, "kind": kind, "source_table": "t", "reason": reason,
+                "rows": 1, "hours": hours}
+    long = pl.DataFrame([entry("committed", "counted", 3.0), entry("committed", "rejected", 1.0, "orphan"),
+                         entry("maintenance", "unknown", 5.0),  # unknown hours are not booked
+                         entry("idle", "rejected", 2.0, "duplicate_entity")],  # counted elsewhere: not booked
+                        schema=LONG_SCHEMA)
+    share = {r["level"]: r["counted_share"] for r in coverage_summary(long).iter_rows(named=True)}
+    assert share == {"committed": 0.75, "maintenance": None, "idle": None}  # 3 / (3 + 0 + 1)
