@@ -60,7 +60,6 @@ EVIDENCE_OF_TABLE = {
     "openstack_audit.audit_blazar_computehosts": "blazar_computehost_audit",
     "nova.instances": "nova_instance",
     "nova.shadow_instances": "nova_instance",
-    "nova_cell0.instances": "nova_instance",
     "nova.instance_actions": "nova_instance_action",
     "nova.shadow_instance_actions": "nova_instance_action",
     "blazar.devices": "blazar_device",

@@ -8,11 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from exporter.adapters.registry import span_tables
 from exporter.columns import CONFIDENCES, EVIDENCE_KINDS, SPAN_TYPES
 from exporter.errors import InvariantViolation
 from exporter.reconstruct import span_kinds
 from exporter.reconstruct.pipeline import spans_from_tables
-from exporter.reconstruct.rulesfile import parse_rules
+from exporter.reconstruct.inference import SOURCE as INFERENCE_SOURCE
+from exporter.reconstruct.rulesfile import RULES_SOURCE, parse_rules
 from tests.adapters.tables import (
     SNAPSHOT, allocations, compute_nodes, computehosts, instances, leases, request_specs, reservations, spec, t,
     tables,
@@ -107,3 +109,10 @@ def test_the_vocabularies_are_documented():
     assert _documented("### span_type") == list(SPAN_TYPES)
     assert _documented("### evidence") == list(EVIDENCE_KINDS)
     assert _documented("### confidence") == list(CONFIDENCES)
+
+
+def test_every_table_with_an_evidence_kind_feeds_spans():
+    # An archive-only table (nova_cell0.instances, the audit trail) never creates a span, so an
+    # evidence kind for it would be dead vocabulary.
+    feeding = {source.name for source in span_tables()} | {RULES_SOURCE, INFERENCE_SOURCE}
+    assert set(span_kinds.EVIDENCE_OF_TABLE) <= feeding
