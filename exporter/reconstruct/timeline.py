@@ -247,7 +247,8 @@ def timeline_grid(
 def timeline_from_spans(
     spans: SpanInput, *, start: datetime, end: datetime, step: timedelta, open_end: datetime
 ) -> pl.DataFrame:
-    """The exported timeline: exactly TIMELINE_SCHEMA, sorted by its keys + timestamp.
+    """The exported timeline: exactly TIMELINE_SCHEMA, sorted by (site, timestamp, node_type,
+    pool, state, resource) as docs/timeline.md says.
 
     One row per (site, timestamp, node_type, pool, state, resource) for grid points in
     [start, end) and every (site, node_type) in the spans; value = exact mean of the leaf over
