@@ -175,7 +175,8 @@ REJECT_REASONS: dict[str, str] = {
     "orphan": "a reserved instance outside every window of its reservation on its host",
     "never_effective": "the row's window is empty",
     "duplicate_entity": "an earlier row of the same identity covers all of its time, or it is the shadow_ "
-                        "archive copy of a row still in the main table",
+                        "archive copy of a row still in the main table, or (a Zun stop) another container "
+                        "of its reservation runs on the device all that time",
     "outside_parent": "none of its time lies inside its parent level",
     "after_snapshot": "it starts at or after the snapshot time",
     "manual_rule": "an operator's exclude rule covers it (rule_id names the rule)",

@@ -126,11 +126,14 @@ def _stopped(books: SpanBooks, stops: pl.DataFrame, slots: pl.DataFrame, pieces:
              occupied: pl.DataFrame) -> pl.DataFrame:
     pairs = _on_devices(stops, slots, level=LEVEL_STOPPED)
     settled = books.cut_at_snapshot(books.settled(pairs, detail=zun_containers.stop_reject_detail()))
-    # a device is stopped only while no container of its reservation runs on it
+    # a device is stopped only while no container of its reservation runs on it; that time is the
+    # running container's (counted as occupied), so a stop loses it as duplicate_entity, wholly
+    # or in part, like a Nova stop under an earlier stop of its instance (books.merged)
     own_stops = settled.select(pl.col("entity_id"), *SLOT, "start", "end")
     _, running = intervals.clip_to_parent(pieces.select("entity_id", *SLOT, "start", "end").lazy(),
                                           own_stops.lazy(), by=["entity_id", *SLOT], open_end=books.snapshot_time)
-    idle = books.clipped_into(settled, running.select(*SLOT, "start", "end").collect(), by=SLOT, outside=True)
+    idle = books.clipped_into(settled, running.select(*SLOT, "start", "end").collect(), by=SLOT, outside=True,
+                              reason="duplicate_entity", clipped="duplicate_entity")
     inside = books.clipped_into(idle, occupied.select(*SLOT, "start", "end"), by=SLOT)
     return books.merged(inside, by=SLOT)
 

@@ -167,6 +167,24 @@ def test_a_device_is_stopped_only_while_every_container_of_its_reservation_is_st
     assert result.audit["sources"]  # the books still balance (checked inside spans_from_tables)
 
 
+def test_a_stop_while_another_container_of_the_reservation_runs_is_counted_elsewhere_whole_or_in_part():
+    # c2 runs 2..6 h on the device; c1 (1..9 h) is stopped 3..4 h (wholly while c2 runs) and 5..7 h
+    # (partly): both lose that time as duplicate_entity, the first as a rejected row, the second
+    # as 1 h clipped -- the device's hours then are c2's, counted as occupied, not lost.
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[("a1", "d1", "R")],
+                     containers=[(1, "c1", "R", h(1), "Deleted", h(9)), (2, "c2", "R", h(2), "Error", h(6))],
+                     actions=[(10, "c1", "stop", h(3)), (11, "c1", "start", h(4)),
+                              (12, "c1", "stop", h(5)), (13, "c1", "start", h(7))])
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    stopped = result.devices.filter(pl.col("level") == "stopped")
+    assert stopped.select("start", "end", "source_id").rows() == [(h(6), h(7), "12/d1")]
+    rejected = result.rejected.filter(pl.col("source_table") == "zun.container_actions")
+    assert rejected.select("source_id", "rejection_reason").rows() == [("10/d1", "duplicate_entity")]
+    clipped = [(e["reason"], e["hours"]) for e in result.audit["clipped"]
+               if e["source_table"] == "zun.container_actions"]
+    assert clipped == [("duplicate_entity", pytest.approx(1.0))]
+
+
 def _rowless_device_tables() -> dict[str, pl.DataFrame]:
     """d1 has a row, soft-deleted at 50 h; g1 (leases [0, 10) h and [20, 25) h, a container in the
     second) and g2 (lease [60, 70) h) have none."""
