@@ -76,7 +76,8 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
     """hypervisor_hostname, node_type, gpus: one row per hostname seen in Blazar.
 
     Per hostname the newest non-empty value wins (newest computehosts row, then newest capability
-    row; equal times: the higher id as text, then the larger value). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
+    row; equal times: the later computehosts id, then the later capability row id, in
+    ``common.id_order``, then the larger value). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
     finite number >= 0 ("nan", "inf", "-1", "two") is no GPU count: an older valid one wins.
     """
     count = pl.col("value").cast(pl.Float64, strict=False)
@@ -87,7 +88,8 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
         capabilities.filter(pl.col("value").is_not_null() & (pl.col("value") != ""))
         .join(hosts, on="computehost_id", how="inner")
         # a total order: rows written at one moment must not leave the choice to the join's row order
-        .sort("host_created", "computehost_id", "created_at", "source_id", "value", nulls_last=False)
+        .sort("host_created", *common.id_order("computehost_id"), "created_at", *common.id_order("source_id"),
+              "value", nulls_last=False)
         .group_by("hypervisor_hostname")
         .agg(
             pl.col("value").filter(pl.col("name") == NODE_TYPE_CAPABILITY).last().alias("node_type"),

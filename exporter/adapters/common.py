@@ -169,10 +169,10 @@ def _typed_column(name: str, kind: str, dtype: pl.DataType | None) -> pl.Expr:
 def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str | tuple[str, ...] = "entity_id",
                    ) -> pl.DataFrame | pl.LazyFrame:
     """The first row of each ``key`` (a column, or a tuple of them; rows whose key is null count as one). Where rows name their
-    source (source_table, source_id: ids are text, compared as text), the first by that source,
-    not by position: the joins upstream hand rows over in an order that changes from run to run,
-    and which row stands for an entity must not. A frame in hand whose keys do not repeat is
-    returned without the sort (nothing to choose). docs/semantics.md "One row per instance"."""
+    source (source_table, source_id), the first by that source,
+    not by position (``ROW_ID_ORDER``): the joins upstream hand rows over in an order that changes
+    from run to run, and which row stands for an entity must not. A frame in hand whose keys do not
+    repeat is returned without the sort (nothing to choose). docs/semantics.md "One row per instance"."""
     first = (pl.col(key) if isinstance(key, str) else pl.struct(key)).is_first_distinct()  # as unique(keep="first"), 0.4x its CPU
     if isinstance(rows, pl.DataFrame):
         kept = rows.filter(first)
@@ -180,15 +180,25 @@ def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str | tuple[str, ...]
             return kept
     if not {"source_table", "source_id"} <= set(rows.collect_schema().names()):  # the rules' own test frames
         return rows.filter(first)
-    return rows.sort("source_table", "source_id", nulls_last=True, maintain_order=True).filter(first)
+    return rows.sort(*ROW_ID_ORDER, nulls_last=True, maintain_order=True).filter(first)
+
+
+def id_order(column: str) -> tuple[pl.Expr, ...]:
+    """Sort keys putting the ids of ``column`` in one order: integers first, as numbers ("9" before
+    "10"), then other ids as text. docs/semantics.md "Row id order"."""
+    number = pl.col(column).cast(pl.Int64, strict=False)
+    # the null test first, so where the numbers go does not depend on a sort's nulls_last
+    return number.is_null(), number, pl.col(column)
+
+
+# Which of several rows a rule takes must not follow the run-varying order the joins upstream
+# hand rows over in: every such choice sorts by this (docs/semantics.md "Row id order").
+ROW_ID_ORDER = (pl.col("source_table"), *id_order("source_id"))
 
 
 def in_row_id_order(rows: pl.DataFrame) -> pl.DataFrame:
-    """``rows`` by source_table, then source_id as a number, then as text (ties keep their order):
-    which of several rows with one window a merge keeps must not follow the run-varying order the
-    joins upstream hand rows over in. docs/semantics.md "Nothing is lost"."""
-    return rows.sort("source_table", pl.col("source_id").cast(pl.Int64, strict=False), "source_id",
-                     nulls_last=True, maintain_order=True)
+    """``rows`` in ``ROW_ID_ORDER`` (ties keep their order)."""
+    return rows.sort(*ROW_ID_ORDER, nulls_last=True, maintain_order=True)
 
 
 def first_rule_failed(rules: list[tuple[str, pl.Expr]]) -> pl.Expr:

@@ -24,10 +24,10 @@ IRONIC = "ironic"
 
 def host_kinds(host_windows: pl.LazyFrame) -> pl.LazyFrame:
     """hypervisor_hostname, is_kvm: a host is KVM when its newest known hypervisor_type is not ironic
-    (rows starting at one moment: the last by source table, then row id as text)."""
+    (rows starting at one moment: the last in ``common.ROW_ID_ORDER``)."""
     known = host_windows.filter(pl.col("hypervisor_type").is_not_null() & pl.col("hypervisor_hostname").is_not_null())
     return (
-        known.sort("start", "source_table", "source_id", "hypervisor_type", nulls_last=False)
+        known.sort("start", *common.ROW_ID_ORDER, "hypervisor_type", nulls_last=False)
         .group_by("hypervisor_hostname")
         .agg(pl.col("hypervisor_type").last())
         .select("hypervisor_hostname", (pl.col("hypervisor_type").str.to_lowercase() != IRONIC).alias("is_kvm"))
@@ -83,8 +83,8 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     row covering the span's start (the latest-starting one when several do), the Blazar row
     covering it, then the first nova / Blazar row starting later (a zero-inventory ironic host
     enrolled in Blazar a little after Nova), then the last earlier nova / Blazar row; none -> 0.
-    Rows of one source and host starting at one moment: the first by (source table, row id as
-    text) stands for them (``common.first_row_each``).
+    Rows of one source and host starting at one moment: the first in ``common.ROW_ID_ORDER``
+    stands for them (``common.first_row_each``).
     ``spans`` is read twice and the results are put side by side, so its row order must be
     stable (an eager frame, or a plan without order-changing steps).
     """

@@ -45,7 +45,7 @@ def commitments(instances: pl.DataFrame, frames: Mapping[str, pl.LazyFrame], *,
     eras = intervals.union_intervals(windows, by=key)  # an open window stays open (null end)
     owner = reserved.lazy().group_by(key).agg(
         # the earliest instance's (docs/semantics.md): ``instances`` arrive in a run-varying row order
-        pl.col("project_id").sort_by("start", "source_table", "source_id", nulls_last=True).first()
+        pl.col("project_id").sort_by("start", *common.ROW_ID_ORDER, nulls_last=True).first()
         .alias("instance_project"),
         *(pl.col(c).max().alias(f"slot_{c}") for c in ("vcpus", "memory_mb", "disk_gb")))
     joined = (eras.join(owner, on=key, how="left")

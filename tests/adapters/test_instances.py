@@ -237,8 +237,8 @@ def test_action_ids_join_their_events_whatever_each_table_stores_them_as():
 
 def test_an_instance_with_several_rows_is_placed_by_its_first_source_row_whatever_the_row_order():
     # Several rows with one uuid (a corrupt table): the row order a join hands over varies from run
-    # to run, so the row placing the instance is the first by (source_table, source_id), not by position;
-    # ids are text (adapters.common.ID), compared as text.
+    # to run, so the row placing the instance is the first in row id order, not by position: source
+    # table, then ids that are integers as numbers ("9" before "10", though "10" < "9" as text).
     rows = pl.DataFrame({
         "source_table": ["nova.shadow_instances", "nova.instances", "nova.instances", "nova.instances"],
         "source_id": ["1", "9", "10", "3"],
@@ -250,12 +250,12 @@ def test_an_instance_with_several_rows_is_placed_by_its_first_source_row_whateve
     for order in ([0, 1, 2, 3], [1, 0, 3, 2], [3, 2, 1, 0]):
         segments = placement_segments(named, rows[order])
         assert sorted(segments.select("entity_id", "hypervisor_hostname", "vcpus").rows()) == [
-            ("i1", "h10", 7.0), ("i2", "h2", 3.0)], order
+            ("i1", "h9", 9.0), ("i2", "h2", 3.0)], order
 
 
 def test_a_stop_takes_its_instances_first_source_row_whatever_the_row_order():
     # The same rule as the segments' (adapters.common.first_row_each): a twin in the shadow table, and
-    # two rows of one uuid in the live table ('10' before '9' as text), in three arrival orders.
+    # two rows of one uuid in the live table ('9' before '10': row id order), in three arrival orders.
     owners = pl.DataFrame({
         "source_table": ["nova.shadow_instances", "nova.instances", "nova.instances"], "source_id": ["1", "9", "10"],
         "entity_id": ["i1"] * 3, "hypervisor_hostname": ["h5", "h9", "h10"], "project_id": ["p1"] * 3,
@@ -265,7 +265,7 @@ def test_a_stop_takes_its_instances_first_source_row_whatever_the_row_order():
         {"id": 1, "instance_uuid": "i1", "action": "stop", "start_time": t("03-01 05:00")}), instance_actions_events=events())
     for order in ([0, 1, 2], [2, 1, 0], [1, 0, 2]):
         windows = instance_actions.stop_windows(named, owners[order].lazy()).collect()
-        assert windows.select("hypervisor_hostname", "vcpus").rows() == [("h10", 7.0)], order
+        assert windows.select("hypervisor_hostname", "vcpus").rows() == [("h9", 9.0)], order
 
 
 def test_an_instance_with_several_rows_is_placed_by_its_first_row():

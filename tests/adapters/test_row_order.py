@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import polars as pl
+import pytest
 
 from exporter.adapters import blazar_hosts, host_resources
 from exporter.adapters.nova_segments import placement_segments
@@ -14,25 +15,32 @@ from tests.adapters.tables import actions, capabilities, compute_nodes, computeh
 NODE_TYPE = "node_type"
 
 
-def test_capabilities_written_at_one_moment_give_one_node_type_in_any_row_order():
+@pytest.mark.parametrize(("low_host", "high_host", "b_id", "c_id", "expected"), [
+    ("7", "8", "2", "0", "b"),
+    # ids compared as numbers: "10" is the higher, though "9" is as text
+    ("9", "10", "9", "10", "c"),
+])
+def test_capabilities_written_at_one_moment_give_one_node_type_in_any_row_order(low_host, high_host, b_id, c_id,
+                                                                                expected):
     # Two computehosts rows of h1 enrolled at one moment, two node_type rows of one of them written at
-    # one moment: the higher computehost id ("8"), then the higher capability id ("2"), wins.
+    # one moment: the higher computehost id, then the higher capability id, wins.
     at = t("01-01 00:00")
     caps = capabilities(
-        {"id": "1", "computehost_id": "7", "capability_name": NODE_TYPE, "capability_value": "a", "created_at": at},
-        {"id": "2", "computehost_id": "8", "capability_name": NODE_TYPE, "capability_value": "b", "created_at": at},
-        {"id": "0", "computehost_id": "8", "capability_name": NODE_TYPE, "capability_value": "c", "created_at": at})
-    hosts = computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": at},
-                         {"id": "8", "hypervisor_hostname": "h1", "created_at": at})
+        {"id": "1", "computehost_id": low_host, "capability_name": NODE_TYPE, "capability_value": "a", "created_at": at},
+        {"id": b_id, "computehost_id": high_host, "capability_name": NODE_TYPE, "capability_value": "b", "created_at": at},
+        {"id": c_id, "computehost_id": high_host, "capability_name": NODE_TYPE, "capability_value": "c", "created_at": at})
+    hosts = computehosts({"id": low_host, "hypervisor_hostname": "h1", "created_at": at},
+                         {"id": high_host, "hypervisor_hostname": "h1", "created_at": at})
     for caps_order, hosts_order in itertools.product(itertools.permutations(range(3)), ([0, 1], [1, 0])):
         windows = blazar_hosts.blazar_host_windows({"blazar.computehosts": hosts[hosts_order].lazy()})
         found = blazar_hosts.named_capabilities({"blazar.computehost_extra_capabilities": caps[list(caps_order)].lazy()})
         attributes = blazar_hosts.host_attributes(windows, found).collect()
-        assert attributes.select("hypervisor_hostname", NODE_TYPE).rows() == [("h1", "b")], (caps_order, hosts_order)
+        assert attributes.select("hypervisor_hostname", NODE_TYPE).rows() == [("h1", expected)], (caps_order, hosts_order)
 
 
 def test_host_rows_starting_at_one_moment_give_one_hypervisor_kind_in_any_row_order():
-    # The newest type decides; rows starting together: the last by (source table, row id as text).
+    # The newest type decides; rows starting together: the last in row id order, nova.compute_nodes
+    # "10" (ids compared as numbers: "9" before "10"; as text "9" would be last).
     at = t("01-01 00:00")
     windows = pl.DataFrame({
         "source_table": ["nova.compute_nodes", "nova.compute_nodes", "blazar.computehosts"],
@@ -40,14 +48,14 @@ def test_host_rows_starting_at_one_moment_give_one_hypervisor_kind_in_any_row_or
         "hypervisor_type": ["QEMU", "ironic", "QEMU"], "start": [at] * 3})
     for order in itertools.permutations(range(3)):
         kinds = host_resources.host_kinds(windows[list(order)].lazy()).collect()
-        assert kinds.rows() == [("h1", False)], order  # nova.compute_nodes "9": ironic
+        assert kinds.rows() == [("h1", True)], order  # nova.compute_nodes "10": QEMU
 
 
 def test_host_rows_starting_at_one_moment_give_one_inventory_in_any_row_order():
     # Two nova rows of h1 created at one moment (a duplicated compute node record), two Blazar rows
-    # later, also together: the first by (source table, row id as text) of each stands for them. A
-    # span at the nova rows' start takes nova "10" (covering); one before every row the first later
-    # nova row, "10" again; one in March the covering nova row.
+    # later, also together: the first in row id order of each stands for them (nova "9", ids compared
+    # as numbers). A span at the nova rows' start takes nova "9" (covering); one before every row the
+    # first later nova row, "9" again; one in March the covering nova row.
     at, later = t("01-02 00:00"), t("02-01 00:00")
     windows = pl.DataFrame({
         "source_table": ["nova.compute_nodes", "nova.compute_nodes", "blazar.computehosts", "blazar.computehosts"],
@@ -57,11 +65,11 @@ def test_host_rows_starting_at_one_moment_give_one_inventory_in_any_row_order():
     spans = pl.DataFrame({"hypervisor_hostname": ["h1"] * 3, "start": [at, t("01-01 00:00"), t("03-01 00:00")]})
     for order in itertools.permutations(range(4)):
         found = host_resources.inventory_at_start(spans.lazy(), windows[list(order)].lazy()).collect()
-        assert found.get_column("host_vcpus").to_list() == [16.0, 16.0, 16.0], order
+        assert found.get_column("host_vcpus").to_list() == [8.0, 8.0, 8.0], order
 
 
 def test_blazar_rows_starting_at_one_moment_give_one_inventory_in_any_row_order():
-    # Without nova rows, two Blazar rows of h1 enrolled together: the first by row id as text ("10").
+    # Without nova rows, two Blazar rows of h1 enrolled together: the first in row id order ("9" < "10").
     at = t("01-02 00:00")
     windows = pl.DataFrame({
         "source_table": ["blazar.computehosts"] * 2, "source_id": ["9", "10"], "hypervisor_hostname": ["h1"] * 2,
@@ -70,7 +78,7 @@ def test_blazar_rows_starting_at_one_moment_give_one_inventory_in_any_row_order(
     spans = pl.DataFrame({"hypervisor_hostname": ["h1", "h1"], "start": [t("01-01 00:00"), at]})
     for order in ([0, 1], [1, 0]):
         found = host_resources.inventory_at_start(spans.lazy(), windows[order].lazy()).collect()
-        assert found.get_column("host_vcpus").to_list() == [64.0, 64.0], order
+        assert found.get_column("host_vcpus").to_list() == [32.0, 32.0], order
 
 
 def _walked(named: dict, node: str | None, migrations: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -15,7 +15,8 @@ from tests.adapters.test_instances import BASE, instance
 
 def test_a_commitment_whose_lease_is_gone_takes_its_earliest_instances_project_in_any_row_order():
     # Three reserved instances of one reservation on one host, from two projects: the earliest (by
-    # start) is p2's; two start together, where the lower row id as text wins ("10" before "9").
+    # start) is p1's: two start together, where the first in row id order wins ("9" before "10", ids
+    # compared as numbers).
     instances = pl.DataFrame({
         "source_table": ["nova.instances"] * 3, "source_id": ["9", "10", "3"],
         "project_id": ["p1", "p2", "p3"], "start": [t("01-01 00:00"), t("01-01 00:00"), t("01-02 00:00")],
@@ -24,7 +25,7 @@ def test_a_commitment_whose_lease_is_gone_takes_its_earliest_instances_project_i
         "vcpus": [1.0] * 3, "memory_mb": [1.0] * 3, "disk_gb": [1.0] * 3})
     for order in itertools.permutations(range(3)):
         made = inference.commitments(instances[list(order)], {}, maintenance_projects=())
-        assert made.get_column("project_id").to_list() == ["p2"], order
+        assert made.get_column("project_id").to_list() == ["p1"], order
 
 
 def test_stops_at_one_moment_are_merged_into_the_lower_action_id_in_any_row_order():
