@@ -85,6 +85,16 @@ def test_running_sums_over_runs_of_long_fractional_series():
     assert np.array_equal(got.to_numpy().view(np.int64), expected.to_numpy().view(np.int64))
 
 
+def test_running_sums_over_runs_whose_quantum_a_sum_cannot_settle_are_the_expression():
+    """A group whose Σ|terms| is a power of two: numpy's sum of it could land either side, so the
+    quantum is not taken from it (settled_quantum gives none) but from the expression."""
+    groups = pl.Series("g", [1] * 4 + [2] * 3, dtype=pl.UInt32)
+    terms = pl.Series("x", [1024.0, -1024.0, 1024.0, 1024.0] + [0.1, 0.2, 0.3])  # group 1: Σ|x| = 2^12
+    expected = pl.DataFrame({"g": groups, "x": terms}).select(running_sum_before(pl.col("x"), over="g"))["x"]
+    got = running_sum_before_runs(terms, groups)
+    assert np.array_equal(got.to_numpy().view(np.int64), expected.to_numpy().view(np.int64))
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_a_non_finite_term_over_runs_raises_as_the_expression(bad):
     """numpy's cast of NaN or inf to int64 gives garbage silently; the expression's cast raises."""
