@@ -99,7 +99,7 @@ class Opening:
     def history(self) -> History:
         """The rest of :func:`history_before_cutoff`: its errors, in its order."""
         checked = placed_timeline(self.prechecked)
-        kept = sample_values(checked, origin=self.origin).filter(pl.col("t") < epoch_of(self.cutoff))
+        kept = sample_values(checked, origin=self.origin, before=epoch_of(self.cutoff))
         if kept.height == 0:
             raise TimelineError(f"nothing to backfill: the whole timeline is at or after the cut-off "
                                 f"{self.cutoff:%Y-%m-%d %H:%M} (holdback {self.holdback.total_seconds() / 3600:g}h)")

@@ -44,18 +44,24 @@ def series_labels(checked: CheckedTimeline | Prechecked, *, job: str, instance: 
     return checked.keys.select(*SERIES_KEYS, "rank", labels=pl.concat_str([*parts, pl.lit("}")]))
 
 
-def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None) -> pl.DataFrame:
+def sample_values(checked: CheckedTimeline, *, origin: dt.datetime | None = None,
+                  before: int | None = None) -> pl.DataFrame:
     """Every sample as numbers, in output order (compact: no strings).
 
     Output columns: ``family`` (UInt8: 2 * index into exporter.metrics.FAMILIES, + 1 for the
     counter), ``rank`` (from :func:`series_labels`), ``t`` (Int64 epoch seconds), ``value``.
     All gauge rows, then all counter rows; each in (rank, t) order, which within a family is the
     output order. ``origin`` (if given) must equal each site's first grid time: counters
-    integrate from there.
+    integrate from there. ``before`` (epoch seconds, if given): only the samples at earlier
+    times; the counters are summed over the whole timeline first, so they are the same numbers.
     """
     check_origin(checked.starts, origin)
     gauges = checked.samples.select("family", "rank", "t", "value")
-    return with_counters(gauges, running_sum_before_runs(gauges["value"] * checked.step_seconds, gauges["rank"]))
+    counters = running_sum_before_runs(gauges["value"] * checked.step_seconds, gauges["rank"])
+    if before is not None:  # cut before the counter rows are made: half the rows to copy
+        kept = gauges["t"] < before
+        gauges, counters = gauges.filter(kept), counters.filter(kept)
+    return with_counters(gauges, counters)
 
 
 def with_counters(gauges: pl.DataFrame, counter_values: pl.Series) -> pl.DataFrame:

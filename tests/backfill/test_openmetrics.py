@@ -58,6 +58,30 @@ def test_tiny_timeline_renders_exactly_the_hand_written_document():
     assert render_openmetrics(tiny_timeline(), job="j", instance="i").decode() == EXPECTED_TINY
 
 
+def test_values_before_a_time_keep_the_counters_summed_from_the_start():
+    """``before`` cuts the rows, not the sums: a kept counter still integrates from the first hour."""
+    checked = checked_timeline(tiny_timeline())
+    second_hour = 1704070800 + 3600
+    got = sample_values(checked, before=second_hour).sort("family", "rank", "t")
+    # ranks in output order: state "active" before "available"; family 0 the gauge, 1 its counter
+    assert got.rows() == [(0, 0, 1704067200, 1.0), (0, 0, 1704070800, 0.0), (0, 1, 1704067200, 2.0),
+                          (0, 1, 1704070800, 3.0), (1, 0, 1704067200, 0.0), (1, 0, 1704070800, 3600.0),
+                          (1, 1, 1704067200, 0.0), (1, 1, 1704070800, 7200.0)]
+
+
+def test_values_before_a_time_are_every_value_then_cut_bit_for_bit():
+    """The cut taken before the counter rows are made (half the rows to copy) gives the rows, their
+    order and the counters' bits of cutting the whole output."""
+    frame = synthetic_timeline(start=T0, hours=30, node_types=("a", "b"), resources=("nodes", "vcpus"))
+    checked = checked_timeline(frame.with_columns(value=pl.col("value") * 1.37e5 / 7.0))  # fractional sums
+    for hours in (1, 17, 29, 30):
+        before = int((T0 + dt.timedelta(hours=hours) - dt.datetime(1970, 1, 1)).total_seconds())
+        cut = sample_values(checked).filter(pl.col("t") < before)
+        got = sample_values(checked, before=before)
+        assert got.equals(cut)
+        assert got["value"].to_numpy().tobytes() == cut["value"].to_numpy().tobytes()
+
+
 def test_row_order_of_the_input_does_not_change_a_byte():
     timeline = synthetic_timeline(start=T0, hours=30, node_types=("a", "b"), resources=("nodes", "gpus"))
     first = render_openmetrics(timeline, job="j", instance="i")
