@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from exporter.backfill import blocks
 from exporter.backfill.checked import checked_timeline
-from exporter.backfill.history import History, history_opening, iso, window_rows
+from exporter.backfill.history import History, history_opening, iso, rows_by_key, window_rows
 from exporter.backfill.openmetrics import sample_values
 from exporter.backfill.windows import write_and_convert
 from exporter.engine.running import _quantum, settled_quantum
@@ -70,6 +70,15 @@ def test_the_first_window_alone_equals_the_whole_paths_first_window(tmp_path_fac
     assert opened.first[1].equals(rows)  # bit for bit: counters included (0.0 == -0.0 aside, normalised later)
     assert opened.first[1]["value"].to_numpy().tobytes() == rows["value"].to_numpy().tobytes()
     assert opened.windows == count
+
+
+def test_rows_by_key_are_each_values_rows_ascending_also_when_a_value_comes_back():
+    """A value's runs are laid out together although a later value's run comes first in the rows
+    (its row numbers then lie before its place in the layout)."""
+    got = rows_by_key(pl.Series("k", [2, 2, 0, 1, 0, 0, 2, 1], dtype=pl.Int64))
+    assert {key: rows.to_list() for key, rows in got.items()} == {0: [2, 4, 5], 1: [3, 7], 2: [0, 1, 6]}
+    assert list(got) == [0, 1, 2]
+    assert all(rows.dtype == pl.get_index_type() for rows in got.values())  # gathered without a conversion
 
 
 def test_settled_quantum_is_the_running_sums_or_none_near_a_power_of_two():
