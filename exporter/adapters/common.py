@@ -185,8 +185,9 @@ def first_row_each(rows: pl.DataFrame | pl.LazyFrame, key: str | tuple[str, ...]
 
 def id_order(column: str) -> tuple[pl.Expr, ...]:
     """Sort keys putting the ids of ``column`` in one order: integers first, as numbers ("9" before
-    "10"), then other ids as text. docs/semantics.md "Row id order"."""
-    number = pl.col(column).cast(pl.Int64, strict=False)
+    "10"), then other ids as text. A row's piece on one device (``<row id>/<device id>``,
+    reconstruct.device_levels) goes by its row id, then by the whole id. docs/semantics.md "Row id order"."""
+    number = pl.col(column).str.split_exact("/", 1).struct.field("field_0").cast(pl.Int64, strict=False)
     # the null test first, so where the numbers go does not depend on a sort's nulls_last
     return number.is_null(), number, pl.col(column)
 

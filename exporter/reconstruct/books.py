@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from exporter.adapters import common
 from exporter.engine import eager_clip, intervals, painter, segments
 from exporter.reconstruct.conflicts import overlap_pieces
 from exporter.columns import REJECT_SCHEMA, SPAN_SCHEMA, TIME, conform
@@ -70,12 +71,14 @@ class SpanBooks:
     def merged(self, spans: pl.DataFrame, *, by: Sequence[str], conflicts: bool = False) -> pl.DataFrame:
         """Spans trimmed so no time is covered twice per ``by``: the earlier piece keeps it.
 
+        Of rows with the same start and end the first in row id order keeps it (``in_row_id_order``):
+        which row a merge keeps must not follow the run-varying order rows arrive in.
         A row left with nothing is rejected as duplicate_entity; the trimmed part of the
         others is clipped hours with reason duplicate_entity. ``conflicts``: also record each lost
         piece with the row that keeps it (``self.conflicts``, exporter.reconstruct.conflicts).
         """
         overlap = intervals.duplicate_overlap(
-            spans.lazy(), by=by, open_end=self.snapshot_time, hours="_overlap").collect()
+            common.in_row_id_order(spans).lazy(), by=by, open_end=self.snapshot_time, hours="_overlap").collect()
         shift = pl.duration(microseconds=(pl.col("_overlap") * MICROSECONDS_PER_HOUR).round().cast(pl.Int64))
         closed = pl.col("end").fill_null(pl.lit(self.snapshot_time, dtype=TIME))
         trimmed = overlap.with_columns((pl.col("start") + shift).alias("start")).filter(pl.col("start") < closed)

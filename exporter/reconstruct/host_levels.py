@@ -15,7 +15,7 @@ import polars as pl
 from exporter.engine import intervals
 from exporter.reconstruct import conflicts as conflict_rules
 from exporter.reconstruct import inference, manual_rules
-from exporter.adapters import blazar_leases, common, nova_hosts
+from exporter.adapters import blazar_leases, nova_hosts
 from exporter.reconstruct.policy import Policy
 from exporter.reconstruct.rulesfile import RULES_SOURCE
 from exporter.columns import LEVEL_COMMITTED, LEVEL_MAINTENANCE, LEVEL_RESERVABLE, LEVEL_TOTAL
@@ -60,8 +60,8 @@ def painted(books: SpanBooks, settled: pl.DataFrame, order: Sequence[str], *,
             snapshot_time=books.snapshot_time))
     out = []
     for name, piece in zip(names, pieces):
-        if merge:  # in row id order: which of two rows with one window keeps it must not follow row order
-            piece = books.merged(common.in_row_id_order(piece), by=HOST_KEY, conflicts=name in conflicts)
+        if merge:
+            piece = books.merged(piece, by=HOST_KEY, conflicts=name in conflicts)
         out.append(piece.with_columns(pl.lit(name).alias("source")))
     if not out:
         return settled.clear().with_columns(pl.lit(None, dtype=pl.String).alias("source"))

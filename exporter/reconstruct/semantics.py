@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from exporter.adapters import (
-    blazar_hosts, common, host_resources, instance_actions, nova_hosts, nova_instances, nova_segments, nova_services,
+    blazar_hosts, host_resources, instance_actions, nova_hosts, nova_instances, nova_segments, nova_services,
     request_specs,
 )
 from exporter.columns import (
@@ -105,7 +105,7 @@ def stopped_spans(books: SpanBooks, windows: pl.DataFrame, occupied: pl.DataFram
                    policy: Policy) -> pl.DataFrame:
     settled = host_levels.settled_rows(books, windows, policy, level=LEVEL_STOPPED,
                                        detail=instance_actions.stop_reject_detail())
-    merged = books.merged(common.in_row_id_order(settled), by=["entity_id"])
+    merged = books.merged(settled, by=["entity_id"])
     # Split like the instance's occupancy: each piece has the host, size and booking (maintenance
     # when the instance is in a maintenance lease) of the occupied piece it falls in.
     return books.split_into(merged, occupied, by=["entity_id"], take=(*PLACEMENT, "booking"))

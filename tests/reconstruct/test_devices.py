@@ -275,6 +275,20 @@ def test_stop_actions_at_the_same_moment_give_the_same_spans_in_any_row_order(or
 
 
 @pytest.mark.parametrize("order", [[0, 1], [1, 0]])
+def test_two_containers_of_a_reservation_in_one_window_occupy_the_device_once_in_any_row_order(order):
+    # c1 and c2 of one reservation run over the same hours: the device is occupied once, by the
+    # first in row id order (9 before 10, though "10" < "9" as text), whatever order the rows come in
+    containers = [(10, "c1", "R", h(1), "Deleted", h(9)), (9, "c2", "R", h(1), "Deleted", h(9))]
+    tables = _tables(devices=[("d1", "pi-1", h(-100))], allocations=[("a1", "d1", "R")],
+                     containers=[containers[i] for i in order])
+    result = spans_from_tables(tables, site="t", snapshot_time=h(20))
+    occupied = result.devices.filter(pl.col("level") == "occupied")
+    assert occupied.select("start", "end", "source_id").rows() == [(h(1), h(9), "9/d1")]
+    duplicate = result.rejected.filter(pl.col("source_table") == "zun.container")
+    assert duplicate.select("source_id", "rejection_reason").rows() == [("10/d1", "duplicate_entity")]
+
+
+@pytest.mark.parametrize("order", [[0, 1], [1, 0]])
 def test_a_device_model_written_twice_at_the_same_moment_is_the_same_in_any_row_order(order):
     # two machine_name rows of one device with the same time: the later row id wins, whatever
     # the rows' order (a sort on the time alone kept them in the order they came)
