@@ -77,6 +77,10 @@ def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[
         empty = typed(pl.LazyFrame(), columns)
         return empty.with_columns(pl.lit(None, dtype=pl.String).alias("source_table"), _NOT_A_TWIN)
     keys = [name for name, kind in columns.items() if kind == JOIN_ID]
+    # The typed parts' key dtypes are predicted from the stored ones, not resolved: valid because
+    # ``typed`` reads a JOIN_ID column from its stored column alone (``_typed_column``), and never
+    # as absent (``_readable_as`` drops only kinds with a _STORABLE check).
+    assert JOIN_ID not in _STORABLE, "a JOIN_ID column read as absent would not have its stored dtype's type"
     key_dtypes = [[_join_id_dtype(stored[name].get(key)) for key in keys] for name in parts]
     parts = dict(zip(parts, _keys_alike(list(parts.values()), [keys] * len(parts), key_dtypes)))
     return pl.concat([_with_twin_flag(name, parts, columns) for name in parts], how="vertical")
