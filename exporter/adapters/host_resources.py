@@ -92,9 +92,10 @@ def inventory_at_start(spans: pl.LazyFrame, host_windows: pl.LazyFrame) -> pl.La
     # with ``spans`` again (sorted back by ``_span``) and attached side by side.
     result = spans.select("hypervisor_hostname", "start").with_row_index("_span").sort("start")
     # One row per (source, host, start): the as-of joins would pick among tied starts by row order.
+    # Collected once (host rows are few): each source's three lookups read it four times.
     counted = host_windows.filter(pl.col("vcpus") > 0).with_columns(
-        pl.col("source_table").str.split(".").list.first().alias("_source"))
-    counted = common.first_row_each(counted, ("_source", "hypervisor_hostname", "start"))
+        pl.col("source_table").str.split(".").list.first().alias("_source")).collect()
+    counted = common.first_row_each(counted, ("_source", "hypervisor_hostname", "start")).lazy()
     for source in ("nova", "blazar"):
         candidates = counted.filter(pl.col("_source") == source)
         later = candidates.select("hypervisor_hostname", pl.col("start").alias(f"_{source}_forward_from"),
