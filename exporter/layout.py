@@ -131,6 +131,9 @@ def first_line(err: BaseException) -> str:
 # start_date/end_date may lie after the dump, and the snapshot time must not.
 RECORDED_TIMES = frozenset({"created_at", "updated_at", "deleted_at", "launched_at", "terminated_at",
                             "start_time", "finish_time", "audit_event_time", "audit_changed_at"})
+# The time columns the adapters read that are plans (tests/adapters/test_recorded_times.py: every
+# adapter time column is in one of the two sets).
+PLANNED_TIMES = frozenset({"start_date", "end_date"})
 
 
 def _latest_timestamp(tables: dict[str, pl.LazyFrame], snapshot_dir: Path) -> dt.datetime:
