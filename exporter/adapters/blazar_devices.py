@@ -92,10 +92,14 @@ def device_models(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     caps = common.table_rows(tables, "blazar.device_extra_capabilities", {
         "id": common.ID, "device_id": common.ID, "capability_id": common.ID, "property_id": common.ID,
         "capability_value": common.TEXT, "created_at": common.WHEN, "updated_at": common.WHEN})
-    names = pl.concat([_names(tables, "blazar.extra_capabilities", "capability_name"),
-                       _names(tables, "blazar.resource_properties", "property_name")])
-    named = (caps.with_columns(pl.coalesce("property_id", "capability_id").alias("name_id"))
-             .join(names, on="name_id", how="left")
+    # Each id is looked up in its own table: the two tables' ids may coincide, and a row must not
+    # take a name from the other table (or two names, one per table).
+    named = (caps.join(_names(tables, "blazar.resource_properties", "property_name"), left_on="property_id",
+                       right_on="name_id", how="left")
+             .join(_names(tables, "blazar.extra_capabilities", "capability_name"), left_on="capability_id",
+                   right_on="name_id", how="left", suffix="_of_capability")
+             .with_columns(pl.when(pl.col("property_id").is_not_null()).then(pl.col("name"))
+                           .otherwise(pl.col("name_of_capability")).alias("name"))
              .filter((pl.col("name") == MODEL_CAPABILITY) & (pl.col("capability_value").str.strip_chars() != "")))
     models = (named.sort(pl.coalesce("updated_at", "created_at"), "id", nulls_last=False)  # id: ties, any row order
               .group_by("device_id").agg(pl.col("capability_value").str.strip_chars().last().alias("node_type")))
