@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporter.cli import COMMANDS, cli
+from tests.backfill.timelines import synthetic_timeline, write_timeline
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -94,6 +96,25 @@ def test_backfill_keeps_polars_freed_memory(preset):
     assert done.stdout.strip().endswith(",dirty_decay_ms:-1,muzzy_decay_ms:-1")
     assert preset is None or preset in done.stdout
     assert done.stdout.count("dirty_decay_ms:-1") == 1  # a second lookup does not append it again
+
+
+# What other commands load (databases, the live exporter, Arrow readers, yaml, plots): the
+# backfill command reads only a parquet timeline, and each of these costs start-up CPU before its
+# first promtool can start (BENCHMARKS.md session 13, imports).
+NOT_FOR_BACKFILL = ("sqlalchemy", "pymysql", "prometheus_client", "pyarrow", "connectorx", "yaml", "matplotlib",
+                    "exporter.db", "exporter.extract", "exporter.reconstruct.pipeline")
+
+
+def test_a_backfill_run_loads_no_other_commands_libraries(tmp_path):
+    """The whole command, run for real (without promtool), then the modules it left loaded."""
+    timeline = write_timeline(synthetic_timeline(start=dt.datetime(2024, 1, 1), hours=48), tmp_path / "tl")
+    probe = ("import sys\nfrom exporter.cli import main\n"
+             f"main(['backfill', {str(timeline)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+             f"print(sorted(name for name in sys.modules if name.startswith({NOT_FOR_BACKFILL!r})))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "backfill.json").exists()  # it did run, past the options
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_one_sites_unset_variable_blocks_only_that_site(tmp_path):
