@@ -24,7 +24,7 @@ from bench_store import synthetic  # noqa: E402
 
 from exporter.backfill.history import history_before_cutoff, history_opening, window_rows  # noqa: E402
 from exporter.backfill.openmetrics import sample_prefixes  # noqa: E402
-from exporter.backfill.windows import _SpareFiles, _hashed, _write_window  # noqa: E402
+from exporter.backfill.windows import _digested, _SpareFiles, _hashed, _write_window  # noqa: E402
 from exporter.layout import OPENMETRICS_DIR  # noqa: E402
 
 HOURS = 1458
@@ -47,7 +47,7 @@ def _written(out: Path, rows, series, start: dt.datetime) -> str:
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     with _SpareFiles(out / OPENMETRICS_DIR) as spares:
         written = _write_window(out, rows, sample_prefixes(series), start, HOURS, extra=(None, ()), spares=spares)
-        return _hashed(out, written).sha256
+        return _hashed(out, _digested(written)).sha256
 
 
 def main() -> None:

@@ -3,11 +3,12 @@
 Each of ``workers`` threads takes the next window, renders its text straight into its file,
 runs promtool on it, checks the block against the window (sample count, time range) and sets
 the file aside for the next window to overwrite (unless asked to keep it), then takes the next.
-Each window's samples are hashed from its numbers (digest.samples_sha256); its text only when
-the file is kept (while promtool reads it). So at any moment at most ``workers`` files exist:
-the extra disk of a run, beyond its blocks, is bounded by the text of ``workers`` windows, not by
-the whole history (docs/backfill.md), and no rendered text is held in memory (a window's rows
-are gathered only while its file is written).
+Each window's samples are hashed from its numbers (digest.samples_sha256) once its promtool has
+started (without promtool, right after the write); its text only when the file is kept (while
+promtool reads it). So at any moment at most ``workers`` files exist: the extra disk of a run,
+beyond its blocks, is bounded by the text of ``workers`` windows, not by the whole history
+(docs/backfill.md), and no rendered text is held in memory (a window's rows are held only from
+its write until its promtool starts).
 """
 
 from __future__ import annotations
@@ -103,13 +104,20 @@ def write_and_convert(samples: pl.DataFrame | Callable[[], pl.DataFrame], series
         nonlocal written_at
         # the render stops at its next family once the run is failing or interrupted (the pool's exit
         # waits for it: a whole render took ~0.25 s of abort latency)
-        info = _write_window(out, rows(), prefixes, start, hours, extra=(extra_windows.get(start), declared),
-                             spares=spares, before_family=lambda: children.raise_if_stopping(stopping))
+        written = _write_window(out, rows(), prefixes, start, hours, extra=(extra_windows.get(start), declared),
+                                spares=spares, before_family=lambda: children.raise_if_stopping(stopping))
         fault_point("backfill:after-openmetrics")
         written_at = max(written_at, time.perf_counter())
         if not tool:
-            return _hashed(out, info)
-        info = _run_promtool(tool, out, info, hours, stopping, hash_text=keep_openmetrics)
+            return _hashed(out, _digested(written))
+        digested: list[WindowFile] = []
+
+        def take_digests() -> None:  # once promtool runs: off the path to its start (BENCHMARKS.md)
+            info = _digested(written)
+            digested.append(_hashed(out, info) if keep_openmetrics else info)
+
+        blocks = _run_promtool(tool, out, written.path, hours, stopping, on_start=take_digests)
+        info = replace(digested[0], blocks=blocks)
         _verify_blocks(out / BLOCKS_DIR, info)
         if keep_openmetrics:
             return info
@@ -165,15 +173,28 @@ def _gather(samples: pl.DataFrame, rows: pl.Series | None) -> Callable[[], pl.Da
     return lambda: samples.clear() if rows is None else samples[rows]
 
 
+@dataclass
+class _Written:
+    """A window's file just written, and its sample frames (timeline lines, then extra families'),
+    held only until :func:`_digested` takes their digest."""
+
+    path: str  # relative to the output directory
+    window_start: dt.datetime
+    window_end: dt.datetime
+    samples: int
+    bytes: int
+    parts: list[pl.DataFrame]
+
+
 def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.datetime, hours: int,
                   extra: tuple[pl.DataFrame | None, tuple[ExtraFamily, ...]],
-                  spares: _SpareFiles, before_family: Callable[[], None] | None = None) -> WindowFile:
-    """Render one window's text (timeline families, then extra families) into its file and hash
-    its samples (digest.samples_sha256). The text's sha256 is left None, for :func:`_hashed` to
-    take only of a file that is kept (promtool does not need it: it is taken while promtool
-    reads the file). ``spares``: a converted window's file, if one is free, becomes this
-    window's file and is overwritten in place (see _SpareFiles). ``before_family``: called
-    before each timeline family is rendered (openmetrics.write_samples)."""
+                  spares: _SpareFiles, before_family: Callable[[], None] | None = None) -> _Written:
+    """Render one window's text (timeline families, then extra families) into its file. Neither
+    digest is taken here: the samples' (:func:`_digested`) once promtool has started, from the
+    frames this returns; the text's (:func:`_hashed`) only of a file that is kept. ``spares``: a
+    converted window's file, if one is free, becomes this window's file and is overwritten in
+    place (see _SpareFiles). ``before_family``: called before each timeline family is rendered
+    (openmetrics.write_samples)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
     lines = sample_lines(part, prefixes)
@@ -186,10 +207,18 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
         handle.write(EOF)
         handle.truncate()  # a reused file: its old text beyond the new end goes
         size = os.fstat(handle.fileno()).st_size
-    return WindowFile(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
-                      samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
-                      samples_sha256=samples_sha256([lines] if extra_lines is None else [lines, extra_lines]),
-                      sha256=None)
+    return _Written(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
+                    samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
+                    parts=[lines] if extra_lines is None else [lines, extra_lines])
+
+
+def _digested(written: _Written) -> WindowFile:
+    """The window's file with its samples' digest (digest.samples_sha256), its text's sha256 left
+    None (:func:`_hashed`). The frames are released as soon as they are hashed: a worker holds no
+    rows while its promtool runs."""
+    parts, written.parts = written.parts, []
+    return WindowFile(path=written.path, window_start=written.window_start, window_end=written.window_end,
+                      samples=written.samples, bytes=written.bytes, samples_sha256=samples_sha256(parts), sha256=None)
 
 
 def _hashed(out: Path, info: WindowFile) -> WindowFile:
@@ -240,34 +269,31 @@ class _SpareFiles:
             self._free.clear()
 
 
-def _run_promtool(tool: str, out: Path, info: WindowFile, hours: int, stop: threading.Event, *,
-                  hash_text: bool) -> WindowFile:
-    """Run promtool into a private directory (it leaves chunks_head/ there; its own temporary
-    files go there too, via TMPDIR), then move its block(s) into ``blocks/``; ``info`` comes back
-    with its blocks and, with ``hash_text`` (the file is kept), its text's sha256. The hash is
-    taken once promtool has started (promtool does not wait for it: it is off the path to
-    promtool's start). Not started once ``stop`` is set (the run is failing or interrupted)."""
-    staging = out / BLOCKS_DIR / f".promtool-{Path(info.path).stem}"
+def _run_promtool(tool: str, out: Path, path: str, hours: int, stop: threading.Event, *,
+                  on_start: Callable[[], None]) -> tuple[str, ...]:
+    """Run promtool on the window file ``path`` into a private directory (it leaves chunks_head/
+    there; its own temporary files go there too, via TMPDIR), then move its block(s) into
+    ``blocks/`` and return their ULIDs. ``on_start`` is called once promtool has started (promtool
+    does not wait for it: the window's digests are taken there, off the path to its start). Not
+    started once ``stop`` is set (the run is failing or interrupted)."""
+    staging = out / BLOCKS_DIR / f".promtool-{Path(path).stem}"
     (staging / "tmp").mkdir(parents=True)
-    command = promtool_command(out / info.path, staging, hours, tool)
-    hashed = info
+    command = promtool_command(out / path, staging, hours, tool)
 
-    def on_start() -> None:  # children.run calls it once promtool runs, before it returns
-        nonlocal hashed
+    def started() -> None:  # children.run calls it once promtool runs, before it returns
         fault_point("backfill:promtool-running")
-        if hash_text:
-            hashed = _hashed(out, info)
+        on_start()
 
     done = children.run([*command[:-1], "--quiet", command[-1]], env={**os.environ, "TMPDIR": str(staging / "tmp")},
-                        on_start=on_start, stop=stop)
+                        on_start=started, stop=stop)
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
-        raise TimelineError(f"promtool failed on {info.path}: {message[-1] if message else done.returncode}")
+        raise TimelineError(f"promtool failed on {path}: {message[-1] if message else done.returncode}")
     ulids = sorted(p.name for p in staging.iterdir() if ULID.match(p.name))
     for ulid in ulids:
         os.replace(staging / ulid, out / BLOCKS_DIR / ulid)
     shutil.rmtree(staging)
-    return replace(hashed, blocks=tuple(ulids))
+    return tuple(ulids)
 
 
 def _verify_blocks(blocks_dir: Path, info: WindowFile) -> None:
