@@ -27,7 +27,8 @@ import polars as pl
 
 from exporter.backfill.blocks import backfill
 from exporter.backfill.checked import checked_timeline
-from exporter.backfill.openmetrics import sample_lines, sample_prefixes, sample_values, series_labels, write_samples
+from exporter.backfill.openmetrics import (family_parts, sample_lines, sample_prefixes, sample_values,
+                                           series_labels, write_samples)
 from exporter.columns import TIMELINE_SCHEMA
 
 NODE_TYPES = ("compute_haswell", "compute_skylake", "compute_cascadelake_r", "storage", "gpu_p100", "gpu_v100",
@@ -86,7 +87,7 @@ def bench_writer(work: Path, args) -> None:
     sink = CountingSink()
     prefixes = sample_prefixes(series)
     _, render = timed("render text, all windows, into memory (no disk)", lambda: [
-        write_samples(sample_lines(part, prefixes), sink)
+        write_samples(family_parts(sample_lines(part, prefixes)), sink)
         for part in values.with_columns(w=pl.col("t") // (1458 * 3600)).partition_by("w", include_key=False)])
     print(f"  -> {values.height / render / 1e6:.2f} M samples/s rendering, {sink.bytes / values.height:.0f} bytes/sample")
     del frame, checked, values

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from exporter.backfill.openmetrics import escape_label, escaped_label
+from exporter.backfill.openmetrics import escape_label, escaped_label, write_lines
 from exporter.errors import TimelineError
 from exporter.familyframe import checked_family_frame
 from exporter.metrics import ExtraFamily
@@ -77,14 +77,13 @@ def family_header(family: ExtraFamily) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_family_samples(lines: pl.DataFrame, families: Sequence[ExtraFamily], out: BinaryIO) -> None:
-    """Write ``lines`` (rows of :func:`family_lines`) as family blocks; the caller writes ``# EOF``."""
-    if lines.height == 0:
-        return
-    for (index,), part in sorted(lines.partition_by("family", maintain_order=True, as_dict=True).items()):
+def write_family_samples(parts: Sequence[tuple[int, pl.DataFrame]], families: Sequence[ExtraFamily],
+                         out: BinaryIO) -> None:
+    """Write ``parts`` (openmetrics.family_parts of :func:`family_lines` rows) as family blocks; the
+    caller writes ``# EOF``."""
+    for index, part in parts:
         out.write(family_header(families[index]))
-        part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never",
-                                                      separator=" ", line_terminator="\n")
+        write_lines(part, out)
 
 
 def family_counts(lines: pl.DataFrame, families: Sequence[ExtraFamily]) -> dict[str, dict[str, int]]:

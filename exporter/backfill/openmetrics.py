@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
+import numpy as np
 import polars as pl
 
 from exporter.backfill.checked import SERIES_KEYS, CheckedTimeline, Prechecked, checked_timeline
@@ -135,36 +136,44 @@ def family_header(index: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_samples(lines: pl.DataFrame, out: BinaryIO, *, eof: bool = True,
+def write_samples(parts: Sequence[tuple[int, pl.DataFrame]], out: BinaryIO, *, eof: bool = True,
                   before_family: Callable[[], None] | None = None) -> None:
-    """Write ``lines`` (from :func:`sample_lines`) as one OpenMetrics document (``eof=False``:
-    without the final ``# EOF``, so more families can follow). ``before_family`` is called before
-    each family is written (backfill's workers stop there when the run is failing or interrupted).
+    """Write ``parts`` (:func:`family_parts` of rows from :func:`sample_lines`) as one OpenMetrics
+    document (``eof=False``: without the final ``# EOF``, so more families can follow).
+    ``before_family`` is called before each family is written (backfill's workers stop there when
+    the run is failing or interrupted).
 
     One ``write_csv`` per family with a space separator and no quoting produces exactly
     ``name{labels} value timestamp`` lines (polars prints floats in shortest round-trip form).
     """
-    for index, part in _family_parts(lines):
+    for index, part in parts:
         if before_family is not None:
             before_family()
         out.write(family_header(index))
-        part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never",
-                                                      separator=" ", line_terminator="\n")
+        write_lines(part, out)
     if eof:
         out.write(EOF)
 
 
-def _family_parts(lines: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
-    """``lines`` split by family, in family order, each part in row order. A window's rows hold
-    each family in one run (gauge families, then counter families): the parts are then slices of
-    ``lines``, not copies (``partition_by`` copied every window once more, BENCHMARKS.md)."""
-    family = lines["family"]
-    starts, ends = runs(family.to_numpy())
-    if len(starts) != family.n_unique():  # a family in several runs: group them, keeping row order
-        return sorted((index, part) for (index,), part in
-                      lines.partition_by("family", maintain_order=True, as_dict=True).items())
-    return sorted(((family[int(start)], lines.slice(int(start), int(end - start))) for start, end in zip(starts, ends)),
-                  key=lambda item: item[0])
+def write_lines(part: pl.DataFrame, out: BinaryIO) -> None:
+    """``part``'s rows as ``name{labels} value timestamp`` lines (one ``write_csv``)."""
+    part.select("prefix", "value", "t").write_csv(out, include_header=False, quote_style="never", separator=" ",
+                                                  line_terminator="\n")
+
+
+def family_parts(lines: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+    """The file order of ``lines`` (rows with a ``family`` column), the one both writers and the
+    samples' digest (digest.samples_sha256) follow: family by family in family order, each
+    family's rows in row order. A window's rows hold each family in one run, so its parts are
+    slices of ``lines``, not copies (``partition_by`` copied every window once more,
+    BENCHMARKS.md); a family in several runs is its runs' slices put together."""
+    family = lines["family"].to_numpy()
+    starts, ends = runs(family)
+    stretches: dict[int, list[pl.DataFrame]] = {}
+    for i in np.argsort(family[starts], kind="stable"):
+        stretches.setdefault(int(family[starts[i]]), []).append(lines.slice(int(starts[i]), int(ends[i] - starts[i])))
+    return [(index, parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False))
+            for index, parts in stretches.items()]
 
 
 def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,
@@ -173,5 +182,6 @@ def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,
     checked = checked_timeline(timeline, step_seconds=step_seconds)
     series = series_labels(checked, job=job, instance=instance)
     buffer = io.BytesIO()
-    write_samples(sample_lines(sample_values(checked, origin=origin), sample_prefixes(series)), buffer)
+    write_samples(family_parts(sample_lines(sample_values(checked, origin=origin), sample_prefixes(series))),
+                  buffer)
     return buffer.getvalue()

@@ -31,7 +31,7 @@ from exporter import children
 from exporter.backfill.digest import samples_sha256
 from exporter.backfill.history import epoch_of, split_windows, window_rows
 from exporter.backfill.families import write_family_samples
-from exporter.backfill.openmetrics import EOF, sample_lines, sample_prefixes, write_samples
+from exporter.backfill.openmetrics import EOF, family_parts, sample_lines, sample_prefixes, write_samples
 from exporter.errors import TimelineError
 from exporter.faults import fault_point
 from exporter.layout import BLOCKS_DIR, OPENMETRICS_DIR
@@ -175,8 +175,9 @@ def _gather(samples: pl.DataFrame, rows: pl.Series | None) -> Callable[[], pl.Da
 
 @dataclass
 class _Written:
-    """A window's file just written, and its sample frames (timeline lines, then extra families'),
-    held only until :func:`_digested` takes their digest."""
+    """A window's file just written, and its sample frames in the file's order (openmetrics.family_parts
+    of the timeline's lines, then of the extra families'), held only until :func:`_digested` takes
+    their digest."""
 
     path: str  # relative to the output directory
     window_start: dt.datetime
@@ -197,19 +198,20 @@ def _write_window(out: Path, part: pl.DataFrame, prefixes: pl.Series, start: dt.
     (openmetrics.write_samples)."""
     extra_lines, declared = extra
     path = f"{OPENMETRICS_DIR}/{start:%Y%m%dT%H%M%SZ}_{hours}h.om"
-    lines = sample_lines(part, prefixes)
+    # split once into the file's order: the writers and the digest take the same parts
+    timeline_parts = family_parts(sample_lines(part, prefixes))
+    extra_parts = family_parts(extra_lines) if extra_lines is not None else []
     reused = spares.move_to(out / path)
     # unbuffered: polars writes its parts through the same descriptor, in order with the headers
     with open(out / path, "r+b" if reused else "wb", buffering=0) as handle:
-        write_samples(lines, handle, eof=False, before_family=before_family)
-        if extra_lines is not None:
-            write_family_samples(extra_lines, declared, handle)
+        write_samples(timeline_parts, handle, eof=False, before_family=before_family)
+        write_family_samples(extra_parts, declared, handle)
         handle.write(EOF)
         handle.truncate()  # a reused file: its old text beyond the new end goes
         size = os.fstat(handle.fileno()).st_size
+    parts = [frame for _, frame in (*timeline_parts, *extra_parts)]
     return _Written(path=path, window_start=start, window_end=start + dt.timedelta(hours=hours),
-                    samples=lines.height + (extra_lines.height if extra_lines is not None else 0), bytes=size,
-                    parts=[lines] if extra_lines is None else [lines, extra_lines])
+                    samples=sum(frame.height for frame in parts), bytes=size, parts=parts)
 
 
 def _digested(written: _Written) -> WindowFile:

@@ -13,7 +13,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from exporter.errors import TimelineError
 from exporter.backfill.checked import checked_timeline
-from exporter.backfill.openmetrics import (escape_label, render_openmetrics, sample_lines, sample_prefixes,
+from exporter.backfill.openmetrics import (escape_label, family_parts, render_openmetrics, sample_lines, sample_prefixes,
                                            sample_values, series_labels, write_samples)
 from exporter.columns import TIMELINE_SCHEMA
 from tests.backfill.timelines import synthetic_timeline
@@ -89,7 +89,7 @@ def test_row_order_of_the_input_does_not_change_a_byte():
 
 
 def test_families_split_over_several_runs_are_grouped_in_row_order():
-    """write_samples writes a window's families as slices when each is one run of rows; rows whose
+    """family_parts gives a window's families as slices when each is one run of rows; rows whose
     families interleave (any row subset of sample_values may) still give one block per family."""
     checked = checked_timeline(synthetic_timeline(start=T0, hours=5, node_types=("a",), resources=("nodes", "gpus")))
     lines = sample_lines(sample_values(checked), sample_prefixes(series_labels(checked, job="j", instance="i")))
@@ -97,7 +97,7 @@ def test_families_split_over_several_runs_are_grouped_in_row_order():
 
     def text(frame: pl.DataFrame) -> str:
         buffer = io.BytesIO()
-        write_samples(frame, buffer)
+        write_samples(family_parts(frame), buffer)
         return buffer.getvalue().decode()
 
     assert interleaved["family"].rle_id().max() + 1 > interleaved["family"].n_unique()  # really split
