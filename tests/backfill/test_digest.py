@@ -9,10 +9,12 @@ import hashlib
 import io
 import json
 import struct
+import time
 
 import polars as pl
 import pytest
 
+from exporter.backfill import windows
 from exporter.backfill.blocks import backfill
 from exporter.backfill.digest import samples_sha256
 from exporter.backfill.openmetrics import family_parts, write_samples
@@ -64,6 +66,36 @@ def test_each_windows_digest_is_the_documented_one_of_its_files_samples(tmp_path
         assert entry["samples_sha256"] == documented_digest(text)
         assert entry["sha256"] == hashlib.sha256(text.encode()).hexdigest()
     assert [f.samples_sha256 for f in result.files] == [f["samples_sha256"] for f in manifest["files"]]
+
+
+@pytest.mark.prometheus
+def test_each_windows_digest_is_taken_once_its_promtool_has_started(tmp_path, promtool, monkeypatch):
+    """Off the path to promtool's start (as the text's hash): with one worker, the k-th window's
+    digest waits for the k-th promtool to have logged its start; taken before it, it never would."""
+    started = tmp_path / "started"
+    wrapper = tmp_path / "logging-promtool"
+    wrapper.write_text(f"#!/bin/sh\necho started >> {started}\nexec {promtool} \"$@\"\n")
+    wrapper.chmod(0o755)
+    seen: list[bool] = []
+    real = windows.samples_sha256
+
+    def after_start(parts):
+        deadline = time.monotonic() + 5
+        while all(seen) and len(_lines_of(started)) <= len(seen) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(len(_lines_of(started)) > len(seen))
+        return real(parts)
+
+    monkeypatch.setattr(windows, "samples_sha256", after_start)
+    timeline = write_timeline(synthetic_timeline(start=START, hours=30, node_types=("a",), resources=("nodes",)),
+                              tmp_path / "timeline")
+    backfill(timeline, tmp_path / "out", blocks=True, promtool=str(wrapper), now=NOW,
+             holdback=dt.timedelta(hours=2), block_hours=6, workers=1, declared=DECLARED)
+    assert len(seen) == 5 and all(seen)
+
+
+def _lines_of(path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
 
 
 def lines(*samples: tuple[str, int, float], families: list[int] | None = None) -> pl.DataFrame:
