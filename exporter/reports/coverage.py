@@ -14,6 +14,7 @@ import polars as pl
 from exporter.engine.sweepline import order_free_sum
 from exporter.layout import DEVICE_TIMELINE_FILE, TIMELINE_FILE
 from exporter.reports.levels import LEVELS
+from exporter.reports.ratio import ratio
 
 KINDS = ("counted", "clipped", "rejected")
 UNKNOWN = "unknown"
@@ -79,7 +80,7 @@ def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
                .join(rejected, on=["site", "year", "level"], how="left")
                .join(sources, on=["site", "year", "level"], how="left"))
     booked = pl.col("counted") + pl.col("clipped") + pl.col("rejected")
-    return (summary.with_columns(pl.when(booked > 0).then(pl.col("counted") / booked).alias("counted_share"))
+    return (summary.with_columns(ratio(pl.col("counted"), booked).alias("counted_share"))
             .select("site", "year", "level", *KINDS, UNKNOWN, "counted_share", "duplicates", "rejected_by_reason",
                     "sources")
             .sort("site", "year", "level"))

@@ -14,6 +14,7 @@ import polars as pl
 
 from exporter.engine.sweepline import order_free_sum
 from exporter.reports.levels import all_levels
+from exporter.reports.ratio import ratio
 
 PERIODS = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}  # weeks start on Monday
 RESOURCES = {"node": "nodes", "vcpu": "vcpus", "gpu": "gpus"}  # column prefix -> timeline resource
@@ -50,7 +51,7 @@ def kpi_table(timeline: pl.DataFrame | pl.LazyFrame, *, period: str, step_second
                       (pl.col("samples") * step_seconds / 3600).alias("hours_covered"))
         .with_columns(((pl.col("period_end") - pl.col("period_start")).dt.total_seconds() / 3600
                        == pl.col("hours_covered")).alias("complete"),
-                      *[_ratio(name, f"{unit}_hours_{numerator}", f"{unit}_hours_{denominator}")
+                      *[ratio(pl.col(f"{unit}_hours_{numerator}"), pl.col(f"{unit}_hours_{denominator}")).alias(name)
                         for unit in list(resources)[:1] for name, (numerator, denominator) in RATIOS.items()])
         .with_columns(pl.col("period_start").dt.date(), pl.col("period_end").dt.date())
         .select(*KEYS, "hours_covered", "complete", *[n for n in table.columns if "_hours_" in n], *RATIOS)
@@ -65,6 +66,3 @@ def device_kpi_table(device_timeline: pl.DataFrame | pl.LazyFrame, *, period: st
     return table.rename({"node_type": DEVICE_TYPE})
 
 
-def _ratio(name: str, numerator: str, denominator: str) -> pl.Expr:
-    top, bottom = pl.col(numerator), pl.col(denominator)
-    return pl.when(bottom > 0).then(top / bottom).otherwise(None).alias(name)

@@ -13,6 +13,7 @@ import polars as pl
 
 from exporter.engine.sweepline import order_free_sum
 from exporter.reports.coverage import COUNTED_ELSEWHERE
+from exporter.reports.ratio import ratio
 from exporter.columns import POOL_RESERVABLE
 
 LEGACY_TABLE = "chameleon_usage.node_usage_report_cache"
@@ -84,7 +85,7 @@ def compare(legacy: pl.DataFrame, rebuilt: pl.DataFrame, evidence: pl.DataFrame)
             .with_columns(pl.col("reconstructed_hours").fill_null(0.0))
             .join(evidence.with_columns(pl.lit(True).alias("evidenced")), on=["date", "level"], how="left"))
     difference = pl.col("reconstructed_hours") - pl.col("legacy_hours").fill_null(0.0)
-    relative = relative_difference(pl.col("reconstructed_hours"), pl.col("legacy_hours"))
+    relative = ratio(difference, pl.col("legacy_hours"))  # null where legacy is missing, as relative_difference
     finding = (pl.when((pl.col("legacy_hours").is_null() | (pl.col("legacy_hours") == 0))
                        & (pl.col("reconstructed_hours") != 0)).then(pl.lit("missing_in_legacy"))
                .when((pl.col("legacy_hours").fill_null(0.0) == 0) | (relative.abs() <= AGREES_WITHIN))
@@ -99,9 +100,9 @@ def compare(legacy: pl.DataFrame, rebuilt: pl.DataFrame, evidence: pl.DataFrame)
 
 
 def relative_difference(reconstructed: pl.Expr, legacy: pl.Expr) -> pl.Expr:
-    """(reconstructed - legacy) / legacy; null when legacy is 0 or missing (no inf or NaN), for a
-    row and for a level's sums alike (docs/legacy.md)."""
-    return pl.when(legacy != 0).then((reconstructed - legacy) / legacy)
+    """(reconstructed - legacy) / legacy by the reports' ratio rule, for a row and for a level's
+    sums alike (docs/legacy.md)."""
+    return ratio(reconstructed - legacy, legacy)
 
 
 def evidence(rejected: pl.DataFrame, leaves: pl.DataFrame) -> pl.DataFrame:
