@@ -18,7 +18,7 @@ from exporter.backfill.checked import (LOOKUP_LIMIT, SERIES_KEYS, Prechecked, fa
                                       prechecked_timeline)
 from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import check_origin, sample_values, series_labels, with_counters
-from exporter.engine.running import settled_quantum, sums_before_runs
+from exporter.engine.running import settled_quanta, sums_before_runs
 from exporter.engine.runs import runs
 from exporter.errors import TimelineError
 from exporter.layout import read_families, read_timeline
@@ -162,9 +162,8 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     # Σ|terms| per series in row order; any order gives the whole path's quantum where it is settled
     # (N rows bound each series' count of terms); settled over the series' codes only, in rank order
     sums = np.bincount(codes, weights=np.abs(terms), minlength=int(pre.keys["code"].max()) + 1)
-    quantum_of_rank = settled_quantum(pl.Series(sums[pre.keys["code"].to_numpy()]),
-                                      pl.repeat(pre.frame.height, pre.keys.height, eager=True))
-    if quantum_of_rank.null_count():
+    quantum = settled_quanta(sums[pre.keys["code"].to_numpy()], np.full(pre.keys.height, pre.frame.height))
+    if quantum is None:
         return None
     micros = pre.frame["timestamp"].dt.epoch("us").to_numpy()  # the stored unit: no division per row
     rows = np.flatnonzero(micros < end * 1_000_000)
@@ -174,7 +173,6 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     order = np.argsort(rank.astype(np.int64) * (1 << 40) + t)  # by (rank, t)
     rows, rank, t = rows[order], rank[order], t[order]
     family_of_rank = family_codes(pre.keys["resource"]).to_numpy()  # keys are in rank order (_ranked_keys)
-    quantum = quantum_of_rank.to_numpy()
     starts, ends = runs(rank)
     values = pl.DataFrame({"family": pl.Series(family_of_rank[rank]), "rank": pl.Series(rank, dtype=pl.UInt32),
                            "t": pl.Series(t, dtype=pl.Int64), "value": pre.frame["value"].gather(rows)})

@@ -74,10 +74,16 @@ def _settled_run_quanta(values: np.ndarray, starts: np.ndarray, ends: np.ndarray
     every row (0.06 s of backfill's CPU on 6.3M rows, BENCHMARKS.md session 13); None when some run's
     quantum is not settled by that sum (:func:`settled_quantum`): the caller takes the expression's."""
     sums = np.add.reduceat(np.abs(values), starts) if len(starts) else np.zeros(0)
-    quantum = settled_quantum(pl.Series(sums), pl.Series(ends - starts))
-    if quantum.null_count():
-        return None
-    return np.repeat(quantum.to_numpy(), ends - starts)
+    quantum = settled_quanta(sums, ends - starts)
+    return None if quantum is None else np.repeat(quantum, ends - starts)
+
+
+def settled_quanta(sums: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
+    """:func:`settled_quantum` of numpy sums (Σ|terms| per group, added in any order) and bounds on
+    each group's count of terms; None when some group's quantum is not settled (the callers then
+    take another path, so a partly settled answer is of no use)."""
+    quantum = settled_quantum(pl.Series(sums, dtype=pl.Float64), pl.Series(rows))
+    return None if quantum.null_count() else quantum.to_numpy()
 
 
 def sums_before_runs(values: np.ndarray, quantum: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
