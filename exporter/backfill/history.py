@@ -239,14 +239,14 @@ def window_rows(samples: pl.DataFrame, hours: int) -> list[tuple[dt.datetime, pl
     each ascending: ``samples[rows]`` is the window (gathered only when it is written)."""
     seconds = hours * 3600
     rows = rows_by_key(samples.select(pl.col("t") // seconds).to_series())
-    return [(datetime_of(window * seconds), part) for window, part in sorted(rows.items())]
+    return [(datetime_of(window * seconds), part) for window, part in rows.items()]  # ascending windows
 
 
 def rows_by_key(keys: pl.Series) -> dict[int, pl.Series]:
     """Row numbers of each value of the integer ``keys``, ascending, the values in ascending order
-    (``partition_by`` with ``maintain_order`` without the copy). Each series' samples are in time
-    order, so a window's (or a family's) rows come in long runs: one pass finds the runs, no hash
-    per row. The rows are polars' index type (a gather by Int64 rows converted them first), laid
+    (the parts ``partition_by`` would make, sorted by value, without the copy). Each series'
+    samples are in time order, so a window's (or a family's) rows come in long runs: one pass
+    finds the runs, no hash per row. The rows are polars' index type (a gather by Int64 rows converted them first), laid
     out value after value in one array, each value's a slice of it: 0.23 -> 0.14 s of CPU for a
     year's windows, found and gathered (BENCHMARKS.md session 13)."""
     if keys.len() == 0:
