@@ -89,20 +89,22 @@ class SpanBooks:
                           detail=pl.lit('{"overlaps": "an earlier row of the same identity"}'))
 
     def clipped_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str],
-                     reason: str = "outside_parent", outside: bool = False,
+                     reason: str | None = None, outside: bool = False,
                      clipped: str | None = None) -> pl.DataFrame:
         """Pieces of ``spans`` inside the union of their key's ``parents`` (``outside=True``: not in it).
 
         A row with no piece kept is rejected with ``reason``; the removed part of the others
-        is clipped hours (``clipped``; default outside_parent, or duplicate_entity when keeping the outside).
+        is clipped hours (``clipped``). Both default to outside_parent, or to duplicate_entity when
+        keeping the outside (the parents' time is counted through them): a row wholly under a
+        parent loses its time for the same reason as a row partly under one.
         """
         # The pieces come with all of their row's columns: a row cut into pieces earlier (an exclude
         # rule) repeats its _row, and its other columns agree.
         kept = eager_clip.clip_rows_to_parent(spans, parents.select(*by, "start", "end"), by=by,
                                               open_end=self.snapshot_time, outside=outside)
         detail = pl.struct([pl.col(k).cast(pl.String) for k in by]).struct.json_encode()
-        clipped = clipped or ("duplicate_entity" if outside else "outside_parent")
-        return self._kept(spans, kept, rejected=reason, clipped=clipped,
+        lost = "duplicate_entity" if outside else "outside_parent"
+        return self._kept(spans, kept, rejected=reason or lost, clipped=clipped or lost,
                           detail=detail)
 
     def split_into(self, spans: pl.DataFrame, parents: pl.DataFrame, *, by: Sequence[str], take: Sequence[str],

@@ -132,8 +132,7 @@ def _stopped(books: SpanBooks, stops: pl.DataFrame, slots: pl.DataFrame, pieces:
     own_stops = settled.select(pl.col("entity_id"), *SLOT, "start", "end")
     _, running = intervals.clip_to_parent(pieces.select("entity_id", *SLOT, "start", "end").lazy(),
                                           own_stops.lazy(), by=["entity_id", *SLOT], open_end=books.snapshot_time)
-    idle = books.clipped_into(settled, running.select(*SLOT, "start", "end").collect(), by=SLOT, outside=True,
-                              reason="duplicate_entity", clipped="duplicate_entity")
+    idle = books.clipped_into(settled, running.select(*SLOT, "start", "end").collect(), by=SLOT, outside=True)
     inside = books.clipped_into(idle, occupied.select(*SLOT, "start", "end"), by=SLOT)
     return books.merged(inside, by=SLOT)
 

@@ -44,6 +44,17 @@ def test_clipping_reads_every_parent_that_reaches_into_the_children_open_ones_in
     assert books.all_rejected().select("source_id", "rejection_reason").rows() == [("2", "outside_parent")]
 
 
+def test_keeping_the_outside_loses_a_whole_row_and_a_part_for_the_same_reason():
+    # h1's child is partly under its parent (1 day clipped), h2's wholly (rejected): both duplicate_entity
+    books = SpanBooks(site="s", snapshot_time=SNAPSHOT)
+    children = rows(("h1", day(2), day(5)), ("h2", day(3), day(4)))
+    parents = rows(("h1", day(1), day(3)), ("h2", day(1), day(6)))
+    kept = books.clipped_into(children, parents, by=["hypervisor_hostname"], outside=True)
+    assert kept.select("source_id", "start", "end").rows() == [("0", day(3), day(5))]
+    assert books.all_rejected().select("source_id", "rejection_reason").rows() == [("1", "duplicate_entity")]
+    assert books.all_clipped().select("reason", "hours").rows() == [("duplicate_entity", 24.0)]
+
+
 def instances(*windows: tuple) -> pl.DataFrame:
     """entity, start, end rows as the occupied level's settled spans."""
     frame = pl.DataFrame(
