@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.columns import COUNTED_ELSEWHERE
 from exporter.engine.sweepline import order_free_sum
 from exporter.layout import DEVICE_TIMELINE_FILE, TIMELINE_FILE
 from exporter.reports.levels import LEVELS
@@ -18,9 +19,6 @@ from exporter.reports.ratio import ratio
 
 KINDS = ("counted", "clipped", "rejected")
 UNKNOWN = "unknown"
-# Rejected because the same entity-hours are counted through another row or source (an overlapping
-# duplicate row; a Blazar host where Nova speaks for it): not lost, so shown apart from the rest.
-COUNTED_ELSEWHERE = ("duplicate_entity", "overridden")
 LONG_SCHEMA = {"site": pl.String, "year": pl.Int32, "level": pl.String, "kind": pl.String,
                "source_table": pl.String, "reason": pl.String, "rows": pl.Int64, "hours": pl.Float64}
 
@@ -62,12 +60,14 @@ def unknown_hours(timeline: pl.DataFrame, *, levels: list[str], step_seconds: in
 
 def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
     """One row per (site, year, level): hours counted / clipped / rejected (losing hours) / unknown,
-    the share counted of counted + clipped + rejected, the duplicates (rejected as counted elsewhere),
-    the rejected hours by reason, and the source tables that evidenced the counted hours."""
-    def hours(kind: str, name: str | None = None, duplicate: bool = False) -> pl.Expr:
-        elsewhere = pl.col("reason").is_in(COUNTED_ELSEWHERE).fill_null(False)
-        chosen = (pl.col("kind") == kind) & (elsewhere == duplicate)
-        return order_free_sum(pl.col("hours").filter(chosen)).alias(name or kind)
+    the share counted of counted + clipped + rejected, the hours counted elsewhere (clipped or
+    rejected with a reason in COUNTED_ELSEWHERE: in neither of those two columns), the rejected
+    hours by reason, and the source tables that evidenced the counted hours. So counted + clipped
+    + rejected + counted_elsewhere is every booked hour."""
+    elsewhere = pl.col("reason").is_in(COUNTED_ELSEWHERE).fill_null(False)
+
+    def hours(name: str, chosen: pl.Expr) -> pl.Expr:
+        return order_free_sum(pl.col("hours").filter(chosen)).alias(name)
 
     rejected = (long.filter(pl.col("kind") == "rejected").group_by("site", "year", "level", "reason")
                 .agg(order_free_sum(pl.col("hours"))).sort("reason")
@@ -76,11 +76,12 @@ def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
     sources = (long.filter(pl.col("kind") == "counted").group_by("site", "year", "level")
                .agg(pl.col("source_table").unique().sort().str.join(", ").alias("sources")))
     summary = (long.group_by("site", "year", "level")
-               .agg(*[hours(kind) for kind in (*KINDS, UNKNOWN)], hours("rejected", "duplicates", duplicate=True))
+               .agg(*[hours(kind, (pl.col("kind") == kind) & ~elsewhere) for kind in (*KINDS, UNKNOWN)],
+                    hours("counted_elsewhere", elsewhere))
                .join(rejected, on=["site", "year", "level"], how="left")
                .join(sources, on=["site", "year", "level"], how="left"))
     booked = pl.col("counted") + pl.col("clipped") + pl.col("rejected")
     return (summary.with_columns(ratio(pl.col("counted"), booked).alias("counted_share"))
-            .select("site", "year", "level", *KINDS, UNKNOWN, "counted_share", "duplicates", "rejected_by_reason",
-                    "sources")
+            .select("site", "year", "level", *KINDS, UNKNOWN, "counted_share", "counted_elsewhere",
+                    "rejected_by_reason", "sources")
             .sort("site", "year", "level"))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from exporter.columns import COUNTED_ELSEWHERE, POOL_RESERVABLE
 from exporter.engine.sweepline import order_free_sum
-from exporter.reports.coverage import COUNTED_ELSEWHERE
 from exporter.reports.ratio import ratio
-from exporter.columns import POOL_RESERVABLE
 
 LEGACY_TABLE = "chameleon_usage.node_usage_report_cache"
 LEGACY_LEVELS: dict[str, tuple[str, ...]] = {  # level -> legacy columns whose sum it is compared with
