@@ -75,9 +75,9 @@ def _name_table(tables: Mapping[str, pl.LazyFrame], table: str, name_column: str
 def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> pl.LazyFrame:
     """hypervisor_hostname, node_type, gpus: one row per hostname seen in Blazar.
 
-    Per hostname the newest non-empty value wins (newest computehosts row, then newest capability
-    row; equal times: the later computehosts id, then the later capability row id, in
-    ``common.id_order``, then the larger value). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
+    Per hostname the newest non-empty value wins: the newest computehosts row first (equal times:
+    the higher id), then its newest capability row (equal times: the higher row id), then the
+    larger value; ids in ``common.id_order`` (docs/semantics.md). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
     finite number >= 0 ("nan", "inf", "-1", "two") is no GPU count: an older valid one wins.
     """
     count = pl.col("value").cast(pl.Float64, strict=False)

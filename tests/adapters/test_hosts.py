@@ -133,6 +133,21 @@ def test_newest_capability_value_wins_and_empty_values_are_ignored():
     assert attributes.row(0, named=True)["node_type"] == "new"
 
 
+def test_the_newest_computehosts_row_decides_before_the_newest_capability_row():
+    # h1 enrolled twice at one moment (rows 7 and 8): row 8, the higher id, is the newest host row,
+    # so its capability "b" wins over row 7's "a" written an hour later.
+    caps = capabilities(
+        {"id": "1", "computehost_id": "7", "capability_name": "node_type", "capability_value": "a",
+         "created_at": t("01-01 01:00")},
+        {"id": "2", "computehost_id": "8", "capability_name": "node_type", "capability_value": "b",
+         "created_at": t("01-01 00:00")})
+    hosts = computehosts({"id": "7", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")},
+                         {"id": "8", "hypervisor_hostname": "h1", "created_at": t("01-01 00:00")})
+    windows = blazar_hosts.blazar_host_windows({"blazar.computehosts": hosts.lazy()})
+    found = blazar_hosts.named_capabilities({"blazar.computehost_extra_capabilities": caps.lazy()})
+    assert blazar_hosts.host_attributes(windows, found).collect().row(0, named=True)["node_type"] == "b"
+
+
 def test_a_gpu_count_that_is_no_finite_count_is_ignored_never_nan():
     caps = capabilities(*(
         {"computehost_id": "7", "capability_name": "gpu.gpu_count", "capability_value": value,
