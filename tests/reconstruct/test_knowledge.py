@@ -80,21 +80,6 @@ def test_an_inferred_span_is_dated_only_by_the_instances_it_was_inferred_from():
     assert known.select("known_from", "known_until").rows() == [(D + H, D + 8 * H)]
 
 
-def test_an_inferred_span_is_known_until_the_deletion_of_an_instance_with_no_creation_time():
-    # Two usable rows name reservation res on h1: one created at D + H, deleted at D + 8 H; one with no
-    # created_at, deleted at D + 12 H. Both are evidence: the first dates known_from, the later
-    # deletion known_until.
-    spans = conform(pl.DataFrame({
-        "source_table": ["inference"], "source_id": [f"res@h1@{D:%Y%m%dT%H%M%S}"], "rule_id": [None],
-        "reservation_id": ["res"], "hypervisor_hostname": ["h1"], "start": [D + H], "end": [D + 8 * H]}), SPAN_SCHEMA)
-    instances = pl.DataFrame({"reservation_id": ["res", "res"], "hypervisor_hostname": ["h1", "h1"],
-                              "created_at": [D + H, None], "deleted_at": [D + 8 * H, D + 12 * H],
-                              "booking": ["reservation", "reservation"], "rejection_reason": [None, None]},
-                             schema_overrides={"rejection_reason": pl.String})
-    known = with_knowledge_times(spans, {}, instances=instances, rules=(), snapshot_time=D + 100 * H)
-    assert known.select("known_from", "known_until").rows() == [(D + H, D + 12 * H)]
-
-
 def test_audit_rows_are_matched_on_their_audit_id_and_known_from_their_trigger_time():
     """A mask span from the trigger audit table names its row by ``audit_id``; the table's ``id`` is
     the audited computehost's, and its ``created_at`` (early audit shape) the computehost's creation."""
