@@ -172,7 +172,8 @@ REJECT_REASONS: dict[str, str] = {
                   "(a container: it names no reservation)",
     "never_launched": "the instance was never launched (no launched_at)",
     "missing_host": "no hypervisor hostname (an instance: neither its row nor any placement segment names one)",
-    "orphan": "a reserved instance outside every window of its reservation on its host",
+    "orphan": "a reserved instance outside every window of its reservation on its host, or a Zun container "
+              "outside its reservation's committed window on a device",
     "never_effective": "the row's window is empty",
     "duplicate_entity": "an earlier row of the same identity covers all of its time, or it is the shadow_ "
                         "archive copy of a row still in the main table, or (a Zun stop) another container "
