@@ -79,7 +79,7 @@ def earliest_soft_delete(tables: Mapping[str, pl.LazyFrame]) -> dict | None:
     keeps retired devices (soft delete); before it a retired device may have left no row. None: no
     row was ever soft-deleted, so nothing shows the table complete."""
     usable = device_windows(tables).filter(pl.col("rejection_reason").is_null() & pl.col("end").is_not_null())
-    first = usable.sort("end", "source_id").select("end", "source_id").head(1).collect()
+    first = usable.sort("end", *common.id_order("source_id")).select("end", "source_id").head(1).collect()
     return first.row(0, named=True) if first.height else None
 
 
@@ -101,7 +101,7 @@ def device_models(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
              .with_columns(pl.when(pl.col("property_id").is_not_null()).then(pl.col("name"))
                            .otherwise(pl.col("name_of_capability")).alias("name"))
              .filter((pl.col("name") == MODEL_CAPABILITY) & (pl.col("capability_value").str.strip_chars() != "")))
-    models = (named.sort(pl.coalesce("updated_at", "created_at"), "id", nulls_last=False)  # id: ties, any row order
+    models = (named.sort(pl.coalesce("updated_at", "created_at"), *common.id_order("id"), nulls_last=False)
               .group_by("device_id").agg(pl.col("capability_value").str.strip_chars().last().alias("node_type")))
     devices = common.table_rows(tables, DEVICES, {"id": common.ID}).select(pl.col("id").alias("entity_id"))
     return devices.join(models, left_on="entity_id", right_on="device_id", how="left").select(

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from exporter.adapters import blazar_devices, zun_containers
+from exporter.adapters import blazar_devices, common, zun_containers
 from exporter.columns import (
     BOOKING_MAINTENANCE, HIERARCHY_CLIPPED, HIERARCHY_DIRECT, HIERARCHY_ROOT, LEVEL_MAINTENANCE, LEVEL_OCCUPIED,
     LEVEL_RESERVABLE, LEVEL_STOPPED, LEVEL_TOTAL, POOL_RESERVABLE, SPAN_SCHEMA, UNKNOWN_NODE_TYPE, conform,
@@ -142,7 +142,7 @@ def _models(frames: Mapping[str, pl.LazyFrame], rows: pl.DataFrame) -> pl.DataFr
     ``rows`` (device_windows) wins."""
     names = rows.lazy().select("entity_id", "hypervisor_hostname", "start")
     return (names.join(blazar_devices.device_models(frames), on="entity_id", how="left")
-            .sort("start", "entity_id", nulls_last=False).group_by("hypervisor_hostname")
+            .sort("start", *common.id_order("entity_id"), nulls_last=False).group_by("hypervisor_hostname")
             .agg(pl.col("node_type").last()).collect())
 
 

@@ -25,3 +25,15 @@ def test_a_capability_id_is_not_named_through_a_property_with_the_same_id():
         "blazar.extra_capabilities": pl.LazyFrame({"id": ["5"], "capability_name": ["gpu_vendor"]}),
     }
     assert blazar_devices.device_models(tables).collect().rows() == [("d1", "raspberrypi4-64")]
+
+
+def test_machine_name_rows_written_at_one_moment_go_to_the_higher_row_id_in_row_id_order():
+    # rows "9" and "10" at one moment: "10" is the higher id (as text "9" would be), in any row order
+    rows = pl.DataFrame({"id": ["9", "10"], "device_id": ["d1", "d1"], "capability_id": [None, None],
+                         "property_id": ["5", "5"], "capability_value": ["pi-old", "pi-new"], "created_at": [D, D]},
+                        schema_overrides={"capability_id": pl.String})
+    for order in ([0, 1], [1, 0]):
+        tables = {"blazar.devices": pl.LazyFrame({"id": ["d1"]}),
+                  "blazar.device_extra_capabilities": rows[order].lazy(),
+                  "blazar.resource_properties": pl.LazyFrame({"id": ["5"], "property_name": ["machine_name"]})}
+        assert blazar_devices.device_models(tables).collect().rows() == [("d1", "pi-new")], order
