@@ -85,11 +85,10 @@ def stop_windows(tables: Mapping[str, pl.LazyFrame], containers: pl.LazyFrame) -
     container_found, rejection_reason.
     """
     actions = _actions(tables)
-    # ties broken by the row id (a number, kept as text): stops at the same moment (one request
-    # stopping several containers) come in the same order whatever the rows' order, so merging
-    # names the same row
+    # stops at the same moment (one request stopping several containers) in row id order, whatever
+    # order the rows come in, so merging names the same row
     stops = (actions.filter(pl.col("action").is_in(STOPPING_ACTIONS))
-             .sort("at", pl.col("source_id").cast(pl.Int64, strict=False), "source_id", nulls_last=True))
+             .sort("at", *common.id_order("source_id"), nulls_last=True))
     resumes = (actions.filter(pl.col("action").is_in(RESUMING_ACTIONS) & pl.col("at").is_not_null())
                .select("container", pl.col("at").alias("resumed_at")).sort("resumed_at"))
     owners = containers.select("container", "reservation_id", "project_id", "booking",

@@ -15,6 +15,7 @@ import math
 
 import polars as pl
 
+from exporter.adapters.common import ROW_ID_ORDER, id_order
 from exporter.explain.formula import Formula
 from exporter.columns import UNKNOWN_NODE_TYPE
 from exporter.reconstruct.audit_timeline import NEGATIVE_TOLERANCE  # the audit's own threshold
@@ -55,7 +56,7 @@ def conflict_spans(spans: pl.DataFrame) -> pl.DataFrame:
 
 def _conflict_items(conflicts: pl.DataFrame, limit: int | None) -> dict:
     """Count and items of conflict spans: both rows, the host, the window; they contribute 0."""
-    ordered = conflicts.sort("hypervisor_hostname", "start", "source_id", nulls_last=True)
+    ordered = conflicts.sort("hypervisor_hostname", "start", *id_order("source_id"), nulls_last=True)
     shown = ordered.head(limit) if limit is not None else ordered
     counterpart = pl.col("counterpart_id") if "counterpart_id" in conflicts.columns else pl.lit(None, pl.String)
     return {"count": conflicts.height, "contribution": 0.0,
@@ -72,7 +73,7 @@ def _conflict_rows(rejected: pl.DataFrame | None, formula: Formula, limit: int |
         return {"count": 0, "items": [], "scope": "not available"}
     levels = sorted({name.split(".")[0] for name in formula.coefficients})
     picked = rejected.filter(pl.col("rejection_reason").is_in(CONFLICT_REJECTIONS) & pl.col("level").is_in(levels))
-    picked = picked.sort("source_table", "source_id", "level", nulls_last=True)
+    picked = picked.sort(*ROW_ID_ORDER, "level", nulls_last=True)
     shown = picked.head(limit) if limit is not None else picked
     return {"count": picked.height, "scope": "site (rejected rows carry no node type)",
             "items": shown.select("source_table", "source_id", "level", "rejection_reason",

@@ -84,7 +84,7 @@ def compare(legacy: pl.DataFrame, rebuilt: pl.DataFrame, evidence: pl.DataFrame)
             .with_columns(pl.col("reconstructed_hours").fill_null(0.0))
             .join(evidence.with_columns(pl.lit(True).alias("evidenced")), on=["date", "level"], how="left"))
     difference = pl.col("reconstructed_hours") - pl.col("legacy_hours").fill_null(0.0)
-    relative = ratio(difference, pl.col("legacy_hours"))  # null where legacy is missing, as relative_difference
+    relative = relative_difference(pl.col("reconstructed_hours"), pl.col("legacy_hours"))  # null: no legacy
     finding = (pl.when((pl.col("legacy_hours").is_null() | (pl.col("legacy_hours") == 0))
                        & (pl.col("reconstructed_hours") != 0)).then(pl.lit("missing_in_legacy"))
                .when((pl.col("legacy_hours").fill_null(0.0) == 0) | (relative.abs() <= AGREES_WITHIN))
