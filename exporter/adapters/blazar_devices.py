@@ -94,9 +94,9 @@ def device_models(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         "capability_value": common.TEXT, "created_at": common.WHEN, "updated_at": common.WHEN})
     # Each id is looked up in its own table: the two tables' ids may coincide, and a row must not
     # take a name from the other table (or two names, one per table).
-    named = (caps.join(_names(tables, "blazar.resource_properties", "property_name"), left_on="property_id",
+    named = (caps.join(common.names_by_id(tables, "blazar.resource_properties", "property_name"), left_on="property_id",
                        right_on="name_id", how="left")
-             .join(_names(tables, "blazar.extra_capabilities", "capability_name"), left_on="capability_id",
+             .join(common.names_by_id(tables, "blazar.extra_capabilities", "capability_name"), left_on="capability_id",
                    right_on="name_id", how="left", suffix="_of_capability")
              .with_columns(pl.when(pl.col("property_id").is_not_null()).then(pl.col("name"))
                            .otherwise(pl.col("name_of_capability")).alias("name"))
@@ -106,11 +106,6 @@ def device_models(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
     devices = common.table_rows(tables, DEVICES, {"id": common.ID}).select(pl.col("id").alias("entity_id"))
     return devices.join(models, left_on="entity_id", right_on="device_id", how="left").select(
         "entity_id", pl.col("node_type").fill_null(UNKNOWN_NODE_TYPE)).unique("entity_id", keep="first")
-
-
-def _names(tables: Mapping[str, pl.LazyFrame], table: str, column: str) -> pl.LazyFrame:
-    rows = common.table_rows(tables, table, {"id": common.ID, column: common.TEXT})
-    return rows.select(pl.col("id").alias("name_id"), pl.col(column).alias("name")).unique("name_id", keep="first")
 
 
 def allocation_windows(tables: Mapping[str, pl.LazyFrame], *, maintenance_projects: Sequence[str],

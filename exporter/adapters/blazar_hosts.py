@@ -53,9 +53,9 @@ def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         "property_id": common.ID, "capability_value": common.TEXT, "created_at": common.WHEN,
         "updated_at": common.WHEN,
     })
-    caps = caps.join(_name_table(tables, "blazar.extra_capabilities", "capability_name", "by_capability_id"),
+    caps = caps.join(common.names_by_id(tables, "blazar.extra_capabilities", "capability_name", "by_capability_id"),
                      left_on="capability_id", right_on="name_id", how="left")
-    caps = caps.join(_name_table(tables, "blazar.resource_properties", "property_name", "by_property_id"),
+    caps = caps.join(common.names_by_id(tables, "blazar.resource_properties", "property_name", "by_property_id"),
                      left_on="property_id", right_on="name_id", how="left")
     return caps.select(
         "computehost_id",
@@ -64,12 +64,6 @@ def named_capabilities(tables: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         pl.coalesce("updated_at", "created_at").alias("created_at"),
         pl.col("id").alias("source_id"),
     )
-
-
-def _name_table(tables: Mapping[str, pl.LazyFrame], table: str, name_column: str, alias: str) -> pl.LazyFrame:
-    frame = tables.get(table, pl.LazyFrame())
-    names = common.typed(frame, {"id": common.ID, name_column: common.TEXT})
-    return names.select(pl.col("id").alias("name_id"), pl.col(name_column).alias(alias)).unique("name_id")
 
 
 def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> pl.LazyFrame:

@@ -60,6 +60,14 @@ def table_rows(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, col
     return typed(tables.get(name, pl.LazyFrame()), columns, table=name)
 
 
+def names_by_id(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], name: str, column: str,
+                alias: str = "name") -> pl.LazyFrame:
+    """``name_id``, ``alias``: the ``column`` of each ``id`` of the lookup table ``name`` (Blazar's
+    extra_capabilities, resource_properties), one row an id."""
+    rows = table_rows(tables, name, {"id": ID, column: TEXT})
+    return rows.select(pl.col("id").alias("name_id"), pl.col(column).alias(alias)).unique("name_id", keep="first")
+
+
 def typed_union(tables: Mapping[str, pl.LazyFrame | pl.DataFrame], names: tuple[str, ...],
                 columns: Mapping[str, str]) -> pl.LazyFrame:
     """``typed`` rows of every table in ``names`` present in ``tables`` (e.g. a table and its
