@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from exporter import children
 from exporter.backfill import blocks
 from exporter.backfill.checked import checked_timeline
 from exporter.backfill.history import History, history_opening, iso, rows_by_key, window_rows
@@ -175,16 +176,24 @@ def test_the_manifest_lists_the_windows_in_window_order(tmp_path):
     assert len(starts) == len(result.files) == 1 + 20  # midnight's window, then 04:00 .. 18:00 (cut-off 19:00)
 
 
-def test_a_failing_run_stops_the_first_windows_render_at_its_next_family(tmp_path):
+def test_a_failing_run_stops_the_first_windows_render_at_its_next_family(tmp_path, monkeypatch):
     """The whole check failing while the first window renders: that render stops at its next
     family (the pool's exit waits for it) rather than writing the whole window first.
 
-    The check fails only once the window's file exists (its render has begun), so the window is
-    never cancelled before it starts. That the render of its six timeline families is still
-    running when the failure arrives cannot be ensured without a hook into the worker (0-1 of them
-    were written in trial runs)."""
+    The check fails once the window's file exists (its render has begun), so the window is never
+    cancelled before it starts; the render is held before its second family until the run is
+    failing, so the failure surely arrives mid-render, however loaded the machine."""
     directory = write_timeline(_timeline(40, 0, 40, 3), tmp_path / "tl")
     opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 40 * H, hours=18)
+    real_check, families = children.raise_if_stopping, []
+
+    def held_after_the_first_family(stop=None):
+        families.append(1)
+        if len(families) == 2 and stop is not None:
+            stop.wait(60)
+        real_check(stop)
+
+    monkeypatch.setattr(children, "raise_if_stopping", held_after_the_first_family)
 
     def failing_check() -> pl.DataFrame:
         waited_until = time.monotonic() + 60
@@ -197,3 +206,4 @@ def test_a_failing_run_stops_the_first_windows_render_at_its_next_family(tmp_pat
                           keep_openmetrics=True, progress=SILENT, first=opened.first, total=opened.windows)
     texts = [path.read_bytes() for path in (tmp_path / "out" / "openmetrics").glob("*.om")]
     assert texts and not any(text.endswith(b"# EOF\n") for text in texts)
+    assert len(families) == 2  # stopped at the second family, not after the window
