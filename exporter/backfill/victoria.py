@@ -225,7 +225,13 @@ def _call(request: urllib.request.Request, timeout: float, *, what: str) -> byte
                          f"{detail[0][:200] if detail else error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        raise StoreError(f"cannot reach VictoriaMetrics at {request.full_url.split('?')[0]}: {reason} "
+        where = request.full_url.split('?')[0]
+        if request.data is not None and isinstance(reason, (ConnectionResetError, BrokenPipeError)):
+            # the server answered before it had read the whole body and closed: its answer is lost
+            raise StoreError(f"VictoriaMetrics closed the connection during the {what} at {where}: {reason} (it "
+                             "refuses a request it cannot take, e.g. a line over its -import.maxLineLen, before "
+                             "reading all of it; its log says why)") from None
+        raise StoreError(f"cannot reach VictoriaMetrics at {where}: {reason} "
                          "(is it running? a single node listens on :8428)") from None
 
 

@@ -4,9 +4,13 @@ re-import refused, samples dropped by retention reported, clear one-line errors.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import socket
+import struct
 import subprocess
 import sys
+import threading
 
 import polars as pl
 import pytest
@@ -116,12 +120,61 @@ def test_cli_imports_and_says_so(timeline_dir, victoria_bin):
 
 
 @pytest.mark.victoriametrics
-def test_a_refused_request_is_one_line_with_the_servers_reason(timeline_dir, victoria_bin):
+def test_a_refused_request_is_one_line_with_the_servers_reason(tmp_path, victoria_bin):
+    # A request small enough that the server reads it whole before it answers: a larger one it
+    # answers mid-body and closes, which may reset the connection before the answer can be read
+    # (test_a_connection_closed_mid_import_..., seen under load with the 2 MB import of timeline_dir).
+    small = write_timeline(synthetic_timeline(start=START, hours=240, node_types=("compute_skylake",),
+                                              resources=("nodes",)), tmp_path / "tl")
     with VictoriaMetricsServer(victoria_bin, extra_args=("-import.maxLineLen=1000",)) as vm:
         with pytest.raises(StoreError, match=r"^VictoriaMetrics refused the import of [\d,]+ bytes at "
                                              rf"{vm.url}/api/v1/import: HTTP 400 .*too long line") as raised:
-            import_victoriametrics(timeline_dir, vm.url, now=NOW, workers=1)
+            import_victoriametrics(small, vm.url, now=NOW, workers=1)
     assert "\n" not in str(raised.value)
+
+
+def test_a_connection_closed_mid_import_is_one_line_not_a_server_down(timeline_dir):
+    # A server that answers the count query, then drops the import after its first kilobyte with a
+    # reset (what a real server's early answer to a large bad request can turn into): the error says
+    # the server closed the connection, not that it cannot be reached.
+    with resetting_server() as url:
+        with pytest.raises(StoreError, match=r"^VictoriaMetrics closed the connection during the import of "
+                                             rf"[\d,]+ bytes at {url}/api/v1/import: .*(reset|[Bb]roken pipe)") as raised:
+            import_victoriametrics(timeline_dir, url, now=NOW, workers=1)
+    assert "\n" not in str(raised.value)
+
+
+@contextlib.contextmanager
+def resetting_server():
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)  # so the loop sees stop soon: closing a socket does not wake accept()
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with connection:
+                head = connection.recv(65536)
+                if head.startswith(b"GET"):
+                    body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                else:  # the import: close with unread data and no linger, i.e. a reset
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
 
 
 # --- the extra series families (devices, booked ahead, lead times, ...): the same samples too --------
