@@ -1,6 +1,7 @@
 """CPU and wall time from reading the timeline to the first window's file written (when backfill
 can start its first promtool): the whole timeline checked and summed first, against the first
-window computed alone (history.first_window). Alternating in one process; the files compared.
+window computed alone (history.first_window). Alternating in one process; the files compared
+(hashed after the timer stops: backfill takes a window's digests once its promtool has started).
 
     .venv/bin/python bench/bench_first_window.py --workdir /tmp/fw --repeats 5
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import shutil
 import statistics
 import sys
@@ -24,30 +24,32 @@ from bench_store import synthetic  # noqa: E402
 
 from exporter.backfill.history import history_before_cutoff, history_opening, window_rows  # noqa: E402
 from exporter.backfill.openmetrics import sample_prefixes  # noqa: E402
-from exporter.backfill.windows import _digested, _SpareFiles, _hashed, _write_window  # noqa: E402
+from exporter.backfill.windows import _SpareFiles, _write_window  # noqa: E402
 from exporter.layout import OPENMETRICS_DIR  # noqa: E402
+from exporter.snapshots import file_sha256  # noqa: E402
 
 HOURS = 1458
 HOLDBACK = dt.timedelta(hours=2)
 
 
-def whole(timeline: Path, out: Path) -> str:
+def whole(timeline: Path, out: Path) -> Path:
     history = history_before_cutoff(timeline, holdback=HOLDBACK, job="j", instance="i")
     start, rows = window_rows(history.samples, HOURS)[0]
     return _written(out, history.samples[rows], history.series, start)
 
 
-def alone(timeline: Path, out: Path) -> str:
+def alone(timeline: Path, out: Path) -> Path:
     opened = history_opening(timeline, holdback=HOLDBACK, job="j", instance="i", hours=HOURS)
     start, rows = opened.first
     return _written(out, rows, opened.series, start)
 
 
-def _written(out: Path, rows, series, start: dt.datetime) -> str:
+def _written(out: Path, rows, series, start: dt.datetime) -> Path:
+    """The first window's file, written as a backfill worker writes it."""
     (out / OPENMETRICS_DIR).mkdir(parents=True, exist_ok=True)
     with _SpareFiles(out / OPENMETRICS_DIR) as spares:
         written = _write_window(out, rows, sample_prefixes(series), start, HOURS, extra=(None, ()), spares=spares)
-        return _hashed(out, _digested(written)).sha256
+    return out / written.path
 
 
 def main() -> None:
@@ -71,9 +73,10 @@ def main() -> None:
                 out = work / name
                 shutil.rmtree(out, ignore_errors=True)
                 started, ticked = time.perf_counter(), time.process_time()
-                digests.add(run(timeline, out))
+                written = run(timeline, out)
                 cpu[name].append(time.process_time() - ticked)
                 wall[name].append(time.perf_counter() - started)
+                digests.add(file_sha256(written))
         if len(digests) != 1:
             raise SystemExit(f"the first window's text differs: {sorted(digests)}")
         for name in cpu:

@@ -20,13 +20,9 @@ def samples_sha256(parts: Sequence[pl.DataFrame]) -> str:
     """The hex sha256 of the sample lines in ``parts`` (frames with ``prefix`` (Enum:
     ``name{labels}``), ``value`` (Float64) and ``t`` (Int64 seconds)), taken in the order given:
     the file's, as windows._write_window hands the same parts (openmetrics.family_parts) to the
-    writers. As docs/backfill.md defines it:
-
-    the number of runs (maximal stretches of consecutive lines with the same ``name{labels}``),
-    then each run's ``name{labels}`` byte length, then each run's sample count (all unsigned
-    64-bit), then the runs' ``name{labels}`` bytes one after another, then every timestamp
-    (signed 64-bit), then every value (IEEE binary64); all little-endian, no separators: the
-    counts and lengths come first, so two different windows cannot give the same bytes."""
+    writers. It hashes the runs of lines with the same ``name{labels}`` (their count, name lengths,
+    line counts and names), then every timestamp, then every value: the byte layout is
+    docs/backfill.md "Verifying a re-run"."""
     names: list[str] = []
     counts: list[int] = []
     for part in parts:

@@ -19,7 +19,7 @@ from exporter.backfill.checked import (LOOKUP_LIMIT, SERIES_KEYS, Prechecked, fa
 from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import check_origin, sample_values, series_labels, with_counters
 from exporter.engine.running import settled_quanta, sums_before_runs
-from exporter.engine.runs import runs
+from exporter.engine.runs import runs, runs_by_value
 from exporter.errors import TimelineError
 from exporter.layout import read_families, read_timeline
 from exporter.metrics import EXTRA_FAMILIES, ExtraFamily
@@ -252,20 +252,17 @@ def rows_by_key(keys: pl.Series) -> dict[int, pl.Series]:
     if keys.len() == 0:
         return {}
     values = keys.to_numpy()
-    starts, ends = runs(values)
-    order = np.argsort(values[starts], kind="stable")  # each value's runs together, in row order
-    starts, lengths = starts[order], (ends - starts)[order]
+    starts, ends, bounds = runs_by_value(values)  # each value's runs together, in row order
+    lengths = ends - starts
     placed = np.cumsum(lengths) - lengths  # where each run starts in the laid-out rows
     index = np.uint32 if pl.get_index_type() == pl.UInt32 else np.uint64
     # a row = its place in the layout + (its run's start - the run's place); unsigned, so a negative
     # shift wraps around and the sum wraps back (every row number fits polars' index type)
     rows = np.repeat((starts - placed).astype(index), lengths)
     rows += np.arange(len(values), dtype=index)
-    laid_out, run_values = pl.Series(rows), values[starts]
-    first_runs, _ = runs(run_values)
-    bounds = np.r_[placed[first_runs], len(values)]
-    return {int(run_values[run]): laid_out.slice(int(begin), int(end - begin))
-            for run, begin, end in zip(first_runs, bounds[:-1], bounds[1:])}
+    laid_out, value_bounds = pl.Series(rows), np.r_[placed, len(values)][bounds]
+    return {int(values[starts[first]]): laid_out.slice(int(begin), int(end - begin))
+            for first, begin, end in zip(bounds[:-1], value_bounds[:-1], value_bounds[1:])}
 
 
 def epoch_of(moment: dt.datetime) -> int:

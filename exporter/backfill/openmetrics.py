@@ -23,12 +23,11 @@ import io
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-import numpy as np
 import polars as pl
 
 from exporter.backfill.checked import SERIES_KEYS, CheckedTimeline, Prechecked, checked_timeline
 from exporter.engine.running import running_sum_before_runs
-from exporter.engine.runs import runs
+from exporter.engine.runs import runs_by_value
 from exporter.errors import TimelineError
 from exporter.metrics import FAMILIES, Family
 
@@ -168,12 +167,11 @@ def family_parts(lines: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
     slices of ``lines``, not copies (``partition_by`` copied every window once more,
     BENCHMARKS.md); a family in several runs is its runs' slices put together."""
     family = lines["family"].to_numpy()
-    starts, ends = runs(family)
-    stretches: dict[int, list[pl.DataFrame]] = {}
-    for i in np.argsort(family[starts], kind="stable"):
-        stretches.setdefault(int(family[starts[i]]), []).append(lines.slice(int(starts[i]), int(ends[i] - starts[i])))
-    return [(index, parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False))
-            for index, parts in stretches.items()]
+    starts, ends, bounds = runs_by_value(family)
+    slices = [lines.slice(int(start), int(end - start)) for start, end in zip(starts, ends)]
+    return [(int(family[starts[first]]), slices[first] if last - first == 1
+             else pl.concat(slices[first:last], rechunk=False))
+            for first, last in zip(bounds[:-1], bounds[1:])]
 
 
 def render_openmetrics(timeline: pl.DataFrame, *, job: str, instance: str,

@@ -59,6 +59,11 @@ config_option = click.option(
     envvar="USAGE_EXPORTER_CONFIG", show_default=True, show_envvar=True, help="Sites configuration file.",
 )
 
+snapshot_time_option = click.option(
+    "--snapshot-time", type=DateTime(), default=None,
+    help="Override the snapshot time (default: manifest, else the latest recorded time in the data).",
+)
+
 keep_openmetrics_option = click.option(
     "--keep-openmetrics", is_flag=True,
     help="Keep each window's OpenMetrics file after its block is verified (default: a later window is written "

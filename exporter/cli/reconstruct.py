@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.options import DateTime, Duration, config_option
+from exporter.cli.options import DateTime, Duration, config_option, snapshot_time_option
 from exporter.config import DEFAULT_HISTORY_START, SiteConfig, check_site_name, load_config
 from exporter.errors import ConfigError
 from exporter.snapshots import newest_snapshot
@@ -27,8 +27,7 @@ DEFAULT_START = f"{DEFAULT_HISTORY_START:%Y-%m-%d}"
 @click.option("--to", "end", type=DateTime(), default=None,
               help="Timeline end (exclusive) [default: snapshot time floored to the step].")
 @click.option("--step", type=Duration(), default="1h", show_default=True, help="Timeline grid step.")
-@click.option("--snapshot-time", type=DateTime(), default=None,
-              help="Override the snapshot time (default: manifest, else the latest recorded time in the data).")
+@snapshot_time_option
 @click.option("--allow-incomplete", is_flag=True,
               help="Use a snapshot although a required table was not copied or a file fails the manifest's "
                    "sha256 check (warned about in the summary and audit.json).")

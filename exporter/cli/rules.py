@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from exporter.cli.options import DateTime, config_option
+from exporter.cli.options import config_option, snapshot_time_option
 
 
 @click.group("rules")
@@ -21,8 +21,7 @@ def command() -> None:
 @config_option
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Rules file [default: the site's rules: from the config].")
-@click.option("--snapshot-time", type=DateTime(), default=None,
-              help="Override the snapshot time (default: manifest, else the latest recorded time in the data).")
+@snapshot_time_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def check(snapshot_dir, site_name, config_path, rules_path, snapshot_time, quiet) -> None:
     """Print, per rule, what it would change in SNAPSHOT_DIR: rows and hours excluded, overridden

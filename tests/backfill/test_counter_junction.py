@@ -22,7 +22,8 @@ from hypothesis import given, settings, strategies as st
 from exporter.backfill.checked import checked_timeline
 from exporter.backfill.openmetrics import sample_values
 from exporter.columns import SPAN_SCHEMA, conform
-from exporter.engine.running import running_sum_before, running_sum_before_runs, settled_quanta
+from exporter.engine.running import _settled_run_quanta, running_sum_before, running_sum_before_runs
+from exporter.engine.runs import runs
 from exporter.live.source import guarded, guarded_devices
 from exporter.reconstruct.device_family import COUNTER, history_frames, live_frames
 from exporter.reconstruct.timeline import counters_until, timeline_from_spans
@@ -87,10 +88,11 @@ def test_running_sums_over_runs_of_long_fractional_series():
 
 def test_running_sums_over_runs_whose_quantum_a_sum_cannot_settle_are_the_expression():
     """A group whose Σ|terms| is a power of two: numpy's sum of it could land either side, so the
-    quantum is not taken from it (settled_quantum gives none) but from the expression."""
+    quantum is not taken from it (the runs' quanta are not settled) but from the expression."""
     groups = pl.Series("g", [1] * 4 + [2] * 3, dtype=pl.UInt32)
     terms = pl.Series("x", [1024.0, -1024.0, 1024.0, 1024.0] + [0.1, 0.2, 0.3])  # group 1: Σ|x| = 2^12
-    assert settled_quanta(np.array([2.0 ** 12, 0.6]), np.array([4, 3])) is None  # the fallback path is taken
+    starts, ends = runs(groups.to_numpy())
+    assert _settled_run_quanta(terms.to_numpy(), starts, ends) is None  # the fallback path is taken
     expected = pl.DataFrame({"g": groups, "x": terms}).select(running_sum_before(pl.col("x"), over="g"))["x"]
     got = running_sum_before_runs(terms, groups)
     assert np.array_equal(got.to_numpy().view(np.int64), expected.to_numpy().view(np.int64))

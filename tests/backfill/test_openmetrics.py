@@ -59,17 +59,6 @@ def test_tiny_timeline_renders_exactly_the_hand_written_document():
     assert render_openmetrics(tiny_timeline(), job="j", instance="i").decode() == EXPECTED_TINY
 
 
-def test_values_before_a_time_keep_the_counters_summed_from_the_start():
-    """``before`` cuts the rows, not the sums: a kept counter still integrates from the first hour."""
-    checked = checked_timeline(tiny_timeline())
-    second_hour = 1704070800 + 3600
-    got = sample_values(checked, before=second_hour).sort("family", "rank", "t")
-    # ranks in output order: state "active" before "available"; family 0 the gauge, 1 its counter
-    assert got.rows() == [(0, 0, 1704067200, 1.0), (0, 0, 1704070800, 0.0), (0, 1, 1704067200, 2.0),
-                          (0, 1, 1704070800, 3.0), (1, 0, 1704067200, 0.0), (1, 0, 1704070800, 3600.0),
-                          (1, 1, 1704067200, 0.0), (1, 1, 1704070800, 7200.0)]
-
-
 def test_values_before_a_time_are_every_value_then_cut_bit_for_bit():
     """The cut taken before the counter rows are made (half the rows to copy) gives the rows, their
     order and the counters' bits of cutting the whole output."""
