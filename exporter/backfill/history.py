@@ -176,7 +176,7 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     starts, ends = runs(rank)
     values = pl.DataFrame({"family": pl.Series(family_of_rank[rank]), "rank": pl.Series(rank, dtype=pl.UInt32),
                            "t": pl.Series(t, dtype=pl.Int64), "value": pre.frame["value"].gather(rows)})
-    counters = sums_before_runs(terms[rows], quantum[rank], starts, ends)
+    counters = sums_before_runs(terms[rows], quantum[rank[starts]], starts, ends)
     return datetime_of(start), with_counters(values, pl.Series(counters))
 
 

@@ -63,19 +63,20 @@ def running_sum_before_runs(terms: pl.Series, groups: pl.Series) -> pl.Series:
     # each group in one run iff the runs' groups are distinct: 360 keys to compare, not every row's
     if len(starts) != groups.gather(starts).n_unique() or not np.isfinite(values).all():
         return frame.select(running_sum_before(pl.col("terms"), over="group")).to_series().alias(name)
-    quantum = _settled_run_quanta(values, starts, ends)
-    if quantum is None:
-        quantum = frame.select(_quantum(pl.col("terms"), "group")).to_series().to_numpy()
-    return pl.Series(name, sums_before_runs(values, quantum, starts, ends))
+    quanta = _settled_run_quanta(values, starts, ends)
+    if quanta is None:
+        quanta = frame.select(_quantum(pl.col("terms"), "group")).to_series().to_numpy()[starts]
+    return pl.Series(name, sums_before_runs(values, quanta, starts, ends))
 
 
 def _settled_run_quanta(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
-    """Each row's quantum from its run's Σ|values| added by numpy, without polars' window pass over
+    """Each run's quantum from its Σ|values| added by numpy, without polars' window pass over
     every row (0.06 s of backfill's CPU on 6.3M rows, BENCHMARKS.md session 13); None when some run's
-    quantum is not settled by that sum (:func:`settled_quantum`): the caller takes the expression's."""
-    sums = np.add.reduceat(np.abs(values), starts) if len(starts) else np.zeros(0)
-    quantum = settled_quanta(sums, ends - starts)
-    return None if quantum is None else np.repeat(quantum, ends - starts)
+    quantum is not settled by that sum (:func:`settled_quantum`): the caller takes the expression's.
+    Summed run by run: no array as long as ``values`` is made (see :func:`sums_before_runs`)."""
+    sums = np.array([np.abs(values[start:end]).sum() for start, end in zip(starts.tolist(), ends.tolist())],
+                    dtype=np.float64)
+    return settled_quanta(sums, ends - starts)
 
 
 def settled_quanta(sums: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
@@ -86,18 +87,27 @@ def settled_quanta(sums: np.ndarray, rows: np.ndarray) -> np.ndarray | None:
     return None if quantum.null_count() else quantum.to_numpy()
 
 
-def sums_before_runs(values: np.ndarray, quantum: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Per run [start, end) of finite ``values``: Σ of the values before each row, split at each
-    row's ``quantum`` (a power of two, the same along a run) and rounded once. The sums are
-    sequential, so a run's first rows get the same bits whether or not its later rows are there."""
-    high = (values / quantum).astype(np.int64)  # truncated towards zero, as the expression's cast
-    low = values - high.astype(np.float64) * quantum
-    high_before, low_before = np.empty_like(high), np.empty_like(low)
-    for start, end in zip(starts, ends):  # one sequential sum per run, as cum_sum (polars 2.1.0)
-        high_before[start], low_before[start] = 0, 0.0
-        np.cumsum(high[start:end - 1], out=high_before[start + 1:end])
-        np.cumsum(low[start:end - 1], out=low_before[start + 1:end])
-    return high_before.astype(np.float64) * quantum + low_before
+def sums_before_runs(values: np.ndarray, quanta: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per run [start, end) of finite ``values``: Σ of the values before each row, split at the
+    run's quantum (``quanta``: a power of two per run) and rounded once. The sums are sequential,
+    so a run's first rows get the same bits whether or not its later rows are there.
+
+    Run by run, in buffers as long as a run: whole-length temporaries (the high and low parts and
+    their sums, five arrays as long as ``values``) were fresh memory, and a fresh page cost more
+    than the arithmetic on it (0.2-0.3 s of backfill's 6.3M rows, against 0.03 s; BENCHMARKS.md)."""
+    before = np.empty(len(values), dtype=np.float64)
+    for start, end, quantum in zip(starts.tolist(), ends.tolist(), quanta.tolist()):
+        run = values[start:end]
+        high = (run / quantum).astype(np.int64)  # truncated towards zero, as the expression's cast
+        low = run - high.astype(np.float64) * quantum
+        # each part's running sum including the row (sequential, as cum_sum in polars 2.1.0), then
+        # moved one row on: the sum before each row, 0 for the run's first
+        np.cumsum(high, out=high)
+        np.cumsum(low, out=low)
+        high[1:], low[1:] = high[:-1], low[:-1]  # numpy copies overlapping slices as if buffered
+        high[0], low[0] = 0, 0.0
+        np.add(high.astype(np.float64) * quantum, low, out=before[start:end])
+    return before
 
 
 def settled_quantum(sums: pl.Series, rows: pl.Series) -> pl.Series:
