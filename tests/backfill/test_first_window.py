@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from exporter import children
-from exporter.backfill import blocks
+from exporter.backfill import blocks, history
 from exporter.backfill.checked import checked_timeline
-from exporter.backfill.history import History, history_opening, iso, rows_by_key, window_rows
+from exporter.backfill.history import History, abs_sums_by_rank, history_opening, iso, rows_by_key, window_rows
 from exporter.backfill.openmetrics import sample_values
 from exporter.backfill.windows import write_and_convert
 from exporter.engine.running import _quantum, settled_quantum
@@ -80,6 +80,22 @@ def test_rows_by_key_are_each_values_rows_ascending_also_when_a_value_comes_back
     assert {key: rows.to_list() for key, rows in got.items()} == {0: [2, 4, 5], 1: [3, 7], 2: [0, 1, 6]}
     assert list(got) == [0, 1, 2]
     assert all(rows.dtype == pl.get_index_type() for rows in got.values())  # gathered without a conversion
+
+
+def test_abs_sums_by_rank_add_every_row_once_across_chunks_and_blocks(monkeypatch):
+    """Chunks of several lengths, blocks shorter than a chunk (so a block ends inside one, and a
+    chunk's last block is short): each series' Σ|value · step| over all rows. Halves of small
+    integers sum exactly in any order, so the block-by-block sums must equal one pass's."""
+    monkeypatch.setattr(history, "ABS_SUM_BLOCK", 3)
+    rng = np.random.default_rng(7)
+    lengths = (5, 1, 8, 3)
+    values = pl.concat([pl.Series("value", rng.integers(-40, 40, n) / 2.0) for n in lengths], rechunk=False)
+    assert values.n_chunks() == len(lengths)
+    codes = rng.choice(np.array([3, 9, 12], dtype=np.uint64), values.len())
+    rank_of_code = np.zeros(13, dtype=np.uint32)
+    rank_of_code[[3, 9, 12]] = [2, 0, 1]
+    expected = np.bincount(rank_of_code[codes], weights=np.abs(values.to_numpy() * 60), minlength=3)
+    assert abs_sums_by_rank(codes, rank_of_code, values, 60, 3).tolist() == expected.tolist()
 
 
 def test_settled_quantum_is_the_running_sums_or_none_near_a_power_of_two():
