@@ -238,18 +238,43 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
         return None
     rank_of_code = np.zeros(largest + 1, dtype=np.uint32)
     rank_of_code[keys["code"].to_numpy()] = keys["rank"].to_numpy()
-    rank = rank_of_code[codes.to_numpy()]
-    t = frame["timestamp"].dt.epoch("s").to_numpy()
-    offset = np.cumsum(points) - points
-    place = offset[rank] + (t - series["start"].to_numpy()[rank]) // step
-    order = np.full(frame.height, -1, dtype=np.int64)
-    order[place] = np.arange(frame.height)
-    if (order < 0).any():
+    offset, starts = np.cumsum(points) - points, series["start"].to_numpy()
+    order = _placed_rows(frame["timestamp"], codes.to_numpy(), rank_of_code, offset, starts, step)
+    if order is None:
         return None
+    # a dense grid's place p of series s holds its grid time start_s + (p - offset_s) * step: the
+    # ranks, families and times follow from the places, only the values are gathered
+    t = np.empty(frame.height, dtype=np.int64)
+    for first, count, start in zip(offset.tolist(), points.tolist(), starts.tolist()):
+        t[first:first + count] = np.arange(start, start + count * step, step)
     family_of_rank = family_codes(series["resource"]).to_numpy()
-    ranked = rank[order]
-    return pl.DataFrame({"rank": pl.Series(ranked, dtype=pl.UInt32), "family": pl.Series(family_of_rank[ranked]),
-                         "t": pl.Series(t[order], dtype=pl.Int64), "value": frame["value"].gather(order)})
+    return pl.DataFrame({"rank": pl.Series(np.repeat(np.arange(len(points), dtype=np.uint32), points), dtype=pl.UInt32),
+                         "family": pl.Series(np.repeat(family_of_rank, points)),
+                         "t": pl.Series(t, dtype=pl.Int64), "value": frame["value"].gather(pl.Series(order))})
+
+
+PLACE_BLOCK = 1 << 16  # rows a block: its temporaries are reused heap memory, not fresh pages
+
+
+def _placed_rows(timestamps: pl.Series, codes: np.ndarray, rank_of_code: np.ndarray, offset: np.ndarray,
+                 starts: np.ndarray, step: int) -> np.ndarray | None:
+    """The row at each place (polars' index type), or None when a place is left empty. A row's
+    place is its series' offset plus its grid index, computed block by block over the timestamp
+    column's own chunks: whole-length temporaries (times, ranks, offsets, places) were fresh
+    memory, which cost more than the arithmetic (BENCHMARKS.md)."""
+    index = np.uint32 if pl.get_index_type() == pl.UInt32 else np.uint64
+    empty = np.iinfo(index).max  # no row number reaches it: polars' rows fit its index type
+    order = np.full(timestamps.len(), empty, dtype=index)
+    row = 0
+    for chunk in timestamps.get_chunks():
+        seconds = chunk.dt.epoch("s").to_numpy()
+        for begin in range(0, len(seconds), PLACE_BLOCK):
+            t = seconds[begin:begin + PLACE_BLOCK]
+            first = row + begin
+            rank = rank_of_code[codes[first:first + len(t)]]
+            order[offset[rank] + (t - starts[rank]) // step] = np.arange(first, first + len(t), dtype=index)
+        row += len(seconds)
+    return None if (order == empty).any() else order
 
 
 def _check_dense(samples: pl.DataFrame, keys: pl.DataFrame, grid: pl.DataFrame, step: int) -> None:
