@@ -48,6 +48,12 @@ COMMANDS = {
 # passes polars' defaults down, so an existing value cannot be told from the user's own).
 KEEP_FREED_MEMORY = {"backfill": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}
 ALLOCATOR_SETTINGS = "_RJEM_MALLOC_CONF"  # read once by polars' jemalloc when polars loads
+# Commands that make no BLAS call: numpy's OpenBLAS otherwise starts a thread per core when numpy
+# loads, and each spins for its work a while before it sleeps (~0.1 s of CPU at every backfill's
+# start, BENCHMARKS.md session 14). Read once by OpenBLAS when numpy loads; a value already in the
+# environment (the user's) is kept.
+NO_BLAS_THREADS = {"backfill"}
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 
 
 class LazyGroup(click.Group):
@@ -63,6 +69,8 @@ class LazyGroup(click.Group):
         if name in KEEP_FREED_MEMORY and not held.endswith(KEEP_FREED_MEMORY[name]):
             # once per process: a command looked up again (tests, --help) does not grow the value
             os.environ[ALLOCATOR_SETTINGS] = ",".join(filter(None, [held, KEEP_FREED_MEMORY[name]]))
+        if name in NO_BLAS_THREADS:
+            os.environ.setdefault(BLAS_THREADS, "1")
         return importlib.import_module(f"exporter.cli.{COMMANDS[name]}").command
 
     @staticmethod

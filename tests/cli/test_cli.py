@@ -98,6 +98,25 @@ def test_backfill_keeps_polars_freed_memory(preset):
     assert done.stdout.count("dirty_decay_ms:-1") == 1  # a second lookup does not append it again
 
 
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_backfill_starts_no_blas_threads_unless_asked(preset):
+    """numpy loads after the command is looked up: OpenBLAS then reads one thread and starts none
+    of its own (they spin at start; on one core it would start none anyway), unless the environment
+    already says how many."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    probe = ("import os, sys\nfrom exporter.cli import cli\nassert 'numpy' not in sys.modules\n"
+             "cli.get_command(None, 'backfill')\nbefore = len(os.listdir('/proc/self/task'))\nimport numpy\n"
+             "print(os.environ.get('OPENBLAS_NUM_THREADS'), len(os.listdir('/proc/self/task')) - before)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    value, started = done.stdout.split()
+    assert value == (preset or "1")
+    if preset is None:
+        assert started == "0"
+
+
 # What other commands load (databases, the live exporter, Arrow readers, yaml, plots): the
 # backfill command reads only a parquet timeline, and each of these costs start-up CPU before its
 # first promtool can start (BENCHMARKS.md session 13, imports).
