@@ -221,7 +221,7 @@ def test_a_hash_failing_while_promtool_runs_stops_the_run_and_leaves_nothing(tim
 
     monkeypatch.setattr(windows, "_hashed", failing_hash)
     with pytest.raises(OSError, match=r"cannot read openmetrics/\S+\.om back"):
-        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=54, now=NOW,
+        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=162, now=NOW,
                  keep_openmetrics=True)
     started = [int(pid) for pid in pids.read_text().split()]
     assert started
@@ -279,12 +279,14 @@ def test_no_window_text_is_held_in_memory(tmp_path, promtool, workers, monkeypat
         return converted
 
     monkeypatch.setattr(blocks, "write_and_convert", measured)
-    # wide windows (~3 MB of text each), so the workers' own buffers (hashing: 256 kB) stay small beside them
+    # wide windows (~9 MB of text each), so what grows with the whole history rather than a window
+    # (its row numbers in numpy, ~1.3 MB here) and the workers' buffers stay small beside half a
+    # window; with 54h windows (~3 MB) that was 1.3 of a 1.47 MB limit, and under load it crossed it
     frame = synthetic_timeline(start=START, hours=24 * 20, node_types=("a", "b", "c", "d"))
     timeline_dir = write_timeline(frame, tmp_path / "timeline")
     tracemalloc.start()
     try:
-        result = backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=promtool, block_hours=54, now=NOW,
+        result = backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=promtool, block_hours=162, now=NOW,
                           workers=workers)
     finally:
         tracemalloc.stop()
