@@ -50,8 +50,8 @@ KEEP_FREED_MEMORY = {"backfill": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}
 ALLOCATOR_SETTINGS = "_RJEM_MALLOC_CONF"  # read once by polars' jemalloc when polars loads
 # Commands that make no BLAS call: numpy's OpenBLAS otherwise starts a thread per core when numpy
 # loads, and each spins for its work a while before it sleeps (~0.1 s of CPU at every backfill's
-# start, BENCHMARKS.md session 14). Read once by OpenBLAS when numpy loads; a value already in the
-# environment (the user's) is kept.
+# start, BENCHMARKS.md "Session 15: where backfill's own CPU goes"). Read once by OpenBLAS when
+# numpy loads; a value already in the environment (the user's) is kept.
 NO_BLAS_THREADS = {"backfill"}
 BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 
