@@ -194,10 +194,11 @@ REJECT_REASONS: dict[str, str] = {
                       "alone (compute_nodes stays the node identity)",
 }
 
-# Reasons whose hours another row or source counts (a duplicate row, a higher-priority source, the
-# lease over a mask, the reservable pool over on-demand evidence): set aside, not lost. The reports
-# never count them as missing (coverage's counted_elsewhere, legacy's evidence; docs/semantics.md).
-COUNTED_ELSEWHERE: tuple[str, ...] = ("duplicate_entity", "overridden", "under_commitment", "reservable_pool")
+# Reasons whose hours another row or source counts: set aside, not lost. The reports never count
+# them as missing (docs/semantics.md "Counted elsewhere").
+COUNTED_ELSEWHERE: tuple[str, ...] = ("duplicate_entity", "overridden", "under_commitment", "reservable_pool",
+                                      "shared_service")
+
 REJECT_SCHEMA: dict[str, pl.DataType] = {
     "site": pl.String(),
     "level": pl.String(),  # level the row would have fed (null if it fed none)

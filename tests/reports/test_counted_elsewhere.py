@@ -5,12 +5,16 @@ missing hours ignores them."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from pathlib import Path
 
 import polars as pl
 
-from exporter.columns import REJECT_REASONS
+from exporter.columns import COUNTED_ELSEWHERE, REJECT_REASONS
 from exporter.reports.coverage import LONG_SCHEMA, coverage_summary
 from exporter.reports.legacy import evidence
+
+SEMANTICS = Path(__file__).resolve().parents[2] / "docs" / "semantics.md"
 
 
 def _entry(kind: str, hours: float, reason: str | None = None) -> dict:
@@ -19,7 +23,8 @@ def _entry(kind: str, hours: float, reason: str | None = None) -> dict:
 
 
 def test_every_booked_hour_is_in_exactly_one_column_whatever_its_kind_and_reason():
-    # one entry per (kind, reason), each a distinct power of two so a sum tells which entries it holds
+    # one entry per (kind, reason), each a distinct power of two: an entry dropped or counted twice
+    # changes the total
     entries = [_entry("counted", 1.0), _entry("unknown", 2.0)]
     entries += [_entry(kind, 2.0 ** (2 + i), reason)
                 for i, (kind, reason) in enumerate((k, r) for k in ("clipped", "rejected") for r in REJECT_REASONS)]
@@ -48,3 +53,11 @@ def test_a_mask_kept_by_the_lease_is_no_evidence_of_missing_maintenance_hours():
                                      "state": pl.String, "hours": pl.Float64})
     found = evidence(rows, no_leaves).filter(pl.col("level") == "maintenance")
     assert found["date"].to_list() == [dt.date(2025, 3, 3)]
+
+
+def test_the_counted_elsewhere_reasons_are_reasons_and_the_docs_name_exactly_them():
+    section = SEMANTICS.read_text().split("### Counted elsewhere", 1)[1].split("\n#", 1)[0]
+    paragraph = section.split("Their hours are not lost", 1)[0]
+    named = re.findall(r"`([a-z_]+)` \(", paragraph)
+    assert set(COUNTED_ELSEWHERE) <= set(REJECT_REASONS)
+    assert named == list(COUNTED_ELSEWHERE)
