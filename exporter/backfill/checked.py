@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from exporter.columns import POOLS, STATES, TIME, TIMELINE_KEYS, TIMELINE_SCHEMA
+from exporter.engine.blocks import index_dtype, row_blocks
 from exporter.errors import TimelineError
 from exporter.metrics import FAMILIES, FAMILY_BY_RESOURCE
 
@@ -217,6 +218,17 @@ def _numeric_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame) 
 LOOKUP_LIMIT = 1 << 24  # series codes below this index a lookup table (16M entries at most)
 
 
+def rank_lookup(keys: pl.DataFrame) -> np.ndarray | None:
+    """``rank_of_code[code]``: each series code's rank, as a table; None when the codes are too
+    sparse for one (not worth the guesswork: the callers take their general path)."""
+    largest = int(keys["code"].max())
+    if largest >= LOOKUP_LIMIT:
+        return None
+    rank_of_code = np.zeros(largest + 1, dtype=np.uint32)
+    rank_of_code[keys["code"].to_numpy()] = keys["rank"].to_numpy()
+    return rank_of_code
+
+
 def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, grid: pl.DataFrame,
                     step: int) -> pl.DataFrame | None:
     """The samples of :func:`_numeric_samples` without its join and sort, or None when the
@@ -228,16 +240,14 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
     empty (n rows onto n places, none empty: no two rows share one) - that is "one row per series
     and grid time", checked in one pass instead of a sort. The grid check before this guarantees
     each row's time is one of its site's grid times, so every place is in range."""
-    largest = int(keys["code"].max())
-    if largest >= LOOKUP_LIMIT:
+    rank_of_code = rank_lookup(keys)
+    if rank_of_code is None:
         return None
     series = keys.join(grid.select("site", "points", start=pl.col("start").dt.epoch("s")), on="site",
                        maintain_order="left")
     points = series["points"].to_numpy().astype(np.int64)
     if int(points.sum()) != frame.height:
         return None
-    rank_of_code = np.zeros(largest + 1, dtype=np.uint32)
-    rank_of_code[keys["code"].to_numpy()] = keys["rank"].to_numpy()
     offset, starts = np.cumsum(points) - points, series["start"].to_numpy()
     order = _placed_rows(frame["timestamp"], codes.to_numpy(), rank_of_code, offset, starts, step)
     if order is None:
@@ -253,27 +263,16 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
                          "t": pl.Series(t, dtype=pl.Int64), "value": frame["value"].gather(pl.Series(order))})
 
 
-PLACE_BLOCK = 1 << 16  # rows a block: its temporaries are reused heap memory, not fresh pages
-
-
 def _placed_rows(timestamps: pl.Series, codes: np.ndarray, rank_of_code: np.ndarray, offset: np.ndarray,
                  starts: np.ndarray, step: int) -> np.ndarray | None:
     """The row at each place (polars' index type), or None when a place is left empty. A row's
-    place is its series' offset plus its grid index, computed block by block over the timestamp
-    column's own chunks: whole-length temporaries (times, ranks, offsets, places) were fresh
-    memory, which cost more than the arithmetic (BENCHMARKS.md)."""
-    index = np.uint32 if pl.get_index_type() == pl.UInt32 else np.uint64
+    place is its series' offset plus its grid index, computed block by block (engine.blocks)."""
+    index = index_dtype()
     empty = np.iinfo(index).max  # no row number reaches it: polars' rows fit its index type
     order = np.full(timestamps.len(), empty, dtype=index)
-    row = 0
-    for chunk in timestamps.get_chunks():
-        seconds = chunk.dt.epoch("s").to_numpy()
-        for begin in range(0, len(seconds), PLACE_BLOCK):
-            t = seconds[begin:begin + PLACE_BLOCK]
-            first = row + begin
-            rank = rank_of_code[codes[first:first + len(t)]]
-            order[offset[rank] + (t - starts[rank]) // step] = np.arange(first, first + len(t), dtype=index)
-        row += len(seconds)
+    for first, t in row_blocks(timestamps, lambda chunk: chunk.dt.epoch("s").to_numpy()):
+        rank = rank_of_code[codes[first:first + len(t)]]
+        order[offset[rank] + (t - starts[rank]) // step] = np.arange(first, first + len(t), dtype=index)
     return None if (order == empty).any() else order
 
 

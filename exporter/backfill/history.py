@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from exporter.backfill.checked import (LOOKUP_LIMIT, SERIES_KEYS, Prechecked, family_codes, placed_timeline,
-                                      prechecked_timeline)
+from exporter.backfill.checked import (SERIES_KEYS, Prechecked, family_codes, placed_timeline,
+                                      prechecked_timeline, rank_lookup)
 from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import check_origin, sample_values, series_labels, with_counters
+from exporter.engine.blocks import index_dtype, row_blocks
 from exporter.engine.running import settled_quanta, sums_before_runs
 from exporter.engine.runs import runs, runs_by_value
 from exporter.errors import TimelineError
@@ -155,11 +156,9 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     end = min(start + seconds, epoch_of(cutoff))
     if end <= first:
         return None
-    largest = int(pre.keys["code"].max())
-    if largest >= LOOKUP_LIMIT:  # codes too sparse for tables: not worth the guesswork
+    rank_of_code = rank_lookup(pre.keys)
+    if rank_of_code is None:
         return None
-    rank_of_code = np.zeros(largest + 1, dtype=np.uint32)
-    rank_of_code[pre.keys["code"].to_numpy()] = pre.keys["rank"].to_numpy()
     codes = pre.codes.to_numpy()
     # Σ|terms| per series in rank order; any order gives the whole path's quantum where it is settled
     # (N rows bound each series' count of terms)
@@ -182,26 +181,16 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     return datetime_of(start), with_counters(values, pl.Series(counters))
 
 
-ABS_SUM_BLOCK = 1 << 16  # rows a block: its temporaries are reused heap memory, not fresh pages
-
-
 def abs_sums_by_rank(codes: np.ndarray, rank_of_code: np.ndarray, values: pl.Series, step: int,
                      series: int) -> np.ndarray:
     """Σ|value · step| of each series (``rank_of_code[codes]``), in rank order, summed block by
-    block over ``values``' own chunks (numpy views, no copy): whole-length temporaries (the terms,
-    their absolute values, the codes cast for ``bincount``) were fresh memory, which cost more
-    than the sums (0.14 -> 0.02 s on 3.16M rows, BENCHMARKS.md). The order of adding differs from
-    one pass's; :func:`~exporter.engine.running.settled_quanta` allows any."""
+    block (engine.blocks; 0.14 -> 0.02 s on 3.16M rows). The order of adding differs from one
+    pass's; :func:`~exporter.engine.running.settled_quanta` allows any."""
     sums = np.zeros(series)
-    offset = 0
-    for chunk in values.get_chunks():
-        chunk_values = chunk.to_numpy()
-        for begin in range(0, len(chunk_values), ABS_SUM_BLOCK):
-            terms = chunk_values[begin:begin + ABS_SUM_BLOCK] * step
-            np.abs(terms, out=terms)
-            block = codes[offset + begin:offset + begin + len(terms)]
-            sums += np.bincount(rank_of_code[block], weights=terms, minlength=series)
-        offset += len(chunk_values)
+    for first, block in row_blocks(values):
+        terms = block * step
+        np.abs(terms, out=terms)
+        sums += np.bincount(rank_of_code[codes[first:first + len(terms)]], weights=terms, minlength=series)
     return sums
 
 
@@ -280,7 +269,7 @@ def rows_by_key(keys: pl.Series) -> dict[int, pl.Series]:
     starts, ends, bounds = runs_by_value(values)  # each value's runs together, in row order
     lengths = ends - starts
     placed = np.cumsum(lengths) - lengths  # where each run starts in the laid-out rows
-    index = np.uint32 if pl.get_index_type() == pl.UInt32 else np.uint64
+    index = index_dtype()
     # a row = its place in the layout + (its run's start - the run's place); unsigned, so a negative
     # shift wraps around and the sum wraps back (every row number fits polars' index type)
     rows = np.repeat((starts - placed).astype(index), lengths)

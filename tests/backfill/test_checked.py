@@ -4,6 +4,7 @@ general path names the fault) on anything else, also when faults balance the row
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import polars as pl
@@ -12,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from exporter.backfill import checked
 from exporter.backfill.openmetrics import render_openmetrics
+from exporter.engine import blocks
 from exporter.errors import TimelineError
 from tests.backfill.timelines import synthetic_timeline
 
@@ -37,11 +39,28 @@ def _general(frame: pl.DataFrame) -> checked.CheckedTimeline:
 
 @settings(max_examples=40, deadline=None)
 @given(hours_uc=st.integers(2, 6), hours_tacc=st.integers(2, 6), seed=st.integers(0, 2**32 - 1),
-       drop=st.integers(0, 2), repeat=st.integers(0, 2))
-def test_fast_placement_equals_the_general_path_or_declines(hours_uc, hours_tacc, seed, drop, repeat):
+       drop=st.integers(0, 2), repeat=st.integers(0, 2), cuts=st.lists(st.integers(0, 60), max_size=3))
+def test_fast_placement_equals_the_general_path_or_declines(hours_uc, hours_tacc, seed, drop, repeat, cuts):
     dense = _two_sites(hours_uc, hours_tacc)
     frame = pl.concat([dense.sample(fraction=1.0, shuffle=True, seed=seed).slice(drop),
                        dense.sample(n=repeat, seed=seed)]).sample(fraction=1.0, shuffle=True, seed=seed + 1)
+    # in chunks (a parquet file's columns come so), placed in blocks of 3 rows: a block ends inside a chunk
+    bounds = sorted({0, frame.height, *(min(cut, frame.height) for cut in cuts)})
+    frame = pl.concat([frame.slice(a, b - a) for a, b in zip(bounds, bounds[1:])], rechunk=False)
+    with _blocks_of(3):
+        _placement_equals_the_general_path_or_declines(frame)
+
+
+@contextlib.contextmanager
+def _blocks_of(rows: int):
+    kept, blocks.BLOCK_ROWS = blocks.BLOCK_ROWS, rows  # not monkeypatch: hypothesis runs many examples a call
+    try:
+        yield
+    finally:
+        blocks.BLOCK_ROWS = kept
+
+
+def _placement_equals_the_general_path_or_declines(frame: pl.DataFrame) -> None:
     try:
         expected = _general(frame)
     except TimelineError as error:
