@@ -20,9 +20,7 @@ def samples_sha256(parts: Sequence[pl.DataFrame]) -> str:
     """The hex sha256 of the sample lines in ``parts`` (frames with ``prefix`` (Enum:
     ``name{labels}``), ``value`` (Float64) and ``t`` (Int64 seconds)), taken in the order given:
     the file's, as windows._write_window hands the same parts (openmetrics.family_parts) to the
-    writers. It hashes the runs of lines with the same ``name{labels}`` (their count, name lengths,
-    line counts and names), then every timestamp, then every value: the byte layout is
-    docs/backfill.md "Verifying a re-run"."""
+    writers. The bytes hashed: docs/backfill.md "Verifying a re-run"."""
     names: list[str] = []
     counts: list[int] = []
     for part in parts:

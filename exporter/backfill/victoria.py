@@ -230,7 +230,7 @@ def _call(request: urllib.request.Request, timeout: float, *, what: str) -> byte
             # the server answered before it had read the whole body and closed: its answer is lost
             raise StoreError(f"VictoriaMetrics closed the connection during the {what} at {where}: {reason} (it "
                              "refuses a request it cannot take, e.g. a line over its -import.maxLineLen, before "
-                             "reading all of it; its log says why)") from None
+                             "reading all of it, or it stopped; its log says why)") from None
         raise StoreError(f"cannot reach VictoriaMetrics at {where}: {reason} "
                          "(is it running? a single node listens on :8428)") from None
 

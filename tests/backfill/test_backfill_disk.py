@@ -221,7 +221,7 @@ def test_a_hash_failing_while_promtool_runs_stops_the_run_and_leaves_nothing(tim
 
     monkeypatch.setattr(windows, "_hashed", failing_hash)
     with pytest.raises(OSError, match=r"cannot read openmetrics/\S+\.om back"):
-        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=162, now=NOW,
+        backfill(timeline_dir, tmp_path / "out", blocks=True, promtool=str(wrapper), block_hours=54, now=NOW,
                  keep_openmetrics=True)
     started = [int(pid) for pid in pids.read_text().split()]
     assert started

@@ -134,7 +134,7 @@ def test_a_refused_request_is_one_line_with_the_servers_reason(tmp_path, victori
 
 
 def test_a_connection_closed_mid_import_is_one_line_not_a_server_down(timeline_dir):
-    # A server that answers the count query, then drops the import after its first kilobyte with a
+    # A server that answers the count query, then drops the import after its first read with a
     # reset (what a real server's early answer to a large bad request can turn into): the error says
     # the server closed the connection, not that it cannot be reached.
     with resetting_server() as url:
