@@ -71,8 +71,9 @@ def host_attributes(host_windows: pl.LazyFrame, capabilities: pl.LazyFrame) -> p
 
     Per hostname the newest non-empty value wins: the newest computehosts row first (equal times:
     the higher id), then its newest capability row (equal times: the higher row id), then the
-    larger value; ids in ``common.id_order`` (docs/semantics.md). No node_type capability -> "unknown"; no GPU count -> 0. A GPU value that is not a
-    finite number >= 0 ("nan", "inf", "-1", "two") is no GPU count: an older valid one wins.
+    larger value; ids in ``common.id_order`` (docs/semantics.md). No node_type capability ->
+    "unknown"; no GPU count -> 0. A GPU value that is not a finite number >= 0 ("nan", "inf",
+    "-1", "two") is no GPU count: an older valid one wins.
     """
     count = pl.col("value").cast(pl.Float64, strict=False)
     gpu_count = pl.col("name").is_in(GPU_COUNT_CAPABILITIES) & count.is_finite() & (count >= 0)

@@ -62,8 +62,8 @@ def coverage_summary(long: pl.DataFrame) -> pl.DataFrame:
     """One row per (site, year, level): hours counted / clipped / rejected (losing hours) / unknown,
     the share counted of counted + clipped + rejected, the hours counted elsewhere (clipped or
     rejected with a reason in COUNTED_ELSEWHERE: in neither of those two columns), every rejected
-    row's hours by reason (counted elsewhere or not), and the source tables that evidenced the counted hours. So counted + clipped
-    + rejected + counted_elsewhere is every booked hour."""
+    row's hours by reason (counted elsewhere or not), and the source tables that evidenced the
+    counted hours (docs/reports.md)."""
     elsewhere = pl.col("reason").is_in(COUNTED_ELSEWHERE).fill_null(False)
 
     def hours(name: str, chosen: pl.Expr) -> pl.Expr:
