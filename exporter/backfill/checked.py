@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from exporter.columns import POOLS, STATES, TIME, TIMELINE_KEYS, TIMELINE_SCHEMA
-from exporter.engine.blocks import index_dtype, row_blocks
+from exporter.engine.chunks import index_dtype, row_blocks
 from exporter.errors import TimelineError
 from exporter.metrics import FAMILIES, FAMILY_BY_RESOURCE
 
@@ -266,7 +266,7 @@ def _placed_samples(frame: pl.DataFrame, codes: pl.Series, keys: pl.DataFrame, g
 def _placed_rows(timestamps: pl.Series, codes: np.ndarray, rank_of_code: np.ndarray, offset: np.ndarray,
                  starts: np.ndarray, step: int) -> np.ndarray | None:
     """The row at each place (polars' index type), or None when a place is left empty. A row's
-    place is its series' offset plus its grid index, computed block by block (engine.blocks)."""
+    place is its series' offset plus its grid index, computed block by block (engine.chunks)."""
     index = index_dtype()
     empty = np.iinfo(index).max  # no row number reaches it: polars' rows fit its index type
     order = np.full(timestamps.len(), empty, dtype=index)

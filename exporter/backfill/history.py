@@ -18,7 +18,7 @@ from exporter.backfill.checked import (SERIES_KEYS, Prechecked, family_codes, pl
                                       prechecked_timeline, rank_lookup)
 from exporter.backfill.families import LINE_SCHEMA, family_lines
 from exporter.backfill.openmetrics import check_origin, sample_values, series_labels, with_counters
-from exporter.engine.blocks import index_dtype, row_blocks
+from exporter.engine.chunks import index_dtype, row_blocks
 from exporter.engine.running import settled_quanta, sums_before_runs
 from exporter.engine.runs import runs, runs_by_value
 from exporter.errors import TimelineError
@@ -169,7 +169,7 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
     # the window's rows only: no array as long as the timeline is made (fresh memory, BENCHMARKS.md)
     rows = pre.frame.select(pl.arg_where(pl.col("timestamp") < datetime_of(end))).to_series()
     rank = rank_of_code[codes[rows.to_numpy()]]
-    t = pre.frame["timestamp"].gather(rows).dt.epoch("us").to_numpy() // 1_000_000  # the stored unit
+    t = pre.frame["timestamp"].gather(rows).dt.epoch("s").to_numpy()
     order = np.argsort(rank.astype(np.int64) * (1 << 40) + t)  # by (rank, t)
     rows, rank, t = rows.gather(order), rank[order], t[order]
     family_of_rank = family_codes(pre.keys["resource"]).to_numpy()  # keys are in rank order (_ranked_keys)
@@ -184,7 +184,7 @@ def first_window(pre: Prechecked, *, cutoff: dt.datetime, origin: dt.datetime | 
 def abs_sums_by_rank(codes: np.ndarray, rank_of_code: np.ndarray, values: pl.Series, step: int,
                      series: int) -> np.ndarray:
     """Σ|value · step| of each series (``rank_of_code[codes]``), in rank order, summed block by
-    block (engine.blocks; 0.14 -> 0.02 s on 3.16M rows). The order of adding differs from one
+    block (engine.chunks; 0.14 -> 0.02 s on 3.16M rows). The order of adding differs from one
     pass's; :func:`~exporter.engine.running.settled_quanta` allows any."""
     sums = np.zeros(series)
     for first, block in row_blocks(values):

@@ -169,8 +169,7 @@ def family_parts(lines: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
     family = lines["family"].to_numpy()
     starts, ends, bounds = runs_by_value(family)
     slices = [lines.slice(int(start), int(end - start)) for start, end in zip(starts, ends)]
-    return [(int(family[starts[first]]), slices[first] if last - first == 1
-             else pl.concat(slices[first:last], rechunk=False))
+    return [(int(family[starts[first]]), pl.concat(slices[first:last], rechunk=False))  # one: itself
             for first, last in zip(bounds[:-1], bounds[1:])]
 
 

@@ -216,16 +216,16 @@ def _flush(base: str, timeout: float) -> None:
 
 
 def _call(request: urllib.request.Request, timeout: float, *, what: str) -> bytes:
+    where = request.full_url.split("?")[0]
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as error:
         detail = error.read().decode(errors="replace").strip().splitlines()
-        raise StoreError(f"VictoriaMetrics refused the {what} at {request.full_url.split('?')[0]}: HTTP {error.code} "
+        raise StoreError(f"VictoriaMetrics refused the {what} at {where}: HTTP {error.code} "
                          f"{detail[0][:200] if detail else error.reason}") from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
-        where = request.full_url.split('?')[0]
         if request.data is not None and isinstance(reason, (ConnectionResetError, BrokenPipeError)):
             # the server answered before it had read the whole body and closed: its answer is lost
             raise StoreError(f"VictoriaMetrics closed the connection during the {what} at {where}: {reason} (it "

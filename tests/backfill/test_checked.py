@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from exporter.backfill import checked
 from exporter.backfill.openmetrics import render_openmetrics
-from exporter.engine import blocks
+from exporter.engine import chunks
 from exporter.errors import TimelineError
 from tests.backfill.timelines import synthetic_timeline
 
@@ -53,11 +53,11 @@ def test_fast_placement_equals_the_general_path_or_declines(hours_uc, hours_tacc
 
 @contextlib.contextmanager
 def _blocks_of(rows: int):
-    kept, blocks.BLOCK_ROWS = blocks.BLOCK_ROWS, rows  # not monkeypatch: hypothesis runs many examples a call
+    kept, chunks.BLOCK_ROWS = chunks.BLOCK_ROWS, rows  # not monkeypatch: hypothesis runs many examples a call
     try:
         yield
     finally:
-        blocks.BLOCK_ROWS = kept
+        chunks.BLOCK_ROWS = kept
 
 
 def _placement_equals_the_general_path_or_declines(frame: pl.DataFrame) -> None:

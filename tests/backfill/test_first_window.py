@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from exporter import children
 from exporter.backfill import blocks
-from exporter.engine import blocks as blocks_of_rows
+from exporter.engine import chunks
 from exporter.backfill.checked import checked_timeline
 from exporter.backfill.history import History, abs_sums_by_rank, history_opening, iso, rows_by_key, window_rows
 from exporter.backfill.openmetrics import sample_values
@@ -87,7 +87,7 @@ def test_abs_sums_by_rank_add_every_row_once_across_chunks_and_blocks(monkeypatc
     """Chunks of several lengths, blocks shorter than a chunk (so a block ends inside one, and a
     chunk's last block is short): each series' Σ|value · step| over all rows. Halves of small
     integers sum exactly in any order, so the block-by-block sums must equal one pass's."""
-    monkeypatch.setattr(blocks_of_rows, "BLOCK_ROWS", 3)
+    monkeypatch.setattr(chunks, "BLOCK_ROWS", 3)
     rng = np.random.default_rng(7)
     lengths = (5, 1, 8, 3)
     values = pl.concat([pl.Series("value", rng.integers(-40, 40, n) / 2.0) for n in lengths], rechunk=False)

@@ -18,14 +18,14 @@ BLOCK_ROWS = 1 << 16
 
 def row_blocks(column: pl.Series, as_numpy: Callable[[pl.Series], np.ndarray] = pl.Series.to_numpy
                ) -> Iterator[tuple[int, np.ndarray]]:
-    """(first row, block) over ``column``, chunk by chunk (``as_numpy`` of each chunk: a view where
-    it can be), each chunk in blocks of at most BLOCK_ROWS rows."""
+    """(first row, block) over ``column``, chunk by chunk, each chunk in blocks of at most
+    BLOCK_ROWS rows, each block ``as_numpy`` (a view where it can be; a conversion, e.g. to epoch
+    seconds, makes only a block's worth)."""
     rows, first = BLOCK_ROWS, 0
     for chunk in column.get_chunks():
-        values = as_numpy(chunk)
-        for begin in range(0, len(values), rows):
-            yield first + begin, values[begin:begin + rows]
-        first += len(values)
+        for begin in range(0, chunk.len(), rows):
+            yield first + begin, as_numpy(chunk.slice(begin, rows))
+        first += chunk.len()
 
 
 def index_dtype() -> type[np.unsignedinteger]:
