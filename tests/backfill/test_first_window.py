@@ -197,24 +197,25 @@ def test_a_failing_run_stops_the_first_windows_render_at_its_next_family(tmp_pat
     """The whole check failing while the first window renders: that render stops at its next
     family (the pool's exit waits for it) rather than writing the whole window first.
 
-    The check fails once the window's file exists (its render has begun), so the window is never
-    cancelled before it starts; the render is held before its second family until the run is
-    failing, so the failure surely arrives mid-render, however loaded the machine."""
+    The check fails once the render has passed its first family's stop check, so the window is
+    never cancelled or stopped before it starts; the render is held before its second family
+    until the run is failing, so the failure surely arrives mid-render, however loaded the
+    machine (waiting for the file instead let a loaded run set the flag before the first check)."""
     directory = write_timeline(_timeline(40, 0, 40, 3), tmp_path / "tl")
     opened = history_opening(directory, holdback=H, job="j", instance="i", now=T0 + 40 * H, hours=18)
-    real_check, families = children.raise_if_stopping, []
+    real_check, passed = children.raise_if_stopping, []
 
-    def held_after_the_first_family(stop=None):
-        families.append(1)
-        if len(families) == 2 and stop is not None:
+    def held_before_the_second_family(stop=None):
+        if passed and stop is not None:
             stop.wait(60)
         real_check(stop)
+        passed.append(1)
 
-    monkeypatch.setattr(children, "raise_if_stopping", held_after_the_first_family)
+    monkeypatch.setattr(children, "raise_if_stopping", held_before_the_second_family)
 
     def failing_check() -> pl.DataFrame:
         waited_until = time.monotonic() + 60
-        while not any((tmp_path / "out").glob("openmetrics/*.om")) and time.monotonic() < waited_until:
+        while not passed and time.monotonic() < waited_until:
             time.sleep(0.0005)
         raise TimelineError("the whole check failed")
 
@@ -223,4 +224,4 @@ def test_a_failing_run_stops_the_first_windows_render_at_its_next_family(tmp_pat
                           keep_openmetrics=True, progress=SILENT, first=opened.first, total=opened.windows)
     texts = [path.read_bytes() for path in (tmp_path / "out" / "openmetrics").glob("*.om")]
     assert texts and not any(text.endswith(b"# EOF\n") for text in texts)
-    assert len(families) == 2  # stopped at the second family, not after the window
+    assert len(passed) == 1  # stopped at the second family, not after the window
